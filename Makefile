@@ -1,0 +1,34 @@
+# Every target creates .venv on first use, so each works on a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO ?= demo-data
+
+.PHONY: demo test lint fmt install
+
+$(BIN)/liaison: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/liaison
+
+## demo: install, create demo-data/ on first run, start the broker on http://127.0.0.1:8750
+demo: install
+	@test -d $(DEMO) || $(BIN)/liaison init $(DEMO) --demo
+	$(BIN)/liaison serve --data $(DEMO)
+
+## test: install, then run the whole test suite (SQLite always, PostgreSQL when reachable)
+test: install
+	$(BIN)/python -m pytest
+
+## lint: formatting, lint and strict typing
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
