@@ -1,0 +1,409 @@
+"""The ``liaison`` command: parse, call a use case, print. Errors: one line, non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from broker.config import load_settings, resolved_database_url
+from broker.crypto.keys import generate, write_private_key
+from broker.errors import ConfigError, LiaisonError, SourceError
+from broker.logs import configure_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PID_FILE = "liaison.pid"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        result: int = args.run(args)
+        return result
+    except SourceError as e:
+        print(e.diagnostics(), file=sys.stderr)
+        print(
+            f"liaison: refused ({len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}); "
+            "nothing was changed",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except LiaisonError as e:
+        print(f"liaison: {e.diagnostics()}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    path = Path(args.data or os.environ.get("LIAISON_DATA", "liaison-data"))
+    if not (path / "liaison.toml").exists():
+        raise ConfigError(
+            f"{path} is not a Liaison data directory (run `liaison init {path}` first)"
+        )
+    return path
+
+
+def _parse_time(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise ConfigError(f"--at: not an ISO 8601 time: {text!r}") from e
+    if value.tzinfo is None:
+        raise ConfigError("--at: the time needs a timezone, e.g. 2026-12-01T09:00:00Z")
+    return value
+
+
+# -- init, serve, keygen ----------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from broker.service.setup import init_data_dir
+
+    result = asyncio.run(
+        init_data_dir(
+            Path(args.dir),
+            demo=args.demo,
+            now=datetime.now(UTC),
+            environ=os.environ,
+            port=args.port,
+        )
+    )
+    applied = result.directory
+    print(f"Created Liaison data directory {result.data_dir}")
+    print(f"  {result.keys_written} private keys under {result.data_dir / 'keys'} (mode 0600)")
+    print(f"  directory revision {applied.revision}: {applied.diff.summary()}")
+    print(f"\nStart it with:  liaison serve --data {result.data_dir}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from broker.app import create_app
+
+    data = _data_dir(args)
+    env = dict(os.environ)
+    if args.host:
+        env["LIAISON_SERVER_HOST"] = args.host
+    if args.port is not None:
+        env["LIAISON_SERVER_PORT"] = str(args.port)
+    settings = load_settings(data, env)
+    configure_logging(settings.logging.level, settings.logging.format)
+    app = create_app(settings, env)
+    pid_file = data / PID_FILE
+
+    async def install_reload(app: web.Application) -> Any:
+        from broker.http.keys import STATE
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app[STATE])))
+        pid_file.write_text(f"{os.getpid()}\n")
+        yield
+        pid_file.unlink(missing_ok=True)
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    app.cleanup_ctx.append(install_reload)
+    print(
+        f"Liaison listening on http://{settings.server.host}:{settings.server.port} "
+        f"(data {data}, Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        print=None,
+        handle_signals=True,
+        shutdown_timeout=10,
+    )
+    return EXIT_OK
+
+
+async def _reload(state: Any) -> None:
+    from broker.logs import get_logger
+
+    log = get_logger("liaison.cli")
+    try:
+        await state.reload_policies()
+    except SourceError as e:
+        log.error("policy_reload_refused", problems=[str(p) for p in e.problems])
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    pair = generate(args.type)
+    out = Path(args.out)
+    if out.exists():
+        raise ConfigError(f"{out} exists; refusing to overwrite a key")
+    write_private_key(out, pair)
+    owner = args.owner or out.stem.removesuffix(".x25519")
+    entry = {
+        "id": pair.key_id(owner),
+        "type": pair.type,
+        "public": pair.public_b64,
+        "status": "active",
+    }
+    print(
+        f"Wrote {pair.type} private key to {out} (mode 0600). Add this to the owner's keys in the directory:"
+    )
+    print("  - " + json.dumps(entry))
+    return EXIT_OK
+
+
+# -- directory -----------------------------------------------------------------------------
+
+
+def cmd_directory_apply(args: argparse.Namespace) -> int:
+    from broker.service.directory import apply_directory_file
+
+    async def run() -> int:
+        settings, engine = await _open_store(args)
+        try:
+            result = await apply_directory_file(
+                engine,
+                Path(args.file),
+                actor=f"cli:{getpass.getuser()}",
+                now=datetime.now(UTC),
+                max_bytes=settings.limits.max_directory_bytes,
+                dry_run=args.dry_run,
+            )
+        finally:
+            await engine.dispose()
+        for line in result.diff.lines():
+            print(line)
+        if result.diff.empty:
+            print("No changes.")
+        elif args.dry_run:
+            print(f"Dry run: {result.diff.summary()}; nothing applied.")
+        else:
+            print(f"Applied directory revision {result.revision}: {result.diff.summary()}.")
+        return EXIT_OK
+
+    return _run(run())
+
+
+def cmd_directory_show(args: argparse.Namespace) -> int:
+    from broker.directory.present import jurisdiction_tree, to_document, tree_text
+    from broker.store.directory_repo import load_directory
+
+    async def run() -> int:
+        _, engine = await _open_store(args)
+        try:
+            directory, revision = await load_directory(engine)
+        finally:
+            await engine.dispose()
+        if args.json:
+            document = {
+                "revision": revision,
+                "tree": jurisdiction_tree(directory),
+                **to_document(directory),
+            }
+            print(json.dumps(document, ensure_ascii=False, indent=2))
+        else:
+            print(f"Directory revision {revision}")
+            print(tree_text(directory))
+        return EXIT_OK
+
+    return _run(run())
+
+
+async def _open_store(args: argparse.Namespace) -> tuple[Any, Any]:
+    from broker.store.engine import create_engine, migrate
+
+    settings = load_settings(_data_dir(args), os.environ)
+    engine = create_engine(resolved_database_url(settings, os.environ))
+    await migrate(engine)
+    return settings, engine
+
+
+# -- policy --------------------------------------------------------------------------------
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from broker.policy.load import load_policies
+
+    policies = load_policies(Path(args.dir))
+    print(
+        f"{args.dir}: {len(policies.channels)} channels, {len(policies.statements)} Cedar policies, "
+        f"valid ({policies.hash})"
+    )
+    return EXIT_OK
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from broker.policy.explain import explain, explain_text
+    from broker.service.notices import notice_facts_from_document
+    from broker.state import BrokerState
+
+    document = _read_json(Path(args.notice))
+
+    async def run() -> int:
+        settings, engine = await _open_store(args)
+        try:
+            view = await BrokerState(engine, settings.policies_dir, settings.limits).load()
+        finally:
+            await engine.dispose()
+        facts = notice_facts_from_document(document, sender=args.sender or "unknown")
+        report = explain(
+            facts,
+            view.authorizer,
+            _parse_time(args.at),
+            body=document.get("body"),
+            check_sender=args.sender is not None,
+        )
+        print(
+            json.dumps(report, ensure_ascii=False, indent=2) if args.json else explain_text(report)
+        )
+        return EXIT_OK
+
+    return _run(run())
+
+
+def cmd_policy_reload(args: argparse.Namespace) -> int:
+    from broker.policy.load import load_policies
+
+    data = _data_dir(args)
+    settings = load_settings(data, os.environ)
+    load_policies(
+        settings.policies_dir
+    )  # refuse early, with file:line, what the broker would refuse
+    try:
+        pid = int((data / PID_FILE).read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"no running broker found for {data} ({PID_FILE})") from e
+    print(
+        f"Policies in {settings.policies_dir} are valid; asked broker (pid {pid}) to reload them."
+    )
+    return EXIT_OK
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a notice must be a JSON object")
+    return data
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liaison", description="Liaison: a secure inter-agency information-sharing broker."
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], help: str, parent: Any = sub
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        p.set_defaults(run=run)
+        return p
+
+    def data_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data",
+            metavar="DIR",
+            help="data directory (default: $LIAISON_DATA or ./liaison-data)",
+        )
+
+    p = command("init", cmd_init, "create a data directory, empty or with demo data")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument(
+        "--demo", action="store_true", help="add the Western Balkans demo directory and keys"
+    )
+    p.add_argument(
+        "--port", type=int, default=8750, help="port written into liaison.toml (default 8750)"
+    )
+
+    p = command("serve", cmd_serve, "run the broker")
+    data_option(p)
+    p.add_argument("--host", help="listen address (default from liaison.toml: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default from liaison.toml: 8750)")
+
+    p = command("keygen", cmd_keygen, "generate a key pair; write the private key as PKCS#8 PEM")
+    p.add_argument("--type", choices=["ed25519", "x25519"], required=True)
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--owner", help="organisation or contact id the key belongs to (for the key id)")
+
+    directory = sub.add_parser("directory", help="the institutional directory")
+    dsub = directory.add_subparsers(title="directory commands", metavar="COMMAND")
+    directory.set_defaults(run=lambda a: _usage(directory))
+    p = command(
+        "apply", cmd_directory_apply, "validate a directory file and apply it atomically", dsub
+    )
+    p.add_argument("file", metavar="FILE")
+    data_option(p)
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    p = command("show", cmd_directory_show, "print the directory", dsub)
+    data_option(p)
+    p.add_argument(
+        "--json", action="store_true", help="machine-readable, with the jurisdiction tree"
+    )
+
+    policy = sub.add_parser("policy", help="channels and authorization policies")
+    psub = policy.add_subparsers(title="policy commands", metavar="COMMAND")
+    policy.set_defaults(run=lambda a: _usage(policy))
+    p = command(
+        "check",
+        cmd_policy_check,
+        "validate a policy directory (file:line: reason on failure)",
+        psub,
+    )
+    p.add_argument("dir", metavar="DIR")
+    p = command(
+        "explain", cmd_policy_explain, "who would receive a notice, and by which rule", psub
+    )
+    p.add_argument("notice", metavar="NOTICE.json")
+    data_option(p)
+    p.add_argument(
+        "--as", dest="sender", metavar="ORG", help="check that this organisation may publish it"
+    )
+    p.add_argument("--at", metavar="TIME", help="route as of this time (ISO 8601; default now)")
+    p.add_argument("--json", action="store_true")
+    p = command(
+        "reload",
+        cmd_policy_reload,
+        "validate the policies and make the running broker load them",
+        psub,
+    )
+    data_option(p)
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

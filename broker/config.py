@@ -1,0 +1,241 @@
+"""Settings: a frozen object built from ``DIR/liaison.toml`` and an environment mapping.
+
+The caller passes the environment in (``os.environ`` in production, a dict in tests), so nothing
+here reads global state. Secrets are never literal: a setting that holds one takes a reference,
+``file:PATH`` (relative to the data directory) or ``env:NAME``, resolved by ``resolve_secret``.
+
+Every limit a client can push against is a named field with its default documented beside it.
+Environment overrides are ``LIAISON_<SECTION>_<KEY>``, e.g. ``LIAISON_SERVER_PORT=9000`` or
+``LIAISON_LIMITS_MAX_BODY_BYTES=131072``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from broker.errors import ConfigError
+
+CONFIG_FILE = "liaison.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8750
+    # The URL clients use to reach this broker; token audiences and links are built from it.
+    public_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    # Empty: SQLite file DIR/liaison.db (WAL, synchronous=FULL). Or postgresql://... ; a URL
+    # with a password must be given by reference (env:NAME or file:PATH).
+    url: str = ""
+    pool_size: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    # Empty: DIR/policies.
+    dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KeySettings:
+    # The broker's own Ed25519 signing key (checkpoints, access tokens), PKCS#8 PEM.
+    signing_key: str = "file:keys/broker.pem"
+    # The broker's X25519 escrow key, used only to re-wrap for escalation and succession.
+    escrow_key: str = "file:keys/broker-escrow.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_body_bytes: int = 262_144  # bytes of one request body (413 beyond)
+    max_header_bytes: int = 16_384  # bytes of one request header field
+    clock_skew_seconds: int = 300  # accepted |now - created| of a signed request
+    token_lifetime_seconds: int = 900  # access tokens, at most 15 minutes
+    assertion_max_seconds: int = 300  # how far ahead a client assertion's exp may be
+    max_recipients: int = 5_000  # recipients one notice may fan out to
+    max_directory_bytes: int = 8_388_608  # size of a directory file
+    max_policy_file_bytes: int = 1_048_576  # size of one policy or channel file
+    max_policy_files: int = 500  # files in a policy directory
+    inbox_page_max: int = 200  # items in one inbox page
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "info"
+    # auto: readable console on a terminal, JSON lines otherwise; or "json" / "console".
+    format: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    policies: PolicySettings = field(default_factory=PolicySettings)
+    keys: KeySettings = field(default_factory=KeySettings)
+    limits: Limits = field(default_factory=Limits)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    @property
+    def policies_dir(self) -> Path:
+        return self._in_data_dir(self.policies.dir or "policies")
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'liaison.db'}"
+
+    @property
+    def public_url(self) -> str:
+        return self.server.public_url or f"http://{self.server.host}:{self.server.port}"
+
+    def _in_data_dir(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self.data_dir / path
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "database": DatabaseSettings,
+    "policies": PolicySettings,
+    "keys": KeySettings,
+    "limits": Limits,
+    "logging": LoggingSettings,
+}
+
+
+def load_settings(data_dir: Path, environ: Mapping[str, str]) -> Settings:
+    """Read ``data_dir/liaison.toml`` (optional) and apply ``LIAISON_*`` overrides."""
+    data_dir = data_dir.resolve()
+    raw: dict[str, Any] = {}
+    path = data_dir / CONFIG_FILE
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: {e}") from e
+    sections = {
+        name: _build_section(name, cls, raw.pop(name, {}), environ, path)
+        for name, cls in _SECTIONS.items()
+    }
+    if raw:
+        raise ConfigError(f"{path}: unknown section(s): {', '.join(sorted(raw))}")
+    settings = Settings(data_dir=data_dir, **sections)
+    _check(settings, environ)
+    return settings
+
+
+def _build_section(
+    name: str, cls: type[Any], table: Any, environ: Mapping[str, str], path: Path
+) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env_key = f"LIAISON_{name}_{f.name}".upper()
+        in_file = table.pop(f.name, None)
+        if env_key in environ:
+            values[f.name] = _coerce(hints[f.name], environ[env_key], env_key)
+        elif in_file is not None:
+            values[f.name] = _coerce(hints[f.name], in_file, f"[{name}] {f.name}")
+    if table:
+        raise ConfigError(f"{path}: [{name}] has unknown key(s): {', '.join(sorted(table))}")
+    return cls(**values)
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    if isinstance(kind, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer")
+        try:
+            number = int(value)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from e
+        if number < 0:
+            raise ConfigError(f"{where}: must not be negative")
+        return number
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string")
+    return value
+
+
+def _check(settings: Settings, environ: Mapping[str, str]) -> None:
+    url = settings.database.url
+    if url and not url.startswith(("env:", "file:")) and urlsplit(url).password:
+        raise ConfigError(
+            "[database] url holds a password; give it by reference instead "
+            '(url = "env:LIAISON_DB_URL" or url = "file:secrets/db-url")'
+        )
+    if settings.logging.format not in ("auto", "json", "console"):
+        raise ConfigError("[logging] format must be auto, json or console")
+    if settings.limits.token_lifetime_seconds > 900:
+        raise ConfigError("[limits] token_lifetime_seconds may not exceed 900 (15 minutes)")
+    if settings.limits.assertion_max_seconds > 300:
+        raise ConfigError("[limits] assertion_max_seconds may not exceed 300 (5 minutes)")
+
+
+def resolve_secret(reference: str, settings: Settings, environ: Mapping[str, str]) -> bytes:
+    """Turn ``file:PATH`` or ``env:NAME`` into the secret's bytes; refuse anything literal."""
+    if reference.startswith("file:"):
+        path = settings._in_data_dir(reference.removeprefix("file:"))
+        try:
+            return path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"secret file {path} cannot be read: {e.strerror}") from e
+    if reference.startswith("env:"):
+        name = reference.removeprefix("env:")
+        if name not in environ:
+            raise ConfigError(f"secret environment variable {name} is not set")
+        return environ[name].encode()
+    raise ConfigError("a secret must be given by reference: file:PATH or env:NAME")
+
+
+def resolved_database_url(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The database URL with references resolved and the async driver chosen."""
+    url = settings.database_url
+    if url.startswith(("env:", "file:")):
+        url = resolve_secret(url, settings, environ).decode().strip()
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url.removeprefix(plain)
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ConfigError("[database] url must be a sqlite:// or postgresql:// URL")
+
+
+def default_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get("LIAISON_DATA", "liaison-data"))
+
+
+def render_default_config(*, port: int = 8750) -> str:
+    """The liaison.toml that ``liaison init`` writes: every setting, commented with its default."""
+    lines = ["# Liaison configuration. Environment overrides: LIAISON_<SECTION>_<KEY>.", ""]
+    for name, cls in _SECTIONS.items():
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(cls):
+            default = f.default
+            if name == "server" and f.name == "port":
+                lines.append(f"port = {port}")
+                continue
+            value = f'"{default}"' if isinstance(default, str) else str(default)
+            lines.append(f"# {f.name} = {value}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Cryptography: the only package that imports nacl, cryptography or jwt."""

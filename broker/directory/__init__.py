@@ -1,0 +1,1 @@
+"""The institutional registry: load, validate, compare and present the directory."""

@@ -1,0 +1,112 @@
+"""JSON Schema of a directory file (YAML on disk). ``policies/README.md`` documents every key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]{0,127}$"}
+TIME = {"type": "string", "format": "date-time", "minLength": 10, "maxLength": 40}
+TEXT = {"type": "string", "minLength": 1, "maxLength": 300}
+KIND = {"type": "string", "pattern": r"^[a-z][a-z0-9-]{0,63}$"}
+LEVELS = ["country", "entity", "region", "canton", "district", "county", "municipality"]
+
+PERIOD: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["from"],
+    "properties": {"from": TIME, "until": {"anyOf": [TIME, {"type": "null"}]}},
+}
+
+KEY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,  # a private key has nowhere to go in this file
+    "required": ["id", "type", "public"],
+    "properties": {
+        "id": ID,
+        "type": {"enum": ["ed25519", "x25519"]},
+        "public": {"type": "string", "pattern": r"^[A-Za-z0-9+/]{43}=$"},
+        "status": {"enum": ["active", "retired", "revoked"]},
+        "from": TIME,
+        "until": {"anyOf": [TIME, {"type": "null"}]},
+    },
+}
+
+DIRECTORY_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["version", "jurisdictions"],
+    "properties": {
+        "version": {"const": 1},
+        "jurisdictions": {
+            "type": "array",
+            "maxItems": 20_000,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "name", "level"],
+                "properties": {"id": ID, "name": TEXT, "level": {"enum": LEVELS}, "parent": ID},
+            },
+        },
+        "organisations": {
+            "type": "array",
+            "maxItems": 50_000,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "name", "kind", "jurisdiction"],
+                "properties": {
+                    "id": ID,
+                    "name": TEXT,
+                    "kind": KIND,
+                    "jurisdiction": ID,
+                    "keys": {"type": "array", "maxItems": 16, "items": KEY},
+                },
+            },
+        },
+        "roles": {
+            "type": "array",
+            "maxItems": 100_000,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "organisation", "kind"],
+                "properties": {"id": ID, "organisation": ID, "kind": KIND, "title": TEXT},
+            },
+        },
+        "contacts": {
+            "type": "array",
+            "maxItems": 100_000,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "name", "organisation"],
+                "properties": {
+                    "id": ID,
+                    "name": TEXT,
+                    "organisation": ID,
+                    "email": {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$", "maxLength": 254},
+                    "language": {"type": "string", "pattern": r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
+                    "keys": {"type": "array", "maxItems": 16, "items": KEY},
+                },
+            },
+        },
+        "assignments": {
+            "type": "array",
+            "maxItems": 200_000,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["role", "contact", "from"],
+                "properties": {
+                    "role": ID,
+                    "contact": ID,
+                    "as": {"enum": ["holder", "deputy"]},
+                    "from": TIME,
+                    "until": {"anyOf": [TIME, {"type": "null"}]},
+                    "absences": {"type": "array", "maxItems": 64, "items": PERIOD},
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,1 @@
+"""Plain data of the domain: no I/O, no framework imports."""

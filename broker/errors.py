@@ -1,0 +1,111 @@
+"""One error family for everything Liaison refuses.
+
+Every error has a stable snake_case ``code`` and a message that is safe to show to the caller.
+Detail that must not reach the caller (which key, which rule) travels in ``detail`` and goes to the
+audit log only. HTTP statuses live in one table in ``broker.http.problems``, not here.
+
+    LiaisonError
+    ├── ConfigError            settings file, environment or secret reference unusable
+    ├── SourceError            a directory or policy file refused: carries file:line: reason items
+    │   ├── DirectoryFileError
+    │   └── PolicyFileError
+    ├── StoreError             the database cannot be reached or refused the operation
+    │   └── StoreUnavailable
+    ├── NotFound               unknown id (and ids the caller may not see: no oracle)
+    ├── AuthenticationFailed   one answer for every authentication failure
+    ├── Forbidden              authenticated, but policy does not allow it
+    └── RoutingError           a notice cannot be routed (unknown channel, jurisdiction, ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class LiaisonError(Exception):
+    """Root of every error Liaison raises on purpose."""
+
+    code = "liaison_error"
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def diagnostics(self) -> str:
+        """The human explanation for an operator's terminal."""
+        return self.message
+
+
+class ConfigError(LiaisonError):
+    code = "config_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """One reason a source file was refused, pointing at the line that caused it."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class SourceError(LiaisonError):
+    """A file (directory, channel, Cedar policy) was refused; nothing was changed."""
+
+    code = "source_invalid"
+
+    def __init__(self, problems: Iterable[SourceProblem]) -> None:
+        self.problems: Sequence[SourceProblem] = tuple(problems)
+        first = str(self.problems[0]) if self.problems else "invalid source"
+        super().__init__(first)
+
+    def diagnostics(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+
+class DirectoryFileError(SourceError):
+    code = "directory_invalid"
+
+
+class PolicyFileError(SourceError):
+    code = "policy_invalid"
+
+
+class StoreError(LiaisonError):
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    code = "store_unavailable"
+
+
+class NotFound(LiaisonError):
+    code = "not_found"
+
+
+class AuthenticationFailed(LiaisonError):
+    code = "authentication_failed"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__("authentication failed", detail=detail)
+
+
+class Forbidden(LiaisonError):
+    code = "forbidden"
+
+
+class RoutingError(LiaisonError):
+    code = "routing_failed"
+
+
+class UnknownChannel(RoutingError):
+    code = "unknown_channel"
+
+
+class UnknownJurisdiction(RoutingError):
+    code = "unknown_jurisdiction"

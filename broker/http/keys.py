@@ -1,0 +1,13 @@
+"""Typed application keys shared by handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.clock import Clock
+from broker.config import Settings
+from broker.state import BrokerState
+
+STATE = web.AppKey("state", BrokerState)
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)

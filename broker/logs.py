@@ -1,0 +1,76 @@
+"""structlog set-up: one canonical line per request, JSON off a terminal, and redaction.
+
+Invariant: keys, tokens, signatures and notice contents never reach a log line. Callers log ids
+and outcomes only; the redaction processor is the safety net for a field that slips through.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+# Field names whose values must never be written, whatever their content.
+REDACTED_FIELDS = frozenset(
+    {
+        "authorization",
+        "body",
+        "ciphertext",
+        "content",
+        "key",
+        "password",
+        "payload",
+        "private_key",
+        "secret",
+        "signature",
+        "subject",
+        "token",
+        "assertion",
+        "wrap",
+    }
+)
+REDACTED = "[redacted]"
+
+
+def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for name in list(event):
+        lowered = name.lower()
+        if lowered in REDACTED_FIELDS or lowered.endswith(("_token", "_key", "_secret")):
+            event[name] = REDACTED
+    return event
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Configure structlog once for the process: console on a TTY, JSON lines otherwise."""
+    stream = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact,
+            structlog.processors.format_exc_info
+            if use_json
+            else structlog.processors.StackInfoRenderer(),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.upper())
+    return number if isinstance(number, int) else logging.INFO
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,123 @@
+"""Authorization decisions through Cedar, over a directory snapshot and a policy set.
+
+The entity graph of the directory is parsed once per (directory, policy set) pair; each decision
+adds only the notice (or contact) it is about. Every decision carries the ids of the policies
+that determined it: for an allow, the permits that matched; for a deny, any forbid that matched
+(an empty list means nothing permitted it: the default deny).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cedarpy
+
+from broker.domain.directory import Directory
+from broker.domain.notice import NoticeFacts
+from broker.policy.cedar import NS, directory_entities, ref, uid
+from broker.policy.load import PolicySet
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    policy_ids: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+
+
+class Authorizer:
+    """Decides publish / receive / read_status / read_audit / administer requests."""
+
+    def __init__(self, policies: PolicySet, directory: Directory) -> None:
+        self.policies = policies
+        self.directory = directory
+        base = directory_entities(directory, policies.channels)
+        self._entities = cedarpy.Entities.from_json_str(json.dumps(base))
+
+    def _with(self, extra: list[dict[str, Any]]) -> cedarpy.Entities:
+        return self._entities.with_added_json_str(json.dumps(extra)) if extra else self._entities
+
+    def _decide(self, requests: list[dict[str, Any]], entities: cedarpy.Entities) -> list[Decision]:
+        if not requests:
+            return []
+        results = cedarpy.is_authorized_batch(requests, self.policies.cedar, entities)
+        return [_decision(r) for r in results]
+
+    def notice_entity(self, notice: NoticeFacts) -> dict[str, Any]:
+        d = self.directory
+        return {
+            "uid": {"type": f"{NS}::Notice", "id": notice.id},
+            "attrs": {
+                "channel": ref("Channel", notice.channel),
+                "jurisdiction": ref("Jurisdiction", notice.jurisdiction),
+                "country": ref("Jurisdiction", d.country_of(notice.jurisdiction)),
+                "severity": notice.severity,
+                "sender": ref("Organisation", notice.sender),
+                "addressees": [ref("Organisation", o) for o in notice.addressees],
+                "reply_to_roles": [
+                    ref("Role", r) for r in ([notice.reply_to_role] if notice.reply_to_role else [])
+                ],
+            },
+            "parents": [],
+        }
+
+    def publish(self, notice: NoticeFacts) -> Decision:
+        request = _request(uid("Organisation", notice.sender), "publish", uid("Notice", notice.id))
+        return self._decide([request], self._with([self.notice_entity(notice)]))[0]
+
+    def receive(self, notice: NoticeFacts, role_ids: Sequence[str]) -> list[Decision]:
+        """One decision per candidate role, in order, in a single batch."""
+        entities = self._with([self.notice_entity(notice)])
+        requests = [_request(uid("Role", r), "receive", uid("Notice", notice.id)) for r in role_ids]
+        return self._decide(requests, entities)
+
+    def read_status(self, organisation: str, notice: NoticeFacts) -> Decision:
+        request = _request(
+            uid("Organisation", organisation), "read_status", uid("Notice", notice.id)
+        )
+        return self._decide([request], self._with([self.notice_entity(notice)]))[0]
+
+    def read_audit(self, contact_id: str, role_kinds: Sequence[str]) -> Decision:
+        contact = self.directory.contacts.get(contact_id)
+        if contact is None:
+            return Decision(False, ())
+        entity = {
+            "uid": {"type": f"{NS}::Contact", "id": contact_id},
+            "attrs": {
+                "organisation": ref("Organisation", contact.organisation),
+                "role_kinds": sorted(set(role_kinds)),
+            },
+            "parents": [],
+        }
+        audit_log = {"uid": {"type": f"{NS}::AuditLog", "id": "log"}, "attrs": {}, "parents": []}
+        request = _request(uid("Contact", contact_id), "read_audit", uid("AuditLog", "log"))
+        return self._decide([request], self._with([entity, audit_log]))[0]
+
+    def administer(self, operator: str, resource: str) -> Decision:
+        entities = [
+            {"uid": {"type": f"{NS}::Operator", "id": operator}, "attrs": {}, "parents": []},
+            {"uid": {"type": f"{NS}::AuditLog", "id": resource}, "attrs": {}, "parents": []},
+        ]
+        request = _request(uid("Operator", operator), "administer", uid("AuditLog", resource))
+        return self._decide([request], self._with(entities))[0]
+
+
+def _request(principal: str, action: str, resource: str) -> dict[str, Any]:
+    return {
+        "principal": principal,
+        "action": f'{NS}::Action::"{action}"',
+        "resource": resource,
+        "context": {},
+    }
+
+
+def _decision(result: cedarpy.AuthzResult) -> Decision:
+    diagnostics = result.diagnostics
+    names = diagnostics.id_annotations_by_reason
+    ids = tuple(sorted(names.get(r, r) for r in diagnostics.reasons))
+    # An evaluation error inside a policy is treated as "that policy did not apply" by Cedar;
+    # the error is kept so that the audit log and `policy explain` can show it.
+    return Decision(result.allowed, ids, tuple(diagnostics.errors))

@@ -1,0 +1,1 @@
+"""Use cases: each function does one thing a user asked for, through the store's interfaces."""

@@ -1,0 +1,47 @@
+"""Apply a directory file: validate it whole, show what changes, swap it in atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from broker.directory.load import load_directory_file
+from broker.directory.present import DirectoryDiff, diff
+from broker.store import Database
+from broker.store.directory_repo import load_directory, replace_directory
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    diff: DirectoryDiff
+    revision: int  # the revision now in force (unchanged when nothing was applied)
+    applied: bool
+
+
+async def apply_directory_file(
+    engine: Database,
+    path: Path,
+    *,
+    actor: str,
+    now: datetime,
+    max_bytes: int,
+    dry_run: bool = False,
+) -> ApplyResult:
+    """Validate ``path`` and replace the stored directory with it.
+
+    Raises ``DirectoryFileError`` (nothing changed) when the file is refused. An unchanged
+    directory records no new revision.
+    """
+    new, _ = await asyncio.to_thread(load_directory_file, path, max_bytes=max_bytes)
+    old, revision = await load_directory(engine)
+    changes = diff(old, new)
+    if dry_run or (changes.empty and revision > 0):
+        return ApplyResult(changes, revision, applied=False)
+    content_hash = hashlib.sha256(await asyncio.to_thread(path.read_bytes)).hexdigest()
+    revision = await replace_directory(
+        engine, new, content_hash=content_hash, summary=changes.summary(), actor=actor, now=now
+    )
+    return ApplyResult(changes, revision, applied=True)

@@ -1,0 +1,220 @@
+"""Read and replace the directory in the database.
+
+``replace_directory`` swaps the whole directory in one transaction and records a revision: a
+reader sees the old directory or the new one, never a mix. The hot path reads the directory once
+per revision and keeps it in memory (see ``current_revision``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from broker.domain.directory import (
+    Assignment,
+    AssignmentKind,
+    Contact,
+    Directory,
+    Jurisdiction,
+    KeyStatus,
+    KeyType,
+    Organisation,
+    Period,
+    PublicKey,
+    Role,
+)
+from broker.errors import StoreUnavailable
+from broker.store.tables import (
+    DIRECTORY_TABLES,
+    AssignmentRow,
+    ContactRow,
+    DirectoryRevisionRow,
+    JurisdictionRow,
+    OrganisationRow,
+    PublicKeyRow,
+    RoleRow,
+)
+
+
+def _t(cls: Any) -> Any:
+    return cls.__table__
+
+
+async def load_directory(engine: AsyncEngine) -> tuple[Directory, int]:
+    """The directory as stored now, and its revision number (0 when never applied)."""
+    try:
+        async with engine.connect() as conn:
+            return await _load(conn)
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unreachable") from e
+
+
+async def _load(conn: AsyncConnection) -> tuple[Directory, int]:
+    async def rows(cls: Any) -> list[Any]:
+        return list((await conn.execute(select(_t(cls)))).all())
+
+    revision = await _revision(conn)
+    jurisdictions = [
+        Jurisdiction(r.id, r.name, r.level, r.parent_id) for r in await rows(JurisdictionRow)
+    ]
+    organisations = [
+        Organisation(r.id, r.name, r.kind, r.jurisdiction_id) for r in await rows(OrganisationRow)
+    ]
+    roles = [Role(r.id, r.organisation_id, r.kind, r.title) for r in await rows(RoleRow)]
+    contacts = [
+        Contact(r.id, r.name, r.organisation_id, r.email, r.language)
+        for r in await rows(ContactRow)
+    ]
+    assignments = [
+        Assignment(
+            r.role_id,
+            r.contact_id,
+            AssignmentKind(r.kind),
+            Period(r.valid_from, r.valid_until),
+            tuple(_period(p) for p in json.loads(r.absences)),
+        )
+        for r in await rows(AssignmentRow)
+    ]
+    keys = [
+        PublicKey(
+            r.id,
+            r.owner_id,
+            KeyType(r.type),
+            bytes(r.public),
+            KeyStatus(r.status),
+            Period(r.valid_from, r.valid_until) if r.valid_from else None,
+        )
+        for r in await rows(PublicKeyRow)
+    ]
+    return Directory.build(
+        jurisdictions, organisations, roles, contacts, assignments, keys
+    ), revision
+
+
+def _period(item: dict[str, str | None]) -> Period:
+    start = datetime.fromisoformat(str(item["from"]))
+    until = item.get("until")
+    end = datetime.fromisoformat(until) if until else None
+    return Period(start, end)
+
+
+async def _revision(conn: AsyncConnection) -> int:
+    value = (await conn.execute(select(func.max(_t(DirectoryRevisionRow).c.revision)))).scalar()
+    return int(value or 0)
+
+
+async def current_revision(engine: AsyncEngine) -> int:
+    try:
+        async with engine.connect() as conn:
+            return await _revision(conn)
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unreachable") from e
+
+
+async def replace_directory(
+    engine: AsyncEngine,
+    directory: Directory,
+    *,
+    content_hash: str,
+    summary: str,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Replace the stored directory with ``directory`` atomically; returns the new revision."""
+    try:
+        async with engine.begin() as conn:
+            for cls in DIRECTORY_TABLES:
+                await conn.execute(delete(_t(cls)))
+            for cls, values in _rows(directory):
+                if values:
+                    await conn.execute(insert(_t(cls)), values)
+            result = await conn.execute(
+                insert(_t(DirectoryRevisionRow)).values(
+                    applied_at=now,
+                    content_hash=content_hash,
+                    summary=summary[:300],
+                    actor=actor[:128],
+                )
+            )
+            key = result.inserted_primary_key
+            if key is None:
+                raise StoreUnavailable("the database did not return the new revision")
+            return int(key[0])
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unreachable") from e
+
+
+def _rows(d: Directory) -> list[tuple[Any, list[dict[str, Any]]]]:
+    def period_doc(p: Period) -> dict[str, str | None]:
+        return {"from": p.start.isoformat(), "until": p.end.isoformat() if p.end else None}
+
+    return [
+        (
+            JurisdictionRow,
+            [
+                {"id": j.id, "name": j.name, "level": j.level, "parent_id": j.parent}
+                for j in d.jurisdictions.values()
+            ],
+        ),
+        (
+            OrganisationRow,
+            [
+                {"id": o.id, "name": o.name, "kind": o.kind, "jurisdiction_id": o.jurisdiction}
+                for o in d.organisations.values()
+            ],
+        ),
+        (
+            RoleRow,
+            [
+                {"id": r.id, "organisation_id": r.organisation, "kind": r.kind, "title": r.title}
+                for r in d.roles.values()
+            ],
+        ),
+        (
+            ContactRow,
+            [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "organisation_id": c.organisation,
+                    "email": c.email,
+                    "language": c.language,
+                }
+                for c in d.contacts.values()
+            ],
+        ),
+        (
+            AssignmentRow,
+            [
+                {
+                    "role_id": a.role,
+                    "contact_id": a.contact,
+                    "kind": a.kind.value,
+                    "valid_from": a.period.start,
+                    "valid_until": a.period.end,
+                    "absences": json.dumps([period_doc(p) for p in a.absences]),
+                }
+                for a in d.assignments
+            ],
+        ),
+        (
+            PublicKeyRow,
+            [
+                {
+                    "id": k.id,
+                    "owner_id": k.owner,
+                    "type": k.type.value,
+                    "public": k.public,
+                    "status": k.status.value,
+                    "valid_from": k.valid.start if k.valid else None,
+                    "valid_until": k.valid.end if k.valid else None,
+                }
+                for k in d.keys.values()
+            ],
+        ),
+    ]

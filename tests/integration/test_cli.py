@@ -1,0 +1,264 @@
+"""The `liaison` command, run as a process the way an administrator runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from pathlib import Path
+
+from tests.conftest import POLICIES
+from tests.support import run_cli
+
+
+def test_init_demo_creates_a_working_data_directory(tmp_path: Path) -> None:
+    data = tmp_path / "demo-data"
+    result = run_cli("init", data, "--demo")
+    assert result.returncode == 0, result.stderr
+    assert "Start it with:  liaison serve --data" in result.stdout
+    keys = data / "keys"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    pem = keys / "mk-mvr.pem"
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert pem.read_text().startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8
+    assert (keys / "mk-kumanovo-pcve.pem").exists() and (
+        keys / "mk-kumanovo-pcve.x25519.pem"
+    ).exists()
+    assert (data / "policies" / "channels" / "returnee-repatriation.yaml").exists()
+    assert not (data / "policies" / "demo").exists()
+    directory_text = (data / "directory.yaml").read_text()
+    assert "PRIVATE" not in directory_text and "mk-mvr.ed25519." in directory_text
+
+
+def test_init_refuses_an_existing_data_directory(demo_dir: Path) -> None:
+    result = run_cli("init", demo_dir)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"liaison: {demo_dir} is already a Liaison data directory (it has liaison.toml)"
+    )
+
+
+def test_init_without_demo_is_empty_and_ready(tmp_path: Path) -> None:
+    data = tmp_path / "empty"
+    assert run_cli("init", data).returncode == 0
+    shown = run_cli("directory", "show", "--data", data, "--json")
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["jurisdictions"] == []
+
+
+def test_directory_show_json_has_the_jurisdiction_tree(demo_dir: Path) -> None:
+    result = run_cli("directory", "show", "--data", demo_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    ba = next(n for n in document["tree"] if n["id"] == "ba")
+    fbih = next(n for n in ba["children"] if n["id"] == "ba-fbih")
+    canton = next(n for n in fbih["children"] if n["id"] == "ba-fbih-ks")
+    assert {m["name"] for m in canton["children"]} == {"Sarajevo", "Ilidža", "Vogošća"}
+    assert any(n["id"] == "ba-brcko" for n in ba["children"])
+
+
+def test_directory_show_text(demo_dir: Path) -> None:
+    result = run_cli("directory", "show", "--data", demo_dir)
+    assert "Kumanovo [municipality, mk-kumanovo]  (4 roles)" in result.stdout
+    assert "61 jurisdictions" in result.stdout
+
+
+def test_a_malformed_directory_file_is_refused_and_nothing_changes(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    before = run_cli("directory", "show", "--data", demo_dir, "--json").stdout
+    broken = tmp_path / "directory.yaml"
+    lines = (demo_dir / "directory.yaml").read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if "id: mk-kumanovo," in line)
+    lines[index] = lines[index].replace("parent: mk-northeast", "parent: mk-atlantis")
+    broken.write_text("\n".join(lines) + "\n")
+    result = run_cli("directory", "apply", broken, "--data", demo_dir)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{broken}:{index + 1}: unknown parent jurisdiction 'mk-atlantis'",
+        "liaison: refused (1 problem); nothing was changed",
+    ]
+    assert run_cli("directory", "show", "--data", demo_dir, "--json").stdout == before
+
+
+def test_directory_apply_shows_changes_and_dry_run_changes_nothing(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    changed = tmp_path / "directory.yaml"
+    changed.write_text(
+        (demo_dir / "directory.yaml")
+        .read_text()
+        .replace("Municipality of Kumanovo", "Opština Kumanovo")
+    )
+    dry = run_cli("directory", "apply", changed, "--data", demo_dir, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.splitlines() == [
+        "~ organisation mk-kumanovo.municipality",
+        "Dry run: 0 added, 0 removed, 1 changed; nothing applied.",
+    ]
+    real = run_cli("directory", "apply", changed, "--data", demo_dir)
+    assert (
+        real.stdout.splitlines()[-1]
+        == "Applied directory revision 2: 0 added, 0 removed, 1 changed."
+    )
+    assert (
+        run_cli("directory", "apply", changed, "--data", demo_dir).stdout.strip() == "No changes."
+    )
+
+
+def test_commands_outside_a_data_directory_say_what_to_do(tmp_path: Path) -> None:
+    result = run_cli("directory", "show", "--data", tmp_path / "nope")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"liaison: {tmp_path / 'nope'} is not a Liaison data directory (run `liaison init {tmp_path / 'nope'}` first)"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_policy_check_passes_on_the_shipped_policies() -> None:
+    result = run_cli("policy", "check", POLICIES)
+    assert result.returncode == 0, result.stderr
+    assert "4 channels, 15 Cedar policies, valid (sha256:" in result.stdout
+
+
+def test_policy_check_on_a_broken_copy_prints_file_line_reason(tmp_path: Path) -> None:
+    copy = tmp_path / "policies"
+    shutil.copytree(POLICIES, copy)
+    channel = copy / "channels" / "hate-incident.yaml"
+    channel.write_text(channel.read_text().replace("marking: AMBER", "marking: PURPLE"))
+    (copy / "guards.cedar").write_text(
+        (copy / "guards.cedar").read_text()
+        + '\n@id("x") permit (principal, action, resource) when { };\n'
+    )
+    result = run_cli("policy", "check", copy)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    marking_line = next(
+        i
+        for i, text in enumerate(channel.read_text().splitlines(), 1)
+        if text.startswith("marking:")
+    )
+    assert lines[0].startswith(
+        f"policies/channels/hate-incident.yaml:{marking_line}: marking: 'PURPLE' is not one of"
+    )
+    assert lines[1].startswith("policies/guards.cedar:") and "Cedar syntax" in lines[1]
+    assert lines[-1] == "liaison: refused (2 problems); nothing was changed"
+
+
+def test_explain_kumanovo_returnee_notice(demo_dir: Path) -> None:
+    result = run_cli(
+        "policy",
+        "explain",
+        "--data",
+        demo_dir,
+        POLICIES / "examples" / "returnee-repatriation.json",
+        "--as",
+        "mk-mvr",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["publish"] == {
+        "allowed": True,
+        "policy_ids": ["channel/returnee-repatriation/publish"],
+    }
+    assert [(r["role"], r["rule"]) for r in report["recipients"]] == [
+        ("mk-kumanovo.pcve-focal-point", "municipal-pcve-focal-point"),
+        ("mk-kumanovo.social-welfare-centre", "municipal-social-welfare"),
+    ]
+    assert all(r["jurisdiction"] == "mk-kumanovo" for r in report["recipients"])
+    assert {(n["role"], n["reason"]) for n in report["not_reached"]} == {
+        ("mk-kumanovo.mayor", "escalation_only"),
+        ("mk-kumanovo.community-safety-council", "not_selected"),
+    }
+    assert report["payload_violations"] == []
+    text = run_cli(
+        "policy",
+        "explain",
+        "--data",
+        demo_dir,
+        POLICIES / "examples" / "returnee-repatriation.json",
+    ).stdout
+    assert "Would receive (2):" in text and "Sarajevo" not in text
+
+
+def test_explain_canton_threat_assessment_stays_in_the_canton(demo_dir: Path) -> None:
+    result = run_cli(
+        "policy",
+        "explain",
+        "--data",
+        demo_dir,
+        POLICIES / "examples" / "threat-assessment.json",
+        "--as",
+        "ba-fbih-ks-mup",
+        "--json",
+    )
+    report = json.loads(result.stdout)
+    assert {r["jurisdiction"] for r in report["recipients"]} == {
+        "ba-fbih-ks-sarajevo",
+        "ba-fbih-ks-ilidza",
+        "ba-fbih-ks-vogosca",
+    }
+    assert len(report["recipients"]) == 6
+
+
+def test_every_shipped_example_is_accepted_by_explain(demo_dir: Path) -> None:
+    senders = {
+        "returnee-repatriation": "mk-mvr",
+        "threat-assessment": "ba-fbih-ks-mup",
+        "hate-incident": "me-uzp",
+        "information-request": "al-shkoder.municipality",
+    }
+    for example in sorted((POLICIES / "examples").glob("*.json")):
+        result = run_cli(
+            "policy",
+            "explain",
+            "--data",
+            demo_dir,
+            example,
+            "--as",
+            senders[example.stem],
+            "--json",
+        )
+        assert result.returncode == 0, (example, result.stderr)
+        report = json.loads(result.stdout)
+        assert report["publish"]["allowed"], example
+        assert report["recipients"] and report["payload_violations"] == [], example
+
+
+def test_explain_reports_payload_violations_with_pointers(demo_dir: Path, tmp_path: Path) -> None:
+    notice = json.loads((POLICIES / "examples" / "returnee-repatriation.json").read_text())
+    notice["body"]["names"] = ["Someone"]
+    notice["body"]["adults"] = -1
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps(notice))
+    report = json.loads(run_cli("policy", "explain", "--data", demo_dir, path, "--json").stdout)
+    assert {v["pointer"] for v in report["payload_violations"]} == {"/body/names", "/body/adults"}
+
+
+def test_explain_refuses_a_malformed_notice(demo_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "n.json"
+    path.write_text('{"channel": "returnee-repatriation"}')
+    result = run_cli("policy", "explain", "--data", demo_dir, path)
+    assert result.returncode == 1 and result.stderr.startswith(
+        "liaison: /: 'jurisdiction' is a required property"
+    )
+    path.write_text("{nope")
+    assert "not valid JSON" in run_cli("policy", "explain", "--data", demo_dir, path).stderr
+
+
+def test_keygen_writes_a_private_key_and_prints_the_public_entry(tmp_path: Path) -> None:
+    out = tmp_path / "agency.pem"
+    result = run_cli("keygen", "--type", "ed25519", "--out", out, "--owner", "mk-mvr")
+    assert result.returncode == 0
+    assert '"type": "ed25519"' in result.stdout and '"id": "mk-mvr.ed25519.' in result.stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    again = run_cli("keygen", "--type", "ed25519", "--out", out)
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help")
+    for command in ("init", "serve", "keygen", "directory", "policy"):
+        assert command in result.stdout
