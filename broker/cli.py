@@ -313,6 +313,76 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+# -- agency commands -------------------------------------------------------------------------
+
+
+def _sender(args: argparse.Namespace) -> Any:
+    """A sender client from --url/--key/--keyid, or from --data DIR --as AGENCY (the demo keys)."""
+    from adapters.sender import SenderClient
+    from broker.crypto.keys import read_private_key
+
+    if args.as_ is not None:
+        data = _data_dir(args)
+        settings = load_settings(data, os.environ)
+        pair = read_private_key(data / "keys" / f"{args.as_}.pem", expected="ed25519")
+        return SenderClient.from_pem(
+            args.url or settings.public_url, pair.pem(), pair.key_id(args.as_)
+        )
+    if not (args.url and args.key and args.keyid):
+        raise ConfigError("give --url, --key and --keyid, or --data DIR --as AGENCY_ID")
+    try:
+        pem = Path(args.key).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.key}: {e.strerror}") from e
+    return SenderClient.from_pem(args.url, pem, args.keyid)
+
+
+def _sender_call(args: argparse.Namespace, call: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    from adapters.sender import SenderError
+
+    async def run() -> Any:
+        async with _sender(args) as client:
+            return await call(client)
+
+    try:
+        return asyncio.run(run())
+    except SenderError as e:
+        raise ConfigError(str(e)) from e
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    notice = _read_json(Path(args.notice))
+    response = _sender_call(
+        args, lambda c: c.post_notice(notice, idempotency_key=args.idempotency_key)
+    )
+    body = response.body
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    replay = " (the earlier answer to the same idempotency key)" if response.replayed else ""
+    print(
+        f"Accepted notice {body['id']}{replay}: {body['recipient_count']} recipient(s), policy {body['policy_hash']}"
+    )
+    for missing in body.get("not_reached", []):
+        print(f"  not reached: {missing['role']} ({missing['reason']})")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    response = _sender_call(args, lambda c: c.status(args.id))
+    body = response.body
+    if args.json:
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(
+        f"Notice {body['id']} on {body['channel']} ({body['status']}), posted {body['created_at']}"
+    )
+    for role in body["roles"]:
+        when = role["acknowledged_at"] or role["read_at"] or role["delivered_at"] or ""
+        print(f"  {role['role_title']} [{role['role']}]: {role['state']} {when}".rstrip())
+    return EXIT_OK
+
+
 # -- the parser ----------------------------------------------------------------------------
 
 
@@ -397,6 +467,24 @@ def _parser() -> argparse.ArgumentParser:
         psub,
     )
     data_option(p)
+
+    def agency_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", help="broker URL (default with --data: server.public_url)")
+        p.add_argument("--key", metavar="PEM", help="the agency's Ed25519 private key (PKCS#8 PEM)")
+        p.add_argument("--keyid", help="the key's id in the directory")
+        data_option(p)
+        p.add_argument(
+            "--as", dest="as_", metavar="AGENCY_ID", help="with --data: act as this demo agency"
+        )
+        p.add_argument("--json", action="store_true")
+
+    p = command("send", cmd_send, "post a signed notice as an agency")
+    p.add_argument("notice", metavar="NOTICE.json")
+    p.add_argument("--idempotency-key", help="reuse it to retry safely (default: a fresh one)")
+    agency_options(p)
+    p = command("status", cmd_status, "delivery status of one of the agency's notices, per role")
+    p.add_argument("id", metavar="NOTICE_ID")
+    agency_options(p)
     return parser
 
 

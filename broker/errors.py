@@ -37,6 +37,10 @@ class LiaisonError(Exception):
         """The human explanation for an operator's terminal."""
         return self.message
 
+    def extensions(self) -> dict[str, object]:
+        """Extra problem+json members that are safe to show the caller (e.g. violations)."""
+        return {}
+
 
 class ConfigError(LiaisonError):
     code = "config_invalid"
@@ -97,6 +101,10 @@ class AuthenticationFailed(LiaisonError):
 
 class Forbidden(LiaisonError):
     code = "forbidden"
+
+
+class Conflict(LiaisonError):
+    code = "conflict"
 
 
 class RoutingError(LiaisonError):

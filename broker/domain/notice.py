@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -18,3 +20,54 @@ class NoticeFacts:
     id: str = "draft"
     addressees: tuple[str, ...] = ()  # organisations a notice is addressed to (`to`)
     reply_to_role: str | None = None  # the role that asked, when this notice answers a request
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNotice:
+    """A stored notice's metadata (never its contents)."""
+
+    id: str
+    sender: str
+    channel: str
+    jurisdiction: str
+    severity: str
+    marking: str
+    policy_hash: str
+    kind: str
+    status: str
+    created_at: datetime
+    expires_at: datetime | None
+    supersedes: str | None
+    recipient_count: int
+    addressees: tuple[str, ...] = ()
+    requesting_role: str | None = None
+
+    def facts(self) -> NoticeFacts:
+        return NoticeFacts(
+            self.channel,
+            self.jurisdiction,
+            self.severity,
+            self.sender,
+            id=self.id,
+            addressees=self.addressees,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    contact: str
+    role: str
+    jurisdiction: str
+    rule: str
+    deputy: bool
+    state: str
+    created_at: datetime
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    acked_at: datetime | None = None
+    escalated_at: datetime | None = None
+
+
+def new_notice_id(now: datetime) -> str:
+    """Time-ordered and unguessable: 12 hex digits of milliseconds, then 80 random bits."""
+    return f"{int(now.timestamp() * 1000):012x}{secrets.token_hex(10)}"

@@ -30,6 +30,10 @@ STATUS: dict[str, int] = {
     "unknown_channel": 422,
     "unknown_jurisdiction": 422,
     "payload_invalid": 422,
+    "supersedes_invalid": 422,
+    "no_recipients": 422,
+    "too_many_recipients": 422,
+    "idempotency_conflict": 409,
     "routing_failed": 422,
     "store_unavailable": 503,
     "store_error": 503,
@@ -59,7 +63,7 @@ def problem(
     *,
     status: int | None = None,
     request_id: str | None = None,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
 ) -> web.Response:
     status = status or STATUS.get(code, 500)
     body: dict[str, Any] = {
@@ -71,13 +75,13 @@ def problem(
     }
     if request_id:
         body["instance"] = f"urn:liaison:request:{request_id}"
-    body.update(extra)
+    body.update(extra or {})
     return web.Response(status=status, text=json.dumps(body), content_type=CONTENT_TYPE)
 
 
 def from_error(error: LiaisonError, request_id: str | None) -> web.Response:
     """The client's view of an error: its code and safe message, never its ``detail``."""
-    return problem(error.code, error.message, request_id=request_id)
+    return problem(error.code, error.message, request_id=request_id, extra=error.extensions())
 
 
 _HTTP_CODES = {

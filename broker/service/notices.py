@@ -47,6 +47,11 @@ class NoticeInvalid(LiaisonError):
     def diagnostics(self) -> str:
         return "; ".join(f"{v.pointer or '/'}: {v.message}" for v in self.violations)
 
+    def extensions(self) -> dict[str, object]:
+        return {
+            "violations": [{"pointer": v.pointer, "message": v.message} for v in self.violations]
+        }
+
 
 def envelope_violations(document: Any) -> list[Violation]:
     return [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, Text
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from broker.store.types import UTCDateTime
@@ -93,3 +93,97 @@ DIRECTORY_TABLES = (
     AssignmentRow,
     PublicKeyRow,
 )
+
+
+class NoticeRow(SQLModel, table=True):
+    """A notice: routing metadata in the clear, everything the agency wrote as ciphertext."""
+
+    __tablename__ = "notice"
+    id: str = Field(primary_key=True, max_length=40)
+    sender_id: str = Field(max_length=128, index=True)
+    sender_key_id: str = Field(max_length=128)
+    channel: str = Field(max_length=64)
+    jurisdiction_id: str = Field(max_length=128)
+    severity: str = Field(max_length=16)
+    marking: str = Field(max_length=16)
+    policy_hash: str = Field(max_length=80)
+    kind: str = Field(max_length=16)  # notice | update | cancel
+    supersedes_id: str | None = Field(default=None, max_length=40, index=True)
+    # Addressed requests and their answers: whom a request was for, which role asked, and
+    # which request an answer answers.
+    addressees: str = Field(default="[]", sa_column=Column(Text(), nullable=False))  # JSON list
+    requesting_role: str | None = Field(default=None, max_length=128)
+    in_reply_to: str | None = Field(default=None, max_length=40)
+    status: str = Field(max_length=16)  # active | cancelled | expired | shredded
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    retain_until: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    recipient_count: int
+    aead: str = Field(max_length=32)
+    aead_nonce: bytes | None = Field(default=None, sa_column=Column(LargeBinary(), nullable=True))
+    ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary(), nullable=True))
+    # The agency's signature material, so a recipient can verify after decryption.
+    content_digest: str = Field(sa_column=Column(Text(), nullable=False))
+    signature_input: str = Field(sa_column=Column(Text(), nullable=False))
+    signature: str = Field(sa_column=Column(Text(), nullable=False))
+    signed_values: str = Field(sa_column=Column(Text(), nullable=False))  # JSON: component -> value
+
+
+class WrapRow(SQLModel, table=True):
+    """The notice's data key sealed for one recipient (or the broker's escrow key)."""
+
+    __tablename__ = "notice_wrap"
+    notice_id: str = Field(primary_key=True, max_length=40)
+    recipient_id: str = Field(primary_key=True, max_length=128)
+    key_id: str = Field(max_length=128)
+    wrap: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One recipient of one notice through one role, and how far delivery has got."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("notice_id", "contact_id", "role_id", name="uq_delivery_recipient"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: str = Field(max_length=40, index=True)
+    contact_id: str = Field(max_length=128, index=True)
+    role_id: str = Field(max_length=128)
+    jurisdiction_id: str = Field(max_length=128)
+    rule: str = Field(max_length=64)
+    policy_ids: str = Field(sa_column=Column(Text(), nullable=False))  # JSON list
+    deputy: bool = False
+    state: str = Field(max_length=16)  # pending | delivered | read | acknowledged | escalated
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    delivered_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    read_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    acked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    escalated_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class NonceRow(SQLModel, table=True):
+    """A (key, nonce) pair seen in a signed request; kept until it can no longer be replayed."""
+
+    __tablename__ = "request_nonce"
+    key_id: str = Field(primary_key=True, max_length=128)
+    nonce: str = Field(primary_key=True, max_length=128)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The answer given to (sender, idempotency key), and the hash of the body it was for."""
+
+    __tablename__ = "idempotency"
+    sender_id: str = Field(primary_key=True, max_length=128)
+    key: str = Field(primary_key=True, max_length=128)
+    request_hash: str = Field(max_length=64)
+    notice_id: str = Field(max_length=40)
+    response: str = Field(sa_column=Column(Text(), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -262,3 +262,63 @@ def test_help_lists_the_commands() -> None:
     result = run_cli("--help")
     for command in ("init", "serve", "keygen", "directory", "policy"):
         assert command in result.stdout
+
+
+def test_send_and_status_against_a_running_broker(demo_dir: Path) -> None:
+    from tests.support import serve_process
+
+    with serve_process(demo_dir) as (_, url):
+        example = POLICIES / "examples" / "returnee-repatriation.json"
+        sent = run_cli("send", example, "--data", demo_dir, "--as", "mk-mvr", "--url", url)
+        assert sent.returncode == 0, sent.stderr
+        assert (
+            sent.stdout.startswith("Accepted notice ")
+            and ": 2 recipient(s), policy sha256:" in sent.stdout
+        )
+        notice_id = sent.stdout.split()[2].rstrip(":")
+        status = run_cli("status", notice_id, "--data", demo_dir, "--as", "mk-mvr", "--url", url)
+        assert status.returncode == 0, status.stderr
+        assert (
+            "P/CVE focal point, Kumanovo [mk-kumanovo.pcve-focal-point]: pending" in status.stdout
+        )
+        keyid = json.loads(run_cli("directory", "show", "--data", demo_dir, "--json").stdout)
+        mvr = next(o for o in keyid["organisations"] if o["id"] == "mk-mvr")["keys"][0]["id"]
+        explicit = run_cli(
+            "send",
+            example,
+            "--url",
+            url,
+            "--key",
+            demo_dir / "keys" / "mk-mvr.pem",
+            "--keyid",
+            mvr,
+            "--json",
+        )
+        assert explicit.returncode == 0 and json.loads(explicit.stdout)["recipient_count"] == 2
+        refused = run_cli("send", example, "--data", demo_dir, "--as", "mk-bjb", "--url", url)
+        assert refused.returncode == 1
+        assert (
+            refused.stderr.strip()
+            == "liaison: 403 forbidden: this agency may not publish this notice"
+        )
+        other = run_cli("status", notice_id, "--data", demo_dir, "--as", "mk-anb", "--url", url)
+        assert other.returncode == 1 and "404 not_found" in other.stderr
+
+
+def test_send_without_a_broker_fails_in_one_line(demo_dir: Path) -> None:
+    from tests.support import free_port
+
+    result = run_cli(
+        "send",
+        POLICIES / "examples" / "returnee-repatriation.json",
+        "--data",
+        demo_dir,
+        "--as",
+        "mk-mvr",
+        "--url",
+        f"http://127.0.0.1:{free_port()}",
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.startswith("liaison: broker unreachable") and "Traceback" not in result.stderr
+    )

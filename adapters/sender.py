@@ -1,0 +1,156 @@
+"""Sender SDK: post signed notices to a Liaison broker and read their status.
+
+Every request is signed with the agency's Ed25519 key (RFC 9421) over method, target URI,
+content type and Content-Digest (RFC 9530), with a fresh nonce and the current time. Retries are
+safe: a notice carries an idempotency key (generated when the caller gives none), so a retry
+after a timeout or a 5xx can never post it twice. Each retry is signed anew (new nonce).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broker.crypto.httpsig import content_digest, sign_request
+from broker.crypto.keys import load_private_key
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class SenderError(Exception):
+    """The broker refused the request (``status`` and the problem document), or was unreachable."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, problem: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class SenderClient:
+    """An agency's client. Use as ``async with SenderClient(...) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: Ed25519PrivateKey,
+        keyid: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self.keyid = keyid
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.retries = retries
+        self.backoff = backoff
+        self.clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_pem(cls, base_url: str, pem: bytes, keyid: str, **options: Any) -> SenderClient:
+        pair = load_private_key(pem, expected="ed25519", source="agency key")
+        if not isinstance(pair.private, Ed25519PrivateKey):
+            raise SenderError("the agency key must be an Ed25519 key")
+        return cls(base_url, pair.private, keyid, **options)
+
+    async def __aenter__(self) -> SenderClient:
+        self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def post_notice(
+        self, notice: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> Response:
+        """Post a notice; retried on network errors and 502/503/504 under the same idempotency key."""
+        body = json.dumps(notice, ensure_ascii=False).encode()
+        key = idempotency_key or notice.get("idempotency_key") or secrets.token_urlsafe(18)
+        return await self._with_retries("POST", "/v1/notices", body, {"Idempotency-Key": str(key)})
+
+    async def status(self, notice_id: str) -> Response:
+        return await self._with_retries("GET", f"/v1/notices/{notice_id}/status", None, {})
+
+    async def _with_retries(
+        self, method: str, path: str, body: bytes | None, extra: dict[str, str]
+    ) -> Response:
+        attempt = 0
+        while True:
+            try:
+                response = await self._send(method, path, body, extra)
+            except (aiohttp.ClientConnectionError, TimeoutError) as e:
+                if attempt >= self.retries:
+                    raise SenderError(
+                        f"broker unreachable after {attempt + 1} attempts: {e!r}"
+                    ) from e
+            else:
+                if response.status not in RETRY_STATUSES or attempt >= self.retries:
+                    return _checked(response)
+            attempt += 1
+            await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random()))  # noqa: S311 - jitter
+
+    async def _send(
+        self, method: str, path: str, body: bytes | None, extra: dict[str, str]
+    ) -> Response:
+        if self._session is None:
+            raise SenderError("use SenderClient as an async context manager")
+        url = self.base_url + path
+        headers = dict(extra)
+        components = ["@method", "@target-uri"]
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            headers["Content-Digest"] = content_digest(body)
+            components += ["content-type", "content-digest"]
+        headers.update(
+            sign_request(
+                method=method,
+                url=url,
+                headers=headers,
+                key=self.key,
+                keyid=self.keyid,
+                created=int(self.clock()),
+                components=components,
+            )
+        )
+        async with self._session.request(method, url, data=body, headers=headers) as response:
+            text = await response.text()
+            try:
+                document = json.loads(text) if text else {}
+            except ValueError:
+                document = {"detail": text[:200]}
+            return Response(
+                response.status, document, response.headers.get("Idempotent-Replayed") == "true"
+            )
+
+
+def _checked(response: Response) -> Response:
+    if response.status >= 400:
+        detail = response.body.get("detail") or response.body.get("title") or "refused"
+        raise SenderError(
+            f"{response.status} {response.body.get('code', '')}: {detail}".strip(),
+            status=response.status,
+            problem=response.body,
+        )
+    return response

@@ -1,0 +1,66 @@
+"""Agency endpoints: post a notice, read its status. Thin: parse, call the service, answer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.errors import AuthenticationFailed, LiaisonError
+from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
+from broker.service.auth import authenticate_agency
+from broker.service.intake import IncomingRequest
+from broker.service.status import notice_status
+from broker.store import notices_repo as repo
+
+
+class UnsupportedMediaType(LiaisonError):
+    code = "unsupported_media_type"
+
+
+def target_uri(request: web.Request) -> str:
+    """The URI the client addressed: the configured public URL when set, else the request's own."""
+    public = request.app[SETTINGS].server.public_url
+    return public.rstrip("/") + request.path_qs if public else str(request.url)
+
+
+def header_map(request: web.Request) -> dict[str, str]:
+    return {
+        name.lower(): ", ".join(request.headers.getall(name))
+        for name in set(request.headers.keys())
+    }
+
+
+async def post_notice(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("notices are posted as application/json")
+    body = await request.read()  # bounded by client_max_size (limits.max_body_bytes): 413 beyond
+    incoming = IncomingRequest(request.method, target_uri(request), header_map(request), body)
+    accepted = await request.app[INTAKE].submit(incoming, request.app[CLOCK].now())
+    response = web.json_response(accepted.body, status=201)
+    response.headers["Location"] = accepted.body["status_url"]
+    if accepted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+async def get_status(request: web.Request) -> web.Response:
+    state, now = request.app[STATE], request.app[CLOCK].now()
+    view = state.view
+    skew = request.app[SETTINGS].limits.clock_skew_seconds
+    agency = authenticate_agency(
+        view.directory,
+        method=request.method,
+        target_uri=target_uri(request),
+        headers=header_map(request),
+        body=None,
+        now=now,
+        max_skew=skew,
+    )
+    try:
+        await repo.record_nonce(
+            state.engine, agency.signature.keyid, agency.signature.nonce, agency.nonce_expiry(skew)
+        )
+    except repo.NonceReplayed as e:
+        raise AuthenticationFailed(detail="nonce replayed") from e
+    return web.json_response(
+        await notice_status(state.engine, view, agency, request.match_info["id"])
+    )

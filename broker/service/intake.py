@@ -1,0 +1,426 @@
+"""Accepting a notice: verify, check, route, encrypt, commit — then, and only then, 201.
+
+Invariants:
+- nothing is stored unless every check passed, and then everything is stored in one transaction:
+  notice, key wraps, deliveries, the request nonce and the idempotency record;
+- the subject and body exist only inside the ciphertext (the request body bytes, encrypted under
+  a fresh data key bound to notice id, channel and policy hash); only routing metadata is clear;
+- every agency error is one of the documented refusals, with nothing internal in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from broker.config import Limits
+from broker.crypto.envelope import AEAD, associated_data, seal, wrap_many
+from broker.domain.notice import NoticeFacts, StoredNotice, new_notice_id
+from broker.errors import AuthenticationFailed, Conflict, Forbidden, LiaisonError
+from broker.logs import get_logger
+from broker.policy.payload import Violation, payload_violations
+from broker.policy.route import NotReached, Recipient, Route, check_notice, route
+from broker.service.auth import Agency, authenticate_agency
+from broker.service.notices import NoticeInvalid, notice_facts_from_document
+from broker.state import BrokerState, View
+from broker.store import notices_repo as repo
+
+log = get_logger("liaison.intake")
+ESCROW = "broker-escrow"
+
+
+class BadRequest(LiaisonError):
+    code = "bad_request"
+
+
+class SupersedesInvalid(LiaisonError):
+    code = "supersedes_invalid"
+
+
+class NoRecipients(LiaisonError):
+    code = "no_recipients"
+
+    def __init__(self, not_reached: list[NotReached]) -> None:
+        super().__init__("no one can receive this notice under the policies in force")
+        self.not_reached = not_reached
+
+    def extensions(self) -> dict[str, object]:
+        return {"not_reached": [{"role": n.role, "reason": n.reason} for n in self.not_reached]}
+
+
+class TooManyRecipients(LiaisonError):
+    code = "too_many_recipients"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    method: str
+    target_uri: str
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Accepted:
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    route: Route
+    recipients: list[Recipient]
+    ciphertext: bytes
+    nonce: bytes
+    wraps: list[tuple[str, str, bytes]]  # (recipient id, key id, wrap)
+    not_reached: list[NotReached] = field(default_factory=list)
+
+
+class Intake:
+    def __init__(
+        self,
+        state: BrokerState,
+        *,
+        escrow_public: bytes,
+        escrow_key_id: str,
+        limits: Limits,
+        pool: Executor,
+    ) -> None:
+        self.state = state
+        self.escrow_public = escrow_public
+        self.escrow_key_id = escrow_key_id
+        self.limits = limits
+        self.pool = pool
+
+    async def submit(self, request: IncomingRequest, now: datetime) -> Accepted:
+        view = self.state.view
+        agency = authenticate_agency(
+            view.directory,
+            method=request.method,
+            target_uri=request.target_uri,
+            headers=request.headers,
+            body=request.body,
+            now=now,
+            max_skew=self.limits.clock_skew_seconds,
+        )
+        try:
+            return await self._accept(view, agency, request, now)
+        except (repo.NonceReplayed, AuthenticationFailed) as e:
+            raise AuthenticationFailed(detail="nonce replayed") from e
+        except LiaisonError:
+            # Refused after authentication: remember the nonce so the same request cannot be
+            # replayed into a later, different answer (e.g. after a policy change).
+            await self._burn_nonce(agency)
+            raise
+
+    async def _burn_nonce(self, agency: Agency) -> None:
+        with contextlib.suppress(repo.NonceReplayed):
+            await repo.record_nonce(
+                self.state.engine,
+                agency.signature.keyid,
+                agency.signature.nonce,
+                agency.nonce_expiry(self.limits.clock_skew_seconds),
+            )
+
+    async def _accept(
+        self, view: View, agency: Agency, request: IncomingRequest, now: datetime
+    ) -> Accepted:
+        document = _parse_json(request.body)
+        facts = notice_facts_from_document(document, sender=agency.organisation)
+        idempotency_key = request.headers.get("idempotency-key") or document.get("idempotency_key")
+        request_hash = hashlib.sha256(request.body).hexdigest()
+        if idempotency_key:
+            previous = await repo.find_idempotent(
+                self.state.engine, agency.organisation, idempotency_key
+            )
+            if previous is not None:
+                return self._replay(previous, request_hash)
+        channel = check_notice(facts, view.directory, view.policies.channels)
+        earlier = await self._superseded(document, facts)
+        facts = await self._with_reply_role(view, document, facts)
+        decision = view.authorizer.publish(facts)
+        if not decision.allowed:
+            raise Forbidden(
+                "this agency may not publish this notice", detail=",".join(decision.policy_ids)
+            )
+        cancel = bool(document.get("cancel"))
+        if cancel and earlier is None:
+            raise SupersedesInvalid("a cancel must name the notice it cancels in 'supersedes'")
+        if not cancel or document["body"]:
+            violations = payload_violations(channel, document["body"])
+            if violations:
+                raise NoticeInvalid(violations)
+        facts = replace(facts, id=new_notice_id(now))
+        notice_id = facts.id
+        previous_recipients = await self._previous_recipients(earlier)
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            self.pool, self._prepare, view, facts, request.body, previous_recipients, now
+        )
+        expires = _expiry(document, now)
+        response = {
+            "id": notice_id,
+            "recipient_count": len({r.contact for r in prepared.recipients}),
+            "policy_hash": view.policies.hash,
+            "status_url": f"/v1/notices/{notice_id}/status",
+            "not_reached": [
+                {"role": n.role, "jurisdiction": n.jurisdiction, "reason": n.reason}
+                for n in prepared.not_reached
+            ],
+        }
+        write = self._write(
+            agency,
+            facts,
+            channel.marking.value,
+            channel.retention_days,
+            prepared,
+            now,
+            expires,
+            document,
+            earlier,
+            response,
+            idempotency_key,
+            request_hash,
+        )
+        try:
+            await repo.commit_notice(self.state.engine, write)
+        except repo.IdempotencyRace:
+            previous = await repo.find_idempotent(
+                self.state.engine, agency.organisation, str(idempotency_key)
+            )
+            if previous is None:
+                raise
+            return self._replay(previous, request_hash)
+        log.info(
+            "notice_accepted",
+            notice_id=notice_id,
+            channel=facts.channel,
+            sender=agency.organisation,
+            recipients=response["recipient_count"],
+            kind=write.notice["kind"],
+        )
+        return Accepted(response)
+
+    def _replay(self, previous: repo.IdempotencyRecord, request_hash: str) -> Accepted:
+        if previous.request_hash != request_hash:
+            raise IdempotencyConflict("this idempotency key was used for a different request")
+        return Accepted(previous.response, replayed=True)
+
+    async def _superseded(
+        self, document: dict[str, Any], facts: NoticeFacts
+    ) -> StoredNotice | None:
+        earlier_id = document.get("supersedes")
+        if earlier_id is None:
+            return None
+        earlier = await repo.get_notice(self.state.engine, earlier_id)
+        # Another agency's notice looks exactly like one that does not exist.
+        if earlier is None or earlier.sender != facts.sender:
+            raise SupersedesInvalid("'supersedes' does not name an earlier notice of this agency")
+        if earlier.status != "active":
+            raise SupersedesInvalid(f"the earlier notice is {earlier.status}")
+        if earlier.channel != facts.channel:
+            raise SupersedesInvalid("an update must stay on the channel of the notice it updates")
+        return earlier
+
+    async def _with_reply_role(
+        self, view: View, document: dict[str, Any], facts: NoticeFacts
+    ) -> NoticeFacts:
+        """Check a request's ``requesting_role``; route an answer to the role that asked."""
+        role_id = document.get("requesting_role")
+        if role_id is not None:
+            role = view.directory.roles.get(role_id)
+            if role is None or role.organisation != facts.sender:
+                raise NoticeInvalid(
+                    [Violation("/requesting_role", "must be a role of the sending organisation")]
+                )
+        if "in_reply_to" not in document:
+            return facts
+        request = await repo.get_notice(self.state.engine, document["in_reply_to"])
+        # A request this agency was not asked looks exactly like one that does not exist.
+        if (
+            request is None
+            or facts.sender not in request.addressees
+            or request.channel != facts.channel
+            or request.requesting_role is None
+        ):
+            raise SupersedesInvalid(
+                "'in_reply_to' does not name a request addressed to this agency"
+            )
+        return replace(facts, reply_to_role=request.requesting_role)
+
+    async def _previous_recipients(
+        self, earlier: StoredNotice | None
+    ) -> list[tuple[str, str, str]]:
+        if earlier is None:
+            return []
+        return [
+            (d.contact, d.role, d.jurisdiction)
+            for d in await repo.deliveries_of(self.state.engine, earlier.id)
+        ]
+
+    def _prepare(
+        self,
+        view: View,
+        facts: NoticeFacts,
+        plaintext: bytes,
+        previous: list[tuple[str, str, str]],
+        now: datetime,
+    ) -> _Prepared:
+        """Route, encrypt and wrap: CPU work, run on the crypto pool."""
+        routed = route(facts, view.authorizer, now)
+        recipients = list(routed.recipients)
+        not_reached = list(routed.not_reached)
+        seen = {(r.contact, r.role) for r in recipients}
+        for (
+            contact,
+            role,
+            jurisdiction,
+        ) in previous:  # everyone who had the earlier notice gets this one
+            if (contact, role) in seen:
+                continue
+            key = view.directory.encryption_key(contact, now)
+            if key is None:
+                not_reached.append(
+                    NotReached(
+                        role, jurisdiction, "no_encryption_key", f"{contact} has no usable key"
+                    )
+                )
+                continue
+            recipients.append(Recipient(contact, role, jurisdiction, "supersedes", (), key.id))
+            seen.add((contact, role))
+        if not recipients:
+            raise NoRecipients([n for n in not_reached if n.reason != "not_selected"])
+        if len({r.contact for r in recipients}) > self.limits.max_recipients:
+            raise TooManyRecipients(f"more than {self.limits.max_recipients} recipients")
+        sealed = seal(plaintext, associated_data(facts.id, facts.channel, view.policies.hash))
+        keys: dict[str, str] = {}
+        for r in recipients:
+            keys.setdefault(r.contact, r.key_id)
+        publics = [view.directory.keys[k].public for k in keys.values()] + [self.escrow_public]
+        wrapped = wrap_many(sealed.data_key, publics)
+        wraps = [(c, k, w) for (c, k), w in zip(keys.items(), wrapped, strict=False)]
+        wraps.append((ESCROW, self.escrow_key_id, wrapped[-1]))
+        return _Prepared(
+            routed,
+            recipients,
+            sealed.ciphertext,
+            sealed.nonce,
+            wraps,
+            [
+                n
+                for n in not_reached
+                if n.reason in ("vacant", "no_encryption_key", "denied_by_policy")
+            ],
+        )
+
+    def _write(
+        self,
+        agency: Agency,
+        facts: NoticeFacts,
+        marking: str,
+        retention_days: int,
+        prepared: _Prepared,
+        now: datetime,
+        expires: datetime | None,
+        document: dict[str, Any],
+        earlier: StoredNotice | None,
+        response: dict[str, Any],
+        idempotency_key: str | None,
+        request_hash: str,
+    ) -> repo.NoticeWrite:
+        sig = agency.signature
+        kind = "cancel" if document.get("cancel") else ("update" if earlier else "notice")
+        notice = {
+            "id": facts.id,
+            "sender_id": agency.organisation,
+            "sender_key_id": sig.keyid,
+            "channel": facts.channel,
+            "jurisdiction_id": facts.jurisdiction,
+            "severity": facts.severity,
+            "marking": marking,
+            "policy_hash": prepared.route.policy_hash,
+            "kind": kind,
+            "supersedes_id": earlier.id if earlier else None,
+            "addressees": json.dumps(list(facts.addressees)),
+            "requesting_role": document.get("requesting_role"),
+            "in_reply_to": document.get("in_reply_to"),
+            "status": "active",
+            "created_at": now,
+            "expires_at": expires,
+            "retain_until": now + timedelta(days=retention_days),
+            "recipient_count": response["recipient_count"],
+            "aead": AEAD,
+            "aead_nonce": prepared.nonce,
+            "ciphertext": prepared.ciphertext,
+            "content_digest": sig.values.get("content-digest", ""),
+            "signature_input": sig.signature_input_header,
+            "signature": sig.signature_header,
+            "signed_values": json.dumps(sig.values),
+        }
+        wraps = [
+            {"notice_id": facts.id, "recipient_id": c, "key_id": k, "wrap": w}
+            for c, k, w in prepared.wraps
+        ]
+        deliveries = [
+            {
+                "notice_id": facts.id,
+                "contact_id": r.contact,
+                "role_id": r.role,
+                "jurisdiction_id": r.jurisdiction,
+                "rule": r.rule,
+                "policy_ids": json.dumps(list(r.policy_ids)),
+                "deputy": r.deputy,
+                "state": "pending",
+                "created_at": now,
+            }
+            for r in prepared.recipients
+        ]
+        nonce_expires = agency.nonce_expiry(self.limits.clock_skew_seconds)
+        nonce = {"key_id": sig.keyid, "nonce": sig.nonce, "expires_at": nonce_expires}
+        idempotency = None
+        if idempotency_key:
+            idempotency = {
+                "sender_id": agency.organisation,
+                "key": idempotency_key,
+                "request_hash": request_hash,
+                "notice_id": facts.id,
+                "response": json.dumps(response),
+                "created_at": now,
+            }
+        return repo.NoticeWrite(
+            notice,
+            wraps,
+            deliveries,
+            nonce,
+            idempotency,
+            cancels=earlier.id if kind == "cancel" and earlier else None,
+        )
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest("the body is not valid JSON") from e
+    if not isinstance(document, dict):
+        raise NoticeInvalid([Violation("", "a notice must be a JSON object")])
+    return document
+
+
+def _expiry(document: dict[str, Any], now: datetime) -> datetime | None:
+    if "expires_at" not in document:
+        return None
+    expires = datetime.fromisoformat(document["expires_at"])
+    if expires.tzinfo is None or expires <= now:
+        raise NoticeInvalid([Violation("/expires_at", "must be a future time with a timezone")])
+    return expires

@@ -1,0 +1,76 @@
+"""The sending agency's view of its notice: per role and jurisdiction, how far delivery got.
+
+Senders see roles, never the persons behind them: institutional addressing. A notice the agency
+may not read (another agency's) answers exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from broker.domain.notice import DeliveryState
+from broker.errors import NotFound
+from broker.service.auth import Agency
+from broker.state import View
+from broker.store import Database
+from broker.store import notices_repo as repo
+
+STATE_ORDER = ("pending", "delivered", "read", "acknowledged", "escalated")
+
+
+async def notice_status(db: Database, view: View, agency: Agency, notice_id: str) -> dict[str, Any]:
+    notice = await repo.get_notice(db, notice_id)
+    if (
+        notice is None
+        or not view.authorizer.read_status(agency.organisation, notice.facts()).allowed
+    ):
+        raise NotFound("no such notice")
+    deliveries = await repo.deliveries_of(db, notice_id)
+    return {
+        "id": notice.id,
+        "channel": notice.channel,
+        "jurisdiction": notice.jurisdiction,
+        "kind": notice.kind,
+        "status": notice.status,
+        "marking": notice.marking,
+        "created_at": _time(notice.created_at),
+        "supersedes": notice.supersedes,
+        "policy_hash": notice.policy_hash,
+        "roles": _by_role(view, deliveries),
+    }
+
+
+def _by_role(view: View, deliveries: list[DeliveryState]) -> list[dict[str, Any]]:
+    groups: dict[str, list[DeliveryState]] = {}
+    for d in deliveries:
+        groups.setdefault(d.role, []).append(d)
+    out = []
+    for role_id, items in groups.items():
+        role = view.directory.roles.get(role_id)
+        jurisdiction = view.directory.jurisdictions.get(items[0].jurisdiction)
+        out.append(
+            {
+                "role": role_id,
+                "role_title": role.title if role else role_id,
+                "jurisdiction": items[0].jurisdiction,
+                "jurisdiction_name": jurisdiction.name if jurisdiction else None,
+                "rule": items[0].rule,
+                "recipients": len(items),
+                "state": max((d.state for d in items), key=STATE_ORDER.index),
+                "delivered_at": _first(d.delivered_at for d in items),
+                "read_at": _first(d.read_at for d in items),
+                "acknowledged_at": _first(d.acked_at for d in items),
+                "escalated_at": _first(d.escalated_at for d in items),
+            }
+        )
+    return out
+
+
+def _first(values: Any) -> str | None:
+    present = [v for v in values if v is not None]
+    return _time(min(present)) if present else None
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

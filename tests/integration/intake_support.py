@@ -1,0 +1,116 @@
+"""A running broker on loopback over the demo directory, and signing helpers for agencies."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+
+from adapters.sender import SenderClient
+from broker.app import create_app
+from broker.config import load_settings, resolved_database_url
+from broker.crypto.httpsig import content_digest, sign_request
+from broker.crypto.keys import KeyPair, read_private_key
+from broker.http.keys import STATE
+from broker.service.directory import apply_directory_file
+from broker.state import BrokerState
+from broker.store.engine import create_engine, migrate
+from tests.conftest import NOW
+from tests.support import LoopbackServer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
+
+
+def example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / f"{name}.json").read_text())
+
+
+@dataclass
+class Broker:
+    url: str
+    data: Path
+    state: BrokerState
+
+    def agency_key(self, agency: str) -> KeyPair:
+        return read_private_key(self.data / "keys" / f"{agency}.pem", expected="ed25519")
+
+    def sender(self, agency: str) -> SenderClient:
+        pair = self.agency_key(agency)
+        return SenderClient.from_pem(self.url, pair.pem(), pair.key_id(agency), retries=0)
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        async with self.state.engine.connect() as conn:
+            return (await conn.execute(text(sql), params)).scalar()
+
+    async def rows(self, sql: str, **params: Any) -> list[Any]:
+        async with self.state.engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+
+
+@asynccontextmanager
+async def running_broker(data: Path, database_url: str) -> AsyncIterator[Broker]:
+    """Serve ``data`` (a demo data directory) on loopback, its store at ``database_url``."""
+    env = {"LIAISON_DATABASE_URL": database_url}
+    settings = load_settings(data, env)
+    engine = create_engine(
+        resolved_database_url(settings, env)
+    )  # a fresh database: give it the directory
+    await migrate(engine)
+    await apply_directory_file(
+        engine, data / "directory.yaml", actor="test", now=NOW, max_bytes=10**7
+    )
+    await engine.dispose()
+    app = create_app(settings, env)
+    async with LoopbackServer(app) as server:
+        yield Broker(server.url, data, app[STATE])
+
+
+def signed_headers(
+    url: str,
+    body: bytes,
+    key: Ed25519PrivateKey,
+    keyid: str,
+    *,
+    created: int | None = None,
+    components: tuple[str, ...] = ("@method", "@target-uri", "content-type", "content-digest"),
+    nonce: str | None = None,
+    content_type: str = "application/json",
+    method: str = "POST",
+    digest_of: bytes | None = None,
+) -> dict[str, str]:
+    headers = {
+        "Content-Type": content_type,
+        "Content-Digest": content_digest(body if digest_of is None else digest_of),
+    }
+    headers.update(
+        sign_request(
+            method=method,
+            url=url,
+            headers=headers,
+            key=key,
+            keyid=keyid,
+            created=created or int(time.time()),
+            components=components,
+            nonce=nonce,
+        )
+    )
+    return headers
+
+
+async def post_raw(
+    url: str, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=body, headers=headers) as response,
+    ):
+        document = await response.json(content_type=None)
+        return response.status, document, dict(response.headers)
