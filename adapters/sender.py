@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import secrets
+import ssl as ssl_module
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class SenderClient:
         retries: int = 3,
         backoff: float = 0.5,
         clock: Callable[[], float] = time.time,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
@@ -65,6 +67,7 @@ class SenderClient:
         self.retries = retries
         self.backoff = backoff
         self.clock = clock
+        self.ssl = ssl  # e.g. with a client certificate loaded, for mutual TLS
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -75,7 +78,8 @@ class SenderClient:
         return cls(base_url, pair.private, keyid, **options)
 
     async def __aenter__(self) -> SenderClient:
-        self._session = aiohttp.ClientSession(timeout=self.timeout)
+        connector = aiohttp.TCPConnector(ssl=self.ssl) if self.ssl is not None else None
+        self._session = aiohttp.ClientSession(timeout=self.timeout, connector=connector)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

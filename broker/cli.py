@@ -110,6 +110,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         env["LIAISON_SERVER_HOST"] = args.host
     if args.port is not None:
         env["LIAISON_SERVER_PORT"] = str(args.port)
+    for option in ("tls_cert", "tls_key", "client_ca"):
+        if getattr(args, option):
+            env[f"LIAISON_SERVER_{option.upper()}"] = str(Path(getattr(args, option)).resolve())
     settings = load_settings(data, env)
     configure_logging(settings.logging.level, settings.logging.format)
     app = create_app(settings, env)
@@ -126,8 +129,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop.remove_signal_handler(signal.SIGHUP)
 
     app.cleanup_ctx.append(install_reload)
+    from broker.http.tls import server_context
+
+    tls = server_context(settings)
     print(
-        f"Liaison listening on http://{settings.server.host}:{settings.server.port} "
+        f"Liaison listening on {'https' if tls else 'http'}://{settings.server.host}:{settings.server.port} "
         f"(data {data}, Ctrl-C to stop)",
         file=sys.stderr,
         flush=True,
@@ -136,9 +142,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app,
         host=settings.server.host,
         port=settings.server.port,
+        ssl_context=tls,
         print=None,
         handle_signals=True,
         shutdown_timeout=10,
+        # Header limits: a client cannot make the broker buffer arbitrarily large header blocks.
+        handler_args={
+            "max_field_size": settings.limits.max_header_bytes,
+            "max_line_size": settings.limits.max_header_bytes,
+        },
     )
     return EXIT_OK
 
@@ -321,20 +333,34 @@ def _sender(args: argparse.Namespace) -> Any:
     from adapters.sender import SenderClient
     from broker.crypto.keys import read_private_key
 
+    tls = _client_tls(args)
     if args.as_ is not None:
         data = _data_dir(args)
         settings = load_settings(data, os.environ)
         pair = read_private_key(data / "keys" / f"{args.as_}.pem", expected="ed25519")
-        return SenderClient.from_pem(
-            args.url or settings.public_url, pair.pem(), pair.key_id(args.as_)
-        )
+        url = args.url or settings.public_url
+        return SenderClient.from_pem(url, pair.pem(), pair.key_id(args.as_), ssl=tls)
     if not (args.url and args.key and args.keyid):
         raise ConfigError("give --url, --key and --keyid, or --data DIR --as AGENCY_ID")
     try:
         pem = Path(args.key).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {args.key}: {e.strerror}") from e
-    return SenderClient.from_pem(args.url, pem, args.keyid)
+    return SenderClient.from_pem(args.url, pem, args.keyid, ssl=tls)
+
+
+def _client_tls(args: argparse.Namespace) -> Any:
+    import ssl
+
+    if not (args.ca or args.client_cert):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=args.ca)
+        if args.client_cert:
+            context.load_cert_chain(args.client_cert, args.client_key)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"TLS set-up failed: {e}") from e
+    return context
 
 
 def _sender_call(args: argparse.Namespace, call: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
@@ -419,6 +445,11 @@ def _parser() -> argparse.ArgumentParser:
     data_option(p)
     p.add_argument("--host", help="listen address (default from liaison.toml: 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default from liaison.toml: 8750)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    p.add_argument(
+        "--client-ca", metavar="PEM", help="require agency client certificates from this CA (mTLS)"
+    )
 
     p = command("keygen", cmd_keygen, "generate a key pair; write the private key as PKCS#8 PEM")
     p.add_argument("--type", choices=["ed25519", "x25519"], required=True)
@@ -476,6 +507,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--as", dest="as_", metavar="AGENCY_ID", help="with --data: act as this demo agency"
         )
+        p.add_argument(
+            "--ca", metavar="PEM", help="trust this CA for the broker's HTTPS certificate"
+        )
+        p.add_argument(
+            "--client-cert", metavar="PEM", help="present this client certificate (mTLS)"
+        )
+        p.add_argument("--client-key", metavar="PEM", help="the client certificate's private key")
         p.add_argument("--json", action="store_true")
 
     p = command("send", cmd_send, "post a signed notice as an agency")

@@ -33,6 +33,12 @@ class ServerSettings:
     port: int = 8750
     # The URL clients use to reach this broker; token audiences and links are built from it.
     public_url: str = ""
+    # TLS: certificate chain and key (PEM files, relative to the data directory). Empty: plain HTTP.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Mutual TLS for agency systems: with a client CA, agency endpoints require a client
+    # certificate issued by it (recipients and browsers may connect without one).
+    client_ca: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,12 @@ class Settings:
 
     @property
     def public_url(self) -> str:
-        return self.server.public_url or f"http://{self.server.host}:{self.server.port}"
+        scheme = "https" if self.server.tls_cert else "http"
+        return self.server.public_url or f"{scheme}://{self.server.host}:{self.server.port}"
+
+    def path(self, value: str) -> Path:
+        """A path setting: absolute as given, else relative to the data directory."""
+        return self._in_data_dir(value)
 
     def _in_data_dir(self, value: str) -> Path:
         path = Path(value)
@@ -180,6 +191,10 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
             "[database] url holds a password; give it by reference instead "
             '(url = "env:LIAISON_DB_URL" or url = "file:secrets/db-url")'
         )
+    if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
+        raise ConfigError("[server] tls_cert and tls_key go together")
+    if settings.server.client_ca and not settings.server.tls_cert:
+        raise ConfigError("[server] client_ca needs tls_cert and tls_key: mutual TLS is TLS first")
     if settings.logging.format not in ("auto", "json", "console"):
         raise ConfigError("[logging] format must be auto, json or console")
     if settings.limits.token_lifetime_seconds > 900:

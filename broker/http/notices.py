@@ -6,6 +6,7 @@ from aiohttp import web
 
 from broker.errors import AuthenticationFailed, LiaisonError
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
+from broker.http.tls import require_client_certificate
 from broker.service.auth import authenticate_agency
 from broker.service.intake import IncomingRequest
 from broker.service.status import notice_status
@@ -30,6 +31,7 @@ def header_map(request: web.Request) -> dict[str, str]:
 
 
 async def post_notice(request: web.Request) -> web.Response:
+    require_client_certificate(request, request.app[SETTINGS])
     if request.content_type != "application/json":
         raise UnsupportedMediaType("notices are posted as application/json")
     body = await request.read()  # bounded by client_max_size (limits.max_body_bytes): 413 beyond
@@ -43,6 +45,7 @@ async def post_notice(request: web.Request) -> web.Response:
 
 
 async def get_status(request: web.Request) -> web.Response:
+    require_client_certificate(request, request.app[SETTINGS])
     state, now = request.app[STATE], request.app[CLOCK].now()
     view = state.view
     skew = request.app[SETTINGS].limits.clock_skew_seconds

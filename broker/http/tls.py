@@ -1,0 +1,42 @@
+"""TLS for the listener, and the mutual-TLS requirement for agency endpoints.
+
+With ``server.client_ca`` set, the TLS layer asks every client for a certificate (CERT_OPTIONAL,
+so recipients' browsers still connect) and the agency endpoints refuse a request whose
+connection did not present a certificate that verified against that CA. The refusal is the
+same 401 as any other authentication failure.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from aiohttp import web
+
+from broker.config import Settings
+from broker.errors import AuthenticationFailed, ConfigError
+
+
+def server_context(settings: Settings) -> ssl.SSLContext | None:
+    server = settings.server
+    if not server.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.path(server.tls_cert), settings.path(server.tls_key))
+        if server.client_ca:
+            context.load_verify_locations(cafile=settings.path(server.client_ca))
+            context.verify_mode = ssl.CERT_OPTIONAL
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"TLS set-up failed: {e}") from e
+    return context
+
+
+def require_client_certificate(request: web.Request, settings: Settings) -> None:
+    """Agency endpoints: with a client CA configured, a verified client certificate is required."""
+    if not settings.server.client_ca:
+        return
+    transport = request.transport
+    peer = transport.get_extra_info("peercert") if transport is not None else None
+    if not peer:
+        raise AuthenticationFailed(detail="no verified client certificate")
