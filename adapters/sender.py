@@ -9,6 +9,7 @@ after a timeout or a 5xx can never post it twice. Each retry is signed anew (new
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import secrets
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker.crypto.envelope import open_sealed, unwrap
 from broker.crypto.httpsig import content_digest, sign_request
 from broker.crypto.keys import load_private_key
 
@@ -147,6 +149,15 @@ class SenderClient:
             return Response(
                 response.status, document, response.headers.get("Idempotent-Replayed") == "true"
             )
+
+
+def decrypt_reply(reply: dict[str, Any], notice_id: str, agency_x25519_private: bytes) -> str:
+    """Open a recipient's reply (from the status view) with the agency's X25519 key."""
+    data_key = unwrap(base64.b64decode(reply["wrap"]), agency_x25519_private)
+    aad = f"liaison-reply-v1\n{notice_id}".encode()
+    return open_sealed(
+        base64.b64decode(reply["ciphertext"]), base64.b64decode(reply["nonce"]), aad, data_key
+    ).decode()
 
 
 def _checked(response: Response) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -12,13 +12,17 @@ from aiohttp import web
 
 from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
-from broker.crypto.keys import load_private_key
+from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
 from broker.errors import StoreError
-from broker.http import health, notices, openapi
-from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
+from broker.http import health, notices, openapi, recipients
+from broker.http.keys import CLOCK, ESCALATION, INTAKE, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.middleware import request_context
 from broker.logs import get_logger
+from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
+from broker.service.push import Hub
+from broker.service.recipients import Recipients
+from broker.service.tokens import TokenKeys, TokenService
 from broker.state import BrokerState
 from broker.store import Database
 from broker.store.engine import create_engine, migrate
@@ -31,15 +35,25 @@ NONCE_PURGE_SECONDS = 60.0
 CRYPTO_THREADS = 2
 
 
+def _key(
+    settings: Settings, environ: Mapping[str, str], reference: str, kind: str, what: str
+) -> KeyPair:
+    return load_private_key(
+        resolve_secret(reference, settings, environ), expected=kind, source=what
+    )
+
+
 def create_app(
     settings: Settings,
     environ: Mapping[str, str],
     *,
     engine: Database | None = None,
     clock: Clock | None = None,
+    run_workers: bool = True,
 ) -> web.Application:
     """Build the aiohttp application. Start-up migrates the schema and loads policies and
-    directory; an invalid policy set stops start-up with ``PolicyFileError``."""
+    directory; an invalid policy set stops start-up with ``PolicyFileError``. With
+    ``run_workers=False`` the escalation worker is not scheduled (tests call ``tick`` directly)."""
     app = web.Application(
         middlewares=[request_context], client_max_size=settings.limits.max_body_bytes
     )
@@ -49,12 +63,11 @@ def create_app(
     )
     clock = clock or SystemClock()
     state = BrokerState(engine, settings.policies_dir, settings.limits)
-    escrow = load_private_key(
-        resolve_secret(settings.keys.escrow_key, settings, environ),
-        expected="x25519",
-        source="keys.escrow_key",
-    )
+    escrow = _key(settings, environ, settings.keys.escrow_key, "x25519", "keys.escrow_key")
+    signing = _key(settings, environ, settings.keys.signing_key, "ed25519", "keys.signing_key")
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
+    hub = Hub(settings.delivery.stream_queue_events)
+    recipient_service = Recipients(state, hub, page_max=settings.limits.inbox_page_max)
     app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
     app[INTAKE] = Intake(
         state,
@@ -62,7 +75,15 @@ def create_app(
         escrow_key_id=escrow.key_id("broker"),
         limits=settings.limits,
         pool=pool,
+        on_committed=recipient_service.announce,
     )
+    app[RECIPIENTS] = recipient_service
+    app[TOKENS] = TokenService(
+        engine,
+        settings,
+        TokenKeys(ed25519_signer(signing, source="keys.signing_key"), signing.key_id("broker")),
+    )
+    app[ESCALATION] = EscalationWorker(state, recipient_service, escrow.private_raw)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await migrate(state.engine)
@@ -74,13 +95,26 @@ def create_app(
             channels=len(view.policies.channels),
         )
         workers = [
-            asyncio.create_task(_poll_directory(state), name="directory-poller"),
-            asyncio.create_task(_purge_nonces(state, clock), name="nonce-purger"),
+            _every(DIRECTORY_POLL_SECONDS, state.refresh_directory, "directory_refresh_failed"),
+            _every(
+                NONCE_PURGE_SECONDS,
+                lambda: purge_nonces(state.engine, clock.now() - timedelta(seconds=1)),
+                "nonce_purge_failed",
+            ),
         ]
+        if run_workers:
+            workers.append(
+                _every(
+                    float(settings.delivery.escalation_interval_seconds),
+                    lambda: app[ESCALATION].tick(clock.now()),
+                    "escalation_failed",
+                )
+            )
+        tasks = [asyncio.create_task(w) for w in workers]
         yield
-        for task in workers:
+        for task in tasks:
             task.cancel()
-        for task in workers:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         pool.shutdown(wait=True)
@@ -88,29 +122,30 @@ def create_app(
             await state.engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/openapi.json", openapi.serve)
-    app.router.add_post("/v1/notices", notices.post_notice)
-    app.router.add_get("/v1/notices/{id}/status", notices.get_status)
+
+    async def close_streams(app: web.Application) -> None:
+        hub.close_all()
+
+    app.on_shutdown.append(close_streams)
+    router = app.router
+    router.add_get("/healthz", health.healthz)
+    router.add_get("/readyz", health.readyz)
+    router.add_get("/openapi.json", openapi.serve)
+    router.add_post("/v1/notices", notices.post_notice)
+    router.add_get("/v1/notices/{id}/status", notices.get_status)
+    router.add_post("/v1/token", recipients.post_token)
+    router.add_get("/v1/inbox", recipients.get_inbox)
+    router.add_get("/v1/notices/{id}", recipients.get_notice)
+    router.add_post("/v1/notices/{id}/ack", recipients.post_ack)
+    router.add_get("/v1/stream", recipients.get_stream)
     return app
 
 
-async def _poll_directory(state: BrokerState) -> None:
-    """Pick up directory revisions applied from the CLI while the broker runs."""
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], failure_event: str) -> None:
+    """Run a background job forever at an interval; a failed run is logged and retried next time."""
     while True:
-        await asyncio.sleep(DIRECTORY_POLL_SECONDS)
+        await asyncio.sleep(seconds)
         try:
-            await state.refresh_directory()
-        except StoreError:
-            log.warning("directory_refresh_failed")
-
-
-async def _purge_nonces(state: BrokerState, clock: Clock) -> None:
-    """Forget request nonces that can no longer be replayed."""
-    while True:
-        await asyncio.sleep(NONCE_PURGE_SECONDS)
-        try:
-            await purge_nonces(state.engine, clock.now() - timedelta(seconds=1))
+            await job()
         except (StoreError, OSError):
-            log.warning("nonce_purge_failed")
+            log.warning(failure_event)

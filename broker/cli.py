@@ -406,7 +406,147 @@ def cmd_status(args: argparse.Namespace) -> int:
     for role in body["roles"]:
         when = role["acknowledged_at"] or role["read_at"] or role["delivered_at"] or ""
         print(f"  {role['role_title']} [{role['role']}]: {role['state']} {when}".rstrip())
+    for reply in body.get("replies", []):
+        print(
+            f"  reply from {reply['role']} at {reply['created_at']}: {_open_reply(args, body['id'], reply)}"
+        )
     return EXIT_OK
+
+
+def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any]) -> str:
+    """Decrypt a reply with the agency's X25519 key when it is at hand (the demo keys)."""
+    from adapters.sender import decrypt_reply
+    from broker.crypto.envelope import DecryptionFailed
+    from broker.crypto.keys import read_private_key
+
+    if args.as_ is None:
+        return "(encrypted to the agency's X25519 key)"
+    path = _data_dir(args) / "keys" / f"{args.as_}.x25519.pem"
+    try:
+        return repr(
+            decrypt_reply(reply, notice_id, read_private_key(path, expected="x25519").private_raw)
+        )
+    except (ConfigError, DecryptionFailed):
+        return "(encrypted; this agency key cannot open it)"
+
+
+# -- recipient commands ----------------------------------------------------------------------
+
+
+def _recipient(args: argparse.Namespace) -> Any:
+    """A recipient client from --url/--key/--enc-key/--contact, or --data DIR --as CONTACT."""
+    from adapters.recipient import RecipientClient
+    from broker.crypto.keys import read_private_key
+
+    tls = _client_tls(args)
+    if args.as_ is not None:
+        data = _data_dir(args)
+        url = args.url or load_settings(data, os.environ).public_url
+        signing = read_private_key(data / "keys" / f"{args.as_}.pem", expected="ed25519")
+        decryption = read_private_key(data / "keys" / f"{args.as_}.x25519.pem", expected="x25519")
+        return RecipientClient(url, args.as_, signing, decryption, ssl=tls)
+    if not (args.url and args.key and args.enc_key and args.contact):
+        raise ConfigError(
+            "give --url, --key, --enc-key and --contact, or --data DIR --as CONTACT_ID"
+        )
+    signing = read_private_key(Path(args.key), expected="ed25519")
+    decryption = read_private_key(Path(args.enc_key), expected="x25519")
+    return RecipientClient(args.url, args.contact, signing, decryption, ssl=tls)
+
+
+def _recipient_call(
+    args: argparse.Namespace, call: Callable[[Any], Coroutine[Any, Any, Any]]
+) -> Any:
+    from adapters.recipient import RecipientError, VerificationFailed
+
+    async def run() -> Any:
+        async with _recipient(args) as client:
+            return await call(client)
+
+    try:
+        return asyncio.run(run())
+    except VerificationFailed as e:
+        raise ConfigError(f"REFUSED: {e}. Do not act on this notice; report it.") from e
+    except RecipientError as e:
+        raise ConfigError(str(e)) from e
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    page = _recipient_call(
+        args,
+        lambda c: c.inbox(
+            status=args.status, channel=args.channel, limit=args.limit, cursor=args.cursor
+        ),
+    )
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return EXIT_OK
+    if not page["items"]:
+        print("No notices.")
+    for item in page["items"]:
+        mark = "" if item["status"] == "active" else f" [{item['status']}]"
+        print(
+            f"{item['created_at']}  {item['notice_id']}  {item['channel']}  TLP:{item['marking']}  "
+            f"{item['severity']}  {item['state']}{mark}  (as {item['role']})"
+        )
+    if page["next_cursor"]:
+        print(f"More: --cursor {page['next_cursor']}")
+    return EXIT_OK
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    verified = _recipient_call(args, lambda c: c.read(args.id))
+    meta, notice = verified.metadata, verified.notice
+    if args.json:
+        print(
+            json.dumps(
+                {"metadata": meta, "notice": notice, "verified": True}, indent=2, ensure_ascii=False
+            )
+        )
+        return EXIT_OK
+    print(f"TLP:{meta['marking']}  {meta['channel']}  {meta['severity']}  {meta['id']}")
+    print(
+        f"Signed by {meta.get('sender_name') or meta['sender']} (key {verified.sender_key_id}): verified"
+    )
+    if meta["status"] != "active" or meta["kind"] != "notice":
+        print(
+            f"This is a{'n' if meta['kind'] == 'update' else ''} {meta['kind']} ({meta['status']}); "
+            f"supersedes {meta['supersedes']}"
+        )
+    print(f"\n{notice['subject']}\n")
+    print(json.dumps(notice["body"], indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    import base64
+
+    async def run(client: Any) -> Any:
+        agency_key = None
+        if args.reply is not None:
+            fetched = await client._request("GET", f"/v1/notices/{args.id}")
+            key = fetched.get("reply_key")
+            if key is None:
+                raise ConfigError("this notice's channel takes no replies")
+            agency_key = (key["key_id"], base64.b64decode(key["public"]))
+        return await client.ack(args.id, reply=args.reply, agency_key=agency_key)
+
+    answer = _recipient_call(args, run)
+    print(f"Acknowledged {answer['id']} at {answer['acknowledged_at']}")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    async def run(client: Any) -> int:
+        async for event_id, event in client.watch(last_event_id=args.last_event_id):
+            print(
+                f"{event_id}  {event['created_at']}  {event['notice_id']}  {event['channel']}  "
+                f"TLP:{event['marking']}  {event['severity']}  (as {event['role']})",
+                flush=True,
+            )
+        return EXIT_OK
+
+    return int(_recipient_call(args, run))
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -523,6 +663,44 @@ def _parser() -> argparse.ArgumentParser:
     p = command("status", cmd_status, "delivery status of one of the agency's notices, per role")
     p.add_argument("id", metavar="NOTICE_ID")
     agency_options(p)
+
+    def recipient_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", help="broker URL (default with --data: server.public_url)")
+        p.add_argument("--contact", help="your contact id in the directory")
+        p.add_argument("--key", metavar="PEM", help="your Ed25519 signing key (PKCS#8 PEM)")
+        p.add_argument("--enc-key", metavar="PEM", help="your X25519 decryption key (PKCS#8 PEM)")
+        data_option(p)
+        p.add_argument(
+            "--as", dest="as_", metavar="CONTACT_ID", help="with --data: act as this demo contact"
+        )
+        p.add_argument(
+            "--ca", metavar="PEM", help="trust this CA for the broker's HTTPS certificate"
+        )
+        p.add_argument("--client-cert", metavar="PEM", help=argparse.SUPPRESS)
+        p.add_argument("--client-key", metavar="PEM", help=argparse.SUPPRESS)
+
+    p = command("inbox", cmd_inbox, "list your notices (metadata only)")
+    p.add_argument(
+        "--status", choices=["pending", "delivered", "read", "acknowledged", "escalated"]
+    )
+    p.add_argument("--channel")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--cursor")
+    p.add_argument("--json", action="store_true")
+    recipient_options(p)
+    p = command(
+        "read", cmd_read, "fetch a notice, decrypt it here and verify the agency's signature"
+    )
+    p.add_argument("id", metavar="NOTICE_ID")
+    p.add_argument("--json", action="store_true")
+    recipient_options(p)
+    p = command("ack", cmd_ack, "acknowledge a notice (signed with your key), optionally replying")
+    p.add_argument("id", metavar="NOTICE_ID")
+    p.add_argument("--reply", help="a reply to the sending agency, encrypted to its key")
+    recipient_options(p)
+    p = command("watch", cmd_watch, "print new notices as they arrive (Ctrl-C to stop)")
+    p.add_argument("--last-event-id", type=int, help="resume after this event")
+    recipient_options(p)
     return parser
 
 

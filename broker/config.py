@@ -78,6 +78,25 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class OidcSettings:
+    # Optional: trust tokens from an external OpenID Connect issuer at /v1/token. Empty: off.
+    issuer: str = ""
+    audience: str = ""
+    jwks_file: str = ""  # the issuer's JWKS (JSON), relative to the data directory
+    contact_claim: str = "liaison_contact"  # the claim that names the Liaison contact id
+    algorithms: str = "RS256,ES256,EdDSA"  # accepted algorithms, comma-separated
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    escalation_interval_seconds: int = 30  # how often deadlines and successions are checked
+    stream_queue_events: int = (
+        256  # events buffered per live connection; a slower reader is dropped
+    )
+    stream_heartbeat_seconds: int = 15
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: str = "info"
     # auto: readable console on a terminal, JSON lines otherwise; or "json" / "console".
@@ -92,6 +111,8 @@ class Settings:
     policies: PolicySettings = field(default_factory=PolicySettings)
     keys: KeySettings = field(default_factory=KeySettings)
     limits: Limits = field(default_factory=Limits)
+    oidc: OidcSettings = field(default_factory=OidcSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
@@ -122,6 +143,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "policies": PolicySettings,
     "keys": KeySettings,
     "limits": Limits,
+    "oidc": OidcSettings,
+    "delivery": DeliverySettings,
     "logging": LoggingSettings,
 }
 
@@ -195,6 +218,9 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[server] tls_cert and tls_key go together")
     if settings.server.client_ca and not settings.server.tls_cert:
         raise ConfigError("[server] client_ca needs tls_cert and tls_key: mutual TLS is TLS first")
+    oidc = settings.oidc
+    if oidc.issuer and not (oidc.audience and oidc.jwks_file):
+        raise ConfigError("[oidc] issuer needs audience and jwks_file")
     if settings.logging.format not in ("auto", "json", "console"):
         raise ConfigError("[logging] format must be auto, json or console")
     if settings.limits.token_lifetime_seconds > 900:

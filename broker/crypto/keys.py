@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from broker.errors import ConfigError
 
 PrivateKey = ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
+Signer = ed25519.Ed25519PrivateKey  # for packages outside crypto that hold a signing key
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +98,10 @@ def read_private_key(path: Path, *, expected: str | None = None) -> KeyPair:
     except OSError as e:
         raise ConfigError(f"cannot read key file {path}: {e.strerror}") from e
     return load_private_key(data, expected=expected, source=str(path))
+
+
+def ed25519_signer(pair: KeyPair, *, source: str = "key") -> Signer:
+    """The pair's private key as an Ed25519 signer, or ConfigError."""
+    if not isinstance(pair.private, ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"{source}: expected an Ed25519 key")
+    return pair.private

@@ -114,6 +114,9 @@ class Directory:
     _roles_in: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _assignments_of: dict[str, tuple[Assignment, ...]] = field(default_factory=dict, repr=False)
     _keys_of: dict[str, tuple[PublicKey, ...]] = field(default_factory=dict, repr=False)
+    _assignments_by_contact: dict[str, tuple[Assignment, ...]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def build(
@@ -135,8 +138,10 @@ class Directory:
         for r in roles:
             roles_in[orgs[r.organisation].jurisdiction].append(r.id)
         assignments_of: dict[str, list[Assignment]] = defaultdict(list)
+        by_contact: dict[str, list[Assignment]] = defaultdict(list)
         for a in assignments:
             assignments_of[a.role].append(a)
+            by_contact[a.contact].append(a)
         keys_of: dict[str, list[PublicKey]] = defaultdict(list)
         for k in keys:
             keys_of[k.owner].append(k)
@@ -151,6 +156,7 @@ class Directory:
             _roles_in={k: tuple(v) for k, v in roles_in.items()},
             _assignments_of={k: tuple(v) for k, v in assignments_of.items()},
             _keys_of={k: tuple(v) for k, v in keys_of.items()},
+            _assignments_by_contact={k: tuple(v) for k, v in by_contact.items()},
         )
 
     # -- the jurisdiction tree -------------------------------------------------------------
@@ -200,6 +206,18 @@ class Directory:
             a for a in assignments if a.kind is AssignmentKind.DEPUTY and a.present_at(when)
         )
         return deputies, True
+
+    def roles_held(self, contact_id: str, when: datetime) -> tuple[str, ...]:
+        """Roles the contact holds or deputises for at ``when`` (absences do not end access)."""
+        return tuple(
+            sorted(
+                {
+                    a.role
+                    for a in self._assignments_by_contact.get(contact_id, ())
+                    if a.active_at(when)
+                }
+            )
+        )
 
     def keys_of(self, owner_id: str) -> tuple[PublicKey, ...]:
         return self._keys_of.get(owner_id, ())

@@ -71,3 +71,8 @@ class DeliveryState:
 def new_notice_id(now: datetime) -> str:
     """Time-ordered and unguessable: 12 hex digits of milliseconds, then 80 random bits."""
     return f"{int(now.timestamp() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def ack_statement(notice_id: str, contact: str, content_digest: str) -> bytes:
+    """What a recipient signs to acknowledge: bound to the exact content they decrypted."""
+    return f"liaison-ack-v1\n{notice_id}\n{contact}\n{content_digest}".encode()

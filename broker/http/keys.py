@@ -6,10 +6,16 @@ from aiohttp import web
 
 from broker.clock import Clock
 from broker.config import Settings
+from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
+from broker.service.recipients import Recipients
+from broker.service.tokens import TokenService
 from broker.state import BrokerState
 
 STATE = web.AppKey("state", BrokerState)
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 INTAKE = web.AppKey("intake", Intake)
+RECIPIENTS = web.AppKey("recipients", Recipients)
+TOKENS = web.AppKey("tokens", TokenService)
+ESCALATION = web.AppKey("escalation", EscalationWorker)

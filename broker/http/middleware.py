@@ -59,7 +59,8 @@ async def _translated(
     try:
         return await handler(request)
     except LiaisonError as e:
-        log.info("request_refused", code=e.code)
+        # The reason (which check, never a secret) is for operators; the client gets the code only.
+        log.info("request_refused", code=e.code, reason=e.detail)
         return from_error(e, request_id)
     except web.HTTPException as e:
         if e.status < 400:

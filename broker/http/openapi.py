@@ -32,6 +32,93 @@ def _json(description: str, schema: str) -> dict[str, Any]:
 
 SIGNED: list[dict[str, list[str]]] = [{"httpMessageSignature": []}]
 
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+NOTICE_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+RECIPIENT_PATHS: dict[str, Any] = {
+    "/v1/token": {
+        "post": {
+            "summary": "Exchange a signed contact assertion (RFC 7523) or a trusted OIDC token for an access token",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"$ref": "#/components/schemas/TokenRequest"}
+                    },
+                    "application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}},
+                },
+            },
+            "responses": {
+                "200": _json("An access token (EdDSA JWT, typ at+jwt)", "Token"),
+                "401": _problem("Refused (the same answer for every reason)"),
+            },
+        }
+    },
+    "/v1/inbox": {
+        "get": {
+            "summary": "The contact's notices, newest first (metadata only)",
+            "security": BEARER,
+            "parameters": [
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {
+                        "enum": ["pending", "delivered", "read", "acknowledged", "escalated"]
+                    },
+                },
+                {"name": "channel", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": _json("A page of the inbox", "Inbox"),
+                "401": _problem("Not authenticated"),
+            },
+        }
+    },
+    "/v1/notices/{id}": {
+        "get": {
+            "summary": "A notice for its recipient: ciphertext, this contact's wrap, the agency's signature material",
+            "security": BEARER,
+            "parameters": NOTICE_ID,
+            "responses": {
+                "200": _json("The encrypted notice", "RecipientNotice"),
+                "401": _problem("Not authenticated"),
+                "404": _problem("No such notice (or not this contact's)"),
+                "410": _problem("Destroyed at the end of its retention"),
+            },
+        }
+    },
+    "/v1/notices/{id}/ack": {
+        "post": {
+            "summary": "Acknowledge a notice, signed over its content digest; optionally reply to the agency",
+            "security": BEARER,
+            "parameters": NOTICE_ID,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ack"}}},
+            },
+            "responses": {
+                "200": _json("Recorded", "AckRecorded"),
+                "401": _problem("Not authenticated"),
+                "404": _problem("No such notice"),
+                "422": _problem("Signature or reply invalid"),
+            },
+        }
+    },
+    "/v1/stream": {
+        "get": {
+            "summary": "Server-Sent Events: one event per new delivery (metadata); resume with Last-Event-ID",
+            "security": BEARER,
+            "parameters": [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "text/event-stream"},
+                "401": _problem("Not authenticated"),
+            },
+        }
+    },
+}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -113,15 +200,17 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        **RECIPIENT_PATHS,
     },
     "components": {
         "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             "httpMessageSignature": {
                 "type": "apiKey",
                 "in": "header",
                 "name": "Signature",
                 "description": "RFC 9421 Signature and Signature-Input headers; keyid is the agency key id.",
-            }
+            },
         },
         "schemas": {
             "Notice": {k: v for k, v in NOTICE_SCHEMA.items() if k != "$schema"},
@@ -163,6 +252,64 @@ SPEC: dict[str, Any] = {
                         },
                     },
                 },
+            },
+            "TokenRequest": {
+                "type": "object",
+                "required": ["assertion"],
+                "properties": {
+                    "grant_type": {"const": "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+                    "assertion": {"type": "string", "maxLength": 4096},
+                },
+            },
+            "Token": {
+                "type": "object",
+                "properties": {
+                    "access_token": {"type": "string"},
+                    "token_type": {"const": "Bearer"},
+                    "expires_in": {"type": "integer"},
+                    "contact": {"type": "string"},
+                },
+            },
+            "Inbox": {
+                "type": "object",
+                "properties": {
+                    "items": {"type": "array", "items": {"type": "object"}},
+                    "next_cursor": {"type": ["string", "null"]},
+                },
+            },
+            "RecipientNotice": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "channel": {"type": "string"},
+                    "marking": {"type": "string"},
+                    "encryption": {"type": "object"},
+                    "signature": {"type": "object"},
+                },
+            },
+            "Ack": {
+                "type": "object",
+                "required": ["key_id", "signature"],
+                "properties": {
+                    "key_id": {"type": "string"},
+                    "signature": {
+                        "type": "string",
+                        "description": "base64 Ed25519 over liaison-ack-v1 statement",
+                    },
+                    "reply": {
+                        "type": "object",
+                        "properties": {
+                            "key_id": {"type": "string"},
+                            "wrap": {"type": "string"},
+                            "nonce": {"type": "string"},
+                            "ciphertext": {"type": "string"},
+                        },
+                    },
+                },
+            },
+            "AckRecorded": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "acknowledged_at": {"type": "string"}},
             },
             "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
             "Readiness": {

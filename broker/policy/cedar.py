@@ -23,7 +23,7 @@ namespace Liaison {
   entity Jurisdiction in [Jurisdiction] = { level: String };
   entity Organisation = { kind: String, jurisdiction: Jurisdiction };
   entity Role = { kind: String, jurisdiction: Jurisdiction, organisation: Organisation };
-  entity Contact = { organisation: Organisation, role_kinds: Set<String> };
+  entity Contact = { organisation: Organisation, role_kinds: Set<String>, roles: Set<Role> };
   entity Channel;
   entity Notice = {
     channel: Channel,
@@ -33,6 +33,7 @@ namespace Liaison {
     sender: Organisation,
     addressees: Set<Organisation>,
     reply_to_roles: Set<Role>,
+    recipient_roles: Set<Role>,
   };
   entity AuditLog;
   entity Operator;
@@ -40,6 +41,7 @@ namespace Liaison {
   action receive appliesTo { principal: Role, resource: Notice };
   action read_status appliesTo { principal: Organisation, resource: Notice };
   action read_audit appliesTo { principal: Contact, resource: AuditLog };
+  action read_notice appliesTo { principal: Contact, resource: Notice };
   action administer appliesTo { principal: Operator, resource: [Channel, Jurisdiction, AuditLog] };
 }
 """

@@ -3,7 +3,8 @@
 The entity graph of the directory is parsed once per (directory, policy set) pair; each decision
 adds only the notice (or contact) it is about. Every decision carries the ids of the policies
 that determined it: for an allow, the permits that matched; for a deny, any forbid that matched
-(an empty list means nothing permitted it: the default deny).
+(an empty list means nothing permitted it: the default deny). Contacts are described as of the
+time passed in: the roles they hold then, so an ended assignment ends access at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import cedarpy
@@ -29,7 +31,7 @@ class Decision:
 
 
 class Authorizer:
-    """Decides publish / receive / read_status / read_audit / administer requests."""
+    """Decides publish / receive / read_status / read_notice / read_audit / administer."""
 
     def __init__(self, policies: PolicySet, directory: Directory) -> None:
         self.policies = policies
@@ -46,8 +48,12 @@ class Authorizer:
         results = cedarpy.is_authorized_batch(requests, self.policies.cedar, entities)
         return [_decision(r) for r in results]
 
-    def notice_entity(self, notice: NoticeFacts) -> dict[str, Any]:
+    # -- entities made per decision --------------------------------------------------------
+    def notice_entity(
+        self, notice: NoticeFacts, recipient_roles: Sequence[str] = ()
+    ) -> dict[str, Any]:
         d = self.directory
+        reply_roles = [notice.reply_to_role] if notice.reply_to_role else []
         return {
             "uid": {"type": f"{NS}::Notice", "id": notice.id},
             "attrs": {
@@ -57,13 +63,28 @@ class Authorizer:
                 "severity": notice.severity,
                 "sender": ref("Organisation", notice.sender),
                 "addressees": [ref("Organisation", o) for o in notice.addressees],
-                "reply_to_roles": [
-                    ref("Role", r) for r in ([notice.reply_to_role] if notice.reply_to_role else [])
-                ],
+                "reply_to_roles": [ref("Role", r) for r in reply_roles],
+                "recipient_roles": [ref("Role", r) for r in recipient_roles if r in d.roles],
             },
             "parents": [],
         }
 
+    def contact_entity(self, contact_id: str, now: datetime) -> dict[str, Any] | None:
+        contact = self.directory.contacts.get(contact_id)
+        if contact is None:
+            return None
+        held = self.directory.roles_held(contact_id, now)
+        return {
+            "uid": {"type": f"{NS}::Contact", "id": contact_id},
+            "attrs": {
+                "organisation": ref("Organisation", contact.organisation),
+                "role_kinds": sorted({self.directory.roles[r].kind for r in held}),
+                "roles": [ref("Role", r) for r in held],
+            },
+            "parents": [],
+        }
+
+    # -- decisions -------------------------------------------------------------------------
     def publish(self, notice: NoticeFacts) -> Decision:
         request = _request(uid("Organisation", notice.sender), "publish", uid("Notice", notice.id))
         return self._decide([request], self._with([self.notice_entity(notice)]))[0]
@@ -80,21 +101,27 @@ class Authorizer:
         )
         return self._decide([request], self._with([self.notice_entity(notice)]))[0]
 
-    def read_audit(self, contact_id: str, role_kinds: Sequence[str]) -> Decision:
-        contact = self.directory.contacts.get(contact_id)
+    def read_notices(
+        self, contact_id: str, notices: Sequence[tuple[NoticeFacts, Sequence[str]]], now: datetime
+    ) -> list[Decision]:
+        """May the contact read each notice, given the roles it was delivered to them through?"""
+        contact = self.contact_entity(contact_id, now)
+        if contact is None:
+            return [Decision(False, ()) for _ in notices]
+        entities = self._with([contact, *(self.notice_entity(n, roles) for n, roles in notices)])
+        requests = [
+            _request(uid("Contact", contact_id), "read_notice", uid("Notice", n.id))
+            for n, _ in notices
+        ]
+        return self._decide(requests, entities)
+
+    def read_audit(self, contact_id: str, now: datetime) -> Decision:
+        contact = self.contact_entity(contact_id, now)
         if contact is None:
             return Decision(False, ())
-        entity = {
-            "uid": {"type": f"{NS}::Contact", "id": contact_id},
-            "attrs": {
-                "organisation": ref("Organisation", contact.organisation),
-                "role_kinds": sorted(set(role_kinds)),
-            },
-            "parents": [],
-        }
         audit_log = {"uid": {"type": f"{NS}::AuditLog", "id": "log"}, "attrs": {}, "parents": []}
         request = _request(uid("Contact", contact_id), "read_audit", uid("AuditLog", "log"))
-        return self._decide([request], self._with([entity, audit_log]))[0]
+        return self._decide([request], self._with([contact, audit_log]))[0]
 
     def administer(self, operator: str, resource: str) -> Decision:
         entities = [

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -96,12 +96,14 @@ class Intake:
         escrow_key_id: str,
         limits: Limits,
         pool: Executor,
+        on_committed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.state = state
         self.escrow_public = escrow_public
         self.escrow_key_id = escrow_key_id
         self.limits = limits
         self.pool = pool
+        self.on_committed = on_committed  # e.g. live push; runs after the commit, never before
 
     async def submit(self, request: IncomingRequest, now: datetime) -> Accepted:
         view = self.state.view
@@ -209,6 +211,11 @@ class Intake:
             recipients=response["recipient_count"],
             kind=write.notice["kind"],
         )
+        if self.on_committed is not None:
+            try:
+                await self.on_committed(notice_id)
+            except LiaisonError:  # the notice is committed; push is best effort, the inbox has it
+                log.warning("notice_push_failed", notice_id=notice_id)
         return Accepted(response)
 
     def _replay(self, previous: repo.IdempotencyRecord, request_hash: str) -> Accepted:

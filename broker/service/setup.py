@@ -107,7 +107,10 @@ def _copy_policies(shipped: Path, target: Path) -> None:
 def _write_demo_directory(template: Path, target: Path, keys_dir: Path) -> int:
     document = parse_yaml(template.read_text(encoding="utf-8"), str(template)).data
     written = 0
-    for section, types in (("organisations", ("ed25519",)), ("contacts", ("ed25519", "x25519"))):
+    for section, types in (
+        ("organisations", ("ed25519", "x25519")),
+        ("contacts", ("ed25519", "x25519")),
+    ):
         for principal in document.get(section, []):
             principal["keys"] = []
             for key_type in types:

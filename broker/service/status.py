@@ -6,6 +6,7 @@ may not read (another agency's) answers exactly like one that does not exist.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +39,23 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
         "supersedes": notice.supersedes,
         "policy_hash": notice.policy_hash,
         "roles": _by_role(view, deliveries),
+        # Replies are encrypted to the agency's X25519 key: the broker passes them on unread.
+        "replies": [
+            {
+                "role": r["role_id"],
+                "created_at": _time(r["created_at"]),
+                "key_id": r["key_id"],
+                "wrap": _b64(r["wrap"]),
+                "nonce": _b64(r["nonce"]),
+                "ciphertext": _b64(r["ciphertext"]),
+            }
+            for r in await repo.replies_of(db, notice_id)
+        ],
     }
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _by_role(view: View, deliveries: list[DeliveryState]) -> list[dict[str, Any]]:

@@ -13,20 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.domain.notice import DeliveryState, StoredNotice
 from broker.errors import StoreUnavailable
 from broker.store import Database
-from broker.store.tables import DeliveryRow, IdempotencyRow, NonceRow, NoticeRow, WrapRow
+from broker.store.tables import DeliveryRow, IdempotencyRow, NonceRow, NoticeRow, ReplyRow, WrapRow
 
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
 wrap_t = WrapRow.__table__  # type: ignore[attr-defined]
 delivery_t = DeliveryRow.__table__  # type: ignore[attr-defined]
 nonce_t = NonceRow.__table__  # type: ignore[attr-defined]
 idempotency_t = IdempotencyRow.__table__  # type: ignore[attr-defined]
+reply_t = ReplyRow.__table__  # type: ignore[attr-defined]
 
 
 class NonceReplayed(Exception):
@@ -220,3 +221,399 @@ async def _all(db: Database, statement: Any) -> list[Any]:
             return list((await conn.execute(statement)).all())
     except (DBAPIError, OSError) as e:
         raise StoreUnavailable("database unavailable") from e
+
+
+# -- the recipient side -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    delivery_id: int
+    contact: str
+    notice_id: str
+    role: str
+    state: str
+    delivered_at: datetime | None
+    acked_at: datetime | None
+    channel: str
+    jurisdiction: str
+    severity: str
+    marking: str
+    kind: str
+    status: str
+    supersedes: str | None
+    sender: str
+    created_at: datetime
+
+
+_INBOX_COLUMNS = [
+    delivery_t.c.id,
+    delivery_t.c.contact_id,
+    delivery_t.c.notice_id,
+    delivery_t.c.role_id,
+    delivery_t.c.state,
+    delivery_t.c.delivered_at,
+    delivery_t.c.acked_at,
+    notice_t.c.channel,
+    notice_t.c.jurisdiction_id,
+    notice_t.c.severity,
+    notice_t.c.marking,
+    notice_t.c.kind,
+    notice_t.c.status,
+    notice_t.c.supersedes_id,
+    notice_t.c.sender_id,
+    notice_t.c.created_at,
+]
+
+
+def _inbox_item(r: Any) -> InboxItem:
+    return InboxItem(
+        r.id,
+        r.contact_id,
+        r.notice_id,
+        r.role_id,
+        r.state,
+        r.delivered_at,
+        r.acked_at,
+        r.channel,
+        r.jurisdiction_id,
+        r.severity,
+        r.marking,
+        r.kind,
+        r.status,
+        r.supersedes_id,
+        r.sender_id,
+        r.created_at,
+    )
+
+
+async def inbox(
+    db: Database,
+    contact: str,
+    *,
+    before: int | None,
+    limit: int,
+    state: str | None = None,
+    channel: str | None = None,
+) -> list[InboxItem]:
+    """The contact's deliveries, newest first, joined with their notices' metadata."""
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(delivery_t.c.contact_id == contact)
+    )
+    if before is not None:
+        query = query.where(delivery_t.c.id < before)
+    if state is not None:
+        query = query.where(delivery_t.c.state == state)
+    if channel is not None:
+        query = query.where(notice_t.c.channel == channel)
+    return [
+        _inbox_item(r) for r in await _all(db, query.order_by(delivery_t.c.id.desc()).limit(limit))
+    ]
+
+
+async def deliveries_after(db: Database, contact: str, after: int, limit: int) -> list[InboxItem]:
+    """The contact's deliveries with an id above ``after``, oldest first (stream resume)."""
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(and_(delivery_t.c.contact_id == contact, delivery_t.c.id > after))
+        .order_by(delivery_t.c.id)
+        .limit(limit)
+    )
+    return [_inbox_item(r) for r in await _all(db, query)]
+
+
+async def deliveries_by_id(db: Database, ids: Sequence[int]) -> list[InboxItem]:
+    if not ids:
+        return []
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(delivery_t.c.id.in_(list(ids)))
+        .order_by(delivery_t.c.id)
+    )
+    return [_inbox_item(r) for r in await _all(db, query)]
+
+
+async def delivery_ids(db: Database, notice_id: str) -> list[tuple[int, str]]:
+    rows = await _all(
+        db,
+        select(delivery_t.c.id, delivery_t.c.contact_id).where(delivery_t.c.notice_id == notice_id),
+    )
+    return [(r.id, r.contact_id) for r in rows]
+
+
+async def recipient_copy(
+    db: Database, notice_id: str, contact: str
+) -> tuple[dict[str, Any], list[InboxItem], tuple[str, bytes] | None] | None:
+    """What one recipient may fetch: the notice row, their deliveries of it, and their wrap."""
+    row = await _one(db, select(notice_t).where(notice_t.c.id == notice_id))
+    if row is None:
+        return None
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(and_(delivery_t.c.notice_id == notice_id, delivery_t.c.contact_id == contact))
+    )
+    deliveries = [_inbox_item(r) for r in await _all(db, query)]
+    wrap = await _one(
+        db,
+        select(wrap_t.c.key_id, wrap_t.c.wrap).where(
+            and_(wrap_t.c.notice_id == notice_id, wrap_t.c.recipient_id == contact)
+        ),
+    )
+    return (
+        dict(row._mapping),
+        deliveries,
+        (wrap.key_id, bytes(wrap.wrap)) if wrap is not None else None,
+    )
+
+
+async def _execute(db: Database, statement: Any) -> int:
+    try:
+        async with db.begin() as conn:
+            return int((await conn.execute(statement)).rowcount or 0)
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
+
+
+async def mark_delivered(db: Database, ids: Sequence[int], now: datetime) -> int:
+    if not ids:
+        return 0
+    return await _execute(
+        db,
+        update(delivery_t)
+        .where(and_(delivery_t.c.id.in_(list(ids)), delivery_t.c.delivered_at.is_(None)))
+        .values(delivered_at=now, state=_advance("delivered")),
+    )
+
+
+async def mark_read(db: Database, notice_id: str, contact: str, now: datetime) -> int:
+    where = and_(delivery_t.c.notice_id == notice_id, delivery_t.c.contact_id == contact)
+    await _execute(
+        db,
+        update(delivery_t)
+        .where(and_(where, delivery_t.c.delivered_at.is_(None)))
+        .values(delivered_at=now),
+    )
+    return await _execute(
+        db,
+        update(delivery_t)
+        .where(and_(where, delivery_t.c.read_at.is_(None)))
+        .values(read_at=now, state=_advance("read")),
+    )
+
+
+def _advance(to: str) -> Any:
+    """Move state forward only: acknowledged and escalated are never overwritten by read/delivered."""
+    order = ["pending", "delivered", "read"]
+    return case((delivery_t.c.state.in_(order[: order.index(to)]), to), else_=delivery_t.c.state)
+
+
+async def acknowledge(
+    db: Database,
+    notice_id: str,
+    contact: str,
+    signature: str,
+    now: datetime,
+    reply: dict[str, Any] | None,
+) -> int:
+    """Record the contact's signed acknowledgement (and reply) once; returns deliveries changed."""
+    where = and_(
+        delivery_t.c.notice_id == notice_id,
+        delivery_t.c.contact_id == contact,
+        delivery_t.c.acked_at.is_(None),
+    )
+    try:
+        async with db.begin() as conn:
+            changed = (
+                await conn.execute(
+                    update(delivery_t)
+                    .where(where)
+                    .values(
+                        acked_at=now,
+                        state="acknowledged",
+                        ack_signature=signature,
+                        read_at=func.coalesce(delivery_t.c.read_at, now),
+                        delivered_at=func.coalesce(delivery_t.c.delivered_at, now),
+                    )
+                )
+            ).rowcount or 0
+            if changed and reply is not None:
+                await conn.execute(insert(reply_t), [reply])
+            return int(changed)
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
+
+
+async def replies_of(db: Database, notice_id: str) -> list[dict[str, Any]]:
+    rows = await _all(
+        db, select(reply_t).where(reply_t.c.notice_id == notice_id).order_by(reply_t.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+# -- escalation and succession ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDelivery:
+    id: int
+    notice_id: str
+    contact: str
+    role: str
+    jurisdiction: str
+    level: int
+    created_at: datetime
+    channel: str
+    acked_role: bool  # someone acknowledged this notice through this role
+
+
+async def open_deliveries(db: Database, channels: Sequence[str]) -> list[OpenDelivery]:
+    """Deliveries of active notices on ``channels`` not yet acknowledged or escalated."""
+    if not channels:
+        return []
+    acked = (
+        select(delivery_t.c.notice_id, delivery_t.c.role_id)
+        .where(delivery_t.c.acked_at.is_not(None))
+        .distinct()
+        .subquery()
+    )
+    query = (
+        select(
+            delivery_t.c.id,
+            delivery_t.c.notice_id,
+            delivery_t.c.contact_id,
+            delivery_t.c.role_id,
+            delivery_t.c.jurisdiction_id,
+            delivery_t.c.escalation_level,
+            delivery_t.c.created_at,
+            notice_t.c.channel,
+            acked.c.role_id.label("acked_role"),
+        )
+        .select_from(
+            delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id).outerjoin(
+                acked,
+                and_(
+                    acked.c.notice_id == delivery_t.c.notice_id,
+                    acked.c.role_id == delivery_t.c.role_id,
+                ),
+            )
+        )
+        .where(
+            and_(
+                notice_t.c.status == "active",
+                notice_t.c.channel.in_(list(channels)),
+                delivery_t.c.acked_at.is_(None),
+                delivery_t.c.escalated_at.is_(None),
+            )
+        )
+        .order_by(delivery_t.c.id)
+    )
+    return [
+        OpenDelivery(
+            r.id,
+            r.notice_id,
+            r.contact_id,
+            r.role_id,
+            r.jurisdiction_id,
+            r.escalation_level,
+            r.created_at,
+            r.channel,
+            r.acked_role is not None,
+        )
+        for r in await _all(db, query)
+    ]
+
+
+async def role_holders_of_open_notices(db: Database) -> dict[tuple[str, str], set[str]]:
+    """(notice, role) -> contacts with a delivery, for active notices no one acknowledged via that role."""
+    acked = (
+        select(delivery_t.c.notice_id, delivery_t.c.role_id)
+        .where(delivery_t.c.acked_at.is_not(None))
+        .distinct()
+        .subquery()
+    )
+    query = (
+        select(delivery_t.c.notice_id, delivery_t.c.role_id, delivery_t.c.contact_id)
+        .select_from(
+            delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id).outerjoin(
+                acked,
+                and_(
+                    acked.c.notice_id == delivery_t.c.notice_id,
+                    acked.c.role_id == delivery_t.c.role_id,
+                ),
+            )
+        )
+        .where(and_(notice_t.c.status == "active", acked.c.role_id.is_(None)))
+    )
+    result: dict[tuple[str, str], set[str]] = {}
+    for r in await _all(db, query):
+        result.setdefault((r.notice_id, r.role_id), set()).add(r.contact_id)
+    return result
+
+
+async def add_recipients(
+    db: Database,
+    *,
+    notice_id: str,
+    deliveries: list[dict[str, Any]],
+    wraps: list[dict[str, Any]],
+    escalated: Sequence[int],
+    now: datetime,
+) -> list[int]:
+    """Add deliveries (and wraps not yet there) in one transaction; mark ``escalated`` sources.
+
+    A source already escalated or acknowledged by a concurrent run makes the whole step a no-op,
+    so a delivery is escalated once. Returns the new delivery ids.
+    """
+    try:
+        async with db.begin() as conn:
+            if escalated:
+                changed = (
+                    await conn.execute(
+                        update(delivery_t)
+                        .where(
+                            and_(
+                                delivery_t.c.id.in_(list(escalated)),
+                                delivery_t.c.escalated_at.is_(None),
+                                delivery_t.c.acked_at.is_(None),
+                            )
+                        )
+                        .values(escalated_at=now, state="escalated")
+                    )
+                ).rowcount
+                if changed != len(escalated):
+                    raise _Skip()
+            existing = {
+                r.recipient_id
+                for r in (
+                    await conn.execute(
+                        select(wrap_t.c.recipient_id).where(wrap_t.c.notice_id == notice_id)
+                    )
+                ).all()
+            }
+            new_wraps = [w for w in wraps if w["recipient_id"] not in existing]
+            if new_wraps:
+                await conn.execute(insert(wrap_t), new_wraps)
+            ids = []
+            for delivery in deliveries:
+                try:
+                    async with conn.begin_nested():
+                        result = await conn.execute(insert(delivery_t).values(**delivery))
+                        key = result.inserted_primary_key
+                        if key is not None:
+                            ids.append(int(key[0]))
+                except IntegrityError:
+                    continue  # that recipient already has it through that role
+            return ids
+    except _Skip:
+        return []
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
+
+
+class _Skip(Exception):
+    pass

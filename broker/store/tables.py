@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from broker.store.types import UTCDateTime
@@ -166,6 +166,27 @@ class DeliveryRow(SQLModel, table=True):
     escalated_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+    # 0 for a recipient chosen by routing; n for the n-th role of the channel's escalation chain.
+    escalation_level: int = Field(
+        default=0, sa_column=Column(Integer(), nullable=False, server_default="0")
+    )
+    # The contact's Ed25519 signature over the acknowledgement statement (base64).
+    ack_signature: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
+
+
+class ReplyRow(SQLModel, table=True):
+    """A recipient's reply, encrypted to the sending agency's X25519 key; the broker cannot read it."""
+
+    __tablename__ = "reply"
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: str = Field(max_length=40, index=True)
+    contact_id: str = Field(max_length=128)
+    role_id: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    key_id: str = Field(max_length=128)
+    wrap: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
 
 
 class NonceRow(SQLModel, table=True):

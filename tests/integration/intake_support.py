@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
+from adapters.recipient import RecipientClient
 from adapters.sender import SenderClient
 from broker.app import create_app
+from broker.clock import Clock
 from broker.config import load_settings, resolved_database_url
 from broker.crypto.httpsig import content_digest, sign_request
 from broker.crypto.keys import KeyPair, read_private_key
@@ -38,13 +41,25 @@ class Broker:
     url: str
     data: Path
     state: BrokerState
+    app: web.Application
+
+    def recipient(self, contact: str, clock: Clock | None = None) -> RecipientClient:
+        signing = read_private_key(self.data / "keys" / f"{contact}.pem", expected="ed25519")
+        decryption = read_private_key(
+            self.data / "keys" / f"{contact}.x25519.pem", expected="x25519"
+        )
+        options = {"clock": clock.now} if clock is not None else {}
+        return RecipientClient(self.url, contact, signing, decryption, **options)  # type: ignore[arg-type]
 
     def agency_key(self, agency: str) -> KeyPair:
         return read_private_key(self.data / "keys" / f"{agency}.pem", expected="ed25519")
 
-    def sender(self, agency: str) -> SenderClient:
+    def sender(self, agency: str, clock: Clock | None = None) -> SenderClient:
         pair = self.agency_key(agency)
-        return SenderClient.from_pem(self.url, pair.pem(), pair.key_id(agency), retries=0)
+        options = {"clock": (lambda: clock.now().timestamp())} if clock is not None else {}
+        return SenderClient.from_pem(
+            self.url, pair.pem(), pair.key_id(agency), retries=0, **options
+        )
 
     async def scalar(self, sql: str, **params: Any) -> Any:
         async with self.state.engine.connect() as conn:
@@ -56,9 +71,14 @@ class Broker:
 
 
 @asynccontextmanager
-async def running_broker(data: Path, database_url: str) -> AsyncIterator[Broker]:
-    """Serve ``data`` (a demo data directory) on loopback, its store at ``database_url``."""
-    env = {"LIAISON_DATABASE_URL": database_url}
+async def running_broker(
+    data: Path, database_url: str, *, clock: Clock | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[Broker]:
+    """Serve ``data`` (a demo data directory) on loopback, its store at ``database_url``.
+
+    With a ``clock``, the escalation worker is not scheduled: the test calls ``tick`` itself.
+    """
+    env = {"LIAISON_DATABASE_URL": database_url, **(env or {})}
     settings = load_settings(data, env)
     engine = create_engine(
         resolved_database_url(settings, env)
@@ -68,9 +88,9 @@ async def running_broker(data: Path, database_url: str) -> AsyncIterator[Broker]
         engine, data / "directory.yaml", actor="test", now=NOW, max_bytes=10**7
     )
     await engine.dispose()
-    app = create_app(settings, env)
+    app = create_app(settings, env, clock=clock, run_workers=clock is None)
     async with LoopbackServer(app) as server:
-        yield Broker(server.url, data, app[STATE])
+        yield Broker(server.url, data, app[STATE], app)
 
 
 def signed_headers(

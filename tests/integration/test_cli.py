@@ -119,7 +119,7 @@ def test_commands_outside_a_data_directory_say_what_to_do(tmp_path: Path) -> Non
 def test_policy_check_passes_on_the_shipped_policies() -> None:
     result = run_cli("policy", "check", POLICIES)
     assert result.returncode == 0, result.stderr
-    assert "4 channels, 15 Cedar policies, valid (sha256:" in result.stdout
+    assert "4 channels, 16 Cedar policies, valid (sha256:" in result.stdout
 
 
 def test_policy_check_on_a_broken_copy_prints_file_line_reason(tmp_path: Path) -> None:
@@ -322,3 +322,65 @@ def test_send_without_a_broker_fails_in_one_line(demo_dir: Path) -> None:
     assert (
         result.stderr.startswith("liaison: broker unreachable") and "Traceback" not in result.stderr
     )
+
+
+def test_the_recipient_story_with_the_cli(demo_dir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from tests.support import LIAISON, serve_process
+
+    with serve_process(demo_dir) as (_, url):
+        common = ["--data", str(demo_dir), "--url", url]
+        watcher = subprocess.Popen(
+            [*LIAISON, "watch", *common, "--as", "mk-kumanovo-swc"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            import time
+
+            time.sleep(1.5)  # let the stream connect
+            sent = run_cli(
+                "send",
+                POLICIES / "examples" / "returnee-repatriation.json",
+                *common,
+                "--as",
+                "mk-mvr",
+            )
+            notice_id = sent.stdout.split()[2].rstrip(":")
+            inbox = run_cli("inbox", *common, "--as", "mk-kumanovo-pcve")
+            assert (
+                inbox.returncode == 0
+                and notice_id in inbox.stdout
+                and "TLP:AMBER+STRICT" in inbox.stdout
+            )
+            read = run_cli("read", notice_id, *common, "--as", "mk-kumanovo-pcve")
+            assert read.returncode == 0, read.stderr
+            assert (
+                "Signed by Ministry of Interior of North Macedonia" in read.stdout
+                and ": verified" in read.stdout
+            )
+            assert "Repatriation of two families to Kumanovo" in read.stdout
+            ack = run_cli(
+                "ack", notice_id, *common, "--as", "mk-kumanovo-pcve", "--reply", "Places reserved."
+            )
+            assert ack.returncode == 0 and ack.stdout.startswith(f"Acknowledged {notice_id} at ")
+            status = run_cli("status", notice_id, *common, "--as", "mk-mvr")
+            assert "[mk-kumanovo.pcve-focal-point]: acknowledged" in status.stdout
+            assert (
+                "reply from mk-kumanovo.pcve-focal-point" in status.stdout
+                and "'Places reserved.'" in status.stdout
+            )
+            nothing = run_cli("inbox", *common, "--as", "ba-fbih-ks-sarajevo-pcve")
+            assert nothing.stdout.strip() == "No notices."
+            denied = run_cli("read", notice_id, *common, "--as", "ba-fbih-ks-sarajevo-pcve")
+            assert denied.returncode == 1 and "404 not_found" in denied.stderr
+            time.sleep(1)
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            out, _ = watcher.communicate(timeout=15)
+        assert notice_id in out and "returnee-repatriation" in out

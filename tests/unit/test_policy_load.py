@@ -161,14 +161,14 @@ def test_cedar_schema_violation_names_the_line(copy: Path) -> None:
         copy,
         "access.cedar",
         'principal.role_kinds.contains("auditor")',
-        'principal.roles.contains("auditor")',
+        'principal.rolez.contains("auditor")',
     )
     line = line_of(copy, "access.cedar", '@id("access/auditors-read-audit-log")')
     found = problems(copy)
     assert len(found) == 1 and found[0].startswith(
         f"policies/access.cedar:{line}: Cedar validation:"
     )
-    assert "roles" in found[0]
+    assert "rolez" in found[0]
 
 
 def test_duplicate_policy_ids_are_refused(copy: Path) -> None:

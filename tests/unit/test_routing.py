@@ -365,9 +365,27 @@ def test_access_policies(authorizer: Authorizer) -> None:
     notice = NoticeFacts("hate-incident", "me-danilovgrad", "medium", "me-uzp", id="n-1")
     assert authorizer.read_status("me-uzp", notice).allowed
     assert not authorizer.read_status("me-anb", notice).allowed
-    assert authorizer.read_audit("ba-ombudsman-auditor", ["auditor"]).policy_ids == (
+    assert authorizer.read_audit("ba-ombudsman-auditor", NOW).policy_ids == (
         "access/auditors-read-audit-log",
     )
-    assert not authorizer.read_audit("mk-kumanovo-pcve", ["pcve-focal-point"]).allowed
-    assert not authorizer.read_audit("nobody", ["auditor"]).allowed
+    assert not authorizer.read_audit("mk-kumanovo-pcve", NOW).allowed
+    assert not authorizer.read_audit("nobody", NOW).allowed
+    assert not authorizer.read_audit(
+        "ba-ombudsman-auditor", NOW.replace(year=2025)
+    ).allowed  # not yet assigned
+    facts = NoticeFacts("returnee-repatriation", "mk-kumanovo", "high", "mk-mvr", id="n-2")
+    own, other = authorizer.read_notices(
+        "mk-kumanovo-pcve",
+        [
+            (facts, ["mk-kumanovo.pcve-focal-point"]),
+            (dataclasses.replace(facts, id="n-3"), ["mk-kumanovo.social-welfare-centre"]),
+        ],
+        NOW,
+    )
+    assert own.policy_ids == ("access/recipients-read-their-notices",)
+    assert not other.allowed
+    [before] = authorizer.read_notices(
+        "mk-kumanovo-pcve", [(facts, ["mk-kumanovo.pcve-focal-point"])], NOW.replace(year=2025)
+    )
+    assert not before.allowed
     assert authorizer.administer("root", "log").allowed

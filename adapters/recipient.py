@@ -1,0 +1,309 @@
+"""Recipient SDK: authenticate with the contact's own key, read, verify, acknowledge, watch.
+
+Everything secret happens here, on the recipient's device: the access token is obtained with an
+assertion signed by the contact's Ed25519 key; a notice is decrypted with the contact's X25519
+key; and before anything is shown, the agency's RFC 9421 signature and Content-Digest are checked
+over the decrypted bytes, and the signed notice must agree with the metadata the broker sent.
+Any mismatch raises ``VerificationFailed``: a notice that does not verify is never returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broker.crypto.envelope import (
+    DecryptionFailed,
+    associated_data,
+    open_sealed,
+    seal,
+    unwrap,
+    wrap,
+)
+from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
+from broker.crypto.keys import KeyPair, load_private_key
+from broker.crypto.tokens import make_assertion
+from broker.domain.notice import ack_statement
+
+
+class RecipientError(Exception):
+    """The broker refused the request, or could not be reached."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, problem: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
+
+
+class VerificationFailed(RecipientError):
+    """The notice did not decrypt or did not verify: it must not be trusted or shown."""
+
+
+@dataclass(frozen=True)
+class VerifiedNotice:
+    metadata: dict[str, Any]
+    notice: dict[str, Any]  # exactly what the agency signed: channel, subject, body, ...
+    plaintext: bytes
+    sender_key_id: str
+    content_digest: str
+
+
+class RecipientClient:
+    """A focal point's client. Use as ``async with RecipientClient(...) as client``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        contact: str,
+        signing: KeyPair,
+        decryption: KeyPair,
+        *,
+        timeout: float = 30.0,
+        ssl: ssl_module.SSLContext | None = None,
+        pinned_agency_keys: dict[str, bytes] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if not isinstance(signing.private, Ed25519PrivateKey) or decryption.type != "x25519":
+            raise RecipientError(
+                "a contact needs an Ed25519 signing key and an X25519 decryption key"
+            )
+        self._signer: Ed25519PrivateKey = signing.private
+        self.base_url = base_url.rstrip("/")
+        self.contact = contact
+        self.signing = signing
+        self.decryption = decryption
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.ssl = ssl
+        self.pinned = pinned_agency_keys  # when given, only these agency keys are trusted
+        self.clock = clock  # assertions are dated by it; tests share the broker's clock
+        self._token: tuple[str, float] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_pem(
+        cls, base_url: str, contact: str, signing_pem: bytes, decryption_pem: bytes, **options: Any
+    ) -> RecipientClient:
+        return cls(
+            base_url,
+            contact,
+            load_private_key(signing_pem, expected="ed25519", source="signing key"),
+            load_private_key(decryption_pem, expected="x25519", source="decryption key"),
+            **options,
+        )
+
+    async def __aenter__(self) -> RecipientClient:
+        connector = aiohttp.TCPConnector(ssl=self.ssl) if self.ssl is not None else None
+        self._session = aiohttp.ClientSession(timeout=self.timeout, connector=connector)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # -- authentication ------------------------------------------------------------------------
+    async def token(self) -> str:
+        if self._token is not None and self._token[1] > self.clock().timestamp() + 30:
+            return self._token[0]
+        assertion = make_assertion(
+            self._signer,
+            contact=self.contact,
+            kid=self.signing.key_id(self.contact),
+            audience=self.base_url,
+            now=self.clock(),
+        )
+        body = await self._request(
+            "POST",
+            "/v1/token",
+            json_body={
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": assertion,
+            },
+            auth=False,
+        )
+        self._token = (body["access_token"], self.clock().timestamp() + float(body["expires_in"]))
+        return str(body["access_token"])
+
+    # -- the inbox -----------------------------------------------------------------------------
+    async def inbox(
+        self,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+        status: str | None = None,
+        channel: str | None = None,
+    ) -> dict[str, Any]:
+        params = {
+            k: v
+            for k, v in (
+                ("cursor", cursor),
+                ("limit", str(limit)),
+                ("status", status),
+                ("channel", channel),
+            )
+            if v is not None
+        }
+        return await self._request("GET", "/v1/inbox", params=params)
+
+    async def read(self, notice_id: str) -> VerifiedNotice:
+        """Fetch, decrypt and verify a notice; raise VerificationFailed rather than return doubt."""
+        return self.verify(await self._request("GET", f"/v1/notices/{notice_id}"))
+
+    def verify(self, fetched: dict[str, Any]) -> VerifiedNotice:
+        enc, sig = fetched["encryption"], fetched["signature"]
+        aad = associated_data(fetched["id"], fetched["channel"], fetched["policy_hash"])
+        if base64.b64decode(enc["aad"]) != aad:
+            raise VerificationFailed("the broker's associated data does not match the notice")
+        try:
+            data_key = unwrap(base64.b64decode(enc["wrap"]["sealed"]), self.decryption.private_raw)
+            plaintext = open_sealed(
+                base64.b64decode(enc["ciphertext"]), base64.b64decode(enc["nonce"]), aad, data_key
+            )
+        except (DecryptionFailed, ValueError) as e:
+            raise VerificationFailed(
+                f"the notice does not decrypt with this contact's key: {e}"
+            ) from e
+        values: dict[str, str] = sig["signed_values"]
+        if not digest_matches(values.get("content-digest", ""), plaintext):
+            raise VerificationFailed("the content digest does not match the decrypted notice")
+        public = self._agency_key(sig)
+        try:
+            [parsed] = parse_signatures(
+                {"signature-input": sig["signature_input"], "signature": sig["signature"]}
+            )
+        except (SignatureInvalid, ValueError) as e:
+            raise VerificationFailed("the agency's signature material is malformed") from e
+        if parsed.params.get("keyid") != sig["sender_key_id"] or not {
+            "content-digest",
+            "@method",
+        } <= set(parsed.components):
+            raise VerificationFailed("the agency's signature does not cover this notice")
+        if not verify_base(
+            public,
+            [(c, values[c]) for c in parsed.components],
+            parsed.signature_params,
+            parsed.signature,
+        ):
+            raise VerificationFailed("the agency's signature does not verify")
+        notice = json.loads(plaintext)
+        for field, meta in (
+            ("channel", "channel"),
+            ("jurisdiction", "jurisdiction"),
+            ("severity", "severity"),
+        ):
+            if notice.get(field) != fetched.get(meta):
+                raise VerificationFailed(f"the broker's {meta} differs from what the agency signed")
+        return VerifiedNotice(
+            fetched, notice, plaintext, sig["sender_key_id"], values["content-digest"]
+        )
+
+    def _agency_key(self, sig: dict[str, Any]) -> bytes:
+        if self.pinned is not None:
+            if sig["sender_key_id"] not in self.pinned:
+                raise VerificationFailed(
+                    f"agency key {sig['sender_key_id']} is not one this client trusts"
+                )
+            return self.pinned[sig["sender_key_id"]]
+        if not sig.get("sender_public_key"):
+            raise VerificationFailed("the broker did not supply the agency's key")
+        return base64.b64decode(sig["sender_public_key"])
+
+    async def ack(
+        self,
+        notice_id: str,
+        *,
+        reply: str | None = None,
+        agency_key: tuple[str, bytes] | None = None,
+    ) -> dict[str, Any]:
+        """Acknowledge after verifying; with ``reply`` (and the agency's X25519 key), reply encrypted."""
+        verified = await self.read(notice_id)
+        statement = ack_statement(notice_id, self.contact, verified.content_digest)
+        body: dict[str, Any] = {
+            "key_id": self.signing.key_id(self.contact),
+            "signature": base64.b64encode(self._signer.sign(statement)).decode(),
+        }
+        if reply is not None:
+            if agency_key is None:
+                raise RecipientError("a reply needs the sending agency's X25519 key")
+            sealed = seal(reply.encode(), f"liaison-reply-v1\n{notice_id}".encode())
+            body["reply"] = {
+                "key_id": agency_key[0],
+                "wrap": _b64(wrap(sealed.data_key, agency_key[1])),
+                "nonce": _b64(sealed.nonce),
+                "ciphertext": _b64(sealed.ciphertext),
+            }
+        return await self._request("POST", f"/v1/notices/{notice_id}/ack", json_body=body)
+
+    async def watch(
+        self, *, last_event_id: int | None = None
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """Live events (delivery id, metadata) until the broker closes the stream."""
+        session = self._require_session()
+        headers = {"Authorization": f"Bearer {await self.token()}", "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
+        async with session.get(
+            self.base_url + "/v1/stream", headers=headers, timeout=timeout
+        ) as response:
+            if response.status != 200:
+                raise RecipientError(f"stream refused: {response.status}", status=response.status)
+            event_id, data = None, []
+            async for raw in response.content:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("id: "):
+                    event_id = int(line[4:])
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif line == "" and event_id is not None and data:
+                    yield event_id, json.loads("\n".join(data))
+                    event_id, data = None, []
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RecipientError("use RecipientClient as an async context manager")
+        return self._session
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: Any = None,
+        auth: bool = True,
+    ) -> dict[str, Any]:
+        session = self._require_session()
+        headers = {"Authorization": f"Bearer {await self.token()}"} if auth else {}
+        try:
+            async with session.request(
+                method, self.base_url + path, params=params, json=json_body, headers=headers
+            ) as response:
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise RecipientError(f"broker unreachable: {e!r}") from e
+        try:
+            body = json.loads(text) if text else {}
+        except ValueError:
+            body = {"detail": text[:200]}
+        if response.status >= 400:
+            raise RecipientError(
+                f"{response.status} {body.get('code', '')}: {body.get('detail', 'refused')}",
+                status=response.status,
+                problem=body,
+            )
+        return dict(body)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

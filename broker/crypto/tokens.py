@@ -1,0 +1,207 @@
+"""JSON Web Tokens: contact assertions in (RFC 7523 style), access tokens out (RFC 9068 style).
+
+Verification follows RFC 8725:
+- a fixed algorithm list (EdDSA for our own tokens), never the token's word for it: ``none`` and
+  HMAC tokens keyed with a public key are refused by construction;
+- ``typ`` checked (``at+jwt`` for access tokens), ``aud`` and ``iss`` checked, ``exp`` required,
+  ``nbf``/``iat`` honoured with a small leeway;
+- a size cap before any parsing;
+- time comes from the caller (``now``), so tests can move it; PyJWT's own clock is not used.
+Any failure raises ``TokenInvalid`` with a reason for the audit log, never for the caller.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+MAX_TOKEN_BYTES = 4096
+LEEWAY_SECONDS = 30
+ACCESS_TYP = "at+jwt"
+OUR_ALGORITHMS = ["EdDSA"]
+
+
+class TokenInvalid(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The header, after the size cap; only to pick the key, never trusted for the algorithm."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenInvalid("token too large")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as e:
+        raise TokenInvalid(f"malformed token: {e}") from e
+    return dict(header)
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """Claims without verification: only to choose between our contacts and an external issuer."""
+    unverified_header(token)
+    try:
+        return dict(jwt.decode(token, options={"verify_signature": False}))
+    except jwt.PyJWTError as e:
+        raise TokenInvalid(f"malformed token: {e}") from e
+
+
+def _decode(
+    token: str,
+    key: Any,
+    *,
+    algorithms: Sequence[str],
+    audience: str,
+    issuer: str | None,
+    required: Sequence[str],
+) -> dict[str, Any]:
+    unverified_header(token)
+    try:
+        claims = jwt.decode(
+            token,
+            key=key,
+            algorithms=list(algorithms),
+            audience=audience,
+            issuer=issuer,
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "require": list(required),
+            },
+        )
+    except jwt.PyJWTError as e:
+        raise TokenInvalid(f"token rejected: {type(e).__name__}: {e}") from e
+    return dict(claims)
+
+
+def _check_times(claims: dict[str, Any], now: datetime, *, max_ahead: int | None) -> None:
+    t = now.timestamp()
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise TokenInvalid("exp missing or not a number")
+    if exp <= t - LEEWAY_SECONDS:
+        raise TokenInvalid("token expired")
+    if max_ahead is not None and exp > t + max_ahead + LEEWAY_SECONDS:
+        raise TokenInvalid("exp too far in the future")
+    for name in ("nbf", "iat"):
+        value = claims.get(name)
+        if value is not None and (not isinstance(value, int | float) or value > t + LEEWAY_SECONDS):
+            raise TokenInvalid(f"{name} is in the future")
+
+
+def verify_assertion(
+    token: str, public_key: bytes, *, audience: str, now: datetime, max_lifetime: int
+) -> dict[str, Any]:
+    """A contact's signed assertion: iss = sub = the contact, aud = this broker, single-use jti."""
+    key = Ed25519PublicKey.from_public_bytes(public_key)
+    claims = _decode(
+        token,
+        key,
+        algorithms=OUR_ALGORITHMS,
+        audience=audience,
+        issuer=None,
+        required=["iss", "sub", "aud", "exp", "jti"],
+    )
+    if claims["iss"] != claims["sub"]:
+        raise TokenInvalid("iss and sub differ")
+    if not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 128:
+        raise TokenInvalid("jti must be 8 to 128 characters")
+    _check_times(claims, now, max_ahead=max_lifetime)
+    return claims
+
+
+def make_assertion(
+    private: Ed25519PrivateKey,
+    *,
+    contact: str,
+    kid: str,
+    audience: str,
+    now: datetime,
+    lifetime: int = 120,
+) -> str:
+    """What a recipient client sends to /v1/token."""
+    t = int(now.timestamp())
+    claims = {
+        "iss": contact,
+        "sub": contact,
+        "aud": audience,
+        "iat": t,
+        "exp": t + lifetime,
+        "jti": secrets.token_urlsafe(16),
+    }
+    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid, "typ": "JWT"})
+
+
+def issue_access_token(
+    private: Ed25519PrivateKey, *, kid: str, issuer: str, subject: str, now: datetime, lifetime: int
+) -> str:
+    t = int(now.timestamp())
+    claims = {
+        "iss": issuer,
+        "aud": issuer,
+        "sub": subject,
+        "iat": t,
+        "nbf": t,
+        "exp": t + lifetime,
+        "jti": secrets.token_urlsafe(12),
+    }
+    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid, "typ": ACCESS_TYP})
+
+
+def verify_access_token(
+    token: str, public: Ed25519PublicKey, *, issuer: str, now: datetime, max_lifetime: int
+) -> dict[str, Any]:
+    header = unverified_header(token)
+    if header.get("typ") != ACCESS_TYP:
+        raise TokenInvalid("not an access token (typ)")
+    claims = _decode(
+        token,
+        public,
+        algorithms=OUR_ALGORITHMS,
+        audience=issuer,
+        issuer=issuer,
+        required=["iss", "aud", "sub", "exp", "iat"],
+    )
+    _check_times(claims, now, max_ahead=max_lifetime)
+    return claims
+
+
+def verify_external(
+    token: str,
+    jwks: jwt.PyJWKSet,
+    *,
+    issuer: str,
+    audience: str,
+    algorithms: Sequence[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """An ID or access token from a trusted external OIDC issuer, with keys from its JWKS."""
+    kid = unverified_header(token).get("kid")
+    try:
+        key = jwks[str(kid)]
+    except KeyError as e:
+        raise TokenInvalid("unknown key id for the external issuer") from e
+    claims = _decode(
+        token,
+        key,
+        algorithms=algorithms,
+        audience=audience,
+        issuer=issuer,
+        required=["iss", "aud", "sub", "exp"],
+    )
+    _check_times(claims, now, max_ahead=None)
+    return claims
+
+
+def load_jwks(text: str) -> jwt.PyJWKSet:
+    try:
+        return jwt.PyJWKSet.from_json(text)
+    except (jwt.PyJWTError, ValueError) as e:
+        raise TokenInvalid(f"unusable JWKS: {e}") from e

@@ -1,0 +1,161 @@
+"""Recipient endpoints: token, inbox, notice, acknowledgement, live stream. Thin handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from broker.errors import AuthenticationFailed
+from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
+from broker.http.notices import UnsupportedMediaType
+from broker.policy.payload import Violation
+from broker.service.notices import NoticeInvalid
+from broker.service.recipients import event_data
+from broker.service.tokens import GRANT_TYPE
+from broker.store import notices_repo as repo
+
+STREAM_BACKLOG = 500  # deliveries replayed per resume; a client far behind pages through the inbox
+
+
+def _contact(request: web.Request) -> str:
+    view = request.app[STATE].view
+    return request.app[TOKENS].contact_for(
+        view.directory, request.headers.get("Authorization"), request.app[CLOCK].now()
+    )
+
+
+async def post_token(request: web.Request) -> web.Response:
+    assertion = await _assertion(request)
+    view = request.app[STATE].view
+    answer = await request.app[TOKENS].exchange(
+        view.directory,
+        assertion,
+        request.app[CLOCK].now(),
+        base_url=f"{request.scheme}://{request.host}",
+    )
+    response = web.json_response(answer)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _assertion(request: web.Request) -> str:
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        grant, assertion = form.get("grant_type"), form.get("assertion")
+    elif request.content_type == "application/json":
+        try:
+            body: Any = json.loads(await request.read())
+        except ValueError as e:
+            raise AuthenticationFailed(detail="token request is not JSON") from e
+        body = body if isinstance(body, dict) else {}
+        grant, assertion = body.get("grant_type"), body.get("assertion")
+    else:
+        raise AuthenticationFailed(detail="unsupported token request type")
+    if grant not in (None, GRANT_TYPE) or not isinstance(assertion, str):
+        raise AuthenticationFailed(detail="not a jwt-bearer grant")
+    return assertion
+
+
+async def get_inbox(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    q = request.query
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError as e:
+        raise NoticeInvalid([Violation("/limit", "must be a whole number")]) from e
+    page = await request.app[RECIPIENTS].inbox(
+        request.app[STATE].view,
+        contact,
+        request.app[CLOCK].now(),
+        cursor=q.get("cursor"),
+        limit=limit,
+        state=q.get("status"),
+        channel=q.get("channel"),
+    )
+    return web.json_response(page)
+
+
+async def get_notice(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    body = await request.app[RECIPIENTS].fetch(
+        request.app[STATE].view, contact, request.match_info["id"], request.app[CLOCK].now()
+    )
+    return web.json_response(body)
+
+
+async def post_ack(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("acknowledgements are posted as application/json")
+    try:
+        body = json.loads(await request.read())
+    except ValueError as e:
+        raise NoticeInvalid([Violation("", "not valid JSON")]) from e
+    answer = await request.app[RECIPIENTS].acknowledge(
+        request.app[STATE].view, contact, request.match_info["id"], body, request.app[CLOCK].now()
+    )
+    return web.json_response(answer)
+
+
+async def get_stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: metadata of each new delivery; resume with Last-Event-ID, no gap, no repeat."""
+    contact = _contact(request)
+    app = request.app
+    recipients, settings = app[RECIPIENTS], app[SETTINGS]
+    last = _last_event_id(request)
+    subscription = recipients.hub.subscribe(
+        contact
+    )  # before the backlog query: nothing falls between
+    try:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        backlog = await repo.deliveries_after(app[STATE].engine, contact, last, STREAM_BACKLOG)
+        sent = last
+        for item in recipients.visible(app[STATE].view, contact, backlog, app[CLOCK].now()):
+            await _send(response, item.delivery_id, event_data(item))
+            sent = max(sent, item.delivery_id)
+        await repo.mark_delivered(
+            app[STATE].engine,
+            [i.delivery_id for i in backlog if i.delivered_at is None],
+            app[CLOCK].now(),
+        )
+        heartbeat = settings.delivery.stream_heartbeat_seconds
+        while not subscription.overflowed.is_set():
+            try:
+                event = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event.id <= sent:
+                continue  # already sent from the backlog
+            now = app[CLOCK].now()
+            items = await repo.deliveries_by_id(app[STATE].engine, [event.id])
+            if not recipients.visible(app[STATE].view, contact, items, now):
+                continue  # access ended since the notice was routed
+            await _send(response, event.id, event.data)
+            sent = event.id
+            await repo.mark_delivered(app[STATE].engine, [event.id], now)
+        return response  # overflowed: closing makes the client reconnect and resume
+    finally:
+        recipients.hub.unsubscribe(subscription)
+
+
+async def _send(response: web.StreamResponse, event_id: int, data: dict[str, Any]) -> None:
+    await response.write(f"id: {event_id}\nevent: notice\ndata: {json.dumps(data)}\n\n".encode())
+
+
+def _last_event_id(request: web.Request) -> int:
+    value = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "0"
+    with contextlib.suppress(ValueError):
+        return max(0, int(value))
+    raise NoticeInvalid([Violation("/Last-Event-ID", "must be an event id this broker sent")])

@@ -1,0 +1,180 @@
+"""Escalation and succession: notices reach the next role, or the next holder, when they must.
+
+- Escalation: a delivery that nobody acknowledged through its role within the channel's
+  ``ack_deadline_hours`` is escalated to the next role kind of the channel's chain, in the same
+  jurisdiction (level n escalates to chain[n]). The source delivery is marked escalated in the
+  same transaction that adds the new one, so it escalates once.
+- Succession: when a role passes to a new holder (or a deputy stands in), each contact now acting
+  for a role with an open notice (no one acknowledged it through that role) receives it.
+- Both re-wrap the notice's data key from the broker's escrow wrap for the new recipient; the
+  escrow key is used for nothing else, and every use is logged with the notice and recipient.
+Time is passed to ``tick``: tests drive it with a frozen clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from broker.crypto.envelope import unwrap, wrap
+from broker.logs import get_logger
+from broker.service.intake import ESCROW
+from broker.service.recipients import Recipients
+from broker.state import BrokerState, View
+from broker.store import notices_repo as repo
+
+log = get_logger("liaison.escalation")
+
+
+@dataclass(frozen=True)
+class NewRecipient:
+    contact: str
+    role: str
+    jurisdiction: str
+    rule: str
+    level: int
+    key_id: str
+
+
+@dataclass(frozen=True)
+class TickResult:
+    escalated: int
+    succeeded: int
+
+
+class EscalationWorker:
+    def __init__(self, state: BrokerState, recipients: Recipients, escrow_private: bytes) -> None:
+        self.state = state
+        self.recipients = recipients
+        self.escrow_private = escrow_private
+
+    async def tick(self, now: datetime) -> TickResult:
+        view = self.state.view
+        escalated = await self._escalate(view, now)
+        succeeded = await self._succeed(view, now)
+        return TickResult(escalated, succeeded)
+
+    async def _escalate(self, view: View, now: datetime) -> int:
+        chains = {
+            c.id: c
+            for c in view.policies.channels.values()
+            if c.escalation and c.ack_deadline_hours
+        }
+        due: dict[str, list[repo.OpenDelivery]] = defaultdict(list)
+        for d in await repo.open_deliveries(self.state.engine, list(chains)):
+            channel = chains[d.channel]
+            deadline = d.created_at + timedelta(hours=channel.ack_deadline_hours or 0)
+            if not d.acked_role and d.level < len(channel.escalation) and deadline <= now:
+                due[d.notice_id].append(d)
+        added = 0
+        for notice_id, sources in due.items():
+            channel = chains[sources[0].channel]
+            targets: dict[tuple[str, str], NewRecipient] = {}
+            for source in sources:
+                kind = channel.escalation[source.level]
+                for role in view.directory.roles_in(source.jurisdiction):
+                    if role.kind == kind:
+                        for r in self._acting(
+                            view,
+                            role.id,
+                            source.jurisdiction,
+                            now,
+                            rule=f"channel/{channel.id}/escalation/{source.level + 1}",
+                            level=source.level + 1,
+                        ):
+                            targets.setdefault((r.contact, r.role), r)
+            if not targets:
+                # Nobody can receive the escalation now: keep the sources open, try next tick.
+                log.warning(
+                    "escalation_target_unreachable", notice_id=notice_id, channel=channel.id
+                )
+                continue
+            added += await self._deliver(
+                notice_id, list(targets.values()), now, escalated=[s.id for s in sources]
+            )
+        return added
+
+    async def _succeed(self, view: View, now: datetime) -> int:
+        added = 0
+        by_notice: dict[str, list[NewRecipient]] = defaultdict(list)
+        for (notice_id, role_id), contacts in (
+            await repo.role_holders_of_open_notices(self.state.engine)
+        ).items():
+            if role_id not in view.directory.roles:
+                continue
+            jurisdiction = view.directory.jurisdiction_of_role(role_id)
+            for r in self._acting(view, role_id, jurisdiction, now, rule="succession", level=0):
+                if r.contact not in contacts:
+                    by_notice[notice_id].append(r)
+        for notice_id, new in by_notice.items():
+            added += await self._deliver(notice_id, new, now, escalated=[])
+        return added
+
+    def _acting(
+        self, view: View, role_id: str, jurisdiction: str, now: datetime, *, rule: str, level: int
+    ) -> list[NewRecipient]:
+        acting, _ = view.directory.acting_for(role_id, now)
+        out = []
+        for assignment in acting:
+            key = view.directory.encryption_key(assignment.contact, now)
+            if key is None:
+                log.warning("recipient_without_key", role=role_id, contact=assignment.contact)
+                continue
+            out.append(NewRecipient(assignment.contact, role_id, jurisdiction, rule, level, key.id))
+        return out
+
+    async def _deliver(
+        self, notice_id: str, new: list[NewRecipient], now: datetime, *, escalated: list[int]
+    ) -> int:
+        view = self.state.view
+        wraps = await repo.wraps_of(self.state.engine, notice_id)
+        if ESCROW not in wraps:
+            log.error("escrow_wrap_missing", notice_id=notice_id)
+            return 0
+        data_key = unwrap(wraps[ESCROW][1], self.escrow_private) if new else b""
+        new_wraps = []
+        for r in new:
+            if r.contact not in wraps:
+                new_wraps.append(
+                    {
+                        "notice_id": notice_id,
+                        "recipient_id": r.contact,
+                        "key_id": r.key_id,
+                        "wrap": wrap(data_key, view.directory.keys[r.key_id].public),
+                    }
+                )
+                log.info("escrow_used", notice_id=notice_id, recipient=r.contact, purpose=r.rule)
+        deliveries = [
+            {
+                "notice_id": notice_id,
+                "contact_id": r.contact,
+                "role_id": r.role,
+                "jurisdiction_id": r.jurisdiction,
+                "rule": r.rule,
+                "policy_ids": json.dumps([]),
+                "deputy": False,
+                "state": "pending",
+                "created_at": now,
+                "escalation_level": r.level,
+            }
+            for r in new
+        ]
+        ids = await repo.add_recipients(
+            self.state.engine,
+            notice_id=notice_id,
+            deliveries=deliveries,
+            wraps=new_wraps,
+            escalated=escalated,
+            now=now,
+        )
+        if ids:
+            log.info(
+                "notice_redelivered",
+                notice_id=notice_id,
+                recipients=len(ids),
+                reason="escalation" if escalated else "succession",
+            )
+            await self.recipients.announce_deliveries(ids)
+        return len(ids)

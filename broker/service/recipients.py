@@ -1,0 +1,287 @@
+"""What a focal point does: list their inbox, fetch a notice to decrypt, acknowledge it.
+
+Invariants:
+- access is decided by policy (Cedar ``read_notice``) on every request, from the roles the
+  contact holds at that moment: an ended assignment ends access at once;
+- a notice the contact may not read answers exactly like one that does not exist (404);
+- the broker hands out ciphertext and this contact's own wrap only, never a data key;
+- an acknowledgement is signed with the contact's Ed25519 key over the notice's content digest,
+  so it proves the contact acknowledged exactly what the agency sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from broker.crypto.envelope import associated_data
+from broker.crypto.httpsig import ed25519_verify
+from broker.domain.directory import KeyType
+from broker.domain.notice import NoticeFacts, ack_statement
+from broker.errors import LiaisonError, NotFound
+from broker.policy.payload import Violation
+from broker.service.notices import NoticeInvalid
+from broker.service.push import Hub, PushEvent
+from broker.state import BrokerState, View
+from broker.store import notices_repo as repo
+from broker.store.notices_repo import InboxItem
+
+
+class Gone(LiaisonError):
+    code = "gone"
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def event_data(item: InboxItem) -> dict[str, Any]:
+    """Metadata of one delivery, as pushed live and listed in the inbox: never contents."""
+    return {
+        "notice_id": item.notice_id,
+        "channel": item.channel,
+        "jurisdiction": item.jurisdiction,
+        "severity": item.severity,
+        "marking": item.marking,
+        "kind": item.kind,
+        "status": item.status,
+        "supersedes": item.supersedes,
+        "sender": item.sender,
+        "role": item.role,
+        "state": item.state,
+        "created_at": _time(item.created_at),
+        "acknowledged_at": _time(item.acked_at),
+    }
+
+
+class Recipients:
+    def __init__(self, state: BrokerState, hub: Hub, *, page_max: int) -> None:
+        self.state = state
+        self.hub = hub
+        self.page_max = page_max
+
+    def visible(
+        self, view: View, contact: str, items: list[InboxItem], now: datetime
+    ) -> list[InboxItem]:
+        """The items whose notices the contact may read now (one Cedar batch)."""
+        roles: dict[str, list[str]] = defaultdict(list)
+        facts: dict[str, NoticeFacts] = {}
+        for item in items:
+            roles[item.notice_id].append(item.role)
+            facts[item.notice_id] = NoticeFacts(
+                item.channel, item.jurisdiction, item.severity, item.sender, id=item.notice_id
+            )
+        ids = list(facts)
+        decisions = view.authorizer.read_notices(contact, [(facts[i], roles[i]) for i in ids], now)
+        allowed = {i for i, d in zip(ids, decisions, strict=True) if d.allowed}
+        return [item for item in items if item.notice_id in allowed]
+
+    async def inbox(
+        self,
+        view: View,
+        contact: str,
+        now: datetime,
+        *,
+        cursor: str | None,
+        limit: int,
+        state: str | None,
+        channel: str | None,
+    ) -> dict[str, Any]:
+        limit = max(1, min(limit, self.page_max))
+        before = _cursor(cursor)
+        items = await repo.inbox(
+            self.state.engine, contact, before=before, limit=limit, state=state, channel=channel
+        )
+        shown = self.visible(view, contact, items, now)
+        await repo.mark_delivered(
+            self.state.engine, [i.delivery_id for i in shown if i.delivered_at is None], now
+        )
+        next_cursor = _b64(f"d:{items[-1].delivery_id}".encode()) if len(items) == limit else None
+        return {
+            "items": [
+                {
+                    **event_data(i),
+                    "delivery_id": i.delivery_id,
+                    "state": "delivered" if i.state == "pending" else i.state,
+                }
+                for i in shown
+            ],
+            "next_cursor": next_cursor,
+        }
+
+    async def fetch(
+        self, view: View, contact: str, notice_id: str, now: datetime
+    ) -> dict[str, Any]:
+        copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
+        if copy is None:
+            raise NotFound("no such notice")
+        row, deliveries, wrap = copy
+        if not deliveries or not self.visible(view, contact, deliveries, now):
+            raise NotFound("no such notice")
+        if row["ciphertext"] is None or wrap is None:
+            raise Gone("this notice has been destroyed at the end of its retention")
+        await repo.mark_read(self.state.engine, notice_id, contact, now)
+        sender_key = view.directory.keys.get(row["sender_key_id"])
+        aad = associated_data(notice_id, row["channel"], row["policy_hash"])
+        sender = view.directory.organisations.get(row["sender_id"])
+        channel = view.policies.channels.get(row["channel"])
+        return {
+            "sender_name": sender.name if sender else None,
+            "reply_key": self._reply_key(view, row["sender_id"], now)
+            if channel and channel.replies
+            else None,
+            "id": notice_id,
+            "channel": row["channel"],
+            "jurisdiction": row["jurisdiction_id"],
+            "severity": row["severity"],
+            "marking": row["marking"],
+            "kind": row["kind"],
+            "status": row["status"],
+            "supersedes": row["supersedes_id"],
+            "sender": row["sender_id"],
+            "policy_hash": row["policy_hash"],
+            "created_at": _time(row["created_at"]),
+            "expires_at": _time(row["expires_at"]),
+            "roles": sorted({d.role for d in deliveries}),
+            "acknowledged_at": _time(
+                min((d.acked_at for d in deliveries if d.acked_at), default=None)
+            ),
+            "encryption": {
+                "aead": row["aead"],
+                "nonce": _b64(row["aead_nonce"]),
+                "aad": _b64(aad),
+                "ciphertext": _b64(row["ciphertext"]),
+                "wrap": {"key_id": wrap[0], "sealed": _b64(wrap[1])},
+            },
+            "signature": {
+                "sender_key_id": row["sender_key_id"],
+                "sender_public_key": _b64(sender_key.public) if sender_key else None,
+                "signature_input": row["signature_input"],
+                "signature": row["signature"],
+                "signed_values": json.loads(row["signed_values"]),
+                "content_digest": row["content_digest"],
+            },
+        }
+
+    async def acknowledge(
+        self, view: View, contact: str, notice_id: str, body: Any, now: datetime
+    ) -> dict[str, Any]:
+        copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
+        if copy is None or not copy[1] or not self.visible(view, contact, copy[1], now):
+            raise NotFound("no such notice")
+        row, deliveries, _ = copy
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("signature"), str)
+            or not isinstance(body.get("key_id"), str)
+        ):
+            raise NoticeInvalid([Violation("", "an acknowledgement carries key_id and signature")])
+        key = view.directory.keys.get(body["key_id"])
+        signature = _unb64(body["signature"], "/signature")
+        statement = ack_statement(notice_id, contact, row["content_digest"])
+        if (
+            key is None
+            or key.owner != contact
+            or key.type is not KeyType.ED25519
+            or not key.usable_at(now)
+            or not ed25519_verify(key.public, statement, signature)
+        ):
+            raise NoticeInvalid(
+                [
+                    Violation(
+                        "/signature", "does not verify for this contact and this notice's content"
+                    )
+                ]
+            )
+        reply = self._reply(view, row, contact, deliveries, body.get("reply"), now)
+        earlier = min((d.acked_at for d in deliveries if d.acked_at), default=None)
+        if earlier is not None:  # acknowledged before: the first acknowledgement stands
+            return {"id": notice_id, "acknowledged_at": _time(earlier)}
+        await repo.acknowledge(self.state.engine, notice_id, contact, body["signature"], now, reply)
+        return {"id": notice_id, "acknowledged_at": _time(now)}
+
+    @staticmethod
+    def _reply_key(view: View, agency: str, now: datetime) -> dict[str, str] | None:
+        keys = [
+            k
+            for k in view.directory.keys_of(agency)
+            if k.type is KeyType.X25519 and k.usable_at(now)
+        ]
+        if not keys:
+            return None
+        return {"key_id": keys[-1].id, "public": _b64(keys[-1].public)}
+
+    def _reply(
+        self,
+        view: View,
+        row: dict[str, Any],
+        contact: str,
+        deliveries: list[InboxItem],
+        reply: Any,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        if reply is None:
+            return None
+        channel = view.policies.channels.get(row["channel"])
+        if channel is None or not channel.replies:
+            raise NoticeInvalid([Violation("/reply", "this channel does not take replies")])
+        if not isinstance(reply, dict):
+            raise NoticeInvalid([Violation("/reply", "must be an object")])
+        key = view.directory.keys.get(str(reply.get("key_id")))
+        if (
+            key is None
+            or key.owner != row["sender_id"]
+            or key.type is not KeyType.X25519
+            or not key.usable_at(now)
+        ):
+            raise NoticeInvalid(
+                [Violation("/reply/key_id", "must be a current X25519 key of the sending agency")]
+            )
+        return {
+            "notice_id": row["id"],
+            "contact_id": contact,
+            "role_id": deliveries[0].role,
+            "created_at": now,
+            "key_id": key.id,
+            "wrap": _unb64(reply.get("wrap"), "/reply/wrap"),
+            "nonce": _unb64(reply.get("nonce"), "/reply/nonce"),
+            "ciphertext": _unb64(reply.get("ciphertext"), "/reply/ciphertext"),
+        }
+
+    async def announce(self, notice_id: str) -> None:
+        """Push the deliveries of a just-committed notice to connected recipients."""
+        ids = [i for i, _ in await repo.delivery_ids(self.state.engine, notice_id)]
+        await self.announce_deliveries(ids)
+
+    async def announce_deliveries(self, ids: list[int]) -> None:
+        items = await repo.deliveries_by_id(self.state.engine, ids)
+        self.hub.publish([PushEvent(i.delivery_id, i.contact, event_data(i)) for i in items])
+
+
+def _cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.b64decode(cursor, validate=True).decode()
+        if not text.startswith("d:"):
+            raise ValueError(text)
+        return int(text[2:])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        raise NoticeInvalid([Violation("/cursor", "not a cursor this broker issued")]) from e
+
+
+def _unb64(value: Any, pointer: str) -> bytes:
+    if not isinstance(value, str) or len(value) > 350_000:
+        raise NoticeInvalid([Violation(pointer, "must be base64 text")])
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as e:
+        raise NoticeInvalid([Violation(pointer, "must be base64 text")]) from e

@@ -1,0 +1,156 @@
+"""Access tokens for contacts: exchange a signed assertion (or a trusted OIDC token) for a token.
+
+Invariants: an assertion is accepted only when signed by a usable Ed25519 key of the contact it
+names (``iss`` = ``sub`` = the key's owner), addressed to this broker, short-lived, and used once
+(its ``jti`` is recorded like a request nonce). Every refusal is the same ``AuthenticationFailed``.
+A token names a contact only; what the contact may read is decided by policy on each request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from broker.config import Settings
+from broker.crypto.keys import Signer
+from broker.crypto.tokens import (
+    TokenInvalid,
+    issue_access_token,
+    load_jwks,
+    unverified_claims,
+    unverified_header,
+    verify_access_token,
+    verify_assertion,
+    verify_external,
+)
+from broker.domain.directory import Directory, KeyType
+from broker.errors import AuthenticationFailed, ConfigError
+from broker.store import Database
+from broker.store import notices_repo as repo
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+@dataclass(frozen=True)
+class TokenKeys:
+    private: Signer
+    kid: str
+
+
+class TokenService:
+    def __init__(self, db: Database, settings: Settings, keys: TokenKeys) -> None:
+        self.db = db
+        self.settings = settings
+        self.keys = keys
+        self.issuer = settings.public_url
+        self.audiences = {self.issuer, f"{self.issuer}/v1/token"}
+        oidc = settings.oidc
+        self.oidc_jwks = None
+        if oidc.issuer:
+            try:
+                self.oidc_jwks = load_jwks(
+                    settings.path(oidc.jwks_file).read_text(encoding="utf-8")
+                )
+            except (OSError, TokenInvalid) as e:
+                raise ConfigError(f"[oidc] jwks_file cannot be used: {e}") from e
+
+    async def exchange(
+        self, directory: Directory, assertion: str, now: datetime, *, base_url: str | None = None
+    ) -> dict[str, Any]:
+        """An access token for the contact the assertion proves, or AuthenticationFailed.
+
+        ``base_url`` is the broker URL as this request reached it; it counts as an audience only
+        when no public URL is configured (as for signed requests' ``@target-uri``).
+        """
+        try:
+            contact = await self._contact_from(directory, assertion, now, base_url)
+        except TokenInvalid as e:
+            raise AuthenticationFailed(detail=e.reason) from e
+        lifetime = self.settings.limits.token_lifetime_seconds
+        token = issue_access_token(
+            self.keys.private,
+            kid=self.keys.kid,
+            issuer=self.issuer,
+            subject=contact,
+            now=now,
+            lifetime=lifetime,
+        )
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "contact": contact,
+        }
+
+    async def _contact_from(
+        self, directory: Directory, assertion: str, now: datetime, base_url: str | None
+    ) -> str:
+        oidc = self.settings.oidc
+        if self.oidc_jwks is not None and unverified_claims(assertion).get("iss") == oidc.issuer:
+            claims = verify_external(
+                assertion,
+                self.oidc_jwks,
+                issuer=oidc.issuer,
+                audience=oidc.audience,
+                algorithms=[a.strip() for a in oidc.algorithms.split(",") if a.strip()],
+                now=now,
+            )
+            contact = claims.get(oidc.contact_claim)
+            if not isinstance(contact, str) or contact not in directory.contacts:
+                raise TokenInvalid("the external token names no known contact")
+            return contact
+        kid = unverified_header(assertion).get("kid")
+        key = directory.keys.get(str(kid))
+        if key is None or key.type is not KeyType.ED25519 or not key.usable_at(now):
+            raise TokenInvalid("unknown or unusable key")
+        if key.owner not in directory.contacts:
+            raise TokenInvalid("the key is not a contact's")
+        claims = self._verify_assertion(assertion, key.public, now, base_url)
+        if claims["sub"] != key.owner:
+            raise TokenInvalid("the assertion names another contact than the key's owner")
+        try:
+            expires = datetime.fromtimestamp(float(claims["exp"]), tz=now.tzinfo) + timedelta(
+                seconds=60
+            )
+            await repo.record_nonce(self.db, f"jti:{key.id}", claims["jti"], expires)
+        except repo.NonceReplayed as e:
+            raise TokenInvalid("assertion already used") from e
+        return key.owner
+
+    def _verify_assertion(
+        self, assertion: str, public: bytes, now: datetime, base_url: str | None
+    ) -> dict[str, Any]:
+        max_lifetime = self.settings.limits.assertion_max_seconds
+        audiences = set(self.audiences)
+        if base_url and not self.settings.server.public_url:
+            audiences |= {base_url, f"{base_url}/v1/token"}
+        last: TokenInvalid | None = None
+        for audience in sorted(audiences):  # the broker URL or its token endpoint
+            try:
+                return verify_assertion(
+                    assertion, public, audience=audience, now=now, max_lifetime=max_lifetime
+                )
+            except TokenInvalid as e:
+                last = e
+        raise last or TokenInvalid("no audience matched")
+
+    def contact_for(self, directory: Directory, authorization: str | None, now: datetime) -> str:
+        """The contact an ``Authorization: Bearer`` header names, or AuthenticationFailed."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthenticationFailed(detail="no bearer token")
+        token = authorization.removeprefix("Bearer ").strip()
+        try:
+            claims = verify_access_token(
+                token,
+                self.keys.private.public_key(),
+                issuer=self.issuer,
+                now=now,
+                max_lifetime=self.settings.limits.token_lifetime_seconds,
+            )
+        except TokenInvalid as e:
+            raise AuthenticationFailed(detail=e.reason) from e
+        contact = claims["sub"]
+        if not isinstance(contact, str) or contact not in directory.contacts:
+            raise AuthenticationFailed(detail="the token names no current contact")
+        return contact
