@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker.audit.events import recanonical
 from broker.crypto.envelope import (
     DecryptionFailed,
     associated_data,
@@ -267,6 +268,53 @@ class RecipientClient:
                 elif line == "" and event_id is not None and data:
                     yield event_id, json.loads("\n".join(data))
                     event_id, data = None, []
+
+    # -- auditors ------------------------------------------------------------------------------
+    async def audit_checkpoint(self, *, fresh: bool = False) -> dict[str, Any]:
+        return await self._request(
+            "GET", "/v1/audit/checkpoint", params={"fresh": "1"} if fresh else {}
+        )
+
+    async def audit_events(
+        self, *, cursor: int = 0, limit: int = 1000, **filters: str
+    ) -> dict[str, Any]:
+        params = {"cursor": str(cursor), "limit": str(limit), **filters}
+        return await self._request("GET", "/v1/audit/events", params=params)
+
+    async def audit_inclusion(self, seq: int, size: int) -> dict[str, Any]:
+        return await self._request(
+            "GET", "/v1/audit/proof/inclusion", params={"seq": str(seq), "size": str(size)}
+        )
+
+    async def audit_consistency(self, first: int, second: int) -> dict[str, Any]:
+        return await self._request(
+            "GET",
+            "/v1/audit/proof/consistency",
+            params={"first": str(first), "second": str(second)},
+        )
+
+    async def audit_export(self) -> AsyncIterator[bytes]:
+        """The whole log as an export: a fresh signed checkpoint, then every event it covers."""
+        checkpoint = await self.audit_checkpoint(fresh=True)
+        header = {
+            "format": "liaison-audit-v1",
+            "origin": checkpoint["origin"],
+            "key_name": checkpoint["key_name"],
+            "public_key": checkpoint["public_key"],
+            "checkpoints": [checkpoint["note"]],
+        }
+        yield json.dumps(header).encode() + b"\n"
+        size, cursor, sent = checkpoint["size"], 0, 0
+        while sent < size:
+            page = await self.audit_events(cursor=cursor)
+            for event in page["events"]:
+                if sent >= size:
+                    break
+                yield recanonical(event) + b"\n"
+                sent += 1
+            if not page["next_cursor"]:
+                break
+            cursor = int(page["next_cursor"])
 
     # -- plumbing ------------------------------------------------------------------------------
     def _require_session(self) -> aiohttp.ClientSession:

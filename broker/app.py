@@ -14,10 +14,11 @@ from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
 from broker.errors import StoreError
-from broker.http import health, notices, openapi, recipients
-from broker.http.keys import CLOCK, ESCALATION, INTAKE, RECIPIENTS, SETTINGS, STATE, TOKENS
+from broker.http import audit, health, notices, openapi, recipients
+from broker.http.keys import AUDIT, CLOCK, ESCALATION, INTAKE, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.middleware import request_context
 from broker.logs import get_logger
+from broker.service.audit import AuditService
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.push import Hub
@@ -62,7 +63,7 @@ def create_app(
         resolved_database_url(settings, environ), pool_size=settings.database.pool_size
     )
     clock = clock or SystemClock()
-    state = BrokerState(engine, settings.policies_dir, settings.limits)
+    state = BrokerState(engine, settings.policies_dir, settings.limits, clock)
     escrow = _key(settings, environ, settings.keys.escrow_key, "x25519", "keys.escrow_key")
     signing = _key(settings, environ, settings.keys.signing_key, "ed25519", "keys.signing_key")
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
@@ -84,6 +85,11 @@ def create_app(
         TokenKeys(ed25519_signer(signing, source="keys.signing_key"), signing.key_id("broker")),
     )
     app[ESCALATION] = EscalationWorker(state, recipient_service, escrow.private_raw)
+    app[AUDIT] = AuditService(
+        state,
+        ed25519_signer(signing, source="keys.signing_key"),
+        page_max=settings.audit.events_page_max,
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await migrate(state.engine)
@@ -102,6 +108,13 @@ def create_app(
                 "nonce_purge_failed",
             ),
         ]
+        workers.append(
+            _every(
+                float(settings.audit.checkpoint_interval_seconds),
+                lambda: app[AUDIT].checkpoint(clock.now()),
+                "checkpoint_failed",
+            )
+        )
         if run_workers:
             workers.append(
                 _every(
@@ -138,6 +151,10 @@ def create_app(
     router.add_get("/v1/notices/{id}", recipients.get_notice)
     router.add_post("/v1/notices/{id}/ack", recipients.post_ack)
     router.add_get("/v1/stream", recipients.get_stream)
+    router.add_get("/v1/audit/events", audit.get_events)
+    router.add_get("/v1/audit/checkpoint", audit.get_checkpoint)
+    router.add_get("/v1/audit/proof/inclusion", audit.get_inclusion)
+    router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
     return app
 
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.config import load_settings, resolved_database_url
-from broker.crypto.keys import generate, write_private_key
+from broker.config import load_settings, resolve_secret, resolved_database_url
+from broker.crypto.keys import generate, load_private_key, write_private_key
 from broker.errors import ConfigError, LiaisonError, SourceError
 from broker.logs import configure_logging
 
@@ -197,7 +197,7 @@ def cmd_directory_apply(args: argparse.Namespace) -> int:
             result = await apply_directory_file(
                 engine,
                 Path(args.file),
-                actor=f"cli:{getpass.getuser()}",
+                actor=f"operator:{getpass.getuser()}",
                 now=datetime.now(UTC),
                 max_bytes=settings.limits.max_directory_bytes,
                 dry_run=args.dry_run,
@@ -549,6 +549,99 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return int(_recipient_call(args, run))
 
 
+# -- audit commands --------------------------------------------------------------------------
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer if args.out in (None, "-") else open(args.out, "wb")  # noqa: SIM115 - closed below
+    try:
+        if args.url or args.as_:  # through the API, as an auditor; else read the local store
+            count = _recipient_call(args, lambda c: _write_lines(c.audit_export(), out))
+        else:
+            count = asyncio.run(_local_export(args, out))
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    if args.out not in (None, "-"):
+        print(
+            f"Exported {count} events with their signed checkpoints to {args.out}", file=sys.stderr
+        )
+    return EXIT_OK
+
+
+async def _write_lines(lines: Any, out: Any) -> int:
+    count = -1  # the header is not an event
+    async for line in lines:
+        out.write(line)
+        count += 1
+    return count
+
+
+async def _local_export(args: argparse.Namespace, out: Any) -> int:
+    from broker.crypto.keys import ed25519_signer
+    from broker.service.audit import AuditService
+    from broker.state import BrokerState
+
+    settings, engine = await _open_store(args)
+    try:
+        signing = load_private_key(
+            resolve_secret(settings.keys.signing_key, settings, os.environ), expected="ed25519"
+        )
+        state = BrokerState(engine, settings.policies_dir, settings.limits)
+        service = AuditService(
+            state, ed25519_signer(signing), page_max=settings.audit.events_page_max
+        )
+        return await _write_lines(
+            service.export(f"operator:{getpass.getuser()}", datetime.now(UTC)), out
+        )
+    finally:
+        await engine.dispose()
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    import base64
+
+    from broker.audit.verify import read_export, verify_export
+
+    key = base64.b64decode(args.checkpoint_key) if args.checkpoint_key else None
+    if args.file:
+        try:
+            with open(args.file, "rb") as f:
+                header, lines = read_export(f)
+                result = verify_export(header, lines, trusted_key=key)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{args.file}: {e}") from e
+    else:
+
+        async def fetch(client: Any) -> list[bytes]:
+            return [line async for line in client.audit_export()]
+
+        exported = _recipient_call(args, fetch)
+        header, lines = read_export(exported)
+        result = verify_export(header, lines, trusted_key=key)
+    if not key:
+        print(
+            "note: the checkpoint key was taken from the export; pin it with --checkpoint-key to check who signed",
+            file=sys.stderr,
+        )
+    if not result.ok:
+        print(f"liaison: audit log does NOT verify: {result.message}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"OK: {result.message}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from broker.demo import run_demo
+
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None and keep.exists():
+        raise ConfigError(f"{keep} exists; --keep needs a new directory")
+    configure_logging("warning", "console")  # the narration is the output; warnings still show
+    ok = asyncio.run(run_demo(lambda line: print(line, flush=True), keep))
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 # -- the parser ----------------------------------------------------------------------------
 
 
@@ -701,6 +794,27 @@ def _parser() -> argparse.ArgumentParser:
     p = command("watch", cmd_watch, "print new notices as they arrive (Ctrl-C to stop)")
     p.add_argument("--last-event-id", type=int, help="resume after this event")
     recipient_options(p)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    asub = audit.add_subparsers(title="audit commands", metavar="COMMAND")
+    audit.set_defaults(run=lambda a: _usage(audit))
+    p = command(
+        "export", cmd_audit_export, "export the log (JSON Lines) with its signed checkpoints", asub
+    )
+    p.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
+    recipient_options(p)
+    p = command(
+        "verify", cmd_audit_verify, "verify an export, or a live broker's log with --url", asub
+    )
+    p.add_argument("file", metavar="FILE", nargs="?")
+    p.add_argument(
+        "--checkpoint-key",
+        metavar="BASE64",
+        help="the broker's checkpoint key (Ed25519, base64) to trust",
+    )
+    recipient_options(p)
+    p = command("demo", cmd_demo, "tell the whole story against a temporary embedded broker")
+    p.add_argument("--keep", metavar="DIR", help="keep the demo's data directory here")
     return parser
 
 

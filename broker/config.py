@@ -97,6 +97,12 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    checkpoint_interval_seconds: int = 60  # sign a checkpoint this often when the log has grown
+    events_page_max: int = 1000  # events in one page of /v1/audit/events
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: str = "info"
     # auto: readable console on a terminal, JSON lines otherwise; or "json" / "console".
@@ -113,6 +119,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     oidc: OidcSettings = field(default_factory=OidcSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
@@ -145,6 +152,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": Limits,
     "oidc": OidcSettings,
     "delivery": DeliverySettings,
+    "audit": AuditSettings,
     "logging": LoggingSettings,
 }
 

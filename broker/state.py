@@ -11,12 +11,15 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.audit.events import AuditEvent
+from broker.clock import Clock, SystemClock
 from broker.config import Limits
 from broker.domain.directory import Directory
+from broker.errors import PolicyFileError
 from broker.logs import get_logger
 from broker.policy.decide import Authorizer
 from broker.policy.load import PolicySet, load_policies
-from broker.store import Database
+from broker.store import Database, audit_repo
 from broker.store.directory_repo import current_revision, load_directory
 
 log = get_logger("liaison.state")
@@ -31,10 +34,13 @@ class View:
 
 
 class BrokerState:
-    def __init__(self, engine: Database, policies_dir: Path, limits: Limits) -> None:
+    def __init__(
+        self, engine: Database, policies_dir: Path, limits: Limits, clock: Clock | None = None
+    ) -> None:
         self.engine = engine
         self.policies_dir = policies_dir
         self.limits = limits
+        self.clock = clock or SystemClock()
         self._view: View | None = None
         self._lock = asyncio.Lock()
 
@@ -51,10 +57,45 @@ class BrokerState:
     async def load(self) -> View:
         """Load policies and directory; raises PolicyFileError on an invalid policy set."""
         async with self._lock:
-            policies = await asyncio.to_thread(self._read_policies)
+            policies = await self._read_policies_audited()
             directory, revision = await load_directory(self.engine)
             self._view = await asyncio.to_thread(_build, policies, directory, revision)
             return self._view
+
+    async def _read_policies_audited(self) -> PolicySet:
+        """Load the policy set; its loading, or its refusal with every reason, is audited."""
+        now = self.clock.now()
+        try:
+            policies = await asyncio.to_thread(self._read_policies)
+        except PolicyFileError as e:
+            await audit_repo.append_events(
+                self.engine,
+                [
+                    AuditEvent(
+                        at=now,
+                        actor="broker",
+                        action="policy.refused",
+                        object="policy:-",
+                        outcome="refused",
+                        reason=e.code,
+                        details={"problems": [str(p) for p in e.problems][:100]},
+                    )
+                ],
+            )
+            raise
+        await audit_repo.append_events(
+            self.engine,
+            [
+                AuditEvent(
+                    at=now,
+                    actor="broker",
+                    action="policy.loaded",
+                    object=f"policy:{policies.hash}",
+                    details={"files": list(policies.files), "channels": sorted(policies.channels)},
+                )
+            ],
+        )
+        return policies
 
     def _read_policies(self) -> PolicySet:
         return load_policies(
@@ -66,7 +107,7 @@ class BrokerState:
     async def reload_policies(self) -> View:
         """Validate the policy directory again and swap it in; on any problem keep the old set."""
         async with self._lock:
-            policies = await asyncio.to_thread(self._read_policies)
+            policies = await self._read_policies_audited()
             old = self.view
             self._view = await asyncio.to_thread(
                 _build, policies, old.directory, old.directory_revision

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from broker.clock import Clock
 from broker.config import Settings
+from broker.service.audit import AuditService
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.recipients import Recipients
@@ -19,3 +20,4 @@ INTAKE = web.AppKey("intake", Intake)
 RECIPIENTS = web.AppKey("recipients", Recipients)
 TOKENS = web.AppKey("tokens", TokenService)
 ESCALATION = web.AppKey("escalation", EscalationWorker)
+AUDIT = web.AppKey("audit", AuditService)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from aiohttp import web
 
-from broker.errors import AuthenticationFailed, LiaisonError
+from broker.audit.events import AuditEvent
+from broker.errors import AuthenticationFailed, LiaisonError, NotFound
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
 from broker.http.tls import require_client_certificate
 from broker.service.auth import authenticate_agency
@@ -58,12 +62,30 @@ async def get_status(request: web.Request) -> web.Response:
         now=now,
         max_skew=skew,
     )
+    notice_id = request.match_info["id"]
+    event = AuditEvent(
+        at=now,
+        actor=f"agency:{agency.organisation}",
+        action="notice.status_read",
+        object=f"notice:{notice_id[:40]}",
+    )
+    try:
+        body: dict[str, Any] | None = await notice_status(state.engine, view, agency, notice_id)
+    except NotFound:
+        body = None
+        event = replace(
+            event, action="notice.status_refused", outcome="refused", reason="not_found"
+        )
     try:
         await repo.record_nonce(
-            state.engine, agency.signature.keyid, agency.signature.nonce, agency.nonce_expiry(skew)
+            state.engine,
+            agency.signature.keyid,
+            agency.signature.nonce,
+            agency.nonce_expiry(skew),
+            [event],
         )
     except repo.NonceReplayed as e:
         raise AuthenticationFailed(detail="nonce replayed") from e
-    return web.json_response(
-        await notice_status(state.engine, view, agency, request.match_info["id"])
-    )
+    if body is None:
+        raise NotFound("no such notice")
+    return web.json_response(body)

@@ -119,6 +119,65 @@ RECIPIENT_PATHS: dict[str, Any] = {
     },
 }
 
+AUDIT_PATHS: dict[str, Any] = {
+    "/v1/audit/events": {
+        "get": {
+            "summary": "Audit events (auditors only): canonical records, never notice contents",
+            "security": BEARER,
+            "parameters": [
+                {"name": n, "in": "query", "schema": {"type": "string"}}
+                for n in ("from", "to", "actor", "action", "notice", "channel", "cursor", "limit")
+            ],
+            "responses": {
+                "200": _json("A page of events", "AuditEvents"),
+                "401": _problem("Not authenticated"),
+                "403": _problem("Not an auditor"),
+            },
+        }
+    },
+    "/v1/audit/checkpoint": {
+        "get": {
+            "summary": "The latest signed checkpoint (C2SP tlog-checkpoint); fresh=1 signs one now",
+            "security": BEARER,
+            "parameters": [{"name": "fresh", "in": "query", "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json("A signed checkpoint", "AuditCheckpoint"),
+                "403": _problem("Not an auditor"),
+            },
+        }
+    },
+    "/v1/audit/proof/inclusion": {
+        "get": {
+            "summary": "RFC 9162 inclusion proof of event seq in the tree of the given size",
+            "security": BEARER,
+            "parameters": [
+                {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
+                for n in ("seq", "size")
+            ],
+            "responses": {
+                "200": _json("The proof", "InclusionProof"),
+                "403": _problem("Not an auditor"),
+                "422": _problem("Out of range"),
+            },
+        }
+    },
+    "/v1/audit/proof/consistency": {
+        "get": {
+            "summary": "RFC 9162 consistency proof between two tree sizes",
+            "security": BEARER,
+            "parameters": [
+                {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
+                for n in ("first", "second")
+            ],
+            "responses": {
+                "200": _json("The proof", "ConsistencyProof"),
+                "403": _problem("Not an auditor"),
+                "422": _problem("Out of range"),
+            },
+        }
+    },
+}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -201,6 +260,7 @@ SPEC: dict[str, Any] = {
             }
         },
         **RECIPIENT_PATHS,
+        **AUDIT_PATHS,
     },
     "components": {
         "securitySchemes": {
@@ -310,6 +370,40 @@ SPEC: dict[str, Any] = {
             "AckRecorded": {
                 "type": "object",
                 "properties": {"id": {"type": "string"}, "acknowledged_at": {"type": "string"}},
+            },
+            "AuditEvents": {
+                "type": "object",
+                "properties": {
+                    "events": {"type": "array", "items": {"type": "object"}},
+                    "next_cursor": {"type": ["string", "null"]},
+                },
+            },
+            "AuditCheckpoint": {
+                "type": "object",
+                "properties": {
+                    "origin": {"type": "string"},
+                    "key_name": {"type": "string"},
+                    "public_key": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "note": {"type": "string"},
+                },
+            },
+            "InclusionProof": {
+                "type": "object",
+                "properties": {
+                    "seq": {"type": "integer"},
+                    "tree_size": {"type": "integer"},
+                    "leaf_hash": {"type": "string"},
+                    "proof": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "ConsistencyProof": {
+                "type": "object",
+                "properties": {
+                    "first": {"type": "integer"},
+                    "second": {"type": "integer"},
+                    "proof": {"type": "array", "items": {"type": "string"}},
+                },
             },
             "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
             "Readiness": {

@@ -121,14 +121,11 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         backlog = await repo.deliveries_after(app[STATE].engine, contact, last, STREAM_BACKLOG)
         sent = last
-        for item in recipients.visible(app[STATE].view, contact, backlog, app[CLOCK].now()):
+        shown = recipients.visible(app[STATE].view, contact, backlog, app[CLOCK].now())
+        for item in shown:
             await _send(response, item.delivery_id, event_data(item))
             sent = max(sent, item.delivery_id)
-        await repo.mark_delivered(
-            app[STATE].engine,
-            [i.delivery_id for i in backlog if i.delivered_at is None],
-            app[CLOCK].now(),
-        )
+        await recipients.delivered(contact, shown, "push", app[CLOCK].now())
         heartbeat = settings.delivery.stream_heartbeat_seconds
         while not subscription.overflowed.is_set():
             try:
@@ -139,12 +136,17 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
             if event.id <= sent:
                 continue  # already sent from the backlog
             now = app[CLOCK].now()
-            items = await repo.deliveries_by_id(app[STATE].engine, [event.id])
-            if not recipients.visible(app[STATE].view, contact, items, now):
+            items = recipients.visible(
+                app[STATE].view,
+                contact,
+                await repo.deliveries_by_id(app[STATE].engine, [event.id]),
+                now,
+            )
+            if not items:
                 continue  # access ended since the notice was routed
             await _send(response, event.id, event.data)
             sent = event.id
-            await repo.mark_delivered(app[STATE].engine, [event.id], now)
+            await recipients.delivered(contact, items, "push", now)
         return response  # overflowed: closing makes the client reconnect and resume
     finally:
         recipients.hub.unsubscribe(subscription)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from broker.audit.events import AuditEvent
 from broker.directory.load import load_directory_file
 from broker.directory.present import DirectoryDiff, diff
 from broker.store import Database
@@ -41,7 +42,27 @@ async def apply_directory_file(
     if dry_run or (changes.empty and revision > 0):
         return ApplyResult(changes, revision, applied=False)
     content_hash = hashlib.sha256(await asyncio.to_thread(path.read_bytes)).hexdigest()
+
+    def event(revision: int) -> AuditEvent:
+        return AuditEvent(
+            at=now,
+            actor=actor,
+            action="directory.applied",
+            object=f"directory:{revision}",
+            details={
+                "content_hash": content_hash,
+                "summary": changes.summary(),
+                "changes": changes.lines()[:50],
+            },
+        )
+
     revision = await replace_directory(
-        engine, new, content_hash=content_hash, summary=changes.summary(), actor=actor, now=now
+        engine,
+        new,
+        content_hash=content_hash,
+        summary=changes.summary(),
+        actor=actor,
+        now=now,
+        event_for=event,
     )
     return ApplyResult(changes, revision, applied=True)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from broker.audit.events import AuditEvent
 from broker.crypto.envelope import unwrap, wrap
 from broker.logs import get_logger
 from broker.service.intake import ESCROW
@@ -145,7 +146,7 @@ class EscalationWorker:
                         "wrap": wrap(data_key, view.directory.keys[r.key_id].public),
                     }
                 )
-                log.info("escrow_used", notice_id=notice_id, recipient=r.contact, purpose=r.rule)
+
         deliveries = [
             {
                 "notice_id": notice_id,
@@ -161,6 +162,33 @@ class EscalationWorker:
             }
             for r in new
         ]
+        action = "notice.escalated" if escalated else "notice.succeeded"
+        events = [
+            AuditEvent(
+                at=now,
+                actor="broker",
+                action="escrow.used",
+                object=f"notice:{notice_id}",
+                details={"recipient": w["recipient_id"], "key": w["key_id"], "purpose": action},
+            )
+            for w in new_wraps
+        ] + [
+            AuditEvent(
+                at=now,
+                actor="broker",
+                action=action,
+                object=f"notice:{notice_id}",
+                details={
+                    "role": r.role,
+                    "contact": r.contact,
+                    "jurisdiction": r.jurisdiction,
+                    "rule": r.rule,
+                    "level": r.level,
+                    "from_deliveries": list(escalated),
+                },
+            )
+            for r in new
+        ]
         ids = await repo.add_recipients(
             self.state.engine,
             notice_id=notice_id,
@@ -168,6 +196,7 @@ class EscalationWorker:
             wraps=new_wraps,
             escalated=escalated,
             now=now,
+            audit=events,
         )
         if ids:
             log.info(

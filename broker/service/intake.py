@@ -11,7 +11,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from broker.audit.events import AuditEvent
 from broker.config import Limits
 from broker.crypto.envelope import AEAD, associated_data, seal, wrap_many
 from broker.domain.notice import NoticeFacts, StoredNotice, new_notice_id
@@ -30,6 +30,7 @@ from broker.policy.route import NotReached, Recipient, Route, check_notice, rout
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.notices import NoticeInvalid, notice_facts_from_document
 from broker.state import BrokerState, View
+from broker.store import audit_repo
 from broker.store import notices_repo as repo
 
 log = get_logger("liaison.intake")
@@ -107,33 +108,49 @@ class Intake:
 
     async def submit(self, request: IncomingRequest, now: datetime) -> Accepted:
         view = self.state.view
-        agency = authenticate_agency(
-            view.directory,
-            method=request.method,
-            target_uri=request.target_uri,
-            headers=request.headers,
-            body=request.body,
-            now=now,
-            max_skew=self.limits.clock_skew_seconds,
-        )
+        try:
+            agency = authenticate_agency(
+                view.directory,
+                method=request.method,
+                target_uri=request.target_uri,
+                headers=request.headers,
+                body=request.body,
+                now=now,
+                max_skew=self.limits.clock_skew_seconds,
+            )
+        except AuthenticationFailed as e:
+            await audit_repo.append_events(
+                self.state.engine, [refusal(now, "unknown", e, request.headers)]
+            )
+            raise
         try:
             return await self._accept(view, agency, request, now)
-        except (repo.NonceReplayed, AuthenticationFailed) as e:
-            raise AuthenticationFailed(detail="nonce replayed") from e
-        except LiaisonError:
+        except repo.NonceReplayed as e:
+            failure = AuthenticationFailed(detail="nonce replayed")
+            await audit_repo.append_events(
+                self.state.engine,
+                [refusal(now, f"agency:{agency.organisation}", failure, request.headers)],
+            )
+            raise failure from e
+        except LiaisonError as e:
             # Refused after authentication: remember the nonce so the same request cannot be
             # replayed into a later, different answer (e.g. after a policy change).
-            await self._burn_nonce(agency)
+            await self._burn_nonce(
+                agency, refusal(now, f"agency:{agency.organisation}", e, request.headers)
+            )
             raise
 
-    async def _burn_nonce(self, agency: Agency) -> None:
-        with contextlib.suppress(repo.NonceReplayed):
+    async def _burn_nonce(self, agency: Agency, event: AuditEvent) -> None:
+        try:
             await repo.record_nonce(
                 self.state.engine,
                 agency.signature.keyid,
                 agency.signature.nonce,
                 agency.nonce_expiry(self.limits.clock_skew_seconds),
+                [event],
             )
+        except repo.NonceReplayed:
+            await audit_repo.append_events(self.state.engine, [event])
 
     async def _accept(
         self, view: View, agency: Agency, request: IncomingRequest, now: datetime
@@ -193,6 +210,7 @@ class Intake:
             response,
             idempotency_key,
             request_hash,
+            decision.policy_ids,
         )
         try:
             await repo.commit_notice(self.state.engine, write)
@@ -344,6 +362,7 @@ class Intake:
         response: dict[str, Any],
         idempotency_key: str | None,
         request_hash: str,
+        publish_policies: tuple[str, ...],
     ) -> repo.NoticeWrite:
         sig = agency.signature
         kind = "cancel" if document.get("cancel") else ("update" if earlier else "notice")
@@ -411,7 +430,121 @@ class Intake:
             nonce,
             idempotency,
             cancels=earlier.id if kind == "cancel" and earlier else None,
+            audit=self._events(agency, facts, kind, prepared, now, earlier, publish_policies),
         )
+
+    def _events(
+        self,
+        agency: Agency,
+        facts: NoticeFacts,
+        kind: str,
+        prepared: _Prepared,
+        now: datetime,
+        earlier: StoredNotice | None,
+        publish_policies: tuple[str, ...],
+    ) -> list[AuditEvent]:
+        """What the audit log records of an accepted notice: never its contents."""
+        actor, obj, channel = f"agency:{agency.organisation}", f"notice:{facts.id}", facts.channel
+        wrap_keys = {c: k for c, k, _ in prepared.wraps}
+        events = [
+            AuditEvent(
+                at=now,
+                actor=actor,
+                action="notice.posted",
+                object=obj,
+                channel=channel,
+                decision="allow",
+                policies=publish_policies,
+                details={
+                    "jurisdiction": facts.jurisdiction,
+                    "severity": facts.severity,
+                    "kind": kind,
+                    "supersedes": earlier.id if earlier else None,
+                    "sender_key": agency.signature.keyid,
+                    "policy_hash": prepared.route.policy_hash,
+                    "recipients": len({r.contact for r in prepared.recipients}),
+                },
+            )
+        ]
+        for r in prepared.recipients:
+            events.append(
+                AuditEvent(
+                    at=now,
+                    actor="broker",
+                    action="notice.routed",
+                    object=obj,
+                    channel=channel,
+                    decision="allow",
+                    policies=r.policy_ids,
+                    details={
+                        "role": r.role,
+                        "contact": r.contact,
+                        "jurisdiction": r.jurisdiction,
+                        "rule": r.rule,
+                        "deputy": r.deputy,
+                        "wrap_key": wrap_keys.get(r.contact),
+                    },
+                )
+            )
+        for n in prepared.not_reached:
+            events.append(
+                AuditEvent(
+                    at=now,
+                    actor="broker",
+                    action="notice.unreachable",
+                    object=obj,
+                    channel=channel,
+                    decision="deny" if n.reason == "denied_by_policy" else None,
+                    policies=n.policy_ids,
+                    outcome="failed",
+                    reason=n.reason,
+                    details={"role": n.role, "jurisdiction": n.jurisdiction, "rule": n.rule},
+                )
+            )
+        events.append(
+            AuditEvent(
+                at=now,
+                actor="broker",
+                action="escrow.wrapped",
+                object=obj,
+                channel=channel,
+                details={"key": self.escrow_key_id},
+            )
+        )
+        if kind == "cancel" and earlier is not None:
+            events.append(
+                AuditEvent(
+                    at=now,
+                    actor=actor,
+                    action="notice.cancelled",
+                    object=f"notice:{earlier.id}",
+                    channel=channel,
+                    details={"by": facts.id},
+                )
+            )
+        return events
+
+
+def refusal(
+    now: datetime, actor: str, error: LiaisonError, headers: Mapping[str, str]
+) -> AuditEvent:
+    """The audit record of a refused post: the reason code and its detail, never the contents."""
+    keyid = _claimed_keyid(headers)
+    return AuditEvent(
+        at=now,
+        actor=actor,
+        action="notice.refused",
+        object="notice:-",
+        outcome="refused",
+        reason=error.code,
+        details={"detail": error.detail or error.message, "keyid": keyid},
+    )
+
+
+def _claimed_keyid(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("signature-input", "")
+    start = value.find('keyid="')
+    return value[start + 7 : value.find('"', start + 7)][:128] if start >= 0 else None
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:

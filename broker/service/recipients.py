@@ -18,6 +18,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from broker.audit.events import AuditEvent
 from broker.crypto.envelope import associated_data
 from broker.crypto.httpsig import ed25519_verify
 from broker.domain.directory import KeyType
@@ -27,6 +28,7 @@ from broker.policy.payload import Violation
 from broker.service.notices import NoticeInvalid
 from broker.service.push import Hub, PushEvent
 from broker.state import BrokerState, View
+from broker.store import audit_repo
 from broker.store import notices_repo as repo
 from broker.store.notices_repo import InboxItem
 
@@ -101,9 +103,7 @@ class Recipients:
             self.state.engine, contact, before=before, limit=limit, state=state, channel=channel
         )
         shown = self.visible(view, contact, items, now)
-        await repo.mark_delivered(
-            self.state.engine, [i.delivery_id for i in shown if i.delivered_at is None], now
-        )
+        await self.delivered(contact, shown, "inbox", now)
         next_cursor = _b64(f"d:{items[-1].delivery_id}".encode()) if len(items) == limit else None
         return {
             "items": [
@@ -121,14 +121,24 @@ class Recipients:
         self, view: View, contact: str, notice_id: str, now: datetime
     ) -> dict[str, Any]:
         copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
-        if copy is None:
+        if copy is None or not copy[1] or not self.visible(view, contact, copy[1], now):
+            await self._refused(contact, "notice.fetch_refused", notice_id, "not_found", now)
             raise NotFound("no such notice")
         row, deliveries, wrap = copy
-        if not deliveries or not self.visible(view, contact, deliveries, now):
-            raise NotFound("no such notice")
         if row["ciphertext"] is None or wrap is None:
+            await self._refused(contact, "notice.fetch_refused", notice_id, "gone", now)
             raise Gone("this notice has been destroyed at the end of its retention")
-        await repo.mark_read(self.state.engine, notice_id, contact, now)
+        fetched = AuditEvent(
+            at=now,
+            actor=f"contact:{contact}",
+            action="notice.fetched",
+            object=f"notice:{notice_id}",
+            channel=row["channel"],
+            decision="allow",
+            policies=("access/recipients-read-their-notices",),
+            details={"roles": sorted({d.role for d in deliveries}), "wrap_key": wrap[0]},
+        )
+        await repo.mark_read(self.state.engine, notice_id, contact, now, [fetched])
         sender_key = view.directory.keys.get(row["sender_key_id"])
         aad = associated_data(notice_id, row["channel"], row["policy_hash"])
         sender = view.directory.organisations.get(row["sender_id"])
@@ -176,6 +186,7 @@ class Recipients:
     ) -> dict[str, Any]:
         copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
         if copy is None or not copy[1] or not self.visible(view, contact, copy[1], now):
+            await self._refused(contact, "delivery.ack_refused", notice_id, "not_found", now)
             raise NotFound("no such notice")
         row, deliveries, _ = copy
         if (
@@ -205,7 +216,35 @@ class Recipients:
         earlier = min((d.acked_at for d in deliveries if d.acked_at), default=None)
         if earlier is not None:  # acknowledged before: the first acknowledgement stands
             return {"id": notice_id, "acknowledged_at": _time(earlier)}
-        await repo.acknowledge(self.state.engine, notice_id, contact, body["signature"], now, reply)
+        events = [
+            AuditEvent(
+                at=now,
+                actor=f"contact:{contact}",
+                action="delivery.acknowledged",
+                object=f"notice:{notice_id}",
+                channel=row["channel"],
+                details={
+                    "roles": sorted({d.role for d in deliveries}),
+                    "key": body["key_id"],
+                    "content_digest": row["content_digest"],
+                    "signature": body["signature"],
+                },
+            )
+        ]
+        if reply is not None:
+            events.append(
+                AuditEvent(
+                    at=now,
+                    actor=f"contact:{contact}",
+                    action="reply.received",
+                    object=f"notice:{notice_id}",
+                    channel=row["channel"],
+                    details={"to_key": reply["key_id"], "bytes": len(reply["ciphertext"])},
+                )
+            )
+        await repo.acknowledge(
+            self.state.engine, notice_id, contact, body["signature"], now, reply, events
+        )
         return {"id": notice_id, "acknowledged_at": _time(now)}
 
     @staticmethod
@@ -255,6 +294,44 @@ class Recipients:
             "nonce": _unb64(reply.get("nonce"), "/reply/nonce"),
             "ciphertext": _unb64(reply.get("ciphertext"), "/reply/ciphertext"),
         }
+
+    async def delivered(
+        self, contact: str, items: list[InboxItem], via: str, now: datetime
+    ) -> None:
+        """Mark shown deliveries delivered; each first delivery is an audit event."""
+        by_id = {i.delivery_id: i for i in items if i.delivered_at is None}
+
+        def events(changed: list[int]) -> list[AuditEvent]:
+            return [
+                AuditEvent(
+                    at=now,
+                    actor=f"contact:{contact}",
+                    action="delivery.delivered",
+                    object=f"notice:{by_id[i].notice_id}",
+                    channel=by_id[i].channel,
+                    details={"role": by_id[i].role, "via": via},
+                )
+                for i in changed
+            ]
+
+        await repo.mark_delivered(self.state.engine, list(by_id), now, events)
+
+    async def _refused(
+        self, contact: str, action: str, notice_id: str, reason: str, now: datetime
+    ) -> None:
+        await audit_repo.append_events(
+            self.state.engine,
+            [
+                AuditEvent(
+                    at=now,
+                    actor=f"contact:{contact}",
+                    action=action,
+                    object=f"notice:{notice_id[:40]}",
+                    outcome="refused",
+                    reason=reason,
+                )
+            ],
+        )
 
     async def announce(self, notice_id: str) -> None:
         """Push the deliveries of a just-committed notice to connected recipients."""

@@ -66,7 +66,7 @@ async def init_data_dir(
         applied = await apply_directory_file(
             engine,
             data_dir / DIRECTORY_FILE,
-            actor="liaison init",
+            actor="operator:liaison-init",
             now=now,
             max_bytes=settings.limits.max_directory_bytes,
         )

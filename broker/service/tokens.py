@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from broker.audit.events import AuditEvent
 from broker.config import Settings
 from broker.crypto.keys import Signer
 from broker.crypto.tokens import (
@@ -26,7 +27,7 @@ from broker.crypto.tokens import (
 )
 from broker.domain.directory import Directory, KeyType
 from broker.errors import AuthenticationFailed, ConfigError
-from broker.store import Database
+from broker.store import Database, audit_repo
 from broker.store import notices_repo as repo
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -66,6 +67,16 @@ class TokenService:
         try:
             contact = await self._contact_from(directory, assertion, now, base_url)
         except TokenInvalid as e:
+            refused = AuditEvent(
+                at=now,
+                actor="unknown",
+                action="token.refused",
+                object="token:-",
+                outcome="refused",
+                reason="authentication_failed",
+                details={"detail": e.reason},
+            )
+            await audit_repo.append_events(self.db, [refused])
             raise AuthenticationFailed(detail=e.reason) from e
         lifetime = self.settings.limits.token_lifetime_seconds
         token = issue_access_token(
@@ -99,6 +110,9 @@ class TokenService:
             contact = claims.get(oidc.contact_claim)
             if not isinstance(contact, str) or contact not in directory.contacts:
                 raise TokenInvalid("the external token names no known contact")
+            await audit_repo.append_events(
+                self.db, [_issued(now, contact, {"via": "oidc", "issuer": oidc.issuer})]
+            )
             return contact
         kid = unverified_header(assertion).get("kid")
         key = directory.keys.get(str(kid))
@@ -113,7 +127,13 @@ class TokenService:
             expires = datetime.fromtimestamp(float(claims["exp"]), tz=now.tzinfo) + timedelta(
                 seconds=60
             )
-            await repo.record_nonce(self.db, f"jti:{key.id}", claims["jti"], expires)
+            await repo.record_nonce(
+                self.db,
+                f"jti:{key.id}",
+                claims["jti"],
+                expires,
+                [_issued(now, key.owner, {"via": "assertion", "key": key.id})],
+            )
         except repo.NonceReplayed as e:
             raise TokenInvalid("assertion already used") from e
         return key.owner
@@ -154,3 +174,13 @@ class TokenService:
         if not isinstance(contact, str) or contact not in directory.contacts:
             raise AuthenticationFailed(detail="the token names no current contact")
         return contact
+
+
+def _issued(now: datetime, contact: str, details: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        at=now,
+        actor=f"contact:{contact}",
+        action="token.issued",
+        object=f"contact:{contact}",
+        details=details,
+    )

@@ -8,6 +8,7 @@ per revision and keeps it in memory (see ``current_revision``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from broker.audit.events import AuditEvent
 from broker.domain.directory import (
     Assignment,
     AssignmentKind,
@@ -29,6 +31,7 @@ from broker.domain.directory import (
     Role,
 )
 from broker.errors import StoreUnavailable
+from broker.store import audit_repo
 from broker.store.tables import (
     DIRECTORY_TABLES,
     AssignmentRow,
@@ -124,6 +127,7 @@ async def replace_directory(
     summary: str,
     actor: str,
     now: datetime,
+    event_for: Callable[[int], AuditEvent] | None = None,
 ) -> int:
     """Replace the stored directory with ``directory`` atomically; returns the new revision."""
     try:
@@ -144,6 +148,8 @@ async def replace_directory(
             key = result.inserted_primary_key
             if key is None:
                 raise StoreUnavailable("the database did not return the new revision")
+            if event_for is not None:
+                await audit_repo.append(conn, [event_for(int(key[0]))])
             return int(key[0])
     except (DBAPIError, OSError) as e:
         raise StoreUnavailable("database unreachable") from e

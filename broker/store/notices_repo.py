@@ -8,7 +8,7 @@ of that transaction, so a replayed request and its original cannot both commit.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,9 +17,10 @@ from sqlalchemy import and_, case, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState, StoredNotice
 from broker.errors import StoreUnavailable
-from broker.store import Database
+from broker.store import Database, audit_repo
 from broker.store.tables import DeliveryRow, IdempotencyRow, NonceRow, NoticeRow, ReplyRow, WrapRow
 
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
@@ -55,6 +56,7 @@ class NoticeWrite:
     nonce: dict[str, Any]
     idempotency: dict[str, Any] | None = None
     cancels: str | None = None  # id of the notice this one cancels
+    audit: Sequence[AuditEvent] = ()
 
 
 async def commit_notice(db: Database, write: NoticeWrite) -> None:
@@ -77,6 +79,7 @@ async def commit_notice(db: Database, write: NoticeWrite) -> None:
                     .where(notice_t.c.id == write.cancels)
                     .values(status="cancelled")
                 )
+            await audit_repo.append(conn, write.audit)
     except (NonceReplayed, IdempotencyRace):
         raise
     except (DBAPIError, OSError) as e:
@@ -91,11 +94,14 @@ async def _insert_nonce(conn: AsyncConnection, nonce: dict[str, Any]) -> None:
         raise NonceReplayed() from e
 
 
-async def record_nonce(db: Database, key_id: str, nonce: str, expires_at: datetime) -> None:
+async def record_nonce(
+    db: Database, key_id: str, nonce: str, expires_at: datetime, audit: Sequence[AuditEvent] = ()
+) -> None:
     """Record a nonce on its own (for requests that write nothing else); NonceReplayed if seen."""
     try:
         async with db.begin() as conn:
             await _insert_nonce(conn, {"key_id": key_id, "nonce": nonce, "expires_at": expires_at})
+            await audit_repo.append(conn, audit)
     except NonceReplayed:
         raise
     except (DBAPIError, OSError) as e:
@@ -379,31 +385,61 @@ async def _execute(db: Database, statement: Any) -> int:
         raise StoreUnavailable("database unavailable") from e
 
 
-async def mark_delivered(db: Database, ids: Sequence[int], now: datetime) -> int:
+async def mark_delivered(
+    db: Database,
+    ids: Sequence[int],
+    now: datetime,
+    events_for: Callable[[list[int]], Sequence[AuditEvent]] = lambda _: (),
+) -> list[int]:
+    """Mark deliveries delivered (once); ``events_for`` records the ones that changed."""
     if not ids:
-        return 0
-    return await _execute(
-        db,
-        update(delivery_t)
-        .where(and_(delivery_t.c.id.in_(list(ids)), delivery_t.c.delivered_at.is_(None)))
-        .values(delivered_at=now, state=_advance("delivered")),
-    )
+        return []
+    try:
+        async with db.begin() as conn:
+            pending = [
+                r.id
+                for r in (
+                    await conn.execute(
+                        select(delivery_t.c.id).where(
+                            and_(
+                                delivery_t.c.id.in_(list(ids)), delivery_t.c.delivered_at.is_(None)
+                            )
+                        )
+                    )
+                ).all()
+            ]
+            if not pending:
+                return []
+            await conn.execute(
+                update(delivery_t)
+                .where(and_(delivery_t.c.id.in_(pending), delivery_t.c.delivered_at.is_(None)))
+                .values(delivered_at=now, state=_advance("delivered"))
+            )
+            await audit_repo.append(conn, events_for(pending))
+            return pending
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
 
 
-async def mark_read(db: Database, notice_id: str, contact: str, now: datetime) -> int:
+async def mark_read(
+    db: Database, notice_id: str, contact: str, now: datetime, audit: Sequence[AuditEvent] = ()
+) -> None:
     where = and_(delivery_t.c.notice_id == notice_id, delivery_t.c.contact_id == contact)
-    await _execute(
-        db,
-        update(delivery_t)
-        .where(and_(where, delivery_t.c.delivered_at.is_(None)))
-        .values(delivered_at=now),
-    )
-    return await _execute(
-        db,
-        update(delivery_t)
-        .where(and_(where, delivery_t.c.read_at.is_(None)))
-        .values(read_at=now, state=_advance("read")),
-    )
+    try:
+        async with db.begin() as conn:
+            await conn.execute(
+                update(delivery_t)
+                .where(and_(where, delivery_t.c.delivered_at.is_(None)))
+                .values(delivered_at=now)
+            )
+            await conn.execute(
+                update(delivery_t)
+                .where(and_(where, delivery_t.c.read_at.is_(None)))
+                .values(read_at=now, state=_advance("read"))
+            )
+            await audit_repo.append(conn, audit)
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
 
 
 def _advance(to: str) -> Any:
@@ -419,6 +455,7 @@ async def acknowledge(
     signature: str,
     now: datetime,
     reply: dict[str, Any] | None,
+    audit: Sequence[AuditEvent] = (),
 ) -> int:
     """Record the contact's signed acknowledgement (and reply) once; returns deliveries changed."""
     where = and_(
@@ -443,6 +480,8 @@ async def acknowledge(
             ).rowcount or 0
             if changed and reply is not None:
                 await conn.execute(insert(reply_t), [reply])
+            if changed:
+                await audit_repo.append(conn, audit)
             return int(changed)
     except (DBAPIError, OSError) as e:
         raise StoreUnavailable("database unavailable") from e
@@ -563,6 +602,7 @@ async def add_recipients(
     wraps: list[dict[str, Any]],
     escalated: Sequence[int],
     now: datetime,
+    audit: Sequence[AuditEvent] = (),
 ) -> list[int]:
     """Add deliveries (and wraps not yet there) in one transaction; mark ``escalated`` sources.
 
@@ -608,6 +648,8 @@ async def add_recipients(
                             ids.append(int(key[0]))
                 except IntegrityError:
                     continue  # that recipient already has it through that role
+            if ids:
+                await audit_repo.append(conn, audit)
             return ids
     except _Skip:
         return []

@@ -208,3 +208,37 @@ class IdempotencyRow(SQLModel, table=True):
     notice_id: str = Field(max_length=40)
     response: str = Field(sa_column=Column(Text(), nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One audit event: its canonical bytes (what is hashed) and columns to find it by."""
+
+    __tablename__ = "audit_event"
+    seq: int = Field(primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    actor: str = Field(max_length=160, index=True)
+    action: str = Field(max_length=64, index=True)
+    object: str = Field(max_length=200)
+    notice_id: str | None = Field(default=None, max_length=40, index=True)
+    channel: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=16)
+    body: str = Field(sa_column=Column(Text(), nullable=False))
+    leaf: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """The single row every append locks: size, last leaf, and the tree's compact range."""
+
+    __tablename__ = "audit_head"
+    id: int = Field(primary_key=True)
+    size: int
+    last_leaf: str = Field(max_length=64)
+    frontier: str = Field(sa_column=Column(Text(), nullable=False))
+
+
+class AuditCheckpointRow(SQLModel, table=True):
+    __tablename__ = "audit_checkpoint"
+    size: int = Field(primary_key=True)
+    root: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    note: str = Field(sa_column=Column(Text(), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

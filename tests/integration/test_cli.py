@@ -384,3 +384,53 @@ def test_the_recipient_story_with_the_cli(demo_dir: Path) -> None:
             watcher.send_signal(signal.SIGINT)
             out, _ = watcher.communicate(timeout=15)
         assert notice_id in out and "returnee-repatriation" in out
+
+
+def test_liaison_demo_runs_to_the_end(tmp_path: Path) -> None:
+    result = run_cli("demo", "--keep", tmp_path / "kept", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for expected in (
+        "== 1. An agency posts",
+        "signed by Ministry of Interior of North Macedonia, verified",
+        "the P/CVE focal point acknowledged at",
+        "1 escalation: the Mayor of Kumanovo received it",
+        "Sarajevo's P/CVE focal point: 0 notices in the inbox; asking for this one answered 404",
+        "OK: verified",
+        "rule=municipal-pcve-focal-point",
+        "rule=municipal-social-welfare",
+        "events giving Sarajevo any part of this notice: 0",
+        "== Done",
+    ):
+        assert expected in out, expected
+    assert (tmp_path / "kept" / "liaison.toml").exists()
+
+
+def test_audit_export_and_verify_with_the_cli(demo_dir: Path, tmp_path: Path) -> None:
+    from tests.support import serve_process
+
+    with serve_process(demo_dir) as (_, url):
+        common = ["--data", str(demo_dir), "--url", url]
+        run_cli(
+            "send", POLICIES / "examples" / "returnee-repatriation.json", *common, "--as", "mk-mvr"
+        )
+        live = run_cli("audit", "verify", *common, "--as", "mk-ombudsman-auditor")
+        assert live.returncode == 0 and live.stdout.startswith("OK: verified"), live.stderr
+        denied = run_cli("audit", "verify", *common, "--as", "mk-kumanovo-pcve")
+        assert denied.returncode == 1 and "403 forbidden" in denied.stderr
+    exported = tmp_path / "audit.jsonl"
+    result = run_cli("audit", "export", "--data", demo_dir, "--out", exported)
+    assert result.returncode == 0 and "events with their signed checkpoints" in result.stderr
+    header = json.loads(exported.read_text().splitlines()[0])
+    ok = run_cli("audit", "verify", exported, "--checkpoint-key", header["public_key"])
+    assert ok.returncode == 0 and ok.stdout.startswith("OK: verified"), ok.stderr
+    lines = exported.read_text().splitlines()
+    lines[3] = lines[3].replace('"outcome":"ok"', '"outcome":"refused"')
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(lines) + "\n")
+    bad = run_cli("audit", "verify", tampered)
+    assert bad.returncode == 1
+    assert (
+        "liaison: audit log does NOT verify: event 3: altered (event 4 chains to a different hash)"
+        in bad.stderr
+    )

@@ -1,0 +1,146 @@
+"""Offline verification of an audit export: every event in place, chained, and under signed roots.
+
+An export is a header line (origin, key name, public key, signed checkpoints) followed by one
+canonical event per line. Verification streams the events once and stops at the first problem,
+naming the event:
+- a sequence number out of place: an event deleted, inserted or reordered;
+- a ``prev`` that is not the leaf hash of the event before: the event before was altered;
+- a Merkle root that differs from a signed checkpoint: an event up to that size was altered
+  (and, if every chain link held, the last one, or the chain itself was rewritten);
+- fewer events than the largest checkpoint: the tail was truncated.
+Each checkpoint's signature is checked; two checkpoints are consistent when both roots are
+prefixes of the same verified event sequence, which is what the single pass establishes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from broker.audit.checkpoint import Checkpoint
+from broker.audit.events import GENESIS
+from broker.audit.merkle import CompactRange, leaf_hash
+from broker.crypto.note import open_note
+
+FORMAT = "liaison-audit-v1"
+_SEQ = b'{"seq":'
+_PREV = b'"prev":"'
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    events: int
+    checkpoints: int
+    message: str
+    bad_seq: int | None = None
+
+
+def verify_export(
+    header: dict[str, Any], lines: Iterable[bytes], *, trusted_key: bytes | None = None
+) -> VerifyResult:
+    """Check an export; ``trusted_key`` pins the broker's checkpoint key (else the header's is used)."""
+    if header.get("format") != FORMAT:
+        return VerifyResult(False, 0, 0, f"not a {FORMAT} export")
+    public = trusted_key or base64.b64decode(header["public_key"])
+    origin, name = header["origin"], header["key_name"]
+    expected: dict[int, bytes] = {}
+    for note in header.get("checkpoints", []):
+        try:
+            checkpoint = Checkpoint.parse(open_note(note, name, public))
+        except ValueError as e:
+            return VerifyResult(False, 0, 0, f"a checkpoint does not verify: {e}")
+        if checkpoint.origin != origin:
+            return VerifyResult(
+                False, 0, 0, f"a checkpoint is for another log ({checkpoint.origin!r})"
+            )
+        if expected.get(checkpoint.size, checkpoint.root) != checkpoint.root:
+            return VerifyResult(
+                False, 0, 0, f"two checkpoints at size {checkpoint.size} disagree: the log forked"
+            )
+        expected[checkpoint.size] = checkpoint.root
+    tree = CompactRange()
+    previous = GENESIS.encode()
+    seen_checkpoints = 0
+    for position, raw in enumerate(lines, 1):
+        line = raw.rstrip(b"\n")
+        problem = _check_line(line, position, previous)
+        if problem is not None:
+            return VerifyResult(False, position - 1, seen_checkpoints, problem[1], problem[0])
+        leaf = leaf_hash(line)
+        tree.append(leaf)
+        previous = leaf.hex().encode()
+        root = expected.get(tree.size)
+        if root is not None:
+            if tree.root() != root:
+                return VerifyResult(
+                    False,
+                    tree.size,
+                    seen_checkpoints,
+                    f"event {tree.size}: the log up to here does not match the checkpoint signed at "
+                    f"size {tree.size} (this event, or the chain before it, was altered)",
+                    tree.size,
+                )
+            seen_checkpoints += 1
+    if expected and max(expected) > tree.size:
+        missing = max(expected)
+        return VerifyResult(
+            False,
+            tree.size,
+            seen_checkpoints,
+            f"event {tree.size + 1}: missing; a checkpoint was signed at size {missing} but the log "
+            f"ends at {tree.size} (truncated)",
+            tree.size + 1,
+        )
+    if not expected:
+        return VerifyResult(
+            False, tree.size, 0, "no signed checkpoint: nothing anchors these events"
+        )
+    tail = tree.size - max(expected)
+    note = (
+        f"; {tail} event(s) after the last checkpoint are chained but not yet signed"
+        if tail
+        else ""
+    )
+    return VerifyResult(
+        True,
+        tree.size,
+        seen_checkpoints,
+        f"verified {tree.size} events under {seen_checkpoints} signed checkpoint(s){note}",
+    )
+
+
+def _check_line(line: bytes, position: int, previous: bytes) -> tuple[int, str] | None:
+    if not line.startswith(_SEQ):
+        return position, f"event {position}: not a canonical audit event"
+    try:
+        seq = int(line[len(_SEQ) : line.index(b",", len(_SEQ))])
+        at = line.index(_PREV) + len(_PREV)
+    except ValueError:
+        return position, f"event {position}: not a canonical audit event"
+    if seq != position:
+        return (
+            min(seq, position),
+            f"event {min(seq, position)}: expected event {position} here, found event {seq} "
+            "(events deleted, inserted or reordered)",
+        )
+    if line[at : at + 64] != previous:
+        return position - 1, (
+            f"event {position - 1}: altered (event {position} chains to a different hash)"
+            if position > 1
+            else "event 1: does not start the log"
+        )
+    return None
+
+
+def read_export(lines: Iterable[bytes]) -> tuple[dict[str, Any], Iterable[bytes]]:
+    """Split an export into its header and its event lines."""
+    iterator = iter(lines)
+    try:
+        header = json.loads(next(iterator))
+    except (StopIteration, ValueError) as e:
+        raise ValueError("not an audit export: no header line") from e
+    return header, iterator

@@ -1,0 +1,214 @@
+"""``liaison demo``: the whole story against a temporary embedded broker, narrated step by step.
+
+An agency posts a returnee-repatriation notice for Kumanovo; the P/CVE focal point and the
+social-welfare centre receive, decrypt and verify it; one acknowledges, the other does not; the
+mayor receives it on escalation; Sarajevo received nothing; an auditor exports and verifies the
+log, which shows who saw what and by which rule. Time is simulated, so the 24-hour deadline
+passes in a moment. Everything runs on loopback with a throwaway data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from adapters.recipient import RecipientClient, RecipientError
+from adapters.sender import SenderClient
+from broker.app import create_app
+from broker.audit.verify import read_export, verify_export
+from broker.clock import FrozenClock
+from broker.config import load_settings
+from broker.crypto.keys import read_private_key
+from broker.http.keys import ESCALATION
+from broker.service.setup import SHIPPED_POLICIES, init_data_dir
+
+EXAMPLE = SHIPPED_POLICIES / "examples" / "returnee-repatriation.json"
+
+
+class Demo:
+    def __init__(self, data: Path, say: Callable[[str], None]) -> None:
+        self.data = data
+        self.say = say
+        self.clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+        self.url = ""
+
+    def sender(self, agency: str) -> SenderClient:
+        pair = read_private_key(self.data / "keys" / f"{agency}.pem", expected="ed25519")
+        return SenderClient.from_pem(
+            self.url,
+            pair.pem(),
+            pair.key_id(agency),
+            retries=0,
+            clock=lambda: self.clock.now().timestamp(),
+        )
+
+    def recipient(self, contact: str) -> RecipientClient:
+        keys = self.data / "keys"
+        return RecipientClient(
+            self.url,
+            contact,
+            read_private_key(keys / f"{contact}.pem", expected="ed25519"),
+            read_private_key(keys / f"{contact}.x25519.pem", expected="x25519"),
+            clock=self.clock.now,
+        )
+
+    async def run(self) -> bool:
+        step = _steps(self.say)
+        step(
+            "Setting up",
+            f"a temporary broker with the Western Balkans demo directory in {self.data}",
+        )
+        await init_data_dir(self.data, demo=True, now=self.clock.now(), environ={})
+        app = create_app(load_settings(self.data, {}), {}, clock=self.clock, run_workers=False)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            return await self._story(app, step)
+        finally:
+            await runner.cleanup()
+
+    async def _story(self, app: web.Application, step: Callable[..., None]) -> bool:
+        notice = json.loads(EXAMPLE.read_text())
+        step(
+            "1. An agency posts",
+            "the Ministry of Interior of North Macedonia signs a returnee-repatriation "
+            "notice for Kumanovo (RFC 9421, Ed25519) and posts it",
+        )
+        async with self.sender("mk-mvr") as ministry:
+            posted = (await ministry.post_notice(notice)).body
+        notice_id = posted["id"]
+        self.say(
+            f"   accepted: notice {notice_id}, {posted['recipient_count']} recipients, "
+            f"routed under policy {posted['policy_hash'][:19]}…; the broker stored only ciphertext"
+        )
+
+        step(
+            "2. The right roles receive it",
+            "each decrypts it on their own device and checks the agency's "
+            "signature over the decrypted bytes",
+        )
+        for contact, role in (
+            ("mk-kumanovo-pcve", "P/CVE focal point"),
+            ("mk-kumanovo-swc", "social-welfare centre"),
+        ):
+            async with self.recipient(contact) as client:
+                inbox = await client.inbox()
+                verified = await client.read(notice_id)
+            self.say(
+                f"   {role} of Kumanovo ({contact}): {len(inbox['items'])} notice in the inbox; "
+                f'signed by {verified.metadata["sender_name"]}, verified; "{verified.notice["subject"]}"'
+            )
+
+        step(
+            "3. One acknowledges, the other does not",
+            "the acknowledgement is signed over the content digest",
+        )
+        async with self.recipient("mk-kumanovo-pcve") as pcve:
+            acked = await pcve.ack(notice_id)
+        self.say(
+            f"   the P/CVE focal point acknowledged at {acked['acknowledged_at']}; "
+            "the social-welfare centre stays silent"
+        )
+
+        step(
+            "4. Escalation",
+            "24 hours pass without an acknowledgement from the social-welfare centre",
+        )
+        self.clock.advance(timedelta(hours=25))
+        result = await app[ESCALATION].tick(self.clock.now())
+        async with self.recipient("mk-kumanovo-mayor") as mayor:
+            verified = await mayor.read(notice_id)
+        self.say(
+            f"   {result.escalated} escalation: the Mayor of Kumanovo received it (re-wrapped from the "
+            f'broker\'s escrow, an audited use), decrypted it and verified: "{verified.notice["subject"]}"'
+        )
+
+        step(
+            "5. Sarajevo received nothing",
+            "institutional routing: only Kumanovo's roles are in scope",
+        )
+        async with self.recipient("ba-fbih-ks-sarajevo-pcve") as sarajevo:
+            items = (await sarajevo.inbox())["items"]
+            try:
+                await sarajevo.read(notice_id)
+                denied = "READ IT (this must never happen)"
+            except RecipientError as e:
+                denied = f"answered {e.status}, as for a notice that does not exist"
+        self.say(
+            f"   Sarajevo's P/CVE focal point: {len(items)} notices in the inbox; asking for this one {denied}"
+        )
+
+        step("6. The sender sees", "delivery and acknowledgement per role, never the persons")
+        async with self.sender("mk-mvr") as ministry:
+            status = (await ministry.status(notice_id)).body
+        for role in status["roles"]:
+            self.say(f"   {role['role_title']}: {role['state']}")
+
+        step(
+            "7. An auditor verifies",
+            "North Macedonia's ombudsperson exports the log through the API and "
+            "checks every event against a signed checkpoint",
+        )
+        async with self.recipient("mk-ombudsman-auditor") as auditor:
+            lines = [line async for line in auditor.audit_export()]
+        header, events = read_export(lines)
+        events = list(events)
+        verdict = verify_export(header, events)
+        self.say(f"   {'OK' if verdict.ok else 'FAILED'}: {verdict.message}")
+        self.say("   who saw what, and by which rule:")
+        for event in (json.loads(e) for e in events):
+            if event["object"] == f"notice:{notice_id}":
+                self.say(
+                    f"     #{event['seq']:<3} {event['actor']:<36} {event['action']:<22} {_why(event)}"
+                )
+        sarajevo_events = [
+            e
+            for e in events
+            if b"sarajevo" in e and notice_id.encode() in e and b"fetch_refused" not in e
+        ]
+        self.say(f"   events giving Sarajevo any part of this notice: {len(sarajevo_events)}")
+        ok = (
+            verdict.ok
+            and "must never" not in denied
+            and not sarajevo_events
+            and result.escalated == 1
+        )
+        step(
+            "Done" if ok else "FAILED", "the whole story ran on this machine" if ok else "see above"
+        )
+        return ok
+
+
+def _why(event: dict[str, Any]) -> str:
+    details = event.get("details") or {}
+    parts = [f"{k}={details[k]}" for k in ("role", "rule", "via") if details.get(k)]
+    if event.get("policies") and not details.get("rule"):
+        parts.append("policy=" + ",".join(event["policies"]))
+    if event.get("reason"):
+        parts.append(f"reason={event['reason']}")
+    return ", ".join(parts)
+
+
+def _steps(say: Callable[[str], None]) -> Callable[..., None]:
+    def step(title: str, text: str) -> None:
+        say(f"\n== {title}: {text}")
+
+    return step
+
+
+async def run_demo(say: Callable[[str], None], keep: Path | None = None) -> bool:
+    workdir = Path(tempfile.mkdtemp(prefix="liaison-demo-"))
+    try:
+        return await Demo(keep or workdir / "data", say).run()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,90 @@
+"""Auditor endpoints. Thin: parse, decide through the service, answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
+from broker.policy.payload import Violation
+from broker.service.notices import NoticeInvalid
+from broker.store.audit_repo import EventFilter
+
+
+def _contact(request: web.Request) -> str:
+    return request.app[TOKENS].contact_for(
+        request.app[STATE].view.directory,
+        request.headers.get("Authorization"),
+        request.app[CLOCK].now(),
+    )
+
+
+def _int(request: web.Request, name: str, default: int | None = None) -> int:
+    value = request.query.get(name)
+    if value is None and default is not None:
+        return default
+    try:
+        return int(value or "")
+    except ValueError as e:
+        raise NoticeInvalid([Violation(f"/{name}", "must be a whole number")]) from e
+
+
+def _time(request: web.Request, name: str) -> datetime | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise NoticeInvalid([Violation(f"/{name}", "must be an ISO 8601 time")]) from e
+    if parsed.tzinfo is None:
+        raise NoticeInvalid([Violation(f"/{name}", "needs a timezone")])
+    return parsed
+
+
+async def get_events(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    q = request.query
+    where = EventFilter(
+        since=_time(request, "from"),
+        until=_time(request, "to"),
+        actor=q.get("actor"),
+        action=q.get("action"),
+        notice=q.get("notice"),
+        channel=q.get("channel"),
+    )
+    page = await request.app[AUDIT].events(
+        contact,
+        where,
+        after=_int(request, "cursor", 0),
+        limit=_int(request, "limit", 200),
+        now=request.app[CLOCK].now(),
+    )
+    return web.json_response(page)
+
+
+async def get_checkpoint(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    fresh = request.query.get("fresh", "").lower() in ("1", "true", "yes")
+    return web.json_response(
+        await request.app[AUDIT].latest_checkpoint(contact, request.app[CLOCK].now(), fresh=fresh)
+    )
+
+
+async def get_inclusion(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    return web.json_response(
+        await request.app[AUDIT].inclusion(
+            contact, _int(request, "seq"), _int(request, "size"), request.app[CLOCK].now()
+        )
+    )
+
+
+async def get_consistency(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    return web.json_response(
+        await request.app[AUDIT].consistency(
+            contact, _int(request, "first"), _int(request, "second"), request.app[CLOCK].now()
+        )
+    )

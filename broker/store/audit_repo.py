@@ -1,0 +1,191 @@
+"""The audit log in the database: append within the caller's transaction, read, checkpoint.
+
+Appends lock the single ``audit_head`` row first (an UPDATE, which also takes SQLite's write
+lock), so concurrent writers, in one process or many, get consecutive sequence numbers and a
+consistent tree; the head and the events commit or roll back with the action they record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from broker.audit.checkpoint import Checkpoint
+from broker.audit.events import AuditEvent, canonical
+from broker.audit.merkle import CompactRange, leaf_hash
+from broker.errors import StoreUnavailable
+from broker.store import Database
+from broker.store.tables import AuditCheckpointRow, AuditEventRow, AuditHeadRow
+
+event_t = AuditEventRow.__table__  # type: ignore[attr-defined]
+head_t = AuditHeadRow.__table__  # type: ignore[attr-defined]
+checkpoint_t = AuditCheckpointRow.__table__  # type: ignore[attr-defined]
+
+
+async def append(conn: AsyncConnection, events: Sequence[AuditEvent]) -> list[int]:
+    """Append ``events`` inside the caller's open transaction; returns their sequence numbers."""
+    if not events:
+        return []
+    await conn.execute(
+        update(head_t).where(head_t.c.id == 1).values(size=head_t.c.size)
+    )  # lock first
+    head = (await conn.execute(select(head_t).where(head_t.c.id == 1))).one()
+    tree = CompactRange.load(head.size, json.loads(head.frontier))
+    prev = head.last_leaf
+    rows: list[dict[str, Any]] = []
+    seqs: list[int] = []
+    for event in events:
+        seq = tree.size + 1
+        body = canonical(event, seq, prev)
+        leaf = leaf_hash(body)
+        tree.append(leaf)
+        prev = leaf.hex()
+        rows.append(
+            {
+                "seq": seq,
+                "at": event.at,
+                "actor": event.actor[:160],
+                "action": event.action,
+                "object": event.object[:200],
+                "notice_id": event.notice_id,
+                "channel": event.channel,
+                "outcome": event.outcome,
+                "body": body.decode(),
+                "leaf": leaf,
+            }
+        )
+    await conn.execute(insert(event_t), rows)
+    await conn.execute(
+        update(head_t)
+        .where(head_t.c.id == 1)
+        .values(size=tree.size, last_leaf=prev, frontier=json.dumps(tree.dump()))
+    )
+    return seqs
+
+
+async def append_events(db: Database, events: Sequence[AuditEvent]) -> list[int]:
+    """Append events that go with no other write (refusals, reads) in their own transaction."""
+    try:
+        async with db.begin() as conn:
+            return await append(conn, events)
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    action: str | None = None
+    notice: str | None = None
+    channel: str | None = None
+
+
+async def read_events(
+    db: Database, where: EventFilter, *, after: int, limit: int
+) -> list[tuple[int, str]]:
+    """(seq, canonical body) of matching events with seq > ``after``, in order."""
+    conditions = [event_t.c.seq > after]
+    for column, value in (
+        (event_t.c.actor, where.actor),
+        (event_t.c.action, where.action),
+        (event_t.c.notice_id, where.notice),
+        (event_t.c.channel, where.channel),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if where.since is not None:
+        conditions.append(event_t.c.at >= where.since)
+    if where.until is not None:
+        conditions.append(event_t.c.at < where.until)
+    query = (
+        select(event_t.c.seq, event_t.c.body)
+        .where(and_(*conditions))
+        .order_by(event_t.c.seq)
+        .limit(limit)
+    )
+    rows = await _all(db, query)
+    return [(r.seq, r.body) for r in rows]
+
+
+async def all_bodies(db: Database, *, batch: int = 5000) -> AsyncIterator[str]:
+    """Every event's canonical body in order, in batches (for export)."""
+    after = 0
+    while True:
+        rows = await _all(
+            db,
+            select(event_t.c.seq, event_t.c.body)
+            .where(event_t.c.seq > after)
+            .order_by(event_t.c.seq)
+            .limit(batch),
+        )
+        if not rows:
+            return
+        for row in rows:
+            yield row.body
+        after = rows[-1].seq
+
+
+async def leaves(db: Database, size: int) -> list[bytes]:
+    rows = await _all(
+        db, select(event_t.c.leaf).where(event_t.c.seq <= size).order_by(event_t.c.seq)
+    )
+    return [bytes(r.leaf) for r in rows]
+
+
+async def event_leaf(db: Database, seq: int) -> tuple[str, bytes] | None:
+    rows = await _all(db, select(event_t.c.body, event_t.c.leaf).where(event_t.c.seq == seq))
+    return (rows[0].body, bytes(rows[0].leaf)) if rows else None
+
+
+async def size(db: Database) -> int:
+    rows = await _all(db, select(head_t.c.size).where(head_t.c.id == 1))
+    return int(rows[0].size) if rows else 0
+
+
+async def create_checkpoint(
+    db: Database, origin: str, sign: Callable[[str], str], now: datetime
+) -> tuple[int, str]:
+    """Sign the tree as it stands (holding the append lock), unless that size is signed already."""
+    try:
+        async with db.begin() as conn:
+            await conn.execute(update(head_t).where(head_t.c.id == 1).values(size=head_t.c.size))
+            head = (await conn.execute(select(head_t).where(head_t.c.id == 1))).one()
+            existing = (
+                await conn.execute(
+                    select(checkpoint_t.c.note).where(checkpoint_t.c.size == head.size)
+                )
+            ).first()
+            if existing is not None:
+                return int(head.size), str(existing.note)
+            root = CompactRange.load(head.size, json.loads(head.frontier)).root()
+            note = sign(Checkpoint(origin, head.size, root).text())
+            await conn.execute(
+                insert(checkpoint_t).values(size=head.size, root=root, note=note, created_at=now)
+            )
+            return int(head.size), note
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
+
+
+async def checkpoints(db: Database) -> list[tuple[int, str]]:
+    rows = await _all(
+        db, select(checkpoint_t.c.size, checkpoint_t.c.note).order_by(checkpoint_t.c.size)
+    )
+    return [(r.size, r.note) for r in rows]
+
+
+async def _all(db: Database, statement: Any) -> list[Any]:
+    try:
+        async with db.connect() as conn:
+            return list((await conn.execute(statement)).all())
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
