@@ -15,7 +15,17 @@ from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
 from broker.errors import StoreError
 from broker.http import audit, health, notices, openapi, recipients
-from broker.http.keys import AUDIT, CLOCK, ESCALATION, INTAKE, RECIPIENTS, SETTINGS, STATE, TOKENS
+from broker.http.keys import (
+    AUDIT,
+    CLOCK,
+    ESCALATION,
+    INTAKE,
+    RECIPIENTS,
+    SETTINGS,
+    SHREDDER,
+    STATE,
+    TOKENS,
+)
 from broker.http.middleware import request_context
 from broker.logs import get_logger
 from broker.service.audit import AuditService
@@ -23,6 +33,7 @@ from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.push import Hub
 from broker.service.recipients import Recipients
+from broker.service.retention import Shredder
 from broker.service.tokens import TokenKeys, TokenService
 from broker.state import BrokerState
 from broker.store import Database
@@ -32,6 +43,7 @@ from broker.store.notices_repo import purge_nonces
 log = get_logger("liaison.app")
 DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
+RETENTION_SECONDS = 60.0
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
 CRYPTO_THREADS = 2
 
@@ -85,6 +97,7 @@ def create_app(
         TokenKeys(ed25519_signer(signing, source="keys.signing_key"), signing.key_id("broker")),
     )
     app[ESCALATION] = EscalationWorker(state, recipient_service, escrow.private_raw)
+    app[SHREDDER] = Shredder(engine)
     app[AUDIT] = AuditService(
         state,
         ed25519_signer(signing, source="keys.signing_key"),
@@ -116,6 +129,11 @@ def create_app(
             )
         )
         if run_workers:
+            workers.append(
+                _every(
+                    RETENTION_SECONDS, lambda: app[SHREDDER].tick(clock.now()), "shredding_failed"
+                )
+            )
             workers.append(
                 _every(
                     float(settings.delivery.escalation_interval_seconds),

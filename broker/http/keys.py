@@ -10,6 +10,7 @@ from broker.service.audit import AuditService
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.recipients import Recipients
+from broker.service.retention import Shredder
 from broker.service.tokens import TokenService
 from broker.state import BrokerState
 
@@ -21,3 +22,4 @@ RECIPIENTS = web.AppKey("recipients", Recipients)
 TOKENS = web.AppKey("tokens", TokenService)
 ESCALATION = web.AppKey("escalation", EscalationWorker)
 AUDIT = web.AppKey("audit", AuditService)
+SHREDDER = web.AppKey("shredder", Shredder)

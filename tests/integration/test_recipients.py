@@ -316,3 +316,57 @@ async def test_an_ended_assignment_ends_access_at_once(
             await client.read(notice_id)  # same token, same key: the role is gone, so is access
         assert caught.value.status == 404
         assert (await client.inbox())["items"] == []
+
+
+async def test_expiry_destroys_ciphertext_and_every_wrap_and_reading_answers_410(
+    broker: Broker, clock: FrozenClock
+) -> None:
+    from broker.http.keys import SHREDDER
+
+    expires = (clock.now() + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    notice_id = await post(
+        broker, clock, {**example("returnee-repatriation"), "expires_at": expires}
+    )
+    kept = await post(broker, clock)  # no expiry: kept until the end of retention
+    async with broker.recipient(PCVE, clock) as client:
+        await client.read(notice_id)
+    shredder = broker.app[SHREDDER]
+    assert await shredder.tick(clock.now()) == 0
+    clock.advance(timedelta(hours=3))
+    assert await shredder.tick(clock.now()) == 1
+    [row] = await broker.rows(
+        "select ciphertext, aead_nonce, status from notice where id = :id", id=notice_id
+    )
+    assert (row.ciphertext, row.aead_nonce, row.status) == (None, None, "shredded")
+    assert (
+        await broker.scalar("select count(*) from notice_wrap where notice_id = :id", id=notice_id)
+        == 0
+    )
+    assert (
+        await broker.scalar("select count(*) from notice_wrap where notice_id = :id", id=kept) == 3
+    )
+    async with broker.recipient(PCVE, clock) as client:
+        with pytest.raises(RecipientError) as caught:
+            await client.read(notice_id)
+        assert caught.value.status == 410
+        assert caught.value.problem["type"].endswith("/gone")
+    [event] = await broker.rows("select body from audit_event where action = 'notice.shredded'")
+    import json as _json
+
+    record = _json.loads(event.body)
+    assert record["reason"] == "expired" and record["object"] == f"notice:{notice_id}"
+    assert set(record["details"]["destroyed_sha256"]) == {
+        "ciphertext",
+        f"wrap:{PCVE}",
+        f"wrap:{SWC}",
+        "wrap:broker-escrow",
+    }
+    async with broker.sender("mk-mvr", clock) as sender:
+        assert (await sender.status(notice_id)).body["status"] == "shredded"
+    clock.advance(timedelta(days=366))  # the channel keeps returnee notices for 365 days
+    assert await shredder.tick(clock.now()) == 1
+    reasons = [
+        r.body
+        for r in await broker.rows("select body from audit_event where action = 'notice.retention'")
+    ]
+    assert len(reasons) == 1 and kept in reasons[0]
