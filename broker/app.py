@@ -20,6 +20,7 @@ from broker.http.keys import (
     CLOCK,
     ESCALATION,
     INTAKE,
+    OUTBOX,
     RECIPIENTS,
     SETTINGS,
     SHREDDER,
@@ -31,6 +32,7 @@ from broker.logs import get_logger
 from broker.service.audit import AuditService
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
+from broker.service.outbox import Outbox
 from broker.service.push import Hub
 from broker.service.recipients import Recipients
 from broker.service.retention import Shredder
@@ -44,6 +46,7 @@ log = get_logger("liaison.app")
 DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
 RETENTION_SECONDS = 60.0
+OUTBOX_SECONDS = 1.0
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
 CRYPTO_THREADS = 2
 
@@ -78,6 +81,7 @@ def create_app(
     state = BrokerState(engine, settings.policies_dir, settings.limits, clock)
     escrow = _key(settings, environ, settings.keys.escrow_key, "x25519", "keys.escrow_key")
     signing = _key(settings, environ, settings.keys.signing_key, "ed25519", "keys.signing_key")
+    outbox = Outbox(state, settings, environ, ed25519_signer(signing, source="keys.signing_key"))
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
     hub = Hub(settings.delivery.stream_queue_events)
     recipient_service = Recipients(state, hub, page_max=settings.limits.inbox_page_max)
@@ -89,6 +93,7 @@ def create_app(
         limits=settings.limits,
         pool=pool,
         on_committed=recipient_service.announce,
+        announcements=outbox.rows_for,
     )
     app[RECIPIENTS] = recipient_service
     app[TOKENS] = TokenService(
@@ -96,8 +101,11 @@ def create_app(
         settings,
         TokenKeys(ed25519_signer(signing, source="keys.signing_key"), signing.key_id("broker")),
     )
-    app[ESCALATION] = EscalationWorker(state, recipient_service, escrow.private_raw)
+    app[ESCALATION] = EscalationWorker(
+        state, recipient_service, escrow.private_raw, outbox.rows_for
+    )
     app[SHREDDER] = Shredder(engine)
+    app[OUTBOX] = outbox
     app[AUDIT] = AuditService(
         state,
         ed25519_signer(signing, source="keys.signing_key"),
@@ -130,6 +138,9 @@ def create_app(
         )
         if run_workers:
             workers.append(
+                _every(OUTBOX_SECONDS, lambda: outbox.tick(clock.now()), "outbox_failed")
+            )
+            workers.append(
                 _every(
                     RETENTION_SECONDS, lambda: app[SHREDDER].tick(clock.now()), "shredding_failed"
                 )
@@ -149,6 +160,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         pool.shutdown(wait=True)
+        await outbox.close()
         if own_engine:
             await state.engine.dispose()
 

@@ -97,6 +97,27 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    timeout_seconds: int = 10  # one call; a receiver that hangs longer is retried later
+    max_attempts: int = 8  # then the message is dead-lettered and an alert recorded
+    backoff_seconds: int = 5  # first retry delay; doubles each attempt, with jitter
+    max_backoff_seconds: int = 3600  # cap on any delay, Retry-After included
+    concurrency: int = 16  # calls in flight at once: one slow receiver holds up no one else
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    # Empty host: no e-mail alerts.
+    host: str = ""
+    port: int = 25
+    security: str = "starttls"  # starttls | tls | none
+    username: str = ""
+    password: str = ""  # by reference: env:NAME or file:PATH
+    from_address: str = "liaison@localhost"
+    timeout_seconds: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
     checkpoint_interval_seconds: int = 60  # sign a checkpoint this often when the log has grown
     events_page_max: int = 1000  # events in one page of /v1/audit/events
@@ -120,6 +141,8 @@ class Settings:
     oidc: OidcSettings = field(default_factory=OidcSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
@@ -153,6 +176,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "oidc": OidcSettings,
     "delivery": DeliverySettings,
     "audit": AuditSettings,
+    "webhooks": WebhookSettings,
+    "smtp": SmtpSettings,
     "logging": LoggingSettings,
 }
 
@@ -226,6 +251,10 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[server] tls_cert and tls_key go together")
     if settings.server.client_ca and not settings.server.tls_cert:
         raise ConfigError("[server] client_ca needs tls_cert and tls_key: mutual TLS is TLS first")
+    if settings.smtp.security not in ("starttls", "tls", "none"):
+        raise ConfigError("[smtp] security must be starttls, tls or none")
+    if settings.smtp.password and not settings.smtp.password.startswith(("env:", "file:")):
+        raise ConfigError("[smtp] password must be given by reference (env:NAME or file:PATH)")
     oidc = settings.oidc
     if oidc.issuer and not (oidc.audience and oidc.jwks_file):
         raise ConfigError("[oidc] issuer needs audience and jwks_file")

@@ -28,6 +28,7 @@ from broker.domain.directory import (
     Period,
     PublicKey,
     Role,
+    Webhook,
 )
 from broker.errors import DirectoryFileError, SourceProblem
 from broker.sourcefile import (
@@ -89,6 +90,7 @@ class _Builder:
         contacts, contact_keys = self._contacts(organisations)
         assignments = self._assignments(roles, contacts)
         keys = self._unique_keys([*org_keys, *contact_keys])
+        webhooks = self._webhooks()
         return Directory.build(
             list(jurisdictions.values()),
             list(organisations.values()),
@@ -96,6 +98,7 @@ class _Builder:
             list(contacts.values()),
             assignments,
             keys,
+            webhooks,
         )
 
     def _unique(self, section: str) -> list[tuple[int, dict[str, Any]]]:
@@ -238,6 +241,26 @@ class _Builder:
                 )
             )
         return keys
+
+    def _webhooks(self) -> list[Webhook]:
+        found: list[Webhook] = []
+        seen: set[str] = set()
+        for section in ("organisations", "contacts"):
+            for i, owner in enumerate(self.data.get(section, [])):
+                for j, hook in enumerate(owner.get("webhooks", [])):
+                    where: Pointer = (section, i, "webhooks", j)
+                    if hook["id"] in seen:
+                        self.fail((*where, "id"), f"duplicate webhook id {hook['id']!r}")
+                    seen.add(hook["id"])
+                    content = hook.get("content", "metadata")
+                    if content == "ciphertext" and section == "organisations":
+                        self.fail(
+                            (*where, "content"), "only a contact's webhook may carry ciphertext"
+                        )
+                    found.append(
+                        Webhook(hook["id"], owner["id"], hook["url"], hook.get("secret"), content)
+                    )
+        return found
 
     def _unique_keys(self, keys: list[PublicKey]) -> list[PublicKey]:
         counts = Counter(k.id for k in keys)

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from broker.domain.directory import Directory, Period, PublicKey
+from broker.domain.directory import Directory, Period, PublicKey, Webhook
 
 
 def _time(value: datetime) -> str:
@@ -35,6 +35,13 @@ def _key(key: PublicKey) -> dict[str, Any]:
     return out
 
 
+def _hook(hook: Webhook) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": hook.id, "url": hook.url, "content": hook.content}
+    if hook.secret_ref:
+        out["secret"] = hook.secret_ref
+    return out
+
+
 def to_document(directory: Directory) -> dict[str, Any]:
     """The directory in file form (version 1); ``parse_directory`` reads it back unchanged."""
     d = directory
@@ -56,6 +63,11 @@ def to_document(directory: Directory) -> dict[str, Any]:
                 "kind": o.kind,
                 "jurisdiction": o.jurisdiction,
                 **({"keys": [_key(k) for k in d.keys_of(o.id)]} if d.keys_of(o.id) else {}),
+                **(
+                    {"webhooks": [_hook(w) for w in d.webhooks_of(o.id)]}
+                    if d.webhooks_of(o.id)
+                    else {}
+                ),
             }
             for o in d.organisations.values()
         ],
@@ -71,6 +83,11 @@ def to_document(directory: Directory) -> dict[str, Any]:
                 "language": c.language,
                 **({"email": c.email} if c.email else {}),
                 **({"keys": [_key(k) for k in d.keys_of(c.id)]} if d.keys_of(c.id) else {}),
+                **(
+                    {"webhooks": [_hook(w) for w in d.webhooks_of(c.id)]}
+                    if d.webhooks_of(c.id)
+                    else {}
+                ),
             }
             for c in d.contacts.values()
         ],

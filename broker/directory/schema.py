@@ -31,6 +31,20 @@ KEY: dict[str, Any] = {
     },
 }
 
+WEBHOOK: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "url"],
+    "properties": {
+        "id": ID,
+        "url": {"type": "string", "pattern": r"^https?://[^\s]+$", "maxLength": 2000},
+        # HMAC secret (Standard Webhooks "whsec_..."), by reference only; without one the broker
+        # signs with its Ed25519 key (v1a) and receivers verify with its public key.
+        "secret": {"type": "string", "pattern": r"^(env|file):.+$"},
+        "content": {"enum": ["metadata", "ciphertext"]},
+    },
+}
+
 DIRECTORY_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -61,6 +75,7 @@ DIRECTORY_SCHEMA: dict[str, Any] = {
                     "kind": KIND,
                     "jurisdiction": ID,
                     "keys": {"type": "array", "maxItems": 16, "items": KEY},
+                    "webhooks": {"type": "array", "maxItems": 8, "items": WEBHOOK},
                 },
             },
         },
@@ -88,6 +103,7 @@ DIRECTORY_SCHEMA: dict[str, Any] = {
                     "email": {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$", "maxLength": 254},
                     "language": {"type": "string", "pattern": r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
                     "keys": {"type": "array", "maxItems": 16, "items": KEY},
+                    "webhooks": {"type": "array", "maxItems": 8, "items": WEBHOOK},
                 },
             },
         },

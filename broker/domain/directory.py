@@ -101,6 +101,19 @@ class Assignment:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """An endpoint that hears of new notices for a contact or an organisation."""
+
+    id: str
+    owner: str
+    url: str
+    secret_ref: str | None = (
+        None  # file:/env: reference to a Standard Webhooks secret; None: Ed25519
+    )
+    content: str = "metadata"  # or "ciphertext" (contacts only, where the channel allows)
+
+
+@dataclass(frozen=True, slots=True)
 class Directory:
     """A consistent snapshot of the directory, with the indexes routing needs."""
 
@@ -117,6 +130,8 @@ class Directory:
     _assignments_by_contact: dict[str, tuple[Assignment, ...]] = field(
         default_factory=dict, repr=False
     )
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    _webhooks_of: dict[str, tuple[Webhook, ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -127,6 +142,7 @@ class Directory:
         contacts: list[Contact],
         assignments: list[Assignment],
         keys: list[PublicKey],
+        webhooks: list[Webhook] | None = None,
     ) -> Directory:
         """Index the parts; the caller has checked references (see ``directory.schema``)."""
         children: dict[str, list[str]] = defaultdict(list)
@@ -157,6 +173,8 @@ class Directory:
             _assignments_of={k: tuple(v) for k, v in assignments_of.items()},
             _keys_of={k: tuple(v) for k, v in keys_of.items()},
             _assignments_by_contact={k: tuple(v) for k, v in by_contact.items()},
+            webhooks={w.id: w for w in webhooks or ()},
+            _webhooks_of=_group(webhooks or []),
         )
 
     # -- the jurisdiction tree -------------------------------------------------------------
@@ -207,6 +225,9 @@ class Directory:
         )
         return deputies, True
 
+    def webhooks_of(self, owner_id: str) -> tuple[Webhook, ...]:
+        return self._webhooks_of.get(owner_id, ())
+
     def roles_held(self, contact_id: str, when: datetime) -> tuple[str, ...]:
         """Roles the contact holds or deputises for at ``when`` (absences do not end access)."""
         return tuple(
@@ -236,3 +257,10 @@ class Directory:
                 k.id,
             ),
         )
+
+
+def _group(webhooks: list[Webhook]) -> dict[str, tuple[Webhook, ...]]:
+    grouped: dict[str, list[Webhook]] = defaultdict(list)
+    for hook in webhooks:
+        grouped[hook.owner].append(hook)
+    return {owner: tuple(hooks) for owner, hooks in grouped.items()}

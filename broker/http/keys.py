@@ -9,6 +9,7 @@ from broker.config import Settings
 from broker.service.audit import AuditService
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
+from broker.service.outbox import Outbox
 from broker.service.recipients import Recipients
 from broker.service.retention import Shredder
 from broker.service.tokens import TokenService
@@ -23,3 +24,4 @@ TOKENS = web.AppKey("tokens", TokenService)
 ESCALATION = web.AppKey("escalation", EscalationWorker)
 AUDIT = web.AppKey("audit", AuditService)
 SHREDDER = web.AppKey("shredder", Shredder)
+OUTBOX = web.AppKey("outbox", Outbox)

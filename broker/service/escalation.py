@@ -17,11 +17,12 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from broker.audit.events import AuditEvent
 from broker.crypto.envelope import unwrap, wrap
 from broker.logs import get_logger
-from broker.service.intake import ESCROW
+from broker.service.intake import ESCROW, Announcements
 from broker.service.recipients import Recipients
 from broker.state import BrokerState, View
 from broker.store import notices_repo as repo
@@ -46,10 +47,17 @@ class TickResult:
 
 
 class EscalationWorker:
-    def __init__(self, state: BrokerState, recipients: Recipients, escrow_private: bytes) -> None:
+    def __init__(
+        self,
+        state: BrokerState,
+        recipients: Recipients,
+        escrow_private: bytes,
+        announcements: Announcements | None = None,
+    ) -> None:
         self.state = state
         self.recipients = recipients
         self.escrow_private = escrow_private
+        self.announcements = announcements
 
     async def tick(self, now: datetime) -> TickResult:
         view = self.state.view
@@ -126,6 +134,18 @@ class EscalationWorker:
             out.append(NewRecipient(assignment.contact, role_id, jurisdiction, rule, level, key.id))
         return out
 
+    async def _announcements(
+        self, view: View, notice_id: str, new: list[NewRecipient], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Webhook and e-mail rows for the new recipients, as for any delivery."""
+        if self.announcements is None or not new:
+            return []
+        meta = await repo.notice_columns(self.state.engine, notice_id, ["channel"])
+        channel = view.policies.channels.get(meta["channel"]) if meta else None
+        if channel is None:
+            return []
+        return self.announcements(view, notice_id, channel, [(r.contact, r.role) for r in new], now)
+
     async def _deliver(
         self, notice_id: str, new: list[NewRecipient], now: datetime, *, escalated: list[int]
     ) -> int:
@@ -197,6 +217,7 @@ class EscalationWorker:
             escalated=escalated,
             now=now,
             audit=events,
+            outbox=await self._announcements(view, notice_id, new, now),
         )
         if ids:
             log.info(

@@ -25,6 +25,7 @@ from broker.crypto.envelope import AEAD, associated_data, seal, wrap_many
 from broker.domain.notice import NoticeFacts, StoredNotice, new_notice_id
 from broker.errors import AuthenticationFailed, Conflict, Forbidden, LiaisonError
 from broker.logs import get_logger
+from broker.policy.channel import Channel
 from broker.policy.payload import Violation, payload_violations
 from broker.policy.route import NotReached, Recipient, Route, check_notice, route
 from broker.service.auth import Agency, authenticate_agency
@@ -35,6 +36,12 @@ from broker.store import notices_repo as repo
 
 log = get_logger("liaison.intake")
 ESCROW = "broker-escrow"
+
+
+# Builds the webhook and e-mail rows that announce new deliveries (see service.outbox).
+Announcements = Callable[
+    [View, str, Channel, list[tuple[str, str]], datetime], list[dict[str, Any]]
+]
 
 
 class BadRequest(LiaisonError):
@@ -98,6 +105,7 @@ class Intake:
         limits: Limits,
         pool: Executor,
         on_committed: Callable[[str], Awaitable[None]] | None = None,
+        announcements: Announcements | None = None,
     ) -> None:
         self.state = state
         self.escrow_public = escrow_public
@@ -105,6 +113,7 @@ class Intake:
         self.limits = limits
         self.pool = pool
         self.on_committed = on_committed  # e.g. live push; runs after the commit, never before
+        self.announcements = announcements  # webhook and e-mail rows, committed with the deliveries
 
     async def submit(self, request: IncomingRequest, now: datetime) -> Accepted:
         view = self.state.view
@@ -431,6 +440,18 @@ class Intake:
             idempotency,
             cancels=earlier.id if kind == "cancel" and earlier else None,
             audit=self._events(agency, facts, kind, prepared, now, earlier, publish_policies),
+            outbox=self._announcements(facts, prepared, now),
+        )
+
+    def _announcements(
+        self, facts: NoticeFacts, prepared: _Prepared, now: datetime
+    ) -> list[dict[str, Any]]:
+        if self.announcements is None:
+            return []
+        view = self.state.view
+        channel = view.policies.channels[facts.channel]
+        return self.announcements(
+            view, facts.id, channel, [(r.contact, r.role) for r in prepared.recipients], now
         )
 
     def _events(

@@ -29,6 +29,7 @@ from broker.domain.directory import (
     Period,
     PublicKey,
     Role,
+    Webhook,
 )
 from broker.errors import StoreUnavailable
 from broker.store import audit_repo
@@ -41,6 +42,7 @@ from broker.store.tables import (
     OrganisationRow,
     PublicKeyRow,
     RoleRow,
+    WebhookRow,
 )
 
 
@@ -94,8 +96,11 @@ async def _load(conn: AsyncConnection) -> tuple[Directory, int]:
         )
         for r in await rows(PublicKeyRow)
     ]
+    webhooks = [
+        Webhook(r.id, r.owner_id, r.url, r.secret_ref, r.content) for r in await rows(WebhookRow)
+    ]
     return Directory.build(
-        jurisdictions, organisations, roles, contacts, assignments, keys
+        jurisdictions, organisations, roles, contacts, assignments, keys, webhooks
     ), revision
 
 
@@ -221,6 +226,19 @@ def _rows(d: Directory) -> list[tuple[Any, list[dict[str, Any]]]]:
                     "valid_until": k.valid.end if k.valid else None,
                 }
                 for k in d.keys.values()
+            ],
+        ),
+        (
+            WebhookRow,
+            [
+                {
+                    "id": w.id,
+                    "owner_id": w.owner,
+                    "url": w.url,
+                    "secret_ref": w.secret_ref,
+                    "content": w.content,
+                }
+                for w in d.webhooks.values()
             ],
         ),
     ]

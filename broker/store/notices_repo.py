@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState, StoredNotice
 from broker.errors import StoreUnavailable
-from broker.store import Database, audit_repo
+from broker.store import Database, audit_repo, outbox_repo
 from broker.store.tables import DeliveryRow, IdempotencyRow, NonceRow, NoticeRow, ReplyRow, WrapRow
 
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
@@ -58,6 +58,7 @@ class NoticeWrite:
     idempotency: dict[str, Any] | None = None
     cancels: str | None = None  # id of the notice this one cancels
     audit: Sequence[AuditEvent] = ()
+    outbox: Sequence[dict[str, Any]] = ()
 
 
 async def commit_notice(db: Database, write: NoticeWrite) -> None:
@@ -80,6 +81,7 @@ async def commit_notice(db: Database, write: NoticeWrite) -> None:
                     .where(notice_t.c.id == write.cancels)
                     .values(status="cancelled")
                 )
+            await outbox_repo.add(conn, write.outbox)
             await audit_repo.append(conn, write.audit)
     except (NonceReplayed, IdempotencyRace):
         raise
@@ -604,6 +606,7 @@ async def add_recipients(
     escalated: Sequence[int],
     now: datetime,
     audit: Sequence[AuditEvent] = (),
+    outbox: Sequence[dict[str, Any]] = (),
 ) -> list[int]:
     """Add deliveries (and wraps not yet there) in one transaction; mark ``escalated`` sources.
 
@@ -650,6 +653,7 @@ async def add_recipients(
                 except IntegrityError:
                     continue  # that recipient already has it through that role
             if ids:
+                await outbox_repo.add(conn, outbox)
                 await audit_repo.append(conn, audit)
             return ids
     except _Skip:

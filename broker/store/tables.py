@@ -85,16 +85,6 @@ class DirectoryRevisionRow(SQLModel, table=True):
     actor: str = Field(max_length=128)
 
 
-DIRECTORY_TABLES = (
-    JurisdictionRow,
-    OrganisationRow,
-    RoleRow,
-    ContactRow,
-    AssignmentRow,
-    PublicKeyRow,
-)
-
-
 class NoticeRow(SQLModel, table=True):
     """A notice: routing metadata in the clear, everything the agency wrote as ciphertext."""
 
@@ -242,3 +232,53 @@ class AuditCheckpointRow(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
     note: str = Field(sa_column=Column(Text(), nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class WebhookRow(SQLModel, table=True):
+    """A directory webhook endpoint (replaced with the directory; its secret only by reference)."""
+
+    __tablename__ = "webhook_endpoint"
+    id: str = Field(primary_key=True, max_length=128)
+    owner_id: str = Field(max_length=128, index=True)
+    url: str = Field(max_length=2000)
+    secret_ref: str | None = Field(default=None, max_length=300)
+    content: str = Field(max_length=16)
+
+
+class WebhookDisabledRow(SQLModel, table=True):
+    """An endpoint that answered 410 Gone: no more deliveries until the directory re-declares it."""
+
+    __tablename__ = "webhook_disabled"
+    endpoint_id: str = Field(primary_key=True, max_length=128)
+    url: str = Field(max_length=2000)
+    disabled_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class OutboxRow(SQLModel, table=True):
+    """One webhook call or e-mail alert to make, retried from here until sent or dead-lettered."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("notice_id", "kind", "target", name="uq_outbox_message"),)
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: str = Field(max_length=40)
+    contact_id: str | None = Field(default=None, max_length=128)
+    kind: str = Field(max_length=16)  # webhook | email
+    target: str = Field(max_length=300)  # endpoint id, or e-mail address
+    msg_id: str = Field(max_length=64)
+    state: str = Field(max_length=16)  # pending | sent | dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    last_error: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+DIRECTORY_TABLES = (
+    JurisdictionRow,
+    OrganisationRow,
+    RoleRow,
+    ContactRow,
+    AssignmentRow,
+    PublicKeyRow,
+    WebhookRow,
+)

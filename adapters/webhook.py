@@ -1,0 +1,99 @@
+"""Standard Webhooks delivery: sign and send one event (https://www.standardwebhooks.com).
+
+Headers ``webhook-id`` (stable per message: receivers de-duplicate on it), ``webhook-timestamp``
+and ``webhook-signature``: ``v1,<base64 HMAC-SHA256>`` with a ``whsec_`` secret, or
+``v1a,<base64 Ed25519>`` with the broker's key, both over ``id.timestamp.body``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    status: int | None  # None: no HTTP answer (refused, reset, timed out)
+    error: str | None = None
+    retry_after: float | None = None  # seconds, when the receiver asked for a pause
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The key of a Standard Webhooks secret (``whsec_`` + base64)."""
+    return base64.b64decode(secret.strip().removeprefix("whsec_"))
+
+
+def signature(
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    *,
+    secret: bytes | None = None,
+    key: Ed25519PrivateKey | None = None,
+) -> str:
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    if secret is not None:
+        return "v1," + base64.b64encode(hmac.new(secret, content, hashlib.sha256).digest()).decode()
+    if key is not None:
+        return "v1a," + base64.b64encode(key.sign(content)).decode()
+    raise ValueError("a webhook is signed with a secret or a key")
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    url: str,
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    signed: str,
+    *,
+    seconds: float,
+) -> WebhookResult:
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signed,
+        "user-agent": "Liaison-Webhooks/1",
+    }
+    try:
+        async with session.post(
+            url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as response:
+            await response.read()
+            return WebhookResult(
+                response.status,
+                None if response.status < 300 else f"HTTP {response.status}",
+                _retry_after(response.headers.get("Retry-After")),
+            )
+    except TimeoutError:
+        return WebhookResult(None, "timed out")
+    except aiohttp.ClientError as e:
+        return WebhookResult(None, type(e).__name__)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,380 @@
+"""Webhooks and e-mail alerts: what each new delivery announces, and the worker that sends it.
+
+Invariants:
+- an announcement row is written in the transaction of the delivery it announces, so a 201
+  means it will be attempted; it is retried with exponential backoff and jitter, Retry-After is
+  honoured, and after ``max_attempts`` it is dead-lettered with an alert in the audit log;
+- a 410 from an endpoint disables it (until the directory declares it anew);
+- e-mail never carries content; a webhook carries metadata, or ciphertext with the contact's own
+  wrap only where both the channel (TLP permitting) and the endpoint ask for it;
+- sends run concurrently with a timeout each, so one slow receiver holds up no one else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import random
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from adapters import email as email_adapter
+from adapters import webhook as webhook_adapter
+from broker.audit.events import AuditEvent
+from broker.config import Settings, resolve_secret
+from broker.crypto.envelope import associated_data
+from broker.crypto.keys import Signer
+from broker.errors import ConfigError
+from broker.logs import get_logger
+from broker.policy.channel import Channel
+from broker.state import BrokerState, View
+from broker.store import notices_repo, outbox_repo
+from broker.store.outbox_repo import OutboxItem
+
+log = get_logger("liaison.outbox")
+
+
+def message_id(notice_id: str, kind: str, target: str) -> str:
+    return "msg_" + hashlib.sha256(f"{notice_id}|{kind}|{target}".encode()).hexdigest()[:26]
+
+
+class Outbox:
+    def __init__(
+        self, state: BrokerState, settings: Settings, environ: Mapping[str, str], signer: Signer
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.environ = environ
+        self.signer = signer
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- what a delivery announces --------------------------------------------------------------
+    def rows_for(
+        self,
+        view: View,
+        notice_id: str,
+        channel: Channel,
+        recipients: list[tuple[str, str]],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """Outbox rows for new recipients (contact, role) of a notice on ``channel``."""
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        d = view.directory
+
+        def add(kind: str, target: str, contact: str | None) -> None:
+            rows.setdefault(
+                (kind, target),
+                {
+                    "notice_id": notice_id,
+                    "contact_id": contact,
+                    "kind": kind,
+                    "target": target,
+                    "msg_id": message_id(notice_id, kind, target),
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
+
+        for contact_id, role_id in recipients:
+            if channel.delivery.webhook != "off":
+                for hook in d.webhooks_of(contact_id):
+                    add("webhook", hook.id, contact_id)
+                organisation = d.roles[role_id].organisation if role_id in d.roles else None
+                for hook in d.webhooks_of(organisation or ""):
+                    add("webhook", hook.id, None)
+            contact = d.contacts.get(contact_id)
+            if (
+                channel.delivery.email == "alert"
+                and self.settings.smtp.host
+                and contact
+                and contact.email
+            ):
+                add("email", contact.email, contact_id)
+        return list(rows.values())
+
+    # -- the worker -------------------------------------------------------------------------------
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def tick(self, now: datetime) -> int:
+        """Attempt every due announcement once; returns how many were attempted."""
+        w = self.settings.webhooks
+        lease = timedelta(
+            seconds=max(w.timeout_seconds, self.settings.smtp.timeout_seconds) * 3 + 30
+        )
+        claimed = await outbox_repo.claim(self.state.engine, now, limit=200, lease=lease)
+        if not claimed:
+            return 0
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        disabled = await outbox_repo.disabled_endpoints(self.state.engine)
+        gate = asyncio.Semaphore(max(1, w.concurrency))
+
+        async def one(item: OutboxItem) -> None:
+            async with gate:
+                try:
+                    await self._attempt(item, now, disabled)
+                except Exception:  # one bad message must not stop the others; it is retried
+                    log.exception("outbox_attempt_failed", outbox_id=item.id)
+
+        await asyncio.gather(*(one(item) for item in claimed))
+        return len(claimed)
+
+    async def _attempt(self, item: OutboxItem, now: datetime, disabled: dict[str, str]) -> None:
+        view = self.state.view
+        meta = await notices_repo.notice_columns(
+            self.state.engine,
+            item.notice_id,
+            [
+                "id",
+                "channel",
+                "jurisdiction_id",
+                "severity",
+                "marking",
+                "kind",
+                "status",
+                "supersedes_id",
+                "sender_id",
+                "created_at",
+                "policy_hash",
+                "aead",
+                "aead_nonce",
+                "ciphertext",
+            ],
+        )
+        if meta is None:
+            return
+        if item.kind == "webhook":
+            hook = view.directory.webhooks.get(item.target)
+            if hook is None or item.target in disabled:
+                await self._settle(
+                    item,
+                    now,
+                    "dead",
+                    item.attempts,
+                    "endpoint removed or disabled",
+                    "webhook.dropped",
+                    meta["channel"],
+                )
+                return
+            result = await self._send_webhook(item, hook, meta, view, now)
+            await self._record(
+                item,
+                now,
+                meta["channel"],
+                result.delivered,
+                result.error,
+                result.retry_after,
+                gone=result.status == 410,
+                url=hook.url,
+            )
+        else:
+            error = await self._send_email(item, meta, view)
+            await self._record(item, now, meta["channel"], error is None, error, None)
+
+    async def _send_webhook(
+        self, item: OutboxItem, hook: Any, meta: dict[str, Any], view: View, now: datetime
+    ) -> webhook_adapter.WebhookResult:
+        channel = view.policies.channels.get(meta["channel"])
+        data: dict[str, Any] = {
+            "notice_id": meta["id"],
+            "channel": meta["channel"],
+            "jurisdiction": meta["jurisdiction_id"],
+            "severity": meta["severity"],
+            "marking": meta["marking"],
+            "kind": meta["kind"],
+            "status": meta["status"],
+            "supersedes": meta["supersedes_id"],
+            "sender": meta["sender_id"],
+            "created_at": meta["created_at"].isoformat().replace("+00:00", "Z"),
+            "recipient": hook.owner,
+            "notice_url": f"{self.settings.public_url}/v1/notices/{meta['id']}",
+        }
+        wants_ciphertext = (
+            hook.content == "ciphertext"
+            and channel is not None
+            and channel.delivery.webhook == "ciphertext"
+            and meta["ciphertext"] is not None
+        )
+        if wants_ciphertext and item.contact_id:
+            wraps = await notices_repo.wraps_of(self.state.engine, meta["id"])
+            if item.contact_id in wraps:
+                key_id, sealed = wraps[item.contact_id]
+                data["encryption"] = {
+                    "aead": meta["aead"],
+                    "nonce": _b64(meta["aead_nonce"]),
+                    "ciphertext": _b64(meta["ciphertext"]),
+                    "aad": _b64(associated_data(meta["id"], meta["channel"], meta["policy_hash"])),
+                    "wrap": {"key_id": key_id, "sealed": _b64(sealed)},
+                }
+        body = json.dumps(
+            {
+                "type": "liaison.notice",
+                "timestamp": now.isoformat().replace("+00:00", "Z"),
+                "data": data,
+            },
+            separators=(",", ":"),
+        ).encode()
+        timestamp = int(now.timestamp())
+        try:
+            secret = (
+                webhook_adapter.secret_bytes(
+                    resolve_secret(hook.secret_ref, self.settings, self.environ).decode()
+                )
+                if hook.secret_ref
+                else None
+            )
+        except (ConfigError, ValueError) as e:
+            return webhook_adapter.WebhookResult(None, f"secret unavailable: {e}")
+        signed = webhook_adapter.signature(
+            item.msg_id, timestamp, body, secret=secret, key=None if secret else self.signer
+        )
+        assert self._session is not None
+        return await webhook_adapter.send(
+            self._session,
+            hook.url,
+            item.msg_id,
+            timestamp,
+            body,
+            signed,
+            seconds=self.settings.webhooks.timeout_seconds,
+        )
+
+    async def _send_email(self, item: OutboxItem, meta: dict[str, Any], view: View) -> str | None:
+        smtp = self.settings.smtp
+        contact = view.directory.contacts.get(item.contact_id or "")
+        try:
+            password = (
+                resolve_secret(smtp.password, self.settings, self.environ).decode()
+                if smtp.password
+                else None
+            )
+        except ConfigError as e:
+            return f"password unavailable: {e}"
+        config = email_adapter.SmtpConfig(
+            smtp.host,
+            smtp.port,
+            smtp.security,
+            smtp.from_address,
+            smtp.username or None,
+            password,
+            float(smtp.timeout_seconds),
+        )
+        message = email_adapter.alert(
+            item.target,
+            smtp.from_address,
+            contact.language if contact else "en",
+            meta["marking"],
+            f"{self.settings.public_url}/v1/inbox",
+            item.msg_id,
+        )
+        try:
+            await email_adapter.send(message, config)
+        except email_adapter.EmailFailed as e:
+            return str(e)
+        return None
+
+    async def _record(
+        self,
+        item: OutboxItem,
+        now: datetime,
+        channel: str,
+        ok: bool,
+        error: str | None,
+        retry_after: float | None,
+        *,
+        gone: bool = False,
+        url: str = "",
+    ) -> None:
+        attempts = item.attempts + 1
+        kind = item.kind
+        if ok:
+            await self._settle(
+                item,
+                now,
+                "sent",
+                attempts,
+                None,
+                f"{kind}.delivered" if kind == "webhook" else "email.sent",
+                channel,
+            )
+        elif gone:
+            await self._settle(
+                item,
+                now,
+                "dead",
+                attempts,
+                error,
+                "webhook.disabled",
+                channel,
+                disable=(item.target, url),
+            )
+        elif attempts >= self.settings.webhooks.max_attempts:
+            await self._settle(item, now, "dead", attempts, error, f"{kind}.dead_lettered", channel)
+            log.warning("outbox_dead_lettered", outbox_id=item.id, kind=kind, target=item.target)
+        else:
+            w = self.settings.webhooks
+            delay = min(w.max_backoff_seconds, w.backoff_seconds * 2 ** (attempts - 1))
+            delay *= 1 + random.random() * 0.25  # noqa: S311 - jitter, not security
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, w.max_backoff_seconds))
+            await outbox_repo.finish(
+                self.state.engine,
+                item,
+                state="pending",
+                attempts=attempts,
+                next_at=now + timedelta(seconds=delay),
+                error=error,
+                now=now,
+                events=[],
+            )
+
+    async def _settle(
+        self,
+        item: OutboxItem,
+        now: datetime,
+        state: str,
+        attempts: int,
+        error: str | None,
+        action: str,
+        channel: str,
+        disable: tuple[str, str] | None = None,
+    ) -> None:
+        event = AuditEvent(
+            at=now,
+            actor="broker",
+            action=action,
+            object=f"notice:{item.notice_id}",
+            channel=channel,
+            outcome="ok" if state == "sent" else "failed",
+            reason=None if state == "sent" else "undelivered",
+            details={
+                "target": item.target if item.kind == "webhook" else "email",
+                "msg_id": item.msg_id,
+                "attempts": attempts,
+                "error": error,
+            },
+        )
+        await outbox_repo.finish(
+            self.state.engine,
+            item,
+            state=state,
+            attempts=attempts,
+            next_at=now,
+            error=error,
+            now=now,
+            events=[event],
+            disable=disable,
+        )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
