@@ -377,7 +377,9 @@ def _sender_call(args: argparse.Namespace, call: Callable[[Any], Coroutine[Any, 
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    notice = _read_json(Path(args.notice))
+    if (args.notice is None) == (args.cap is None):
+        raise ConfigError("give a NOTICE.json or --cap ALERT.xml")
+    notice = _read_json(Path(args.notice)) if args.notice else _read_cap(args)
     response = _sender_call(
         args, lambda c: c.post_notice(notice, idempotency_key=args.idempotency_key)
     )
@@ -392,6 +394,19 @@ def cmd_send(args: argparse.Namespace) -> int:
     for missing in body.get("not_reached", []):
         print(f"  not reached: {missing['role']} ({missing['reason']})")
     return EXIT_OK
+
+
+def _read_cap(args: argparse.Namespace) -> dict[str, Any]:
+    from adapters.cap import CapError, cap_to_notice
+
+    try:
+        data = Path(args.cap).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.cap}: {e.strerror}") from e
+    try:
+        return cap_to_notice(data, channel=args.channel, supersedes=args.supersedes)
+    except CapError as e:
+        raise ConfigError(f"{args.cap}: {e}") from e
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -749,8 +764,21 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--client-key", metavar="PEM", help="the client certificate's private key")
         p.add_argument("--json", action="store_true")
 
-    p = command("send", cmd_send, "post a signed notice as an agency")
-    p.add_argument("notice", metavar="NOTICE.json")
+    p = command("send", cmd_send, "post a signed notice (or an OASIS CAP 1.2 alert) as an agency")
+    p.add_argument("notice", metavar="NOTICE.json", nargs="?")
+    p.add_argument(
+        "--cap", metavar="ALERT.xml", help="import this CAP 1.2 alert instead of a notice file"
+    )
+    p.add_argument(
+        "--channel",
+        default="public-safety-alert",
+        help="with --cap: the channel (default: %(default)s)",
+    )
+    p.add_argument(
+        "--supersedes",
+        metavar="NOTICE_ID",
+        help="with --cap: the notice a CAP Update/Cancel replaces",
+    )
     p.add_argument("--idempotency-key", help="reuse it to retry safely (default: a fresh one)")
     agency_options(p)
     p = command("status", cmd_status, "delivery status of one of the agency's notices, per role")

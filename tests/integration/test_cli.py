@@ -119,7 +119,7 @@ def test_commands_outside_a_data_directory_say_what_to_do(tmp_path: Path) -> Non
 def test_policy_check_passes_on_the_shipped_policies() -> None:
     result = run_cli("policy", "check", POLICIES)
     assert result.returncode == 0, result.stderr
-    assert "4 channels, 16 Cedar policies, valid (sha256:" in result.stdout
+    assert "5 channels, 18 Cedar policies, valid (sha256:" in result.stdout
 
 
 def test_policy_check_on_a_broken_copy_prints_file_line_reason(tmp_path: Path) -> None:
@@ -434,3 +434,27 @@ def test_audit_export_and_verify_with_the_cli(demo_dir: Path, tmp_path: Path) ->
         "liaison: audit log does NOT verify: event 3: altered (event 4 chains to a different hash)"
         in bad.stderr
     )
+
+
+def test_send_a_cap_alert(demo_dir: Path) -> None:
+    from tests.support import serve_process
+
+    samples = Path(__file__).resolve().parents[1] / "data" / "cap"
+    with serve_process(demo_dir) as (_, url):
+        common = ["--data", str(demo_dir), "--url", url, "--as", "ba-fbih-ks-mup"]
+        sent = run_cli("send", "--cap", samples / "private-flood.xml", *common, "--json")
+        assert sent.returncode == 0, sent.stderr
+        assert (
+            json.loads(sent.stdout)["recipient_count"] == 6
+        )  # 3 municipalities x (mayor, safety council)
+        again = run_cli("send", "--cap", samples / "private-flood.xml", *common, "--json")
+        assert (
+            json.loads(again.stdout)["id"] == json.loads(sent.stdout)["id"]
+        )  # same CAP id: same notice
+        bad = run_cli("send", "--cap", samples / "unmapped-resource.xml", *common)
+        assert bad.returncode == 1
+        assert bad.stderr.strip().startswith(
+            f"liaison: {samples / 'unmapped-resource.xml'}: alert/info/resource: not mapped"
+        )
+        both = run_cli("send", "--cap", samples / "private-flood.xml", "x.json", *common)
+        assert both.returncode == 1 and "give a NOTICE.json or --cap ALERT.xml" in both.stderr

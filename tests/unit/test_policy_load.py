@@ -47,6 +47,7 @@ def test_shipped_policies_are_valid() -> None:
         "threat-assessment",
         "hate-incident",
         "information-request",
+        "public-safety-alert",
     }
     assert policies.hash.startswith("sha256:") and len(policies.hash) == 71
     ids = [s.policy_id for s in policies.statements]

@@ -1,0 +1,68 @@
+"""OASIS CAP 1.2 import: samples of the kind the specification shows, and every refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.cap import CapError, cap_to_notice
+from broker.policy.load import load_policies
+from broker.policy.payload import payload_violations
+from tests.conftest import POLICIES
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "cap"
+
+
+def test_a_restricted_security_alert_becomes_a_kumanovo_notice() -> None:
+    notice = cap_to_notice((SAMPLES / "restricted-security.xml").read_bytes())
+    assert notice["channel"] == "public-safety-alert"
+    assert (notice["jurisdiction"], notice["severity"]) == ("mk-kumanovo", "high")
+    assert notice["subject"] == "Heightened risk around the Saturday market gathering"
+    assert notice["expires_at"] == "2026-12-31T18:00:00+01:00"
+    assert notice["body"]["urgency"] == "Expected" and notice["body"]["category"] == ["Security"]
+    assert notice["idempotency_key"] == "cap:duty-desk@mk-bjb.demo.invalid:MK-BJB-2026-11-0042"
+    channel = load_policies(POLICIES).channels["public-safety-alert"]
+    assert payload_violations(channel, notice["body"]) == []  # it fits the channel's schema
+
+
+def test_a_private_canton_alert_maps_extreme_to_critical() -> None:
+    notice = cap_to_notice((SAMPLES / "private-flood.xml").read_bytes())
+    assert (notice["jurisdiction"], notice["severity"]) == ("ba-fbih-ks", "critical")
+    assert notice["body"]["category"] == ["Met", "Safety"] and "expires_at" not in notice
+
+
+def test_update_and_cancel_supersede_a_notice() -> None:
+    data = (SAMPLES / "restricted-security.xml").read_bytes()
+    with pytest.raises(CapError, match="needs the Liaison notice it supersedes"):
+        cap_to_notice(data.replace(b"<msgType>Alert", b"<msgType>Update"))
+    cancel = cap_to_notice(data.replace(b"<msgType>Alert", b"<msgType>Cancel"), supersedes="n1")
+    assert cancel["supersedes"] == "n1" and cancel["cancel"] is True and cancel["body"] == {}
+
+
+@pytest.mark.parametrize(
+    ("sample", "message"),
+    [
+        (
+            "public-scope.xml",
+            "alert/scope: 'Public'; only Restricted or Private alerts are imported",
+        ),
+        ("unmapped-resource.xml", "alert/info/resource: not mapped to any notice field"),
+        ("no-geocode.xml", "alert/info/area: 'Kumanovo' is not mapped to one Liaison jurisdiction"),
+        ("truncated.xml", "not valid XML"),
+        ("entity-bomb.xml", "not valid XML"),
+    ],
+)
+def test_refusals_name_the_element(sample: str, message: str) -> None:
+    with pytest.raises(CapError) as caught:
+        cap_to_notice((SAMPLES / sample).read_bytes())
+    assert message in str(caught.value)
+
+
+def test_status_and_info_count() -> None:
+    data = (SAMPLES / "restricted-security.xml").read_bytes()
+    with pytest.raises(CapError, match="only Actual alerts"):
+        cap_to_notice(data.replace(b"<status>Actual", b"<status>Exercise"))
+    start, end = data.index(b"<info>"), data.index(b"</info>") + len(b"</info>")
+    with pytest.raises(CapError, match="2 blocks; exactly one"):
+        cap_to_notice(data[:end] + data[start:end] + data[end:])
