@@ -14,12 +14,13 @@ from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
 from broker.errors import StoreError
-from broker.http import audit, health, notices, openapi, recipients
+from broker.http import audit, health, metrics, notices, openapi, recipients
 from broker.http.keys import (
     AUDIT,
     CLOCK,
     ESCALATION,
     INTAKE,
+    LISTENER,
     OUTBOX,
     RECIPIENTS,
     SETTINGS,
@@ -40,6 +41,7 @@ from broker.service.tokens import TokenKeys, TokenService
 from broker.state import BrokerState
 from broker.store import Database
 from broker.store.engine import create_engine, migrate
+from broker.store.listener import Listener
 from broker.store.notices_repo import purge_nonces
 
 log = get_logger("liaison.app")
@@ -84,7 +86,10 @@ def create_app(
     outbox = Outbox(state, settings, environ, ed25519_signer(signing, source="keys.signing_key"))
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
     hub = Hub(settings.delivery.stream_queue_events)
-    recipient_service = Recipients(state, hub, page_max=settings.limits.inbox_page_max)
+    distributed = engine.dialect.name == "postgresql"  # several processes: push travels by NOTIFY
+    recipient_service = Recipients(
+        state, hub, page_max=settings.limits.inbox_page_max, distributed=distributed
+    )
     app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
     app[INTAKE] = Intake(
         state,
@@ -152,6 +157,11 @@ def create_app(
                     "escalation_failed",
                 )
             )
+        if distributed:
+            url = engine.url.render_as_string(hide_password=False)
+            listener = Listener(url, recipient_service.relay, recipient_service.catch_up)
+            app[LISTENER] = listener
+            workers.append(listener.run())
         tasks = [asyncio.create_task(w) for w in workers]
         yield
         for task in tasks:
@@ -174,6 +184,7 @@ def create_app(
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/openapi.json", openapi.serve)
+    router.add_get("/metrics", metrics.serve)
     router.add_post("/v1/notices", notices.post_notice)
     router.add_get("/v1/notices/{id}/status", notices.get_status)
     router.add_post("/v1/token", recipients.post_token)

@@ -20,7 +20,7 @@ from broker.errors import ConfigError, LiaisonError, SourceError
 from broker.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-PID_FILE = "liaison.pid"
+RUN_DIR = "run"  # one pid file per serving process: DIR/run/liaison-<port>.pid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,14 +116,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(data, env)
     configure_logging(settings.logging.level, settings.logging.format)
     app = create_app(settings, env)
-    pid_file = data / PID_FILE
+    pid_file = data / RUN_DIR / f"liaison-{settings.server.port}.pid"
 
     async def install_reload(app: web.Application) -> Any:
         from broker.http.keys import STATE
 
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app[STATE])))
-        pid_file.write_text(f"{os.getpid()}\n")
+        try:
+            pid_file.parent.mkdir(exist_ok=True)
+            pid_file.write_text(f"{os.getpid()}\n")
+        except OSError:  # a read-only data directory (containers): reload with SIGHUP directly
+            print(
+                f"note: cannot write {pid_file}; `liaison policy reload` will not find this process",
+                file=sys.stderr,
+            )
         yield
         pid_file.unlink(missing_ok=True)
         loop.remove_signal_handler(signal.SIGHUP)
@@ -302,13 +309,19 @@ def cmd_policy_reload(args: argparse.Namespace) -> int:
     load_policies(
         settings.policies_dir
     )  # refuse early, with file:line, what the broker would refuse
-    try:
-        pid = int((data / PID_FILE).read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"no running broker found for {data} ({PID_FILE})") from e
+    pids = []
+    for pid_file in sorted((data / RUN_DIR).glob("liaison-*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, signal.SIGHUP)
+            pids.append(pid)
+        except (OSError, ValueError):
+            continue  # a stale pid file: that process is gone
+    if not pids:
+        raise ConfigError(f"no running broker found for {data} ({RUN_DIR}/liaison-*.pid)")
     print(
-        f"Policies in {settings.policies_dir} are valid; asked broker (pid {pid}) to reload them."
+        f"Policies in {settings.policies_dir} are valid; asked broker process(es) "
+        f"{', '.join(map(str, pids))} to reload them."
     )
     return EXIT_OK
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -107,3 +108,53 @@ class LoopbackServer:
 async def get_json(session: aiohttp.ClientSession, url: str) -> tuple[int, str, object]:
     async with session.get(url) as response:
         return response.status, response.content_type, await response.json(content_type=None)
+
+
+class TcpProxy:
+    """A loopback TCP proxy that a test can cut (an outage) and restore (a restart)."""
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = free_port()
+        self.server: Any = None
+        self.writers: set[Any] = set()
+
+    async def start(self) -> None:
+        import asyncio
+
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: Any, dst: Any) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop every open one, as a database going down does."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        for writer in list(self.writers):
+            writer.close()
+        self.writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()

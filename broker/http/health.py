@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.http.keys import STATE
+from broker.http.keys import LISTENER, STATE
 from broker.store.engine import ping
 
 
@@ -21,6 +21,9 @@ async def readyz(request: web.Request) -> web.Response:
         "database": "ok" if database else "unreachable",
         "policies": "loaded" if state.loaded else "not loaded",
     }
+    listener = request.app.get(LISTENER)
+    if listener is not None:  # several processes: live push needs the NOTIFY listener
+        checks["listener"] = "listening" if listener.connected.is_set() else "reconnecting"
     body: dict[str, object] = {
         "status": "ready" if database and state.loaded else "not ready",
         "checks": checks,

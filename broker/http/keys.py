@@ -14,6 +14,7 @@ from broker.service.recipients import Recipients
 from broker.service.retention import Shredder
 from broker.service.tokens import TokenService
 from broker.state import BrokerState
+from broker.store.listener import Listener
 
 STATE = web.AppKey("state", BrokerState)
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,3 +26,4 @@ ESCALATION = web.AppKey("escalation", EscalationWorker)
 AUDIT = web.AppKey("audit", AuditService)
 SHREDDER = web.AppKey("shredder", Shredder)
 OUTBOX = web.AppKey("outbox", Outbox)
+LISTENER = web.AppKey("listener", Listener)

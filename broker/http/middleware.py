@@ -16,6 +16,7 @@ from aiohttp import web
 from broker.errors import LiaisonError
 from broker.http.problems import from_error, from_http, problem
 from broker.logs import get_logger
+from broker.metrics import REQUEST_SECONDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -43,6 +44,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["X-Request-Id"] = request_id
         return response
     finally:
+        route = request.match_info.route.resource
+        REQUEST_SECONDS.labels(
+            request.method, route.canonical if route is not None else "unmatched", str(status)
+        ).observe(time.perf_counter() - started)
         log.info(
             "request_handled",
             method=request.method,

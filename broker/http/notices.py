@@ -11,6 +11,7 @@ from broker.audit.events import AuditEvent
 from broker.errors import AuthenticationFailed, LiaisonError, NotFound
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
 from broker.http.tls import require_client_certificate
+from broker.metrics import NOTICES_ACCEPTED, NOTICES_REFUSED
 from broker.service.auth import authenticate_agency
 from broker.service.intake import IncomingRequest
 from broker.service.status import notice_status
@@ -37,10 +38,17 @@ def header_map(request: web.Request) -> dict[str, str]:
 async def post_notice(request: web.Request) -> web.Response:
     require_client_certificate(request, request.app[SETTINGS])
     if request.content_type != "application/json":
+        NOTICES_REFUSED.labels(UnsupportedMediaType.code).inc()
         raise UnsupportedMediaType("notices are posted as application/json")
     body = await request.read()  # bounded by client_max_size (limits.max_body_bytes): 413 beyond
     incoming = IncomingRequest(request.method, target_uri(request), header_map(request), body)
-    accepted = await request.app[INTAKE].submit(incoming, request.app[CLOCK].now())
+    try:
+        accepted = await request.app[INTAKE].submit(incoming, request.app[CLOCK].now())
+    except LiaisonError as e:
+        NOTICES_REFUSED.labels(e.code).inc()
+        raise
+    if not accepted.replayed:
+        NOTICES_ACCEPTED.labels(str(accepted.body.get("channel", "unknown"))).inc()
     response = web.json_response(accepted.body, status=201)
     response.headers["Location"] = accepted.body["status_url"]
     if accepted.replayed:

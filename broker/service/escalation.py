@@ -22,6 +22,7 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.crypto.envelope import unwrap, wrap
 from broker.logs import get_logger
+from broker.metrics import ESCALATIONS
 from broker.service.intake import ESCROW, Announcements
 from broker.service.recipients import Recipients
 from broker.state import BrokerState, View
@@ -63,6 +64,8 @@ class EscalationWorker:
         view = self.state.view
         escalated = await self._escalate(view, now)
         succeeded = await self._succeed(view, now)
+        ESCALATIONS.labels("escalation").inc(escalated)
+        ESCALATIONS.labels("succession").inc(succeeded)
         return TickResult(escalated, succeeded)
 
     async def _escalate(self, view: View, now: datetime) -> int:

@@ -198,6 +198,7 @@ class Intake:
         expires = _expiry(document, now)
         response = {
             "id": notice_id,
+            "channel": facts.channel,
             "recipient_count": len({r.contact for r in prepared.recipients}),
             "policy_hash": view.policies.hash,
             "status_url": f"/v1/notices/{notice_id}/status",

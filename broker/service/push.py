@@ -32,6 +32,7 @@ class Hub:
     def __init__(self, queue_size: int = 256) -> None:
         self.queue_size = queue_size
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self.high_water = 0  # the highest delivery id published: where a catch-up starts
 
     def subscribe(self, contact: str) -> Subscription:
         sub = Subscription(contact, asyncio.Queue(self.queue_size), task=asyncio.current_task())
@@ -49,6 +50,7 @@ class Hub:
         """Queue each event for every connection of its contact; returns how many were queued."""
         queued = 0
         for event in events:
+            self.high_water = max(self.high_water, event.id)
             for sub in tuple(self._subscribers.get(event.contact, ())):
                 try:
                     sub.queue.put_nowait(event)
@@ -56,6 +58,9 @@ class Hub:
                 except asyncio.QueueFull:
                     sub.overflowed.set()
         return queued
+
+    def contacts(self) -> list[str]:
+        return list(self._subscribers)
 
     def close_all(self) -> None:
         """End every live connection (on shutdown): clients reconnect elsewhere and resume."""

@@ -65,10 +65,13 @@ def event_data(item: InboxItem) -> dict[str, Any]:
 
 
 class Recipients:
-    def __init__(self, state: BrokerState, hub: Hub, *, page_max: int) -> None:
+    def __init__(
+        self, state: BrokerState, hub: Hub, *, page_max: int, distributed: bool = False
+    ) -> None:
         self.state = state
         self.hub = hub
         self.page_max = page_max
+        self.distributed = distributed  # PostgreSQL: every process learns of deliveries by NOTIFY
 
     def visible(
         self, view: View, contact: str, items: list[InboxItem], now: datetime
@@ -334,11 +337,33 @@ class Recipients:
         )
 
     async def announce(self, notice_id: str) -> None:
-        """Push the deliveries of a just-committed notice to connected recipients."""
-        ids = [i for i, _ in await repo.delivery_ids(self.state.engine, notice_id)]
-        await self.announce_deliveries(ids)
+        """After a commit: push its deliveries, unless LISTEN/NOTIFY carries them to every process."""
+        if self.distributed:
+            return
+        await self.relay({"notice": notice_id})
 
     async def announce_deliveries(self, ids: list[int]) -> None:
+        if self.distributed:
+            return
+        await self.publish_deliveries(ids)
+
+    async def relay(self, payload: dict[str, Any]) -> None:
+        """Push what a notification (or a local commit) names to this process's live clients."""
+        if "notice" in payload:
+            ids = [i for i, _ in await repo.delivery_ids(self.state.engine, str(payload["notice"]))]
+        else:
+            ids = [int(i) for i in payload.get("deliveries", [])]
+        await self.publish_deliveries(ids)
+
+    async def catch_up(self) -> None:
+        """After the listener reconnects: push what may have committed while it was away."""
+        for contact in self.hub.contacts():
+            items = await repo.deliveries_after(
+                self.state.engine, contact, self.hub.high_water, 500
+            )
+            self.hub.publish([PushEvent(i.delivery_id, i.contact, event_data(i)) for i in items])
+
+    async def publish_deliveries(self, ids: list[int]) -> None:
         items = await repo.deliveries_by_id(self.state.engine, ids)
         self.hub.publish([PushEvent(i.delivery_id, i.contact, event_data(i)) for i in items])
 

@@ -22,6 +22,7 @@ from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState, StoredNotice
 from broker.errors import StoreUnavailable
 from broker.store import Database, audit_repo, outbox_repo
+from broker.store.listener import notify
 from broker.store.tables import DeliveryRow, IdempotencyRow, NonceRow, NoticeRow, ReplyRow, WrapRow
 
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
@@ -83,6 +84,7 @@ async def commit_notice(db: Database, write: NoticeWrite) -> None:
                 )
             await outbox_repo.add(conn, write.outbox)
             await audit_repo.append(conn, write.audit)
+            await notify(conn, {"notice": write.notice["id"]})
     except (NonceReplayed, IdempotencyRace):
         raise
     except (DBAPIError, OSError) as e:
@@ -655,6 +657,8 @@ async def add_recipients(
             if ids:
                 await outbox_repo.add(conn, outbox)
                 await audit_repo.append(conn, audit)
+                for start in range(0, len(ids), 500):  # NOTIFY payloads are capped at 8000 bytes
+                    await notify(conn, {"deliveries": ids[start : start + 500]})
             return ids
     except _Skip:
         return []
@@ -705,9 +709,9 @@ async def shred(
         async with db.begin() as conn:
             row = (
                 await conn.execute(
-                    select(notice_t.c.ciphertext, notice_t.c.status).where(
-                        notice_t.c.id == notice_id
-                    )
+                    select(notice_t.c.ciphertext, notice_t.c.status)
+                    .where(notice_t.c.id == notice_id)
+                    .with_for_update()  # two processes' shredders: one destroys, one sees it done
                 )
             ).first()
             if row is None or row.status == "shredded":

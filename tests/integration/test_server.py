@@ -114,7 +114,7 @@ def test_reload_keeps_the_last_valid_set_then_takes_a_fixed_one(demo_dir: Path) 
         output = proc.stdout.read() if proc.stdout else ""
     events = [json.loads(line)["event"] for line in output.splitlines() if line.startswith("{")]
     assert "policy_reload_refused" in events and "policy_reloaded" in events
-    assert not (demo_dir / "liaison.pid").exists()
+    assert list((demo_dir / "run").glob("*.pid")) == []
 
 
 def test_a_directory_applied_while_serving_is_picked_up(demo_dir: Path, tmp_path: Path) -> None:
@@ -128,3 +128,25 @@ def test_a_directory_applied_while_serving_is_picked_up(demo_dir: Path, tmp_path
         )
         assert run_cli("directory", "apply", changed, "--data", demo_dir).returncode == 0
         assert _wait_until(lambda: _ready(url)["directory_revision"] == 2, timeout=15)
+
+
+async def test_metrics_count_requests_notices_and_state(demo_dir: Path) -> None:
+    from tests.integration.intake_support import example, running_broker
+
+    async with running_broker(demo_dir, f"sqlite+aiosqlite:///{demo_dir / 'm.db'}") as broker:
+        async with broker.sender("mk-mvr") as sender:
+            await sender.post_notice(example("returnee-repatriation"))
+        async with broker.sender("mk-bjb") as police:
+            with pytest.raises(Exception):  # noqa: B017, PT011 - the 403 itself is tested elsewhere
+                await police.post_notice(example("returnee-repatriation"))
+        async with aiohttp.ClientSession() as http, http.get(f"{broker.url}/metrics") as response:
+            assert response.status == 200 and response.content_type == "text/plain"
+            text = await response.text()
+    assert 'liaison_notices_accepted_total{channel="returnee-repatriation"}' in text
+    assert 'liaison_notices_refused_total{reason="forbidden"}' in text
+    assert 'liaison_deliveries{state="pending"} 2.0' in text
+    assert (
+        'liaison_request_duration_seconds_count{method="POST",route="/v1/notices",status="201"}'
+        in text
+    )
+    assert "liaison_audit_events" in text and "mk-kumanovo" not in text  # counts, never names

@@ -1,0 +1,45 @@
+"""Prometheus metrics. Counts and timings only: never an id, a name, a key or any content.
+
+Counters and histograms are per process; the gauges of stored state (deliveries, outbox, audit
+size) are read from the database at scrape time, so every process reports the same truth.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUEST_SECONDS = Histogram(
+    "liaison_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+NOTICES_ACCEPTED = Counter(
+    "liaison_notices_accepted_total", "Notices accepted", ["channel"], registry=REGISTRY
+)
+NOTICES_REFUSED = Counter(
+    "liaison_notices_refused_total",
+    "Notices refused, by reason code",
+    ["reason"],
+    registry=REGISTRY,
+)
+ESCALATIONS = Counter(
+    "liaison_redeliveries_total",
+    "Notices escalated or handed to a successor",
+    ["kind"],
+    registry=REGISTRY,
+)
+LIVE_CONNECTIONS = Gauge(
+    "liaison_live_connections", "Open live-push streams on this process", registry=REGISTRY
+)
+DELIVERIES = Gauge("liaison_deliveries", "Deliveries by state", ["state"], registry=REGISTRY)
+OUTBOX = Gauge(
+    "liaison_outbox_messages",
+    "Webhook calls and e-mail alerts by state",
+    ["kind", "state"],
+    registry=REGISTRY,
+)
+AUDIT_EVENTS = Gauge("liaison_audit_events", "Events in the audit log", registry=REGISTRY)
