@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO ?= demo-data
 
-.PHONY: demo test lint fmt install
+.PHONY: demo test lint fmt install bench
 
 $(BIN)/liaison: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,3 +32,7 @@ lint: install
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## bench: start real servers on loopback and print intake, ceilings, routing and audit figures
+bench: install
+	$(BIN)/python tests/bench/bench.py

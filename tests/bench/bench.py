@@ -1,0 +1,497 @@
+"""Liaison benchmarks: intake beside its ceilings, audit verification, proofs and routing.
+
+    make bench                 # or: .venv/bin/python tests/bench/bench.py [--seconds 10] [--out FILE]
+
+Starts real servers on loopback (a `liaison serve` on durable SQLite, and on PostgreSQL when it
+is reachable), drives them with 32 concurrent signing clients, and prints one table; the same
+figures go to a JSON file. Nothing here asserts: figures are read, compared with the targets in
+the README's performance section, and tracked over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from broker.audit.checkpoint import Checkpoint
+from broker.audit.events import GENESIS, AuditEvent, canonical
+from broker.audit.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash
+from broker.audit.verify import verify_export
+from broker.crypto.envelope import seal, wrap_many
+from broker.crypto.httpsig import content_digest, ed25519_verify, sign_request
+from broker.crypto.keys import generate, read_private_key
+from broker.crypto.note import sign_note
+
+LIAISON = [str(Path(sys.executable).parent / "liaison")]
+CONCURRENCY = 32
+TARGETS = {"intake_10_sqlite": 1000, "intake_vs_crypto": 0.70, "verify_1m_seconds": 5.0}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+# -- a data directory with municipalities of exactly 5 and 10 recipients ------------------------
+
+
+def bench_data(workdir: Path) -> Path:
+    data = workdir / "data"
+    subprocess.run([*LIAISON, "init", str(data), "--demo"], check=True, capture_output=True)
+    directory = yaml.safe_load((data / "directory.yaml").read_text())
+    for size in (5, 10):
+        jid = f"mk-bench{size}"
+        directory["jurisdictions"].append(
+            {"id": jid, "name": f"Bench {size}", "level": "municipality", "parent": "mk-northeast"}
+        )
+        directory["organisations"].append(
+            {
+                "id": f"{jid}.municipality",
+                "name": f"Bench {size}",
+                "kind": "municipality",
+                "jurisdiction": jid,
+            }
+        )
+        for kind in ("mayor", "community-safety-council"):
+            directory["roles"].append(
+                {"id": f"{jid}.{kind}", "organisation": f"{jid}.municipality", "kind": kind}
+            )
+        for i in range(size):
+            cid = f"{jid}-{i}"
+            pair = generate("x25519")
+            directory["contacts"].append(
+                {
+                    "id": cid,
+                    "name": f"Bench {i}",
+                    "organisation": f"{jid}.municipality",
+                    "keys": [{"id": pair.key_id(cid), "type": "x25519", "public": pair.public_b64}],
+                }
+            )
+            kind = "mayor" if i < size // 2 + size % 2 else "community-safety-council"
+            directory["assignments"].append(
+                {
+                    "role": f"{jid}.{kind}",
+                    "contact": cid,
+                    "as": "holder",
+                    "from": "2026-01-01T00:00:00Z",
+                }
+            )
+    (data / "directory.yaml").write_text(
+        yaml.safe_dump(directory, allow_unicode=True, sort_keys=False)
+    )
+    subprocess.run(
+        [*LIAISON, "directory", "apply", str(data / "directory.yaml"), "--data", str(data)],
+        check=True,
+        capture_output=True,
+    )
+    return data
+
+
+def notice_for(recipients: int) -> bytes:
+    example = json.loads((ROOT / "policies/examples/threat-assessment.json").read_text())
+    example["jurisdiction"] = f"mk-bench{recipients}"
+    return json.dumps(example).encode()
+
+
+# -- the load client ---------------------------------------------------------------------------
+
+
+async def drive(url: str, body: bytes, key: Any, keyid: str, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < deadline:
+                headers = {
+                    "Content-Type": "application/json",
+                    "Content-Digest": content_digest(body),
+                    "Idempotency-Key": secrets.token_hex(8),
+                }
+                headers.update(
+                    sign_request(
+                        method="POST",
+                        url=url,
+                        headers=headers,
+                        key=key,
+                        keyid=keyid,
+                        created=int(time.time()),
+                        components=("@method", "@target-uri", "content-type", "content-digest"),
+                    )
+                )
+                started = time.perf_counter()
+                async with http.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 201:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    latencies.sort()
+    return {
+        "rate": len(latencies) / seconds,
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else 0,
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1] if latencies else 0,
+        "errors": errors,
+    }
+
+
+def serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*LIAISON, "serve", "--data", str(data), "--port", str(port)],
+        env={**os.environ, "LIAISON_LOGGING_LEVEL": "warning", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+async def intake(
+    data: Path, env: dict[str, str], recipients: int, seconds: float
+) -> dict[str, float]:
+    process, url = serve(data, env)
+    try:
+        pair = read_private_key(data / "keys" / "mk-bjb.pem")
+        return await drive(
+            f"{url}/v1/notices",
+            notice_for(recipients),
+            pair.private,
+            pair.key_id("mk-bjb"),
+            seconds,
+        )
+    finally:
+        stop(process)
+
+
+async def ceiling(mode: str, data: Path, recipients: int, seconds: float) -> dict[str, float]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests/bench/ceiling_server.py"),
+            mode,
+            str(port),
+            str(recipients),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_port(port)
+    try:
+        pair = read_private_key(data / "keys" / "mk-bjb.pem")
+        keyid = pair.key_id("mk-bjb")
+        async with aiohttp.ClientSession() as http:
+            await http.post(
+                f"http://127.0.0.1:{port}/register",
+                json={"keyid": keyid, "public": pair.public_raw.hex()},
+            )
+        return await drive(
+            f"http://127.0.0.1:{port}/v1/notices",
+            notice_for(recipients),
+            pair.private,
+            keyid,
+            seconds,
+        )
+    finally:
+        stop(process)
+
+
+# -- raw primitives ------------------------------------------------------------------------------
+
+
+def per_second(fn: Any, seconds: float = 1.0) -> float:
+    count, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        fn()
+        count += 1
+    return count / seconds
+
+
+def raw_figures(workdir: Path) -> dict[str, float]:
+    signer = generate("ed25519")
+    message = b"x" * 600
+    signature = signer.private.sign(message)  # type: ignore[union-attr]
+    publics = [bytes(generate("x25519").public_raw)]
+    key = seal(b"body", b"aad").data_key
+    db = sqlite3.connect(workdir / "raw.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+
+    def commit() -> None:
+        db.execute("BEGIN")
+        db.execute("INSERT INTO t (v) VALUES (?)", (message,))
+        db.execute("COMMIT")
+
+    return {
+        "ed25519_verify_per_s": per_second(
+            lambda: ed25519_verify(signer.public_raw, message, signature)
+        ),
+        "wrap_per_s": per_second(lambda: wrap_many(key, publics)),
+        "sqlite_durable_commits_per_s": per_second(commit),
+    }
+
+
+# -- audit verification, proofs, routing ---------------------------------------------------------
+
+
+def audit_figures(count: int) -> dict[str, float]:
+    signer = generate("ed25519")
+    now = datetime.now(UTC)
+    event = AuditEvent(
+        at=now,
+        actor="agency:mk-mvr",
+        action="notice.routed",
+        object="notice:0123456789abcdef",
+        channel="returnee-repatriation",
+        policies=("channel/returnee-repatriation/receive/x",),
+        details={"role": "mk-kumanovo.pcve-focal-point", "rule": "municipal-pcve-focal-point"},
+        request="r",
+    )
+    lines, prev, tree, leaves = [], GENESIS, CompactRange(), []
+    for seq in range(1, count + 1):
+        body = canonical(event, seq, prev)
+        leaf = leaf_hash(body)
+        tree.append(leaf)
+        leaves.append(leaf)
+        prev = leaf.hex()
+        lines.append(body)
+    origin = "liaison.invalid/audit/bench"
+    note = sign_note(Checkpoint(origin, count, tree.root()).text(), origin, signer.private)  # type: ignore[arg-type]
+    header = {
+        "format": "liaison-audit-v1",
+        "origin": origin,
+        "key_name": origin,
+        "public_key": __import__("base64").b64encode(signer.public_raw).decode(),
+        "checkpoints": [note],
+    }
+    started = time.perf_counter()
+    result = verify_export(header, lines)
+    verify_seconds = time.perf_counter() - started
+    assert result.ok, result.message
+    figures = {"events": count, "verify_seconds": verify_seconds}
+    if count <= 100_000:
+        started = time.perf_counter()
+        proof = inclusion_proof(count // 2, leaves)
+        figures["inclusion_ms"], figures["inclusion_hashes"] = (
+            (time.perf_counter() - started) * 1000,
+            len(proof),
+        )
+        started = time.perf_counter()
+        proof = consistency_proof(count // 3, leaves)
+        figures["consistency_ms"], figures["consistency_hashes"] = (
+            (time.perf_counter() - started) * 1000,
+            len(proof),
+        )
+    return figures
+
+
+def routing_figures(data: Path) -> dict[str, float]:
+    from broker.directory.load import load_directory_file
+    from broker.domain.notice import NoticeFacts
+    from broker.policy.decide import Authorizer
+    from broker.policy.load import load_policies
+    from broker.policy.route import route
+
+    directory, _ = load_directory_file(data / "directory.yaml", max_bytes=10**8)
+    authorizer = Authorizer(load_policies(data / "policies"), directory)
+    now = datetime.now(UTC)
+    out = {}
+    for name, facts in (
+        ("municipality", NoticeFacts("threat-assessment", "mk-bench10", "medium", "mk-bjb")),
+        ("country", NoticeFacts("threat-assessment", "mk", "medium", "mk-bjb")),
+    ):
+        result = route(facts, authorizer, now)
+        candidates = len(result.recipients) + len(result.not_reached)
+        runs = per_second(lambda facts=facts: route(facts, authorizer, now), 1.0)
+        out[f"route_{name}_ms"] = 1000 / runs
+        out[f"route_{name}_us_per_candidate"] = 1e6 / runs / max(candidates, 1)
+        out[f"route_{name}_candidates"] = candidates
+    return out
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+async def postgres_env() -> dict[str, str] | None:
+    import asyncpg
+
+    base = os.environ.get("LIAISON_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
+    try:
+        conn = await asyncpg.connect(base, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    name = f"liaison_bench_{secrets.token_hex(4)}"
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    return {"LIAISON_DATABASE_URL": base.rsplit("/", 1)[0] + f"/{name}", "_db": name, "_base": base}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="each load run (default 10)")
+    parser.add_argument("--out", default=str(ROOT / "tests/bench/results.json"))
+    parser.add_argument(
+        "--quick", action="store_true", help="3-second runs, 100k audit events only"
+    )
+    args = parser.parse_args()
+    seconds = 3.0 if args.quick else args.seconds
+    workdir = Path(tempfile.mkdtemp(prefix="liaison-bench-"))
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "started": datetime.now(UTC).isoformat(),
+        "seconds_per_run": seconds,
+    }
+    try:
+        data = bench_data(workdir)
+        results["raw"] = raw_figures(workdir)
+        for n in (5, 10):
+            results[f"bare_{n}"] = await ceiling("bare", data, n, seconds)
+            results[f"crypto_{n}"] = await ceiling("crypto", data, n, seconds)
+            results[f"intake_{n}_sqlite"] = await intake(data, {}, n, seconds)
+        pg = await postgres_env()
+        if pg is not None:
+            env = {"LIAISON_DATABASE_URL": pg["LIAISON_DATABASE_URL"]}
+            subprocess.run(
+                [*LIAISON, "directory", "apply", str(data / "directory.yaml"), "--data", str(data)],
+                check=True,
+                capture_output=True,
+                env={**os.environ, **env},
+            )
+            for n in (5, 10):
+                results[f"intake_{n}_postgres"] = await intake(data, env, n, seconds)
+        results["routing"] = routing_figures(data)
+        results["audit_100k"] = audit_figures(100_000)
+        if not args.quick:
+            results["audit_1m"] = audit_figures(1_000_000)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"\n(figures also in {args.out})")
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = [
+        f"Liaison benchmark on {r['machine']['cpus']} cores, Python {r['machine']['python']}, "
+        f"{r['seconds_per_run']:.0f} s per run, {CONCURRENCY} concurrent signing clients",
+        "",
+    ]
+    raw = r["raw"]
+    lines.append(
+        f"{'raw Ed25519 verifications':44} {raw['ed25519_verify_per_s']:>10,.0f} /s (one core)"
+    )
+    lines.append(f"{'raw sealed-box wraps':44} {raw['wrap_per_s']:>10,.0f} /s (one core)")
+    lines.append(
+        f"{'raw durable SQLite commits':44} {raw['sqlite_durable_commits_per_s']:>10,.0f} /s"
+    )
+    lines.append("")
+    lines.append(
+        f"{'intake':30} {'notices/s':>10} {'p50 ms':>8} {'p99 ms':>8}   vs bare   vs crypto-only"
+    )
+    for n in (5, 10):
+        bare, crypto = r[f"bare_{n}"], r[f"crypto_{n}"]
+        lines.append(
+            f"{f'  bare handler ({n} recipients)':30} {bare['rate']:>10,.0f} {bare['p50_ms']:>8.1f} {bare['p99_ms']:>8.1f}"
+        )
+        lines.append(
+            f"{f'  crypto only ({n} recipients)':30} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f}"
+        )
+        for store in ("sqlite", "postgres"):
+            key = f"intake_{n}_{store}"
+            if key in r:
+                x = r[key]
+                lines.append(
+                    f"{f'  Liaison {store} ({n})':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f}"
+                    f"   {x['rate'] / bare['rate']:>6.1%}   {x['rate'] / crypto['rate']:>6.1%}"
+                    + (f"   errors {x['errors']}" if x["errors"] else "")
+                )
+    ten, target = r["intake_10_sqlite"]["rate"], TARGETS["intake_10_sqlite"]
+    verdict = "met" if ten >= target else f"missed by {target - ten:,.0f}/s"
+    lines += [
+        "",
+        "targets:",
+        f"  intake, 10 recipients, durable SQLite >= {target}/s: {ten:,.0f}/s ({verdict})",
+        f"  >= 70% of the crypto-only ceiling: {ten / r['crypto_10']['rate']:.0%}",
+    ]
+    routing = r["routing"]
+    lines += [
+        "",
+        f"routing: {routing['route_municipality_ms']:.2f} ms per municipal notice "
+        f"({routing['route_municipality_candidates']:.0f} candidates), {routing['route_country_ms']:.2f} ms "
+        f"per country-wide notice ({routing['route_country_candidates']:.0f} candidates, "
+        f"{routing['route_country_us_per_candidate']:.0f} µs per candidate)",
+    ]
+    for key in ("audit_100k", "audit_1m"):
+        if key in r:
+            a = r[key]
+            extra = (
+                (
+                    f"; inclusion proof {a['inclusion_hashes']:.0f} hashes in {a['inclusion_ms']:.0f} ms, consistency "
+                    f"{a['consistency_hashes']:.0f} hashes in {a['consistency_ms']:.0f} ms"
+                )
+                if "inclusion_ms" in a
+                else ""
+            )
+            lines.append(
+                f"audit verify: {a['events']:,.0f} events in {a['verify_seconds']:.2f} s{extra}"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
