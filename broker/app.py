@@ -157,18 +157,26 @@ def create_app(
                     "escalation_failed",
                 )
             )
+        tasks = [asyncio.create_task(w) for w in workers]
+        listener_task = None
         if distributed:
             url = engine.url.render_as_string(hide_password=False)
             listener = Listener(url, recipient_service.relay, recipient_service.catch_up)
             app[LISTENER] = listener
-            workers.append(listener.run())
-        tasks = [asyncio.create_task(w) for w in workers]
+            listener_task = asyncio.create_task(listener.run(), name="notify-listener")
         yield
+        if (
+            listener_task is not None
+        ):  # let it close its connection itself; cancelling mid-connect leaks
+            await app[LISTENER].stop()
+            await asyncio.wait([listener_task], timeout=5)
+            tasks.append(listener_task)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await app[INTAKE].batcher.close()
         pool.shutdown(wait=True)
         await outbox.close()
         if own_engine:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,15 +48,22 @@ def free_port() -> int:
 def serve_process(
     data: Path, *, env: dict[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`liaison serve` as a child process on a free loopback port; stopped with SIGTERM."""
+    """`liaison serve` as a child process on a free loopback port; stopped with SIGTERM.
+
+    Its output goes to a file (``proc.log``), never to a pipe: a pipe nobody drains fills up and
+    blocks the broker's event loop on its next log line.
+    """
     port = free_port()
-    proc = subprocess.Popen(
-        [*LIAISON, "serve", "--data", str(data), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "LIAISON_LOGGING_FORMAT": "json", **(env or {})},
-    )
+    log = Path(tempfile.mkstemp(prefix="liaison-serve-", suffix=".log")[1])
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*LIAISON, "serve", "--data", str(data), "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "LIAISON_LOGGING_FORMAT": "json", **(env or {})},
+        )
+    proc.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(url, proc)
@@ -68,15 +76,18 @@ def serve_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+
+
+def output(proc: subprocess.Popen[str]) -> str:
+    """What a `serve_process` broker has written so far."""
+    return Path(proc.log).read_text()  # type: ignore[attr-defined]
 
 
 def _wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"broker exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            raise RuntimeError(f"broker exited early:\n{output(proc)}")
         try:
             with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=0.2):
                 return

@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,7 +32,7 @@ from broker.policy.route import NotReached, Recipient, Route, check_notice, rout
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.notices import NoticeInvalid, notice_facts_from_document
 from broker.state import BrokerState, View
-from broker.store import audit_repo
+from broker.store import Database, audit_repo
 from broker.store import notices_repo as repo
 
 log = get_logger("liaison.intake")
@@ -42,6 +43,67 @@ ESCROW = "broker-escrow"
 Announcements = Callable[
     [View, str, Channel, list[tuple[str, str]], datetime], list[dict[str, Any]]
 ]
+
+
+class CommitBatcher:
+    """Group commit: notices that arrive together are committed in one transaction.
+
+    One consumer takes whatever is queued (up to ``max_batch``), commits it with one statement
+    per table, and answers each waiter; a batch with a conflict is retried notice by notice, so
+    each waiter gets exactly the answer it would have had alone. A waiter is answered only
+    after its notice is durably committed.
+    """
+
+    def __init__(self, db: Database, max_batch: int = 64) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[repo.NoticeWrite, asyncio.Future[None]]] = asyncio.Queue()
+        self._consumer: asyncio.Task[None] | None = None
+
+    async def commit(self, write: repo.NoticeWrite) -> None:
+        if self._consumer is None or self._consumer.done():
+            self._consumer = asyncio.create_task(self._consume(), name="commit-batcher")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((write, done))
+        await done
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+
+    async def _consume(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await repo.commit_notices(self.db, [w for w, _ in batch])
+            except repo.BatchConflict:
+                for write, done in batch:
+                    await self._one(write, done)
+                continue
+            except Exception as e:  # the store failed: every waiter hears it, none is left hanging
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _one(self, write: repo.NoticeWrite, done: asyncio.Future[None]) -> None:
+        try:
+            await repo.commit_notice(self.db, write)
+        except (
+            Exception
+        ) as e:  # NonceReplayed, IdempotencyRace, StoreUnavailable: the caller's to judge
+            if not done.done():
+                done.set_exception(e)
+            return
+        if not done.done():
+            done.set_result(None)
 
 
 class BadRequest(LiaisonError):
@@ -113,6 +175,7 @@ class Intake:
         self.limits = limits
         self.pool = pool
         self.on_committed = on_committed  # e.g. live push; runs after the commit, never before
+        self.batcher = CommitBatcher(state.engine)
         self.announcements = announcements  # webhook and e-mail rows, committed with the deliveries
 
     async def submit(self, request: IncomingRequest, now: datetime) -> Accepted:
@@ -168,12 +231,33 @@ class Intake:
         facts = notice_facts_from_document(document, sender=agency.organisation)
         idempotency_key = request.headers.get("idempotency-key") or document.get("idempotency_key")
         request_hash = hashlib.sha256(request.body).hexdigest()
-        if idempotency_key:
-            previous = await repo.find_idempotent(
-                self.state.engine, agency.organisation, idempotency_key
+        try:
+            return await self._accept_new(
+                view, agency, request, now, document, facts, idempotency_key, request_hash
             )
-            if previous is not None:
-                return self._replay(previous, request_hash)
+        except LiaisonError:
+            # A retry may be refused by state its original changed (a cancel finds its target
+            # cancelled): an answer already given for this key wins. A retry that would succeed
+            # is caught at commit, where the key's record already exists.
+            if idempotency_key:
+                previous = await repo.find_idempotent(
+                    self.state.engine, agency.organisation, idempotency_key
+                )
+                if previous is not None:
+                    return self._replay(previous, request_hash)
+            raise
+
+    async def _accept_new(
+        self,
+        view: View,
+        agency: Agency,
+        request: IncomingRequest,
+        now: datetime,
+        document: dict[str, Any],
+        facts: NoticeFacts,
+        idempotency_key: str | None,
+        request_hash: str,
+    ) -> Accepted:
         channel = check_notice(facts, view.directory, view.policies.channels)
         earlier = await self._superseded(document, facts)
         facts = await self._with_reply_role(view, document, facts)
@@ -223,7 +307,7 @@ class Intake:
             decision.policy_ids,
         )
         try:
-            await repo.commit_notice(self.state.engine, write)
+            await self.batcher.commit(write)
         except repo.IdempotencyRace:
             previous = await repo.find_idempotent(
                 self.state.engine, agency.organisation, str(idempotency_key)

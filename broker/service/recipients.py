@@ -349,6 +349,8 @@ class Recipients:
 
     async def relay(self, payload: dict[str, Any]) -> None:
         """Push what a notification (or a local commit) names to this process's live clients."""
+        if not self.hub.connections:
+            return  # nobody is connected to this process: nothing to look up
         if "notice" in payload:
             ids = [i for i, _ in await repo.delivery_ids(self.state.engine, str(payload["notice"]))]
         else:
@@ -364,6 +366,8 @@ class Recipients:
             self.hub.publish([PushEvent(i.delivery_id, i.contact, event_data(i)) for i in items])
 
     async def publish_deliveries(self, ids: list[int]) -> None:
+        if not self.hub.connections or not ids:
+            return
         items = await repo.deliveries_by_id(self.state.engine, ids)
         self.hub.publish([PushEvent(i.delivery_id, i.contact, event_data(i)) for i in items])
 

@@ -11,6 +11,7 @@ nothing to listen to: the committing process announces directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,25 +46,39 @@ class Listener:
         self.on_payload = on_payload
         self.on_reconnect = on_reconnect
         self.connected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._lost: asyncio.Event | None = None
+        self._relays: set[asyncio.Task[None]] = set()  # in flight; finished before shutdown
+
+    async def stop(self) -> None:
+        """Ask ``run`` to close its connection and return (cancelling mid-connect would leak one)."""
+        self._stopping.set()
+        if self._lost is not None:
+            self._lost.set()
+        if self._relays:  # a relay holds a database connection: let it return it
+            await asyncio.wait(self._relays, timeout=5)
 
     async def run(self) -> None:
         delay, first = 0.5, True
-        while True:
+        while not self._stopping.is_set():
             try:
                 conn = await asyncpg.connect(self.url, timeout=10)
             except (OSError, asyncpg.PostgresError, TimeoutError):
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
                 delay = min(delay * 2, 10)
                 continue
             delay = 0.5
-            lost = asyncio.Event()
-            conn.add_termination_listener(lambda _, lost=lost: lost.set())
-            await conn.add_listener(CHANNEL, lambda *args: self._dispatch(args[-1]))
-            self.connected.set()
-            if not first:
-                await self.on_reconnect()
-            first = False
-            try:
+            lost = self._lost = asyncio.Event()
+            if self._stopping.is_set():
+                lost.set()
+            try:  # from here on, however we leave (shutdown included), the connection is closed
+                conn.add_termination_listener(lambda _, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, lambda *args: self._dispatch(args[-1]))
+                self.connected.set()
+                if not first:
+                    await self.on_reconnect()
+                first = False
                 while not lost.is_set():
                     try:
                         await asyncio.wait_for(lost.wait(), timeout=15)
@@ -75,12 +90,21 @@ class Listener:
                 self.connected.clear()
                 if not conn.is_closed():
                     conn.terminate()
-            log.warning("listener_reconnecting")
+            if not self._stopping.is_set():
+                log.warning("listener_reconnecting")
 
     def _dispatch(self, payload: str) -> None:
         try:
             data = json.loads(payload)
         except ValueError:
             return
+        if self._stopping.is_set():
+            return
         task = asyncio.ensure_future(self.on_payload(data))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._relays.add(task)
+        task.add_done_callback(self._relayed)
+
+    def _relayed(self, task: asyncio.Task[None]) -> None:
+        self._relays.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("relay_failed", error=type(task.exception()).__name__)

@@ -91,6 +91,43 @@ async def commit_notice(db: Database, write: NoticeWrite) -> None:
         raise StoreUnavailable("database unavailable") from e
 
 
+class BatchConflict(Exception):
+    """A batch hit a uniqueness conflict (a replayed nonce, a raced idempotency key): commit
+    its notices one by one to learn which."""
+
+
+async def commit_notices(db: Database, writes: Sequence[NoticeWrite]) -> None:
+    """Commit several notices in one transaction with one statement per table (group commit).
+
+    All or nothing: on a uniqueness conflict it raises ``BatchConflict`` and nothing is stored,
+    so the caller can fall back to ``commit_notice`` for each write.
+    """
+    try:
+        async with db.begin() as conn:
+            await conn.execute(insert(nonce_t), [w.nonce for w in writes])
+            idempotency = [w.idempotency for w in writes if w.idempotency is not None]
+            if idempotency:
+                await conn.execute(insert(idempotency_t), idempotency)
+            await conn.execute(insert(notice_t), [w.notice for w in writes])
+            await conn.execute(insert(wrap_t), [row for w in writes for row in w.wraps])
+            await conn.execute(insert(delivery_t), [row for w in writes for row in w.deliveries])
+            cancels = [w.cancels for w in writes if w.cancels is not None]
+            if cancels:
+                await conn.execute(
+                    update(notice_t).where(notice_t.c.id.in_(cancels)).values(status="cancelled")
+                )
+            outbox = [row for w in writes for row in w.outbox]
+            if outbox:
+                await conn.execute(insert(outbox_repo.outbox_t), outbox)
+            await audit_repo.append(conn, [event for w in writes for event in w.audit])
+            for w in writes:
+                await notify(conn, {"notice": w.notice["id"]})
+    except IntegrityError as e:
+        raise BatchConflict() from e
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
+
+
 async def _insert_nonce(conn: AsyncConnection, nonce: dict[str, Any]) -> None:
     try:
         async with conn.begin_nested():

@@ -439,3 +439,21 @@ async def test_the_record_of_seen_nonces_survives_a_restart(
         status, _, _ = await post_raw(url2, body, replay)
         assert status == 401
         assert await second.scalar("select count(*) from notice") == 1
+
+
+async def test_a_retried_cancel_gets_its_original_answer(broker: Broker) -> None:
+    async with broker.sender("mk-mvr") as client:
+        first = (await client.post_notice(example("returnee-repatriation"))).body["id"]
+        cancel = {
+            **example("returnee-repatriation"),
+            "supersedes": first,
+            "cancel": True,
+            "body": {},
+            "subject": "Postponed",
+        }
+        original = await client.post_notice(cancel, idempotency_key="cancel-1")
+        retried = await client.post_notice(
+            cancel, idempotency_key="cancel-1"
+        )  # its target is cancelled now
+    assert retried.replayed and retried.body == original.body
+    assert await broker.scalar("select count(*) from notice where kind = 'cancel'") == 1

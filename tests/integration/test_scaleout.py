@@ -159,20 +159,24 @@ async def test_one_process_killed_under_load_loses_nothing(demo_dir: Path, share
         process_a, url_a, _, url_b = two_brokers(demo_dir, shared_db, stack)
         outcomes: dict[str, str | None] = {}  # idempotency key -> notice id (None: unknown outcome)
 
-        async def load(client: SenderClient, prefix: str, count: int) -> None:
+        a_answered = asyncio.Event()
+        count = 150
+
+        async def load(client: SenderClient, prefix: str) -> None:
             for i in range(count):
                 key = f"{prefix}-{i}"
                 try:
-                    outcomes[key] = (await client.post_notice(EXAMPLE, idempotency_key=key)).body[
-                        "id"
-                    ]
+                    response = await client.post_notice(EXAMPLE, idempotency_key=key)
+                    outcomes[key] = response.body["id"]
                 except SenderError:
                     outcomes[key] = None
+                if prefix == "a" and i == 20:
+                    a_answered.set()
 
         async with sender(demo_dir, url_a) as a, sender(demo_dir, url_b) as b:
-            load_a = asyncio.create_task(load(a, "a", 40))
-            load_b = asyncio.create_task(load(b, "b", 40))
-            await asyncio.sleep(0.4)
+            load_a = asyncio.create_task(load(a, "a"))
+            load_b = asyncio.create_task(load(b, "b"))
+            await a_answered.wait()  # kill it in the middle of its load, however fast it has become
             os.kill(process_a.pid, signal.SIGKILL)
             await asyncio.gather(load_a, load_b)
             unknown = [k for k, v in outcomes.items() if v is None]
@@ -197,7 +201,7 @@ async def test_one_process_killed_under_load_loses_nothing(demo_dir: Path, share
             ).scalar()
         await engine.dispose()
     assert stored == outcomes  # every answer is stored, once, under its key
-    assert notices == len(outcomes) == 80 and bad == 0
+    assert notices == len(outcomes) == 2 * count and bad == 0
 
 
 async def test_a_database_outage_answers_503_never_201_and_heals_by_itself(

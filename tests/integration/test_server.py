@@ -15,6 +15,7 @@ from broker.app import create_app
 from broker.config import load_settings
 from tests.conftest import fresh_pg_database
 from tests.support import LoopbackServer, get_json, run_cli, serve_process
+from tests.support import output as read_output
 
 
 async def test_health_and_readiness(demo_dir: Path) -> None:
@@ -111,7 +112,7 @@ def test_reload_keeps_the_last_valid_set_then_takes_a_fixed_one(demo_dir: Path) 
         assert _wait_until(lambda: _ready(url)["policy_hash"] != original)
         proc.terminate()
         assert proc.wait(timeout=15) == 0
-        output = proc.stdout.read() if proc.stdout else ""
+        output = read_output(proc)
     events = [json.loads(line)["event"] for line in output.splitlines() if line.startswith("{")]
     assert "policy_reload_refused" in events and "policy_reloaded" in events
     assert list((demo_dir / "run").glob("*.pid")) == []
