@@ -49,6 +49,7 @@ DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
 RETENTION_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
+JWKS_REFRESH_SECONDS = 3600.0
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
 CRYPTO_THREADS = 2
 
@@ -120,6 +121,7 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await migrate(state.engine)
         view = await state.load()
+        await app[TOKENS].refresh_jwks()
         log.info(
             "broker_started",
             policy_hash=view.policies.hash,
@@ -141,6 +143,10 @@ def create_app(
                 "checkpoint_failed",
             )
         )
+        if settings.oidc.jwks_url:
+            workers.append(
+                _every(JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks, "jwks_refresh_failed")
+            )
         if run_workers:
             workers.append(
                 _every(OUTBOX_SECONDS, lambda: outbox.tick(clock.now()), "outbox_failed")

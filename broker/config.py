@@ -83,6 +83,7 @@ class OidcSettings:
     issuer: str = ""
     audience: str = ""
     jwks_file: str = ""  # the issuer's JWKS (JSON), relative to the data directory
+    jwks_url: str = ""  # or fetched from here (https in production) at start and every hour
     contact_claim: str = "liaison_contact"  # the claim that names the Liaison contact id
     algorithms: str = "RS256,ES256,EdDSA"  # accepted algorithms, comma-separated
 
@@ -256,8 +257,8 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
     if settings.smtp.password and not settings.smtp.password.startswith(("env:", "file:")):
         raise ConfigError("[smtp] password must be given by reference (env:NAME or file:PATH)")
     oidc = settings.oidc
-    if oidc.issuer and not (oidc.audience and oidc.jwks_file):
-        raise ConfigError("[oidc] issuer needs audience and jwks_file")
+    if oidc.issuer and not (oidc.audience and (oidc.jwks_file or oidc.jwks_url)):
+        raise ConfigError("[oidc] issuer needs audience and jwks_file or jwks_url")
     if settings.logging.format not in ("auto", "json", "console"):
         raise ConfigError("[logging] format must be auto, json or console")
     if settings.limits.token_lifetime_seconds > 900:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from adapters.jwks import JwksUnavailable, fetch_jwks
 from broker.audit.events import AuditEvent
 from broker.config import Settings
 from broker.crypto.keys import Signer
@@ -27,10 +28,12 @@ from broker.crypto.tokens import (
 )
 from broker.domain.directory import Directory, KeyType
 from broker.errors import AuthenticationFailed, ConfigError
+from broker.logs import get_logger
 from broker.store import Database, audit_repo
 from broker.store import notices_repo as repo
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+log = get_logger("liaison.tokens")
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,24 @@ class TokenService:
         self.issuer = settings.public_url
         self.audiences = {self.issuer, f"{self.issuer}/v1/token"}
         oidc = settings.oidc
-        self.oidc_jwks = None
-        if oidc.issuer:
+        self.oidc_jwks: Any = None  # without keys, external tokens are refused (fail closed)
+        if oidc.issuer and oidc.jwks_file:
             try:
                 self.oidc_jwks = load_jwks(
                     settings.path(oidc.jwks_file).read_text(encoding="utf-8")
                 )
             except (OSError, TokenInvalid) as e:
                 raise ConfigError(f"[oidc] jwks_file cannot be used: {e}") from e
+
+    async def refresh_jwks(self) -> None:
+        """Fetch the external issuer's JWKS from ``oidc.jwks_url``; keep the last good set on failure."""
+        oidc = self.settings.oidc
+        if not (oidc.issuer and oidc.jwks_url):
+            return
+        try:
+            self.oidc_jwks = load_jwks(await fetch_jwks(oidc.jwks_url, timeout_seconds=10))
+        except (JwksUnavailable, TokenInvalid) as e:
+            log.warning("jwks_refresh_failed", reason=str(e))
 
     async def exchange(
         self, directory: Directory, assertion: str, now: datetime, *, base_url: str | None = None

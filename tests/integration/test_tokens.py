@@ -229,3 +229,53 @@ async def test_a_trusted_oidc_issuer_can_vouch_for_a_contact(
             broker, jwt.encode(base, other, algorithm="ES256", headers={"kid": "idp-1"})
         )
         assert status == 401
+
+
+async def test_the_issuer_jwks_can_come_from_a_url(demo_dir: Path, tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from tests.support import LoopbackServer
+
+    issuer_key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(issuer_key.public_key()))
+
+    async def serve_jwks(_: web.Request) -> web.Response:
+        return web.json_response({"keys": [{**jwk, "kid": "idp-2", "alg": "ES256"}]})
+
+    jwks_app = web.Application()
+    jwks_app.router.add_get("/jwks", serve_jwks)
+    async with LoopbackServer(jwks_app) as idp:
+        env = {
+            "LIAISON_OIDC_ISSUER": "https://idp.example",
+            "LIAISON_OIDC_AUDIENCE": "liaison",
+            "LIAISON_OIDC_JWKS_URL": f"{idp.url}/jwks",
+        }
+        async with running_broker(
+            demo_dir, f"sqlite+aiosqlite:///{tmp_path / 'u.db'}", env=env
+        ) as broker:
+            claims = {
+                "iss": "https://idp.example",
+                "aud": "liaison",
+                "sub": "u-9",
+                "liaison_contact": CONTACT,
+                "exp": int((datetime.now(UTC) + timedelta(minutes=5)).timestamp()),
+            }
+            status, body = await exchange(
+                broker, jwt.encode(claims, issuer_key, algorithm="ES256", headers={"kid": "idp-2"})
+            )
+            assert status == 200 and body["contact"] == CONTACT
+            stranger = ec.generate_private_key(ec.SECP256R1())
+            status, _ = await exchange(
+                broker, jwt.encode(claims, stranger, algorithm="ES256", headers={"kid": "idp-2"})
+            )
+            assert status == 401
+    env["LIAISON_OIDC_JWKS_URL"] = (
+        "http://127.0.0.1:9/jwks"  # unreachable: no keys, so no external tokens
+    )
+    async with running_broker(
+        demo_dir, f"sqlite+aiosqlite:///{tmp_path / 'v.db'}", env=env
+    ) as broker:
+        status, _ = await exchange(
+            broker, jwt.encode(claims, issuer_key, algorithm="ES256", headers={"kid": "idp-2"})
+        )
+        assert status == 401
