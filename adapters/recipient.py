@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from adapters.errors import BrokerError
 from broker.audit.events import recanonical
 from broker.crypto.envelope import (
     DecryptionFailed,
@@ -35,15 +36,8 @@ from broker.crypto.tokens import make_assertion
 from broker.domain.notice import ack_statement
 
 
-class RecipientError(Exception):
+class RecipientError(BrokerError):
     """The broker refused the request, or could not be reached."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, problem: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.problem = problem or {}
 
 
 class VerificationFailed(RecipientError):

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from adapters.errors import BrokerError
 from broker.crypto.envelope import open_sealed, unwrap
 from broker.crypto.httpsig import content_digest, sign_request
 from broker.crypto.keys import load_private_key
@@ -29,15 +30,8 @@ from broker.crypto.keys import load_private_key
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 
-class SenderError(Exception):
+class SenderError(BrokerError):
     """The broker refused the request (``status`` and the problem document), or was unreachable."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, problem: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.problem = problem or {}
 
 
 @dataclass(frozen=True)

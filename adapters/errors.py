@@ -1,0 +1,16 @@
+"""The error the client SDKs raise when the broker refuses a request or cannot be reached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BrokerError(Exception):
+    """``status`` is the HTTP status (None when unreachable); ``problem`` the RFC 9457 document."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, problem: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
