@@ -119,13 +119,7 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
             }
         )
         await response.prepare(request)
-        backlog = await repo.deliveries_after(app[STATE].engine, contact, last, STREAM_BACKLOG)
-        sent = last
-        shown = recipients.visible(app[STATE].view, contact, backlog, app[CLOCK].now())
-        for item in shown:
-            await _send(response, item.delivery_id, event_data(item))
-            sent = max(sent, item.delivery_id)
-        await recipients.delivered(contact, shown, "push", app[CLOCK].now())
+        sent = await _send_after(request, response, contact, last)
         heartbeat = settings.delivery.stream_heartbeat_seconds
         while not subscription.overflowed.is_set():
             try:
@@ -133,23 +127,39 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if event.id <= sent:
-                continue  # already sent from the backlog
-            now = app[CLOCK].now()
-            items = recipients.visible(
-                app[STATE].view,
-                contact,
-                await repo.deliveries_by_id(app[STATE].engine, [event.id]),
-                now,
-            )
-            if not items:
-                continue  # access ended since the notice was routed
-            await _send(response, event.id, event.data)
-            sent = event.id
-            await recipients.delivered(contact, items, "push", now)
+            newest = event.id
+            while not subscription.queue.empty():  # events are wake-ups: take them all at once
+                newest = max(newest, subscription.queue.get_nowait().id)
+            if newest > sent:
+                sent = await _send_after(request, response, contact, sent)
         return response  # overflowed: closing makes the client reconnect and resume
     finally:
         recipients.hub.unsubscribe(subscription)
+
+
+async def _send_after(
+    request: web.Request, response: web.StreamResponse, contact: str, after: int
+) -> int:
+    """Send the contact's deliveries above ``after`` in id order; returns the new position.
+
+    Pushes can arrive out of order (two commits announced concurrently, or one lost when a
+    process died between its commit and its push); reading from the store in id order, with ids
+    given out in commit order (see ``audit_repo.lock_head``), leaves no gap and no repeat.
+    """
+    app = request.app
+    recipients, engine = app[RECIPIENTS], app[STATE].engine
+    while True:
+        items = await repo.deliveries_after(engine, contact, after, STREAM_BACKLOG)
+        if not items:
+            return after
+        now = app[CLOCK].now()
+        shown = recipients.visible(app[STATE].view, contact, items, now)  # access ended: skipped
+        for item in shown:
+            await _send(response, item.delivery_id, event_data(item))
+        await recipients.delivered(contact, shown, "push", now)
+        after = items[-1].delivery_id
+        if len(items) < STREAM_BACKLOG:
+            return after
 
 
 async def _send(response: web.StreamResponse, event_id: int, data: dict[str, Any]) -> None:

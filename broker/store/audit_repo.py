@@ -29,13 +29,21 @@ head_t = AuditHeadRow.__table__  # type: ignore[attr-defined]
 checkpoint_t = AuditCheckpointRow.__table__  # type: ignore[attr-defined]
 
 
+async def lock_head(conn: AsyncConnection) -> None:
+    """Take the audit head's row lock (on SQLite, the write lock) until the transaction ends.
+
+    A transaction that creates deliveries takes it before inserting them, so delivery ids are
+    given out in commit order, in one process or many: a live stream that has sent id N never
+    later finds a smaller id committed (PostgreSQL's sequences alone do not promise that).
+    """
+    await conn.execute(update(head_t).where(head_t.c.id == 1).values(size=head_t.c.size))
+
+
 async def append(conn: AsyncConnection, events: Sequence[AuditEvent]) -> list[int]:
     """Append ``events`` inside the caller's open transaction; returns their sequence numbers."""
     if not events:
         return []
-    await conn.execute(
-        update(head_t).where(head_t.c.id == 1).values(size=head_t.c.size)
-    )  # lock first
+    await lock_head(conn)  # first, before reading the head
     head = (await conn.execute(select(head_t).where(head_t.c.id == 1))).one()
     tree = CompactRange.load(head.size, json.loads(head.frontier))
     prev = head.last_leaf

@@ -66,6 +66,7 @@ async def commit_notice(db: Database, write: NoticeWrite) -> None:
     """Commit the notice, its wraps and deliveries, the nonce and the idempotency record."""
     try:
         async with db.begin() as conn:
+            await audit_repo.lock_head(conn)  # delivery ids in commit order
             await _insert_nonce(conn, write.nonce)
             if write.idempotency is not None:
                 try:
@@ -104,6 +105,7 @@ async def commit_notices(db: Database, writes: Sequence[NoticeWrite]) -> None:
     """
     try:
         async with db.begin() as conn:
+            await audit_repo.lock_head(conn)  # delivery ids in commit order
             await conn.execute(insert(nonce_t), [w.nonce for w in writes])
             idempotency = [w.idempotency for w in writes if w.idempotency is not None]
             if idempotency:
@@ -682,6 +684,7 @@ async def add_recipients(
             if new_wraps:
                 await conn.execute(insert(wrap_t), new_wraps)
             ids = []
+            await audit_repo.lock_head(conn)  # delivery ids in commit order
             for delivery in deliveries:
                 try:
                     async with conn.begin_nested():
