@@ -74,7 +74,13 @@ def create_app(
     directory; an invalid policy set stops start-up with ``PolicyFileError``. With
     ``run_workers=False`` the escalation worker is not scheduled (tests call ``tick`` directly)."""
     app = web.Application(
-        middlewares=[request_context], client_max_size=settings.limits.max_body_bytes
+        middlewares=[request_context],
+        client_max_size=settings.limits.max_body_bytes,
+        # Header limits: a client cannot make the broker buffer arbitrarily large header blocks.
+        handler_args={
+            "max_field_size": settings.limits.max_header_bytes,
+            "max_line_size": settings.limits.max_header_bytes,
+        },
     )
     own_engine = engine is None
     engine = engine or create_engine(

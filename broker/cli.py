@@ -153,11 +153,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print=None,
         handle_signals=True,
         shutdown_timeout=10,
-        # Header limits: a client cannot make the broker buffer arbitrarily large header blocks.
-        handler_args={
-            "max_field_size": settings.limits.max_header_bytes,
-            "max_line_size": settings.limits.max_header_bytes,
-        },
     )
     return EXIT_OK
 

@@ -65,6 +65,25 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    # Libraries (aiohttp) log through the standard library: route them through the same
+    # renderer and redaction instead of Python's bare last-resort handler.
+    root = logging.getLogger()
+    root.handlers = [_ToStructlog()]
+    root.setLevel(logging.WARNING)
+
+
+class _ToStructlog(logging.Handler):
+    """Standard-library records as structlog events. A malformed HTTP request (a header too
+    long, a broken request line) is the client's mistake, answered 400 already: one line with
+    its status, not a traceback in the operator's log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = structlog.get_logger(record.name)
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and type(error).__module__ == "aiohttp.http_exceptions":
+            log.warning("bad_http_request", status=getattr(error, "code", 400))
+            return
+        log.log(record.levelno, "library_message", message=record.getMessage(), exc_info=error)
 
 
 def _level_number(level: str) -> int:

@@ -1,0 +1,170 @@
+"""Outages under load: PostgreSQL stopped hard and restarted, the data directory's disk full.
+
+During the fault the broker must fail closed (503 or 507 problem documents, never a 201 for
+something not durable); after it, it must recover by itself and every invariant must hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_pg_database
+from tests.fault.harness import (
+    SCALE,
+    BrokerProcess,
+    Figures,
+    check_invariants,
+    drive,
+    settle_unknown,
+)
+from tests.support import run_cli
+
+CLUSTERS = Path("/etc/postgresql")
+
+
+def _pg_ctl(action: str, *extra: str) -> None:
+    version = sorted(p.name for p in CLUSTERS.iterdir())[0]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action, *extra],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _pg_ready() -> bool:
+    return (
+        subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"], check=False, timeout=10).returncode
+        == 0
+    )
+
+
+@pytest.mark.postgres
+async def test_postgresql_stopped_hard_and_restarted_under_load(
+    demo_dir: Path, figures: Figures
+) -> None:
+    if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0 or not CLUSTERS.is_dir():
+        pytest.skip("needs this machine's PostgreSQL cluster and root to stop and start it")
+    async with fresh_pg_database("postgresql+asyncpg") as url:
+        env = {"LIAISON_DATABASE_URL": url}
+        assert (
+            run_cli(
+                "directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env
+            ).returncode
+            == 0
+        )
+        broker = BrokerProcess(demo_dir, env)
+        broker.start()
+        mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+        try:
+            answered = asyncio.Event()
+            load = asyncio.create_task(
+                drive(
+                    demo_dir,
+                    broker.url,
+                    count=60 * SCALE,
+                    marker=mark,
+                    seed=3,
+                    answered=answered,
+                    answered_after=10,
+                    concurrency=4,
+                )
+            )
+            await answered.wait()
+            try:
+                await asyncio.to_thread(
+                    _pg_ctl, "stop", "-m", "immediate"
+                )  # a crash, no checkpoint
+                figures.faults += 1
+                await asyncio.sleep(2)  # requests meet the outage
+            finally:
+                await asyncio.to_thread(_pg_ctl, "start")
+                for _ in range(60):
+                    if _pg_ready():
+                        break
+                    await asyncio.sleep(0.5)
+            ops = await load
+            await broker.ready()
+            settled = await settle_unknown(demo_dir, broker.url, ops, mark)
+            for op in settled:  # what the outage refused, it refused cleanly: 503, nothing kept
+                if op.outcome == "failed":
+                    assert op.status == 503, op
+        finally:
+            broker.stop()
+        figures.add(ops)
+        await check_invariants(demo_dir, url, env, settled, mark, figures, log_text=broker.output())
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of a few MiB for the data directory (root only; skipped elsewhere)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)],
+        check=False,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+
+
+async def test_a_full_disk_fails_closed_and_recovers_when_space_returns(
+    demo_dir: Path, small_disk: Path, figures: Figures
+) -> None:
+    data = small_disk / "data"
+    shutil.copytree(demo_dir, data)
+    broker = BrokerProcess(data)
+    broker.start()
+    mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+    filler = small_disk / "filler"
+    try:
+        before = await drive(data, broker.url, count=10, marker=mark, seed=4, prefix="before")
+        _fill(filler, leave=64 * 1024)
+        figures.faults += 1
+        during = await drive(
+            data, broker.url, count=40 * SCALE, marker=mark, seed=5, prefix="full", concurrency=4
+        )
+        refused = [op for op in during if op.outcome == "failed"]
+        assert refused, "a full disk should have refused some notices"
+        assert {op.status for op in refused} <= {503, 507}, {op.status for op in refused}
+        filler.unlink()
+        after = await drive(data, broker.url, count=10, marker=mark, seed=6, prefix="after")
+        assert all(op.outcome == "ok" for op in after), "no recovery once space returned"
+        await broker.ready()
+        ops = await settle_unknown(data, broker.url, before + during + after, mark)
+    finally:
+        broker.stop()
+    figures.add(ops)
+    await check_invariants(
+        data,
+        f"sqlite+aiosqlite:///{data / 'liaison.db'}",
+        {},
+        ops,
+        mark,
+        figures,
+        log_text=broker.output(),
+    )
+
+
+def _fill(path: Path, *, leave: int) -> None:
+    """Fill the file system of ``path`` until only ``leave`` bytes are free."""
+    free = shutil.disk_usage(path.parent).free
+    with path.open("wb") as f:
+        remaining = max(0, free - leave)
+        chunk = b"\0" * (1 << 20)
+        while remaining > 0:
+            f.write(chunk[: min(len(chunk), remaining)])
+            remaining -= min(len(chunk), remaining)
