@@ -56,7 +56,7 @@ def parse_yaml(text: str, file: str) -> Source:
     except yaml.YAMLError as e:
         raise SourceParseError(SourceProblem(file, 1, f"not valid YAML: {e}")) from e
     lines: dict[Pointer, int] = {}
-    data = None if node is None else _build(node, (), lines, file)
+    data = None if node is None else _build(node, (), lines, file, set())
     return Source(file, data, lines)
 
 
@@ -77,8 +77,20 @@ def read_yaml(path: Path, *, max_bytes: int, display: str | None = None) -> Sour
     return parse_yaml(text, name)
 
 
-def _build(node: yaml.Node, path: Pointer, lines: dict[Pointer, int], file: str) -> Any:
+def _build(
+    node: yaml.Node, path: Pointer, lines: dict[Pointer, int], file: str, seen: set[int]
+) -> Any:
     lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        # An alias of a list or mapping is the same node met twice: refused, since a recursive
+        # alias never ends and nested ones multiply ("billion laughs"). Nothing here needs them.
+        if id(node) in seen:
+            raise SourceParseError(
+                SourceProblem(
+                    file, node.start_mark.line + 1, "YAML aliases of lists or mappings are refused"
+                )
+            )
+        seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -89,11 +101,11 @@ def _build(node: yaml.Node, path: Pointer, lines: dict[Pointer, int], file: str)
                 raise SourceParseError(
                     SourceProblem(file, key_node.start_mark.line + 1, f"duplicate key {key!r}")
                 )
-            result[key] = _build(value_node, (*path, key), lines, file)
+            result[key] = _build(value_node, (*path, key), lines, file, seen)
             lines[(*path, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), lines, file, seen) for i, item in enumerate(node.value)]
     return _scalar(node, file)
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
 from broker.policy.payload import Violation
-from broker.service.notices import NoticeInvalid
+from broker.service.notices import QUERY_INVALID, NoticeInvalid
 from broker.store.audit_repo import EventFilter
 
 
@@ -20,14 +20,17 @@ def _contact(request: web.Request) -> str:
     )
 
 
-def _int(request: web.Request, name: str, default: int | None = None) -> int:
+def _int(request: web.Request, name: str, default: int | None = None, minimum: int = 0) -> int:
     value = request.query.get(name)
     if value is None and default is not None:
         return default
     try:
-        return int(value or "")
+        number = int(value or "")
     except ValueError as e:
-        raise NoticeInvalid([Violation(f"/{name}", "must be a whole number")]) from e
+        raise NoticeInvalid([Violation(f"/{name}", "must be a whole number")], QUERY_INVALID) from e
+    if number < minimum:
+        raise NoticeInvalid([Violation(f"/{name}", f"must be at least {minimum}")], QUERY_INVALID)
+    return number
 
 
 def _time(request: web.Request, name: str) -> datetime | None:
@@ -37,9 +40,11 @@ def _time(request: web.Request, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as e:
-        raise NoticeInvalid([Violation(f"/{name}", "must be an ISO 8601 time")]) from e
+        raise NoticeInvalid(
+            [Violation(f"/{name}", "must be an ISO 8601 time")], QUERY_INVALID
+        ) from e
     if parsed.tzinfo is None:
-        raise NoticeInvalid([Violation(f"/{name}", "needs a timezone")])
+        raise NoticeInvalid([Violation(f"/{name}", "needs a timezone")], QUERY_INVALID)
     return parsed
 
 
@@ -58,7 +63,7 @@ async def get_events(request: web.Request) -> web.Response:
         contact,
         where,
         after=_int(request, "cursor", 0),
-        limit=_int(request, "limit", 200),
+        limit=_int(request, "limit", 200, minimum=1),
         now=request.app[CLOCK].now(),
     )
     return web.json_response(page)

@@ -125,13 +125,21 @@ AUDIT_PATHS: dict[str, Any] = {
             "summary": "Audit events (auditors only): canonical records, never notice contents",
             "security": BEARER,
             "parameters": [
-                {"name": n, "in": "query", "schema": {"type": "string"}}
-                for n in ("from", "to", "actor", "action", "notice", "channel", "cursor", "limit")
+                *(
+                    {"name": n, "in": "query", "schema": {"type": "string", "format": "date-time"}}
+                    for n in ("from", "to")
+                ),
+                *(
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("actor", "action", "notice", "channel", "cursor")
+                ),
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
             ],
             "responses": {
                 "200": _json("A page of events", "AuditEvents"),
                 "401": _problem("Not authenticated"),
                 "403": _problem("Not an auditor"),
+                "422": _problem("A filter or cursor that is not valid"),
             },
         }
     },
@@ -142,6 +150,7 @@ AUDIT_PATHS: dict[str, Any] = {
             "parameters": [{"name": "fresh", "in": "query", "schema": {"type": "string"}}],
             "responses": {
                 "200": _json("A signed checkpoint", "AuditCheckpoint"),
+                "401": _problem("Not authenticated"),
                 "403": _problem("Not an auditor"),
             },
         }
@@ -151,11 +160,17 @@ AUDIT_PATHS: dict[str, Any] = {
             "summary": "RFC 9162 inclusion proof of event seq in the tree of the given size",
             "security": BEARER,
             "parameters": [
-                {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
+                {
+                    "name": n,
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
                 for n in ("seq", "size")
             ],
             "responses": {
                 "200": _json("The proof", "InclusionProof"),
+                "401": _problem("Not authenticated"),
                 "403": _problem("Not an auditor"),
                 "422": _problem("Out of range"),
             },
@@ -166,11 +181,17 @@ AUDIT_PATHS: dict[str, Any] = {
             "summary": "RFC 9162 consistency proof between two tree sizes",
             "security": BEARER,
             "parameters": [
-                {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
+                {
+                    "name": n,
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
                 for n in ("first", "second")
             ],
             "responses": {
                 "200": _json("The proof", "ConsistencyProof"),
+                "401": _problem("Not authenticated"),
                 "403": _problem("Not an auditor"),
                 "422": _problem("Out of range"),
             },

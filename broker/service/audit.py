@@ -19,7 +19,7 @@ from broker.crypto.keys import Signer, fingerprint
 from broker.crypto.note import sign_note
 from broker.errors import Forbidden, NotFound
 from broker.policy.payload import Violation
-from broker.service.notices import NoticeInvalid
+from broker.service.notices import QUERY_INVALID, NoticeInvalid
 from broker.state import BrokerState
 from broker.store import audit_repo
 from broker.store.audit_repo import EventFilter
@@ -93,7 +93,9 @@ class AuditService:
         self.authorize(contact, now)
         current = await audit_repo.size(self.state.engine)
         if not 1 <= seq <= size <= current:
-            raise NoticeInvalid([Violation("/seq", f"need 1 <= seq <= size <= {current}")])
+            raise NoticeInvalid(
+                [Violation("/seq", f"need 1 <= seq <= size <= {current}")], QUERY_INVALID
+            )
         leaves = await audit_repo.leaves(self.state.engine, size)
         entry = await audit_repo.event_leaf(self.state.engine, seq)
         if entry is None:
@@ -116,7 +118,9 @@ class AuditService:
         self.authorize(contact, now)
         current = await audit_repo.size(self.state.engine)
         if not 1 <= first <= second <= current:
-            raise NoticeInvalid([Violation("/first", f"need 1 <= first <= second <= {current}")])
+            raise NoticeInvalid(
+                [Violation("/first", f"need 1 <= first <= second <= {current}")], QUERY_INVALID
+            )
         leaves = await audit_repo.leaves(self.state.engine, second)
         await self._record(
             contact,

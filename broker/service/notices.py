@@ -37,11 +37,16 @@ _VALIDATOR = jsonschema.Draft202012Validator(
 )
 
 
+QUERY_INVALID = "the query is not valid"  # the message when a query, not a notice, is refused
+
+
 class NoticeInvalid(LiaisonError):
     code = "payload_invalid"
 
-    def __init__(self, violations: list[Violation]) -> None:
-        super().__init__("the notice does not match its schema")
+    def __init__(
+        self, violations: list[Violation], message: str = "the notice does not match its schema"
+    ) -> None:
+        super().__init__(message)
         self.violations = violations
 
     def diagnostics(self) -> str:
