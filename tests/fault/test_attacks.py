@@ -169,3 +169,52 @@ async def test_overload_gets_clean_refusals_and_the_broker_keeps_serving(
             writer.close()
         broker.stop()
     assert "Traceback" not in broker.output()
+
+
+async def test_a_policy_changed_after_routing_governs_new_notices_and_access_at_once(
+    demo_dir: Path, figures: Figures
+) -> None:
+    """Removing a recipient rule re-routes new notices only (each records its policy hash);
+    a forbid on reading ends access to an earlier notice at once."""
+    broker = BrokerProcess(demo_dir)
+    broker.start()
+    mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+    policies = demo_dir / "policies"
+    from tests.fault.test_crashes import recipient
+
+    async def reload() -> None:
+        done = run_cli("policy", "reload", "--data", demo_dir)
+        assert done.returncode == 0, done.stderr
+        figures.faults += 1
+        await asyncio.sleep(1)  # SIGHUP: the broker swaps the set in between requests
+
+    try:
+        async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+            first = (await ministry.post_notice(notice("returnee-repatriation", mark, {}))).body
+            channel = policies / "channels" / "returnee-repatriation.yaml"
+            text = channel.read_text()
+            rule = text[text.index("  - rule: municipal-social-welfare") : text.index("payload:")]
+            channel.write_text(text.replace(rule, ""))
+            await reload()
+            second = (await ministry.post_notice(notice("returnee-repatriation", mark, {}))).body
+        assert first["recipient_count"] == 2 and second["recipient_count"] == 1
+        assert first["policy_hash"] != second["policy_hash"]
+        async with recipient(demo_dir, broker.url, "mk-kumanovo-swc") as swc:
+            assert mark in (await swc.read(first["id"])).notice["subject"]  # routed before
+            with pytest.raises(RecipientError) as caught:
+                await swc.read(second["id"])
+            assert caught.value.status == 404
+            (policies / "zz-fault.cedar").write_text(
+                '@id("fault/no-welfare-reads-returnees")\n'
+                "forbid (principal is Liaison::Contact, "
+                'action == Liaison::Action::"read_notice", resource is Liaison::Notice)\n'
+                'when { principal.role_kinds.contains("social-welfare-centre") };\n'
+            )
+            await reload()
+            with pytest.raises(RecipientError) as caught:
+                await swc.read(first["id"])
+            assert caught.value.status == 404  # exactly like a notice that does not exist
+        async with recipient(demo_dir, broker.url, "mk-kumanovo-pcve") as pcve:
+            assert mark in (await pcve.read(first["id"])).notice["subject"]
+    finally:
+        broker.stop()

@@ -8,6 +8,7 @@ of ``tests/fault/harness.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tests.fault.harness import (
     Figures,
     check_invariants,
     drive,
+    rows,
     settle_unknown,
     verify_audit,
 )
@@ -171,8 +173,6 @@ async def test_kill_9_during_fan_out_a_resumed_stream_misses_nothing_and_repeats
 
 
 async def _delivery_ids(backend: Backend, contacts: tuple[str, ...]) -> dict[str, list[int]]:
-    from tests.fault.harness import rows
-
     result: dict[str, list[int]] = {c: [] for c in contacts}
     for r in await rows(backend.db_url, "select id, contact_id from delivery order by id"):
         if r.contact_id in result:
@@ -229,3 +229,67 @@ async def test_kill_9_during_audit_appends_leaves_a_gapless_verifiable_log(
 def _auditor(data: Path) -> str:
     assert (data / "keys" / "mk-ombudsman-auditor.pem").exists()
     return "mk-ombudsman-auditor"
+
+
+async def test_webhooks_through_a_failing_receiver_and_a_kill_arrive_once_each(
+    demo_dir: Path, figures: Figures
+) -> None:
+    """The receiver refuses, errors, hangs and comes back; the broker is killed mid-retries.
+    Every delivery's webhook arrives, under one webhook-id, however often it was sent."""
+    from tests.integration.test_adapters import SECRET, Receiver, add_webhooks
+
+    flaky = Receiver(["500", "503", "hang", "500"] * SCALE)
+    add_webhooks(
+        demo_dir,
+        {"mk-kumanovo-pcve": f"{flaky.url}|env:WH_SECRET", "mk-kumanovo-swc": flaky.url},
+    )
+    assert (
+        run_cli("directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir).returncode
+        == 0
+    )
+    env = {
+        "WH_SECRET": SECRET,
+        "LIAISON_WEBHOOKS_TIMEOUT_SECONDS": "1",
+        "LIAISON_WEBHOOKS_BACKOFF_SECONDS": "1",
+        "LIAISON_WEBHOOKS_MAX_BACKOFF_SECONDS": "2",
+        "LIAISON_WEBHOOKS_MAX_ATTEMPTS": "30",
+    }
+    broker = BrokerProcess(demo_dir, env)
+    broker.start()
+    mark = marker()
+    db = f"sqlite+aiosqlite:///{demo_dir / 'liaison.db'}"
+    try:
+        ops = await drive(demo_dir, broker.url, count=20 * SCALE, marker=mark, seed=8)
+        figures.faults += 1  # connections refused until the receiver starts
+        await asyncio.sleep(1.5)
+        await flaky.start()
+        await asyncio.sleep(2)
+        broker.kill()  # in the middle of retries and the hanging call
+        figures.faults += 1
+        await asyncio.to_thread(broker.start)
+        async with asyncio.timeout(60):
+            while True:
+                pending = await rows(db, "select count(*) as n from outbox where state != 'sent'")
+                if pending[0].n == 0:
+                    break
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(3)  # an abandoned hanging call may still land on the receiver
+        sent = await rows(db, "select notice_id, target, msg_id from outbox")
+    finally:
+        broker.stop()
+        await flaky.stop()
+    figures.add(ops)
+    ok = {op.notice_id for op in ops if op.outcome == "ok"}
+    returnees = {r.notice_id for r in sent}
+    assert returnees <= ok
+    delivered = set(flaky.delivered_ids())
+    expected = {r.msg_id for r in sent}
+    assert delivered == expected, "a webhook lost, or one under an id nobody issued"
+    ids_per_message = {}
+    for headers, body, _ in flaky.received:
+        payload = json.loads(body)
+        key = (payload["data"]["notice_id"], headers["webhook-id"])
+        ids_per_message.setdefault(key[0], set()).add(key[1])
+    # at most one id per (notice, hook): two hooks per returnee notice, so at most two per notice
+    assert all(len(v) <= 2 for v in ids_per_message.values())
+    await check_invariants(demo_dir, db, {}, ops, mark, figures, log_text=broker.output())
