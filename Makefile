@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO ?= demo-data
 
-.PHONY: demo test lint fmt install bench
+.PHONY: demo test lint fmt install bench web-vendor
 
 $(BIN)/liaison: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,3 +36,8 @@ fmt: install
 ## bench: start real servers on loopback and print intake, ceilings, routing and audit figures
 bench: install
 	$(BIN)/python tests/bench/bench.py
+
+## web-vendor: rebuild the web inbox's bundled cryptography from the pinned npm packages
+web-vendor:
+	cd web-vendor && npm ci --no-audit --no-fund && npx esbuild entry.js --bundle --format=esm \
+		--minify --legal-comments=eof --outfile=../broker/web/static/vendor/noble.js

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from broker import web as web_inbox
 from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
@@ -216,6 +217,7 @@ def create_app(
     router.add_get("/v1/audit/checkpoint", audit.get_checkpoint)
     router.add_get("/v1/audit/proof/inclusion", audit.get_inclusion)
     router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
+    web_inbox.add_routes(router)
     return app
 
 

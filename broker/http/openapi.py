@@ -207,6 +207,31 @@ SPEC: dict[str, Any] = {
         "description": "Secure inter-agency information-sharing broker. Errors are RFC 9457 problem+json.",
     },
     "paths": {
+        "/": {
+            "get": {
+                "summary": "Redirects to the web inbox",
+                "responses": {"302": {"description": "To /ui/"}},
+            }
+        },
+        "/ui/{name}": {
+            "get": {
+                "summary": "The web inbox: its page, script and style files, by exact name",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file",
+                        "content": {
+                            "text/html": {},
+                            "text/javascript": {},
+                            "text/css": {},
+                        },
+                    },
+                    "404": {"description": "No such file"},
+                },
+            }
+        },
         "/healthz": {
             "get": {
                 "summary": "Liveness",

@@ -1,0 +1,516 @@
+// The web inbox: focal points read and acknowledge notices, agencies follow their notices,
+// auditors read and verify the log. Every byte of cryptography happens in this page
+// (crypto.js); the broker sees a bearer token (contacts) or a signed request (agencies).
+// Untrusted text (notice contents, audit events) only ever reaches the page as textContent.
+import * as c from "./crypto.js";
+import { LANGUAGES, currentLanguage, setLanguage, t } from "./i18n.js";
+
+const session = { kind: null, id: null, signing: null, encryption: null, token: null, expires: 0, auditor: false };
+let stream = null; // AbortController of the live stream
+const main = () => document.getElementById("main");
+
+// -- a tiny DOM helper: no innerHTML anywhere ----------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, "");
+    else if (v !== false && v != null) el.setAttribute(k, v);
+  }
+  for (const child of children.flat()) {
+    if (child != null) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function show(...nodes) { main().replaceChildren(...nodes); }
+
+function notify(message, kind = "info") {
+  const area = document.getElementById("toasts");
+  const toast = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, message);
+  area.append(toast);
+  setTimeout(() => toast.remove(), 6000);
+}
+
+function chime() { // an audible cue for a new notice, made here: no sound file to fetch
+  try {
+    const audio = new AudioContext();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.6);
+  } catch { /* no audio device: the visible cue remains */ }
+}
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString(currentLanguage()) : "—");
+
+// -- talking to the broker -------------------------------------------------------------------------
+
+class BrokerError extends Error {
+  constructor(status, problem) { super(problem.detail || problem.title || `HTTP ${status}`); this.status = status; this.problem = problem; }
+}
+
+async function signInContact() {
+  const kid = c.keyId(session.id, "ed25519", c.publicEd25519(session.signing));
+  const response = await fetch("/v1/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+      assertion: c.assertion(session.signing, session.id, kid, location.origin),
+    }),
+  });
+  const body = await response.json();
+  if (!response.ok) throw new BrokerError(response.status, body);
+  session.token = body.access_token;
+  session.expires = Date.now() + 1000 * (body.expires_in - 30);
+}
+
+async function api(method, path, body) {
+  if (session.kind === "contact" && Date.now() > session.expires) await signInContact();
+  const headers = {};
+  if (session.kind === "contact") headers.Authorization = `Bearer ${session.token}`;
+  else Object.assign(headers, c.signRequest(session.signing, session.keyid, method, location.origin + path));
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : {};
+  if (!response.ok) throw new BrokerError(response.status, data);
+  return data;
+}
+
+/** Server-Sent Events over fetch (EventSource cannot send a bearer token); resumes by id. */
+async function live(onEvent) {
+  stop();
+  const controller = new AbortController();
+  stream = controller;
+  let last = null;
+  const status = document.getElementById("live");
+  while (!controller.signal.aborted) {
+    try {
+      if (Date.now() > session.expires) await signInContact();
+      const headers = { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" };
+      if (last !== null) headers["Last-Event-ID"] = String(last);
+      const response = await fetch("/v1/stream", { headers, signal: controller.signal });
+      if (!response.ok) throw new Error(`stream ${response.status}`);
+      if (status) { status.textContent = t("live"); status.className = "live on"; }
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const id = block.match(/^id: (\d+)$/m);
+          const data = block.match(/^data: (.*)$/m);
+          if (id && data) { last = Number(id[1]); onEvent(JSON.parse(data[1])); }
+        }
+      }
+    } catch (e) {
+      if (controller.signal.aborted) return;
+    }
+    if (status) { status.textContent = t("offline"); status.className = "live off"; }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+function stop() { if (stream) stream.abort(); stream = null; }
+
+// -- sign-in -------------------------------------------------------------------------------------
+
+const STORE = "liaison.keys";
+
+async function passphraseKey(passphrase, salt) {
+  const base = await crypto.subtle.importKey("raw", c.utf8(passphrase), "PBKDF2", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey(
+    { name: "PBKDF2", salt, iterations: 310000, hash: "SHA-256" },
+    base, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+}
+
+async function keep(passphrase) {
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const secret = JSON.stringify({
+    kind: session.kind, id: session.id, signing: c.b64encode(session.signing),
+    encryption: session.encryption ? c.b64encode(session.encryption) : null,
+  });
+  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await passphraseKey(passphrase, salt), c.utf8(secret));
+  localStorage.setItem(STORE, JSON.stringify({ salt: c.b64encode(salt), iv: c.b64encode(iv), sealed: c.b64encode(new Uint8Array(sealed)) }));
+}
+
+async function unlock(passphrase) {
+  const kept = JSON.parse(localStorage.getItem(STORE));
+  const plain = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: c.b64decode(kept.iv) },
+    await passphraseKey(passphrase, c.b64decode(kept.salt)), c.b64decode(kept.sealed));
+  const secret = JSON.parse(new TextDecoder().decode(plain));
+  Object.assign(session, {
+    kind: secret.kind, id: secret.id, signing: c.b64decode(secret.signing),
+    encryption: secret.encryption ? c.b64decode(secret.encryption) : null,
+  });
+}
+
+async function startSession() {
+  if (session.kind === "contact") {
+    await signInContact();
+    try { await api("GET", "/v1/audit/checkpoint"); session.auditor = true; } catch { session.auditor = false; }
+  } else {
+    session.keyid = c.keyId(session.id, "ed25519", c.publicEd25519(session.signing));
+  }
+  renderHeader();
+  location.hash = session.kind === "agency" ? "#/status" : session.auditor ? "#/audit" : "#/inbox";
+  route();
+}
+
+function signInView() {
+  const readFile = (input) => (input.files[0] ? input.files[0].text() : Promise.resolve(null));
+  const kindContact = h("input", { type: "radio", name: "kind", value: "contact", id: "kind-contact", checked: true });
+  const kindAgency = h("input", { type: "radio", name: "kind", value: "agency", id: "kind-agency" });
+  const id = h("input", { id: "principal", required: true, autocomplete: "username", spellcheck: "false" });
+  const signing = h("input", { id: "signing-key", type: "file", accept: ".pem" });
+  const encryption = h("input", { id: "encryption-key", type: "file", accept: ".pem" });
+  const remember = h("input", { id: "remember", type: "checkbox" });
+  const passphrase = h("input", { id: "passphrase", type: "password", autocomplete: "new-password" });
+  const form = h("form", {
+    class: "card", id: "signin",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        session.kind = kindAgency.checked ? "agency" : "contact";
+        session.id = id.value.trim();
+        session.signing = c.privateKeyFromPem((await readFile(signing)) || "", "ed25519");
+        const enc = await readFile(encryption);
+        session.encryption = enc ? c.privateKeyFromPem(enc, "x25519") : null;
+        if (remember.checked && passphrase.value) await keep(passphrase.value);
+        signing.value = ""; encryption.value = "";
+        await startSession();
+      } catch (e) {
+        notify(e instanceof BrokerError ? t("signin_failed") : e.message, "error");
+      }
+    },
+  },
+  h("h2", {}, t("signin")),
+  h("fieldset", {}, h("label", {}, kindContact, " ", t("as_contact")), h("label", {}, kindAgency, " ", t("as_agency"))),
+  h("label", { for: "principal" }, `${t("contact_id")} / ${t("agency_id")}`), id,
+  h("label", { for: "signing-key" }, t("signing_key")), signing,
+  h("label", { for: "encryption-key" }, t("encryption_key")), encryption,
+  h("label", { class: "inline" }, remember, " ", t("remember")),
+  h("label", { for: "passphrase" }, t("passphrase")), passphrase,
+  h("p", { class: "hint" }, t("keys_stay")),
+  h("button", { type: "submit", id: "signin-button" }, t("signin")));
+  const nodes = [form];
+  if (localStorage.getItem(STORE)) {
+    const pass = h("input", { id: "unlock-passphrase", type: "password", autocomplete: "current-password" });
+    nodes.unshift(h("form", {
+      class: "card", id: "unlock",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try { await unlock(pass.value); await startSession(); } catch { notify(t("signin_failed"), "error"); }
+      },
+    }, h("h2", {}, t("unlock")), h("label", { for: "unlock-passphrase" }, t("passphrase")), pass,
+    h("button", { type: "submit" }, t("signin")),
+    h("button", { type: "button", class: "secondary", onclick: () => { localStorage.removeItem(STORE); route(); } }, t("forget"))));
+  }
+  show(...nodes);
+}
+
+// -- the inbox -------------------------------------------------------------------------------------
+
+const MARKINGS = { "CLEAR": "clear", "GREEN": "green", "AMBER": "amber", "AMBER+STRICT": "amber-strict", "RED": "red" };
+const banner = (marking) => h("div", { class: `tlp tlp-${MARKINGS[marking] || "amber"}`, role: "note" }, `TLP:${marking}`);
+
+async function inboxView() {
+  const state = h("select", { id: "filter-state" },
+    ["", "delivered", "read", "acknowledged", "escalated"].map((s) => h("option", { value: s }, s ? t(s) : t("all"))));
+  const channel = h("input", { id: "filter-channel", placeholder: t("channel"), spellcheck: "false" });
+  const list = h("ul", { class: "notices", id: "notices", "aria-live": "polite" });
+  const load = async () => {
+    const params = new URLSearchParams({ limit: "100" });
+    if (state.value) params.set("status", state.value);
+    if (channel.value.trim()) params.set("channel", channel.value.trim());
+    const page = await api("GET", `/v1/inbox?${params}`);
+    list.replaceChildren(...(page.items.length ? page.items.map(item) : [h("li", { class: "empty" }, t("empty"))]));
+  };
+  const item = (n, fresh = false) => h("li", { class: `notice ${fresh ? "fresh" : ""}`, "data-id": n.notice_id },
+    banner(n.marking),
+    h("a", { href: `#/notice/${encodeURIComponent(n.notice_id)}` },
+      h("strong", {}, n.channel), " · ", n.jurisdiction, " · ", `${t("severity")}: ${n.severity}`),
+    h("span", { class: `state state-${n.state}` }, t(n.state)),
+    h("time", {}, when(n.created_at)));
+  show(h("section", {},
+    h("div", { class: "toolbar" }, h("h2", {}, t("inbox")), h("span", { id: "live", class: "live off" }, t("offline"))),
+    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load(); } },
+      h("label", {}, t("state"), " ", state), h("label", {}, t("channel"), " ", channel), h("button", { type: "submit" }, t("show"))),
+    list));
+  await load();
+  live((event) => {
+    if (list.querySelector(`[data-id="${CSS.escape(event.notice_id)}"]`)) return;
+    list.querySelector(".empty")?.remove();
+    list.prepend(item({ ...event, state: "delivered" }, true));
+    notify(`${t("new_notice")}: ${event.channel} · ${event.jurisdiction}`);
+    chime();
+  });
+}
+
+// -- one notice: decrypt, verify, acknowledge ----------------------------------------------------------
+
+/** Decrypt with this contact's key and check the agency's signature over the decrypted bytes. */
+function openNotice(fetched) {
+  const enc = fetched.encryption;
+  const sig = fetched.signature;
+  const aad = c.associatedData(fetched.id, fetched.channel, fetched.policy_hash);
+  if (c.b64encode(aad) !== enc.aad) throw new Error("the associated data does not match the notice");
+  if (!session.encryption) throw new Error("no encryption key was loaded");
+  const key = c.unwrap(c.b64decode(enc.wrap.sealed), session.encryption);
+  const plaintext = c.openBody(c.b64decode(enc.ciphertext), c.b64decode(enc.nonce), aad, key);
+  const values = sig.signed_values;
+  if (!c.digestMatches(values["content-digest"] || "", plaintext)) throw new Error("the content digest does not match");
+  const parsed = c.parseSignatureInput(sig.signature_input);
+  if (parsed.keyid !== sig.sender_key_id || !parsed.components.includes("content-digest")) {
+    throw new Error("the signature does not cover this notice");
+  }
+  const base = c.signatureBase(values, parsed.components, parsed.params);
+  if (!sig.sender_public_key || !c.verify(c.b64decode(sig.sender_public_key), base, c.signatureValue(sig.signature, parsed.label))) {
+    throw new Error("the agency's signature does not verify");
+  }
+  const notice = JSON.parse(new TextDecoder().decode(plaintext));
+  for (const field of ["channel", "jurisdiction", "severity"]) {
+    if (notice[field] !== fetched[field]) throw new Error(`the broker's ${field} differs from what the agency signed`);
+  }
+  return { notice, digest: values["content-digest"] };
+}
+
+function plain(value) {
+  if (Array.isArray(value)) return value.map(plain).join(", ");
+  if (value && typeof value === "object") return Object.entries(value).map(([k, v]) => `${k.replace(/_/g, " ")}: ${plain(v)}`).join("; ");
+  return String(value);
+}
+
+function fields(body) {
+  const rows = Object.entries(body || {}).map(([k, v]) =>
+    h("tr", {}, h("th", { scope: "row" }, k.replace(/_/g, " ")), h("td", {}, plain(v))));
+  return h("table", { class: "fields" }, h("tbody", {}, rows));
+}
+
+async function noticeView(id) {
+  stop();
+  const fetched = await api("GET", `/v1/notices/${encodeURIComponent(id)}`);
+  let opened = null;
+  let failure = null;
+  try { opened = openNotice(fetched); } catch (e) { failure = e.message; }
+  const verdict = opened
+    ? h("p", { class: "verdict ok", id: "verdict" }, t("verified", fetched.sender_name || fetched.sender, fetched.signature.sender_key_id))
+    : h("p", { class: "verdict bad", id: "verdict", role: "alert" }, t("refused"), " (", failure, ")");
+  const ackArea = h("div", { id: "ack-area" });
+  const reply = h("textarea", { id: "reply", rows: "3", maxlength: "4000" });
+  const acknowledge = async () => {
+    const statement = c.utf8(`liaison-ack-v1\n${fetched.id}\n${session.id}\n${opened.digest}`);
+    const body = {
+      key_id: c.keyId(session.id, "ed25519", c.publicEd25519(session.signing)),
+      signature: c.b64encode(c.sign(session.signing, statement)),
+    };
+    if (fetched.reply_key && reply.value.trim()) {
+      const sealed = c.sealBody(c.utf8(reply.value.trim()), c.utf8(`liaison-reply-v1\n${fetched.id}`));
+      body.reply = {
+        key_id: fetched.reply_key.key_id,
+        wrap: c.b64encode(c.wrap(sealed.key, c.b64decode(fetched.reply_key.public))),
+        nonce: c.b64encode(sealed.nonce), ciphertext: c.b64encode(sealed.ciphertext),
+      };
+    }
+    const done = await api("POST", `/v1/notices/${encodeURIComponent(fetched.id)}/ack`, body);
+    ackArea.replaceChildren(h("p", { class: "verdict ok", id: "acked" }, t("acked", when(done.acknowledged_at))));
+  };
+  if (fetched.acknowledged_at) ackArea.append(h("p", { class: "verdict ok", id: "acked" }, t("acked", when(fetched.acknowledged_at))));
+  else if (opened) {
+    if (fetched.reply_key) ackArea.append(h("label", { for: "reply" }, t("reply")), reply);
+    ackArea.append(h("button", { id: "ack", onclick: () => acknowledge().catch((e) => notify(e.message, "error")) }, t("ack")));
+  }
+  show(h("article", { class: "card notice-view" },
+    banner(fetched.marking),
+    h("a", { href: "#/inbox", class: "back" }, `← ${t("back")}`),
+    verdict,
+    opened ? h("h2", { id: "subject" }, opened.notice.subject) : null,
+    h("dl", { class: "meta" },
+      h("dt", {}, t("from")), h("dd", {}, fetched.sender_name || fetched.sender),
+      h("dt", {}, t("channel")), h("dd", {}, fetched.channel),
+      h("dt", {}, t("jurisdiction")), h("dd", {}, fetched.jurisdiction),
+      h("dt", {}, t("severity")), h("dd", {}, fetched.severity),
+      h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at))),
+    opened ? fields(opened.notice.body) : null,
+    ackArea));
+}
+
+// -- agencies: the status of their own notices, as a timeline ------------------------------------
+
+function statusView() {
+  const input = h("input", { id: "status-id", spellcheck: "false", required: true });
+  const out = h("div", { id: "timeline" });
+  const remembered = JSON.parse(localStorage.getItem("liaison.sent") || "[]");
+  const load = async (id) => {
+    const s = await api("GET", `/v1/notices/${encodeURIComponent(id)}/status`);
+    localStorage.setItem("liaison.sent", JSON.stringify([id, ...remembered.filter((x) => x !== id)].slice(0, 20)));
+    out.replaceChildren(h("h3", {}, `${s.channel} · ${s.jurisdiction} · ${when(s.created_at)}`), banner(s.marking),
+      h("ol", { class: "timeline" }, s.roles.map((r) => h("li", { class: `state-${r.state}` },
+        h("strong", {}, r.role_title), " — ", r.jurisdiction_name || r.jurisdiction, " ",
+        h("span", { class: `state state-${r.state}` }, t(r.state)),
+        h("ul", {}, ["delivered", "read", "acknowledged", "escalated"].filter((k) => r[`${k}_at`])
+          .map((k) => h("li", {}, `${t(k)}: ${when(r[`${k}_at`])}`)))))));
+  };
+  show(h("section", { class: "card" }, h("h2", {}, t("status")),
+    h("form", { onsubmit: (e) => { e.preventDefault(); load(input.value.trim()).catch((err) => notify(err.message, "error")); } },
+      h("label", { for: "status-id" }, t("notice_id")), input, h("button", { type: "submit" }, t("show"))),
+    remembered.length ? h("p", {}, remembered.map((id) => h("button", { class: "link", onclick: () => load(id) }, id.slice(0, 12)))) : null,
+    out));
+}
+
+// -- auditors: the log, a chart, and verification in this page ---------------------------------------
+
+async function allEvents(size) {
+  const events = [];
+  let cursor = "0";
+  while (cursor !== null && (size === undefined || events.length < size)) {
+    const page = await api("GET", `/v1/audit/events?limit=1000&cursor=${cursor}`);
+    events.push(...page.events);
+    cursor = page.next_cursor;
+  }
+  return size === undefined ? events : events.slice(0, size);
+}
+
+function chart(events) {
+  const posted = new Map();
+  const groups = new Map();
+  for (const e of events) {
+    if (e.action === "notice.posted") {
+      posted.set(e.object, e);
+      const key = `${e.channel} · ${e.details.jurisdiction}`;
+      groups.set(key, groups.get(key) || { count: 0, waits: [] });
+      groups.get(key).count += 1;
+    } else if (e.action === "delivery.acknowledged" && posted.has(e.object)) {
+      const p = posted.get(e.object);
+      groups.get(`${p.channel} · ${p.details.jurisdiction}`).waits.push((new Date(e.at) - new Date(p.at)) / 60000);
+    }
+  }
+  const rows = [...groups.entries()];
+  const max = Math.max(1, ...rows.map(([, g]) => g.count));
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 640 ${34 * rows.length + 8}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", t("chart_title"));
+  rows.forEach(([label, g], i) => {
+    const median = g.waits.length ? g.waits.sort((a, b) => a - b)[Math.floor(g.waits.length / 2)] : null;
+    const text = document.createElementNS(ns, "text");
+    text.setAttribute("x", 4); text.setAttribute("y", 34 * i + 16);
+    text.textContent = `${label}: ${g.count} — ${median === null ? t("no_acks") : `${median.toFixed(1)} ${t("minutes")}`}`;
+    const bar = document.createElementNS(ns, "rect");
+    Object.entries({ x: 4, y: 34 * i + 21, height: 9, width: Math.max(2, (620 * g.count) / max), class: "bar" })
+      .forEach(([k, v]) => bar.setAttribute(k, v));
+    svg.append(text, bar);
+  });
+  return h("figure", { class: "chart" }, h("figcaption", {}, t("chart_title")), svg);
+}
+
+async function verifyLog(report) {
+  const lines = [];
+  const say = (ok, message) => { lines.push(h("li", { class: ok ? "ok" : "bad" }, `${ok ? "✓" : "✗"} ${message}`)); report.replaceChildren(h("ul", {}, lines)); };
+  report.replaceChildren(t("checking"));
+  const cp = await api("GET", "/v1/audit/checkpoint?fresh=1");
+  const pub = c.b64decode(cp.public_key);
+  const pinned = localStorage.getItem("liaison.checkpoint-key");
+  if (pinned && pinned !== cp.public_key) { say(false, "the broker's checkpoint key changed since this browser last verified: ask the operator why"); return false; }
+  localStorage.setItem("liaison.checkpoint-key", cp.public_key);
+  say(true, `checkpoint key ${c.hex(pub.subarray(0, 8))}… ${pinned ? "is the one this browser pinned" : "pinned in this browser from now on"}`);
+  const body = c.openNote(cp.note, cp.key_name, pub);
+  say(true, `the checkpoint for ${cp.size} events is signed by the broker's key (C2SP signed note, Ed25519)`);
+  const [origin, size, rootB64] = body.trimEnd().split("\n");
+  if (origin !== cp.origin || Number(size) !== cp.size) { say(false, "the checkpoint's origin or size differs from its envelope"); return false; }
+  const events = await allEvents(cp.size);
+  const leaves = [];
+  let prev = "0".repeat(64);
+  for (const [i, e] of events.entries()) {
+    if (e.seq !== i + 1) { say(false, `event ${i + 1} is missing or out of place`); return false; }
+    if (e.prev !== prev) { say(false, `event ${e.seq}: its link to the event before is broken`); return false; }
+    const leaf = c.leafHash(c.canonicalEvent(e));
+    prev = c.hex(leaf);
+    leaves.push(leaf);
+  }
+  say(true, `${events.length} events in order, each linked to the one before (hash chain)`);
+  const root = c.rootOf(leaves);
+  if (c.b64encode(root) !== rootB64) { say(false, "the Merkle root of the events differs from the signed checkpoint"); return false; }
+  say(true, "the RFC 9162 Merkle root of these events equals the signed root");
+  const seq = 1 + Math.floor(Math.random() * cp.size);
+  const proof = await api("GET", `/v1/audit/proof/inclusion?seq=${seq}&size=${cp.size}`);
+  const ok = c.verifyInclusion(proof.leaf_index, proof.tree_size, c.leafHash(c.canonicalEvent(proof.event)), proof.proof.map(c.b64decode), root);
+  say(ok, `the broker's inclusion proof for event ${seq} (${proof.proof.length} hashes) checks against the signed root`);
+  return ok;
+}
+
+async function auditView() {
+  stop();
+  const inputs = Object.fromEntries(["from", "to", "notice", "channel", "actor", "action"].map((k) => [k, h("input", { id: `audit-${k}`, spellcheck: "false" })]));
+  const table = h("tbody", {});
+  const report = h("div", { id: "verify-report", "aria-live": "polite" });
+  const load = async () => {
+    const params = new URLSearchParams({ limit: "200" });
+    for (const [k, input] of Object.entries(inputs)) if (input.value.trim()) params.set(k, input.value.trim());
+    const page = await api("GET", `/v1/audit/events?${params}`);
+    table.replaceChildren(...page.events.map((e) => h("tr", {},
+      h("td", {}, e.seq), h("td", {}, when(e.at)), h("td", {}, e.actor), h("td", {}, e.action),
+      h("td", {}, e.object), h("td", {}, e.outcome), h("td", {}, e.reason || ""))));
+  };
+  const chartArea = h("div", { id: "chart" });
+  show(h("section", {},
+    h("h2", {}, t("audit")),
+    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load().catch((err) => notify(err.message, "error")); } },
+      ...Object.entries(inputs).map(([k, input]) => h("label", {}, t(k === "from" ? "from_time" : k === "to" ? "to_time" : k), " ", input)),
+      h("button", { type: "submit" }, t("search"))),
+    h("button", { id: "verify", onclick: () => verifyLog(report).catch((e) => notify(e.message, "error")) }, t("verify")),
+    report, chartArea,
+    h("table", { class: "events" }, h("thead", {}, h("tr", {}, ["#", "time", t("actor"), t("action"), t("notice"), "outcome", "reason"].map((x) => h("th", {}, x)))), table)));
+  await load();
+  chartArea.replaceChildren(chart(await allEvents()));
+}
+
+// -- routing ---------------------------------------------------------------------------------------
+
+function renderHeader() {
+  const nav = document.getElementById("nav");
+  const links = [];
+  if (session.kind === "contact") links.push(h("a", { href: "#/inbox" }, t("inbox")));
+  if (session.auditor) links.push(h("a", { href: "#/audit" }, t("audit")));
+  if (session.kind === "agency") links.push(h("a", { href: "#/status" }, t("status")));
+  if (session.kind) {
+    links.push(h("span", { class: "who", id: "who" }, session.id));
+    links.push(h("button", { class: "secondary", onclick: () => { stop(); Object.assign(session, { kind: null, id: null, signing: null, encryption: null, token: null, auditor: false }); renderHeader(); location.hash = "#/"; route(); } }, t("signout")));
+  }
+  const select = h("select", { id: "language", "aria-label": "Language", onchange: (e) => { setLanguage(e.target.value); renderHeader(); route(); } },
+    Object.entries(LANGUAGES).map(([code, name]) => h("option", { value: code, selected: code === currentLanguage() }, name)));
+  nav.replaceChildren(...links, select);
+  document.getElementById("tagline").textContent = t("tagline");
+}
+
+async function route() {
+  const [, view, arg] = location.hash.split("/");
+  try {
+    if (!session.kind) return signInView();
+    if (view === "notice" && arg) return await noticeView(decodeURIComponent(arg));
+    if (view === "audit" && session.auditor) return await auditView();
+    if (session.kind === "agency") return statusView();
+    return await inboxView();
+  } catch (e) {
+    notify(`${t("error")}: ${e.message}`, "error");
+  }
+}
+
+setLanguage(currentLanguage());
+renderHeader();
+window.addEventListener("hashchange", route);
+route();

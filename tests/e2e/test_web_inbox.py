@@ -1,0 +1,216 @@
+"""The web inbox in a real browser (Debian's Chromium driven by Playwright) against a real broker.
+
+The story: Kumanovo's P/CVE focal point signs in with the demo key file, sees a returnee notice
+arrive live, opens it (decrypted and verified in the page), acknowledges it with an encrypted
+reply; a notice whose ciphertext was altered in the store is refused in red; Sarajevo's focal
+point sees nothing; the ministry follows the notice's timeline; an ombudsperson verifies the log
+in the page. Screenshots of every page go to tests/_artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from adapters.sender import decrypt_reply
+from broker.crypto.keys import read_private_key
+from tests.fault.harness import BrokerProcess, sender
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+SHOTS = Path(__file__).resolve().parents[1] / "_artifacts" / "web"
+EXAMPLE = (
+    Path(__file__).resolve().parents[2] / "policies" / "examples" / "returnee-repatriation.json"
+)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs Debian's chromium (see .ci/run); it is missing")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+def broker(demo_dir: Path) -> Any:
+    process = BrokerProcess(demo_dir)
+    process.start()
+    yield process
+    process.stop()
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def sign_in(page: Page, url: str, keys: Path, who: str, *, agency: bool = False) -> None:
+    await page.goto(f"{url}/")
+    if agency:
+        await page.check("#kind-agency")
+    await page.fill("#principal", who)
+    await page.set_input_files("#signing-key", str(keys / f"{who}.pem"))
+    if (keys / f"{who}.x25519.pem").exists() and not agency:
+        await page.set_input_files("#encryption-key", str(keys / f"{who}.x25519.pem"))
+    await page.click("#signin-button")
+    await expect(page.locator("#who")).to_have_text(who)
+
+
+def watch_errors(page: Page) -> list[str]:
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return errors
+
+
+async def test_a_focal_point_reads_verifies_and_acknowledges_in_the_browser(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    keys = demo_dir / "keys"
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    await sign_in(page, broker.url, keys, "mk-kumanovo-pcve")
+    await expect(page.locator("#live")).to_have_class("live on")
+    await expect(page.locator("#notices .empty")).to_be_visible()
+    await shot(page, "1-inbox-empty")
+
+    example = json.loads(EXAMPLE.read_text())
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(example)).body["id"]
+    fresh = page.locator(f'#notices li.fresh[data-id="{notice_id}"]')
+    await expect(fresh).to_be_visible(timeout=10_000)  # arrived live, with its cue
+    await expect(page.locator(".toast").first).to_contain_text("returnee-repatriation")
+    await shot(page, "2-inbox-live")
+
+    await fresh.locator("a").click()
+    await expect(page.locator("#verdict")).to_have_class("verdict ok")
+    await expect(page.locator("#verdict")).to_contain_text(
+        "Ministry of Interior of North Macedonia"
+    )
+    await expect(page.locator("#subject")).to_have_text(example["subject"])
+    await expect(page.locator(".tlp")).to_have_text("TLP:AMBER+STRICT")
+    await shot(page, "3-notice-verified")
+    await page.fill("#reply", "Places reserved at the primary school.")
+    await page.click("#ack")
+    await expect(page.locator("#acked")).to_be_visible()
+    await shot(page, "4-acknowledged")
+
+    # The sender sees the acknowledgement, and the reply opens with the agency's own key.
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        status = (await ministry.status(notice_id)).body
+    pcve = next(r for r in status["roles"] if r["role"] == "mk-kumanovo.pcve-focal-point")
+    assert pcve["state"] == "acknowledged"
+    agency_x25519 = read_private_key(keys / "mk-mvr.x25519.pem").private_raw
+    assert (
+        decrypt_reply(status["replies"][0], notice_id, agency_x25519)
+        == "Places reserved at the primary school."
+    )
+
+    # Switch the interface to Macedonian.
+    await page.select_option("#language", "mk")
+    await expect(page.locator("#tagline")).to_contain_text("Безбедни известувања")
+    await page.select_option("#language", "en")
+    assert not errors, errors
+
+
+async def test_an_altered_notice_is_refused_in_red(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+    db = sqlite3.connect(demo_dir / "liaison.db")
+    with db:  # someone with access to the store flips one bit of the ciphertext
+        (ciphertext,) = db.execute(
+            "select ciphertext from notice where id = ?", (notice_id,)
+        ).fetchone()
+        altered = bytes([ciphertext[0] ^ 1]) + ciphertext[1:]
+        db.execute("update notice set ciphertext = ? where id = ?", (altered, notice_id))
+    db.close()
+    page = await browser.new_page()
+    await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-swc")
+    await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")
+    await expect(page.locator("#verdict")).to_have_class("verdict bad")
+    await expect(page.locator("#ack")).to_have_count(0)  # nothing to acknowledge
+    await expect(page.locator("#subject")).to_have_count(0)
+    await shot(page, "5-altered-refused")
+
+
+async def test_sarajevo_sees_nothing_the_ministry_follows_and_an_auditor_verifies(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    keys = demo_dir / "keys"
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+
+    sarajevo = await browser.new_page()
+    await sign_in(sarajevo, broker.url, keys, "ba-fbih-ks-sarajevo-pcve")
+    await expect(sarajevo.locator("#notices .empty")).to_be_visible()
+    await sarajevo.goto(f"{broker.url}/ui/#/notice/{notice_id}")
+    await expect(sarajevo.locator(".toast.error")).to_contain_text("no such notice")
+    await shot(sarajevo, "6-sarajevo-nothing")
+
+    ministry_page = await browser.new_page()
+    await sign_in(ministry_page, broker.url, keys, "mk-mvr", agency=True)
+    await ministry_page.fill("#status-id", notice_id)
+    await ministry_page.press("#status-id", "Enter")
+    await expect(ministry_page.locator(".timeline > li")).to_have_count(2)
+    await expect(ministry_page.locator("#timeline")).to_contain_text("P/CVE focal point")
+    await shot(ministry_page, "7-sender-timeline")
+
+    auditor = await browser.new_page()
+    errors = watch_errors(auditor)
+    await sign_in(auditor, broker.url, keys, "mk-ombudsman-auditor")
+    await expect(auditor.locator("table.events tbody tr").first).to_be_visible()
+    await expect(auditor.locator(".chart svg rect").first).to_be_attached()
+    await auditor.click("#verify")
+    report = auditor.locator("#verify-report li")
+    await expect(report).to_have_count(5, timeout=20_000)
+    await expect(auditor.locator("#verify-report li.bad")).to_have_count(0)
+    await expect(auditor.locator("#verify-report")).to_contain_text("Merkle root")
+    await shot(auditor, "8-auditor-verified")
+    assert not errors, errors
+
+
+async def test_the_pages_carry_a_strict_policy_and_no_inline_script(broker: BrokerProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{broker.url}/ui/") as response:
+            page = await response.text()
+            csp = response.headers["Content-Security-Policy"]
+        async with http.get(f"{broker.url}/ui/../liaison.toml") as response:
+            assert response.status == 404
+        async with http.get(f"{broker.url}/", allow_redirects=False) as response:
+            assert response.status == 302 and response.headers["Location"] == "/ui/"
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "<script>" not in page and "style=" not in page and "onclick" not in page
+    assert "set-cookie" not in {k.lower() for k in response.headers}
