@@ -190,6 +190,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app[INTAKE].batcher.close()
+        await recipient_service.close()
         pool.shutdown(wait=True)
         await outbox.close()
         if own_engine:

@@ -13,8 +13,8 @@ from broker.errors import AuthenticationFailed
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.notices import UnsupportedMediaType
 from broker.policy.payload import Violation
+from broker.service.live import event_data
 from broker.service.notices import NoticeInvalid
-from broker.service.recipients import event_data
 from broker.service.tokens import GRANT_TYPE
 from broker.store import notices_repo as repo
 
@@ -123,15 +123,22 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
         heartbeat = settings.delivery.stream_heartbeat_seconds
         while not subscription.overflowed.is_set():
             try:
-                event = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
+                first = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            newest = event.id
-            while not subscription.queue.empty():  # events are wake-ups: take them all at once
-                newest = max(newest, subscription.queue.get_nowait().id)
-            if newest > sent:
-                sent = await _send_after(request, response, contact, sent)
+            events = [first]
+            while not subscription.queue.empty():
+                events.append(subscription.queue.get_nowait())
+            # The publisher pushes in commit order and has already asked policy: send what is
+            # new, in order. Anything at or below the position was sent from the store already.
+            fresh = sorted((e for e in events if e.id > sent), key=lambda e: e.id)
+            for event in fresh:
+                await _send(response, event.id, event.data)
+            if fresh:
+                sent = fresh[-1].id
+                items = [e.item for e in fresh if e.item is not None]
+                await recipients.delivered(contact, items, "push", app[CLOCK].now())
         return response  # overflowed: closing makes the client reconnect and resume
     finally:
         recipients.hub.unsubscribe(subscription)

@@ -115,6 +115,31 @@ class Authorizer:
         ]
         return self._decide(requests, entities)
 
+    def read_notices_for(
+        self, pairs: Sequence[tuple[str, NoticeFacts, Sequence[str]]], now: datetime
+    ) -> list[Decision]:
+        """``read_notices`` for many contacts at once (live push): one entity set, one batch.
+        Each (contact, notice) pair gets a notice entity of its own, carrying the roles the
+        notice reached that contact through, so every decision is exactly the one-contact one."""
+        contacts = {c: self.contact_entity(c, now) for c, _, _ in pairs}
+        entities: list[dict[str, Any]] = [e for e in contacts.values() if e is not None]
+        requests, index = [], []
+        for k, (contact, notice, roles) in enumerate(pairs):
+            if contacts[contact] is None:
+                continue
+            pair_id = f"{notice.id}/{contact}"
+            entity = self.notice_entity(notice, roles)
+            entity["uid"] = {"type": f"{NS}::Notice", "id": pair_id}
+            entities.append(entity)
+            requests.append(
+                _request(uid("Contact", contact), "read_notice", uid("Notice", pair_id))
+            )
+            index.append(k)
+        decisions = [Decision(False, ())] * len(pairs)
+        for k, decision in zip(index, self._decide(requests, self._with(entities)), strict=True):
+            decisions[k] = decision
+        return decisions
+
     def read_audit(self, contact_id: str, now: datetime) -> Decision:
         contact = self.contact_entity(contact_id, now)
         if contact is None:

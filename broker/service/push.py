@@ -18,6 +18,7 @@ class PushEvent:
     id: int  # the delivery id: increasing, so it orders and resumes a stream
     contact: str
     data: dict[str, Any]
+    item: Any = None  # the store's InboxItem, for marking it delivered once sent
 
 
 @dataclass(eq=False)

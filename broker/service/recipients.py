@@ -25,8 +25,9 @@ from broker.domain.directory import KeyType
 from broker.domain.notice import NoticeFacts, ack_statement
 from broker.errors import LiaisonError, NotFound
 from broker.policy.payload import Violation
+from broker.service.live import DeliveredMarks, Publisher, event_data
 from broker.service.notices import NoticeInvalid
-from broker.service.push import Hub, PushEvent
+from broker.service.push import Hub
 from broker.state import BrokerState, View
 from broker.store import audit_repo
 from broker.store import notices_repo as repo
@@ -45,25 +46,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def event_data(item: InboxItem) -> dict[str, Any]:
-    """Metadata of one delivery, as pushed live and listed in the inbox: never contents."""
-    return {
-        "notice_id": item.notice_id,
-        "channel": item.channel,
-        "jurisdiction": item.jurisdiction,
-        "severity": item.severity,
-        "marking": item.marking,
-        "kind": item.kind,
-        "status": item.status,
-        "supersedes": item.supersedes,
-        "sender": item.sender,
-        "role": item.role,
-        "state": item.state,
-        "created_at": _time(item.created_at),
-        "acknowledged_at": _time(item.acked_at),
-    }
-
-
 class Recipients:
     def __init__(
         self, state: BrokerState, hub: Hub, *, page_max: int, distributed: bool = False
@@ -72,6 +54,12 @@ class Recipients:
         self.hub = hub
         self.page_max = page_max
         self.distributed = distributed  # PostgreSQL: every process learns of deliveries by NOTIFY
+        self.publisher = Publisher(state, hub)
+        self.marks = DeliveredMarks(state)
+
+    async def close(self) -> None:
+        await self.publisher.close()
+        await self.marks.close()
 
     def visible(
         self, view: View, contact: str, items: list[InboxItem], now: datetime
@@ -317,7 +305,7 @@ class Recipients:
                 for i in changed
             ]
 
-        await repo.mark_delivered(self.state.engine, list(by_id), now, events)
+        await self.marks.mark(list(by_id), now, events)
 
     async def _refused(
         self, contact: str, action: str, notice_id: str, reason: str, now: datetime
@@ -338,24 +326,16 @@ class Recipients:
 
     async def announce(self, notice_id: str) -> None:
         """After a commit: push its deliveries, unless LISTEN/NOTIFY carries them to every process."""
-        if self.distributed:
-            return
-        await self.relay({"notice": notice_id})
+        if not self.distributed:
+            self.publisher.enqueue({"notice": notice_id})
 
     async def announce_deliveries(self, ids: list[int]) -> None:
-        if self.distributed:
-            return
-        await self.publish_deliveries(ids)
+        if not self.distributed:
+            self.publisher.enqueue({"deliveries": ids})
 
     async def relay(self, payload: dict[str, Any]) -> None:
         """Push what a notification (or a local commit) names to this process's live clients."""
-        if not self.hub.connections:
-            return  # nobody is connected to this process: nothing to look up
-        if "notice" in payload:
-            ids = [i for i, _ in await repo.delivery_ids(self.state.engine, str(payload["notice"]))]
-        else:
-            ids = [int(i) for i in payload.get("deliveries", [])]
-        await self.publish_deliveries(ids)
+        self.publisher.enqueue(payload)
 
     async def catch_up(self) -> None:
         """After the listener reconnects: push what may have committed while it was away."""
@@ -363,13 +343,7 @@ class Recipients:
             items = await repo.deliveries_after(
                 self.state.engine, contact, self.hub.high_water, 500
             )
-            self.hub.publish([PushEvent(i.delivery_id, i.contact, event_data(i)) for i in items])
-
-    async def publish_deliveries(self, ids: list[int]) -> None:
-        if not self.hub.connections or not ids:
-            return
-        items = await repo.deliveries_by_id(self.state.engine, ids)
-        self.hub.publish([PushEvent(i.delivery_id, i.contact, event_data(i)) for i in items])
+            self.publisher.publish(items)
 
 
 def _cursor(cursor: str | None) -> int | None:

@@ -249,11 +249,13 @@ async def push(
 ) -> dict[str, float]:
     rng = random.Random(5)
     sent: list[tuple[str, float]] = []
+    commits: list[float] = []
     tasks = []
 
     async def one(jid: str) -> None:
-        notice_id, started, _ = await poster.post(jid)
+        notice_id, started, answered = await poster.post(jid)
         sent.append((notice_id, started))
+        commits.append((answered - started) * 1000)
 
     start = time.perf_counter()
     for i in range(int(rate * seconds)):
@@ -272,6 +274,8 @@ async def push(
         "missing": expected - len(latencies),
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
+        "commit_p50_ms": percentile(commits, 0.50),
+        "commit_p99_ms": percentile(commits, 0.99),
     }
 
 

@@ -214,3 +214,28 @@ async def test_the_pages_carry_a_strict_policy_and_no_inline_script(broker: Brok
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert "<script>" not in page and "style=" not in page and "onclick" not in page
     assert "set-cookie" not in {k.lower() for k in response.headers}
+
+
+async def test_keys_kept_on_the_device_unlock_only_with_the_passphrase(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    keys = demo_dir / "keys"
+    page = await browser.new_page()
+    await page.goto(f"{broker.url}/")
+    await page.fill("#principal", "mk-kumanovo-pcve")
+    await page.set_input_files("#signing-key", str(keys / "mk-kumanovo-pcve.pem"))
+    await page.set_input_files("#encryption-key", str(keys / "mk-kumanovo-pcve.x25519.pem"))
+    await page.check("#remember")
+    await page.fill("#passphrase", "correct horse battery staple")
+    await page.click("#signin-button")
+    await expect(page.locator("#who")).to_have_text("mk-kumanovo-pcve")
+    stored = await page.evaluate("localStorage.getItem('liaison.keys')")
+    assert "PRIVATE KEY" not in stored and "mk-kumanovo-pcve" not in stored  # sealed, not plain
+    await page.get_by_role("button", name="Sign out").click()
+    await page.fill("#unlock-passphrase", "wrong passphrase")
+    await page.click("#unlock button[type=submit]")
+    await expect(page.locator(".toast.error")).to_be_visible()
+    await page.fill("#unlock-passphrase", "correct horse battery staple")
+    await page.click("#unlock button[type=submit]")
+    await expect(page.locator("#who")).to_have_text("mk-kumanovo-pcve")
+    await shot(page, "9-unlocked-from-device")

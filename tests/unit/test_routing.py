@@ -389,3 +389,25 @@ def test_access_policies(authorizer: Authorizer) -> None:
     )
     assert not before.allowed
     assert authorizer.administer("root", "log").allowed
+
+
+def test_read_decisions_for_many_contacts_equal_the_one_contact_decisions(
+    authorizer: Authorizer,
+) -> None:
+    """Live push decides for every connected recipient in one batch; the answers must be
+    exactly those of asking for each contact alone."""
+    kumanovo = NoticeFacts("returnee-repatriation", "mk-kumanovo", "high", "mk-mvr", id="n1")
+    sarajevo = NoticeFacts("threat-assessment", "ba-fbih-ks", "medium", "ba-fbih-ks-mup", id="n2")
+    pairs = [
+        ("mk-kumanovo-pcve", kumanovo, ["mk-kumanovo.pcve-focal-point"]),
+        ("mk-kumanovo-swc", kumanovo, ["mk-kumanovo.pcve-focal-point"]),  # not its role
+        ("ba-fbih-ks-sarajevo-pcve", kumanovo, ["mk-kumanovo.pcve-focal-point"]),
+        ("ba-fbih-ks-sarajevo-mayor", sarajevo, ["ba-fbih-ks-sarajevo.mayor"]),
+        ("mk-kumanovo-pcve", sarajevo, ["ba-fbih-ks-sarajevo.mayor"]),
+        ("nobody-at-all", kumanovo, ["mk-kumanovo.pcve-focal-point"]),
+    ]
+    together = authorizer.read_notices_for(pairs, NOW)
+    alone = [authorizer.read_notices(c, [(n, roles)], NOW)[0] for c, n, roles in pairs]
+    assert [d.allowed for d in together] == [d.allowed for d in alone]
+    assert [d.allowed for d in together] == [True, False, False, True, False, False]
+    assert [d.policy_ids for d in together] == [d.policy_ids for d in alone]
