@@ -403,7 +403,9 @@ async def scaled_figures(
     # The first size fills a page of the inbox, so that every size reads a full page.
     for size in (1_000, 100_000, 1_000_000) if full else (1_000, 100_000):
         fill = (
-            scale.fill_store(data / "liaison.db", size - stored, owners) if size > stored else 0.0
+            scale.fill_store(data / "liaison.db", size - stored, owners, start=stored)
+            if size > stored
+            else 0.0
         )
         stored = size
         process, url = serve(data, {})

@@ -282,7 +282,9 @@ async def push(
 # -- growth: the store filled with notices before intake and inbox reads are measured again --------
 
 
-def fill_store(db_path: Path, count: int, contacts: list[tuple[str, str, str]]) -> float:
+def fill_store(
+    db_path: Path, count: int, contacts: list[tuple[str, str, str]], *, start: int = 0
+) -> float:
     """Insert ``count`` acknowledged notices (two deliveries and three wraps each) straight into
     a SQLite store; returns the seconds taken. ``contacts``: (contact, role, jurisdiction)."""
     from sqlalchemy import create_engine, insert
@@ -294,11 +296,11 @@ def fill_store(db_path: Path, count: int, contacts: list[tuple[str, str, str]]) 
     started = time.perf_counter()
     chunk = 20_000
     with engine.begin() as conn:
-        for base in range(0, count, chunk):
+        for base in range(start, start + count, chunk):
             notices, wraps, deliveries = [], [], []
-            for i in range(base, min(count, base + chunk)):
+            for i in range(base, min(start + count, base + chunk)):
                 nid = f"grow{i:012d}"
-                at = now - timedelta(days=170) + timedelta(seconds=i * 170 * 86400 // max(count, 1))
+                at = now - timedelta(days=170) + timedelta(seconds=(i * 37) % (170 * 86400))
                 notices.append(
                     {
                         "id": nid,
