@@ -11,7 +11,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +30,7 @@ from broker.policy.payload import Violation, payload_violations
 from broker.policy.route import NotReached, Recipient, Route, check_notice, route
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.notices import NoticeInvalid, notice_facts_from_document
+from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState, View
 from broker.store import Database, audit_repo
 from broker.store import notices_repo as repo
@@ -56,42 +56,31 @@ class CommitBatcher:
 
     def __init__(self, db: Database, max_batch: int = 64) -> None:
         self.db = db
-        self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[repo.NoticeWrite, asyncio.Future[None]]] = asyncio.Queue()
-        self._consumer: asyncio.Task[None] | None = None
+        self._rounds: Rounds[tuple[repo.NoticeWrite, asyncio.Future[None]]] = Rounds(
+            "commit-batcher", self._commit_round, max_batch
+        )
 
     async def commit(self, write: repo.NoticeWrite) -> None:
-        if self._consumer is None or self._consumer.done():
-            self._consumer = asyncio.create_task(self._consume(), name="commit-batcher")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((write, done))
+        self._rounds.put((write, done))
         await done
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
+        await self._rounds.close()
 
-    async def _consume(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await repo.commit_notices(self.db, [w for w, _ in batch])
-            except repo.BatchConflict:
-                for write, done in batch:
-                    await self._one(write, done)
-                continue
-            except Exception as e:  # the store failed: every waiter hears it, none is left hanging
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(e)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def _commit_round(
+        self, batch: list[tuple[repo.NoticeWrite, asyncio.Future[None]]]
+    ) -> None:
+        try:
+            await repo.commit_notices(self.db, [w for w, _ in batch])
+        except repo.BatchConflict:
+            for write, done in batch:
+                await self._one(write, done)
+            return
+        except Exception as e:  # the store failed: every waiter hears it, none is left hanging
+            settle((done for _, done in batch), e)
+            return
+        settle(done for _, done in batch)
 
     async def _one(self, write: repo.NoticeWrite, done: asyncio.Future[None]) -> None:
         try:

@@ -18,7 +18,6 @@ after about 20 s. See tests/bench/.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,6 +27,7 @@ from broker.domain.notice import NoticeFacts
 from broker.errors import LiaisonError
 from broker.logs import get_logger
 from broker.service.push import Hub, PushEvent
+from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState
 from broker.store import notices_repo as repo
 from broker.store.notices_repo import InboxItem
@@ -70,32 +70,21 @@ class Publisher:
     def __init__(self, state: BrokerState, hub: Hub) -> None:
         self.state = state
         self.hub = hub
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._rounds: Rounds[dict[str, Any]] = Rounds("live-publisher", self._round, 256)
 
     def enqueue(self, payload: dict[str, Any]) -> None:
         """Synchronous on purpose: the call order is the push order."""
-        if not self.hub.connections:
-            return  # nobody is connected to this process: nothing to look up
-        self._queue.put_nowait(payload)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-publisher")
+        if self.hub.connections:  # nobody connected to this process: nothing to look up
+            self._rounds.put(payload)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._rounds.close()
 
-    async def _run(self) -> None:
-        while True:
-            payloads = [await self._queue.get()]
-            while not self._queue.empty() and len(payloads) < 256:
-                payloads.append(self._queue.get_nowait())
-            try:
-                self.publish(await self._items(payloads))
-            except LiaisonError:  # the store failed: streams resume from the store on reconnect
-                log.warning("push_failed", announcements=len(payloads))
+    async def _round(self, payloads: list[dict[str, Any]]) -> None:
+        try:
+            self.publish(await self._items(payloads))
+        except LiaisonError:  # the store failed: streams resume from the store on reconnect
+            log.warning("push_failed", announcements=len(payloads))
 
     async def _items(self, payloads: list[dict[str, Any]]) -> list[InboxItem]:
         ids: list[int] = []
@@ -127,6 +116,7 @@ class Publisher:
 
 
 EventsFor = Callable[[list[int]], Sequence[AuditEvent]]
+Mark = tuple[list[int], EventsFor, datetime, "asyncio.Future[None]"]
 
 
 class DeliveredMarks:
@@ -134,45 +124,27 @@ class DeliveredMarks:
 
     def __init__(self, state: BrokerState) -> None:
         self.state = state
-        self._queue: asyncio.Queue[tuple[list[int], EventsFor, datetime, asyncio.Future[None]]] = (
-            asyncio.Queue()
-        )
-        self._task: asyncio.Task[None] | None = None
+        self._rounds: Rounds[Mark] = Rounds("delivered-marks", self._round, 512)
 
     async def mark(self, ids: list[int], now: datetime, events_for: EventsFor) -> None:
         if not ids:
             return
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="delivered-marks")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((ids, events_for, now, done))
+        self._rounds.put((ids, events_for, now, done))
         await done
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._rounds.close()
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < 512:
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._commit(batch)
-            except Exception as e:  # every waiter hears the store's failure, none is left hanging
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_exception(e)
-                continue
-            for *_, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def _round(self, batch: list[Mark]) -> None:
+        try:
+            await self._commit(batch)
+        except Exception as e:  # every waiter hears the store's failure, none is left hanging
+            settle((done for *_, done in batch), e)
+            return
+        settle(done for *_, done in batch)
 
-    async def _commit(
-        self, batch: list[tuple[list[int], EventsFor, datetime, asyncio.Future[None]]]
-    ) -> None:
+    async def _commit(self, batch: list[Mark]) -> None:
         def events_for(changed: list[int]) -> list[AuditEvent]:
             out: list[AuditEvent] = []
             claimed: set[int] = set()  # two streams of one contact: one event per delivery
