@@ -43,6 +43,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         response.headers["X-Request-Id"] = request_id
         return response
+    except web.HTTPException as e:  # a redirect passes through: log and count its own status
+        status = e.status
+        raise
     finally:
         route = request.match_info.route.resource
         REQUEST_SECONDS.labels(

@@ -51,7 +51,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def root(_: web.Request) -> web.Response:
-    raise web.HTTPFound("/ui/")
+    return web.Response(status=302, headers={"Location": "/ui/"})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

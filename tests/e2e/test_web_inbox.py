@@ -239,3 +239,19 @@ async def test_keys_kept_on_the_device_unlock_only_with_the_passphrase(
     await page.click("#unlock button[type=submit]")
     await expect(page.locator("#who")).to_have_text("mk-kumanovo-pcve")
     await shot(page, "9-unlocked-from-device")
+
+
+def test_the_root_redirect_is_logged_as_the_redirect_it_is(broker: BrokerProcess) -> None:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", broker.port, timeout=10)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    assert response.status == 302 and response.getheader("Location") == "/ui/"
+    lines = [json.loads(x) for x in broker.output().splitlines() if x.startswith("{")]
+    handled = [x for x in lines if x.get("event") == "request_handled" and x.get("path") == "/"]
+    assert handled and handled[-1]["status"] == 302
