@@ -66,7 +66,7 @@ def serve_process(
     proc.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(url, proc)
+        wait_for_broker(url, proc)
         yield proc, url
     finally:
         if proc.poll() is None:
@@ -78,16 +78,17 @@ def serve_process(
                 proc.wait()
 
 
-def output(proc: subprocess.Popen[str]) -> str:
+def output(proc: subprocess.Popen[Any]) -> str:
     """What a `serve_process` broker has written so far."""
-    return Path(proc.log).read_text()  # type: ignore[attr-defined]
+    return Path(proc.log).read_text(errors="replace")  # type: ignore[attr-defined]
 
 
-def _wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+def wait_for_broker(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Until the broker at ``url`` accepts connections; its output in the error if it exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"broker exited early:\n{output(proc)}")
+            raise RuntimeError(f"broker exited early:\n{output(proc)[-3000:]}")
         try:
             with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=0.2):
                 return
@@ -169,3 +170,17 @@ class TcpProxy:
 
     async def restore(self) -> None:
         await self.start()
+
+
+def recipient(data: Path, url: str, contact: str) -> Any:
+    """A demo contact's recipient client (keys from ``data/keys``), for ``async with``."""
+    from adapters.recipient import RecipientClient
+    from broker.crypto.keys import read_private_key
+
+    keys = data / "keys"
+    return RecipientClient(
+        url,
+        contact,
+        read_private_key(keys / f"{contact}.pem"),
+        read_private_key(keys / f"{contact}.x25519.pem"),
+    )

@@ -147,11 +147,10 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
 async def _send_after(
     request: web.Request, response: web.StreamResponse, contact: str, after: int
 ) -> int:
-    """Send the contact's deliveries above ``after`` in id order; returns the new position.
-
-    Pushes can arrive out of order (two commits announced concurrently, or one lost when a
-    process died between its commit and its push); reading from the store in id order, with ids
-    given out in commit order (see ``audit_repo.lock_head``), leaves no gap and no repeat.
+    """Send the contact's deliveries above ``after`` from the store, in id order, when a stream
+    opens or resumes; returns the new position. Ids are given out in commit order (see
+    ``audit_repo.lock_head``), so what was committed before is here and nothing comes later
+    below the position: no gap and no repeat, even after a process died between commit and push.
     """
     app = request.app
     recipients, engine = app[RECIPIENTS], app[STATE].engine

@@ -87,14 +87,9 @@ class Publisher:
             log.warning("push_failed", announcements=len(payloads))
 
     async def _items(self, payloads: list[dict[str, Any]]) -> list[InboxItem]:
-        ids: list[int] = []
-        for payload in payloads:
-            if "notice" in payload:
-                ids += [i for i, _ in await repo.delivery_ids(self.state.engine, payload["notice"])]
-            ids += [int(i) for i in payload.get("deliveries", [])]
-        if not ids:
-            return []
-        return await repo.deliveries_by_id(self.state.engine, sorted(set(ids)))
+        notices = [str(p["notice"]) for p in payloads if "notice" in p]
+        ids = [int(i) for p in payloads for i in p.get("deliveries", [])]
+        return await repo.deliveries_named(self.state.engine, notices, ids)
 
     def publish(self, items: Sequence[InboxItem]) -> int:
         """Push ``items`` (in id order) to connected contacts who may read them now."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -375,24 +375,24 @@ async def deliveries_after(db: Database, contact: str, after: int, limit: int) -
     return [_inbox_item(r) for r in await _all(db, query)]
 
 
-async def deliveries_by_id(db: Database, ids: Sequence[int]) -> list[InboxItem]:
-    if not ids:
+async def deliveries_named(
+    db: Database, notice_ids: Sequence[str], ids: Sequence[int]
+) -> list[InboxItem]:
+    """Every delivery of ``notice_ids`` and those with ``ids``, in id order, in one query."""
+    named = []
+    if notice_ids:
+        named.append(delivery_t.c.notice_id.in_(list(notice_ids)))
+    if ids:
+        named.append(delivery_t.c.id.in_(list(ids)))
+    if not named:
         return []
     query = (
         select(*_INBOX_COLUMNS)
         .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
-        .where(delivery_t.c.id.in_(list(ids)))
+        .where(or_(*named))
         .order_by(delivery_t.c.id)
     )
     return [_inbox_item(r) for r in await _all(db, query)]
-
-
-async def delivery_ids(db: Database, notice_id: str) -> list[tuple[int, str]]:
-    rows = await _all(
-        db,
-        select(delivery_t.c.id, delivery_t.c.contact_id).where(delivery_t.c.notice_id == notice_id),
-    )
-    return [(r.id, r.contact_id) for r in rows]
 
 
 async def recipient_copy(

@@ -79,50 +79,8 @@ def bench_data(workdir: Path) -> Path:
     subprocess.run([*LIAISON, "init", str(data), "--demo"], check=True, capture_output=True)
     directory = yaml.safe_load((data / "directory.yaml").read_text())
     for size in (5, 10):
-        jid = f"mk-bench{size}"
-        directory["jurisdictions"].append(
-            {"id": jid, "name": f"Bench {size}", "level": "municipality", "parent": "mk-northeast"}
-        )
-        directory["organisations"].append(
-            {
-                "id": f"{jid}.municipality",
-                "name": f"Bench {size}",
-                "kind": "municipality",
-                "jurisdiction": jid,
-            }
-        )
-        for kind in ("mayor", "community-safety-council"):
-            directory["roles"].append(
-                {"id": f"{jid}.{kind}", "organisation": f"{jid}.municipality", "kind": kind}
-            )
-        for i in range(size):
-            cid = f"{jid}-{i}"
-            pair = generate("x25519")
-            directory["contacts"].append(
-                {
-                    "id": cid,
-                    "name": f"Bench {i}",
-                    "organisation": f"{jid}.municipality",
-                    "keys": [{"id": pair.key_id(cid), "type": "x25519", "public": pair.public_b64}],
-                }
-            )
-            kind = "mayor" if i < size // 2 + size % 2 else "community-safety-council"
-            directory["assignments"].append(
-                {
-                    "role": f"{jid}.{kind}",
-                    "contact": cid,
-                    "as": "holder",
-                    "from": "2026-01-01T00:00:00Z",
-                }
-            )
-    (data / "directory.yaml").write_text(
-        yaml.safe_dump(directory, allow_unicode=True, sort_keys=False)
-    )
-    subprocess.run(
-        [*LIAISON, "directory", "apply", str(data / "directory.yaml"), "--data", str(data)],
-        check=True,
-        capture_output=True,
-    )
+        scale.add_municipality(directory, f"mk-bench{size}", "mk-northeast", size)
+    scale.apply_directory(data, directory)
     return data
 
 

@@ -7,10 +7,12 @@ Every load here goes to loopback only, is bounded in count and time, and stops b
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import random
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -50,54 +53,48 @@ class Scaled:
     regions: dict[str, list[str]]  # region -> municipalities
 
 
-def scaled_data(data: Path, regions: dict[str, int]) -> Scaled:
-    """Add regions of municipalities, each with PER_MUNICIPALITY contacts holding its mayor and
-    community-safety-council roles, to an initialised demo data directory, and apply it."""
-    directory = yaml.safe_load((data / "directory.yaml").read_text())
+def add_municipality(
+    directory: dict[str, Any], jid: str, parent: str, contacts: int
+) -> dict[str, KeyPair]:
+    """Add a municipality whose ``contacts`` hold its mayor and community-safety-council roles
+    (alternately), each with an Ed25519 and an X25519 key; returns the signing keys."""
+    org = f"{jid}.municipality"
+    directory["jurisdictions"].append(
+        {"id": jid, "name": jid, "level": "municipality", "parent": parent}
+    )
+    directory["organisations"].append(
+        {"id": org, "name": jid, "kind": "municipality", "jurisdiction": jid}
+    )
+    for kind in ("mayor", "community-safety-council"):
+        directory["roles"].append({"id": f"{jid}.{kind}", "organisation": org, "kind": kind})
     signing: dict[str, KeyPair] = {}
-    made: dict[str, list[str]] = {}
-    for region, municipalities in regions.items():
-        directory["jurisdictions"].append(
-            {"id": region, "name": region, "level": "region", "parent": "mk"}
+    for i in range(contacts):
+        cid = f"{jid}-{i}"
+        sign, enc = generate("ed25519"), generate("x25519")
+        signing[cid] = sign
+        directory["contacts"].append(
+            {
+                "id": cid,
+                "name": cid,
+                "organisation": org,
+                "keys": [
+                    {"id": sign.key_id(cid), "type": "ed25519", "public": sign.public_b64},
+                    {"id": enc.key_id(cid), "type": "x25519", "public": enc.public_b64},
+                ],
+            }
         )
-        made[region] = []
-        for m in range(municipalities):
-            jid = f"{region}-{m}"
-            made[region].append(jid)
-            org = f"{jid}.municipality"
-            directory["jurisdictions"].append(
-                {"id": jid, "name": jid, "level": "municipality", "parent": region}
-            )
-            directory["organisations"].append(
-                {"id": org, "name": jid, "kind": "municipality", "jurisdiction": jid}
-            )
-            for kind in ("mayor", "community-safety-council"):
-                directory["roles"].append(
-                    {"id": f"{jid}.{kind}", "organisation": org, "kind": kind}
-                )
-            for i in range(PER_MUNICIPALITY):
-                cid = f"{jid}-{i}"
-                sign, enc = generate("ed25519"), generate("x25519")
-                signing[cid] = sign
-                directory["contacts"].append(
-                    {
-                        "id": cid,
-                        "name": cid,
-                        "organisation": org,
-                        "keys": [
-                            {"id": sign.key_id(cid), "type": "ed25519", "public": sign.public_b64},
-                            {"id": enc.key_id(cid), "type": "x25519", "public": enc.public_b64},
-                        ],
-                    }
-                )
-                directory["assignments"].append(
-                    {
-                        "role": f"{jid}.{'mayor' if i % 2 == 0 else 'community-safety-council'}",
-                        "contact": cid,
-                        "as": "holder",
-                        "from": "2026-01-01T00:00:00Z",
-                    }
-                )
+        directory["assignments"].append(
+            {
+                "role": f"{jid}.{'mayor' if i % 2 == 0 else 'community-safety-council'}",
+                "contact": cid,
+                "as": "holder",
+                "from": "2026-01-01T00:00:00Z",
+            }
+        )
+    return signing
+
+
+def apply_directory(data: Path, directory: dict[str, Any]) -> None:
     (data / "directory.yaml").write_text(
         yaml.safe_dump(directory, allow_unicode=True, sort_keys=False)
     )
@@ -107,6 +104,22 @@ def scaled_data(data: Path, regions: dict[str, int]) -> Scaled:
         capture_output=True,
         env={**os.environ, "LIAISON_LIMITS_MAX_DIRECTORY_BYTES": str(10**9)},
     )
+
+
+def scaled_data(data: Path, regions: dict[str, int]) -> Scaled:
+    """Add regions of municipalities, each with PER_MUNICIPALITY contacts, to an initialised
+    demo data directory, and apply it."""
+    directory = yaml.safe_load((data / "directory.yaml").read_text())
+    signing: dict[str, KeyPair] = {}
+    made: dict[str, list[str]] = {}
+    for region, municipalities in regions.items():
+        directory["jurisdictions"].append(
+            {"id": region, "name": region, "level": "region", "parent": "mk"}
+        )
+        made[region] = [f"{region}-{m}" for m in range(municipalities)]
+        for jid in made[region]:
+            signing |= add_municipality(directory, jid, region, PER_MUNICIPALITY)
+    apply_directory(data, directory)
     return Scaled(data, signing, made)
 
 
@@ -501,13 +514,12 @@ async def medallion(
     headers = {
         "Content-Type": "application/taxii+json;version=2.1",
         "Accept": "application/taxii+json;version=2.1",
-        "Authorization": "Basic "
-        + __import__("base64").b64encode(b"bench:bench-password").decode(),
+        "Authorization": "Basic " + base64.b64encode(b"bench:bench-password").decode(),
     }
     try:
         for _ in range(100):
             try:
-                with __import__("socket").create_connection(("127.0.0.1", port), timeout=0.2):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break
             except OSError:
                 await asyncio.sleep(0.1)

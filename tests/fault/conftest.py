@@ -7,16 +7,55 @@ short form (scale 1) with the rest of the suite. The table also goes to
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import fresh_pg_database
 from tests.fault.harness import SCALE, Figures
+from tests.support import run_cli
 
 _ALL: list[Figures] = []
 ARTIFACTS = Path(__file__).resolve().parents[1] / "_artifacts"
+
+
+@dataclass
+class Backend:
+    data: Path
+    db_url: str  # for the checks, async driver
+    env: dict[str, str]  # for the broker and the CLI
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest, demo_dir: Path) -> AsyncIterator[Backend]:
+    """The demo data on its SQLite file, then on a fresh database of this machine's PostgreSQL."""
+    if request.param == "sqlite":
+        yield Backend(demo_dir, f"sqlite+aiosqlite:///{demo_dir / 'liaison.db'}", {})
+        return
+    async with on_postgres(demo_dir) as pg:
+        yield pg
+
+
+@pytest.fixture
+async def pg_backend(demo_dir: Path) -> AsyncIterator[Backend]:
+    """The demo data on a fresh database of this machine's PostgreSQL."""
+    async with on_postgres(demo_dir) as pg:
+        yield pg
+
+
+@contextlib.asynccontextmanager
+async def on_postgres(demo_dir: Path) -> AsyncIterator[Backend]:
+    async with fresh_pg_database("postgresql+asyncpg") as url:
+        env = {"LIAISON_DATABASE_URL": url}
+        applied = run_cli(
+            "directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env
+        )
+        assert applied.returncode == 0, applied.stderr
+        yield Backend(demo_dir, url, env)
 
 
 @pytest.fixture

@@ -18,14 +18,17 @@ heals, drains, and then checks what must hold whatever happened:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ from sqlalchemy import text
 from adapters.sender import SenderClient, SenderError
 from broker.crypto.keys import read_private_key
 from broker.store.engine import create_engine
-from tests.support import LIAISON, free_port, run_cli
+from tests.support import LIAISON, free_port, run_cli, wait_for_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "policies" / "examples"
@@ -90,7 +93,7 @@ class BrokerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self) -> None:
         with self.log.open("ab") as sink:
             self.proc = subprocess.Popen(
                 [*LIAISON, "serve", "--data", str(self.data), "--port", str(self.port)],
@@ -98,19 +101,9 @@ class BrokerProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
+        self.proc.log = self.log  # type: ignore[attr-defined]
         self.starts += 1
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                import socket
-
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("broker did not start listening in time")
+        wait_for_broker(self.url, self.proc)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, whatever was in flight is cut."""
@@ -130,19 +123,25 @@ class BrokerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    async def ready(self, seconds: float = 30) -> None:
-        """Recovery: /readyz green without anybody's help."""
+    async def ready(
+        self, seconds: float = 30, until: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> dict[str, Any]:
+        """Recovery: /readyz green without anybody's help (and ``until`` its body says so)."""
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                try:
+                with contextlib.suppress(aiohttp.ClientError):  # down still: ask again
                     async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
+                        body = await response.json()
+                        if response.status == 200 and until(body):
+                            return dict(body)
                 await asyncio.sleep(0.1)
         raise AssertionError(f"broker not ready after {seconds} s")
+
+
+def marker() -> str:
+    """A unique text put in every notice subject of a test: found anywhere at rest, it leaked."""
+    return f"FAULT-MARKER-{secrets.token_hex(6)}"
 
 
 def notice(example: str, marker: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -198,6 +197,27 @@ async def drive(
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return ops
+
+
+def start_load(
+    data: Path, url: str, *, count: int, marker: str, seed: int, after: int, concurrency: int = 8
+) -> tuple[asyncio.Task[list[Op]], asyncio.Event]:
+    """Start ``drive`` in the background; the event is set once ``after`` notices got 201 (the
+    moment to inject a fault in the middle of the load, however fast the broker has become)."""
+    answered = asyncio.Event()
+    load = asyncio.create_task(
+        drive(
+            data,
+            url,
+            count=count,
+            marker=marker,
+            seed=seed,
+            concurrency=concurrency,
+            answered=answered,
+            answered_after=after,
+        )
+    )
+    return load, answered
 
 
 async def wait_listening(url: str, seconds: float = 30) -> None:

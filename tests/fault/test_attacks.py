@@ -8,7 +8,6 @@ keeps serving.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,12 +16,12 @@ import pytest
 import yaml
 
 from adapters.recipient import RecipientError
-from adapters.sender import SenderError
+from adapters.sender import SenderClient, SenderError
 from broker.clock import FrozenClock
 from broker.http.keys import ESCALATION
-from tests.fault.harness import SCALE, BrokerProcess, Figures, drive, notice, sender
+from tests.fault.harness import SCALE, BrokerProcess, Figures, drive, marker, notice, sender
 from tests.integration.intake_support import example, running_broker
-from tests.support import run_cli
+from tests.support import recipient, run_cli
 
 
 async def test_an_agency_clock_out_of_step_is_refused_like_any_bad_signature(
@@ -33,8 +32,6 @@ async def test_an_agency_clock_out_of_step_is_refused_like_any_bad_signature(
         answers = {}
         for skew in (-3600, -301, 301, 3600, -200, 200):
             pair = broker.agency_key("mk-mvr")
-            from adapters.sender import SenderClient
-
             client = SenderClient.from_pem(
                 broker.url,
                 pair.pem(),
@@ -99,9 +96,10 @@ async def test_a_contact_revoked_after_routing_loses_the_notice_at_once(
 ) -> None:
     broker = BrokerProcess(demo_dir)
     broker.start()
+    revision = (await broker.ready())["directory_revision"]
     try:
         async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
-            mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+            mark = marker()
             notice_id = (
                 await ministry.post_notice(notice("returnee-repatriation", mark, {}))
             ).body["id"]
@@ -113,9 +111,8 @@ async def test_a_contact_revoked_after_routing_loses_the_notice_at_once(
         changed = run_cli("directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir)
         assert changed.returncode == 0, changed.stderr
         figures.faults += 1
-        await asyncio.sleep(6)  # the running broker picks the new revision up on its own
-        from tests.fault.test_crashes import recipient
-
+        # The running broker picks the new revision up on its own (it polls the store).
+        await broker.ready(until=lambda body: body["directory_revision"] > revision)
         async with recipient(demo_dir, broker.url, "mk-kumanovo-swc") as swc:
             with pytest.raises(RecipientError) as caught:
                 await swc.read(notice_id)
@@ -131,7 +128,7 @@ async def test_overload_gets_clean_refusals_and_the_broker_keeps_serving(
 ) -> None:
     broker = BrokerProcess(demo_dir)
     broker.start()
-    mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+    mark = marker()
     idle: list[asyncio.StreamWriter] = []
     try:
         async with aiohttp.ClientSession() as http:
@@ -178,15 +175,15 @@ async def test_a_policy_changed_after_routing_governs_new_notices_and_access_at_
     a forbid on reading ends access to an earlier notice at once."""
     broker = BrokerProcess(demo_dir)
     broker.start()
-    mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+    mark = marker()
     policies = demo_dir / "policies"
-    from tests.fault.test_crashes import recipient
 
     async def reload() -> None:
+        before = (await broker.ready())["policy_hash"]
         done = run_cli("policy", "reload", "--data", demo_dir)
         assert done.returncode == 0, done.stderr
         figures.faults += 1
-        await asyncio.sleep(1)  # SIGHUP: the broker swaps the set in between requests
+        await broker.ready(until=lambda body: body["policy_hash"] != before)  # swapped in
 
     try:
         async with sender(demo_dir, broker.url, "mk-mvr") as ministry:

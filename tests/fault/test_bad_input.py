@@ -23,7 +23,7 @@ from broker.directory.load import parse_directory_text
 from broker.errors import DirectoryFileError, PolicyFileError
 from broker.policy.load import load_policies
 from tests.fault.harness import SCALE, BrokerProcess, Figures
-from tests.fault.test_crashes import recipient
+from tests.support import recipient
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"

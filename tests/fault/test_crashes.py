@@ -9,52 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from adapters.recipient import RecipientClient
-from broker.crypto.keys import read_private_key
-from tests.conftest import fresh_pg_database
+from tests.fault.conftest import Backend
 from tests.fault.harness import (
     SCALE,
     BrokerProcess,
     Figures,
     check_invariants,
     drive,
+    marker,
     rows,
     settle_unknown,
+    start_load,
     verify_audit,
 )
-from tests.support import run_cli
-
-
-@dataclass
-class Backend:
-    data: Path
-    db_url: str  # for the checks, async driver
-    env: dict[str, str]  # for the broker and the CLI
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, demo_dir: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend(demo_dir, f"sqlite+aiosqlite:///{demo_dir / 'liaison.db'}", {})
-        return
-    async with fresh_pg_database("postgresql+asyncpg") as url:
-        env = {"LIAISON_DATABASE_URL": url}
-        applied = run_cli(
-            "directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env
-        )
-        assert applied.returncode == 0, applied.stderr
-        yield Backend(demo_dir, url, env)
-
-
-def marker() -> str:
-    return f"FAULT-MARKER-{secrets.token_hex(6)}"
+from tests.support import recipient, run_cli
 
 
 async def test_kill_9_during_intake_loses_nothing_and_doubles_nothing(
@@ -64,17 +34,8 @@ async def test_kill_9_during_intake_loses_nothing_and_doubles_nothing(
     mark = marker()
     broker.start()
     try:
-        answered = asyncio.Event()
-        load = asyncio.create_task(
-            drive(
-                backend.data,
-                broker.url,
-                count=80 * SCALE,
-                marker=mark,
-                seed=1,
-                answered=answered,
-                answered_after=15,
-            )
+        load, answered = start_load(
+            backend.data, broker.url, count=80 * SCALE, marker=mark, seed=1, after=15
         )
         for _ in range(SCALE):
             await answered.wait()
@@ -93,16 +54,6 @@ async def test_kill_9_during_intake_loses_nothing_and_doubles_nothing(
     figures.add(ops)
     await check_invariants(
         backend.data, backend.db_url, backend.env, settled, mark, figures, log_text=broker.output()
-    )
-
-
-def recipient(data: Path, url: str, contact: str) -> RecipientClient:
-    keys = data / "keys"
-    return RecipientClient(
-        url,
-        contact,
-        read_private_key(keys / f"{contact}.pem"),
-        read_private_key(keys / f"{contact}.x25519.pem"),
     )
 
 
@@ -130,18 +81,9 @@ async def test_kill_9_during_fan_out_a_resumed_stream_misses_nothing_and_repeats
 
     watchers = [asyncio.create_task(watch(c)) for c in contacts]
     try:
-        await asyncio.sleep(1)
-        answered = asyncio.Event()
-        load = asyncio.create_task(
-            drive(
-                backend.data,
-                broker.url,
-                count=60 * SCALE,
-                marker=mark,
-                seed=2,
-                answered=answered,
-                answered_after=8,
-            )
+        await asyncio.sleep(1)  # let the watchers connect before the first notice
+        load, answered = start_load(
+            backend.data, broker.url, count=60 * SCALE, marker=mark, seed=2, after=8
         )
         await answered.wait()
         assert not load.done(), "the kill must land in the middle of the load"

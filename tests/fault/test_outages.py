@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,16 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fresh_pg_database
+from tests.fault.conftest import Backend
 from tests.fault.harness import (
     SCALE,
     BrokerProcess,
     Figures,
     check_invariants,
     drive,
+    marker,
     settle_unknown,
+    start_load,
 )
-from tests.support import run_cli
 
 CLUSTERS = Path("/etc/postgresql")
 
@@ -49,58 +49,41 @@ def _pg_ready() -> bool:
 
 @pytest.mark.postgres
 async def test_postgresql_stopped_hard_and_restarted_under_load(
-    demo_dir: Path, figures: Figures
+    pg_backend: Backend, figures: Figures
 ) -> None:
     if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0 or not CLUSTERS.is_dir():
         pytest.skip("needs this machine's PostgreSQL cluster and root to stop and start it")
-    async with fresh_pg_database("postgresql+asyncpg") as url:
-        env = {"LIAISON_DATABASE_URL": url}
-        assert (
-            run_cli(
-                "directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env
-            ).returncode
-            == 0
+    data, env = pg_backend.data, pg_backend.env
+    broker = BrokerProcess(data, env)
+    broker.start()
+    mark = marker()
+    try:
+        load, answered = start_load(
+            data, broker.url, count=60 * SCALE, marker=mark, seed=3, after=10, concurrency=4
         )
-        broker = BrokerProcess(demo_dir, env)
-        broker.start()
-        mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+        await answered.wait()
         try:
-            answered = asyncio.Event()
-            load = asyncio.create_task(
-                drive(
-                    demo_dir,
-                    broker.url,
-                    count=60 * SCALE,
-                    marker=mark,
-                    seed=3,
-                    answered=answered,
-                    answered_after=10,
-                    concurrency=4,
-                )
-            )
-            await answered.wait()
-            try:
-                await asyncio.to_thread(
-                    _pg_ctl, "stop", "-m", "immediate"
-                )  # a crash, no checkpoint
-                figures.faults += 1
-                await asyncio.sleep(2)  # requests meet the outage
-            finally:
-                await asyncio.to_thread(_pg_ctl, "start")
-                for _ in range(60):
-                    if _pg_ready():
-                        break
-                    await asyncio.sleep(0.5)
-            ops = await load
-            await broker.ready()
-            settled = await settle_unknown(demo_dir, broker.url, ops, mark)
-            for op in settled:  # what the outage refused, it refused cleanly: 503, nothing kept
-                if op.outcome == "failed":
-                    assert op.status == 503, op
+            await asyncio.to_thread(_pg_ctl, "stop", "-m", "immediate")  # a crash: no checkpoint
+            figures.faults += 1
+            await asyncio.sleep(2)  # requests meet the outage
         finally:
-            broker.stop()
-        figures.add(ops)
-        await check_invariants(demo_dir, url, env, settled, mark, figures, log_text=broker.output())
+            await asyncio.to_thread(_pg_ctl, "start")
+            for _ in range(60):
+                if await asyncio.to_thread(_pg_ready):
+                    break
+                await asyncio.sleep(0.5)
+        ops = await load
+        await broker.ready()
+        settled = await settle_unknown(data, broker.url, ops, mark)
+        for op in settled:  # what the outage refused, it refused cleanly: 503, nothing kept
+            if op.outcome == "failed":
+                assert op.status == 503, op
+    finally:
+        broker.stop()
+    figures.add(ops)
+    await check_invariants(
+        data, pg_backend.db_url, env, settled, mark, figures, log_text=broker.output()
+    )
 
 
 @pytest.fixture
@@ -128,7 +111,7 @@ async def test_a_full_disk_fails_closed_and_recovers_when_space_returns(
     shutil.copytree(demo_dir, data)
     broker = BrokerProcess(data)
     broker.start()
-    mark = f"FAULT-MARKER-{secrets.token_hex(6)}"
+    mark = marker()
     filler = small_disk / "filler"
     try:
         before = await drive(data, broker.url, count=10, marker=mark, seed=4, prefix="before")

@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.recipient import RecipientClient
 from adapters.sender import SenderClient, SenderError
 from broker.audit.verify import read_export, verify_export
 from broker.crypto.keys import read_private_key
@@ -25,7 +24,7 @@ from broker.service.directory import apply_directory_file
 from broker.store.engine import create_engine, migrate
 from tests.conftest import NOW, fresh_pg_database
 from tests.integration.test_adapters import Receiver, add_webhooks
-from tests.support import run_cli, serve_process
+from tests.support import recipient, run_cli, serve_process
 
 pytestmark = pytest.mark.postgres
 EXAMPLE = json.loads(
@@ -59,16 +58,6 @@ def two_brokers(
 def sender(demo_dir: Path, url: str, agency: str = "mk-mvr") -> SenderClient:
     pair = read_private_key(demo_dir / "keys" / f"{agency}.pem")
     return SenderClient.from_pem(url, pair.pem(), pair.key_id(agency), retries=0, timeout=10)
-
-
-def recipient(demo_dir: Path, url: str, contact: str) -> RecipientClient:
-    keys = demo_dir / "keys"
-    return RecipientClient(
-        url,
-        contact,
-        read_private_key(keys / f"{contact}.pem"),
-        read_private_key(keys / f"{contact}.x25519.pem"),
-    )
 
 
 async def ready(url: str, key: str = "listener") -> None:

@@ -125,10 +125,6 @@ export function digestMatches(header, bytes) {
   return checked.length > 0 && checked.every(([, name, value]) => equal(known[name](bytes), b64decode(value)));
 }
 
-export function contentDigest(bytes) {
-  return `sha-256=:${b64encode(sha256(bytes))}:`;
-}
-
 /** One RFC 9421 signature: its label, covered components and serialized parameters. */
 export function parseSignatureInput(header) {
   const at = header.indexOf("=");
