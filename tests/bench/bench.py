@@ -38,7 +38,7 @@ from broker.audit.events import GENESIS, AuditEvent, canonical
 from broker.audit.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash
 from broker.audit.verify import verify_export
 from broker.crypto.envelope import seal, wrap_many
-from broker.crypto.httpsig import content_digest, ed25519_verify, sign_request
+from broker.crypto.httpsig import ed25519_verify
 from broker.crypto.keys import generate, read_private_key
 from broker.crypto.note import sign_note
 
@@ -103,22 +103,7 @@ async def drive(url: str, body: bytes, key: Any, keyid: str, seconds: float) -> 
         async def worker() -> None:
             nonlocal errors
             while time.monotonic() < deadline:
-                headers = {
-                    "Content-Type": "application/json",
-                    "Content-Digest": content_digest(body),
-                    "Idempotency-Key": secrets.token_hex(8),
-                }
-                headers.update(
-                    sign_request(
-                        method="POST",
-                        url=url,
-                        headers=headers,
-                        key=key,
-                        keyid=keyid,
-                        created=int(time.time()),
-                        components=("@method", "@target-uri", "content-type", "content-digest"),
-                    )
-                )
+                headers = scale.signed_post(url, body, key, keyid)
                 started = time.perf_counter()
                 async with http.post(url, data=body, headers=headers) as response:
                     await response.read()

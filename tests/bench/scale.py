@@ -199,6 +199,27 @@ async def connect(
     }
 
 
+def signed_post(url: str, body: bytes, key: Any, keyid: str) -> dict[str, str]:
+    """Headers of a notice POST signed as an agency (RFC 9421), with a fresh idempotency key."""
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Digest": content_digest(body),
+        "Idempotency-Key": secrets.token_hex(8),
+    }
+    headers.update(
+        sign_request(
+            method="POST",
+            url=url,
+            headers=headers,
+            key=key,
+            keyid=keyid,
+            created=int(time.time()),
+            components=("@method", "@target-uri", "content-type", "content-digest"),
+        )
+    )
+    return headers
+
+
 class Poster:
     """Signs and posts threat assessments as the national police (mk-bjb)."""
 
@@ -211,22 +232,7 @@ class Poster:
 
     async def post(self, jurisdiction: str) -> tuple[str, float, float]:
         body = json.dumps({**self.example, "jurisdiction": jurisdiction}).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Content-Digest": content_digest(body),
-            "Idempotency-Key": secrets.token_hex(8),
-        }
-        headers.update(
-            sign_request(
-                method="POST",
-                url=self.url,
-                headers=headers,
-                key=self.pair.private,  # type: ignore[arg-type]
-                keyid=self.keyid,
-                created=int(time.time()),
-                components=("@method", "@target-uri", "content-type", "content-digest"),
-            )
-        )
+        headers = signed_post(self.url, body, self.pair.private, self.keyid)
         started = time.perf_counter()
         async with self.http.post(self.url, data=body, headers=headers) as response:
             answer = await response.json()
