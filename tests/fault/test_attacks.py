@@ -8,6 +8,7 @@ keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -215,3 +216,83 @@ async def test_a_policy_changed_after_routing_governs_new_notices_and_access_at_
             assert mark in (await pcve.read(first["id"])).notice["subject"]
     finally:
         broker.stop()
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _events(response: aiohttp.ClientResponse, into: list[int]) -> None:
+    async for line in response.content:
+        if line.startswith(b"id: "):
+            into.append(int(line[4:]))
+
+
+async def test_a_stream_client_that_stops_reading_holds_no_one_up_and_loses_nothing(
+    demo_dir: Path, figures: Figures
+) -> None:
+    """Kumanovo's focal point opens a stream and stops reading (its client buffers 1 KiB at
+    most); the social-welfare centre reads along. A burst of notices for both: the reader has
+    every one, the broker's memory stays bounded, and the stalled client, reading again and
+    then resuming from its last id, ends with every one exactly once, in order."""
+    broker = BrokerProcess(demo_dir, {"LIAISON_DELIVERY_STREAM_QUEUE_EVENTS": "4"})
+    broker.start()
+    mark = marker()
+    assert broker.proc is not None
+    try:
+        async with (
+            recipient(demo_dir, broker.url, "mk-kumanovo-pcve") as pcve,
+            recipient(demo_dir, broker.url, "mk-kumanovo-swc") as swc,
+            aiohttp.ClientSession(read_bufsize=1024) as stalled_http,
+        ):
+            headers = {"Accept": "text/event-stream"}
+            stalled = await stalled_http.get(
+                f"{broker.url}/v1/stream",
+                headers={**headers, "Authorization": f"Bearer {await pcve.token()}"},
+            )
+            read: list[int] = []
+
+            async def keep_reading() -> None:
+                while True:  # a reader that falls behind its 4-event queue is let go: resume
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async for event_id, _ in swc.watch(
+                            last_event_id=read[-1] if read else None
+                        ):
+                            read.append(event_id)
+
+            reading = asyncio.create_task(keep_reading())
+            before = _rss_mib(broker.proc.pid)
+            figures.faults += 1
+            ops = [
+                op
+                for op in await drive(
+                    demo_dir, broker.url, count=150 * SCALE, marker=mark, seed=9, prefix="burst"
+                )
+                if op.agency == "mk-mvr"  # the returnee notices: the ones for Kumanovo
+            ]
+            figures.add(ops)
+            assert all(op.outcome == "ok" for op in ops)
+            async with asyncio.timeout(30):
+                while len(read) < len(ops):  # noqa: ASYNC110 - filled by the reading task
+                    await asyncio.sleep(0.05)
+            growth = _rss_mib(broker.proc.pid) - before
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            got: list[int] = []
+            with contextlib.suppress(TimeoutError):  # what it was sent before the broker let go
+                async with asyncio.timeout(3):
+                    await _events(stalled, got)
+            stalled.close()
+            async with asyncio.timeout(30):  # resume from the last id it has
+                async for event_id, _ in pcve.watch(last_event_id=got[-1] if got else None):
+                    got.append(event_id)
+                    if len(got) >= len(ops):
+                        break
+    finally:
+        broker.stop()
+    assert len(read) == len(ops) and read == sorted(set(read))
+    assert len(got) == len(ops) and got == sorted(set(got)), "a gap or a repeat after resuming"
+    assert growth < 50, f"the broker grew by {growth:.0f} MiB for one stalled client"
