@@ -9,6 +9,7 @@ Any mismatch raises ``VerificationFailed``: a notice that does not verify is nev
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl as ssl_module
@@ -262,6 +263,21 @@ class RecipientClient:
                 elif line == "" and event_id is not None and data:
                     yield event_id, json.loads("\n".join(data))
                     event_id, data = None, []
+
+    async def follow(
+        self, *, last_event_id: int | None = None, pause_seconds: float = 0.5
+    ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """Live events across stream ends. The broker ends a stream when its token expires (or
+        its right to it ends): this resumes with a fresh token from the last event seen, so
+        nothing is missed or repeated. A refusal — a revoked key, an ended assignment — ends it
+        with RecipientError."""
+        last = last_event_id
+        while True:
+            self._token = None  # a fresh token for each stream: it lives as long as the token
+            async for event_id, data in self.watch(last_event_id=last):
+                last = event_id
+                yield event_id, data
+            await asyncio.sleep(pause_seconds)
 
     # -- auditors ------------------------------------------------------------------------------
     async def audit_checkpoint(self, *, fresh: bool = False) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def create_app(
     outbox = Outbox(state, settings, environ, ed25519_signer(signing, source="keys.signing_key"))
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
     hub = Hub(settings.delivery.stream_queue_events)
+    state.on_directory_change.append(hub.wake_all)  # open streams re-check their tokens
     distributed = engine.dialect.name == "postgresql"  # several processes: push travels by NOTIFY
     recipient_service = Recipients(
         state, hub, page_max=settings.limits.inbox_page_max, distributed=distributed

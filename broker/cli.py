@@ -561,7 +561,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     async def run(client: Any) -> int:
-        async for event_id, event in client.watch(last_event_id=args.last_event_id):
+        async for event_id, event in client.follow(last_event_id=args.last_event_id):
             print(
                 f"{event_id}  {event['created_at']}  {event['notice_id']}  {event['channel']}  "
                 f"TLP:{event['marking']}  {event['severity']}  (as {event['role']})",

@@ -95,6 +95,10 @@ class DeliverySettings:
         256  # events buffered per live connection; a slower reader is dropped
     )
     stream_heartbeat_seconds: int = 15
+    # An open stream re-checks its token (expiry, key, assignments) this often, and at once
+    # when the directory changes: a revoked key or an ended assignment closes it within seconds.
+    stream_recheck_seconds: int = 5
+    max_streams_per_contact: int = 8  # live streams one contact may hold open at once
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ audit log only. HTTP statuses live in one table in ``broker.http.problems``, not
     ├── NotFound               unknown id (and ids the caller may not see: no oracle)
     ├── AuthenticationFailed   one answer for every authentication failure
     ├── Forbidden              authenticated, but policy does not allow it
+    ├── TooManyStreams         a contact's live streams are at their cap
     └── RoutingError           a notice cannot be routed (unknown channel, jurisdiction, ...)
 """
 
@@ -105,6 +106,12 @@ class Forbidden(LiaisonError):
 
 class Conflict(LiaisonError):
     code = "conflict"
+
+
+class TooManyStreams(LiaisonError):
+    """A contact already holds as many live streams as ``delivery.max_streams_per_contact``."""
+
+    code = "too_many_streams"
 
 
 class RoutingError(LiaisonError):

@@ -8,6 +8,7 @@ the Cedar entity graph) is CPU work and runs in a worker thread, off the event l
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class BrokerState:
         self.clock = clock or SystemClock()
         self._view: View | None = None
         self._lock = asyncio.Lock()
+        # Called after a new directory is in force (e.g. live streams re-check their tokens).
+        self.on_directory_change: list[Callable[[], None]] = []
 
     @property
     def view(self) -> View:
@@ -125,7 +128,9 @@ class BrokerState:
             old = self.view
             self._view = await asyncio.to_thread(_build, old.policies, directory, revision)
             log.info("directory_refreshed", revision=revision)
-            return True
+        for listener in self.on_directory_change:
+            listener()
+        return True
 
 
 def _build(policies: PolicySet, directory: Directory, revision: int) -> View:

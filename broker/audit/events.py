@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import structlog
-
 GENESIS = "0" * 64
 FIELDS = (
     "seq",
@@ -47,9 +45,9 @@ class AuditEvent:
     policies: tuple[str, ...] = ()
     reason: str | None = None  # a stable code, for refusals
     details: dict[str, Any] = field(default_factory=dict)
-    request: str | None = field(
-        default_factory=lambda: structlog.contextvars.get_contextvars().get("request_id")
-    )
+    # The id of the request that caused it, passed by the caller (through every queue); None
+    # for the broker's own background work. Never read from ambient (logging) context.
+    request: str | None = None
 
     @property
     def notice_id(self) -> str | None:

@@ -140,10 +140,20 @@ def make_assertion(
 
 
 def issue_access_token(
-    private: Ed25519PrivateKey, *, kid: str, issuer: str, subject: str, now: datetime, lifetime: int
+    private: Ed25519PrivateKey,
+    *,
+    kid: str,
+    issuer: str,
+    subject: str,
+    now: datetime,
+    lifetime: int,
+    proof: str,
 ) -> str:
+    """An access token for ``subject``; ``proof`` names what proved it (``key:<id>`` of the
+    contact's Ed25519 key, or ``oidc``), so every later request can check that proof still holds."""
     t = int(now.timestamp())
     claims = {
+        PROOF_CLAIM: proof,
         "iss": issuer,
         "aud": issuer,
         "sub": subject,
@@ -153,6 +163,9 @@ def issue_access_token(
         "jti": secrets.token_urlsafe(12),
     }
     return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid, "typ": ACCESS_TYP})
+
+
+PROOF_CLAIM = "liaison_proof"
 
 
 def verify_access_token(
@@ -167,7 +180,7 @@ def verify_access_token(
         algorithms=OUR_ALGORITHMS,
         audience=issuer,
         issuer=issuer,
-        required=["iss", "aud", "sub", "exp", "iat"],
+        required=["iss", "aud", "sub", "exp", "iat", PROOF_CLAIM],
     )
     _check_times(claims, now, max_ahead=max_lifetime)
     return claims

@@ -10,6 +10,7 @@ from aiohttp import web
 from broker.audit.events import AuditEvent
 from broker.errors import AuthenticationFailed, LiaisonError, NotFound
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
+from broker.http.middleware import REQUEST_ID
 from broker.http.tls import require_client_certificate
 from broker.metrics import NOTICES_ACCEPTED, NOTICES_REFUSED
 from broker.service.auth import authenticate_agency
@@ -41,7 +42,9 @@ async def post_notice(request: web.Request) -> web.Response:
         NOTICES_REFUSED.labels(UnsupportedMediaType.code).inc()
         raise UnsupportedMediaType("notices are posted as application/json")
     body = await request.read()  # bounded by client_max_size (limits.max_body_bytes): 413 beyond
-    incoming = IncomingRequest(request.method, target_uri(request), header_map(request), body)
+    incoming = IncomingRequest(
+        request.method, target_uri(request), header_map(request), body, request[REQUEST_ID]
+    )
     try:
         accepted = await request.app[INTAKE].submit(incoming, request.app[CLOCK].now())
     except LiaisonError as e:
@@ -76,6 +79,7 @@ async def get_status(request: web.Request) -> web.Response:
         actor=f"agency:{agency.organisation}",
         action="notice.status_read",
         object=f"notice:{notice_id[:40]}",
+        request=request[REQUEST_ID],
     )
     try:
         body: dict[str, Any] | None = await notice_status(state.engine, view, agency, notice_id)

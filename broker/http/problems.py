@@ -35,6 +35,7 @@ STATUS: dict[str, int] = {
     "too_many_recipients": 422,
     "idempotency_conflict": 409,
     "routing_failed": 422,
+    "too_many_streams": 429,
     "store_unavailable": 503,
     "store_error": 503,
     "not_ready": 503,
@@ -52,6 +53,7 @@ TITLES: dict[int, str] = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }

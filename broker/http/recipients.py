@@ -9,15 +9,18 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.errors import AuthenticationFailed
+from broker.errors import AuthenticationFailed, TooManyStreams
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
+from broker.http.middleware import REQUEST_ID
 from broker.http.notices import UnsupportedMediaType
+from broker.logs import get_logger
 from broker.policy.payload import Violation
 from broker.service.live import event_data
 from broker.service.notices import NoticeInvalid
-from broker.service.tokens import GRANT_TYPE
+from broker.service.tokens import GRANT_TYPE, still_entitled
 from broker.store import notices_repo as repo
 
+log = get_logger("liaison.stream")
 STREAM_BACKLOG = 500  # deliveries replayed per resume; a client far behind pages through the inbox
 
 
@@ -36,6 +39,7 @@ async def post_token(request: web.Request) -> web.Response:
         assertion,
         request.app[CLOCK].now(),
         base_url=f"{request.scheme}://{request.host}",
+        request_id=request[REQUEST_ID],
     )
     response = web.json_response(answer)
     response.headers["Cache-Control"] = "no-store"
@@ -71,6 +75,7 @@ async def get_inbox(request: web.Request) -> web.Response:
         request.app[STATE].view,
         contact,
         request.app[CLOCK].now(),
+        request_id=request[REQUEST_ID],
         cursor=q.get("cursor"),
         limit=limit,
         state=q.get("status"),
@@ -82,7 +87,11 @@ async def get_inbox(request: web.Request) -> web.Response:
 async def get_notice(request: web.Request) -> web.Response:
     contact = _contact(request)
     body = await request.app[RECIPIENTS].fetch(
-        request.app[STATE].view, contact, request.match_info["id"], request.app[CLOCK].now()
+        request.app[STATE].view,
+        contact,
+        request.match_info["id"],
+        request.app[CLOCK].now(),
+        request_id=request[REQUEST_ID],
     )
     return web.json_response(body)
 
@@ -96,17 +105,32 @@ async def post_ack(request: web.Request) -> web.Response:
     except ValueError as e:
         raise NoticeInvalid([Violation("", "not valid JSON")]) from e
     answer = await request.app[RECIPIENTS].acknowledge(
-        request.app[STATE].view, contact, request.match_info["id"], body, request.app[CLOCK].now()
+        request.app[STATE].view,
+        contact,
+        request.match_info["id"],
+        body,
+        request.app[CLOCK].now(),
+        request_id=request[REQUEST_ID],
     )
     return web.json_response(answer)
 
 
 async def get_stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: metadata of each new delivery; resume with Last-Event-ID, no gap, no repeat."""
-    contact = _contact(request)
+    """Server-Sent Events: metadata of each new delivery; resume with Last-Event-ID, no gap, no repeat.
+
+    The stream lives as long as the token that opened it is entitled: it ends at the token's
+    expiry, and within ``delivery.stream_recheck_seconds`` (at once, when the directory change
+    is picked up) of a revoked key or an ended assignment. The client resumes with a new token.
+    """
     app = request.app
-    recipients, settings = app[RECIPIENTS], app[SETTINGS]
+    bearer = app[TOKENS].bearer_for(
+        app[STATE].view.directory, request.headers.get("Authorization"), app[CLOCK].now()
+    )
+    contact = bearer.contact
+    recipients, delivery = app[RECIPIENTS], app[SETTINGS].delivery
     last = _last_event_id(request)
+    if recipients.hub.streams_of(contact) >= delivery.max_streams_per_contact:
+        raise TooManyStreams("this contact has as many live streams open as allowed")
     subscription = recipients.hub.subscribe(
         contact
     )  # before the backlog query: nothing falls between
@@ -120,10 +144,18 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         sent = await _send_after(request, response, contact, last)
-        heartbeat = settings.delivery.stream_heartbeat_seconds
         while not subscription.overflowed.is_set():
+            now = app[CLOCK].now()
+            if not still_entitled(app[STATE].view.directory, bearer, now):
+                log.info("stream_ended", contact=contact, reason="token_no_longer_entitled")
+                break
+            wait = min(
+                delivery.stream_heartbeat_seconds,
+                delivery.stream_recheck_seconds,
+                max(0.0, (bearer.expires_at - now).total_seconds()),
+            )
             try:
-                first = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat)
+                first = await asyncio.wait_for(subscription.queue.get(), timeout=wait)
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
@@ -138,8 +170,10 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
             if fresh:
                 sent = fresh[-1].id
                 items = [e.item for e in fresh if e.item is not None]
-                await recipients.delivered(contact, items, "push", app[CLOCK].now())
-        return response  # overflowed: closing makes the client reconnect and resume
+                await recipients.delivered(
+                    contact, items, "push", app[CLOCK].now(), request_id=request[REQUEST_ID]
+                )
+        return response  # ended or overflowed: the client reconnects (new token) and resumes
     finally:
         recipients.hub.unsubscribe(subscription)
 
@@ -162,7 +196,7 @@ async def _send_after(
         shown = recipients.visible(app[STATE].view, contact, items, now)  # access ended: skipped
         for item in shown:
             await _send(response, item.delivery_id, event_data(item))
-        await recipients.delivered(contact, shown, "push", now)
+        await recipients.delivered(contact, shown, "push", now, request_id=request[REQUEST_ID])
         after = items[-1].delivery_id
         if len(items) < STREAM_BACKLOG:
             return after

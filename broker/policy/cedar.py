@@ -70,6 +70,10 @@ def publish_policy_id(channel: str) -> str:
     return f"channel/{channel}/publish"
 
 
+def escalation_policy_id(channel: str) -> str:
+    return f"channel/{channel}/escalation"
+
+
 def compile_channel(channel: Channel) -> list[Statement]:
     """The Cedar policies a channel file stands for: one publish rule, one per recipient rule."""
     return [
@@ -77,6 +81,11 @@ def compile_channel(channel: Channel) -> list[Statement]:
         *(
             Statement(_receive(channel, r), channel.line, rule_policy_id(channel.id, r.rule))
             for r in channel.recipients
+        ),
+        *(
+            [Statement(_escalation(channel), channel.line, escalation_policy_id(channel.id))]
+            if channel.escalation
+            else []
         ),
     ]
 
@@ -118,6 +127,23 @@ def _receive(channel: Channel, rule: RecipientRule) -> str:
         conditions.append(f"{_quoted(rule.levels)}.contains(principal.jurisdiction.level)")
     return (
         f'@id("{rule_policy_id(channel.id, rule.rule)}")\n'
+        f'permit (principal is {NS}::Role, action == {NS}::Action::"receive", '
+        f"resource is {NS}::Notice)\nwhen {{ " + " && ".join(conditions) + " };"
+    )
+
+
+def _escalation(channel: Channel) -> str:
+    """The roles of the escalation chain receive on the notice's line of the tree (the same
+    jurisdiction, one below it or one above it, as the deliveries they escalate), and only on
+    this channel; the worker picks the level, Cedar decides whether the role may receive."""
+    conditions = [
+        f"resource.channel == {uid('Channel', channel.id)}",
+        f"{_quoted(channel.escalation)}.contains(principal.kind)",
+        "(principal.jurisdiction in resource.jurisdiction"
+        " || resource.jurisdiction in principal.jurisdiction)",
+    ]
+    return (
+        f'@id("{escalation_policy_id(channel.id)}")\n'
         f'permit (principal is {NS}::Role, action == {NS}::Action::"receive", '
         f"resource is {NS}::Notice)\nwhen {{ " + " && ".join(conditions) + " };"
     )

@@ -9,7 +9,7 @@ never dropped silently. Time is an argument; nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -74,10 +74,31 @@ def route(notice: NoticeFacts, authorizer: Authorizer, now: datetime) -> Route:
     directory, policies = authorizer.directory, authorizer.policies
     channel = check_notice(notice, directory, policies.channels)
     candidates = dict(_candidates(notice, channel, directory))  # role id -> rule, first rule wins
-    decisions = authorizer.receive(notice, list(candidates))
+    recipients, not_reached = deliver_to(
+        notice, [(role_id, rule.rule) for role_id, rule in candidates.items()], authorizer, now
+    )
+    return Route(notice, policies.hash, tuple(recipients), tuple(not_reached))
+
+
+def deliver_to(
+    notice: NoticeFacts,
+    roles: Sequence[tuple[str, str]],
+    authorizer: Authorizer,
+    now: datetime,
+) -> tuple[list[Recipient], list[NotReached]]:
+    """Who receives ``notice`` at ``now`` through each (role id, rule name): the one decision
+    every delivery path takes (first routing, updates, escalation, succession).
+
+    Cedar decides ``receive`` for each role against the directory and policies in ``authorizer``
+    (one batch); a permitted role reaches whoever acts for it at ``now`` (present holders, else
+    deputies) with a usable encryption key. A former holder is never among them.
+    """
+    directory = authorizer.directory
+    known = [(r, rule) for r, rule in roles if r in directory.roles]
+    decisions = authorizer.receive(notice, [r for r, _ in known])
     recipients: list[Recipient] = []
     not_reached: list[NotReached] = []
-    for (role_id, rule), decision in zip(candidates.items(), decisions, strict=True):
+    for (role_id, rule), decision in zip(known, decisions, strict=True):
         where = directory.jurisdiction_of_role(role_id)
         if not decision.allowed:
             detail = (
@@ -86,15 +107,13 @@ def route(notice: NoticeFacts, authorizer: Authorizer, now: datetime) -> Route:
                 else "no policy permits this role to receive it"
             )
             not_reached.append(
-                NotReached(
-                    role_id, where, "denied_by_policy", detail, rule.rule, decision.policy_ids
-                )
+                NotReached(role_id, where, "denied_by_policy", detail, rule, decision.policy_ids)
             )
             continue
         found, missing = _holders(directory, role_id, where, rule, decision.policy_ids, now)
         recipients += found
         not_reached += missing
-    return Route(notice, policies.hash, tuple(recipients), tuple(not_reached))
+    return recipients, not_reached
 
 
 def _candidates(
@@ -144,7 +163,7 @@ def _holders(
     d: Directory,
     role_id: str,
     where: str,
-    rule: RecipientRule,
+    rule: str,
     policy_ids: tuple[str, ...],
     now: datetime,
 ) -> tuple[list[Recipient], list[NotReached]]:
@@ -156,7 +175,7 @@ def _holders(
                 where,
                 "vacant",
                 "no holder or deputy is assigned now",
-                rule.rule,
+                rule,
                 policy_ids,
             )
         ]
@@ -171,12 +190,12 @@ def _holders(
                     where,
                     "no_encryption_key",
                     f"{assignment.contact} has no usable X25519 key",
-                    rule.rule,
+                    rule,
                     policy_ids,
                 )
             )
             continue
         found.append(
-            Recipient(assignment.contact, role_id, where, rule.rule, policy_ids, key.id, deputies)
+            Recipient(assignment.contact, role_id, where, rule, policy_ids, key.id, deputies)
         )
     return found, missing

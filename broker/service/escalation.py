@@ -21,8 +21,10 @@ from typing import Any
 
 from broker.audit.events import AuditEvent
 from broker.crypto.envelope import unwrap, wrap
+from broker.domain.notice import NoticeFacts
 from broker.logs import get_logger
 from broker.metrics import ESCALATIONS
+from broker.policy.route import deliver_to
 from broker.service.intake import ESCROW, Announcements
 from broker.service.recipients import Recipients
 from broker.state import BrokerState, View
@@ -39,6 +41,8 @@ class NewRecipient:
     rule: str
     level: int
     key_id: str
+    policy_ids: tuple[str, ...] = ()
+    deputy: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,60 +86,83 @@ class EscalationWorker:
                 due[d.notice_id].append(d)
         added = 0
         for notice_id, sources in due.items():
+            notice = await repo.get_notice(self.state.engine, notice_id)
+            if notice is None:
+                continue
             channel = chains[sources[0].channel]
-            targets: dict[tuple[str, str], NewRecipient] = {}
+            roles: dict[str, tuple[str, int]] = {}  # role -> (rule, level), first source wins
             for source in sources:
                 kind = channel.escalation[source.level]
+                rule = f"channel/{channel.id}/escalation/{source.level + 1}"
                 for role in view.directory.roles_in(source.jurisdiction):
                     if role.kind == kind:
-                        for r in self._acting(
-                            view,
-                            role.id,
-                            source.jurisdiction,
-                            now,
-                            rule=f"channel/{channel.id}/escalation/{source.level + 1}",
-                            level=source.level + 1,
-                        ):
-                            targets.setdefault((r.contact, r.role), r)
+                        roles.setdefault(role.id, (rule, source.level + 1))
+            targets = self._acting(view, notice.facts(), roles, now)
             if not targets:
                 # Nobody can receive the escalation now: keep the sources open, try next tick.
                 log.warning(
                     "escalation_target_unreachable", notice_id=notice_id, channel=channel.id
                 )
                 continue
-            added += await self._deliver(
-                notice_id, list(targets.values()), now, escalated=[s.id for s in sources]
-            )
+            added += await self._deliver(notice_id, targets, now, escalated=[s.id for s in sources])
         return added
 
     async def _succeed(self, view: View, now: datetime) -> int:
         added = 0
-        by_notice: dict[str, list[NewRecipient]] = defaultdict(list)
+        open_roles: dict[str, dict[str, set[str]]] = defaultdict(dict)
         for (notice_id, role_id), contacts in (
             await repo.role_holders_of_open_notices(self.state.engine)
         ).items():
-            if role_id not in view.directory.roles:
+            open_roles[notice_id][role_id] = contacts
+        for notice_id, roles in open_roles.items():
+            acting = {
+                role_id
+                for role_id, contacts in roles.items()
+                if role_id in view.directory.roles
+                and not {a.contact for a in view.directory.acting_for(role_id, now)[0]} <= contacts
+            }
+            if not acting:
                 continue
-            jurisdiction = view.directory.jurisdiction_of_role(role_id)
-            for r in self._acting(view, role_id, jurisdiction, now, rule="succession", level=0):
-                if r.contact not in contacts:
-                    by_notice[notice_id].append(r)
-        for notice_id, new in by_notice.items():
-            added += await self._deliver(notice_id, new, now, escalated=[])
+            notice = await repo.get_notice(self.state.engine, notice_id)
+            if notice is None:
+                continue
+            new = [
+                r
+                for r in self._acting(
+                    view, notice.facts(), {role: ("succession", 0) for role in acting}, now
+                )
+                if r.contact not in roles[r.role]
+            ]
+            if new:
+                added += await self._deliver(notice_id, new, now, escalated=[])
         return added
 
     def _acting(
-        self, view: View, role_id: str, jurisdiction: str, now: datetime, *, rule: str, level: int
+        self,
+        view: View,
+        notice: NoticeFacts,
+        roles: dict[str, tuple[str, int]],
+        now: datetime,
     ) -> list[NewRecipient]:
-        acting, _ = view.directory.acting_for(role_id, now)
-        out = []
-        for assignment in acting:
-            key = view.directory.encryption_key(assignment.contact, now)
-            if key is None:
-                log.warning("recipient_without_key", role=role_id, contact=assignment.contact)
-                continue
-            out.append(NewRecipient(assignment.contact, role_id, jurisdiction, rule, level, key.id))
-        return out
+        """Whoever acts for each role now, if policy lets that role receive the notice now."""
+        found, missing = deliver_to(
+            notice, [(role, rule) for role, (rule, _) in roles.items()], view.authorizer, now
+        )
+        for n in missing:
+            log.warning("recipient_unreachable", notice_id=notice.id, role=n.role, reason=n.reason)
+        return [
+            NewRecipient(
+                r.contact,
+                r.role,
+                r.jurisdiction,
+                r.rule,
+                roles[r.role][1],
+                r.key_id,
+                r.policy_ids,
+                r.deputy,
+            )
+            for r in found
+        ]
 
     async def _announcements(
         self, view: View, notice_id: str, new: list[NewRecipient], now: datetime
@@ -177,8 +204,8 @@ class EscalationWorker:
                 "role_id": r.role,
                 "jurisdiction_id": r.jurisdiction,
                 "rule": r.rule,
-                "policy_ids": json.dumps([]),
-                "deputy": False,
+                "policy_ids": json.dumps(list(r.policy_ids)),
+                "deputy": r.deputy,
                 "state": "pending",
                 "created_at": now,
                 "escalation_level": r.level,
@@ -201,6 +228,8 @@ class EscalationWorker:
                 actor="broker",
                 action=action,
                 object=f"notice:{notice_id}",
+                decision="allow",
+                policies=r.policy_ids,
                 details={
                     "role": r.role,
                     "contact": r.contact,

@@ -27,7 +27,7 @@ from broker.errors import AuthenticationFailed, Conflict, Forbidden, LiaisonErro
 from broker.logs import get_logger
 from broker.policy.channel import Channel
 from broker.policy.payload import Violation, payload_violations
-from broker.policy.route import NotReached, Recipient, Route, check_notice, route
+from broker.policy.route import NotReached, Recipient, Route, check_notice, deliver_to, route
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.notices import NoticeInvalid, notice_facts_from_document
 from broker.service.rounds import Rounds, settle
@@ -128,6 +128,7 @@ class IncomingRequest:
     target_uri: str
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+    request_id: str | None = None  # recorded in every audit event this request causes
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,7 @@ class Intake:
                 max_skew=self.limits.clock_skew_seconds,
             )
         except AuthenticationFailed as e:
-            await audit_repo.append_events(
-                self.state.engine, [refusal(now, "unknown", e, request.headers)]
-            )
+            await audit_repo.append_events(self.state.engine, [refusal(now, "unknown", e, request)])
             raise
         try:
             return await self._accept(view, agency, request, now)
@@ -190,14 +189,14 @@ class Intake:
             failure = AuthenticationFailed(detail="nonce replayed")
             await audit_repo.append_events(
                 self.state.engine,
-                [refusal(now, f"agency:{agency.organisation}", failure, request.headers)],
+                [refusal(now, f"agency:{agency.organisation}", failure, request)],
             )
             raise failure from e
         except LiaisonError as e:
             # Refused after authentication: remember the nonce so the same request cannot be
             # replayed into a later, different answer (e.g. after a policy change).
             await self._burn_nonce(
-                agency, refusal(now, f"agency:{agency.organisation}", e, request.headers)
+                agency, refusal(now, f"agency:{agency.organisation}", e, request)
             )
             raise
 
@@ -264,9 +263,9 @@ class Intake:
                 raise NoticeInvalid(violations)
         facts = replace(facts, id=new_notice_id(now))
         notice_id = facts.id
-        previous_recipients = await self._previous_recipients(earlier)
+        previous_roles = await self._previous_roles(earlier)
         prepared = await asyncio.get_running_loop().run_in_executor(
-            self.pool, self._prepare, view, facts, request.body, previous_recipients, now
+            self.pool, self._prepare, view, facts, request.body, previous_roles, now
         )
         expires = _expiry(document, now)
         response = {
@@ -294,6 +293,7 @@ class Intake:
             idempotency_key,
             request_hash,
             decision.policy_ids,
+            request.request_id,
         )
         try:
             await self.batcher.commit(write)
@@ -366,46 +366,38 @@ class Intake:
             )
         return replace(facts, reply_to_role=request.requesting_role)
 
-    async def _previous_recipients(
-        self, earlier: StoredNotice | None
-    ) -> list[tuple[str, str, str]]:
+    async def _previous_roles(self, earlier: StoredNotice | None) -> list[str]:
+        """The roles the earlier notice reached, each once, in delivery order."""
         if earlier is None:
             return []
-        return [
-            (d.contact, d.role, d.jurisdiction)
-            for d in await repo.deliveries_of(self.state.engine, earlier.id)
-        ]
+        deliveries = await repo.deliveries_of(self.state.engine, earlier.id)
+        return list(dict.fromkeys(d.role for d in deliveries))
 
     def _prepare(
         self,
         view: View,
         facts: NoticeFacts,
         plaintext: bytes,
-        previous: list[tuple[str, str, str]],
+        previous_roles: list[str],
         now: datetime,
     ) -> _Prepared:
-        """Route, encrypt and wrap: CPU work, run on the crypto pool."""
+        """Route, encrypt and wrap: CPU work, run on the crypto pool.
+
+        An update or cancel also goes to the roles the earlier notice reached (an escalation's,
+        say) — through the same policy decision as any delivery, to whoever acts for each role
+        now: a successor or a standing-in deputy, never a former holder."""
         routed = route(facts, view.authorizer, now)
         recipients = list(routed.recipients)
         not_reached = list(routed.not_reached)
-        seen = {(r.contact, r.role) for r in recipients}
-        for (
-            contact,
-            role,
-            jurisdiction,
-        ) in previous:  # everyone who had the earlier notice gets this one
-            if (contact, role) in seen:
-                continue
-            key = view.directory.encryption_key(contact, now)
-            if key is None:
-                not_reached.append(
-                    NotReached(
-                        role, jurisdiction, "no_encryption_key", f"{contact} has no usable key"
-                    )
-                )
-                continue
-            recipients.append(Recipient(contact, role, jurisdiction, "supersedes", (), key.id))
-            seen.add((contact, role))
+        decided = {r.role for r in recipients} | {n.role for n in not_reached}
+        more, missing = deliver_to(
+            facts,
+            [(role, "supersedes") for role in previous_roles if role not in decided],
+            view.authorizer,
+            now,
+        )
+        recipients += more
+        not_reached += missing
         if not recipients:
             raise NoRecipients([n for n in not_reached if n.reason != "not_selected"])
         if len({r.contact for r in recipients}) > self.limits.max_recipients:
@@ -446,6 +438,7 @@ class Intake:
         idempotency_key: str | None,
         request_hash: str,
         publish_policies: tuple[str, ...],
+        request_id: str | None,
     ) -> repo.NoticeWrite:
         sig = agency.signature
         kind = "cancel" if document.get("cancel") else ("update" if earlier else "notice")
@@ -513,7 +506,9 @@ class Intake:
             nonce,
             idempotency,
             cancels=earlier.id if kind == "cancel" and earlier else None,
-            audit=self._events(agency, facts, kind, prepared, now, earlier, publish_policies),
+            audit=self._events(
+                agency, facts, kind, prepared, now, earlier, publish_policies, request_id
+            ),
             outbox=self._announcements(facts, prepared, now),
         )
 
@@ -537,6 +532,7 @@ class Intake:
         now: datetime,
         earlier: StoredNotice | None,
         publish_policies: tuple[str, ...],
+        request_id: str | None,
     ) -> list[AuditEvent]:
         """What the audit log records of an accepted notice: never its contents."""
         actor, obj, channel = f"agency:{agency.organisation}", f"notice:{facts.id}", facts.channel
@@ -544,6 +540,7 @@ class Intake:
         events = [
             AuditEvent(
                 at=now,
+                request=request_id,
                 actor=actor,
                 action="notice.posted",
                 object=obj,
@@ -565,6 +562,7 @@ class Intake:
             events.append(
                 AuditEvent(
                     at=now,
+                    request=request_id,
                     actor="broker",
                     action="notice.routed",
                     object=obj,
@@ -585,6 +583,7 @@ class Intake:
             events.append(
                 AuditEvent(
                     at=now,
+                    request=request_id,
                     actor="broker",
                     action="notice.unreachable",
                     object=obj,
@@ -599,6 +598,7 @@ class Intake:
         events.append(
             AuditEvent(
                 at=now,
+                request=request_id,
                 actor="broker",
                 action="escrow.wrapped",
                 object=obj,
@@ -610,6 +610,7 @@ class Intake:
             events.append(
                 AuditEvent(
                     at=now,
+                    request=request_id,
                     actor=actor,
                     action="notice.cancelled",
                     object=f"notice:{earlier.id}",
@@ -620,11 +621,9 @@ class Intake:
         return events
 
 
-def refusal(
-    now: datetime, actor: str, error: LiaisonError, headers: Mapping[str, str]
-) -> AuditEvent:
+def refusal(now: datetime, actor: str, error: LiaisonError, request: IncomingRequest) -> AuditEvent:
     """The audit record of a refused post: the reason code and its detail, never the contents."""
-    keyid = _claimed_keyid(headers)
+    keyid = _claimed_keyid(request.headers)
     return AuditEvent(
         at=now,
         actor=actor,
@@ -633,6 +632,7 @@ def refusal(
         outcome="refused",
         reason=error.code,
         details={"detail": error.detail or error.message, "keyid": keyid},
+        request=request.request_id,
     )
 
 

@@ -152,6 +152,17 @@ class Outbox:
         )
         if meta is None:
             return
+        if item.contact_id is not None and not await self._entitled(view, item, now):
+            await self._settle(
+                item,
+                now,
+                "dead",
+                item.attempts,
+                "the recipient may no longer read this notice",
+                f"{item.kind}.dropped",
+                meta["channel"],
+            )
+            return
         if item.kind == "webhook":
             hook = view.directory.webhooks.get(item.target)
             if hook is None or item.target in disabled:
@@ -180,6 +191,22 @@ class Outbox:
             error = await self._send_email(item, meta, view)
             await self._record(item, now, meta["channel"], error is None, error, None)
 
+    async def _entitled(self, view: View, item: OutboxItem, now: datetime) -> bool:
+        """May the contact this message is for read its notice now? Asked at sending time,
+        against the directory as it is then: a holder replaced, an assignment ended or a key
+        revoked since the delivery was made gets no e-mail and no webhook."""
+        notice = await notices_repo.get_notice(self.state.engine, item.notice_id)
+        contact = str(item.contact_id)
+        roles = [
+            d.role
+            for d in await notices_repo.deliveries_of(self.state.engine, item.notice_id)
+            if d.contact == contact
+        ]
+        if notice is None or not roles:
+            return False
+        decision = view.authorizer.read_notices(contact, [(notice.facts(), roles)], now)[0]
+        return decision.allowed
+
     async def _send_webhook(
         self, item: OutboxItem, hook: Any, meta: dict[str, Any], view: View, now: datetime
     ) -> webhook_adapter.WebhookResult:
@@ -206,8 +233,9 @@ class Outbox:
         )
         if wants_ciphertext and item.contact_id:
             wraps = await notices_repo.wraps_of(self.state.engine, meta["id"])
-            if item.contact_id in wraps:
-                key_id, sealed = wraps[item.contact_id]
+            key_id, sealed = wraps.get(item.contact_id, ("", b""))
+            key = view.directory.keys.get(key_id)
+            if key is not None and key.usable_at(now):  # never a wrap for a revoked key
                 data["encryption"] = {
                     "aead": meta["aead"],
                     "nonce": _b64(meta["aead_nonce"]),

@@ -12,6 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+WAKE_UP = 0  # delivery ids start at 1: an event with id 0 only wakes a stream
+
 
 @dataclass(frozen=True, slots=True)
 class PushEvent:
@@ -62,6 +64,19 @@ class Hub:
 
     def contacts(self) -> list[str]:
         return list(self._subscribers)
+
+    def streams_of(self, contact: str) -> int:
+        return len(self._subscribers.get(contact, ()))
+
+    def wake_all(self) -> None:
+        """Wake every connection to re-check its right to stay open (the directory changed).
+        The wake-up is an event no stream sends (id 0); a full queue is a slow reader, dropped."""
+        for contact, subs in list(self._subscribers.items()):
+            for sub in tuple(subs):
+                try:
+                    sub.queue.put_nowait(PushEvent(WAKE_UP, contact, {}))
+                except asyncio.QueueFull:
+                    sub.overflowed.set()
 
     def close_all(self) -> None:
         """End every live connection (on shutdown): clients reconnect elsewhere and resume."""

@@ -83,6 +83,7 @@ class Recipients:
         contact: str,
         now: datetime,
         *,
+        request_id: str | None = None,
         cursor: str | None,
         limit: int,
         state: str | None,
@@ -94,7 +95,7 @@ class Recipients:
             self.state.engine, contact, before=before, limit=limit, state=state, channel=channel
         )
         shown = self.visible(view, contact, items, now)
-        await self.delivered(contact, shown, "inbox", now)
+        await self.delivered(contact, shown, "inbox", now, request_id=request_id)
         next_cursor = _b64(f"d:{items[-1].delivery_id}".encode()) if len(items) == limit else None
         return {
             "items": [
@@ -109,15 +110,23 @@ class Recipients:
         }
 
     async def fetch(
-        self, view: View, contact: str, notice_id: str, now: datetime
+        self,
+        view: View,
+        contact: str,
+        notice_id: str,
+        now: datetime,
+        *,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
         if copy is None or not copy[1] or not self.visible(view, contact, copy[1], now):
-            await self._refused(contact, "notice.fetch_refused", notice_id, "not_found", now)
+            await self._refused(
+                contact, "notice.fetch_refused", notice_id, "not_found", now, request_id
+            )
             raise NotFound("no such notice")
         row, deliveries, wrap = copy
         if row["ciphertext"] is None or wrap is None:
-            await self._refused(contact, "notice.fetch_refused", notice_id, "gone", now)
+            await self._refused(contact, "notice.fetch_refused", notice_id, "gone", now, request_id)
             raise Gone("this notice has been destroyed at the end of its retention")
         fetched = AuditEvent(
             at=now,
@@ -128,6 +137,7 @@ class Recipients:
             decision="allow",
             policies=("access/recipients-read-their-notices",),
             details={"roles": sorted({d.role for d in deliveries}), "wrap_key": wrap[0]},
+            request=request_id,
         )
         await repo.mark_read(self.state.engine, notice_id, contact, now, [fetched])
         sender_key = view.directory.keys.get(row["sender_key_id"])
@@ -173,11 +183,20 @@ class Recipients:
         }
 
     async def acknowledge(
-        self, view: View, contact: str, notice_id: str, body: Any, now: datetime
+        self,
+        view: View,
+        contact: str,
+        notice_id: str,
+        body: Any,
+        now: datetime,
+        *,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
         if copy is None or not copy[1] or not self.visible(view, contact, copy[1], now):
-            await self._refused(contact, "delivery.ack_refused", notice_id, "not_found", now)
+            await self._refused(
+                contact, "delivery.ack_refused", notice_id, "not_found", now, request_id
+            )
             raise NotFound("no such notice")
         row, deliveries, _ = copy
         if (
@@ -220,6 +239,7 @@ class Recipients:
                     "content_digest": row["content_digest"],
                     "signature": body["signature"],
                 },
+                request=request_id,
             )
         ]
         if reply is not None:
@@ -231,6 +251,7 @@ class Recipients:
                     object=f"notice:{notice_id}",
                     channel=row["channel"],
                     details={"to_key": reply["key_id"], "bytes": len(reply["ciphertext"])},
+                    request=request_id,
                 )
             )
         await repo.acknowledge(
@@ -287,9 +308,16 @@ class Recipients:
         }
 
     async def delivered(
-        self, contact: str, items: list[InboxItem], via: str, now: datetime
+        self,
+        contact: str,
+        items: list[InboxItem],
+        via: str,
+        now: datetime,
+        *,
+        request_id: str | None = None,
     ) -> None:
-        """Mark shown deliveries delivered; each first delivery is an audit event."""
+        """Mark shown deliveries delivered; each first delivery is an audit event, recorded with
+        the request (inbox page or stream) that showed it, whichever round commits the mark."""
         by_id = {i.delivery_id: i for i in items if i.delivered_at is None}
 
         def events(changed: list[int]) -> list[AuditEvent]:
@@ -301,6 +329,7 @@ class Recipients:
                     object=f"notice:{by_id[i].notice_id}",
                     channel=by_id[i].channel,
                     details={"role": by_id[i].role, "via": via},
+                    request=request_id,
                 )
                 for i in changed
             ]
@@ -308,7 +337,13 @@ class Recipients:
         await self.marks.mark(list(by_id), now, events)
 
     async def _refused(
-        self, contact: str, action: str, notice_id: str, reason: str, now: datetime
+        self,
+        contact: str,
+        action: str,
+        notice_id: str,
+        reason: str,
+        now: datetime,
+        request_id: str | None,
     ) -> None:
         await audit_repo.append_events(
             self.state.engine,
@@ -320,6 +355,7 @@ class Recipients:
                     object=f"notice:{notice_id[:40]}",
                     outcome="refused",
                     reason=reason,
+                    request=request_id,
                 )
             ],
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -32,7 +33,11 @@ class Rounds(Generic[T]):
         """Queue ``item`` for the next round (synchronous: the call order is the round order)."""
         self._queue.put_nowait(item)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+            # A fresh context: the round serves many requests and must not carry the logging
+            # context (request id) of whichever request happened to start it.
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=self.name, context=contextvars.Context()
+            )
 
     async def close(self) -> None:
         if self._task is not None:

@@ -3,7 +3,10 @@
 Invariants: an assertion is accepted only when signed by a usable Ed25519 key of the contact it
 names (``iss`` = ``sub`` = the key's owner), addressed to this broker, short-lived, and used once
 (its ``jti`` is recorded like a request nonce). Every refusal is the same ``AuthenticationFailed``.
-A token names a contact only; what the contact may read is decided by policy on each request.
+A token names a contact and what proved it (the key, or the external issuer); every request that
+bears it is checked against the directory as it is then: the contact still listed, the key still
+usable, at least one assignment still running — a revoked key or an ended assignment ends the
+token at once, not at its expiry. What the contact may read is decided by policy on each request.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from broker.audit.events import AuditEvent
 from broker.config import Settings
 from broker.crypto.keys import Signer
 from broker.crypto.tokens import (
+    PROOF_CLAIM,
     TokenInvalid,
     issue_access_token,
     load_jwks,
@@ -34,6 +38,31 @@ from broker.store import notices_repo as repo
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 log = get_logger("liaison.tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Bearer:
+    """Who a valid access token speaks for, what proved it, and until when."""
+
+    contact: str
+    key: str | None  # the contact's Ed25519 key whose assertion obtained it; None: external issuer
+    expires_at: datetime
+
+
+def still_entitled(directory: Directory, bearer: Bearer, now: datetime) -> bool:
+    """Does what the token was issued on still hold at ``now``? (Pure: no I/O.)"""
+    if bearer.expires_at <= now or bearer.contact not in directory.contacts:
+        return False
+    if bearer.key is not None:
+        key = directory.keys.get(bearer.key)
+        if (
+            key is None
+            or key.owner != bearer.contact
+            or key.type is not KeyType.ED25519
+            or not key.usable_at(now)
+        ):
+            return False
+    return bool(directory.roles_held(bearer.contact, now))
 
 
 @dataclass(frozen=True)
@@ -70,7 +99,13 @@ class TokenService:
             log.warning("jwks_refresh_failed", reason=str(e))
 
     async def exchange(
-        self, directory: Directory, assertion: str, now: datetime, *, base_url: str | None = None
+        self,
+        directory: Directory,
+        assertion: str,
+        now: datetime,
+        *,
+        base_url: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         """An access token for the contact the assertion proves, or AuthenticationFailed.
 
@@ -78,7 +113,9 @@ class TokenService:
         when no public URL is configured (as for signed requests' ``@target-uri``).
         """
         try:
-            contact = await self._contact_from(directory, assertion, now, base_url)
+            contact, proof = await self._contact_from(
+                directory, assertion, now, base_url, request_id
+            )
         except TokenInvalid as e:
             refused = AuditEvent(
                 at=now,
@@ -88,6 +125,7 @@ class TokenService:
                 outcome="refused",
                 reason="authentication_failed",
                 details={"detail": e.reason},
+                request=request_id,
             )
             await audit_repo.append_events(self.db, [refused])
             raise AuthenticationFailed(detail=e.reason) from e
@@ -99,6 +137,7 @@ class TokenService:
             subject=contact,
             now=now,
             lifetime=lifetime,
+            proof=proof,
         )
         return {
             "access_token": token,
@@ -108,8 +147,14 @@ class TokenService:
         }
 
     async def _contact_from(
-        self, directory: Directory, assertion: str, now: datetime, base_url: str | None
-    ) -> str:
+        self,
+        directory: Directory,
+        assertion: str,
+        now: datetime,
+        base_url: str | None,
+        request_id: str | None,
+    ) -> tuple[str, str]:
+        """The contact the assertion proves, and the proof (``key:<id>`` or ``oidc``)."""
         oidc = self.settings.oidc
         if self.oidc_jwks is not None and unverified_claims(assertion).get("iss") == oidc.issuer:
             claims = verify_external(
@@ -124,9 +169,9 @@ class TokenService:
             if not isinstance(contact, str) or contact not in directory.contacts:
                 raise TokenInvalid("the external token names no known contact")
             await audit_repo.append_events(
-                self.db, [_issued(now, contact, {"via": "oidc", "issuer": oidc.issuer})]
+                self.db, [_issued(now, contact, {"via": "oidc", "issuer": oidc.issuer}, request_id)]
             )
-            return contact
+            return contact, "oidc"
         kid = unverified_header(assertion).get("kid")
         key = directory.keys.get(str(kid))
         if key is None or key.type is not KeyType.ED25519 or not key.usable_at(now):
@@ -145,11 +190,11 @@ class TokenService:
                 f"jti:{key.id}",
                 claims["jti"],
                 expires,
-                [_issued(now, key.owner, {"via": "assertion", "key": key.id})],
+                [_issued(now, key.owner, {"via": "assertion", "key": key.id}, request_id)],
             )
         except repo.NonceReplayed as e:
             raise TokenInvalid("assertion already used") from e
-        return key.owner
+        return key.owner, f"key:{key.id}"
 
     def _verify_assertion(
         self, assertion: str, public: bytes, now: datetime, base_url: str | None
@@ -170,6 +215,10 @@ class TokenService:
 
     def contact_for(self, directory: Directory, authorization: str | None, now: datetime) -> str:
         """The contact an ``Authorization: Bearer`` header names, or AuthenticationFailed."""
+        return self.bearer_for(directory, authorization, now).contact
+
+    def bearer_for(self, directory: Directory, authorization: str | None, now: datetime) -> Bearer:
+        """The bearer of a valid token that is still entitled now, or AuthenticationFailed."""
         if not authorization or not authorization.startswith("Bearer "):
             raise AuthenticationFailed(detail="no bearer token")
         token = authorization.removeprefix("Bearer ").strip()
@@ -183,17 +232,33 @@ class TokenService:
             )
         except TokenInvalid as e:
             raise AuthenticationFailed(detail=e.reason) from e
-        contact = claims["sub"]
-        if not isinstance(contact, str) or contact not in directory.contacts:
-            raise AuthenticationFailed(detail="the token names no current contact")
-        return contact
+        bearer = _bearer(claims, now)
+        if bearer is None or not still_entitled(directory, bearer, now):
+            raise AuthenticationFailed(detail="the token's contact, key or assignments ended")
+        return bearer
 
 
-def _issued(now: datetime, contact: str, details: dict[str, Any]) -> AuditEvent:
+def _bearer(claims: dict[str, Any], now: datetime) -> Bearer | None:
+    contact, proof, exp = claims.get("sub"), claims.get(PROOF_CLAIM), claims.get("exp")
+    if not isinstance(contact, str) or not isinstance(proof, str) or not isinstance(exp, int):
+        return None
+    if proof == "oidc":
+        key = None
+    elif proof.startswith("key:"):
+        key = proof.removeprefix("key:")
+    else:
+        return None
+    return Bearer(contact, key, datetime.fromtimestamp(exp, tz=now.tzinfo))
+
+
+def _issued(
+    now: datetime, contact: str, details: dict[str, Any], request_id: str | None
+) -> AuditEvent:
     return AuditEvent(
         at=now,
         actor=f"contact:{contact}",
         action="token.issued",
         object=f"contact:{contact}",
         details=details,
+        request=request_id,
     )
