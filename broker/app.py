@@ -48,7 +48,6 @@ from broker.store.notices_repo import purge_nonces
 log = get_logger("liaison.app")
 DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
-RETENTION_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
 JWKS_REFRESH_SECONDS = 3600.0
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
@@ -160,7 +159,9 @@ def create_app(
             )
             workers.append(
                 _every(
-                    RETENTION_SECONDS, lambda: app[SHREDDER].tick(clock.now()), "shredding_failed"
+                    float(settings.retention.shred_interval_seconds),
+                    lambda: app[SHREDDER].tick(clock.now()),
+                    "shredding_failed",
                 )
             )
             workers.append(

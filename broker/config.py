@@ -119,6 +119,13 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    # How often due notices are shredded (and the store's history purged). A read after
+    # expires_at answers 410 at once whatever this is; it bounds how long the bytes stay on disk.
+    shred_interval_seconds: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
     checkpoint_interval_seconds: int = 60  # sign a checkpoint this often when the log has grown
     events_page_max: int = 1000  # events in one page of /v1/audit/events
@@ -142,6 +149,7 @@ class Settings:
     oidc: OidcSettings = field(default_factory=OidcSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
@@ -177,6 +185,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "oidc": OidcSettings,
     "delivery": DeliverySettings,
     "audit": AuditSettings,
+    "retention": RetentionSettings,
     "webhooks": WebhookSettings,
     "smtp": SmtpSettings,
     "logging": LoggingSettings,
@@ -263,6 +272,8 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[logging] format must be auto, json or console")
     if settings.limits.token_lifetime_seconds > 900:
         raise ConfigError("[limits] token_lifetime_seconds may not exceed 900 (15 minutes)")
+    if settings.retention.shred_interval_seconds < 1:
+        raise ConfigError("[retention] shred_interval_seconds must be at least 1")
     if settings.limits.assertion_max_seconds > 300:
         raise ConfigError("[limits] assertion_max_seconds may not exceed 300 (5 minutes)")
 
