@@ -851,6 +851,9 @@ def _parser() -> argparse.ArgumentParser:
     recipient_options(p)
     p = command("demo", cmd_demo, "tell the whole story against a temporary embedded broker")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's data directory here")
+    from broker.cli_store import add_commands as add_store_commands
+
+    add_store_commands(sub, command, _data_dir)
     return parser
 
 

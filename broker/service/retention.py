@@ -8,8 +8,8 @@ asking after ``expires_at`` before the shredder has run: ``service/recipients.py
 Invariant: after a round that shredded something, the store's history is purged
 (``store.engine.purge_history``: on SQLite the WAL is checkpointed and truncated, with
 ``secure_delete`` on every connection, so no byte of a destroyed item is left in any file of the
-data directory); a purge that could not finish (a reader held an old snapshot) is retried on
-every round until it does.
+data directory; on PostgreSQL that takes a table rewrite the operator schedules); a purge that
+could not finish (a reader held an old snapshot) is retried on every round until it does.
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ class Shredder:
         return shredded
 
     async def _purge(self) -> None:
-        result = await purge_history(self.db)
-        self.unpurged = result is not None and result[0] != 0
+        outcome = await purge_history(self.db)
+        self.unpurged = outcome == "busy"
         if self.unpurged:
-            log.warning("shred_purge_busy", wal_frames=result[1] if result else None)
+            log.warning("shred_purge_busy")
         else:
-            log.info("shred_purged")
+            log.info("shred_purged", outcome=outcome)
 
     async def _shred_due(self, now: datetime) -> int:
         shredded = 0

@@ -19,14 +19,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from adapters.recipient import RecipientError
 from adapters.sender import SenderClient
 from broker.clock import FrozenClock
 from broker.crypto.keys import read_private_key
+from broker.http.keys import SHREDDER
+from tests.conftest import fresh_pg_database
 from tests.integration.intake_support import example, running_broker
-from tests.support import output, serve_process
+from tests.support import output, run_cli, serve_process
 
 MAYOR = "mk-kumanovo-mayor"
 PCVE = "mk-kumanovo-pcve"
@@ -93,8 +96,8 @@ def _events(log: str) -> list[str]:
     return names
 
 
-async def _wait_until(check: Any, what: str, timeout: float = 90, detail: Any = None) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_until(check: Any, what: str, seconds: float = 90, detail: Any = None) -> None:
+    deadline = time.monotonic() + seconds
     while not await check():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what} {detail or ''}")
@@ -167,3 +170,52 @@ async def test_a_read_after_expires_at_answers_410_before_the_shredder_runs(
         assert await broker.scalar(
             "select ciphertext is not null from notice where id = :id", id=notice_id
         )
+
+
+async def _pg_table_files(url: str) -> bytes:
+    """The bytes of the notice and wrap tables' files (heap and TOAST), as on disk after a
+    checkpoint: what a thief of the PostgreSQL data directory reads."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CHECKPOINT")
+        rows = await conn.fetch(
+            "select pg_read_binary_file(pg_relation_filepath(c.oid)) as data from pg_class c"
+            " where c.oid in (select oid from pg_class where relname in ('notice', 'notice_wrap')"
+            " union select reltoastrelid from pg_class where relname = 'notice')"
+        )
+        return b"".join(bytes(r["data"]) for r in rows)
+    finally:
+        await conn.close()
+
+
+def _found(content: bytes, items: list[bytes]) -> bool:
+    return any(f in content for item in items for f in _fragments(item))
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_shred_leaves_bytes_in_the_table_files_until_store_purge(
+    demo_dir: Path,
+) -> None:
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    async with fresh_pg_database() as url, running_broker(demo_dir, url, clock=clock) as broker:
+        expires = (clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+        async with broker.sender("mk-mvr", clock) as sender:
+            doomed = str((await sender.post_notice(_alert(expires))).body["id"])
+            kept = str((await sender.post_notice(example("returnee-repatriation"))).body["id"])
+        items = {}
+        for notice_id in (doomed, kept):
+            [row] = await broker.rows("select ciphertext from notice where id = :i", i=notice_id)
+            wraps = await broker.rows(
+                "select wrap from notice_wrap where notice_id = :i", i=notice_id
+            )
+            items[notice_id] = [bytes(row.ciphertext), *(bytes(w.wrap) for w in wraps)]
+        clock.advance(timedelta(hours=2))
+        assert await broker.app[SHREDDER].tick(clock.now()) == 1
+        # What the engine does by itself: the destroyed tuples' bytes are still in the files
+        # (VACUUM would only mark the space free). This is why the operator's purge exists.
+        assert _found(await _pg_table_files(url), items[doomed])
+        result = run_cli("store", "purge", "--data", demo_dir, env={"LIAISON_DATABASE_URL": url})
+        assert result.returncode == 0, result.stderr
+        after = await _pg_table_files(url)
+        assert not _found(after, items[doomed])
+        assert _found(after, items[kept][:1])  # the scan sees what is still there
