@@ -32,6 +32,7 @@ from broker.http.keys import (
 from broker.http.middleware import request_context
 from broker.logs import get_logger
 from broker.service.audit import AuditService
+from broker.service.custody import load_escrow_key
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.outbox import Outbox
@@ -88,7 +89,7 @@ def create_app(
     )
     clock = clock or SystemClock()
     state = BrokerState(engine, settings.policies_dir, settings.limits, clock)
-    escrow = _key(settings, environ, settings.keys.escrow_key, "x25519", "keys.escrow_key")
+    escrow = load_escrow_key(settings, environ)  # sealed on disk; opened here, in memory only
     signing = _key(settings, environ, settings.keys.signing_key, "ed25519", "keys.signing_key")
     outbox = Outbox(state, settings, environ, ed25519_signer(signing, source="keys.signing_key"))
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")

@@ -12,6 +12,7 @@ Environment overrides are ``LIAISON_<SECTION>_<KEY>``, e.g. ``LIAISON_SERVER_POR
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 import types
@@ -59,8 +60,15 @@ class PolicySettings:
 class KeySettings:
     # The broker's own Ed25519 signing key (checkpoints, access tokens), PKCS#8 PEM.
     signing_key: str = "file:keys/broker.pem"
-    # The broker's X25519 escrow key, used only to re-wrap for escalation and succession.
+    # The broker's X25519 escrow key, used only to re-wrap for escalation and succession; an
+    # encrypted PKCS#8 PEM, opened at start with the KEK below (never kept readable on disk).
     escrow_key: str = "file:keys/broker-escrow.pem"
+    # The key-encryption key, by reference: env:NAME or file:/path outside the data directory
+    # (32 random bytes, base64). `liaison init` writes one to DIR.kek beside the directory.
+    escrow_kek: str = ""
+    # Or the KEK split among custodians: SLIP-39 shares by reference, comma-separated
+    # ("file:/media/a/share,env:SHARE_B"); the threshold travels in the shares.
+    escrow_shares: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +323,9 @@ def default_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("LIAISON_DATA", "liaison-data"))
 
 
-def render_default_config(*, port: int = 8750) -> str:
-    """The liaison.toml that ``liaison init`` writes: every setting, commented with its default."""
+def render_default_config(*, port: int = 8750, escrow_kek: str = "") -> str:
+    """The liaison.toml that ``liaison init`` writes: every setting, commented with its default
+    (the port and the escrow KEK's reference, which init chose, set)."""
     lines = ["# Liaison configuration. Environment overrides: LIAISON_<SECTION>_<KEY>.", ""]
     for name, cls in _SECTIONS.items():
         lines.append(f"[{name}]")
@@ -324,6 +333,9 @@ def render_default_config(*, port: int = 8750) -> str:
             default = f.default
             if name == "server" and f.name == "port":
                 lines.append(f"port = {port}")
+                continue
+            if name == "keys" and f.name == "escrow_kek" and escrow_kek:
+                lines.append(f"escrow_kek = {json.dumps(escrow_kek)}")  # a valid TOML string
                 continue
             value = f'"{default}"' if isinstance(default, str) else str(default)
             lines.append(f"# {f.name} = {value}")
