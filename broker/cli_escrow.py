@@ -11,10 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker.config import load_settings
+from broker.config import Settings, load_settings, resolve_secret
 from broker.crypto import escrow
 from broker.errors import ConfigError
-from broker.service.custody import kek_file_for, reseal, seal_plaintext, write_secret_file
+from broker.service.custody import (
+    kek_file_for,
+    require_outside_data_dir,
+    reseal,
+    seal_plaintext,
+    write_secret_file,
+)
 
 Command = Callable[..., argparse.ArgumentParser]
 
@@ -54,11 +60,10 @@ def cmd_escrow_seal(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def _resolve(reference: str, settings: Any) -> bytes:
-    from broker.config import resolve_secret
-
+def _resolve(reference: str, settings: Settings) -> bytes:
     if not reference.startswith(("env:", "file:/")):
         raise ConfigError("--escrow-kek: give env:NAME or file:/absolute/path")
+    require_outside_data_dir(reference, settings, "--escrow-kek")
     return resolve_secret(reference, settings, os.environ)
 
 

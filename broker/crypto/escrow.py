@@ -73,8 +73,10 @@ def unseal(data: bytes, kek: bytes, *, source: str) -> KeyPair:
 
 def split(kek: bytes, threshold: int, count: int) -> list[str]:
     """``count`` SLIP-39 mnemonic shares of ``kek``, any ``threshold`` of which recover it."""
-    if not 1 <= threshold <= count <= 16:
-        raise ConfigError("a split needs 1 <= threshold <= custodians <= 16")
+    if not 1 <= threshold <= count <= 16 or (threshold == 1 and count > 1):
+        raise ConfigError(
+            "a split needs 1 <= threshold <= custodians <= 16 (threshold 1: one custodian only)"
+        )
     [group] = shamir_mnemonic.generate_mnemonics(1, [(threshold, count)], kek)
     return list(group)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from broker.config import CONFIG_FILE, Settings, resolve_secret
 from broker.crypto import escrow
-from broker.crypto.keys import KeyPair
+from broker.crypto.keys import KeyPair, load_private_key
 from broker.errors import ConfigError
 
 
@@ -78,12 +78,19 @@ def _outside_data_dir(reference: str, settings: Settings, what: str) -> None:
         raise ConfigError(f"{what}: {path} is inside the data directory; keep it elsewhere")
 
 
+def require_outside_data_dir(reference: str, settings: Settings, what: str) -> None:
+    """Refuse a ``file:`` reference that resolves into the data directory."""
+    _outside_data_dir(reference, settings, what)
+
+
 def write_secret_file(path: Path, text: str) -> None:
-    """A new file readable by its owner only; an existing one is never overwritten."""
+    """A new file readable by its owner only, on disk when this returns; never overwrites."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def kek_file_for(data_dir: Path) -> Path:
@@ -140,13 +147,16 @@ def _replace_sealed_key(settings: Settings, sealed: bytes) -> None:
     tmp = path.with_name(path.name + ".new")
     tmp.unlink(missing_ok=True)
     write_secret_file(tmp, sealed.decode())
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # atomic: the old sealed key or the new one, never neither
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def seal_plaintext(settings: Settings, kek_reference: str, kek: bytes) -> None:
     """Seal an escrow key written unencrypted (a data directory from before sealing)."""
-    from broker.crypto.keys import load_private_key
-
     data = resolve_secret(settings.keys.escrow_key, settings, {})
     pair = load_private_key(data, expected="x25519", source="keys.escrow_key")
     _replace_sealed_key(settings, escrow.seal(pair, kek))

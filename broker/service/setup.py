@@ -31,7 +31,7 @@ from broker.crypto import escrow
 from broker.crypto.keys import KeyPair, generate, write_private_key
 from broker.directory.present import to_yaml
 from broker.errors import ConfigError
-from broker.service.custody import kek_file_for, write_secret_file
+from broker.service.custody import kek_file_for, require_outside_data_dir, write_secret_file
 from broker.service.directory import ApplyResult, apply_directory_file
 from broker.sourcefile import parse_yaml
 from broker.store.engine import create_engine, migrate
@@ -101,12 +101,11 @@ def _escrow_kek(
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} is already a Liaison data directory (it has {CONFIG_FILE})")
     if reference is not None:
-        path = Path(reference.removeprefix("file:"))
-        if reference.startswith("file:") and not (
-            path.is_absolute() and not path.resolve().is_relative_to(data_dir.resolve())
-        ):
-            raise ConfigError("--escrow-kek: give file:/absolute/path outside the data directory")
-        text = resolve_secret(reference, Settings(data_dir=data_dir.resolve()), environ)
+        if not reference.startswith(("env:", "file:/")):
+            raise ConfigError("--escrow-kek: give env:NAME or file:/absolute/path")
+        settings = Settings(data_dir=data_dir.resolve())
+        require_outside_data_dir(reference, settings, "--escrow-kek")
+        text = resolve_secret(reference, settings, environ)
         return reference, escrow.parse_kek(text, source="--escrow-kek")
     path = kek_file_for(data_dir)
     if path.exists():

@@ -161,7 +161,7 @@ def test_a_split_refuses_shares_inside_the_data_directory(demo_dir: Path) -> Non
     assert result.stderr.count("\n") == 1 and "inside the data directory" in result.stderr
 
 
-@pytest.mark.parametrize("threshold", ["0", "4"])
+@pytest.mark.parametrize("threshold", ["0", "1", "4"])
 def test_a_split_refuses_an_impossible_threshold(
     demo_dir: Path, tmp_path: Path, threshold: str
 ) -> None:
@@ -193,3 +193,18 @@ def test_a_plaintext_escrow_key_is_refused_until_sealed(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert _private_keys_in(data) == []
     assert load_escrow_key(load_settings(data, {}), {}).type == "x25519"
+
+
+def test_init_can_seal_under_a_kek_the_operator_gives_by_reference(tmp_path: Path) -> None:
+    data = tmp_path / "prod"
+    kek = escrow.kek_text(escrow.new_kek())
+    result = run_cli("init", data, "--escrow-kek", "env:MY_KEK", env={"MY_KEK": kek})
+    assert result.returncode == 0, result.stderr
+    assert not kek_file_for(data).exists()
+    assert 'escrow_kek = "env:MY_KEK"' in (data / "liaison.toml").read_text()
+    assert _private_keys_in(data) == []
+    assert "MY_KEK is not set" in _serve_refuses(data, {})
+    assert load_escrow_key(load_settings(data, {}), {"MY_KEK": kek}).type == "x25519"
+    inside = run_cli("init", tmp_path / "x", "--escrow-kek", f"file:{tmp_path / 'x' / 'k'}")
+    assert inside.returncode != 0 and "inside the data directory" in inside.stderr
+    assert not (tmp_path / "x" / "liaison.toml").exists()
