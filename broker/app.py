@@ -32,6 +32,7 @@ from broker.http.keys import (
 from broker.http.middleware import request_context
 from broker.logs import get_logger
 from broker.service.audit import AuditService
+from broker.service.custody import load_escrow_key
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.outbox import Outbox
@@ -48,7 +49,6 @@ from broker.store.notices_repo import purge_nonces
 log = get_logger("liaison.app")
 DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
-RETENTION_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
 JWKS_REFRESH_SECONDS = 3600.0
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
@@ -89,7 +89,7 @@ def create_app(
     )
     clock = clock or SystemClock()
     state = BrokerState(engine, settings.policies_dir, settings.limits, clock)
-    escrow = _key(settings, environ, settings.keys.escrow_key, "x25519", "keys.escrow_key")
+    escrow = load_escrow_key(settings, environ)  # sealed on disk; opened here, in memory only
     signing = _key(settings, environ, settings.keys.signing_key, "ed25519", "keys.signing_key")
     outbox = Outbox(state, settings, environ, ed25519_signer(signing, source="keys.signing_key"))
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
@@ -161,7 +161,9 @@ def create_app(
             )
             workers.append(
                 _every(
-                    RETENTION_SECONDS, lambda: app[SHREDDER].tick(clock.now()), "shredding_failed"
+                    float(settings.retention.shred_interval_seconds),
+                    lambda: app[SHREDDER].tick(clock.now()),
+                    "shredding_failed",
                 )
             )
             workers.append(

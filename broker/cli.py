@@ -89,12 +89,14 @@ def cmd_init(args: argparse.Namespace) -> int:
             now=datetime.now(UTC),
             environ=os.environ,
             port=args.port,
+            escrow_kek=args.escrow_kek,
         )
     )
     applied = result.directory
     print(f"Created Liaison data directory {result.data_dir}")
     print(f"  {result.keys_written} private keys under {result.data_dir / 'keys'} (mode 0600)")
     print(f"  directory revision {applied.revision}: {applied.diff.summary()}")
+    print(f"  escrow key sealed under the KEK {result.escrow_kek} (keep it off the data directory)")
     print(f"\nStart it with:  liaison serve --data {result.data_dir}")
     return EXIT_OK
 
@@ -696,6 +698,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port", type=int, default=8750, help="port written into liaison.toml (default 8750)"
     )
+    p.add_argument(
+        "--escrow-kek",
+        metavar="REF",
+        help="seal the escrow key under this KEK (env:NAME or file:/path; default: a new DIR.kek)",
+    )
 
     p = command("serve", cmd_serve, "run the broker")
     data_option(p)
@@ -851,6 +858,11 @@ def _parser() -> argparse.ArgumentParser:
     recipient_options(p)
     p = command("demo", cmd_demo, "tell the whole story against a temporary embedded broker")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's data directory here")
+    from broker.cli_escrow import add_commands as add_escrow_commands
+    from broker.cli_store import add_commands as add_store_commands
+
+    add_escrow_commands(sub, command, _data_dir)
+    add_store_commands(sub, command, _data_dir)
     return parser
 
 

@@ -12,6 +12,7 @@ Environment overrides are ``LIAISON_<SECTION>_<KEY>``, e.g. ``LIAISON_SERVER_POR
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 import types
@@ -59,8 +60,15 @@ class PolicySettings:
 class KeySettings:
     # The broker's own Ed25519 signing key (checkpoints, access tokens), PKCS#8 PEM.
     signing_key: str = "file:keys/broker.pem"
-    # The broker's X25519 escrow key, used only to re-wrap for escalation and succession.
+    # The broker's X25519 escrow key, used only to re-wrap for escalation and succession; an
+    # encrypted PKCS#8 PEM, opened at start with the KEK below (never kept readable on disk).
     escrow_key: str = "file:keys/broker-escrow.pem"
+    # The key-encryption key, by reference: env:NAME or file:/path outside the data directory
+    # (32 random bytes, base64). `liaison init` writes one to DIR.kek beside the directory.
+    escrow_kek: str = ""
+    # Or the KEK split among custodians: SLIP-39 shares by reference, comma-separated
+    # ("file:/media/a/share,env:SHARE_B"); the threshold travels in the shares.
+    escrow_shares: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +131,13 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    # How often due notices are shredded (and the store's history purged). A read after
+    # expires_at answers 410 at once whatever this is; it bounds how long the bytes stay on disk.
+    shred_interval_seconds: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
     checkpoint_interval_seconds: int = 60  # sign a checkpoint this often when the log has grown
     events_page_max: int = 1000  # events in one page of /v1/audit/events
@@ -146,6 +161,7 @@ class Settings:
     oidc: OidcSettings = field(default_factory=OidcSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
@@ -181,6 +197,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "oidc": OidcSettings,
     "delivery": DeliverySettings,
     "audit": AuditSettings,
+    "retention": RetentionSettings,
     "webhooks": WebhookSettings,
     "smtp": SmtpSettings,
     "logging": LoggingSettings,
@@ -267,6 +284,8 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[logging] format must be auto, json or console")
     if settings.limits.token_lifetime_seconds > 900:
         raise ConfigError("[limits] token_lifetime_seconds may not exceed 900 (15 minutes)")
+    if settings.retention.shred_interval_seconds < 1:
+        raise ConfigError("[retention] shred_interval_seconds must be at least 1")
     if settings.limits.assertion_max_seconds > 300:
         raise ConfigError("[limits] assertion_max_seconds may not exceed 300 (5 minutes)")
 
@@ -308,8 +327,9 @@ def default_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("LIAISON_DATA", "liaison-data"))
 
 
-def render_default_config(*, port: int = 8750) -> str:
-    """The liaison.toml that ``liaison init`` writes: every setting, commented with its default."""
+def render_default_config(*, port: int = 8750, escrow_kek: str = "") -> str:
+    """The liaison.toml that ``liaison init`` writes: every setting, commented with its default
+    (the port and the escrow KEK's reference, which init chose, set)."""
     lines = ["# Liaison configuration. Environment overrides: LIAISON_<SECTION>_<KEY>.", ""]
     for name, cls in _SECTIONS.items():
         lines.append(f"[{name}]")
@@ -317,6 +337,9 @@ def render_default_config(*, port: int = 8750) -> str:
             default = f.default
             if name == "server" and f.name == "port":
                 lines.append(f"port = {port}")
+                continue
+            if name == "keys" and f.name == "escrow_kek" and escrow_kek:
+                lines.append(f"escrow_kek = {json.dumps(escrow_kek)}")  # a valid TOML string
                 continue
             value = f'"{default}"' if isinstance(default, str) else str(default)
             lines.append(f"# {f.name} = {value}")

@@ -5,6 +5,8 @@ Invariants:
   contact holds at that moment: an ended assignment ends access at once;
 - a notice the contact may not read answers exactly like one that does not exist (404);
 - the broker hands out ciphertext and this contact's own wrap only, never a data key;
+- after ``expires_at`` (or the end of retention) a fetch answers 410 at once, before the shredder
+  has destroyed anything;
 - an acknowledgement is signed with the contact's Ed25519 key over the notice's content digest,
   so it proves the contact acknowledged exactly what the agency sent.
 """
@@ -40,6 +42,12 @@ class Gone(LiaisonError):
 
 def _time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _past_its_end(row: dict[str, Any], now: datetime) -> bool:
+    """Expired or out of retention: gone at once, whether or not the shredder has run yet."""
+    ends = [t for t in (row["expires_at"], row["retain_until"]) if t is not None]
+    return any(t <= now for t in ends)
 
 
 def _b64(data: bytes) -> str:
@@ -125,7 +133,7 @@ class Recipients:
             )
             raise NotFound("no such notice")
         row, deliveries, wrap = copy
-        if row["ciphertext"] is None or wrap is None:
+        if row["ciphertext"] is None or wrap is None or _past_its_end(row, now):
             await self._refused(contact, "notice.fetch_refused", notice_id, "gone", now, request_id)
             raise Gone("this notice has been destroyed at the end of its retention")
         fetched = AuditEvent(

@@ -3,6 +3,10 @@
 A data directory holds ``liaison.toml``, the broker's own keys under ``keys/`` (mode 0700),
 a copy of the policies under ``policies/``, the directory file ``directory.yaml`` and, on the
 embedded default, the SQLite database. Existing files are never overwritten.
+
+The escrow key is written sealed under a KEK that is never in the data directory: the one given
+by reference (``escrow_kek``), or a new one in ``DIR.kek`` beside it (mode 0600; an existing
+valid ``DIR.kek`` is reused, so a demo directory can be made again after ``rm -r``).
 """
 
 from __future__ import annotations
@@ -15,10 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from broker.config import CONFIG_FILE, load_settings, render_default_config, resolved_database_url
+from broker.config import (
+    CONFIG_FILE,
+    Settings,
+    load_settings,
+    render_default_config,
+    resolve_secret,
+    resolved_database_url,
+)
+from broker.crypto import escrow
 from broker.crypto.keys import KeyPair, generate, write_private_key
 from broker.directory.present import to_yaml
 from broker.errors import ConfigError
+from broker.service.custody import kek_file_for, require_outside_data_dir, write_secret_file
 from broker.service.directory import ApplyResult, apply_directory_file
 from broker.sourcefile import parse_yaml
 from broker.store.engine import create_engine, migrate
@@ -44,6 +57,7 @@ class InitResult:
     data_dir: Path
     keys_written: int
     directory: ApplyResult
+    escrow_kek: str  # the reference written to liaison.toml
 
 
 async def init_data_dir(
@@ -54,10 +68,15 @@ async def init_data_dir(
     environ: Mapping[str, str],
     shipped: Path = SHIPPED_POLICIES,
     port: int = 8750,
+    escrow_kek: str | None = None,
 ) -> InitResult:
-    """Create the files (in a worker thread: key generation and copies block), then the database."""
+    """Create the files (in a worker thread: key generation and copies block), then the database.
+
+    ``escrow_kek``: a reference (``env:NAME``, ``file:/path``) to an existing KEK; None: a new
+    one in ``DIR.kek``."""
+    kek = _escrow_kek(data_dir, escrow_kek, environ)
     written = await asyncio.to_thread(
-        _create_files, data_dir, demo=demo, shipped=shipped, port=port
+        _create_files, data_dir, demo=demo, shipped=shipped, port=port, kek=kek
     )
     settings = load_settings(data_dir, environ)
     engine = create_engine(resolved_database_url(settings, environ))
@@ -72,10 +91,33 @@ async def init_data_dir(
         )
     finally:
         await engine.dispose()
-    return InitResult(data_dir, written, applied)
+    return InitResult(data_dir, written, applied, kek[0])
 
 
-def _create_files(data_dir: Path, *, demo: bool, shipped: Path, port: int) -> int:
+def _escrow_kek(
+    data_dir: Path, reference: str | None, environ: Mapping[str, str]
+) -> tuple[str, bytes]:
+    """(reference written to liaison.toml, KEK) before anything is created."""
+    if (data_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{data_dir} is already a Liaison data directory (it has {CONFIG_FILE})")
+    if reference is not None:
+        if not reference.startswith(("env:", "file:/")):
+            raise ConfigError("--escrow-kek: give env:NAME or file:/absolute/path")
+        settings = Settings(data_dir=data_dir.resolve())
+        require_outside_data_dir(reference, settings, "--escrow-kek")
+        text = resolve_secret(reference, settings, environ)
+        return reference, escrow.parse_kek(text, source="--escrow-kek")
+    path = kek_file_for(data_dir)
+    if path.exists():
+        return f"file:{path}", escrow.parse_kek(path.read_bytes(), source=str(path))
+    kek = escrow.new_kek()
+    write_secret_file(path, escrow.kek_text(kek))
+    return f"file:{path}", kek
+
+
+def _create_files(
+    data_dir: Path, *, demo: bool, shipped: Path, port: int, kek: tuple[str, bytes]
+) -> int:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} is already a Liaison data directory (it has {CONFIG_FILE})")
     if not (shipped / "channels").is_dir():
@@ -87,10 +129,12 @@ def _create_files(data_dir: Path, *, demo: bool, shipped: Path, port: int) -> in
     keys_dir = data_dir / "keys"
     keys_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(keys_dir, 0o700)
-    (data_dir / CONFIG_FILE).write_text(render_default_config(port=port), encoding="utf-8")
+    config = render_default_config(port=port, escrow_kek=kek[0])
+    (data_dir / CONFIG_FILE).write_text(config, encoding="utf-8")
     _copy_policies(shipped, data_dir / "policies")
     write_private_key(keys_dir / "broker.pem", generate("ed25519"))
-    write_private_key(keys_dir / "broker-escrow.pem", generate("x25519"))
+    sealed = escrow.seal(generate("x25519"), kek[1])
+    write_secret_file(keys_dir / "broker-escrow.pem", sealed.decode())
     directory_file = data_dir / DIRECTORY_FILE
     if not demo:
         directory_file.write_text(_EMPTY_DIRECTORY, encoding="utf-8")

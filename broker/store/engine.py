@@ -1,8 +1,11 @@
 """Database engines and schema migrations.
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``: a committed transaction
-survives a power cut, which is what a 201 from the broker promises. PostgreSQL is reached through
-asyncpg with a small pool. ``migrate`` brings any database to the newest schema in place.
+survives a power cut, which is what a 201 from the broker promises. Every connection has
+``secure_delete`` on, and ``purge_history`` (after a shred round) checkpoints the WAL into the
+database and truncates it, so that no old page image of a shredded row stays in either file
+(on PostgreSQL it is the operator's ``liaison store purge``: see ``purge_history``).
+PostgreSQL is reached through asyncpg with a small pool. ``migrate`` brings any database to the newest schema in place.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted and overwritten content is zeroed in the page (and in freed pages), so that a
+    # shredded ciphertext or wrap is not left in the file's free space.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -79,3 +85,38 @@ async def ping(engine: AsyncEngine) -> bool:
         return True
     except (DBAPIError, OSError):
         return False
+
+
+async def purge_history(engine: AsyncEngine, *, rewrite: bool = False) -> str:
+    """Make destroyed rows unrecoverable from the store's own files, as far as the engine allows.
+
+    SQLite: ``PRAGMA wal_checkpoint(TRUNCATE)`` copies every committed page into the database
+    (overwriting the old images, already zeroed by ``secure_delete``) and truncates the WAL to
+    zero bytes: "truncated", or "busy" when a reader held an old snapshot (try again later).
+    PostgreSQL: a plain VACUUM frees dead tuples but leaves their bytes in the page (measured in
+    tests/integration/test_shredding.py), and only a rewrite (``VACUUM FULL``) removes them from
+    the table files, under an ACCESS EXCLUSIVE lock that stops intake and reads while it runs. So
+    a shred round does nothing more there ("deferred"), and the operator runs the rewrite
+    (``rewrite=True``, ``liaison store purge``) in a maintenance window: "rewritten".
+    WAL segments, archives, replicas and backups are the operator's: deploy/OPERATIONS.md.
+    """
+    try:
+        if engine.dialect.name == "sqlite":
+            async with engine.connect() as conn:
+                result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = int(result.one()[0])
+                await conn.commit()
+                return "busy" if busy else "truncated"
+        if not rewrite:
+            return "deferred"
+        async with engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in SHREDDED_TABLES:
+                await auto.exec_driver_sql(f"VACUUM (FULL) {table}")
+        return "rewritten"
+    except (DBAPIError, OSError) as e:
+        raise StoreUnavailable("database unavailable") from e
+
+
+# The tables a shred rewrites: the notice row (ciphertext set to NULL) and its wraps (deleted).
+SHREDDED_TABLES = ("notice", "notice_wrap")

@@ -83,6 +83,7 @@ def test_inner_layers_do_not_reach_outward(package: str, forbidden: tuple[str, .
         ("nacl", "broker/crypto"),
         ("cryptography", "broker/crypto"),
         ("jwt", "broker/crypto"),
+        ("shamir_mnemonic", "broker/crypto"),
     ],
 )
 def test_only_the_owning_package_imports_a_library(library: str, owner: str) -> None:

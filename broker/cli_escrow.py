@@ -1,0 +1,94 @@
+"""``liaison escrow``: custody of the escrow key (split its KEK among custodians, seal an old key).
+
+Thin, like ``cli.py``: parse, call ``service/custody.py``, print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from broker.config import Settings, load_settings, resolve_secret
+from broker.crypto import escrow
+from broker.errors import ConfigError
+from broker.service.custody import (
+    kek_file_for,
+    require_outside_data_dir,
+    reseal,
+    seal_plaintext,
+    write_secret_file,
+)
+
+Command = Callable[..., argparse.ArgumentParser]
+
+
+def cmd_escrow_split(args: argparse.Namespace, data: Path) -> int:
+    settings = load_settings(data, os.environ)
+    done = reseal(settings, os.environ, args.custodian, args.threshold, Path(args.out))
+    print(
+        f"The escrow key is sealed under a new KEK, split {done.threshold} of {len(done.shares)}:"
+    )
+    for name, path in done.shares.items():
+        print(f"  {name}: {path}")
+    print(
+        "liaison.toml now names these files in keys.escrow_shares. Hand each share to its\n"
+        "custodian and keep it off this host; at start give any "
+        f"{done.threshold} by reference (file: on\n"
+        "their medium, or env:NAME) and edit keys.escrow_shares to match. The old KEK no longer\n"
+        "opens the key: destroy it (but see deploy/OPERATIONS.md on old backups)."
+    )
+    return 0
+
+
+def cmd_escrow_seal(args: argparse.Namespace, data: Path) -> int:
+    settings = load_settings(data, os.environ)
+    if args.escrow_kek:
+        reference = args.escrow_kek
+        kek = escrow.parse_kek(_resolve(reference, settings), source="--escrow-kek")
+    else:
+        path = kek_file_for(data)
+        if path.exists():
+            raise ConfigError(f"{path} exists; give --escrow-kek to use it")
+        kek = escrow.new_kek()
+        write_secret_file(path, escrow.kek_text(kek))
+        reference = f"file:{path}"
+    seal_plaintext(settings, reference, kek)
+    print(f"The escrow key is sealed; keys.escrow_kek = {reference!r} in liaison.toml")
+    return 0
+
+
+def _resolve(reference: str, settings: Settings) -> bytes:
+    if not reference.startswith(("env:", "file:/")):
+        raise ConfigError("--escrow-kek: give env:NAME or file:/absolute/path")
+    require_outside_data_dir(reference, settings, "--escrow-kek")
+    return resolve_secret(reference, settings, os.environ)
+
+
+def add_commands(
+    sub: Any, command: Command, data_dir: Callable[[argparse.Namespace], Path]
+) -> None:
+    """Register ``liaison escrow split`` and ``liaison escrow seal``."""
+    group = sub.add_parser("escrow", help="custody of the broker's escrow key")
+    esub = group.add_subparsers(title="escrow commands", metavar="COMMAND")
+    group.set_defaults(run=lambda a: group.print_help() or 2)
+    p = command(
+        "split",
+        lambda a: cmd_escrow_split(a, data_dir(a)),
+        "re-seal the escrow key under a new KEK split m-of-n among named custodians",
+        esub,
+    )
+    p.add_argument("--data", metavar="DIR", help="data directory (default: $LIAISON_DATA)")
+    p.add_argument("--custodian", action="append", required=True, metavar="NAME")
+    p.add_argument("--threshold", type=int, required=True, metavar="M")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write the share files")
+    p = command(
+        "seal",
+        lambda a: cmd_escrow_seal(a, data_dir(a)),
+        "seal an escrow key stored unencrypted (a directory made before sealing)",
+        esub,
+    )
+    p.add_argument("--data", metavar="DIR", help="data directory (default: $LIAISON_DATA)")
+    p.add_argument("--escrow-kek", metavar="REF", help="env:NAME or file:/path (default: DIR.kek)")
