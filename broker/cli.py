@@ -80,8 +80,10 @@ def _parse_time(text: str | None) -> datetime:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from broker.datafiles import private_umask
     from broker.service.setup import init_data_dir
 
+    private_umask()
     result = asyncio.run(
         init_data_dir(
             Path(args.dir),
@@ -89,6 +91,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             now=datetime.now(UTC),
             environ=os.environ,
             port=args.port,
+            public_url=args.public_url or "",
         )
     )
     applied = result.directory
@@ -103,8 +106,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from broker.app import create_app
+    from broker.datafiles import private_umask, tighten
 
+    private_umask()  # the database, its -wal and -shm, pid files: 0600
     data = _data_dir(args)
+    for path in tighten(data):
+        print(f"note: cannot restrict {path} to its owner", file=sys.stderr)
     env = dict(os.environ)
     if args.host:
         env["LIAISON_SERVER_HOST"] = args.host
@@ -695,6 +702,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--port", type=int, default=8750, help="port written into liaison.toml (default 8750)"
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="server.public_url written into liaison.toml: the URL clients use "
+        "(default http://127.0.0.1:PORT)",
     )
 
     p = command("serve", cmd_serve, "run the broker")

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from broker.errors import AuthenticationFailed
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
-from broker.http.notices import UnsupportedMediaType
+from broker.http.notices import UnsupportedMediaType, source
 from broker.policy.payload import Violation
 from broker.service.live import event_data
 from broker.service.notices import NoticeInvalid
@@ -35,7 +35,7 @@ async def post_token(request: web.Request) -> web.Response:
         view.directory,
         assertion,
         request.app[CLOCK].now(),
-        base_url=f"{request.scheme}://{request.host}",
+        source=source(request),
     )
     response = web.json_response(answer)
     response.headers["Cache-Control"] = "no-store"

@@ -30,6 +30,7 @@ from broker.policy.payload import Violation, payload_violations
 from broker.policy.route import NotReached, Recipient, Route, check_notice, route
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.notices import NoticeInvalid, notice_facts_from_document
+from broker.service.refusals import Refusals
 from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState, View
 from broker.store import Database, audit_repo
@@ -128,6 +129,8 @@ class IncomingRequest:
     target_uri: str
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+    source: str = "-"  # the peer address, for counting refusals (service/refusals.py)
+    client_certificate: bytes | None = None  # SHA-256 of the verified mTLS certificate, if any
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,12 @@ class Intake:
         escrow_key_id: str,
         limits: Limits,
         pool: Executor,
+        refusals: Refusals,
         on_committed: Callable[[str], Awaitable[None]] | None = None,
         announcements: Announcements | None = None,
     ) -> None:
         self.state = state
+        self.refusals = refusals  # unauthenticated refusals: counted, summarised
         self.escrow_public = escrow_public
         self.escrow_key_id = escrow_key_id
         self.limits = limits
@@ -178,10 +183,11 @@ class Intake:
                 body=request.body,
                 now=now,
                 max_skew=self.limits.clock_skew_seconds,
+                client_certificate=request.client_certificate,
             )
         except AuthenticationFailed as e:
-            await audit_repo.append_events(
-                self.state.engine, [refusal(now, "unknown", e, request.headers)]
+            await self.refusals.refused(
+                refusal(now, "unknown", e, request.headers), request.source, e
             )
             raise
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from broker.config import CONFIG_FILE, load_settings, render_default_config, resolved_database_url
 from broker.crypto.keys import KeyPair, generate, write_private_key
+from broker.datafiles import tighten
 from broker.directory.present import to_yaml
 from broker.errors import ConfigError
 from broker.service.directory import ApplyResult, apply_directory_file
@@ -54,10 +55,12 @@ async def init_data_dir(
     environ: Mapping[str, str],
     shipped: Path = SHIPPED_POLICIES,
     port: int = 8750,
+    public_url: str = "",
 ) -> InitResult:
-    """Create the files (in a worker thread: key generation and copies block), then the database."""
+    """Create the files (in a worker thread: key generation and copies block), then the database.
+    The data directory ends 0700 and its database files 0600 (``broker/datafiles.py``)."""
     written = await asyncio.to_thread(
-        _create_files, data_dir, demo=demo, shipped=shipped, port=port
+        _create_files, data_dir, demo=demo, shipped=shipped, port=port, public_url=public_url
     )
     settings = load_settings(data_dir, environ)
     engine = create_engine(resolved_database_url(settings, environ))
@@ -72,10 +75,11 @@ async def init_data_dir(
         )
     finally:
         await engine.dispose()
+    tighten(data_dir)
     return InitResult(data_dir, written, applied)
 
 
-def _create_files(data_dir: Path, *, demo: bool, shipped: Path, port: int) -> int:
+def _create_files(data_dir: Path, *, demo: bool, shipped: Path, port: int, public_url: str) -> int:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} is already a Liaison data directory (it has {CONFIG_FILE})")
     if not (shipped / "channels").is_dir():
@@ -83,11 +87,14 @@ def _create_files(data_dir: Path, *, demo: bool, shipped: Path, port: int) -> in
             f"the shipped policies were not found at {shipped}; "
             "install Liaison from a source checkout (pip install -e .)"
         )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
     keys_dir = data_dir / "keys"
     keys_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(keys_dir, 0o700)
-    (data_dir / CONFIG_FILE).write_text(render_default_config(port=port), encoding="utf-8")
+    (data_dir / CONFIG_FILE).write_text(
+        render_default_config(port=port, public_url=public_url), encoding="utf-8"
+    )
     _copy_policies(shipped, data_dir / "policies")
     write_private_key(keys_dir / "broker.pem", generate("ed25519"))
     write_private_key(keys_dir / "broker-escrow.pem", generate("x25519"))

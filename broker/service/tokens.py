@@ -29,6 +29,7 @@ from broker.crypto.tokens import (
 from broker.domain.directory import Directory, KeyType
 from broker.errors import AuthenticationFailed, ConfigError
 from broker.logs import get_logger
+from broker.service.refusals import Refusals
 from broker.store import Database, audit_repo
 from broker.store import notices_repo as repo
 
@@ -43,8 +44,11 @@ class TokenKeys:
 
 
 class TokenService:
-    def __init__(self, db: Database, settings: Settings, keys: TokenKeys) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, keys: TokenKeys, refusals: Refusals
+    ) -> None:
         self.db = db
+        self.refusals = refusals
         self.settings = settings
         self.keys = keys
         self.issuer = settings.public_url
@@ -70,15 +74,15 @@ class TokenService:
             log.warning("jwks_refresh_failed", reason=str(e))
 
     async def exchange(
-        self, directory: Directory, assertion: str, now: datetime, *, base_url: str | None = None
+        self, directory: Directory, assertion: str, now: datetime, *, source: str = "-"
     ) -> dict[str, Any]:
         """An access token for the contact the assertion proves, or AuthenticationFailed.
 
-        ``base_url`` is the broker URL as this request reached it; it counts as an audience only
-        when no public URL is configured (as for signed requests' ``@target-uri``).
+        The assertion's audience must be the broker's public URL (or its token endpoint), never
+        a URL taken from the request. ``source`` (the peer) is for counting refusals.
         """
         try:
-            contact = await self._contact_from(directory, assertion, now, base_url)
+            contact = await self._contact_from(directory, assertion, now)
         except TokenInvalid as e:
             refused = AuditEvent(
                 at=now,
@@ -89,8 +93,9 @@ class TokenService:
                 reason="authentication_failed",
                 details={"detail": e.reason},
             )
-            await audit_repo.append_events(self.db, [refused])
-            raise AuthenticationFailed(detail=e.reason) from e
+            failure = AuthenticationFailed(detail=e.reason)
+            await self.refusals.refused(refused, source, failure)
+            raise failure from e
         lifetime = self.settings.limits.token_lifetime_seconds
         token = issue_access_token(
             self.keys.private,
@@ -107,9 +112,7 @@ class TokenService:
             "contact": contact,
         }
 
-    async def _contact_from(
-        self, directory: Directory, assertion: str, now: datetime, base_url: str | None
-    ) -> str:
+    async def _contact_from(self, directory: Directory, assertion: str, now: datetime) -> str:
         oidc = self.settings.oidc
         if self.oidc_jwks is not None and unverified_claims(assertion).get("iss") == oidc.issuer:
             claims = verify_external(
@@ -133,7 +136,7 @@ class TokenService:
             raise TokenInvalid("unknown or unusable key")
         if key.owner not in directory.contacts:
             raise TokenInvalid("the key is not a contact's")
-        claims = self._verify_assertion(assertion, key.public, now, base_url)
+        claims = self._verify_assertion(assertion, key.public, now)
         if claims["sub"] != key.owner:
             raise TokenInvalid("the assertion names another contact than the key's owner")
         try:
@@ -151,15 +154,10 @@ class TokenService:
             raise TokenInvalid("assertion already used") from e
         return key.owner
 
-    def _verify_assertion(
-        self, assertion: str, public: bytes, now: datetime, base_url: str | None
-    ) -> dict[str, Any]:
+    def _verify_assertion(self, assertion: str, public: bytes, now: datetime) -> dict[str, Any]:
         max_lifetime = self.settings.limits.assertion_max_seconds
-        audiences = set(self.audiences)
-        if base_url and not self.settings.server.public_url:
-            audiences |= {base_url, f"{base_url}/v1/token"}
         last: TokenInvalid | None = None
-        for audience in sorted(audiences):  # the broker URL or its token endpoint
+        for audience in sorted(self.audiences):  # the broker URL or its token endpoint
             try:
                 return verify_assertion(
                     assertion, public, audience=audience, now=now, max_lifetime=max_lifetime
