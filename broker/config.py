@@ -283,6 +283,8 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[logging] format must be auto, json or console")
     if settings.limits.token_lifetime_seconds > 900:
         raise ConfigError("[limits] token_lifetime_seconds may not exceed 900 (15 minutes)")
+    if settings.metrics.port and settings.metrics.port == settings.server.port:
+        raise ConfigError("[metrics] port must differ from [server] port: never the public one")
     if settings.metrics.token and not settings.metrics.token.startswith(("env:", "file:")):
         raise ConfigError("[metrics] token must be given by reference (env:NAME or file:PATH)")
     if settings.audit.refusal_summary_seconds < 1:

@@ -13,7 +13,7 @@ Invariants:
   further key is counted under ``other`` and never written alone. An interval therefore writes at
   most ``max_sources + 1`` rows, however many refusals it saw.
 - ``flush`` writes one ``auth.refused_summary`` event holding every count of the interval and
-  their total; nothing counted is dropped.
+  their total; nothing counted is dropped (a summary the store refused is counted again next).
 - The core (``RefusalCounter``) does no I/O; time is passed in.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from broker.audit.events import AuditEvent
-from broker.errors import AuthenticationFailed
+from broker.errors import AuthenticationFailed, StoreError
 from broker.store import Database, audit_repo
 
 OTHER = "other"
@@ -51,6 +51,13 @@ class RefusalCounter:
             return False
         self.counts[key] = 1
         return True
+
+    def restore(self, summary: AuditEvent) -> None:
+        """Put a summary that could not be written back into the counts (a store outage)."""
+        for c in summary.details["counts"]:
+            key = (c["action"], c["reason"], c["source"])
+            self.counts[key] = self.counts.get(key, 0) + c["count"]
+        self.since = min(self.since or summary.at, datetime.fromisoformat(summary.details["from"]))
 
     def take(self, now: datetime) -> AuditEvent | None:
         """The summary of the interval so far (None when nothing was refused), and a new one."""
@@ -98,5 +105,10 @@ class Refusals:
     async def flush(self, now: datetime) -> None:
         async with self._lock:
             summary = self.counter.take(now)
-            if summary is not None:
+            if summary is None:
+                return
+            try:
                 await audit_repo.append_events(self.db, [summary])
+            except StoreError:
+                self.counter.restore(summary)  # counted in the next summary, never dropped
+                raise

@@ -31,3 +31,17 @@ def test_the_first_of_a_key_is_first_again_in_the_next_interval() -> None:
     assert [counter.note(key, T0) for _ in range(3)] == [True, False, False]
     counter.take(T0)
     assert counter.note(key, T0) is True
+
+
+def test_a_summary_the_store_refused_is_counted_again() -> None:
+    counter = RefusalCounter(max_sources=10)
+    key = ("auth.refused", "authentication_failed", "127.0.0.1")
+    for _ in range(5):
+        counter.note(key, T0)
+    lost = counter.take(T0 + timedelta(seconds=60))
+    assert lost is not None
+    counter.note(key, T0 + timedelta(seconds=61))
+    counter.restore(lost)
+    again = counter.take(T0 + timedelta(seconds=120))
+    assert again is not None and again.details["total"] == 6
+    assert again.details["from"] == T0.isoformat()
