@@ -8,8 +8,8 @@ in ``detail`` for the audit log.
 Under mutual TLS the connection's certificate is bound to the agency: the signing key's
 organisation must list the certificate's SHA-256 fingerprint among its ``tls-client-sha256``
 keys (active, in its period). Another agency's certificate, or an organisation that lists none,
-is the same ``AuthenticationFailed`` (attacker: an agency, or a thief of one agency's
-certificate, that signs with another agency's key).
+is the same ``AuthenticationFailed`` (attacker: an agency system holding another agency's
+stolen signing key but only its own certificate).
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ def test_tls_settings_must_come_together(demo_dir: Path) -> None:
 def test_a_certificate_works_only_for_the_agency_it_is_bound_to(
     demo_dir: Path, tmp_path: Path
 ) -> None:
-    """Attacker: an agency (or a thief of its certificate) that signs with another agency's key.
+    """Attacker: an authorised agency system that holds another agency's stolen signing key but
+    only its own certificate.
 
     Any certificate of the client CA used to pass for any agency key: a certificate is now bound
     to one organisation in the directory, and a request whose key's organisation does not list
