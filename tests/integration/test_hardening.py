@@ -19,6 +19,7 @@ from tests.integration.intake_support import Broker, example, running_broker, si
 from tests.support import free_port, output, recipient, run_cli, serve_process
 
 SECRET = "scrape-me-not-3f9a1c"
+STREAM_COUNT_PREFIX = 'liaison_request_duration_seconds_count{method="GET",route="/v1/stream",'
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -200,7 +201,11 @@ async def test_the_data_directory_is_its_owners_only_after_init_and_serve(tmp_pa
 async def test_a_client_closing_its_stream_is_a_normal_end_not_a_500(demo_dir: Path) -> None:
     """A recipient closing its live stream is the normal end of a stream: no traceback and no
     500 in the log (an operator alerting on 5xx would page for every closed laptop)."""
-    env = {"LIAISON_DELIVERY_STREAM_HEARTBEAT_SECONDS": "1"}
+    metrics_port = free_port()
+    env = {
+        "LIAISON_DELIVERY_STREAM_HEARTBEAT_SECONDS": "1",
+        "LIAISON_METRICS_PORT": str(metrics_port),
+    }
     with serve_process(demo_dir, env=env) as (proc, url):
         async with recipient(demo_dir, url, "mk-kumanovo-pcve") as pcve:
             token = await pcve.token()
@@ -220,6 +225,13 @@ async def test_a_client_closing_its_stream_is_a_normal_end_not_a_500(demo_dir: P
 
         _wait_for(stream_ended, "the stream's access log line")
         log = output(proc)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response,
+        ):
+            scraped = await response.text()
+    stream_counts = [line for line in scraped.splitlines() if line.startswith(STREAM_COUNT_PREFIX)]
+    assert [line.split("status=")[1].split("}")[0] for line in stream_counts] == ['"499"']
     ended = [e for e in _json_lines(log) if e.get("path") == "/v1/stream"]
     assert [(e["status"], e.get("outcome")) for e in ended] == [(499, "client_closed")]
     assert "Traceback" not in log and "request_failed" not in log
