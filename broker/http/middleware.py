@@ -87,7 +87,12 @@ async def _translated(
             await _count_refusal(request, e)
         return from_error(e, request_id)
     except ConnectionResetError:
-        raise
+        if _client_gone(request):  # only the client's own connection makes it a normal end
+            raise
+        log.exception("request_failed")
+        return problem(
+            "internal_error", "the broker could not complete this request", request_id=request_id
+        )
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -97,6 +102,11 @@ async def _translated(
         return problem(
             "internal_error", "the broker could not complete this request", request_id=request_id
         )
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def _count_refusal(request: web.Request, error: AuthenticationFailed) -> None:
