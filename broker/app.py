@@ -24,6 +24,7 @@ from broker.http.keys import (
     LISTENER,
     OUTBOX,
     RECIPIENTS,
+    REFUSALS,
     SETTINGS,
     SHREDDER,
     STATE,
@@ -38,6 +39,7 @@ from broker.service.intake import Intake
 from broker.service.outbox import Outbox
 from broker.service.push import Hub
 from broker.service.recipients import Recipients
+from broker.service.refusals import Refusals
 from broker.service.retention import Shredder
 from broker.service.tokens import TokenKeys, TokenService
 from broker.state import BrokerState
@@ -100,8 +102,11 @@ def create_app(
         state, hub, page_max=settings.limits.inbox_page_max, distributed=distributed
     )
     app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
+    refusals = Refusals(engine, max_sources=settings.audit.refusal_sources_max)
+    app[REFUSALS] = refusals
     app[INTAKE] = Intake(
         state,
+        refusals=refusals,
         escrow_public=escrow.public_raw,
         escrow_key_id=escrow.key_id("broker"),
         limits=settings.limits,
@@ -114,6 +119,7 @@ def create_app(
         engine,
         settings,
         TokenKeys(ed25519_signer(signing, source="keys.signing_key"), signing.key_id("broker")),
+        refusals,
     )
     app[ESCALATION] = EscalationWorker(
         state, recipient_service, escrow.private_raw, outbox.rows_for
@@ -130,8 +136,11 @@ def create_app(
         await migrate(state.engine)
         view = await state.load()
         await app[TOKENS].refresh_jwks()
+        if not settings.server.public_url:  # derived from settings, never from a request
+            log.warning("public_url_derived", public_url=settings.public_url)
         log.info(
             "broker_started",
+            public_url=settings.public_url,
             policy_hash=view.policies.hash,
             directory_revision=view.directory_revision,
             channels=len(view.policies.channels),
@@ -149,6 +158,13 @@ def create_app(
                 float(settings.audit.checkpoint_interval_seconds),
                 lambda: app[AUDIT].checkpoint(clock.now()),
                 "checkpoint_failed",
+            )
+        )
+        workers.append(
+            _every(
+                float(settings.audit.refusal_summary_seconds),
+                lambda: refusals.flush(clock.now()),
+                "refusal_summary_failed",
             )
         )
         if settings.oidc.jwks_url:
@@ -193,6 +209,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app[INTAKE].batcher.close()
+        with contextlib.suppress(StoreError, OSError):  # the last interval's counts
+            await refusals.flush(clock.now())
         await recipient_service.close()
         pool.shutdown(wait=True)
         await outbox.close()
@@ -205,11 +223,12 @@ def create_app(
         hub.close_all()
 
     app.on_shutdown.append(close_streams)
+    if settings.metrics.port:
+        app.cleanup_ctx.append(metrics.listener(settings, environ))
     router = app.router
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/openapi.json", openapi.serve)
-    router.add_get("/metrics", metrics.serve)
     router.add_post("/v1/notices", notices.post_notice)
     router.add_get("/v1/notices/{id}/status", notices.get_status)
     router.add_post("/v1/token", recipients.post_token)

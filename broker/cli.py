@@ -80,8 +80,10 @@ def _parse_time(text: str | None) -> datetime:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from broker.datafiles import private_umask
     from broker.service.setup import init_data_dir
 
+    private_umask()
     result = asyncio.run(
         init_data_dir(
             Path(args.dir),
@@ -90,6 +92,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             environ=os.environ,
             port=args.port,
             escrow_kek=args.escrow_kek,
+            public_url=args.public_url or "",
         )
     )
     applied = result.directory
@@ -105,8 +108,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from broker.app import create_app
+    from broker.datafiles import private_umask, tighten
 
+    private_umask()  # the database, its -wal and -shm, pid files: 0600
     data = _data_dir(args)
+    for path in tighten(data):
+        print(f"note: cannot restrict {path} to its owner", file=sys.stderr)
     env = dict(os.environ)
     if args.host:
         env["LIAISON_SERVER_HOST"] = args.host
@@ -702,6 +709,12 @@ def _parser() -> argparse.ArgumentParser:
         "--escrow-kek",
         metavar="REF",
         help="seal the escrow key under this KEK (env:NAME or file:/path; default: a new DIR.kek)",
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="server.public_url written into liaison.toml: the URL clients use "
+        "(default http://127.0.0.1:PORT)",
     )
 
     p = command("serve", cmd_serve, "run the broker")

@@ -141,6 +141,19 @@ class RetentionSettings:
 class AuditSettings:
     checkpoint_interval_seconds: int = 60  # sign a checkpoint this often when the log has grown
     events_page_max: int = 1000  # events in one page of /v1/audit/events
+    # Unauthenticated refusals are counted in memory and written as one auth.refused_summary
+    # event per interval; only the first refusal of each source in an interval is written alone.
+    refusal_summary_seconds: int = 60
+    refusal_sources_max: int = 100  # distinct sources counted per interval; the rest as "other"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    # /metrics is never on the public listener. Port 0: no metrics listener at all.
+    host: str = "127.0.0.1"
+    port: int = 0
+    # Optional bearer token the scraper must send, by reference (file:PATH or env:NAME).
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +178,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def policies_dir(self) -> Path:
@@ -177,7 +191,8 @@ class Settings:
     @property
     def public_url(self) -> str:
         scheme = "https" if self.server.tls_cert else "http"
-        return self.server.public_url or f"{scheme}://{self.server.host}:{self.server.port}"
+        derived = f"{scheme}://{self.server.host}:{self.server.port}"
+        return (self.server.public_url or derived).rstrip("/")
 
     def path(self, value: str) -> Path:
         """A path setting: absolute as given, else relative to the data directory."""
@@ -201,6 +216,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "webhooks": WebhookSettings,
     "smtp": SmtpSettings,
     "logging": LoggingSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -269,6 +285,10 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
             "[database] url holds a password; give it by reference instead "
             '(url = "env:LIAISON_DB_URL" or url = "file:secrets/db-url")'
         )
+    if settings.server.public_url and not settings.server.public_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError("[server] public_url must be an http:// or https:// URL")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key go together")
     if settings.server.client_ca and not settings.server.tls_cert:
@@ -286,6 +306,12 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[limits] token_lifetime_seconds may not exceed 900 (15 minutes)")
     if settings.retention.shred_interval_seconds < 1:
         raise ConfigError("[retention] shred_interval_seconds must be at least 1")
+    if settings.metrics.port and settings.metrics.port == settings.server.port:
+        raise ConfigError("[metrics] port must differ from [server] port: never the public one")
+    if settings.metrics.token and not settings.metrics.token.startswith(("env:", "file:")):
+        raise ConfigError("[metrics] token must be given by reference (env:NAME or file:PATH)")
+    if settings.audit.refusal_summary_seconds < 1:
+        raise ConfigError("[audit] refusal_summary_seconds must be at least 1")
     if settings.limits.assertion_max_seconds > 300:
         raise ConfigError("[limits] assertion_max_seconds may not exceed 300 (5 minutes)")
 
@@ -327,9 +353,11 @@ def default_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("LIAISON_DATA", "liaison-data"))
 
 
-def render_default_config(*, port: int = 8750, escrow_kek: str = "") -> str:
+def render_default_config(*, port: int = 8750, escrow_kek: str = "", public_url: str = "") -> str:
     """The liaison.toml that ``liaison init`` writes: every setting, commented with its default
-    (the port and the escrow KEK's reference, which init chose, set)."""
+    (the port and the escrow KEK's reference, which init chose, set), and ``server.public_url``
+    set: the broker never takes its own URL from a request's Host."""
+    public_url = public_url or f"http://127.0.0.1:{port}"
     lines = ["# Liaison configuration. Environment overrides: LIAISON_<SECTION>_<KEY>.", ""]
     for name, cls in _SECTIONS.items():
         lines.append(f"[{name}]")
@@ -340,6 +368,9 @@ def render_default_config(*, port: int = 8750, escrow_kek: str = "") -> str:
                 continue
             if name == "keys" and f.name == "escrow_kek" and escrow_kek:
                 lines.append(f"escrow_kek = {json.dumps(escrow_kek)}")  # a valid TOML string
+                continue
+            if name == "server" and f.name == "public_url":
+                lines.append(f'public_url = "{public_url}"')
                 continue
             value = f'"{default}"' if isinstance(default, str) else str(default)
             lines.append(f"# {f.name} = {value}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -66,12 +67,13 @@ class Demo:
             f"a temporary broker with the Western Balkans demo directory in {self.data}",
         )
         await init_data_dir(self.data, demo=True, now=self.clock.now(), environ={})
-        app = create_app(load_settings(self.data, {}), {}, clock=self.clock, run_workers=False)
+        sock = socket.create_server(("127.0.0.1", 0))  # bound first: its URL is configuration
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        env = {"LIAISON_SERVER_PUBLIC_URL": self.url}
+        app = create_app(load_settings(self.data, env), env, clock=self.clock, run_workers=False)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        await web.SockSite(runner, sock).start()
         try:
             return await self._story(app, step)
         finally:

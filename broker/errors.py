@@ -98,6 +98,7 @@ class AuthenticationFailed(LiaisonError):
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__("authentication failed", detail=detail)
+        self.recorded = False  # True once its refusal is in the audit count (service/refusals.py)
 
 
 class Forbidden(LiaisonError):

@@ -54,6 +54,10 @@ def serve_process(
     blocks the broker's event loop on its next log line.
     """
     port = free_port()
+    env = env or {}
+    # The broker never takes its URL from a request's Host: tell it the one the tests use.
+    scheme = "https" if env.get("LIAISON_SERVER_TLS_CERT") else "http"
+    env = {"LIAISON_SERVER_PUBLIC_URL": f"{scheme}://127.0.0.1:{port}", **env}
     log = Path(tempfile.mkstemp(prefix="liaison-serve-", suffix=".log")[1])
     with log.open("w") as sink:
         proc = subprocess.Popen(
@@ -61,7 +65,7 @@ def serve_process(
             stdout=sink,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "LIAISON_LOGGING_FORMAT": "json", **(env or {})},
+            env={**os.environ, "LIAISON_LOGGING_FORMAT": "json", **env},
         )
     proc.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
@@ -98,16 +102,17 @@ def wait_for_broker(url: str, proc: subprocess.Popen[Any], timeout: float = 30) 
 
 
 class LoopbackServer:
-    """An aiohttp application served on 127.0.0.1 with an OS-chosen port."""
+    """An aiohttp application served on 127.0.0.1, on ``port`` or an OS-chosen one."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, port: int = 0) -> None:
         self.app = app
         self.runner = web.AppRunner(app)
+        self.port = port
         self.url = ""
 
     async def __aenter__(self) -> LoopbackServer:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
         await site.start()
         port = self.runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"

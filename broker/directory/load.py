@@ -229,6 +229,9 @@ class _Builder:
             if len(raw) != 32:
                 self.fail((*where, "public"), "a public key must be 32 bytes, base64-encoded")
                 continue
+            if item["type"] == KeyType.TLS_CLIENT_SHA256 and owner_where[0] != "organisations":
+                self.fail((*where, "type"), "only an organisation has a TLS client certificate")
+                continue
             valid = self._period(where, item) if "from" in item else None
             keys.append(
                 PublicKey(

@@ -23,7 +23,8 @@ KEY: dict[str, Any] = {
     "required": ["id", "type", "public"],
     "properties": {
         "id": ID,
-        "type": {"enum": ["ed25519", "x25519"]},
+        # tls-client-sha256: an organisation's mTLS client certificate, "public" its SHA-256.
+        "type": {"enum": ["ed25519", "x25519", "tls-client-sha256"]},
         "public": {"type": "string", "pattern": r"^[A-Za-z0-9+/]{43}=$"},
         "status": {"enum": ["active", "retired", "revoked"]},
         "from": TIME,

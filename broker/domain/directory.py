@@ -17,6 +17,7 @@ from enum import StrEnum
 class KeyType(StrEnum):
     ED25519 = "ed25519"  # signing requests and assertions
     X25519 = "x25519"  # receiving wrapped data keys
+    TLS_CLIENT_SHA256 = "tls-client-sha256"  # an agency's mTLS certificate: SHA-256 of its DER
 
 
 class KeyStatus(StrEnum):

@@ -11,6 +11,7 @@ from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.outbox import Outbox
 from broker.service.recipients import Recipients
+from broker.service.refusals import Refusals
 from broker.service.retention import Shredder
 from broker.service.tokens import TokenService
 from broker.state import BrokerState
@@ -27,3 +28,4 @@ AUDIT = web.AppKey("audit", AuditService)
 SHREDDER = web.AppKey("shredder", Shredder)
 OUTBOX = web.AppKey("outbox", Outbox)
 LISTENER = web.AppKey("listener", Listener)
+REFUSALS = web.AppKey("refusals", Refusals)

@@ -2,6 +2,12 @@
 
 Each request gets an id (``X-Request-Id`` echoed back, or a fresh one), bound into the structlog
 context, and exactly one access log line. Errors leave as problem+json; nothing internal leaks.
+
+Every answer but the web inbox's own files carries ``Cache-Control: no-store`` (problems too):
+no proxy or browser cache keeps a ciphertext, a token or a status. A client that goes away
+mid-answer (a closed stream) is a normal end, logged and counted as status 499
+(``client_closed``), with no traceback. An authentication refusal that no service counted
+(bearer tokens, missing certificates) is counted here, in summary (``service/refusals.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from broker.errors import LiaisonError
+from broker.audit.events import AuditEvent
+from broker.errors import AuthenticationFailed, LiaisonError
+from broker.http.keys import CLOCK, REFUSALS
 from broker.http.problems import from_error, from_http, problem
 from broker.logs import get_logger
 from broker.metrics import REQUEST_SECONDS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_CLOSED = 499  # as nginx logs a client that closed the connection before the answer ended
 log = get_logger("liaison.http")
 
 
@@ -42,7 +51,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = await _translated(request, handler, request_id)
         status = response.status
         response.headers["X-Request-Id"] = request_id
+        response.headers.setdefault("Cache-Control", "no-store")
         return response
+    except ConnectionResetError:  # the client left, e.g. closed its stream: a normal end
+        status = CLIENT_CLOSED
+        return web.Response(status=CLIENT_CLOSED)  # never sent: aiohttp sees the closed socket
     except web.HTTPException as e:  # a redirect passes through: log and count its own status
         status = e.status
         raise
@@ -56,6 +69,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             method=request.method,
             path=request.path,
             status=status,
+            **({"outcome": "client_closed"} if status == CLIENT_CLOSED else {}),
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         structlog.contextvars.clear_contextvars()
@@ -69,7 +83,16 @@ async def _translated(
     except LiaisonError as e:
         # The reason (which check, never a secret) is for operators; the client gets the code only.
         log.info("request_refused", code=e.code, reason=e.detail)
+        if isinstance(e, AuthenticationFailed) and not e.recorded:
+            await _count_refusal(request, e)
         return from_error(e, request_id)
+    except ConnectionResetError:
+        if _client_gone(request):  # only the client's own connection makes it a normal end
+            raise
+        log.exception("request_failed")
+        return problem(
+            "internal_error", "the broker could not complete this request", request_id=request_id
+        )
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -79,3 +102,25 @@ async def _translated(
         return problem(
             "internal_error", "the broker could not complete this request", request_id=request_id
         )
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _count_refusal(request: web.Request, error: AuthenticationFailed) -> None:
+    refusals, clock = request.app.get(REFUSALS), request.app.get(CLOCK)
+    if refusals is None or clock is None:  # the metrics listener counts nothing in the log
+        return
+    route = request.match_info.route.resource
+    event = AuditEvent(
+        at=clock.now(),
+        actor="unknown",
+        action="auth.refused",
+        object=f"route:{route.canonical if route is not None else 'unmatched'}",
+        outcome="refused",
+        reason=error.code,
+        details={"detail": error.detail or error.message},
+    )
+    await refusals.refused(event, request.remote or "-", error)

@@ -24,9 +24,15 @@ class UnsupportedMediaType(LiaisonError):
 
 
 def target_uri(request: web.Request) -> str:
-    """The URI the client addressed: the configured public URL when set, else the request's own."""
-    public = request.app[SETTINGS].server.public_url
-    return public.rstrip("/") + request.path_qs if public else str(request.url)
+    """The URI a signature must cover: the broker's public URL (configured, or derived from
+    server.host/port) and the request's path. Never the request's Host: a request signed for
+    another authority does not verify here (attacker: whoever relays a signed request)."""
+    return request.app[SETTINGS].public_url + request.path_qs
+
+
+def source(request: web.Request) -> str:
+    """Where a request came from, as far as the broker can tell: for counting refusals."""
+    return request.remote or "-"
 
 
 def header_map(request: web.Request) -> dict[str, str]:
@@ -37,13 +43,19 @@ def header_map(request: web.Request) -> dict[str, str]:
 
 
 async def post_notice(request: web.Request) -> web.Response:
-    require_client_certificate(request, request.app[SETTINGS])
+    certificate = require_client_certificate(request, request.app[SETTINGS])
     if request.content_type != "application/json":
         NOTICES_REFUSED.labels(UnsupportedMediaType.code).inc()
         raise UnsupportedMediaType("notices are posted as application/json")
     body = await request.read()  # bounded by client_max_size (limits.max_body_bytes): 413 beyond
     incoming = IncomingRequest(
-        request.method, target_uri(request), header_map(request), body, request[REQUEST_ID]
+        request.method,
+        target_uri(request),
+        header_map(request),
+        body,
+        request[REQUEST_ID],
+        source=source(request),
+        client_certificate=certificate,
     )
     try:
         accepted = await request.app[INTAKE].submit(incoming, request.app[CLOCK].now())
@@ -60,7 +72,7 @@ async def post_notice(request: web.Request) -> web.Response:
 
 
 async def get_status(request: web.Request) -> web.Response:
-    require_client_certificate(request, request.app[SETTINGS])
+    certificate = require_client_certificate(request, request.app[SETTINGS])
     state, now = request.app[STATE], request.app[CLOCK].now()
     view = state.view
     skew = request.app[SETTINGS].limits.clock_skew_seconds
@@ -72,6 +84,7 @@ async def get_status(request: web.Request) -> web.Response:
         body=None,
         now=now,
         max_skew=skew,
+        client_certificate=certificate,
     )
     notice_id = request.match_info["id"]
     event = AuditEvent(

@@ -305,12 +305,6 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics: counts and timings, never names or contents",
-                "responses": {"200": {"description": "text/plain; version=0.0.4"}},
-            }
-        },
         **RECIPIENT_PATHS,
         **AUDIT_PATHS,
     },

@@ -12,7 +12,7 @@ from aiohttp import web
 from broker.errors import AuthenticationFailed, TooManyStreams
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID
-from broker.http.notices import UnsupportedMediaType
+from broker.http.notices import UnsupportedMediaType, source
 from broker.logs import get_logger
 from broker.policy.payload import Violation
 from broker.service.live import event_data
@@ -38,7 +38,7 @@ async def post_token(request: web.Request) -> web.Response:
         view.directory,
         assertion,
         request.app[CLOCK].now(),
-        base_url=f"{request.scheme}://{request.host}",
+        source=source(request),
         request_id=request[REQUEST_ID],
     )
     response = web.json_response(answer)

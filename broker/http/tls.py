@@ -3,11 +3,14 @@
 With ``server.client_ca`` set, the TLS layer asks every client for a certificate (CERT_OPTIONAL,
 so recipients' browsers still connect) and the agency endpoints refuse a request whose
 connection did not present a certificate that verified against that CA. The refusal is the
-same 401 as any other authentication failure.
+same 401 as any other authentication failure. The certificate's SHA-256 is then handed to
+agency authentication, which requires the signing key's organisation to list it
+(``service/auth.py``): a certificate of the CA does not work for another agency's key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 
 from aiohttp import web
@@ -32,11 +35,14 @@ def server_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def require_client_certificate(request: web.Request, settings: Settings) -> None:
-    """Agency endpoints: with a client CA configured, a verified client certificate is required."""
+def require_client_certificate(request: web.Request, settings: Settings) -> bytes | None:
+    """Agency endpoints: with a client CA configured, a verified client certificate is required;
+    its SHA-256 (over the DER) is returned. Without a client CA: None."""
     if not settings.server.client_ca:
-        return
+        return None
     transport = request.transport
-    peer = transport.get_extra_info("peercert") if transport is not None else None
-    if not peer:
+    tls = transport.get_extra_info("ssl_object") if transport is not None else None
+    der = tls.getpeercert(binary_form=True) if isinstance(tls, ssl.SSLObject) else None
+    if not der:  # with CERT_OPTIONAL, a certificate is only returned once it has verified
         raise AuthenticationFailed(detail="no verified client certificate")
+    return hashlib.sha256(der).digest()

@@ -4,6 +4,12 @@ Invariant: every failure (unknown, revoked or expired key; a key that is not an 
 signature; missing component; digest mismatch; stale ``created``; replayed nonce) raises the same
 ``AuthenticationFailed``: the caller learns nothing about which check failed. The reason is kept
 in ``detail`` for the audit log.
+
+Under mutual TLS the connection's certificate is bound to the agency: the signing key's
+organisation must list the certificate's SHA-256 fingerprint among its ``tls-client-sha256``
+keys (active, in its period). Another agency's certificate, or an organisation that lists none,
+is the same ``AuthenticationFailed`` (attacker: an agency system holding another agency's
+stolen signing key but only its own certificate).
 """
 
 from __future__ import annotations
@@ -49,8 +55,11 @@ def authenticate_agency(
     body: bytes | None,
     now: datetime,
     max_skew: int,
+    client_certificate: bytes | None = None,
 ) -> Agency:
-    """The agency (organisation) that signed this request, or ``AuthenticationFailed``."""
+    """The agency (organisation) that signed this request, or ``AuthenticationFailed``.
+
+    ``client_certificate`` is the SHA-256 of the verified mTLS certificate (None without mTLS)."""
     view = HttpRequestView(method, target_uri, headers)
 
     def lookup(keyid: str) -> bytes | None:
@@ -71,4 +80,22 @@ def authenticate_agency(
         raise AuthenticationFailed(detail=e.reason) from e
     if body is not None and not digest_matches(headers.get("content-digest", ""), body):
         raise AuthenticationFailed(detail="content-digest does not match the body")
-    return Agency(directory.keys[verified.keyid].owner, verified)
+    owner = directory.keys[verified.keyid].owner
+    if client_certificate is not None and not certificate_bound(
+        directory, owner, client_certificate, now
+    ):
+        raise AuthenticationFailed(detail="the client certificate is not bound to this agency")
+    return Agency(owner, verified)
+
+
+def certificate_bound(
+    directory: Directory, organisation: str, fingerprint: bytes, now: datetime
+) -> bool:
+    """Whether the organisation lists this certificate fingerprint as a usable key."""
+    return any(
+        key.owner == organisation
+        and key.type is KeyType.TLS_CLIENT_SHA256
+        and key.public == fingerprint
+        and key.usable_at(now)
+        for key in directory.keys.values()
+    )

@@ -30,6 +30,7 @@ from broker.policy.payload import Violation, payload_violations
 from broker.policy.route import NotReached, Recipient, Route, check_notice, deliver_to, route
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.notices import NoticeInvalid, notice_facts_from_document
+from broker.service.refusals import Refusals
 from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState, View
 from broker.store import Database, audit_repo
@@ -129,6 +130,8 @@ class IncomingRequest:
     headers: Mapping[str, str]  # lower-case names
     body: bytes
     request_id: str | None = None  # recorded in every audit event this request causes
+    source: str = "-"  # the peer address, for counting refusals (service/refusals.py)
+    client_certificate: bytes | None = None  # SHA-256 of the verified mTLS certificate, if any
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,12 @@ class Intake:
         escrow_key_id: str,
         limits: Limits,
         pool: Executor,
+        refusals: Refusals,
         on_committed: Callable[[str], Awaitable[None]] | None = None,
         announcements: Announcements | None = None,
     ) -> None:
         self.state = state
+        self.refusals = refusals  # unauthenticated refusals: counted, summarised
         self.escrow_public = escrow_public
         self.escrow_key_id = escrow_key_id
         self.limits = limits
@@ -179,9 +184,10 @@ class Intake:
                 body=request.body,
                 now=now,
                 max_skew=self.limits.clock_skew_seconds,
+                client_certificate=request.client_certificate,
             )
         except AuthenticationFailed as e:
-            await audit_repo.append_events(self.state.engine, [refusal(now, "unknown", e, request)])
+            await self.refusals.refused(refusal(now, "unknown", e, request), request.source, e)
             raise
         try:
             return await self._accept(view, agency, request, now)

@@ -29,6 +29,7 @@ from broker.config import (
 )
 from broker.crypto import escrow
 from broker.crypto.keys import KeyPair, generate, write_private_key
+from broker.datafiles import tighten
 from broker.directory.present import to_yaml
 from broker.errors import ConfigError
 from broker.service.custody import kek_file_for, require_outside_data_dir, write_secret_file
@@ -69,14 +70,22 @@ async def init_data_dir(
     shipped: Path = SHIPPED_POLICIES,
     port: int = 8750,
     escrow_kek: str | None = None,
+    public_url: str = "",
 ) -> InitResult:
     """Create the files (in a worker thread: key generation and copies block), then the database.
+    The data directory ends 0700 and its database files 0600 (``broker/datafiles.py``).
 
     ``escrow_kek``: a reference (``env:NAME``, ``file:/path``) to an existing KEK; None: a new
     one in ``DIR.kek``."""
     kek = _escrow_kek(data_dir, escrow_kek, environ)
     written = await asyncio.to_thread(
-        _create_files, data_dir, demo=demo, shipped=shipped, port=port, kek=kek
+        _create_files,
+        data_dir,
+        demo=demo,
+        shipped=shipped,
+        port=port,
+        kek=kek,
+        public_url=public_url,
     )
     settings = load_settings(data_dir, environ)
     engine = create_engine(resolved_database_url(settings, environ))
@@ -91,6 +100,7 @@ async def init_data_dir(
         )
     finally:
         await engine.dispose()
+    tighten(data_dir)
     return InitResult(data_dir, written, applied, kek[0])
 
 
@@ -116,7 +126,13 @@ def _escrow_kek(
 
 
 def _create_files(
-    data_dir: Path, *, demo: bool, shipped: Path, port: int, kek: tuple[str, bytes]
+    data_dir: Path,
+    *,
+    demo: bool,
+    shipped: Path,
+    port: int,
+    kek: tuple[str, bytes],
+    public_url: str,
 ) -> int:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} is already a Liaison data directory (it has {CONFIG_FILE})")
@@ -125,11 +141,12 @@ def _create_files(
             f"the shipped policies were not found at {shipped}; "
             "install Liaison from a source checkout (pip install -e .)"
         )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
     keys_dir = data_dir / "keys"
     keys_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(keys_dir, 0o700)
-    config = render_default_config(port=port, escrow_kek=kek[0])
+    config = render_default_config(port=port, escrow_kek=kek[0], public_url=public_url)
     (data_dir / CONFIG_FILE).write_text(config, encoding="utf-8")
     _copy_policies(shipped, data_dir / "policies")
     write_private_key(keys_dir / "broker.pem", generate("ed25519"))

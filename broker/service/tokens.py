@@ -33,6 +33,7 @@ from broker.crypto.tokens import (
 from broker.domain.directory import Directory, KeyType
 from broker.errors import AuthenticationFailed, ConfigError
 from broker.logs import get_logger
+from broker.service.refusals import Refusals
 from broker.store import Database, audit_repo
 from broker.store import notices_repo as repo
 
@@ -72,8 +73,11 @@ class TokenKeys:
 
 
 class TokenService:
-    def __init__(self, db: Database, settings: Settings, keys: TokenKeys) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, keys: TokenKeys, refusals: Refusals
+    ) -> None:
         self.db = db
+        self.refusals = refusals
         self.settings = settings
         self.keys = keys
         self.issuer = settings.public_url
@@ -104,18 +108,16 @@ class TokenService:
         assertion: str,
         now: datetime,
         *,
-        base_url: str | None = None,
+        source: str = "-",
         request_id: str | None = None,
     ) -> dict[str, Any]:
         """An access token for the contact the assertion proves, or AuthenticationFailed.
 
-        ``base_url`` is the broker URL as this request reached it; it counts as an audience only
-        when no public URL is configured (as for signed requests' ``@target-uri``).
+        The assertion's audience must be the broker's public URL (or its token endpoint), never
+        a URL taken from the request. ``source`` (the peer) is for counting refusals.
         """
         try:
-            contact, proof = await self._contact_from(
-                directory, assertion, now, base_url, request_id
-            )
+            contact, proof = await self._contact_from(directory, assertion, now, request_id)
         except TokenInvalid as e:
             refused = AuditEvent(
                 at=now,
@@ -127,8 +129,9 @@ class TokenService:
                 details={"detail": e.reason},
                 request=request_id,
             )
-            await audit_repo.append_events(self.db, [refused])
-            raise AuthenticationFailed(detail=e.reason) from e
+            failure = AuthenticationFailed(detail=e.reason)
+            await self.refusals.refused(refused, source, failure)
+            raise failure from e
         lifetime = self.settings.limits.token_lifetime_seconds
         token = issue_access_token(
             self.keys.private,
@@ -147,12 +150,7 @@ class TokenService:
         }
 
     async def _contact_from(
-        self,
-        directory: Directory,
-        assertion: str,
-        now: datetime,
-        base_url: str | None,
-        request_id: str | None,
+        self, directory: Directory, assertion: str, now: datetime, request_id: str | None
     ) -> tuple[str, str]:
         """The contact the assertion proves, and the proof (``key:<id>`` or ``oidc``)."""
         oidc = self.settings.oidc
@@ -178,7 +176,7 @@ class TokenService:
             raise TokenInvalid("unknown or unusable key")
         if key.owner not in directory.contacts:
             raise TokenInvalid("the key is not a contact's")
-        claims = self._verify_assertion(assertion, key.public, now, base_url)
+        claims = self._verify_assertion(assertion, key.public, now)
         if claims["sub"] != key.owner:
             raise TokenInvalid("the assertion names another contact than the key's owner")
         try:
@@ -196,15 +194,10 @@ class TokenService:
             raise TokenInvalid("assertion already used") from e
         return key.owner, f"key:{key.id}"
 
-    def _verify_assertion(
-        self, assertion: str, public: bytes, now: datetime, base_url: str | None
-    ) -> dict[str, Any]:
+    def _verify_assertion(self, assertion: str, public: bytes, now: datetime) -> dict[str, Any]:
         max_lifetime = self.settings.limits.assertion_max_seconds
-        audiences = set(self.audiences)
-        if base_url and not self.settings.server.public_url:
-            audiences |= {base_url, f"{base_url}/v1/token"}
         last: TokenInvalid | None = None
-        for audience in sorted(audiences):  # the broker URL or its token endpoint
+        for audience in sorted(self.audiences):  # the broker URL or its token endpoint
             try:
                 return verify_assertion(
                     assertion, public, audience=audience, now=now, max_lifetime=max_lifetime

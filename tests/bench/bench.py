@@ -126,7 +126,12 @@ def serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str
     port = free_port()
     process = subprocess.Popen(
         [*LIAISON, "serve", "--data", str(data), "--port", str(port)],
-        env={**os.environ, "LIAISON_LOGGING_LEVEL": "warning", **env},
+        env={
+            **os.environ,
+            "LIAISON_LOGGING_LEVEL": "warning",
+            "LIAISON_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            **env,
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -86,9 +86,14 @@ class BrokerProcess:
 
     def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
         self.data = data
-        self.env = {**os.environ, "LIAISON_LOGGING_FORMAT": "json", **(env or {})}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "LIAISON_LOGGING_FORMAT": "json",
+            "LIAISON_SERVER_PUBLIC_URL": self.url,  # never taken from a request's Host
+            **(env or {}),
+        }
         self.log = Path(tempfile.mkstemp(prefix="liaison-fault-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0

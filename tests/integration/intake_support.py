@@ -27,7 +27,7 @@ from broker.service.directory import apply_directory_file
 from broker.state import BrokerState
 from broker.store.engine import create_engine, migrate
 from tests.conftest import NOW
-from tests.support import LoopbackServer
+from tests.support import LoopbackServer, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
 
@@ -78,7 +78,12 @@ async def running_broker(
 
     With a ``clock``, the escalation worker is not scheduled: the test calls ``tick`` itself.
     """
-    env = {"LIAISON_DATABASE_URL": database_url, **(env or {})}
+    port = free_port()  # known before start: the broker's public URL is configuration, never Host
+    env = {
+        "LIAISON_DATABASE_URL": database_url,
+        "LIAISON_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **(env or {}),
+    }
     settings = load_settings(data, env)
     engine = create_engine(
         resolved_database_url(settings, env)
@@ -89,7 +94,7 @@ async def running_broker(
     )
     await engine.dispose()
     app = create_app(settings, env, clock=clock, run_workers=clock is None)
-    async with LoopbackServer(app) as server:
+    async with LoopbackServer(app, port) as server:
         yield Broker(server.url, data, app[STATE], app)
 
 

@@ -133,14 +133,19 @@ def test_a_directory_applied_while_serving_is_picked_up(demo_dir: Path, tmp_path
 
 async def test_metrics_count_requests_notices_and_state(demo_dir: Path) -> None:
     from tests.integration.intake_support import example, running_broker
+    from tests.support import free_port
 
-    async with running_broker(demo_dir, f"sqlite+aiosqlite:///{demo_dir / 'm.db'}") as broker:
+    port = free_port()
+    env = {"LIAISON_METRICS_PORT": str(port)}
+    database = f"sqlite+aiosqlite:///{demo_dir / 'm.db'}"
+    async with running_broker(demo_dir, database, env=env) as broker:
         async with broker.sender("mk-mvr") as sender:
             await sender.post_notice(example("returnee-repatriation"))
         async with broker.sender("mk-bjb") as police:
             with pytest.raises(Exception):  # noqa: B017, PT011 - the 403 itself is tested elsewhere
                 await police.post_notice(example("returnee-repatriation"))
-        async with aiohttp.ClientSession() as http, http.get(f"{broker.url}/metrics") as response:
+        metrics = f"http://127.0.0.1:{port}/metrics"  # its own listener, never the public one
+        async with aiohttp.ClientSession() as http, http.get(metrics) as response:
             assert response.status == 200 and response.content_type == "text/plain"
             text = await response.text()
     assert 'liaison_notices_accepted_total{channel="returnee-repatriation"}' in text

@@ -30,7 +30,9 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
 
 def test_the_written_default_config_loads(tmp_path: Path) -> None:
     (tmp_path / "liaison.toml").write_text(render_default_config(port=8123))
-    assert load_settings(tmp_path, {}).server.port == 8123
+    settings = load_settings(tmp_path, {})
+    assert settings.server.port == 8123
+    assert settings.server.public_url == "http://127.0.0.1:8123"  # written, never from Host
 
 
 @pytest.mark.parametrize(
@@ -43,6 +45,10 @@ def test_the_written_default_config_loads(tmp_path: Path) -> None:
         ("[limits]\ntoken_lifetime_seconds = 3600\n", "may not exceed 900"),
         ("[database]\nurl = 'postgresql://u:hunter2@db/liaison'\n", "give it by reference"),
         ("[server\n", "liaison.toml"),
+        ("[metrics]\ntoken = 'hunter2'\n", "token must be given by reference"),
+        ("[metrics]\nport = 8750\n", "port must differ from"),
+        ("[server]\npublic_url = 'liaison.example.org'\n", "http:// or https:// URL"),
+        ("[audit]\nrefusal_summary_seconds = 0\n", "at least 1"),
     ],
 )
 def test_bad_config_is_refused_with_a_reason(tmp_path: Path, toml: str, message: str) -> None:
