@@ -122,5 +122,6 @@ async def _count_refusal(request: web.Request, error: AuthenticationFailed) -> N
         outcome="refused",
         reason=error.code,
         details={"detail": error.detail or error.message},
+        request=request[REQUEST_ID],
     )
     await refusals.refused(event, request.remote or "-", error)
