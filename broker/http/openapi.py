@@ -258,7 +258,8 @@ SPEC: dict[str, Any] = {
                 "summary": "Post a signed notice (agency systems)",
                 "description": (
                     "Signed with HTTP Message Signatures (RFC 9421, alg ed25519) covering @method, @target-uri "
-                    "(or @authority and @path), content-type and content-digest (RFC 9530), with created and nonce. "
+                    "(or @authority and @path), content-type and content-digest (RFC 9530), with created and nonce; "
+                    "exactly one signature label per request. "
                     "A 201 means the notice, its key wraps and deliveries are durably committed."
                 ),
                 "security": SIGNED,

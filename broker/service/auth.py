@@ -4,6 +4,9 @@ Invariant: every failure (unknown, revoked or expired key; a key that is not an 
 signature; missing component; digest mismatch; stale ``created``; replayed nonce) raises the same
 ``AuthenticationFailed``: the caller learns nothing about which check failed. The reason is kept
 in ``detail`` for the audit log.
+
+A request carries exactly one signature label (``broker.crypto.httpsig``): the one nonce recorded
+per request is then the nonce of everything that authenticated it.
 """
 
 from __future__ import annotations
