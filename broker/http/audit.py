@@ -59,12 +59,19 @@ async def get_events(request: web.Request) -> web.Response:
         notice=q.get("notice"),
         channel=q.get("channel"),
     )
+    hidden = q.get("hidden")
+    if hidden not in (None, "leaves"):
+        raise NoticeInvalid([Violation("/hidden", "must be 'leaves'")], QUERY_INVALID)
+    if hidden and any(vars(where).values()):
+        # Leaf hashes of hidden events that match a filter would say that they match.
+        raise NoticeInvalid([Violation("/hidden", "takes no filter")], QUERY_INVALID)
     page = await request.app[AUDIT].events(
         contact,
         where,
         after=_int(request, "cursor", 0),
         limit=_int(request, "limit", 200, minimum=1),
         now=request.app[CLOCK].now(),
+        hidden_leaves=hidden == "leaves",
     )
     return web.json_response(page)
 
