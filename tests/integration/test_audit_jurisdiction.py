@@ -146,3 +146,30 @@ async def test_a_supervisory_auditor_sees_both_only_by_an_added_policy(
             )
         ]
         assert reads and all("access/test-regional-supervisor" in e["policies"] for e in reads)
+
+
+def test_liaison_audit_verify_as_a_bosnian_auditor_holds_macedonian_events_by_hash(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """The real CLI against a real `liaison serve`: verification passes and says what it hid;
+    the auditor's export carries nothing of the Macedonian notice but its leaf hashes."""
+    from tests.conftest import POLICIES
+    from tests.support import run_cli, serve_process
+
+    with serve_process(demo_dir) as (_, url):
+        common = ["--data", str(demo_dir), "--url", url]
+        sent = run_cli(
+            "send", POLICIES / "examples" / "returnee-repatriation.json", *common, "--as", "mk-mvr"
+        )
+        notice_id = sent.stdout.split()[2].rstrip(":")
+        verified = run_cli("audit", "verify", *common, "--as", BA)
+        assert verified.returncode == 0, verified.stderr
+        assert verified.stdout.startswith("OK: verified") and "outside your view" in verified.stdout
+        out = tmp_path / "ba.jsonl"
+        exported = run_cli("audit", "export", *common, "--as", BA, "--out", out)
+        assert exported.returncode == 0, exported.stderr
+        mine = run_cli("audit", "verify", *common, "--as", MK)
+        assert mine.returncode == 0 and mine.stdout.startswith("OK: verified"), mine.stderr
+    text = out.read_text()
+    assert notice_id not in text and '"hidden":true' in text
+    assert run_cli("audit", "verify", out).returncode == 0
