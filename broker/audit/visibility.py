@@ -8,8 +8,9 @@ jurisdictions a Cedar ``audit_jurisdiction`` decision allowed). Invariants:
   the broker's routing and escalation, a recipient's read or acknowledgement, a refused read);
 - any other event belongs to the jurisdiction of the agency or contact that caused it (a refused
   post, a token, an auditor's own reads of the log);
-- an event caused by an agency or contact the directory does not know (any more) is shown to no
-  auditor through the API: its place cannot be decided, so it fails closed;
+- an event caused by an agency or contact the directory does not know (any more), and one by
+  the broker or an operator about a notice id that has no notice row, are shown to no auditor
+  through the API: their place cannot be decided, so they fail closed;
 - the remaining events are log-wide and shown to every auditor: policy loaded or refused,
   directory applied, exports by the operator, and refusals of requests that proved no identity
   (actor ``unknown``) — the rules and the register every auditor reviews, and the noise at the
@@ -34,6 +35,7 @@ class EventPlace:
 
     actor: str
     notice_jurisdiction: str | None  # None when the event is about no (existing) notice
+    about_notice: bool = False  # the event names a notice id (existing or not)
 
 
 def jurisdiction_of(place: EventPlace, directory: Directory) -> str | None:
@@ -49,7 +51,7 @@ def jurisdiction_of(place: EventPlace, directory: Directory) -> str | None:
         if contact is None or contact.organisation not in directory.organisations:
             return HIDDEN
         return directory.organisations[contact.organisation].jurisdiction
-    return None
+    return HIDDEN if place.about_notice else None
 
 
 def visible(place: EventPlace, directory: Directory, scope: frozenset[str]) -> bool:

@@ -118,6 +118,7 @@ def _placed(conditions: list[Any]) -> Any:
             event_t.c.body,
             event_t.c.leaf,
             event_t.c.actor,
+            event_t.c.notice_id,
             notice_t.c.jurisdiction_id,
         )
         .select_from(joined)
@@ -127,9 +128,9 @@ def _placed(conditions: list[Any]) -> Any:
 
 
 def _stored(row: Any) -> StoredEvent:
-    return StoredEvent(
-        row.seq, row.body, bytes(row.leaf), EventPlace(row.actor, row.jurisdiction_id)
-    )
+    about_notice = row.notice_id not in (None, "-")
+    place = EventPlace(row.actor, row.jurisdiction_id, about_notice)
+    return StoredEvent(row.seq, row.body, bytes(row.leaf), place)
 
 
 async def read_events(

@@ -31,6 +31,8 @@ AUTHORIZER = Authorizer(load_policies(POLICIES), DIRECTORY)
         (EventPlace("contact:ba-ombudsman-auditor", None), "ba"),
         (EventPlace("agency:no-such-agency", None), HIDDEN),
         (EventPlace("contact:a-former-contact", None), HIDDEN),
+        (EventPlace("agency:mk-anb", None, about_notice=True), "mk"),  # a probe, no such notice
+        (EventPlace("broker", None, about_notice=True), HIDDEN),
         (EventPlace("broker", None), None),
         (EventPlace("operator:root", None), None),
         (EventPlace("unknown", None), None),
