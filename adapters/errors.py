@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.cli_text import safe
+
 
 class BrokerError(Exception):
-    """``status`` is the HTTP status (None when unreachable); ``problem`` the RFC 9457 document."""
+    """``status`` is the HTTP status (None when unreachable); ``problem`` the RFC 9457 document.
+
+    The message quotes what the broker (or a notice) said; it is escaped (``broker.cli_text``)
+    so that printing it cannot drive the terminal. ``problem`` keeps the raw document.
+    """
 
     def __init__(
         self, message: str, *, status: int | None = None, problem: dict[str, Any] | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(safe(message))
         self.status = status
         self.problem = problem or {}

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.errors import BrokerError
 from broker.audit.events import recanonical
+from broker.audit.verify import hidden_line
 from broker.crypto.envelope import (
     DecryptionFailed,
     associated_data,
@@ -304,7 +305,8 @@ class RecipientClient:
         )
 
     async def audit_export(self) -> AsyncIterator[bytes]:
-        """The whole log as an export: a fresh signed checkpoint, then every event it covers."""
+        """The log as an export: a fresh signed checkpoint, then every event it covers; those
+        outside this auditor's jurisdiction as hidden lines (their leaf hash in their place)."""
         checkpoint = await self.audit_checkpoint(fresh=True)
         header = {
             "format": "liaison-audit-v1",
@@ -316,11 +318,14 @@ class RecipientClient:
         yield json.dumps(header).encode() + b"\n"
         size, cursor, sent = checkpoint["size"], 0, 0
         while sent < size:
-            page = await self.audit_events(cursor=cursor)
+            page = await self.audit_events(cursor=cursor, hidden="leaves")
             for event in page["events"]:
                 if sent >= size:
                     break
-                yield recanonical(event) + b"\n"
+                hidden = event.get("hidden") is True
+                yield (
+                    hidden_line(event["seq"], event["leaf"]) if hidden else recanonical(event)
+                ) + b"\n"
                 sent += 1
             if not page["next_cursor"]:
                 break

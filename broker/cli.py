@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from broker.cli_text import safe
+from broker.cli_text import safe_print as print  # every line printed has control characters escaped
 from broker.config import load_settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import generate, load_private_key, write_private_key
 from broker.errors import ConfigError, LiaisonError, SourceError
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_FAILED
     except LiaisonError as e:
-        print(f"liaison: {e.diagnostics()}", file=sys.stderr)
+        print(f"liaison: {safe(e.diagnostics())}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -406,10 +408,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         return EXIT_OK
     replay = " (the earlier answer to the same idempotency key)" if response.replayed else ""
     print(
-        f"Accepted notice {body['id']}{replay}: {body['recipient_count']} recipient(s), policy {body['policy_hash']}"
+        f"Accepted notice {safe(body['id'])}{replay}: {safe(body['recipient_count'])} recipient(s), "
+        f"policy {safe(body['policy_hash'])}"
     )
     for missing in body.get("not_reached", []):
-        print(f"  not reached: {missing['role']} ({missing['reason']})")
+        print(f"  not reached: {safe(missing['role'])} ({safe(missing['reason'])})")
     return EXIT_OK
 
 
@@ -433,14 +436,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2, ensure_ascii=False))
         return EXIT_OK
     print(
-        f"Notice {body['id']} on {body['channel']} ({body['status']}), posted {body['created_at']}"
+        f"Notice {safe(body['id'])} on {safe(body['channel'])} ({safe(body['status'])}), "
+        f"posted {safe(body['created_at'])}"
     )
     for role in body["roles"]:
         when = role["acknowledged_at"] or role["read_at"] or role["delivered_at"] or ""
-        print(f"  {role['role_title']} [{role['role']}]: {role['state']} {when}".rstrip())
+        print(
+            f"  {safe(role['role_title'])} [{safe(role['role'])}]: {safe(role['state'])} {safe(when)}".rstrip()
+        )
     for reply in body.get("replies", []):
         print(
-            f"  reply from {reply['role']} at {reply['created_at']}: {_open_reply(args, body['id'], reply)}"
+            f"  reply from {safe(reply['role'])} at {safe(reply['created_at'])}: "
+            f"{safe(_open_reply(args, body['id'], reply))}"
         )
     return EXIT_OK
 
@@ -518,11 +525,12 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     for item in page["items"]:
         mark = "" if item["status"] == "active" else f" [{item['status']}]"
         print(
-            f"{item['created_at']}  {item['notice_id']}  {item['channel']}  TLP:{item['marking']}  "
-            f"{item['severity']}  {item['state']}{mark}  (as {item['role']})"
+            f"{safe(item['created_at'])}  {safe(item['notice_id'])}  {safe(item['channel'])}  "
+            f"TLP:{safe(item['marking'])}  {safe(item['severity'])}  {safe(item['state'])}{safe(mark)}  "
+            f"(as {safe(item['role'])})"
         )
     if page["next_cursor"]:
-        print(f"More: --cursor {page['next_cursor']}")
+        print(f"More: --cursor {safe(page['next_cursor'])}")
     return EXIT_OK
 
 
@@ -536,16 +544,18 @@ def cmd_read(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
-    print(f"TLP:{meta['marking']}  {meta['channel']}  {meta['severity']}  {meta['id']}")
     print(
-        f"Signed by {meta.get('sender_name') or meta['sender']} (key {verified.sender_key_id}): verified"
+        f"TLP:{safe(meta['marking'])}  {safe(meta['channel'])}  {safe(meta['severity'])}  {safe(meta['id'])}"
+    )
+    print(
+        f"Signed by {safe(meta.get('sender_name') or meta['sender'])} (key {safe(verified.sender_key_id)}): verified"
     )
     if meta["status"] != "active" or meta["kind"] != "notice":
         print(
-            f"This is a{'n' if meta['kind'] == 'update' else ''} {meta['kind']} ({meta['status']}); "
-            f"supersedes {meta['supersedes']}"
+            f"This is a{'n' if meta['kind'] == 'update' else ''} {safe(meta['kind'])} ({safe(meta['status'])}); "
+            f"supersedes {safe(meta['supersedes'])}"
         )
-    print(f"\n{notice['subject']}\n")
+    print(f"\n{safe(notice['subject'])}\n")
     print(json.dumps(notice["body"], indent=2, ensure_ascii=False))
     return EXIT_OK
 
@@ -564,7 +574,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
         return await client.ack(args.id, reply=args.reply, agency_key=agency_key)
 
     answer = _recipient_call(args, run)
-    print(f"Acknowledged {answer['id']} at {answer['acknowledged_at']}")
+    print(f"Acknowledged {safe(answer['id'])} at {safe(answer['acknowledged_at'])}")
     return EXIT_OK
 
 
@@ -572,8 +582,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     async def run(client: Any) -> int:
         async for event_id, event in client.follow(last_event_id=args.last_event_id):
             print(
-                f"{event_id}  {event['created_at']}  {event['notice_id']}  {event['channel']}  "
-                f"TLP:{event['marking']}  {event['severity']}  (as {event['role']})",
+                f"{safe(event_id)}  {safe(event['created_at'])}  {safe(event['notice_id'])}  "
+                f"{safe(event['channel'])}  TLP:{safe(event['marking'])}  {safe(event['severity'])}  "
+                f"(as {safe(event['role'])})",
                 flush=True,
             )
         return EXIT_OK

@@ -169,7 +169,7 @@ class Demo:
         self.say(f"   {'OK' if verdict.ok else 'FAILED'}: {verdict.message}")
         self.say("   who saw what, and by which rule:")
         for event in (json.loads(e) for e in events):
-            if event["object"] == f"notice:{notice_id}":
+            if event.get("object") == f"notice:{notice_id}":  # hidden lines have none
                 self.say(
                     f"     #{event['seq']:<3} {event['actor']:<36} {event['action']:<22} {_why(event)}"
                 )

@@ -80,3 +80,16 @@ def verify_consistency(
         fn //= 2
         sn //= 2
     return sn == 0 and fr == first_hash and sr == second_hash
+
+
+def mth_of_leaf_hashes(leaves: list[bytes]) -> bytes:
+    """MTH as in 2.1.1, where some entries are known only by their leaf hash (hidden events)."""
+    n = len(leaves)
+    if n == 0:
+        return _h(b"")
+    if n == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return _h(b"\x01" + mth_of_leaf_hashes(leaves[:k]) + mth_of_leaf_hashes(leaves[k:]))

@@ -10,12 +10,20 @@ naming the event:
 - fewer events than the largest checkpoint: the tail was truncated.
 Each checkpoint's signature is checked; two checkpoints are consistent when both roots are
 prefixes of the same verified event sequence, which is what the single pass establishes.
+
+An auditor's export holds the events outside their jurisdiction as hidden lines,
+``{"seq":N,"hidden":true,"leaf":"<hex>"}``: the leaf hash in its place, no content. The chain
+link of the next event and the Merkle root are checked over those hashes exactly as over the
+events, so every shown event is proven unaltered and in its place under the signed root (a
+wrong hidden hash breaks the root). What a hidden line cannot prove is that the broker hid only
+what policy hides; an export of the whole log (the operator's, or a supervisory auditor's) can.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +36,31 @@ from broker.crypto.note import open_note
 FORMAT = "liaison-audit-v1"
 _SEQ = b'{"seq":'
 _PREV = b'"prev":"'
+_HIDDEN_KEYS = {"seq", "hidden", "leaf"}
+_LEAF_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def hidden_line(seq: int, leaf_hex: str) -> bytes:
+    """The export line of an event the reader may not see: its place and leaf hash only."""
+    return json.dumps(
+        {"seq": seq, "hidden": True, "leaf": leaf_hex}, separators=(",", ":")
+    ).encode()
+
+
+def _hidden_leaf(line: bytes) -> tuple[int, bytes] | None:
+    """(seq, leaf hash) of a hidden line; None for anything else (an event, or garbage)."""
+    if b'"hidden":true' not in line or len(line) > 200:
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or set(record) != _HIDDEN_KEYS or record["hidden"] is not True:
+        return None
+    seq, leaf = record["seq"], record["leaf"]
+    if not isinstance(seq, int) or not isinstance(leaf, str) or not _LEAF_HEX.fullmatch(leaf):
+        return None
+    return seq, bytes.fromhex(leaf)
 
 
 @dataclass(frozen=True)
@@ -37,6 +70,7 @@ class VerifyResult:
     checkpoints: int
     message: str
     bad_seq: int | None = None
+    hidden: int = 0  # events held as leaf hashes only (outside the reader's jurisdiction)
 
 
 def verify_export(
@@ -65,12 +99,19 @@ def verify_export(
     tree = CompactRange()
     previous = GENESIS.encode()
     seen_checkpoints = 0
+    hidden = 0
     for position, raw in enumerate(lines, 1):
         line = raw.rstrip(b"\n")
-        problem = _check_line(line, position, previous)
+        placeholder = _hidden_leaf(line)
+        if placeholder is not None and placeholder[0] != position:
+            at = min(placeholder[0], position)
+            message = f"event {at}: expected event {position} here, found event {placeholder[0]}"
+            return VerifyResult(False, position - 1, seen_checkpoints, message, at)
+        problem = None if placeholder is not None else _check_line(line, position, previous)
         if problem is not None:
             return VerifyResult(False, position - 1, seen_checkpoints, problem[1], problem[0])
-        leaf = leaf_hash(line)
+        leaf = placeholder[1] if placeholder is not None else leaf_hash(line)
+        hidden += placeholder is not None
         tree.append(leaf)
         previous = leaf.hex().encode()
         root = expected.get(tree.size)
@@ -105,11 +146,13 @@ def verify_export(
         if tail
         else ""
     )
+    shown = f" ({hidden} outside your view, checked by leaf hash only)" if hidden else ""
     return VerifyResult(
         True,
         tree.size,
         seen_checkpoints,
-        f"verified {tree.size} events under {seen_checkpoints} signed checkpoint(s){note}",
+        f"verified {tree.size} events{shown} under {seen_checkpoints} signed checkpoint(s){note}",
+        hidden=hidden,
     )
 
 

@@ -6,6 +6,10 @@ sender SDK signs with it. Verification is strict and fails closed:
   header fields, no component parameters;
 - ``created`` and ``nonce`` are required; ``expires`` is honoured; ``created`` must lie within
   the allowed clock skew;
+- exactly one signature per request: ``Signature-Input`` and ``Signature`` each carry exactly one
+  member, with the same label, and no field repeats a key. One request, one label, one nonce:
+  the replay record (one nonce per request) then covers everything that could authenticate
+  it, so no label can be cut out of a request and sent again as a fresh one;
 - the caller's policy names the components that must be covered;
 - every failure raises ``SignatureInvalid`` with an internal reason, never shown to the client.
 """
@@ -28,7 +32,6 @@ from nacl.signing import VerifyKey
 
 DERIVED = ("@method", "@target-uri", "@authority", "@scheme", "@path", "@query")
 DIGESTS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
-MAX_SIGNATURES = 4  # labels considered in one request
 MAX_COMPONENTS = 32
 
 
@@ -83,8 +86,17 @@ class ParsedSignature:
 
 
 def _sf_dictionary(value: str) -> dict[str, Any]:
-    """An RFC 8941 dictionary: name -> (value or inner list, parameters)."""
-    parsed: Any = http_sf.parse(value.encode(), tltype="dictionary")
+    """An RFC 8941 dictionary: name -> (value or inner list, parameters).
+
+    A repeated key (in the dictionary or in a member's parameters) is refused rather than
+    resolved "last one wins": otherwise ``sig1=..., sig1=...`` would carry two signatures under
+    one label, and only the one that was checked would have its nonce recorded.
+    """
+
+    def duplicate(name: str, context: str) -> None:
+        raise ValueError(f"repeated {context} key {name}")
+
+    parsed: Any = http_sf.parse(value.encode(), tltype="dictionary", on_duplicate_key=duplicate)
     return dict(parsed)
 
 
@@ -94,7 +106,10 @@ def _sf_serialize(dictionary: dict[str, Any]) -> str:
 
 
 def parse_signatures(headers: Mapping[str, str]) -> list[ParsedSignature]:
-    """Every labelled signature in ``Signature-Input`` that has a matching ``Signature``."""
+    """The one labelled signature of a request (a list, for callers that iterate).
+
+    More than one label in either field is refused outright, even when every one verifies.
+    """
     try:
         inputs = _sf_dictionary(headers.get("signature-input", ""))
         values = _sf_dictionary(headers.get("signature", ""))
@@ -102,30 +117,24 @@ def parse_signatures(headers: Mapping[str, str]) -> list[ParsedSignature]:
         raise SignatureInvalid(f"malformed signature fields: {e}") from e
     if not inputs:
         raise SignatureInvalid("no Signature-Input")
-    if len(inputs) > MAX_SIGNATURES:
-        raise SignatureInvalid("too many signatures")
-    parsed = []
-    for label, member in inputs.items():
-        items, params = member
-        signature = values.get(label)
-        if not isinstance(items, list) or signature is None or not isinstance(signature[0], bytes):
-            continue
-        if len(items) > MAX_COMPONENTS:
-            raise SignatureInvalid("too many covered components")
-        components = []
-        for name, component_params in items:
-            if not isinstance(name, str) or component_params:
-                raise SignatureInvalid("unsupported component identifier")
-            components.append(name)
-        if len(set(components)) != len(components):
-            raise SignatureInvalid("a component is covered twice")
-        serialized = _sf_serialize({"x": member})[2:]
-        parsed.append(
-            ParsedSignature(label, tuple(components), dict(params), serialized, signature[0])
-        )
-    if not parsed:
-        raise SignatureInvalid("no Signature matches a Signature-Input label")
-    return parsed
+    if len(inputs) != 1 or len(values) != 1:
+        raise SignatureInvalid("exactly one signature label is accepted")
+    [(label, member)] = inputs.items()
+    items, params = member
+    signature = values.get(label)
+    if not isinstance(items, list) or signature is None or not isinstance(signature[0], bytes):
+        raise SignatureInvalid("no Signature matches the Signature-Input label")
+    if len(items) > MAX_COMPONENTS:
+        raise SignatureInvalid("too many covered components")
+    components = []
+    for name, component_params in items:
+        if not isinstance(name, str) or component_params:
+            raise SignatureInvalid("unsupported component identifier")
+        components.append(name)
+    if len(set(components)) != len(components):
+        raise SignatureInvalid("a component is covered twice")
+    serialized = _sf_serialize({"x": member})[2:]
+    return [ParsedSignature(label, tuple(components), dict(params), serialized, signature[0])]
 
 
 # -- the signature base -----------------------------------------------------------------------
@@ -179,18 +188,16 @@ def verify_request(
     max_skew: int,
     required: Sequence[Sequence[str]],
 ) -> VerifiedSignature:
-    """Verify one signature that covers one of the ``required`` component sets.
+    """Verify the request's one signature, which must cover one of the ``required`` component sets.
 
     ``required`` lists alternatives, e.g. ``[("@method", "@target-uri"), ("@method", "@authority",
     "@path")]``. Raises ``SignatureInvalid`` on any failure.
     """
-    reasons = []
-    for candidate in parse_signatures(request.headers):
-        try:
-            return _verify_one(candidate, request, lookup_key, now, max_skew, required)
-        except SignatureInvalid as e:
-            reasons.append(f"{candidate.label}: {e.reason}")
-    raise SignatureInvalid("; ".join(reasons) or "no usable signature")
+    [candidate] = parse_signatures(request.headers)
+    try:
+        return _verify_one(candidate, request, lookup_key, now, max_skew, required)
+    except SignatureInvalid as e:
+        raise SignatureInvalid(f"{candidate.label}: {e.reason}") from e
 
 
 def _verify_one(

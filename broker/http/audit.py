@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import web
 
 from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
+from broker.http.middleware import REQUEST_ID
 from broker.policy.payload import Violation
 from broker.service.notices import QUERY_INVALID, NoticeInvalid
 from broker.store.audit_repo import EventFilter
@@ -59,12 +60,20 @@ async def get_events(request: web.Request) -> web.Response:
         notice=q.get("notice"),
         channel=q.get("channel"),
     )
+    hidden = q.get("hidden")
+    if hidden not in (None, "leaves"):
+        raise NoticeInvalid([Violation("/hidden", "must be 'leaves'")], QUERY_INVALID)
+    if hidden and any(vars(where).values()):
+        # Leaf hashes of hidden events that match a filter would say that they match.
+        raise NoticeInvalid([Violation("/hidden", "takes no filter")], QUERY_INVALID)
     page = await request.app[AUDIT].events(
         contact,
         where,
         after=_int(request, "cursor", 0),
         limit=_int(request, "limit", 200, minimum=1),
         now=request.app[CLOCK].now(),
+        hidden_leaves=hidden == "leaves",
+        request_id=request[REQUEST_ID],
     )
     return web.json_response(page)
 
@@ -73,7 +82,9 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     contact = _contact(request)
     fresh = request.query.get("fresh", "").lower() in ("1", "true", "yes")
     return web.json_response(
-        await request.app[AUDIT].latest_checkpoint(contact, request.app[CLOCK].now(), fresh=fresh)
+        await request.app[AUDIT].latest_checkpoint(
+            contact, request.app[CLOCK].now(), fresh=fresh, request_id=request[REQUEST_ID]
+        )
     )
 
 
@@ -81,7 +92,11 @@ async def get_inclusion(request: web.Request) -> web.Response:
     contact = _contact(request)
     return web.json_response(
         await request.app[AUDIT].inclusion(
-            contact, _int(request, "seq"), _int(request, "size"), request.app[CLOCK].now()
+            contact,
+            _int(request, "seq"),
+            _int(request, "size"),
+            request.app[CLOCK].now(),
+            request_id=request[REQUEST_ID],
         )
     )
 
@@ -90,6 +105,10 @@ async def get_consistency(request: web.Request) -> web.Response:
     contact = _contact(request)
     return web.json_response(
         await request.app[AUDIT].consistency(
-            contact, _int(request, "first"), _int(request, "second"), request.app[CLOCK].now()
+            contact,
+            _int(request, "first"),
+            _int(request, "second"),
+            request.app[CLOCK].now(),
+            request_id=request[REQUEST_ID],
         )
     )

@@ -123,6 +123,11 @@ AUDIT_PATHS: dict[str, Any] = {
     "/v1/audit/events": {
         "get": {
             "summary": "Audit events (auditors only): canonical records, never notice contents",
+            "description": (
+                "Only events of the auditor's jurisdiction (Cedar audit_jurisdiction) and log-wide "
+                "ones. hidden=leaves (without filters) puts every other event in its place as "
+                "{seq, hidden: true, leaf}: its leaf hash, so the chain and the signed root recompute."
+            ),
             "security": BEARER,
             "parameters": [
                 *(
@@ -134,6 +139,7 @@ AUDIT_PATHS: dict[str, Any] = {
                     for n in ("actor", "action", "notice", "channel", "cursor")
                 ),
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {"name": "hidden", "in": "query", "schema": {"type": "string", "enum": ["leaves"]}},
             ],
             "responses": {
                 "200": _json("A page of events", "AuditEvents"),
@@ -172,6 +178,7 @@ AUDIT_PATHS: dict[str, Any] = {
                 "200": _json("The proof", "InclusionProof"),
                 "401": _problem("Not authenticated"),
                 "403": _problem("Not an auditor"),
+                "404": _problem("No such event, or one outside the auditor's jurisdiction"),
                 "422": _problem("Out of range"),
             },
         }
@@ -258,7 +265,8 @@ SPEC: dict[str, Any] = {
                 "summary": "Post a signed notice (agency systems)",
                 "description": (
                     "Signed with HTTP Message Signatures (RFC 9421, alg ed25519) covering @method, @target-uri "
-                    "(or @authority and @path), content-type and content-digest (RFC 9530), with created and nonce. "
+                    "(or @authority and @path), content-type and content-digest (RFC 9530), with created and nonce; "
+                    "exactly one signature label per request. "
                     "A 201 means the notice, its key wraps and deliveries are durably committed."
                 ),
                 "security": SIGNED,

@@ -41,6 +41,7 @@ namespace Liaison {
   action receive appliesTo { principal: Role, resource: Notice };
   action read_status appliesTo { principal: Organisation, resource: Notice };
   action read_audit appliesTo { principal: Contact, resource: AuditLog };
+  action audit_jurisdiction appliesTo { principal: Contact, resource: Jurisdiction };
   action read_notice appliesTo { principal: Contact, resource: Notice };
   action administer appliesTo { principal: Operator, resource: [Channel, Jurisdiction, AuditLog] };
 }

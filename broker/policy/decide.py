@@ -31,7 +31,8 @@ class Decision:
 
 
 class Authorizer:
-    """Decides publish / receive / read_status / read_notice / read_audit / administer."""
+    """Decides publish / receive / read_status / read_notice / read_audit / audit_jurisdiction /
+    administer."""
 
     def __init__(self, policies: PolicySet, directory: Directory) -> None:
         self.policies = policies
@@ -155,6 +156,32 @@ class Authorizer:
         ]
         request = _request(uid("Operator", operator), "administer", uid("AuditLog", resource))
         return self._decide([request], self._with(entities))[0]
+
+    def audit_scope(self, contact_id: str, now: datetime) -> AuditScope:
+        """The jurisdictions whose events this contact may see in the audit log (Cedar
+        ``audit_jurisdiction``, one decision per jurisdiction of the directory, in one batch)."""
+        contact = self.contact_entity(contact_id, now)
+        if contact is None:
+            return AuditScope(frozenset(), ())
+        ids = sorted(self.directory.jurisdictions)
+        requests = [
+            _request(uid("Contact", contact_id), "audit_jurisdiction", uid("Jurisdiction", j))
+            for j in ids
+        ]
+        decisions = self._decide(requests, self._with([contact]))
+        allowed = [(j, d) for j, d in zip(ids, decisions, strict=True) if d.allowed]
+        return AuditScope(
+            frozenset(j for j, _ in allowed),
+            tuple(sorted({p for _, d in allowed for p in d.policy_ids})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditScope:
+    """What an auditor sees: events about these jurisdictions, by these policies."""
+
+    jurisdictions: frozenset[str]
+    policy_ids: tuple[str, ...]
 
 
 def _request(principal: str, action: str, resource: str) -> dict[str, Any]:

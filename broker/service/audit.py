@@ -1,7 +1,12 @@
 """Auditors' use of the log: events, checkpoints, proofs and exports — never notice contents.
 
 Every read by an auditor is itself an audit event. Access is a Cedar decision (``read_audit``)
-made on each request from the roles the contact holds at that moment.
+made on each request from the roles the contact holds at that moment, and so is what the auditor
+sees (``audit_jurisdiction``: ``broker/audit/visibility.py`` places each event): an event outside
+their jurisdiction is not returned, matches no filter, and its inclusion proof is a 404 like an
+event that does not exist. The checkpoint (size and root) and consistency proofs (hashes only)
+are the whole log's. Hidden events can be asked for as leaf hashes in place, so that an
+auditor's export still recomputes the chain and the signed root.
 """
 
 from __future__ import annotations
@@ -15,14 +20,19 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.audit.merkle import consistency_proof, inclusion_proof
 from broker.audit.verify import FORMAT
+from broker.audit.visibility import visible
 from broker.crypto.keys import Signer, fingerprint
 from broker.crypto.note import sign_note
 from broker.errors import Forbidden, NotFound
+from broker.policy.decide import AuditScope
 from broker.policy.payload import Violation
 from broker.service.notices import QUERY_INVALID, NoticeInvalid
 from broker.state import BrokerState
 from broker.store import audit_repo
 from broker.store.audit_repo import EventFilter
+
+SCAN_BATCH = 1000  # events read from the store at a time
+SCAN_MAX = 20_000  # events looked at for one page; past that the page ends early, with a cursor
 
 
 def _b64(data: bytes) -> str:
@@ -50,12 +60,28 @@ class AuditService:
         if not decision.allowed:
             raise Forbidden("only auditors read the audit log")
 
+    def scope(self, contact: str, now: datetime) -> AuditScope:
+        """The jurisdictions this auditor sees (Cedar ``audit_jurisdiction``), decided now."""
+        return self.state.view.authorizer.audit_scope(contact, now)
+
     async def events(
-        self, contact: str, where: EventFilter, *, after: int, limit: int, now: datetime
+        self,
+        contact: str,
+        where: EventFilter,
+        *,
+        after: int,
+        limit: int,
+        now: datetime,
+        hidden_leaves: bool = False,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
+        """A page of the events this auditor sees. With ``hidden_leaves`` (and no filter), every
+        other event is in its place as ``{"seq", "hidden": true, "leaf"}``: the chain and the
+        Merkle root recompute, and nothing of its content is shown."""
         self.authorize(contact, now)
+        scope = self.scope(contact, now)
         limit = max(1, min(limit, self.page_max))
-        rows = await audit_repo.read_events(self.state.engine, where, after=after, limit=limit)
+        shown, cursor = await self._page(where, after, limit, scope, hidden_leaves)
         await self._record(
             contact,
             "audit.read",
@@ -63,16 +89,39 @@ class AuditService:
             {
                 "filter": {k: str(v) for k, v in vars(where).items() if v},
                 "after": after,
-                "returned": len(rows),
+                "returned": len(shown),
+                "hidden_leaves": hidden_leaves,
             },
+            scope.policy_ids,
+            request_id,
         )
-        return {
-            "events": [json.loads(body) for _, body in rows],
-            "next_cursor": str(rows[-1][0]) if len(rows) == limit else None,
-        }
+        return {"events": shown, "next_cursor": cursor}
+
+    async def _page(
+        self, where: EventFilter, after: int, limit: int, scope: AuditScope, hidden_leaves: bool
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Scan forward from ``after`` (at most ``SCAN_MAX`` rows per page, so that a sparse
+        scope costs a bounded amount per request) until ``limit`` events are shown."""
+        directory, shown, position, scanned = self.state.view.directory, [], after, 0
+        while True:
+            rows = await audit_repo.read_events(
+                self.state.engine, where, after=position, limit=SCAN_BATCH
+            )
+            for row in rows:
+                position, scanned = row.seq, scanned + 1
+                if visible(row.place, directory, scope.jurisdictions):
+                    shown.append(json.loads(row.body))
+                elif hidden_leaves:
+                    shown.append({"seq": row.seq, "hidden": True, "leaf": row.leaf.hex()})
+                if len(shown) == limit:
+                    return shown, str(row.seq)
+            if len(rows) < SCAN_BATCH:
+                return shown, None
+            if scanned >= SCAN_MAX:
+                return shown, str(position)
 
     async def latest_checkpoint(
-        self, contact: str, now: datetime, *, fresh: bool
+        self, contact: str, now: datetime, *, fresh: bool, request_id: str | None = None
     ) -> dict[str, Any]:
         self.authorize(contact, now)
         if fresh:
@@ -80,7 +129,9 @@ class AuditService:
         else:
             stored = await audit_repo.checkpoints(self.state.engine)
             size, note = stored[-1] if stored else await self.checkpoint(now)
-        await self._record(contact, "audit.checkpoint_read", now, {"size": size})
+        await self._record(
+            contact, "audit.checkpoint_read", now, {"size": size}, request_id=request_id
+        )
         return {
             "origin": self.origin,
             "key_name": self.origin,
@@ -89,31 +140,47 @@ class AuditService:
             "note": note,
         }
 
-    async def inclusion(self, contact: str, seq: int, size: int, now: datetime) -> dict[str, Any]:
+    async def inclusion(
+        self, contact: str, seq: int, size: int, now: datetime, *, request_id: str | None = None
+    ) -> dict[str, Any]:
         self.authorize(contact, now)
         current = await audit_repo.size(self.state.engine)
         if not 1 <= seq <= size <= current:
             raise NoticeInvalid(
                 [Violation("/seq", f"need 1 <= seq <= size <= {current}")], QUERY_INVALID
             )
-        leaves = await audit_repo.leaves(self.state.engine, size)
         entry = await audit_repo.event_leaf(self.state.engine, seq)
-        if entry is None:
-            raise NotFound("no such event")
+        scope = self.scope(contact, now)
+        if entry is None or not visible(
+            entry.place, self.state.view.directory, scope.jurisdictions
+        ):
+            raise NotFound("no such event")  # outside one's jurisdiction looks like not found
+        leaves = await audit_repo.leaves(self.state.engine, size)
         await self._record(
-            contact, "audit.proof_read", now, {"kind": "inclusion", "seq": seq, "size": size}
+            contact,
+            "audit.proof_read",
+            now,
+            {"kind": "inclusion", "seq": seq, "size": size},
+            scope.policy_ids,
+            request_id,
         )
         return {
             "seq": seq,
             "tree_size": size,
             "leaf_index": seq - 1,
-            "leaf_hash": _b64(entry[1]),
-            "event": json.loads(entry[0]),
+            "leaf_hash": _b64(entry.leaf),
+            "event": json.loads(entry.body),
             "proof": [_b64(h) for h in inclusion_proof(seq - 1, leaves)],
         }
 
     async def consistency(
-        self, contact: str, first: int, second: int, now: datetime
+        self,
+        contact: str,
+        first: int,
+        second: int,
+        now: datetime,
+        *,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         self.authorize(contact, now)
         current = await audit_repo.size(self.state.engine)
@@ -127,6 +194,7 @@ class AuditService:
             "audit.proof_read",
             now,
             {"kind": "consistency", "first": first, "second": second},
+            request_id=request_id,
         )
         return {
             "first": first,
@@ -134,12 +202,14 @@ class AuditService:
             "proof": [_b64(h) for h in consistency_proof(first, leaves)],
         }
 
-    async def export(self, actor: str, now: datetime) -> AsyncIterator[bytes]:
+    async def export(
+        self, actor: str, now: datetime, *, request_id: str | None = None
+    ) -> AsyncIterator[bytes]:
         """The export: a header with every signed checkpoint (a fresh one last), then each event."""
-        await audit_repo.append_events(
-            self.state.engine,
-            [AuditEvent(at=now, actor=actor, action="audit.exported", object="audit:log")],
+        exported = AuditEvent(
+            at=now, actor=actor, action="audit.exported", object="audit:log", request=request_id
         )
+        await audit_repo.append_events(self.state.engine, [exported])
         await self.checkpoint(now)
         notes = [note for _, note in await audit_repo.checkpoints(self.state.engine)]
         header = {
@@ -160,7 +230,13 @@ class AuditService:
             yield body.encode() + b"\n"
 
     async def _record(
-        self, contact: str, action: str, now: datetime, details: dict[str, Any]
+        self,
+        contact: str,
+        action: str,
+        now: datetime,
+        details: dict[str, Any],
+        scope_policies: tuple[str, ...] = (),
+        request_id: str | None = None,
     ) -> None:
         await audit_repo.append_events(
             self.state.engine,
@@ -171,8 +247,9 @@ class AuditService:
                     action=action,
                     object="audit:log",
                     decision="allow",
-                    policies=("access/auditors-read-audit-log",),
+                    policies=("access/auditors-read-audit-log", *scope_policies),
                     details=details,
+                    request=request_id,
                 )
             ],
         )

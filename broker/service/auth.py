@@ -10,6 +10,9 @@ organisation must list the certificate's SHA-256 fingerprint among its ``tls-cli
 keys (active, in its period). Another agency's certificate, or an organisation that lists none,
 is the same ``AuthenticationFailed`` (attacker: an agency system holding another agency's
 stolen signing key but only its own certificate).
+
+A request carries exactly one signature label (``broker.crypto.httpsig``): the one nonce recorded
+per request is then the nonce of everything that authenticated it.
 """
 
 from __future__ import annotations

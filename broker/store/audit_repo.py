@@ -20,13 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broker.audit.checkpoint import Checkpoint
 from broker.audit.events import AuditEvent, canonical
 from broker.audit.merkle import CompactRange, leaf_hash
+from broker.audit.visibility import EventPlace
 from broker.errors import StoreUnavailable
 from broker.store import Database
-from broker.store.tables import AuditCheckpointRow, AuditEventRow, AuditHeadRow
+from broker.store.tables import AuditCheckpointRow, AuditEventRow, AuditHeadRow, NoticeRow
 
 event_t = AuditEventRow.__table__  # type: ignore[attr-defined]
 head_t = AuditHeadRow.__table__  # type: ignore[attr-defined]
 checkpoint_t = AuditCheckpointRow.__table__  # type: ignore[attr-defined]
+notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
 
 
 async def lock_head(conn: AsyncConnection) -> None:
@@ -97,10 +99,44 @@ class EventFilter:
     channel: str | None = None
 
 
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the auditors' API reads it: its bytes, its leaf, and what places it."""
+
+    seq: int
+    body: str
+    leaf: bytes
+    place: EventPlace
+
+
+def _placed(conditions: list[Any]) -> Any:
+    """Events joined to the jurisdiction of the notice they are about (if it exists)."""
+    joined = event_t.outerjoin(notice_t, notice_t.c.id == event_t.c.notice_id)
+    return (
+        select(
+            event_t.c.seq,
+            event_t.c.body,
+            event_t.c.leaf,
+            event_t.c.actor,
+            event_t.c.notice_id,
+            notice_t.c.jurisdiction_id,
+        )
+        .select_from(joined)
+        .where(and_(*conditions))
+        .order_by(event_t.c.seq)
+    )
+
+
+def _stored(row: Any) -> StoredEvent:
+    about_notice = row.notice_id not in (None, "-")
+    place = EventPlace(row.actor, row.jurisdiction_id, about_notice)
+    return StoredEvent(row.seq, row.body, bytes(row.leaf), place)
+
+
 async def read_events(
     db: Database, where: EventFilter, *, after: int, limit: int
-) -> list[tuple[int, str]]:
-    """(seq, canonical body) of matching events with seq > ``after``, in order."""
+) -> list[StoredEvent]:
+    """Matching events with seq > ``after``, in order, each with what places it."""
     conditions = [event_t.c.seq > after]
     for column, value in (
         (event_t.c.actor, where.actor),
@@ -114,14 +150,7 @@ async def read_events(
         conditions.append(event_t.c.at >= where.since)
     if where.until is not None:
         conditions.append(event_t.c.at < where.until)
-    query = (
-        select(event_t.c.seq, event_t.c.body)
-        .where(and_(*conditions))
-        .order_by(event_t.c.seq)
-        .limit(limit)
-    )
-    rows = await _all(db, query)
-    return [(r.seq, r.body) for r in rows]
+    return [_stored(r) for r in await _all(db, _placed(conditions).limit(limit))]
 
 
 async def all_bodies(db: Database, *, batch: int = 5000) -> AsyncIterator[str]:
@@ -149,9 +178,9 @@ async def leaves(db: Database, size: int) -> list[bytes]:
     return [bytes(r.leaf) for r in rows]
 
 
-async def event_leaf(db: Database, seq: int) -> tuple[str, bytes] | None:
-    rows = await _all(db, select(event_t.c.body, event_t.c.leaf).where(event_t.c.seq == seq))
-    return (rows[0].body, bytes(rows[0].leaf)) if rows else None
+async def event_leaf(db: Database, seq: int) -> StoredEvent | None:
+    rows = await _all(db, _placed([event_t.c.seq == seq]))
+    return _stored(rows[0]) if rows else None
 
 
 async def size(db: Database) -> int:

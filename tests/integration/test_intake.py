@@ -457,3 +457,104 @@ async def test_a_retried_cancel_gets_its_original_answer(broker: Broker) -> None
         )  # its target is cancelled now
     assert retried.replayed and retried.body == original.body
     assert await broker.scalar("select count(*) from notice where kind = 'cancel'") == 1
+
+
+class _Message:
+    """A request as ``http-message-signatures`` signs it in place."""
+
+    def __init__(self, method: str, url: str, headers: dict[str, str]) -> None:
+        self.method, self.url, self.headers = method, url, dict(headers)
+
+
+def _independent_signer(broker: Broker, agency: str) -> Any:
+    from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
+
+    pair = broker.agency_key(agency)
+
+    class Keys(HTTPSignatureKeyResolver):
+        def resolve_private_key(self, key_id: str) -> Ed25519PrivateKey:
+            assert key_id == pair.key_id(agency)
+            return pair.private  # type: ignore[return-value]
+
+    return HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=Keys())
+
+
+def _labelled(
+    broker: Broker, method: str, url: str, body: bytes | None, labels: dict[str, str]
+) -> dict[str, str]:
+    """Headers carrying one valid signature per label (label -> nonce), by the independent signer."""
+    from datetime import UTC, datetime
+
+    signer, keyid = (
+        _independent_signer(broker, "mk-mvr"),
+        broker.agency_key("mk-mvr").key_id("mk-mvr"),
+    )
+    created = datetime.fromtimestamp(int(time.time()), tz=UTC)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    message = _Message(method, url, headers)
+    components = (
+        ("@method", "@target-uri", "content-type")
+        if body is not None
+        else ("@method", "@target-uri")
+    )
+    for index, (label, nonce) in enumerate(labels.items()):
+        signer.sign(
+            message,
+            key_id=keyid,
+            created=created,
+            nonce=nonce,
+            label=label,
+            covered_component_ids=components,
+            body=body,
+            use_existing_digest=index > 0 and body is not None,
+            append_if_signature_exists=index > 0,
+        )
+    return message.headers
+
+
+async def test_a_request_signed_twice_cannot_post_twice(broker: Broker) -> None:
+    """Attacker: anyone on the network holding one doubly-signed request of an agency.
+
+    Before, ``sig1`` + ``sig2`` posted once (only ``sig1``'s nonce recorded) and the same bytes
+    with only ``sig2`` posted again. Now a request carries exactly one label: the doubly-signed
+    one is the one 401, ``sig2`` alone is accepted once, and its replay is the same 401.
+    """
+    url = f"{broker.url}/v1/notices"
+    body = json.dumps(example("returnee-repatriation")).encode()
+    both = _labelled(
+        broker, "POST", url, body, {"sig1": "first-label-nonce", "sig2": "second-label-nonce"}
+    )
+    second = _labelled(broker, "POST", url, body, {"sig2": "second-label-nonce"})
+    assert second["Signature"] in both["Signature"]  # the same bytes, one label cut out
+    status, refused, _ = await post_raw(url, body, both)
+    assert status == 401 and refused["code"] == "authentication_failed"
+    first_post = await post_raw(url, body, second)
+    assert first_post[0] == 201, first_post[1]
+    status, replayed, _ = await post_raw(url, body, second)
+    assert status == 401 and _same_401(replayed) == _same_401(refused)
+    status, again, _ = await post_raw(url, body, both)
+    assert status == 401 and _same_401(again) == _same_401(refused)
+    assert await broker.scalar("select count(*) from notice") == 1
+
+
+async def test_a_status_read_signed_twice_is_refused(broker: Broker) -> None:
+    """The same one-label rule holds for signed GETs (``/v1/notices/{id}/status``)."""
+    async with broker.sender("mk-mvr") as client:
+        notice_id = (await client.post_notice(example("returnee-repatriation"))).body["id"]
+    url = f"{broker.url}/v1/notices/{notice_id}/status"
+    both = _labelled(
+        broker, "GET", url, None, {"sig1": "status-nonce-one", "sig2": "status-nonce-two"}
+    )
+    second = _labelled(broker, "GET", url, None, {"sig2": "status-nonce-two"})
+
+    async def get(headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
+            return response.status, await response.json(content_type=None)
+
+    status, refused = await get(both)
+    assert status == 401 and refused["code"] == "authentication_failed"
+    assert (await get(second))[0] == 200
+    status, replayed = await get(second)
+    assert status == 401 and _same_401(replayed) == _same_401(refused)

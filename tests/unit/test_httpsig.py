@@ -198,3 +198,35 @@ def test_the_query_must_be_covered() -> None:
         verify(
             request, required=[("@method", "@authority", "@path", "content-type", "content-digest")]
         )
+
+
+def test_exactly_one_label_is_accepted_even_when_every_label_verifies() -> None:
+    one, two = signed(nonce="first-label-nonce"), signed(nonce="second-label-nonce", label="sig2")
+    both = {
+        **one.headers,
+        "signature-input": f"{one.headers['signature-input']}, {two.headers['signature-input']}",
+        "signature": f"{one.headers['signature']}, {two.headers['signature']}",
+    }
+    verify(two)  # each label alone verifies
+    with pytest.raises(SignatureInvalid, match="exactly one signature label"):
+        verify(HttpRequestView("POST", URL, both))
+    extra_value = {**one.headers, "signature": both["signature"]}
+    with pytest.raises(SignatureInvalid, match="exactly one signature label"):
+        verify(HttpRequestView("POST", URL, extra_value))
+    mismatched = {**one.headers, "signature": two.headers["signature"]}
+    with pytest.raises(SignatureInvalid, match="no Signature matches"):
+        verify(HttpRequestView("POST", URL, mismatched))
+
+
+def test_a_repeated_label_or_parameter_is_refused_not_resolved_last_wins() -> None:
+    one, other = signed(nonce="first-label-nonce"), signed(nonce="second-label-nonce")
+    repeated = {
+        **one.headers,
+        "signature-input": f"{other.headers['signature-input']}, {one.headers['signature-input']}",
+        "signature": f"{other.headers['signature']}, {one.headers['signature']}",
+    }
+    with pytest.raises(SignatureInvalid, match="repeated"):
+        verify(HttpRequestView("POST", URL, repeated))
+    doubled_nonce = one.headers["signature-input"] + ';nonce="another-nonce-1"'
+    with pytest.raises(SignatureInvalid, match="repeated"):
+        verify(HttpRequestView("POST", URL, {**one.headers, "signature-input": doubled_nonce}))

@@ -373,11 +373,13 @@ function statusView() {
 
 // -- auditors: the log, a chart, and verification in this page ---------------------------------------
 
-async function allEvents(size) {
+// With `hidden`, events outside this auditor's jurisdiction come in their place as leaf hashes
+// ({seq, hidden: true, leaf}), so the chain and the Merkle root recompute without their content.
+async function allEvents(size, hidden = false) {
   const events = [];
   let cursor = "0";
   while (cursor !== null && (size === undefined || events.length < size)) {
-    const page = await api("GET", `/v1/audit/events?limit=1000&cursor=${cursor}`);
+    const page = await api("GET", `/v1/audit/events?limit=1000&cursor=${cursor}${hidden ? "&hidden=leaves" : ""}`);
     events.push(...page.events);
     cursor = page.next_cursor;
   }
@@ -432,21 +434,30 @@ async function verifyLog(report) {
   say(true, `the checkpoint for ${cp.size} events is signed by the broker's key (C2SP signed note, Ed25519)`);
   const [origin, size, rootB64] = body.trimEnd().split("\n");
   if (origin !== cp.origin || Number(size) !== cp.size) { say(false, "the checkpoint's origin or size differs from its envelope"); return false; }
-  const events = await allEvents(cp.size);
+  const events = await allEvents(cp.size, true);
   const leaves = [];
   let prev = "0".repeat(64);
   for (const [i, e] of events.entries()) {
     if (e.seq !== i + 1) { say(false, `event ${i + 1} is missing or out of place`); return false; }
+    if (e.hidden === true) {
+      if (!/^[0-9a-f]{64}$/.test(e.leaf)) { say(false, `event ${e.seq}: a malformed leaf hash`); return false; }
+      prev = e.leaf;
+      leaves.push(c.unhex(e.leaf));
+      continue;
+    }
     if (e.prev !== prev) { say(false, `event ${e.seq}: its link to the event before is broken`); return false; }
     const leaf = c.leafHash(c.canonicalEvent(e));
     prev = c.hex(leaf);
     leaves.push(leaf);
   }
-  say(true, `${events.length} events in order, each linked to the one before (hash chain)`);
+  const hiddenCount = events.filter((e) => e.hidden === true).length;
+  say(true, `${events.length} events in order, each linked to the one before (hash chain)${hiddenCount ? `; ${hiddenCount} outside your jurisdiction, by leaf hash only` : ""}`);
   const root = c.rootOf(leaves);
   if (c.b64encode(root) !== rootB64) { say(false, "the Merkle root of the events differs from the signed checkpoint"); return false; }
   say(true, "the RFC 9162 Merkle root of these events equals the signed root");
-  const seq = 1 + Math.floor(Math.random() * cp.size);
+  const shown = events.filter((e) => e.hidden !== true);
+  if (!shown.length) return true;
+  const seq = shown[Math.floor(Math.random() * shown.length)].seq;
   const proof = await api("GET", `/v1/audit/proof/inclusion?seq=${seq}&size=${cp.size}`);
   const ok = c.verifyInclusion(proof.leaf_index, proof.tree_size, c.leafHash(c.canonicalEvent(proof.event)), proof.proof.map(c.b64decode), root);
   say(ok, `the broker's inclusion proof for event ${seq} (${proof.proof.length} hashes) checks against the signed root`);

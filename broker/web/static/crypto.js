@@ -34,6 +34,7 @@ export function concat(...parts) {
 }
 
 export const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+export const unhex = (text) => Uint8Array.from(text.match(/../g) || [], (b) => parseInt(b, 16));
 
 function equal(a, b) {
   if (a.length !== b.length) return false;
