@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from broker.cli_trust import add_trust_commands
 from broker.config import load_settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import generate, load_private_key, write_private_key
 from broker.errors import ConfigError, LiaisonError, SourceError
@@ -467,14 +468,26 @@ def _recipient(args: argparse.Namespace) -> Any:
         url = args.url or load_settings(data, os.environ).public_url
         signing = read_private_key(data / "keys" / f"{args.as_}.pem", expected="ed25519")
         decryption = read_private_key(data / "keys" / f"{args.as_}.x25519.pem", expected="x25519")
-        return RecipientClient(url, args.as_, signing, decryption, ssl=tls)
+        trust = _pinned_root(args, data / "trust" / "root.json")
+        return RecipientClient(url, args.as_, signing, decryption, ssl=tls, trust=trust)
     if not (args.url and args.key and args.enc_key and args.contact):
         raise ConfigError(
             "give --url, --key, --enc-key and --contact, or --data DIR --as CONTACT_ID"
         )
     signing = read_private_key(Path(args.key), expected="ed25519")
     decryption = read_private_key(Path(args.enc_key), expected="x25519")
-    return RecipientClient(args.url, args.contact, signing, decryption, ssl=tls)
+    trust = _pinned_root(args, None)
+    return RecipientClient(args.url, args.contact, signing, decryption, ssl=tls, trust=trust)
+
+
+def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:
+    """--root FILE (given at enrolment), or the demo's DIR/trust/root.json; state kept beside it."""
+    from adapters.trust import PinnedRoot
+
+    path = Path(args.root) if args.root else demo_root
+    if path is None or not path.exists():
+        return None  # reading then refuses: nothing pinned, nothing verified
+    return PinnedRoot.from_file(path, state=path.with_name(path.name + ".seen"))
 
 
 def _recipient_call(
@@ -529,7 +542,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"TLP:{meta['marking']}  {meta['channel']}  {meta['severity']}  {meta['id']}")
     print(
-        f"Signed by {meta.get('sender_name') or meta['sender']} (key {verified.sender_key_id}): verified"
+        f"Signed by {verified.sender_name} (key {verified.sender_key_id}): verified "
+        "against the signed directory"
     )
     if meta["status"] != "active" or meta["kind"] != "notice":
         print(
@@ -807,6 +821,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--client-cert", metavar="PEM", help=argparse.SUPPRESS)
         p.add_argument("--client-key", metavar="PEM", help=argparse.SUPPRESS)
+        p.add_argument(
+            "--root",
+            metavar="FILE",
+            help="the directory root pinned at enrolment (default with --data: DIR/trust/root.json)",
+        )
 
     p = command("inbox", cmd_inbox, "list your notices (metadata only)")
     p.add_argument(
@@ -849,6 +868,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the broker's checkpoint key (Ed25519, base64) to trust",
     )
     recipient_options(p)
+    add_trust_commands(sub, command)
     p = command("demo", cmd_demo, "tell the whole story against a temporary embedded broker")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's data directory here")
     return parser
