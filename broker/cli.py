@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from broker.cli_keys import add_keys_commands
 from broker.cli_trust import add_trust_commands
 from broker.config import load_settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import generate, load_private_key, write_private_key
@@ -869,6 +870,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     recipient_options(p)
     add_trust_commands(sub, command)
+    add_keys_commands(sub, command, data_option)
     p = command("demo", cmd_demo, "tell the whole story against a temporary embedded broker")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's data directory here")
     return parser

@@ -11,6 +11,7 @@ key the administrators revoked since is reported as revoked.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 import time
@@ -192,9 +193,98 @@ def _mvr(data: Path) -> str:
     return read_private_key(data / "keys" / "mk-mvr.pem").key_id("mk-mvr")
 
 
+def _mvr_x25519(data: Path) -> str:
+    return read_private_key(data / "keys" / "mk-mvr.x25519.pem").key_id("mk-mvr")
+
+
 def _later() -> datetime:
     return (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
 
 
 def _bindings_with_forged_key(data: Path, *, version: int) -> Any:
     return bindings_for(data / "directory.yaml", version=version, expires=_later())
+
+
+async def test_the_agency_sees_the_forged_key_in_the_audit_log(
+    demo_dir: Path, broker: str, pinned: Path
+) -> None:
+    genuine_key = _mvr(demo_dir)
+    genuine = await post_as(broker, read_private_key(demo_dir / "keys" / "mk-mvr.pem"), genuine_key)
+    quiet = run_cli(
+        "keys",
+        "monitor",
+        "--as",
+        "mk-mvr",
+        "--expect",
+        genuine_key,
+        "--expect",
+        _mvr_x25519(demo_dir),
+        "--data",
+        demo_dir,
+    )
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    assert genuine_key in quiet.stdout and quiet.stdout.rstrip().endswith(
+        "and no notice signed with one"
+    )
+
+    forged_id, forged_key = await forge(demo_dir, broker)
+    alarm = run_cli(
+        "keys",
+        "monitor",
+        "--as",
+        "mk-mvr",
+        "--expect",
+        genuine_key,
+        "--expect",
+        _mvr_x25519(demo_dir),
+        "--data",
+        demo_dir,
+    )
+    assert alarm.returncode == 1, alarm.stdout + alarm.stderr
+    assert f"notice:{forged_id} key {forged_key}: never bound in the log" in alarm.stdout
+    assert f"notice:{genuine} " not in alarm.stdout
+    assert "ALARM: 0 unexpected key(s), 1 notice(s)" in alarm.stdout
+
+    # Each notice's posted event carries its content digest and signature, as the notice does.
+    export = run_cli("audit", "export", "--data", demo_dir)
+    events = [json.loads(line) for line in export.stdout.splitlines()[1:]]
+    posted = next(
+        e for e in events if e["action"] == "notice.posted" and e["object"] == f"notice:{forged_id}"
+    )
+    async with client(demo_dir, broker, pinned) as sdk:
+        fetched = await sdk._request("GET", f"/v1/notices/{forged_id}")
+    assert (
+        posted["details"]["content_digest"]
+        == fetched["signature"]["signed_values"]["content-digest"]
+    )
+    assert f":{posted['details']['signature']}:" in fetched["signature"]["signature"]
+    applied = next(e for e in events if e["action"] == "directory.applied")
+    bound = {k["id"]: k for k in applied["details"]["keys"]}
+    assert bound[genuine_key]["owner"] == "mk-mvr" and bound[genuine_key]["status"] == "active"
+
+
+async def test_a_key_applied_for_the_agency_that_it_did_not_make_is_unexpected(
+    demo_dir: Path, broker: str
+) -> None:
+    directory = demo_dir / "directory.yaml"
+    text = directory.read_text()
+    extra = generate("ed25519")
+    anchor = f"keys: [{{id: {_mvr(demo_dir)}"
+    entry = f"keys: [{{id: {extra.key_id('mk-mvr')}, type: ed25519, public: {extra.public_b64}, status: active}}, "
+    directory.write_text(text.replace(anchor, entry + anchor[len("keys: [") :], 1))
+    applied = run_cli("directory", "apply", directory, "--data", demo_dir)
+    assert applied.returncode == 0, applied.stderr
+    alarm = run_cli(
+        "keys",
+        "monitor",
+        "--as",
+        "mk-mvr",
+        "--expect",
+        _mvr(demo_dir),
+        "--expect",
+        _mvr_x25519(demo_dir),
+        "--data",
+        demo_dir,
+    )
+    assert alarm.returncode == 1
+    assert f"{extra.key_id('mk-mvr')}  ed25519" in alarm.stdout and "UNEXPECTED" in alarm.stdout
