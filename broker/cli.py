@@ -216,9 +216,21 @@ def cmd_directory_apply(args: argparse.Namespace) -> int:
             print(f"Dry run: {result.diff.summary()}; nothing applied.")
         else:
             print(f"Applied directory revision {result.revision}: {result.diff.summary()}.")
+        _note_stale_bindings(args)
         return EXIT_OK
 
     return _run(run())
+
+
+def _note_stale_bindings(args: argparse.Namespace) -> None:
+    from broker.trust.files import stale_bindings
+
+    settings = load_settings(_data_dir(args), os.environ)
+    note = stale_bindings(
+        settings.data_dir, Path(args.file), max_bytes=settings.limits.max_directory_bytes
+    )
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_directory_show(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ administrators' own machines (deploy/OPERATIONS.md).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tuf.api.metadata import Metadata, Root, Targets
@@ -17,7 +17,7 @@ from tuf.api.metadata import Metadata, Root, Targets
 from broker.crypto.keys import KeyPair, generate, write_private_key
 from broker.directory.load import load_directory_file
 from broker.errors import ConfigError
-from broker.trust import build
+from broker.trust import build, core
 
 TRUST_DIR = "trust"
 DEMO_ADMINS = ("trust-admin-1", "trust-admin-2")
@@ -69,3 +69,27 @@ def init_demo_trust(data_dir: Path, directory_file: Path, *, now: datetime) -> i
     build.sign(bindings, signers)
     (trust_dir / "bindings.json").write_bytes(build.to_bytes(bindings))
     return len(admins)
+
+
+def stale_bindings(data_dir: Path, directory_file: Path, *, max_bytes: int) -> str | None:
+    """Why ``DIR/trust/bindings.json`` does not bind the keys of ``directory_file``, or None.
+
+    Read without checking signatures: this is a reminder for the operator, not a trust decision.
+    """
+    path = data_dir / TRUST_DIR / "bindings.json"
+    if not path.exists():
+        return f"{path} is missing: clients verify no agency key until administrators sign one"
+    try:
+        signed = json.loads(path.read_bytes())["signed"][core.BINDINGS_FIELD]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path} is not signed key bindings"
+    wanted = bindings_for(directory_file, version=1, expires=datetime.now(UTC))
+    entries = wanted.signed.unrecognized_fields[core.BINDINGS_FIELD]
+    changed = sorted(k for k, v in entries.items() if signed.get(k) != v)
+    if not changed:
+        return None
+    return (
+        f"{len(changed)} key(s) of this directory are not in {path} as they are here "
+        f"(e.g. {changed[0]}): clients refuse them until administrators sign new bindings "
+        "(liaison trust sign-bindings)"
+    )

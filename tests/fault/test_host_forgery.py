@@ -274,6 +274,8 @@ async def test_a_key_applied_for_the_agency_that_it_did_not_make_is_unexpected(
     directory.write_text(text.replace(anchor, entry + anchor[len("keys: [") :], 1))
     applied = run_cli("directory", "apply", directory, "--data", demo_dir)
     assert applied.returncode == 0, applied.stderr
+    # The operator is told that clients will refuse the new key until it is signed for.
+    assert applied.stderr.startswith("note: 1 key(s) of this directory are not in ")
     alarm = run_cli(
         "keys",
         "monitor",
