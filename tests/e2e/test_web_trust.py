@@ -19,6 +19,7 @@ from playwright.async_api import Browser, expect
 from securesystemslib.formats import encode_canonical
 from tuf.api.metadata import Metadata
 
+from adapters.trust import PinnedRoot
 from tests.e2e.test_web_inbox import EXAMPLE, broker, browser, shot, sign_in  # noqa: F401 - fixtures
 from tests.fault.harness import BrokerProcess, sender
 from tests.fault.test_host_forgery import forge
@@ -48,6 +49,9 @@ async def test_a_key_the_host_inserted_is_refused_in_red_in_the_page(
     await page.goto(f"{broker.url}/ui/#/notice/{genuine}")
     await expect(page.locator("#verdict")).to_have_class("verdict ok")
     await expect(page.locator("#verdict")).to_contain_text("verified against the signed directory")
+    # The root the page checks against is shown by its fingerprint, as the SDK computes it.
+    fingerprint = PinnedRoot.from_file(pinned).fingerprint
+    await expect(page.locator("#root-fingerprint")).to_have_text(f"{fingerprint[:16]}…")
 
     await page.goto(f"{broker.url}/ui/#/notice/{forged_id}")
     verdict = page.locator("#verdict")

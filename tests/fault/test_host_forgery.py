@@ -27,7 +27,7 @@ from adapters.recipient import RecipientClient, VerificationFailed
 from adapters.sender import SenderClient
 from adapters.trust import PinnedRoot
 from broker.crypto.keys import KeyPair, generate, read_private_key
-from broker.trust import build
+from broker.trust import build, core
 from broker.trust.files import DEMO_ADMINS, bindings_for
 from tests.integration.intake_support import example
 from tests.support import run_cli, serve_process
@@ -290,3 +290,66 @@ async def test_a_key_applied_for_the_agency_that_it_did_not_make_is_unexpected(
     )
     assert alarm.returncode == 1
     assert f"{extra.key_id('mk-mvr')}  ed25519" in alarm.stdout and "UNEXPECTED" in alarm.stdout
+
+
+async def test_old_bindings_served_again_to_undo_a_revocation_are_refused(
+    demo_dir: Path, broker: str, pinned: Path
+) -> None:
+    genuine = await post_as(
+        broker, read_private_key(demo_dir / "keys" / "mk-mvr.pem"), _mvr(demo_dir)
+    )
+    old = (demo_dir / "trust" / "bindings.json").read_bytes()
+    async with client(demo_dir, broker, pinned) as sdk:
+        await sdk.read(genuine)  # accepts version 1
+    directory = demo_dir / "directory.yaml"
+    text = directory.read_text()
+    start = text.index(f"id: {_mvr(demo_dir)}")
+    end = text.index("status: active", start)
+    directory.write_text(text[:end] + "status: revoked" + text[end + len("status: active") :])
+    admins = [read_private_key(demo_dir / "keys" / f"{n}.pem") for n in DEMO_ADMINS]
+    bindings = bindings_for(directory, version=2, expires=_later())
+    build.sign(bindings, [build.signer(p) for p in admins])
+    (demo_dir / "trust" / "bindings.json").write_bytes(build.to_bytes(bindings))
+    refused = read_cli(demo_dir, broker, pinned, genuine)
+    assert refused.returncode == 1 and "has been revoked since" in refused.stderr
+    # The host puts the old, validly signed bindings back, where the key was still active.
+    (demo_dir / "trust" / "bindings.json").write_bytes(old)
+    async with client(demo_dir, broker, pinned) as sdk:
+        with pytest.raises(VerificationFailed, match="went back from version 2 to 1"):
+            await sdk.read(genuine)
+    again = read_cli(demo_dir, broker, pinned, genuine)
+    assert again.returncode == 1 and "went back from version 2 to 1" in again.stderr
+
+
+async def test_clients_follow_a_root_rotation_signed_by_the_old_root(
+    demo_dir: Path, broker: str, pinned: Path
+) -> None:
+    genuine = await post_as(
+        broker, read_private_key(demo_dir / "keys" / "mk-mvr.pem"), _mvr(demo_dir)
+    )
+    old_admins = [read_private_key(demo_dir / "keys" / f"{n}.pem") for n in DEMO_ADMINS]
+    new_admins = [old_admins[1], generate("ed25519")]
+    current = build.new_root(
+        [build.public_key(p) for p in old_admins], threshold=2, expires=_later()
+    )
+    rotated = build.next_root(
+        current, [build.public_key(p) for p in new_admins], threshold=2, expires=_later()
+    )
+    build.sign(rotated, [build.signer(p) for p in [*old_admins, new_admins[1]]])
+    (demo_dir / "trust" / "2.root.json").write_bytes(build.to_bytes(rotated))
+    bindings = bindings_for(demo_dir / "directory.yaml", version=2, expires=_later())
+    build.sign(bindings, [build.signer(p) for p in new_admins])
+    (demo_dir / "trust" / "bindings.json").write_bytes(build.to_bytes(bindings))
+    async with client(demo_dir, broker, pinned) as sdk:
+        assert (await sdk.read(genuine)).sender_name == "Ministry of Interior of North Macedonia"
+        assert sdk.trust is not None and core.parse_root(sdk.trust.root).signed.version == 2
+    # A "rotation" the host signed with keys of its own is not followed.
+    impostor = generate("ed25519")
+    forged = build.next_root(rotated, [build.public_key(impostor)], threshold=1, expires=_later())
+    build.sign(forged, [build.signer(impostor)])
+    (demo_dir / "trust" / "3.root.json").write_bytes(build.to_bytes(forged))
+    refused = read_cli(demo_dir, broker, pinned, genuine)
+    assert (
+        refused.returncode == 1
+        and "the new root is not signed by the current root" in refused.stderr
+    )

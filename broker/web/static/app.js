@@ -365,7 +365,8 @@ async function noticeView(id) {
       h("dt", {}, t("channel")), h("dd", {}, fetched.channel),
       h("dt", {}, t("jurisdiction")), h("dd", {}, fetched.jurisdiction),
       h("dt", {}, t("severity")), h("dd", {}, fetched.severity),
-      h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at))),
+      h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at)),
+      h("dt", {}, t("root")), h("dd", { id: "root-fingerprint" }, session.root ? `${trust.fingerprint(session.root).slice(0, 16)}…` : "—")),
     opened ? fields(opened.notice.body) : null,
     ackArea));
 }

@@ -9,6 +9,7 @@ const STRINGS = {
     encryption_key: "Your encryption key (X25519, .pem; not needed by auditors)",
     root_file: "The directory root you were given at enrolment (root.json)",
     no_root: "no directory root was given at sign-in, so no agency key can be checked",
+    root: "Directory root",
     keys_stay: "Your keys are read by this page only and never sent to the broker.",
     remember: "Keep the keys on this device, protected by a passphrase", passphrase: "Passphrase",
     unlock: "Unlock the keys kept on this device", forget: "Forget them",
