@@ -549,7 +549,14 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"metadata": meta, "notice": notice, "verified": True}, indent=2, ensure_ascii=False
+                {
+                    "metadata": meta,
+                    "notice": notice,
+                    "verified": True,
+                    "signed_by": verified.sender_name,
+                },
+                indent=2,
+                ensure_ascii=False,
             )
         )
         return EXIT_OK

@@ -131,6 +131,20 @@ async def test_a_key_the_host_inserted_gets_a_refusal_from_the_sdk_and_the_cli(
     assert (
         "Signed by Ministry of Interior of North Macedonia" in ok.stdout and "verified" in ok.stdout
     )
+    as_json = run_cli(
+        "read",
+        genuine,
+        "--json",
+        "--data",
+        demo_dir,
+        "--as",
+        PCVE,
+        "--url",
+        broker,
+        "--root",
+        pinned,
+    )
+    assert json.loads(as_json.stdout)["signed_by"] == "Ministry of Interior of North Macedonia"
     refused = read_cli(demo_dir, broker, pinned, forged_id)
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.startswith(
