@@ -15,8 +15,8 @@ from aiohttp import web
 from broker.errors import NotFound
 from broker.http.keys import SETTINGS
 from broker.trust.core import MAX_METADATA_BYTES
+from broker.trust.files import TRUST_DIR
 
-TRUST_DIR = "trust"
 _NAME = re.compile(r"^(root|bindings|[1-9][0-9]{0,5}\.root)\.json$")
 
 
