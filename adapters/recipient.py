@@ -4,6 +4,9 @@ Everything secret happens here, on the recipient's device: the access token is o
 assertion signed by the contact's Ed25519 key; a notice is decrypted with the contact's X25519
 key; and before anything is shown, the agency's RFC 9421 signature and Content-Digest are checked
 over the decrypted bytes, and the signed notice must agree with the metadata the broker sent.
+The agency's key is taken from the administrators' signed key bindings, checked against the root
+this client pinned at enrolment (``trust``), never from what the broker serves: a key the broker's
+host inserted, or one revoked since, is refused.
 Any mismatch raises ``VerificationFailed``: a notice that does not verify is never returned.
 """
 
@@ -22,6 +25,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.errors import BrokerError
+from adapters.trust import PinnedRoot
 from broker.audit.events import recanonical
 from broker.audit.verify import hidden_line
 from broker.crypto.envelope import (
@@ -36,6 +40,8 @@ from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signat
 from broker.crypto.keys import KeyPair, load_private_key
 from broker.crypto.tokens import make_assertion
 from broker.domain.notice import ack_statement
+from broker.errors import TrustRefused
+from broker.trust.core import MAX_METADATA_BYTES, KeyBindings, sender_binding
 
 
 class RecipientError(BrokerError):
@@ -53,6 +59,7 @@ class VerifiedNotice:
     plaintext: bytes
     sender_key_id: str
     content_digest: str
+    sender_name: str = ""  # as the administrators signed it (empty with pinned_agency_keys)
 
 
 class RecipientClient:
@@ -68,6 +75,7 @@ class RecipientClient:
         timeout: float = 30.0,
         ssl: ssl_module.SSLContext | None = None,
         pinned_agency_keys: dict[str, bytes] | None = None,
+        trust: PinnedRoot | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not isinstance(signing.private, Ed25519PrivateKey) or decryption.type != "x25519":
@@ -82,6 +90,7 @@ class RecipientClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.ssl = ssl
         self.pinned = pinned_agency_keys  # when given, only these agency keys are trusted
+        self.trust = trust  # otherwise the agency's key must be bound under this pinned root
         self.clock = clock  # assertions are dated by it; tests share the broker's clock
         self._token: tuple[str, float] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -153,9 +162,21 @@ class RecipientClient:
 
     async def read(self, notice_id: str) -> VerifiedNotice:
         """Fetch, decrypt and verify a notice; raise VerificationFailed rather than return doubt."""
-        return self.verify(await self._request("GET", f"/v1/notices/{notice_id}"))
+        fetched = await self._request("GET", f"/v1/notices/{notice_id}")
+        return self.verify(fetched, await self.key_bindings() if self.trust else None)
 
-    def verify(self, fetched: dict[str, Any]) -> VerifiedNotice:
+    async def key_bindings(self) -> KeyBindings:
+        """The administrators' key bindings, verified against the pinned root (fetched each time)."""
+        if self.trust is None:
+            raise VerificationFailed("no pinned directory root")
+        try:
+            return await self.trust.refresh(self._fetch_public, self.clock())
+        except TrustRefused as e:
+            raise VerificationFailed(e.message) from e
+
+    def verify(
+        self, fetched: dict[str, Any], bindings: KeyBindings | None = None
+    ) -> VerifiedNotice:
         enc, sig = fetched["encryption"], fetched["signature"]
         aad = associated_data(fetched["id"], fetched["channel"], fetched["policy_hash"])
         if base64.b64decode(enc["aad"]) != aad:
@@ -172,7 +193,7 @@ class RecipientClient:
         values: dict[str, str] = sig["signed_values"]
         if not digest_matches(values.get("content-digest", ""), plaintext):
             raise VerificationFailed("the content digest does not match the decrypted notice")
-        public = self._agency_key(sig)
+        public, sender_name = self._agency_key(fetched, bindings)
         try:
             [parsed] = parse_signatures(
                 {"signature-input": sig["signature_input"], "signature": sig["signature"]}
@@ -200,19 +221,27 @@ class RecipientClient:
             if notice.get(field) != fetched.get(meta):
                 raise VerificationFailed(f"the broker's {meta} differs from what the agency signed")
         return VerifiedNotice(
-            fetched, notice, plaintext, sig["sender_key_id"], values["content-digest"]
+            fetched, notice, plaintext, sig["sender_key_id"], values["content-digest"], sender_name
         )
 
-    def _agency_key(self, sig: dict[str, Any]) -> bytes:
+    def _agency_key(
+        self, fetched: dict[str, Any], bindings: KeyBindings | None
+    ) -> tuple[bytes, str]:
+        """The sender's public key and name from what this client trusts, never from the broker."""
+        key_id = str(fetched["signature"]["sender_key_id"])
         if self.pinned is not None:
-            if sig["sender_key_id"] not in self.pinned:
-                raise VerificationFailed(
-                    f"agency key {sig['sender_key_id']} is not one this client trusts"
-                )
-            return self.pinned[sig["sender_key_id"]]
-        if not sig.get("sender_public_key"):
-            raise VerificationFailed("the broker did not supply the agency's key")
-        return base64.b64decode(sig["sender_public_key"])
+            if key_id not in self.pinned:
+                raise VerificationFailed(f"agency key {key_id} is not one this client trusts")
+            return self.pinned[key_id], ""
+        if bindings is None:
+            raise VerificationFailed(
+                "no pinned directory root: the agency's key cannot be told from one the broker made"
+            )
+        try:
+            binding = sender_binding(bindings, key_id=key_id, sender=str(fetched.get("sender")))
+        except TrustRefused as e:
+            raise VerificationFailed(e.message) from e
+        return binding.public, binding.owner_name
 
     async def ack(
         self,
@@ -332,6 +361,26 @@ class RecipientClient:
             cursor = int(page["next_cursor"])
 
     # -- plumbing ------------------------------------------------------------------------------
+    async def _fetch_public(self, path: str) -> bytes | None:
+        """GET an unauthenticated file; None on 404. Bounded: trust metadata is small."""
+        session = self._require_session()
+        try:
+            async with session.get(self.base_url + path) as response:
+                if response.status == 404:
+                    return None
+                if response.status != 200:
+                    raise RecipientError(f"{path}: {response.status}", status=response.status)
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(65536):
+                    data += chunk
+                    if len(data) > MAX_METADATA_BYTES:
+                        break
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise RecipientError(f"broker unreachable: {e!r}") from e
+        if len(data) > MAX_METADATA_BYTES:
+            raise VerificationFailed(f"{path} is larger than {MAX_METADATA_BYTES} bytes")
+        return bytes(data)
+
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RecipientError("use RecipientClient as an async context manager")

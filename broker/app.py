@@ -15,7 +15,7 @@ from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
 from broker.errors import StoreError
-from broker.http import audit, health, metrics, notices, openapi, recipients
+from broker.http import audit, health, metrics, notices, openapi, recipients, trust
 from broker.http.keys import (
     AUDIT,
     CLOCK,
@@ -240,6 +240,7 @@ def create_app(
     router.add_get("/v1/audit/checkpoint", audit.get_checkpoint)
     router.add_get("/v1/audit/proof/inclusion", audit.get_inclusion)
     router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
+    router.add_get("/v1/trust/{name}", trust.get_file)
     web_inbox.add_routes(router)
     return app
 

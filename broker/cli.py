@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from broker.cli_keys import add_keys_commands
 from broker.cli_text import safe
 from broker.cli_text import safe_print as print  # every line printed has control characters escaped
+from broker.cli_trust import add_trust_commands
 from broker.config import load_settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import generate, load_private_key, write_private_key
 from broker.errors import ConfigError, LiaisonError, SourceError
@@ -225,9 +227,21 @@ def cmd_directory_apply(args: argparse.Namespace) -> int:
             print(f"Dry run: {result.diff.summary()}; nothing applied.")
         else:
             print(f"Applied directory revision {result.revision}: {result.diff.summary()}.")
+        _note_stale_bindings(args)
         return EXIT_OK
 
     return _run(run())
+
+
+def _note_stale_bindings(args: argparse.Namespace) -> None:
+    from broker.trust.files import stale_bindings
+
+    settings = load_settings(_data_dir(args), os.environ)
+    note = stale_bindings(
+        settings.data_dir, Path(args.file), max_bytes=settings.limits.max_directory_bytes
+    )
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_directory_show(args: argparse.Namespace) -> int:
@@ -483,14 +497,26 @@ def _recipient(args: argparse.Namespace) -> Any:
         url = args.url or load_settings(data, os.environ).public_url
         signing = read_private_key(data / "keys" / f"{args.as_}.pem", expected="ed25519")
         decryption = read_private_key(data / "keys" / f"{args.as_}.x25519.pem", expected="x25519")
-        return RecipientClient(url, args.as_, signing, decryption, ssl=tls)
+        trust = _pinned_root(args, data / "trust" / "root.json")
+        return RecipientClient(url, args.as_, signing, decryption, ssl=tls, trust=trust)
     if not (args.url and args.key and args.enc_key and args.contact):
         raise ConfigError(
             "give --url, --key, --enc-key and --contact, or --data DIR --as CONTACT_ID"
         )
     signing = read_private_key(Path(args.key), expected="ed25519")
     decryption = read_private_key(Path(args.enc_key), expected="x25519")
-    return RecipientClient(args.url, args.contact, signing, decryption, ssl=tls)
+    trust = _pinned_root(args, None)
+    return RecipientClient(args.url, args.contact, signing, decryption, ssl=tls, trust=trust)
+
+
+def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:
+    """--root FILE (given at enrolment), or the demo's DIR/trust/root.json; state kept beside it."""
+    from adapters.trust import PinnedRoot
+
+    path = Path(args.root) if args.root else demo_root
+    if path is None or not path.exists():
+        return None  # reading then refuses: nothing pinned, nothing verified
+    return PinnedRoot.from_file(path, state=path.with_name(path.name + ".seen"))
 
 
 def _recipient_call(
@@ -540,7 +566,14 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"metadata": meta, "notice": notice, "verified": True}, indent=2, ensure_ascii=False
+                {
+                    "metadata": meta,
+                    "notice": notice,
+                    "verified": True,
+                    "signed_by": verified.sender_name,
+                },
+                indent=2,
+                ensure_ascii=False,
             )
         )
         return EXIT_OK
@@ -548,7 +581,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         f"TLP:{safe(meta['marking'])}  {safe(meta['channel'])}  {safe(meta['severity'])}  {safe(meta['id'])}"
     )
     print(
-        f"Signed by {safe(meta.get('sender_name') or meta['sender'])} (key {safe(verified.sender_key_id)}): verified"
+        f"Signed by {safe(verified.sender_name)} (key {safe(verified.sender_key_id)}): verified "
+        "against the signed directory"
     )
     if meta["status"] != "active" or meta["kind"] != "notice":
         print(
@@ -838,6 +872,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--client-cert", metavar="PEM", help=argparse.SUPPRESS)
         p.add_argument("--client-key", metavar="PEM", help=argparse.SUPPRESS)
+        p.add_argument(
+            "--root",
+            metavar="FILE",
+            help="the directory root pinned at enrolment (default with --data: DIR/trust/root.json)",
+        )
 
     p = command("inbox", cmd_inbox, "list your notices (metadata only)")
     p.add_argument(
@@ -880,6 +919,8 @@ def _parser() -> argparse.ArgumentParser:
         help="the broker's checkpoint key (Ed25519, base64) to trust",
     )
     recipient_options(p)
+    add_trust_commands(sub, command)
+    add_keys_commands(sub, command, data_option)
     p = command("demo", cmd_demo, "tell the whole story against a temporary embedded broker")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's data directory here")
     from broker.cli_escrow import add_commands as add_escrow_commands

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from broker.cli_text import safe_print as print  # untrusted text: control characters escaped
 from broker.config import Settings, load_settings, resolve_secret
 from broker.crypto import escrow
 from broker.errors import ConfigError

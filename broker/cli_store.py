@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from broker.cli_text import safe_print as print  # untrusted text: control characters escaped
 from broker.config import load_settings, resolved_database_url
 
 

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from adapters.recipient import RecipientClient, RecipientError
 from adapters.sender import SenderClient
+from adapters.trust import PinnedRoot
 from broker.app import create_app
 from broker.audit.verify import read_export, verify_export
 from broker.clock import FrozenClock
@@ -39,6 +40,7 @@ class Demo:
         self.say = say
         self.clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
         self.url = ""
+        self.trust: PinnedRoot | None = None
 
     def sender(self, agency: str) -> SenderClient:
         pair = read_private_key(self.data / "keys" / f"{agency}.pem", expected="ed25519")
@@ -58,6 +60,7 @@ class Demo:
             read_private_key(keys / f"{contact}.pem", expected="ed25519"),
             read_private_key(keys / f"{contact}.x25519.pem", expected="x25519"),
             clock=self.clock.now,
+            trust=self.trust,
         )
 
     async def run(self) -> bool:
@@ -67,6 +70,12 @@ class Demo:
             f"a temporary broker with the Western Balkans demo directory in {self.data}",
         )
         await init_data_dir(self.data, demo=True, now=self.clock.now(), environ={})
+        # Enrolment: every demo client pins the administrators' root, not the broker's word.
+        self.trust = PinnedRoot.from_file(self.data / "trust" / "root.json")
+        self.say(
+            f"   directory root pinned by every client: 2-of-2 demo administrators, "
+            f"fingerprint {self.trust.fingerprint[:16]}…"
+        )
         sock = socket.create_server(("127.0.0.1", 0))  # bound first: its URL is configuration
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         env = {"LIAISON_SERVER_PUBLIC_URL": self.url}
@@ -96,8 +105,8 @@ class Demo:
 
         step(
             "2. The right roles receive it",
-            "each decrypts it on their own device and checks the agency's "
-            "signature over the decrypted bytes",
+            "each decrypts it on their own device and checks the agency's signature over the "
+            "decrypted bytes, with the agency key the administrators signed under the pinned root",
         )
         for contact, role in (
             ("mk-kumanovo-pcve", "P/CVE focal point"),
@@ -108,7 +117,8 @@ class Demo:
                 verified = await client.read(notice_id)
             self.say(
                 f"   {role} of Kumanovo ({contact}): {len(inbox['items'])} notice in the inbox; "
-                f'signed by {verified.metadata["sender_name"]}, verified; "{verified.notice["subject"]}"'
+                f"signed by {verified.sender_name} (key bound in the signed directory), verified; "
+                f'"{verified.notice["subject"]}"'
             )
 
         step(

@@ -15,7 +15,8 @@ audit log only. HTTP statuses live in one table in ``broker.http.problems``, not
     ├── AuthenticationFailed   one answer for every authentication failure
     ├── Forbidden              authenticated, but policy does not allow it
     ├── TooManyStreams         a contact's live streams are at their cap
-    └── RoutingError           a notice cannot be routed (unknown channel, jurisdiction, ...)
+    ├── RoutingError           a notice cannot be routed (unknown channel, jurisdiction, ...)
+    └── TrustRefused           signed root / key bindings, or a sender's key, did not check out
 """
 
 from __future__ import annotations
@@ -125,3 +126,21 @@ class UnknownChannel(RoutingError):
 
 class UnknownJurisdiction(RoutingError):
     code = "unknown_jurisdiction"
+
+
+class TrustRefused(LiaisonError):
+    """Signed trust metadata (root, key bindings) or a sender's key did not check out."""
+
+    code = "trust_refused"
+
+
+class KeyNotBound(TrustRefused):
+    """The sender's key is not bound to the sender in the administrators' signed directory."""
+
+    code = "key_not_bound"
+
+
+class KeyRevoked(TrustRefused):
+    """The signed directory lists the sender's key as revoked."""
+
+    code = "key_revoked"

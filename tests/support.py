@@ -180,6 +180,7 @@ class TcpProxy:
 def recipient(data: Path, url: str, contact: str) -> Any:
     """A demo contact's recipient client (keys from ``data/keys``), for ``async with``."""
     from adapters.recipient import RecipientClient
+    from adapters.trust import PinnedRoot
     from broker.crypto.keys import read_private_key
 
     keys = data / "keys"
@@ -188,4 +189,5 @@ def recipient(data: Path, url: str, contact: str) -> Any:
         contact,
         read_private_key(keys / f"{contact}.pem"),
         read_private_key(keys / f"{contact}.x25519.pem"),
+        trust=PinnedRoot.from_file(data / "trust" / "root.json"),
     )

@@ -239,6 +239,22 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        "/v1/trust/{name}": {
+            "get": {
+                "summary": "The administrators' signed directory root and key bindings (TUF metadata)",
+                "description": (
+                    "root.json, N.root.json (every root version) and bindings.json, relayed as the "
+                    "administrators signed them; clients verify them against the root they pinned."
+                ),
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "The file", "content": {"application/json": {}}},
+                    "404": _problem("No such file"),
+                },
+            }
+        },
         "/healthz": {
             "get": {
                 "summary": "Liveness",

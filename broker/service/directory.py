@@ -11,8 +11,24 @@ from pathlib import Path
 from broker.audit.events import AuditEvent
 from broker.directory.load import load_directory_file
 from broker.directory.present import DirectoryDiff, diff
+from broker.domain.directory import Directory
 from broker.store import Database
 from broker.store.directory_repo import load_directory, replace_directory
+
+
+def key_bindings(old: Directory, new: Directory) -> list[dict[str, str]]:
+    """The keys of ``new`` that ``old`` did not have, or had with another owner, key or status."""
+    return [
+        {
+            "id": key.id,
+            "owner": key.owner,
+            "type": key.type.value,
+            "fingerprint": hashlib.sha256(key.public).hexdigest(),
+            "status": key.status.value,
+        }
+        for key in sorted(new.keys.values(), key=lambda k: k.id)
+        if old.keys.get(key.id) != key
+    ]
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,9 @@ async def apply_directory_file(
                 "content_hash": content_hash,
                 "summary": changes.summary(),
                 "changes": changes.lines()[:50],
+                # Key transparency: every binding that is new or changed, so an agency watching
+                # the log sees each key ever bound to its name (`liaison keys monitor`).
+                "keys": key_bindings(old, new),
             },
         )
 

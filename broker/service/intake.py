@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -559,6 +560,9 @@ class Intake:
                     "kind": kind,
                     "supersedes": earlier.id if earlier else None,
                     "sender_key": agency.signature.keyid,
+                    # Key transparency: what the agency signed, so it can spot a key it never made.
+                    "content_digest": agency.signature.values.get("content-digest", ""),
+                    "signature": base64.b64encode(agency.signature.signature).decode(),
                     "policy_hash": prepared.route.policy_hash,
                     "recipients": len({r.contact for r in prepared.recipients}),
                 },

@@ -2,7 +2,9 @@
 
 A data directory holds ``liaison.toml``, the broker's own keys under ``keys/`` (mode 0700),
 a copy of the policies under ``policies/``, the directory file ``directory.yaml`` and, on the
-embedded default, the SQLite database. Existing files are never overwritten.
+embedded default, the SQLite database. Existing files are never overwritten. The demo adds two
+demo administrators (``keys/trust-admin-*.pem``, never read by the broker), their signed root
+``trust/root.json`` that demo clients pin, and the signed key bindings ``trust/bindings.json``.
 
 The escrow key is written sealed under a KEK that is never in the data directory: the one given
 by reference (``escrow_kek``), or a new one in ``DIR.kek`` beside it (mode 0600; an existing
@@ -36,6 +38,7 @@ from broker.service.custody import kek_file_for, require_outside_data_dir, write
 from broker.service.directory import ApplyResult, apply_directory_file
 from broker.sourcefile import parse_yaml
 from broker.store.engine import create_engine, migrate
+from broker.trust.files import init_demo_trust
 
 # The policies shipped with Liaison live beside the package in a source checkout.
 SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -86,6 +89,7 @@ async def init_data_dir(
         port=port,
         kek=kek,
         public_url=public_url,
+        now=now,
     )
     settings = load_settings(data_dir, environ)
     engine = create_engine(resolved_database_url(settings, environ))
@@ -133,6 +137,7 @@ def _create_files(
     port: int,
     kek: tuple[str, bytes],
     public_url: str,
+    now: datetime,
 ) -> int:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir} is already a Liaison data directory (it has {CONFIG_FILE})")
@@ -157,7 +162,9 @@ def _create_files(
         directory_file.write_text(_EMPTY_DIRECTORY, encoding="utf-8")
         return 2
     template = shipped / "demo" / DIRECTORY_FILE
-    return 2 + _write_demo_directory(template, directory_file, keys_dir)
+    written = _write_demo_directory(template, directory_file, keys_dir)
+    # The demo's administrators sign a root and the key bindings (trust/); clients pin the root.
+    return 2 + written + init_demo_trust(data_dir, directory_file, now=now)
 
 
 def _copy_policies(shipped: Path, target: Path) -> None:

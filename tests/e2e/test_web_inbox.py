@@ -71,7 +71,9 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-async def sign_in(page: Page, url: str, keys: Path, who: str, *, agency: bool = False) -> None:
+async def sign_in(
+    page: Page, url: str, keys: Path, who: str, *, agency: bool = False, root: Path | None = None
+) -> None:
     await page.goto(f"{url}/")
     if agency:
         await page.check("#kind-agency")
@@ -79,6 +81,8 @@ async def sign_in(page: Page, url: str, keys: Path, who: str, *, agency: bool = 
     await page.set_input_files("#signing-key", str(keys / f"{who}.pem"))
     if (keys / f"{who}.x25519.pem").exists() and not agency:
         await page.set_input_files("#encryption-key", str(keys / f"{who}.x25519.pem"))
+        # The directory root given at enrolment (here the demo's, copied before any attack).
+        await page.set_input_files("#root-file", str(root or keys.parent / "trust" / "root.json"))
     await page.click("#signin-button")
     await expect(page.locator("#who")).to_have_text(who)
 

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from adapters.recipient import RecipientClient
 from adapters.sender import SenderClient
+from adapters.trust import PinnedRoot
 from broker.app import create_app
 from broker.clock import Clock
 from broker.config import load_settings, resolved_database_url
@@ -49,7 +50,8 @@ class Broker:
             self.data / "keys" / f"{contact}.x25519.pem", expected="x25519"
         )
         options = {"clock": clock.now} if clock is not None else {}
-        return RecipientClient(self.url, contact, signing, decryption, **options)  # type: ignore[arg-type]
+        trust = PinnedRoot.from_file(self.data / "trust" / "root.json")
+        return RecipientClient(self.url, contact, signing, decryption, trust=trust, **options)  # type: ignore[arg-type]
 
     def agency_key(self, agency: str) -> KeyPair:
         return read_private_key(self.data / "keys" / f"{agency}.pem", expected="ed25519")

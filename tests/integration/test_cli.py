@@ -392,7 +392,8 @@ def test_liaison_demo_runs_to_the_end(tmp_path: Path) -> None:
     out = result.stdout
     for expected in (
         "== 1. An agency posts",
-        "signed by Ministry of Interior of North Macedonia, verified",
+        "directory root pinned by every client: 2-of-2 demo administrators",
+        "signed by Ministry of Interior of North Macedonia (key bound in the signed directory), verified",
         "the P/CVE focal point acknowledged at",
         "1 escalation: the Mayor of Kumanovo received it",
         "Sarajevo's P/CVE focal point: 0 notices in the inbox; asking for this one answered 404",

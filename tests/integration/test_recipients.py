@@ -125,7 +125,8 @@ async def test_a_tampered_ciphertext_or_signature_is_refused_loudly(
     notice_id = await post(broker, clock)
     async with broker.recipient(PCVE, clock) as client:
         fetched = await client._request("GET", f"/v1/notices/{notice_id}")
-        client.verify(fetched)  # untouched: fine
+        bindings = await client.key_bindings()
+        client.verify(fetched, bindings)  # untouched: fine
         ciphertext = bytearray(base64.b64decode(fetched["encryption"]["ciphertext"]))
         ciphertext[5] ^= 1
         bad = {
@@ -136,19 +137,24 @@ async def test_a_tampered_ciphertext_or_signature_is_refused_loudly(
             },
         }
         with pytest.raises(VerificationFailed, match="does not decrypt"):
-            client.verify(bad)
-        forged = {
+            client.verify(bad, bindings)
+        signature = fetched["signature"]["signature"]
+        flipped = signature[:-4] + ("AAA=" if signature[-4:] != "AAA=" else "BBB=")
+        forged = {**fetched, "signature": {**fetched["signature"], "signature": flipped}}
+        with pytest.raises(VerificationFailed, match="signature"):
+            client.verify(forged, bindings)
+        # The key the broker serves is not what the client checks against: swapping it changes nothing.
+        swapped = {
             **fetched,
             "signature": {
                 **fetched["signature"],
                 "sender_public_key": base64.b64encode(bytes(32)).decode(),
             },
         }
-        with pytest.raises(VerificationFailed, match="signature"):
-            client.verify(forged)
+        client.verify(swapped, bindings)
         relabelled = {**fetched, "severity": "low"}
         with pytest.raises(VerificationFailed):
-            client.verify(relabelled)
+            client.verify(relabelled, bindings)
 
 
 async def test_acknowledgement_is_signed_recorded_and_visible_to_the_sender(

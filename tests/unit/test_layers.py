@@ -67,6 +67,10 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
             "broker/crypto",
             ("broker.store", "broker.http", "broker.service", "sqlalchemy", "sqlmodel", "aiohttp"),
         ),
+        (
+            "broker/trust",
+            ("broker.store", "broker.http", "broker.service", "sqlalchemy", "sqlmodel", "aiohttp"),
+        ),
         ("adapters", ("broker.service", "broker.store", "broker.http", "sqlalchemy", "sqlmodel")),
     ],
 )

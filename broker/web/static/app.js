@@ -4,8 +4,9 @@
 // Untrusted text (notice contents, audit events) only ever reaches the page as textContent.
 import * as c from "./crypto.js";
 import { LANGUAGES, currentLanguage, setLanguage, t } from "./i18n.js";
+import * as trust from "./trust.js";
 
-const session = { kind: null, id: null, signing: null, encryption: null, token: null, expires: 0, auditor: false };
+const session = { kind: null, id: null, signing: null, encryption: null, root: null, token: null, expires: 0, auditor: false };
 let stream = null; // AbortController of the live stream
 const main = () => document.getElementById("main");
 
@@ -140,7 +141,7 @@ async function keep(passphrase) {
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const secret = JSON.stringify({
     kind: session.kind, id: session.id, signing: c.b64encode(session.signing),
-    encryption: session.encryption ? c.b64encode(session.encryption) : null,
+    encryption: session.encryption ? c.b64encode(session.encryption) : null, root: session.root,
   });
   const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await passphraseKey(passphrase, salt), c.utf8(secret));
   localStorage.setItem(STORE, JSON.stringify({ salt: c.b64encode(salt), iv: c.b64encode(iv), sealed: c.b64encode(new Uint8Array(sealed)) }));
@@ -154,7 +155,7 @@ async function unlock(passphrase) {
   const secret = JSON.parse(new TextDecoder().decode(plain));
   Object.assign(session, {
     kind: secret.kind, id: secret.id, signing: c.b64decode(secret.signing),
-    encryption: secret.encryption ? c.b64decode(secret.encryption) : null,
+    encryption: secret.encryption ? c.b64decode(secret.encryption) : null, root: secret.root || null,
   });
 }
 
@@ -177,6 +178,7 @@ function signInView() {
   const id = h("input", { id: "principal", required: true, autocomplete: "username", spellcheck: "false" });
   const signing = h("input", { id: "signing-key", type: "file", accept: ".pem" });
   const encryption = h("input", { id: "encryption-key", type: "file", accept: ".pem" });
+  const root = h("input", { id: "root-file", type: "file", accept: ".json" });
   const remember = h("input", { id: "remember", type: "checkbox" });
   const passphrase = h("input", { id: "passphrase", type: "password", autocomplete: "new-password" });
   const form = h("form", {
@@ -189,8 +191,10 @@ function signInView() {
         session.signing = c.privateKeyFromPem((await readFile(signing)) || "", "ed25519");
         const enc = await readFile(encryption);
         session.encryption = enc ? c.privateKeyFromPem(enc, "x25519") : null;
+        session.root = await readFile(root);
+        if (session.root) trust.fingerprint(session.root); // refuse a file that is not a signed root
         if (remember.checked && passphrase.value) await keep(passphrase.value);
-        signing.value = ""; encryption.value = "";
+        signing.value = ""; encryption.value = ""; root.value = "";
         await startSession();
       } catch (e) {
         notify(e instanceof BrokerError ? t("signin_failed") : e.message, "error");
@@ -202,6 +206,7 @@ function signInView() {
   h("label", { for: "principal" }, `${t("contact_id")} / ${t("agency_id")}`), id,
   h("label", { for: "signing-key" }, t("signing_key")), signing,
   h("label", { for: "encryption-key" }, t("encryption_key")), encryption,
+  h("label", { for: "root-file" }, t("root_file")), root,
   h("label", { class: "inline" }, remember, " ", t("remember")),
   h("label", { for: "passphrase" }, t("passphrase")), passphrase,
   h("p", { class: "hint" }, t("keys_stay")),
@@ -262,8 +267,24 @@ async function inboxView() {
 
 // -- one notice: decrypt, verify, acknowledge ----------------------------------------------------------
 
-/** Decrypt with this contact's key and check the agency's signature over the decrypted bytes. */
-function openNotice(fetched) {
+/** The administrators' key bindings, checked against the root pinned at sign-in; never rolled back. */
+async function keyBindings() {
+  if (!session.root) throw new Error(t("no_root"));
+  const seen = `liaison.bindings-version.${trust.fingerprint(session.root)}`;
+  const fetchText = async (path) => {
+    const response = await fetch(path);
+    if (response.status === 404) return null;
+    if (!response.ok) throw new Error(`${path}: ${response.status}`);
+    return response.text();
+  };
+  const bindings = await trust.refresh(session.root, fetchText, new Date(), Number(localStorage.getItem(seen) || 0));
+  localStorage.setItem(seen, String(bindings.version));
+  return bindings;
+}
+
+/** Decrypt with this contact's key and check the agency's signature over the decrypted bytes,
+ *  with the agency key the administrators bound to the sender, not the one the broker serves. */
+function openNotice(fetched, bindings) {
   const enc = fetched.encryption;
   const sig = fetched.signature;
   const aad = c.associatedData(fetched.id, fetched.channel, fetched.policy_hash);
@@ -277,15 +298,16 @@ function openNotice(fetched) {
   if (parsed.keyid !== sig.sender_key_id || !parsed.components.includes("content-digest")) {
     throw new Error("the signature does not cover this notice");
   }
+  const bound = trust.senderBinding(bindings, sig.sender_key_id, fetched.sender);
   const base = c.signatureBase(values, parsed.components, parsed.params);
-  if (!sig.sender_public_key || !c.verify(c.b64decode(sig.sender_public_key), base, c.signatureValue(sig.signature, parsed.label))) {
+  if (!c.verify(bound.public, base, c.signatureValue(sig.signature, parsed.label))) {
     throw new Error("the agency's signature does not verify");
   }
   const notice = JSON.parse(new TextDecoder().decode(plaintext));
   for (const field of ["channel", "jurisdiction", "severity"]) {
     if (notice[field] !== fetched[field]) throw new Error(`the broker's ${field} differs from what the agency signed`);
   }
-  return { notice, digest: values["content-digest"] };
+  return { notice, digest: values["content-digest"], sender: bound.name };
 }
 
 function plain(value) {
@@ -305,9 +327,9 @@ async function noticeView(id) {
   const fetched = await api("GET", `/v1/notices/${encodeURIComponent(id)}`);
   let opened = null;
   let failure = null;
-  try { opened = openNotice(fetched); } catch (e) { failure = e.message; }
+  try { opened = openNotice(fetched, await keyBindings()); } catch (e) { failure = e.message; }
   const verdict = opened
-    ? h("p", { class: "verdict ok", id: "verdict" }, t("verified", fetched.sender_name || fetched.sender, fetched.signature.sender_key_id))
+    ? h("p", { class: "verdict ok", id: "verdict" }, t("verified", opened.sender, fetched.signature.sender_key_id))
     : h("p", { class: "verdict bad", id: "verdict", role: "alert" }, t("refused"), " (", failure, ")");
   const ackArea = h("div", { id: "ack-area" });
   const reply = h("textarea", { id: "reply", rows: "3", maxlength: "4000" });
@@ -339,11 +361,12 @@ async function noticeView(id) {
     verdict,
     opened ? h("h2", { id: "subject" }, opened.notice.subject) : null,
     h("dl", { class: "meta" },
-      h("dt", {}, t("from")), h("dd", {}, fetched.sender_name || fetched.sender),
+      h("dt", {}, t("from")), h("dd", {}, opened ? opened.sender : fetched.sender),
       h("dt", {}, t("channel")), h("dd", {}, fetched.channel),
       h("dt", {}, t("jurisdiction")), h("dd", {}, fetched.jurisdiction),
       h("dt", {}, t("severity")), h("dd", {}, fetched.severity),
-      h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at))),
+      h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at)),
+      h("dt", {}, t("root")), h("dd", { id: "root-fingerprint" }, session.root ? `${trust.fingerprint(session.root).slice(0, 16)}…` : "—")),
     opened ? fields(opened.notice.body) : null,
     ackArea));
 }
@@ -500,7 +523,7 @@ function renderHeader() {
   if (session.kind === "agency") links.push(h("a", { href: "#/status" }, t("status")));
   if (session.kind) {
     links.push(h("span", { class: "who", id: "who" }, session.id));
-    links.push(h("button", { class: "secondary", onclick: () => { stop(); Object.assign(session, { kind: null, id: null, signing: null, encryption: null, token: null, auditor: false }); renderHeader(); location.hash = "#/"; route(); } }, t("signout")));
+    links.push(h("button", { class: "secondary", onclick: () => { stop(); Object.assign(session, { kind: null, id: null, signing: null, encryption: null, root: null, token: null, auditor: false }); renderHeader(); location.hash = "#/"; route(); } }, t("signout")));
   }
   const select = h("select", { id: "language", "aria-label": "Language", onchange: (e) => { setLanguage(e.target.value); renderHeader(); route(); } },
     Object.entries(LANGUAGES).map(([code, name]) => h("option", { value: code, selected: code === currentLanguage() }, name)));

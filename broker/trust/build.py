@@ -1,0 +1,92 @@
+"""Make and sign trust metadata, for administrators on their own machines. No file I/O here.
+
+The root names the administrators' Ed25519 keys and a threshold for every TUF top-level role;
+Liaison uses ``root`` (who the administrators are) and ``targets`` (who signs key bindings).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
+from tuf.api.metadata import TOP_LEVEL_ROLE_NAMES, Metadata, Role, Root, Targets
+from tuf.api.serialization.json import JSONSerializer
+
+from broker.crypto.keys import KeyPair
+from broker.domain.directory import Directory
+from broker.errors import TrustRefused
+from broker.trust.core import BINDINGS_FIELD
+
+SPEC_VERSION = "1.0.31"
+
+
+def signer(pair: KeyPair) -> CryptoSigner:
+    """A TUF signer over an administrator's Ed25519 key."""
+    if pair.type != "ed25519":
+        raise TrustRefused("an administrator's key must be Ed25519")
+    return CryptoSigner(pair.private)
+
+
+def public_key(pair: KeyPair) -> Key:
+    return SSlibKey.from_crypto(pair.private.public_key())
+
+
+def new_root(
+    keys: Sequence[Key], *, threshold: int, expires: datetime, version: int = 1
+) -> Metadata[Root]:
+    """Unsigned root metadata: every role is held by ``keys`` with ``threshold``."""
+    if not 1 <= threshold <= len({k.keyid for k in keys}):
+        raise TrustRefused(f"a threshold of {threshold} needs at least {threshold} distinct keys")
+    root = Root(
+        version=version, spec_version=SPEC_VERSION, expires=expires, consistent_snapshot=False
+    )
+    root.roles = {name: Role([], threshold) for name in TOP_LEVEL_ROLE_NAMES}
+    for key in keys:
+        for name in TOP_LEVEL_ROLE_NAMES:
+            root.add_key(key, name)
+    return Metadata(root)
+
+
+def next_root(
+    current: Metadata[Root], keys: Sequence[Key], *, threshold: int, expires: datetime
+) -> Metadata[Root]:
+    """Version N+1 with new keys; it must be signed by N's threshold and by its own."""
+    return new_root(keys, threshold=threshold, expires=expires, version=current.signed.version + 1)
+
+
+def bindings_metadata(
+    directory: Directory, *, version: int, expires: datetime
+) -> Metadata[Targets]:
+    """Unsigned key bindings: every key of the directory, with its owner, type and status."""
+    names = {o.id: ("organisation", o.name) for o in directory.organisations.values()}
+    names.update({c.id: ("contact", c.name) for c in directory.contacts.values()})
+    entries = {}
+    for key in sorted(directory.keys.values(), key=lambda k: k.id):
+        kind, name = names.get(key.owner, ("unknown", key.owner))
+        entries[key.id] = {
+            "owner": key.owner,
+            "owner_name": name,
+            "owner_kind": kind,
+            "type": key.type.value,
+            "public": base64.b64encode(key.public).decode(),
+            "status": key.status.value,
+        }
+    targets = Targets(
+        version=version,
+        spec_version=SPEC_VERSION,
+        expires=expires,
+        unrecognized_fields={BINDINGS_FIELD: entries},
+    )
+    return Metadata(targets)
+
+
+def sign(metadata: Metadata[Root] | Metadata[Targets], signers: Iterable[Signer]) -> None:
+    """Add each signer's signature (several administrators sign in turn)."""
+    for s in signers:
+        metadata.sign(s, append=True)
+
+
+def to_bytes(metadata: Metadata[Root] | Metadata[Targets]) -> bytes:
+    return metadata.to_bytes(JSONSerializer(compact=False)) + b"\n"

@@ -1,0 +1,95 @@
+"""Trust metadata on disk: ``DIR/trust/N.root.json`` for every root version, ``root.json`` (the
+newest) and ``bindings.json``, which the broker relays; and the demo's administrators.
+
+The demo writes its two administrator keys under ``DIR/keys/trust-admin-*.pem`` like its other
+demo principals' keys; the broker never reads them. In a deployment they live on the
+administrators' own machines (deploy/OPERATIONS.md).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tuf.api.metadata import Metadata, Root, Targets
+
+from broker.crypto.keys import KeyPair, generate, write_private_key
+from broker.directory.load import load_directory_file
+from broker.errors import ConfigError
+from broker.trust import build, core
+
+TRUST_DIR = "trust"
+DEMO_ADMINS = ("trust-admin-1", "trust-admin-2")
+DEMO_VALIDITY = timedelta(days=365)
+
+
+def write_root(trust_dir: Path, root: Metadata[Root]) -> Path:
+    """Write ``N.root.json`` and make it ``root.json``; returns the versioned file."""
+    trust_dir.mkdir(parents=True, exist_ok=True)
+    data = build.to_bytes(root)
+    versioned = trust_dir / f"{root.signed.version}.root.json"
+    versioned.write_bytes(data)
+    (trust_dir / "root.json").write_bytes(data)
+    return versioned
+
+
+def read_metadata_version(path: Path) -> int:
+    """The version of an existing metadata file, or 0 when there is none."""
+    try:
+        return int(json.loads(path.read_bytes())["signed"]["version"])
+    except FileNotFoundError:
+        return 0
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: not trust metadata") from e
+
+
+def bindings_for(
+    directory_file: Path, *, version: int, expires: datetime, max_bytes: int = 50_000_000
+) -> Metadata[Targets]:
+    directory, _ = load_directory_file(directory_file, max_bytes=max_bytes)
+    return build.bindings_metadata(directory, version=version, expires=expires)
+
+
+def init_demo_trust(data_dir: Path, directory_file: Path, *, now: datetime) -> int:
+    """Two demo administrators, a 2-of-2 root, and the demo directory's key bindings, signed."""
+    admins: list[KeyPair] = []
+    for name in DEMO_ADMINS:
+        pair = generate("ed25519")
+        write_private_key(data_dir / "keys" / f"{name}.pem", pair)
+        admins.append(pair)
+    signers = [build.signer(p) for p in admins]
+    root = build.new_root(
+        [build.public_key(p) for p in admins], threshold=2, expires=now + DEMO_VALIDITY
+    )
+    build.sign(root, signers)
+    trust_dir = data_dir / TRUST_DIR
+    write_root(trust_dir, root)
+    bindings = bindings_for(directory_file, version=1, expires=now + DEMO_VALIDITY)
+    build.sign(bindings, signers)
+    (trust_dir / "bindings.json").write_bytes(build.to_bytes(bindings))
+    return len(admins)
+
+
+def stale_bindings(data_dir: Path, directory_file: Path, *, max_bytes: int) -> str | None:
+    """Why ``DIR/trust/bindings.json`` does not bind the keys of ``directory_file``, or None.
+
+    Read without checking signatures: this is a reminder for the operator, not a trust decision.
+    """
+    path = data_dir / TRUST_DIR / "bindings.json"
+    if not path.exists():
+        return f"{path} is missing: clients verify no agency key until administrators sign one"
+    try:
+        signed = json.loads(path.read_bytes())["signed"][core.BINDINGS_FIELD]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path} is not signed key bindings"
+    wanted = bindings_for(directory_file, version=1, expires=datetime.now(UTC))
+    entries = wanted.signed.unrecognized_fields[core.BINDINGS_FIELD]
+    changed = sorted(k for k, v in entries.items() if signed.get(k) != v)
+    if not changed:
+        return None
+    return (
+        f"{len(changed)} key(s) of this directory are not in {path} as they are here "
+        f"(e.g. {changed[0]}): clients refuse them until administrators sign new bindings "
+        "(liaison trust sign-bindings)"
+    )
