@@ -76,6 +76,7 @@ async def test_without_a_pinned_root_nothing_is_called_verified(
     await page.set_input_files("#signing-key", str(keys / "mk-kumanovo-pcve.pem"))
     await page.set_input_files("#encryption-key", str(keys / "mk-kumanovo-pcve.x25519.pem"))
     await page.click("#signin-button")
+    await expect(page.locator("#who")).to_have_text("mk-kumanovo-pcve")  # signed in: keys loaded
     await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")
     await expect(page.locator("#verdict")).to_have_class("verdict bad")
     await expect(page.locator("#verdict")).to_contain_text("no directory root was given")
