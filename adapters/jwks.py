@@ -1,17 +1,23 @@
-"""Fetch a trusted OpenID Connect issuer's JWKS over HTTP, with a timeout and a size cap."""
+"""Fetch a trusted OpenID Connect issuer's JWKS over HTTP, bounded in size, time and type.
+
+Invariants: at most ``max_bytes`` of the answer are read (a larger ``Content-Length`` is refused
+before the body, a longer body as soon as it passes the limit); the whole fetch, body included,
+ends within ``timeout_seconds``; only a 200 answer of type ``application/json`` or
+``application/jwk-set+json`` is used. Every failure is ``JwksUnavailable``.
+"""
 
 from __future__ import annotations
 
 import aiohttp
 
-MAX_BYTES = 256 * 1024
+JWKS_TYPES = ("application/json", "application/jwk-set+json")
 
 
 class JwksUnavailable(Exception):
     pass
 
 
-async def fetch_jwks(url: str, *, timeout_seconds: float) -> str:
+async def fetch_jwks(url: str, *, timeout_seconds: float, max_bytes: int) -> str:
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds)) as http,
@@ -19,9 +25,21 @@ async def fetch_jwks(url: str, *, timeout_seconds: float) -> str:
         ):
             if response.status != 200:
                 raise JwksUnavailable(f"HTTP {response.status}")
-            body = await response.content.read(MAX_BYTES + 1)
+            if response.content_type not in JWKS_TYPES:
+                raise JwksUnavailable("the answer is not JSON")
+            if (response.content_length or 0) > max_bytes:
+                raise JwksUnavailable("JWKS too large")
+            body = await _read_at_most(response, max_bytes)
     except (aiohttp.ClientError, TimeoutError) as e:
         raise JwksUnavailable(type(e).__name__) from e
-    if len(body) > MAX_BYTES:
-        raise JwksUnavailable("JWKS too large")
     return body.decode("utf-8", errors="replace")
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body, read chunk by chunk, or ``JwksUnavailable`` once it passes ``max_bytes``."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(65_536):
+        body += chunk
+        if len(body) > max_bytes:
+            raise JwksUnavailable("JWKS too large")
+    return bytes(body)
