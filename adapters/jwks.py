@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from adapters.bounded import read_at_most
+
 JWKS_TYPES = ("application/json", "application/jwk-set+json")
 
 
@@ -27,19 +29,9 @@ async def fetch_jwks(url: str, *, timeout_seconds: float, max_bytes: int) -> str
                 raise JwksUnavailable(f"HTTP {response.status}")
             if response.content_type not in JWKS_TYPES:
                 raise JwksUnavailable("the answer is not JSON")
-            if (response.content_length or 0) > max_bytes:
-                raise JwksUnavailable("JWKS too large")
-            body = await _read_at_most(response, max_bytes)
+            body = await read_at_most(response, max_bytes)
     except (aiohttp.ClientError, TimeoutError) as e:
         raise JwksUnavailable(type(e).__name__) from e
+    if body is None:
+        raise JwksUnavailable("JWKS too large")
     return body.decode("utf-8", errors="replace")
-
-
-async def _read_at_most(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The whole body, read chunk by chunk, or ``JwksUnavailable`` once it passes ``max_bytes``."""
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(65_536):
-        body += chunk
-        if len(body) > max_bytes:
-            raise JwksUnavailable("JWKS too large")
-    return bytes(body)

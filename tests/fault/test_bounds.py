@@ -27,6 +27,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 
+from adapters.recipient import RecipientClient, RecipientError
+from adapters.sender import SenderClient, SenderError
 from broker.clock import FrozenClock
 from broker.crypto.keys import read_private_key
 from broker.http.keys import OUTBOX, TOKENS
@@ -182,6 +184,36 @@ async def test_a_jwks_sent_in_small_slow_pieces_is_read_whole(demo_dir: Path) ->
     async with _issuer(demo_dir, server) as (broker, _):
         assert broker.app[TOKENS].oidc_jwks is not None
         assert broker.app[TOKENS].oidc_jwks["idp-1"] is not None
+
+
+async def test_the_sdks_read_at_most_their_bound_from_whoever_answers(demo_dir: Path) -> None:
+    """Whoever answers in the broker's place (a hijacked name, the broker's own host) with
+    64 MiB gets an error from the sender and the recipient clients after their bound."""
+    agency = read_private_key(demo_dir / "keys" / "mk-mvr.pem", expected="ed25519")
+    async with HostileServer(64 * MIB, body=b'{"access_token": "') as server:
+        base = server.url.removesuffix("/hook")
+        sender = SenderClient(
+            base, agency.private, agency.key_id("mk-mvr"), retries=0, max_answer_bytes=MIB
+        )  # type: ignore[arg-type]
+        async with sender:
+            with pytest.raises(SenderError):
+                await sender.post_notice(example("returnee-repatriation"))
+        contact = RecipientClient(
+            base,
+            "mk-kumanovo-pcve",
+            read_private_key(demo_dir / "keys" / "mk-kumanovo-pcve.pem"),
+            read_private_key(demo_dir / "keys" / "mk-kumanovo-pcve.x25519.pem"),
+            max_answer_bytes=MIB,
+        )
+        async with contact:
+            with pytest.raises(RecipientError):
+                await contact.token()
+        for _ in range(100):  # until both answers ended on the server's side
+            if len(server.sent) == 2:
+                break
+            server.answered.clear()
+            await asyncio.wait_for(server.answered.wait(), 30)
+    assert len(server.sent) == 2 and max(server.sent) < 16 * MIB, server.sent
 
 
 # -- finding 10: bad input is a 4xx problem document, never a 500 or 503 -----------------------
