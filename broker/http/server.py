@@ -21,7 +21,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from broker.http.problems import problem
+from broker.errors import HeaderTooLarge
+from broker.http.problems import from_error, problem
 from broker.logs import get_logger
 
 log = get_logger("liaison.http")
@@ -40,17 +41,17 @@ class ProblemRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         if request.writer.output_size > 0:  # some data already sent: the connection is broken
             raise ConnectionError("the answer had begun; no error answer can follow")
-        if isinstance(exc, LineTooLong):
-            status, code, detail = 431, "header_too_large", "a header field or line is too large"
-        elif status >= 500:
-            code, detail = "internal_error", "the broker could not complete this request"
-        else:
-            code, detail = "bad_request", "the request could not be parsed"
         if status >= 500:
             log.error("request_failed", status=status, error=type(exc).__name__, exc_info=exc)
+            response = problem(
+                "internal_error", "the broker could not complete this request", status=status
+            )
+        elif isinstance(exc, LineTooLong):
+            log.info("request_unparsable", error=type(exc).__name__)
+            response = from_error(HeaderTooLarge("a header field or line is too large"), None)
         else:
             log.info("request_unparsable", status=status, error=type(exc).__name__)
-        response = problem(code, detail, status=status)
+            response = problem("bad_request", "the request could not be parsed", status=status)
         response.force_close()
         return response
 
