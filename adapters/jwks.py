@@ -1,17 +1,25 @@
-"""Fetch a trusted OpenID Connect issuer's JWKS over HTTP, with a timeout and a size cap."""
+"""Fetch a trusted OpenID Connect issuer's JWKS over HTTP, bounded in size, time and type.
+
+Invariants: at most ``max_bytes`` of the answer are read (a larger ``Content-Length`` is refused
+before the body, a longer body as soon as it passes the limit); the whole fetch, body included,
+ends within ``timeout_seconds``; only a 200 answer of type ``application/json`` or
+``application/jwk-set+json`` is used. Every failure is ``JwksUnavailable``.
+"""
 
 from __future__ import annotations
 
 import aiohttp
 
-MAX_BYTES = 256 * 1024
+from adapters.bounded import read_at_most
+
+JWKS_TYPES = ("application/json", "application/jwk-set+json")
 
 
 class JwksUnavailable(Exception):
     pass
 
 
-async def fetch_jwks(url: str, *, timeout_seconds: float) -> str:
+async def fetch_jwks(url: str, *, timeout_seconds: float, max_bytes: int) -> str:
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_seconds)) as http,
@@ -19,9 +27,11 @@ async def fetch_jwks(url: str, *, timeout_seconds: float) -> str:
         ):
             if response.status != 200:
                 raise JwksUnavailable(f"HTTP {response.status}")
-            body = await response.content.read(MAX_BYTES + 1)
+            if response.content_type not in JWKS_TYPES:
+                raise JwksUnavailable("the answer is not JSON")
+            body = await read_at_most(response, max_bytes)
     except (aiohttp.ClientError, TimeoutError) as e:
         raise JwksUnavailable(type(e).__name__) from e
-    if len(body) > MAX_BYTES:
+    if body is None:
         raise JwksUnavailable("JWKS too large")
     return body.decode("utf-8", errors="replace")

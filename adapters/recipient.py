@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from adapters.bounded import MAX_ANSWER_BYTES, read_at_most
 from adapters.errors import BrokerError
 from adapters.trust import PinnedRoot
 from broker.audit.events import recanonical
@@ -77,7 +78,9 @@ class RecipientClient:
         pinned_agency_keys: dict[str, bytes] | None = None,
         trust: PinnedRoot | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
+        self.max_answer_bytes = max_answer_bytes
         if not isinstance(signing.private, Ed25519PrivateKey) or decryption.type != "x25519":
             raise RecipientError(
                 "a contact needs an Ed25519 signing key and an X25519 decryption key"
@@ -283,8 +286,11 @@ class RecipientClient:
         ) as response:
             if response.status != 200:
                 raise RecipientError(f"stream refused: {response.status}", status=response.status)
-            event_id, data = None, []
+            event_id: int | None = None
+            data: list[str] = []
             async for raw in response.content:
+                if sum(len(d) for d in data) > self.max_answer_bytes:
+                    raise RecipientError("a stream event is over the answer limit")
                 line = raw.decode().rstrip("\r\n")
                 if line.startswith("id: "):
                     event_id = int(line[4:])
@@ -401,9 +407,12 @@ class RecipientClient:
             async with session.request(
                 method, self.base_url + path, params=params, json=json_body, headers=headers
             ) as response:
-                text = await response.text()
+                raw = await read_at_most(response, self.max_answer_bytes)
         except (aiohttp.ClientError, TimeoutError) as e:
             raise RecipientError(f"broker unreachable: {e!r}") from e
+        if raw is None:
+            raise RecipientError(f"the broker's answer is over {self.max_answer_bytes} bytes")
+        text = raw.decode("utf-8", errors="replace")
         try:
             body = json.loads(text) if text else {}
         except ValueError:

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from adapters.bounded import MAX_ANSWER_BYTES, read_at_most
 from adapters.errors import BrokerError
 from broker.crypto.envelope import open_sealed, unwrap
 from broker.crypto.httpsig import content_digest, sign_request
@@ -55,7 +56,9 @@ class SenderClient:
         backoff: float = 0.5,
         clock: Callable[[], float] = time.time,
         ssl: ssl_module.SSLContext | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
+        self.max_answer_bytes = max_answer_bytes
         self.base_url = base_url.rstrip("/")
         self.key = key
         self.keyid = keyid
@@ -135,7 +138,10 @@ class SenderClient:
             )
         )
         async with self._session.request(method, url, data=body, headers=headers) as response:
-            text = await response.text()
+            raw = await read_at_most(response, self.max_answer_bytes)
+            if raw is None:
+                raise SenderError(f"the broker's answer is over {self.max_answer_bytes} bytes")
+            text = raw.decode("utf-8", errors="replace")
             try:
                 document = json.loads(text) if text else {}
             except ValueError:

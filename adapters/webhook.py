@@ -75,7 +75,8 @@ async def send(
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=seconds),
         ) as response:
-            await response.read()
+            # The answer's body is never read: the status and Retry-After are all we use, and a
+            # receiver must not make the broker buffer what it sends (the connection is closed).
             return WebhookResult(
                 response.status,
                 None if response.status < 300 else f"HTTP {response.status}",

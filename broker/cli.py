@@ -158,14 +158,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        ssl_context=tls,
-        print=None,
-        handle_signals=True,
-        shutdown_timeout=10,
+    from broker.http.server import serve
+
+    asyncio.run(
+        serve(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            ssl_context=tls,
+            shutdown_timeout=10,
+        )
     )
     return EXIT_OK
 

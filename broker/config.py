@@ -83,6 +83,7 @@ class Limits:
     max_policy_file_bytes: int = 1_048_576  # size of one policy or channel file
     max_policy_files: int = 500  # files in a policy directory
     inbox_page_max: int = 200  # items in one inbox page
+    max_json_depth: int = 32  # nesting levels of a JSON body or token, checked before parsing
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,8 @@ class OidcSettings:
     jwks_url: str = ""  # or fetched from here (https in production) at start and every hour
     contact_claim: str = "liaison_contact"  # the claim that names the Liaison contact id
     algorithms: str = "RS256,ES256,EdDSA"  # accepted algorithms, comma-separated
+    jwks_max_bytes: int = 262_144  # bytes of the issuer's JWKS answer; a larger one is refused
+    jwks_timeout_seconds: int = 10  # one JWKS fetch, body included; a slower issuer is refused
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,13 @@ audit log only. HTTP statuses live in one table in ``broker.http.problems``, not
     ├── Forbidden              authenticated, but policy does not allow it
     ├── TooManyStreams         a contact's live streams are at their cap
     ├── RoutingError           a notice cannot be routed (unknown channel, jurisdiction, ...)
-    └── TrustRefused           signed root / key bindings, or a sender's key, did not check out
+    ├── TrustRefused           signed root / key bindings, or a sender's key, did not check out
+    └── InputRefused           bad input refused before it is parsed or reaches the store
+        ├── NestingTooDeep     JSON nested deeper than limits.max_json_depth
+        ├── NumberOutOfRange   an integer the client sent is negative or beyond 64 bits
+        ├── ControlCharacter   a NUL or control character in an id, key or text the store keeps
+        ├── KeyInvalid         an Idempotency-Key that is empty, too long or not printable
+        └── HeaderTooLarge     a header field or request line over limits.max_header_bytes
 """
 
 from __future__ import annotations
@@ -144,3 +150,37 @@ class KeyRevoked(TrustRefused):
     """The signed directory lists the sender's key as revoked."""
 
     code = "key_revoked"
+
+
+class InputRefused(LiaisonError):
+    """Input refused by a bound checked before parsing or before the store; ``pointer`` says where
+    (a JSON pointer, or the name of the header or query parameter), never what was sent."""
+
+    code = "input_refused"
+
+    def __init__(self, message: str, *, pointer: str = "", detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.pointer = pointer
+
+    def extensions(self) -> dict[str, object]:
+        return {"pointer": self.pointer} if self.pointer else {}
+
+
+class NestingTooDeep(InputRefused):
+    code = "nesting_too_deep"
+
+
+class NumberOutOfRange(InputRefused):
+    code = "number_out_of_range"
+
+
+class ControlCharacter(InputRefused):
+    code = "control_character"
+
+
+class KeyInvalid(InputRefused):
+    code = "idempotency_key_invalid"
+
+
+class HeaderTooLarge(InputRefused):
+    code = "header_too_large"

@@ -5,22 +5,30 @@ Verification follows RFC 8725:
   HMAC tokens keyed with a public key are refused by construction;
 - ``typ`` checked (``at+jwt`` for access tokens), ``aud`` and ``iss`` checked, ``exp`` required,
   ``nbf``/``iat`` honoured with a small leeway;
-- a size cap before any parsing;
+- a size cap and a nesting-depth cap before any parsing;
+- ``exp``, ``nbf`` and ``iat`` are finite numbers (never NaN, infinite or boolean) or refused;
 - time comes from the caller (``now``), so tests can move it; PyJWT's own clock is not used.
 Any failure raises ``TokenInvalid`` with a reason for the audit log, never for the caller.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from broker.errors import NestingTooDeep
+from broker.input import check_json_depth
+
 MAX_TOKEN_BYTES = 4096
+MAX_TOKEN_DEPTH = 8  # nesting levels of a token's header or claims; ours and OIDC's use 2 or 3
 LEEWAY_SECONDS = 30
 ACCESS_TYP = "at+jwt"
 OUR_ALGORITHMS = ["EdDSA"]
@@ -36,11 +44,29 @@ def unverified_header(token: str) -> dict[str, Any]:
     """The header, after the size cap; only to pick the key, never trusted for the algorithm."""
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenInvalid("token too large")
+    _check_depth(token)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as e:
         raise TokenInvalid(f"malformed token: {e}") from e
     return dict(header)
+
+
+def _check_depth(token: str) -> None:
+    """Refuse a header or claims set nested deeper than ``MAX_TOKEN_DEPTH``, before PyJWT parses."""
+    for segment in token.split(".")[:2]:
+        try:
+            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError):
+            continue  # not base64url: PyJWT refuses it as malformed
+        try:
+            check_json_depth(decoded, MAX_TOKEN_DEPTH)
+        except NestingTooDeep as e:
+            raise TokenInvalid("token JSON nested too deep") from e
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
@@ -84,15 +110,19 @@ def _decode(
 def _check_times(claims: dict[str, Any], now: datetime, *, max_ahead: int | None) -> None:
     t = now.timestamp()
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        raise TokenInvalid("exp missing or not a number")
+    if not _finite(exp):
+        raise TokenInvalid("exp missing or not a finite number")
     if exp <= t - LEEWAY_SECONDS:
         raise TokenInvalid("token expired")
     if max_ahead is not None and exp > t + max_ahead + LEEWAY_SECONDS:
         raise TokenInvalid("exp too far in the future")
     for name in ("nbf", "iat"):
         value = claims.get(name)
-        if value is not None and (not isinstance(value, int | float) or value > t + LEEWAY_SECONDS):
+        if value is None:
+            continue
+        if not _finite(value):
+            raise TokenInvalid(f"{name} is not a finite number")
+        if value > t + LEEWAY_SECONDS:
             raise TokenInvalid(f"{name} is in the future")
 
 
@@ -215,6 +245,9 @@ def verify_external(
 
 def load_jwks(text: str) -> jwt.PyJWKSet:
     try:
+        check_json_depth(text.encode(), MAX_TOKEN_DEPTH)
         return jwt.PyJWKSet.from_json(text)
+    except NestingTooDeep as e:
+        raise TokenInvalid("unusable JWKS: nested too deep") from e
     except (jwt.PyJWTError, ValueError) as e:
         raise TokenInvalid(f"unusable JWKS: {e}") from e

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID
+from broker.input import check_integer
 from broker.policy.payload import Violation
 from broker.service.notices import QUERY_INVALID, NoticeInvalid
 from broker.store.audit_repo import EventFilter
@@ -31,7 +32,7 @@ def _int(request: web.Request, name: str, default: int | None = None, minimum: i
         raise NoticeInvalid([Violation(f"/{name}", "must be a whole number")], QUERY_INVALID) from e
     if number < minimum:
         raise NoticeInvalid([Violation(f"/{name}", f"must be at least {minimum}")], QUERY_INVALID)
-    return number
+    return check_integer(number, f"/{name}")
 
 
 def _time(request: web.Request, name: str) -> datetime | None:

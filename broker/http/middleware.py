@@ -23,6 +23,7 @@ from broker.audit.events import AuditEvent
 from broker.errors import AuthenticationFailed, LiaisonError
 from broker.http.keys import CLOCK, REFUSALS
 from broker.http.problems import from_error, from_http, problem
+from broker.input import check_identifier
 from broker.logs import get_logger
 from broker.metrics import REQUEST_SECONDS
 
@@ -75,10 +76,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         structlog.contextvars.clear_contextvars()
 
 
+def _refuse_control_characters(request: web.Request) -> None:
+    """Ids in the path and values in the query reach the store: no NUL or control character."""
+    check_identifier(request.path, "path")
+    for name, value in request.query.items():
+        check_identifier(name + value, "query")
+
+
 async def _translated(
     request: web.Request, handler: Handler, request_id: str
 ) -> web.StreamResponse:
     try:
+        _refuse_control_characters(request)
         return await handler(request)
     except LiaisonError as e:
         # The reason (which check, never a secret) is for operators; the client gets the code only.

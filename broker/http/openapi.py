@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from broker import __version__
+from broker.input import MAX_INT64
 from broker.service.notices import NOTICE_SCHEMA
 
 
@@ -31,6 +32,7 @@ def _json(description: str, schema: str) -> dict[str, Any]:
 
 
 SIGNED: list[dict[str, list[str]]] = [{"httpMessageSignature": []}]
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$"
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 NOTICE_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -509,6 +511,29 @@ SPEC: dict[str, Any] = {
         },
     },
 }
+
+
+def _bad_input_refusals(spec: dict[str, Any]) -> None:
+    """Any operation may refuse input over a bound (control characters, numbers beyond 64 bits,
+    JSON nested too deep) with 400, and a header field over the limit with 431; the bounds on
+    path and query parameters are part of their schemas (``broker/input.py``)."""
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("400", _problem("Input over a bound, or malformed"))
+            operation["responses"].setdefault("431", _problem("A header field over the limit"))
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] in ("path", "query"):
+                    _bounded(parameter["schema"])
+
+
+def _bounded(schema: dict[str, Any]) -> None:
+    if schema.get("type") == "string" and "format" not in schema:
+        schema.setdefault("pattern", NO_CONTROL_CHARACTERS)
+    elif schema.get("type") == "integer":
+        schema.setdefault("maximum", MAX_INT64)
+
+
+_bad_input_refusals(SPEC)
 
 
 async def serve(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from broker.errors import AuthenticationFailed, TooManyStreams
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID
 from broker.http.notices import UnsupportedMediaType, source
+from broker.input import check_integer, check_json_depth, check_no_nul
 from broker.logs import get_logger
 from broker.policy.payload import Violation
 from broker.service.live import event_data
@@ -51,8 +52,10 @@ async def _assertion(request: web.Request) -> str:
         form = await request.post()
         grant, assertion = form.get("grant_type"), form.get("assertion")
     elif request.content_type == "application/json":
+        raw = await request.read()
+        check_json_depth(raw, request.app[SETTINGS].limits.max_json_depth)
         try:
-            body: Any = json.loads(await request.read())
+            body: Any = json.loads(raw)
         except ValueError as e:
             raise AuthenticationFailed(detail="token request is not JSON") from e
         body = body if isinstance(body, dict) else {}
@@ -68,7 +71,7 @@ async def get_inbox(request: web.Request) -> web.Response:
     contact = _contact(request)
     q = request.query
     try:
-        limit = int(q.get("limit", "50"))
+        limit = check_integer(int(q.get("limit", "50")), "/limit")
     except ValueError as e:
         raise NoticeInvalid([Violation("/limit", "must be a whole number")]) from e
     page = await request.app[RECIPIENTS].inbox(
@@ -100,10 +103,13 @@ async def post_ack(request: web.Request) -> web.Response:
     contact = _contact(request)
     if request.content_type != "application/json":
         raise UnsupportedMediaType("acknowledgements are posted as application/json")
+    raw = await request.read()
+    check_json_depth(raw, request.app[SETTINGS].limits.max_json_depth)
     try:
-        body = json.loads(await request.read())
+        body = json.loads(raw)
     except ValueError as e:
         raise NoticeInvalid([Violation("", "not valid JSON")]) from e
+    check_no_nul(body)
     answer = await request.app[RECIPIENTS].acknowledge(
         request.app[STATE].view,
         contact,
@@ -209,5 +215,5 @@ async def _send(response: web.StreamResponse, event_id: int, data: dict[str, Any
 def _last_event_id(request: web.Request) -> int:
     value = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "0"
     with contextlib.suppress(ValueError):
-        return max(0, int(value))
+        return check_integer(max(0, int(value)), "Last-Event-ID")
     raise NoticeInvalid([Violation("/Last-Event-ID", "must be an event id this broker sent")])

@@ -25,6 +25,7 @@ from broker.config import Limits
 from broker.crypto.envelope import AEAD, associated_data, seal, wrap_many
 from broker.domain.notice import NoticeFacts, StoredNotice, new_notice_id
 from broker.errors import AuthenticationFailed, Conflict, Forbidden, LiaisonError
+from broker.input import check_json_depth, check_key, check_no_nul, rfc3339_time
 from broker.logs import get_logger
 from broker.policy.channel import Channel
 from broker.policy.payload import Violation, payload_violations
@@ -222,9 +223,9 @@ class Intake:
     async def _accept(
         self, view: View, agency: Agency, request: IncomingRequest, now: datetime
     ) -> Accepted:
-        document = _parse_json(request.body)
+        document = _parse_json(request.body, self.limits.max_json_depth)
         facts = notice_facts_from_document(document, sender=agency.organisation)
-        idempotency_key = request.headers.get("idempotency-key") or document.get("idempotency_key")
+        idempotency_key = _idempotency_key(request.headers, document)
         request_hash = hashlib.sha256(request.body).hexdigest()
         try:
             return await self._accept_new(
@@ -652,20 +653,33 @@ def _claimed_keyid(headers: Mapping[str, str]) -> str | None:
     return value[start + 7 : value.find('"', start + 7)][:128] if start >= 0 else None
 
 
-def _parse_json(body: bytes) -> dict[str, Any]:
+def _parse_json(body: bytes, max_depth: int) -> dict[str, Any]:
+    """The notice document; its depth is measured before parsing and no NUL reaches the store."""
+    check_json_depth(body, max_depth)
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest("the body is not valid JSON") from e
     if not isinstance(document, dict):
         raise NoticeInvalid([Violation("", "a notice must be a JSON object")])
+    check_no_nul(document)
     return document
+
+
+def _idempotency_key(headers: Mapping[str, str], document: dict[str, Any]) -> str | None:
+    """The header's key (checked here: it never passed the schema), else the body's."""
+    if "idempotency-key" in headers:
+        return check_key(headers["idempotency-key"])
+    key = document.get("idempotency_key")
+    return key if isinstance(key, str) else None
 
 
 def _expiry(document: dict[str, Any], now: datetime) -> datetime | None:
     if "expires_at" not in document:
         return None
-    expires = datetime.fromisoformat(document["expires_at"])
-    if expires.tzinfo is None or expires <= now:
-        raise NoticeInvalid([Violation("/expires_at", "must be a future time with a timezone")])
+    expires = rfc3339_time(document["expires_at"])
+    if expires is None or expires <= now:
+        raise NoticeInvalid(
+            [Violation("/expires_at", "must be a future RFC 3339 date-time with a timezone")]
+        )
     return expires

@@ -26,6 +26,7 @@ from broker.crypto.httpsig import ed25519_verify
 from broker.domain.directory import KeyType
 from broker.domain.notice import NoticeFacts, ack_statement
 from broker.errors import LiaisonError, NotFound
+from broker.input import check_integer
 from broker.policy.payload import Violation
 from broker.service.live import DeliveredMarks, Publisher, event_data
 from broker.service.notices import NoticeInvalid
@@ -397,7 +398,7 @@ def _cursor(cursor: str | None) -> int | None:
         text = base64.b64decode(cursor, validate=True).decode()
         if not text.startswith("d:"):
             raise ValueError(text)
-        return int(text[2:])
+        return check_integer(int(text[2:]), "/cursor")
     except (ValueError, binascii.Error, UnicodeDecodeError) as e:
         raise NoticeInvalid([Violation("/cursor", "not a cursor this broker issued")]) from e
 

@@ -98,7 +98,12 @@ class TokenService:
         if not (oidc.issuer and oidc.jwks_url):
             return
         try:
-            self.oidc_jwks = load_jwks(await fetch_jwks(oidc.jwks_url, timeout_seconds=10))
+            text = await fetch_jwks(
+                oidc.jwks_url,
+                timeout_seconds=oidc.jwks_timeout_seconds,
+                max_bytes=oidc.jwks_max_bytes,
+            )
+            self.oidc_jwks = load_jwks(text)
         except (JwksUnavailable, TokenInvalid) as e:
             log.warning("jwks_refresh_failed", reason=str(e))
 

@@ -1,0 +1,104 @@
+"""The HTTP server: aiohttp's, with the answers of its own parser as problem+json.
+
+aiohttp refuses a request it cannot parse (a header field or line over ``limits.max_header_bytes``,
+a broken request line) in its parser, before any middleware runs, and by default answers in
+text/plain, quoting the offending bytes. Here those answers are problem+json like every other:
+
+- a header field or line over the limit: 431 ``header_too_large``;
+- anything else unparsable: 400 ``bad_request``; a failure outside the middleware: 500;
+- no answer and no log line holds a byte of the request.
+
+``ProblemAppRunner`` is the runner to serve the app with; ``serve`` runs it until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+
+from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
+
+from broker.errors import HeaderTooLarge
+from broker.http.problems import from_error, problem
+from broker.logs import get_logger
+
+log = get_logger("liaison.http")
+KEEPALIVE_SECONDS = 75  # as aiohttp's run_app
+
+
+class ProblemRequestHandler(RequestHandler):
+    """aiohttp's connection handler; only its error answer differs."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # some data already sent: the connection is broken
+            raise ConnectionError("the answer had begun; no error answer can follow")
+        if status >= 500:
+            log.error("request_failed", status=status, error=type(exc).__name__, exc_info=exc)
+            response = problem(
+                "internal_error", "the broker could not complete this request", status=status
+            )
+        elif isinstance(exc, LineTooLong):
+            log.info("request_unparsable", error=type(exc).__name__)
+            response = from_error(HeaderTooLarge("a header field or line is too large"), None)
+        else:
+            log.info("request_unparsable", status=status, error=type(exc).__name__)
+            response = problem("bad_request", "the request could not be parsed", status=status)
+        response.force_close()
+        return response
+
+
+class _ProblemServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ProblemAppRunner(web.AppRunner):
+    """An ``AppRunner`` whose connections answer parser errors with problem+json."""
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        return _ProblemServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            **plain._kwargs,
+        )
+
+
+async def serve(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    shutdown_timeout: float,
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down in order (cleanup_ctx included)."""
+    runner = ProblemAppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        await stop.wait()
+    finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+        await runner.cleanup()
