@@ -1,17 +1,17 @@
 """``liaison escrow``: custody of the escrow key (split its KEK among custodians, seal an old key).
 
-Thin, like ``cli.py``: parse, call ``service/custody.py``, print.
+Thin, like every ``liaison`` command: parse, call ``service/custody.py``, print.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker.cli_text import safe_print as print  # untrusted text: control characters escaped
+from broker.cli.common import command, data_dir, group
+from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.config import Settings, load_settings, resolve_secret
 from broker.crypto import escrow
 from broker.errors import ConfigError
@@ -23,10 +23,9 @@ from broker.service.custody import (
     write_secret_file,
 )
 
-Command = Callable[..., argparse.ArgumentParser]
 
-
-def cmd_escrow_split(args: argparse.Namespace, data: Path) -> int:
+def cmd_escrow_split(args: argparse.Namespace) -> int:
+    data = data_dir(args)
     settings = load_settings(data, os.environ)
     done = reseal(settings, os.environ, args.custodian, args.threshold, Path(args.out))
     print(
@@ -44,7 +43,8 @@ def cmd_escrow_split(args: argparse.Namespace, data: Path) -> int:
     return 0
 
 
-def cmd_escrow_seal(args: argparse.Namespace, data: Path) -> int:
+def cmd_escrow_seal(args: argparse.Namespace) -> int:
+    data = data_dir(args)
     settings = load_settings(data, os.environ)
     if args.escrow_kek:
         reference = args.escrow_kek
@@ -68,28 +68,24 @@ def _resolve(reference: str, settings: Settings) -> bytes:
     return resolve_secret(reference, settings, os.environ)
 
 
-def add_commands(
-    sub: Any, command: Command, data_dir: Callable[[argparse.Namespace], Path]
-) -> None:
+def add_escrow_commands(sub: Any) -> None:
     """Register ``liaison escrow split`` and ``liaison escrow seal``."""
-    group = sub.add_parser("escrow", help="custody of the broker's escrow key")
-    esub = group.add_subparsers(title="escrow commands", metavar="COMMAND")
-    group.set_defaults(run=lambda a: group.print_help() or 2)
+    esub = group(sub, "escrow", "custody of the broker's escrow key", usage_on_stdout=True)
     p = command(
-        "split",
-        lambda a: cmd_escrow_split(a, data_dir(a)),
-        "re-seal the escrow key under a new KEK split m-of-n among named custodians",
         esub,
+        "split",
+        cmd_escrow_split,
+        "re-seal the escrow key under a new KEK split m-of-n among named custodians",
     )
     p.add_argument("--data", metavar="DIR", help="data directory (default: $LIAISON_DATA)")
     p.add_argument("--custodian", action="append", required=True, metavar="NAME")
     p.add_argument("--threshold", type=int, required=True, metavar="M")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the share files")
     p = command(
-        "seal",
-        lambda a: cmd_escrow_seal(a, data_dir(a)),
-        "seal an escrow key stored unencrypted (a directory made before sealing)",
         esub,
+        "seal",
+        cmd_escrow_seal,
+        "seal an escrow key stored unencrypted (a directory made before sealing)",
     )
     p.add_argument("--data", metavar="DIR", help="data directory (default: $LIAISON_DATA)")
     p.add_argument("--escrow-kek", metavar="REF", help="env:NAME or file:/path (default: DIR.kek)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,12 @@ from typing import Any
 from securesystemslib.signer import Key, SSlibKey
 from tuf.api.metadata import Metadata, Root
 
-from broker.cli_text import safe_print as print  # untrusted text: control characters escaped
+from broker.cli.common import command, group
+from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.crypto.keys import KeyPair, read_private_key
 from broker.errors import ConfigError, TrustRefused
 from broker.trust import build, core
 from broker.trust.files import bindings_for, read_metadata_version
-
-Command = Callable[..., argparse.ArgumentParser]
 
 
 def _expires(text: str, now: datetime) -> datetime:
@@ -133,58 +131,64 @@ def _write(path: Path, data: bytes, version: int, signatures: int) -> int:
     return 0
 
 
-def add_trust_commands(sub: Any, command: Command) -> None:
-    trust = sub.add_parser("trust", help="the directory's root of trust (administrators)")
-    tsub = trust.add_subparsers(title="trust commands", metavar="COMMAND")
-    trust.set_defaults(run=lambda a: trust.print_help() or 2)
+def _signing_keys(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--key", action="append", metavar="PEM", help=help)
 
-    def keys(p: argparse.ArgumentParser, help: str) -> None:
-        p.add_argument("--key", action="append", metavar="PEM", help=help)
 
-    def listed(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--public-key",
-            action="append",
-            metavar="JSON",
-            help="another administrator's key (from `trust pubkey`), listed but not signing here",
-        )
-        p.add_argument("--threshold", type=int, required=True)
-        p.add_argument("--expires", default="365d", help="validity in days (default 365d)")
-        p.add_argument("--out", required=True, metavar="FILE")
+def _listed(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--public-key",
+        action="append",
+        metavar="JSON",
+        help="another administrator's key (from `trust pubkey`), listed but not signing here",
+    )
+    p.add_argument("--threshold", type=int, required=True)
+    p.add_argument("--expires", default="365d", help="validity in days (default 365d)")
+    p.add_argument("--out", required=True, metavar="FILE")
 
+
+def add_trust_commands(sub: Any) -> None:
+    """``liaison trust pubkey``, ``init-root``, ``rotate-root``, ``sign-bindings``, ``sign``, ``verify``."""
+    tsub = group(
+        sub, "trust", "the directory's root of trust (administrators)", usage_on_stdout=True
+    )
     p = command(
-        "pubkey", cmd_pubkey, "print an administrator key's public part (TUF key JSON)", tsub
+        tsub, "pubkey", cmd_pubkey, "print an administrator key's public part (TUF key JSON)"
     )
     p.add_argument("--key", required=True, metavar="PEM")
-    p = command("init-root", cmd_init_root, "create root version 1, signed by each --key", tsub)
-    keys(p, "an administrator's Ed25519 private key: listed in the root and signing it")
-    listed(p)
+    p = command(tsub, "init-root", cmd_init_root, "create root version 1, signed by each --key")
+    _signing_keys(p, "an administrator's Ed25519 private key: listed in the root and signing it")
+    _listed(p)
     p = command(
+        tsub,
         "rotate-root",
         cmd_rotate_root,
         "make root version N+1; it needs the threshold of N (--old-key) and its own",
-        tsub,
     )
     p.add_argument("--root", required=True, metavar="FILE", help="the current root")
-    keys(p, "a key of the new root: listed and signing")
+    _signing_keys(p, "a key of the new root: listed and signing")
     p.add_argument("--old-key", action="append", metavar="PEM", help="a key of the current root")
-    listed(p)
+    _listed(p)
+    _add_binding_commands(tsub)
+
+
+def _add_binding_commands(tsub: Any) -> None:
     p = command(
+        tsub,
         "sign-bindings",
         cmd_sign_bindings,
         "sign the key bindings of a directory file (each key, its owner and status)",
-        tsub,
     )
     p.add_argument("directory", metavar="DIRECTORY.yaml")
     p.add_argument("--root", required=True, metavar="FILE")
-    keys(p, "an administrator's key named by the root for targets")
+    _signing_keys(p, "an administrator's key named by the root for targets")
     p.add_argument("--expires", default="90d", help="validity in days (default 90d)")
     p.add_argument("--version", type=int, help="default: the version in --out plus one")
     p.add_argument("--out", required=True, metavar="FILE")
-    p = command("sign", cmd_sign, "add your signature to a root or bindings file", tsub)
+    p = command(tsub, "sign", cmd_sign, "add your signature to a root or bindings file")
     p.add_argument("file", metavar="FILE")
-    keys(p, "your Ed25519 private key")
-    p = command("verify", cmd_verify, "check bindings against a pinned root, as clients do", tsub)
+    _signing_keys(p, "your Ed25519 private key")
+    p = command(tsub, "verify", cmd_verify, "check bindings against a pinned root, as clients do")
     p.add_argument("bindings", metavar="BINDINGS.json")
     p.add_argument("--root", required=True, metavar="FILE", help="the pinned root")
     p.add_argument("--rotation", action="append", metavar="FILE", help="N+1.root.json, in order")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from broker.cli_text import safe_print as print  # untrusted text: control characters escaped
+from broker.cli.common import command, data_dir, group
+from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.config import load_settings, resolved_database_url
 
 
-def cmd_store_purge(args: argparse.Namespace, data: Path) -> int:
+def cmd_store_purge(args: argparse.Namespace) -> int:
+    data = data_dir(args)
     from broker.store.engine import SHREDDED_TABLES  # the store's libraries load only when used
 
     settings = load_settings(data, os.environ)
@@ -40,16 +40,13 @@ async def _purge(url: str) -> str:
         await engine.dispose()
 
 
-def add_commands(
-    sub: Any, command: Callable[..., argparse.ArgumentParser], data_dir: Callable[..., Path]
-) -> None:
-    group = sub.add_parser("store", help="the database")
-    ssub = group.add_subparsers(title="store commands", metavar="COMMAND")
-    group.set_defaults(run=lambda a: group.print_help() or 2)
+def add_store_commands(sub: Any) -> None:
+    """Register ``liaison store purge``."""
+    ssub = group(sub, "store", "the database", usage_on_stdout=True)
     p = command(
-        "purge",
-        lambda a: cmd_store_purge(a, data_dir(a)),
-        "remove shredded bytes from the store's files (PostgreSQL: VACUUM FULL, locks the tables)",
         ssub,
+        "purge",
+        cmd_store_purge,
+        "remove shredded bytes from the store's files (PostgreSQL: VACUUM FULL, locks the tables)",
     )
     p.add_argument("--data", metavar="DIR", help="data directory (default: $LIAISON_DATA)")

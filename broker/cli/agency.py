@@ -1,0 +1,120 @@
+"""The agency's commands: ``liaison send`` (a notice or a CAP alert) and ``liaison status``.
+
+Everything printed from the broker's answers is quoted through ``safe``: the broker's host and
+the replying recipients are not trusted to write on the agency's terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from broker.cli.common import EXIT_OK, command, data_dir, read_json
+from broker.cli.principals import agency_options, sender_call
+from broker.cli.text import safe
+from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
+from broker.errors import ConfigError
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    if (args.notice is None) == (args.cap is None):
+        raise ConfigError("give a NOTICE.json or --cap ALERT.xml")
+    notice = read_json(Path(args.notice)) if args.notice else _read_cap(args)
+    response = sender_call(
+        args, lambda c: c.post_notice(notice, idempotency_key=args.idempotency_key)
+    )
+    body = response.body
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return EXIT_OK
+    replay = " (the earlier answer to the same idempotency key)" if response.replayed else ""
+    print(
+        f"Accepted notice {safe(body['id'])}{replay}: {safe(body['recipient_count'])} recipient(s), "
+        f"policy {safe(body['policy_hash'])}"
+    )
+    for missing in body.get("not_reached", []):
+        print(f"  not reached: {safe(missing['role'])} ({safe(missing['reason'])})")
+    return EXIT_OK
+
+
+def _read_cap(args: argparse.Namespace) -> dict[str, Any]:
+    from adapters.cap import CapError, cap_to_notice
+
+    try:
+        data = Path(args.cap).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {args.cap}: {e.strerror}") from e
+    try:
+        return cap_to_notice(data, channel=args.channel, supersedes=args.supersedes)
+    except CapError as e:
+        raise ConfigError(f"{args.cap}: {e}") from e
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    response = sender_call(args, lambda c: c.status(args.id))
+    body = response.body
+    if args.json:
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(
+        f"Notice {safe(body['id'])} on {safe(body['channel'])} ({safe(body['status'])}), "
+        f"posted {safe(body['created_at'])}"
+    )
+    for role in body["roles"]:
+        when = role["acknowledged_at"] or role["read_at"] or role["delivered_at"] or ""
+        print(
+            f"  {safe(role['role_title'])} [{safe(role['role'])}]: {safe(role['state'])} {safe(when)}".rstrip()
+        )
+    for reply in body.get("replies", []):
+        print(
+            f"  reply from {safe(reply['role'])} at {safe(reply['created_at'])}: "
+            f"{safe(_open_reply(args, body['id'], reply))}"
+        )
+    return EXIT_OK
+
+
+def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any]) -> str:
+    """Decrypt a reply with the agency's X25519 key when it is at hand (the demo keys)."""
+    from adapters.sender import decrypt_reply
+    from broker.crypto.envelope import DecryptionFailed
+    from broker.crypto.keys import read_private_key
+
+    if args.as_ is None:
+        return "(encrypted to the agency's X25519 key)"
+    path = data_dir(args) / "keys" / f"{args.as_}.x25519.pem"
+    try:
+        return repr(
+            decrypt_reply(reply, notice_id, read_private_key(path, expected="x25519").private_raw)
+        )
+    except (ConfigError, DecryptionFailed):
+        return "(encrypted; this agency key cannot open it)"
+
+
+def add_agency_commands(sub: Any) -> None:
+    """``liaison send`` and ``liaison status``."""
+    p = command(
+        sub, "send", cmd_send, "post a signed notice (or an OASIS CAP 1.2 alert) as an agency"
+    )
+    p.add_argument("notice", metavar="NOTICE.json", nargs="?")
+    p.add_argument(
+        "--cap", metavar="ALERT.xml", help="import this CAP 1.2 alert instead of a notice file"
+    )
+    p.add_argument(
+        "--channel",
+        default="public-safety-alert",
+        help="with --cap: the channel (default: %(default)s)",
+    )
+    p.add_argument(
+        "--supersedes",
+        metavar="NOTICE_ID",
+        help="with --cap: the notice a CAP Update/Cancel replaces",
+    )
+    p.add_argument("--idempotency-key", help="reuse it to retry safely (default: a fresh one)")
+    agency_options(p)
+    p = command(
+        sub, "status", cmd_status, "delivery status of one of the agency's notices, per role"
+    )
+    p.add_argument("id", metavar="NOTICE_ID")
+    agency_options(p)

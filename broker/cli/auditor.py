@@ -1,0 +1,172 @@
+"""An auditor's commands: ``liaison audit export``/``verify`` and ``liaison keys monitor``.
+
+``audit export`` goes through the API as an auditor (``--url``/``--as``), else reads the local
+store as the operator. ``audit verify`` checks an export (or a live broker's log) against its
+signed checkpoints; the checkpoint key is trusted only when pinned with ``--checkpoint-key``.
+
+``keys monitor`` is for an agency watching the audit log for keys it never made. It reads an
+audit export (``liaison audit export``, from an auditor) or, with ``--data``, the local store;
+checks the export against its signed checkpoint first, then lists every key the log shows bound
+to the agency and every notice signed in its name with a key it did not make. Exit 1 when there
+is one: that is the alarm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from broker.audit.verify import read_export, verify_export
+from broker.cli.common import EXIT_FAILED, EXIT_OK, command, data_option, group
+from broker.cli.operator.audit import local_export, write_lines
+from broker.cli.principals import recipient_call, recipient_options
+from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
+from broker.errors import ConfigError
+from broker.trust.monitor import MonitorReport, monitor
+
+# -- audit export and verify -----------------------------------------------------------------
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer if args.out in (None, "-") else open(args.out, "wb")  # noqa: SIM115 - closed below
+    try:
+        if args.url or args.as_:  # through the API, as an auditor; else read the local store
+            count = recipient_call(args, lambda c: write_lines(c.audit_export(), out))
+        else:
+            count = asyncio.run(local_export(args, out))
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    if args.out not in (None, "-"):
+        print(
+            f"Exported {count} events with their signed checkpoints to {args.out}", file=sys.stderr
+        )
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    import base64
+
+    key = base64.b64decode(args.checkpoint_key) if args.checkpoint_key else None
+    if args.file:
+        try:
+            with open(args.file, "rb") as f:
+                header, lines = read_export(f)
+                result = verify_export(header, lines, trusted_key=key)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{args.file}: {e}") from e
+    else:
+
+        async def fetch(client: Any) -> list[bytes]:
+            return [line async for line in client.audit_export()]
+
+        exported = recipient_call(args, fetch)
+        header, lines = read_export(exported)
+        result = verify_export(header, lines, trusted_key=key)
+    if not key:
+        print(
+            "note: the checkpoint key was taken from the export; pin it with --checkpoint-key to check who signed",
+            file=sys.stderr,
+        )
+    if not result.ok:
+        print(f"liaison: audit log does NOT verify: {result.message}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"OK: {result.message}")
+    return EXIT_OK
+
+
+# -- keys monitor ----------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> list[bytes]:
+    if args.file:
+        try:
+            return Path(args.file).read_bytes().splitlines(keepends=True)
+        except OSError as e:
+            raise ConfigError(f"cannot read {args.file}: {e.strerror}") from e
+    out = io.BytesIO()
+    asyncio.run(local_export(args, out))
+    return out.getvalue().splitlines(keepends=True)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    try:
+        header, lines = read_export(_export(args))
+        lines = list(lines)
+        verdict = verify_export(header, lines)
+    except ValueError as e:
+        raise ConfigError(f"not an audit export: {e}") from e
+    if not verdict.ok:
+        raise ConfigError(f"the audit log does NOT verify: {verdict.message}")
+    expected = set(args.expect) if args.expect else None
+    report = monitor((json.loads(line) for line in lines), args.as_, expected)
+    _print(report)
+    return 1 if report.alarm else 0
+
+
+def _print(report: MonitorReport) -> None:
+    print(f"Keys the audit log shows bound to {report.agency}:")
+    for key in report.keys.values():
+        changes = ", ".join(f"#{seq} {at} {status}" for seq, at, status in key.history)
+        flag = "  UNEXPECTED" if key.key_id in report.unexpected else ""
+        print(f"  {key.key_id}  {key.type}  sha256:{key.fingerprint[:16]}…  {changes}{flag}")
+    if not report.keys:
+        print("  (none)")
+    if report.suspect:
+        print(f"Notices signed in {report.agency}'s name with a key it did not make:")
+    for notice in report.suspect:
+        print(f"  #{notice.seq} {notice.at} {notice.notice} key {notice.key_id}: {notice.reason}")
+    if report.alarm:
+        print(
+            f"ALARM: {len(report.unexpected)} unexpected key(s), {len(report.suspect)} notice(s) "
+            "signed with a key the agency did not make"
+        )
+    else:
+        print("OK: no key bound to this agency that it did not make, and no notice signed with one")
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def add_audit_commands(sub: Any) -> None:
+    """``liaison audit export`` and ``liaison audit verify``."""
+    asub = group(sub, "audit", "the tamper-evident audit log")
+    p = command(
+        asub, "export", cmd_audit_export, "export the log (JSON Lines) with its signed checkpoints"
+    )
+    p.add_argument("--out", metavar="FILE", help="write here (default: standard output)")
+    recipient_options(p)
+    p = command(
+        asub, "verify", cmd_audit_verify, "verify an export, or a live broker's log with --url"
+    )
+    p.add_argument("file", metavar="FILE", nargs="?")
+    p.add_argument(
+        "--checkpoint-key",
+        metavar="BASE64",
+        help="the broker's checkpoint key (Ed25519, base64) to trust",
+    )
+    recipient_options(p)
+
+
+def add_keys_commands(sub: Any) -> None:
+    """``liaison keys monitor``."""
+    ksub = group(
+        sub, "keys", "agency keys in the audit log (key transparency)", usage_on_stdout=True
+    )
+    p = command(
+        ksub,
+        "monitor",
+        cmd_monitor,
+        "list every key bound to an agency, and notices signed with keys it did not make",
+    )
+    p.add_argument("file", metavar="EXPORT", nargs="?", help="an audit export (default: --data)")
+    p.add_argument("--as", dest="as_", required=True, metavar="AGENCY")
+    p.add_argument(
+        "--expect", action="append", metavar="KEYID", help="a key the agency made (repeat)"
+    )
+    data_option(p)

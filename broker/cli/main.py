@@ -1,0 +1,41 @@
+"""``liaison``: the parser, assembled from each audience's commands in the order ``--help`` lists.
+
+A command never prints a traceback: ``run_command`` turns errors into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from broker.cli import agency, auditor, recipient
+from broker.cli.common import EXIT_USAGE, run_command
+from broker.cli.operator import directory, escrow, policy, setup, store, trust
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    return run_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liaison", description="Liaison: a secure inter-agency information-sharing broker."
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    setup.add_setup_commands(sub)  # init, serve, keygen
+    directory.add_directory_commands(sub)
+    policy.add_policy_commands(sub)
+    agency.add_agency_commands(sub)  # send, status
+    recipient.add_recipient_commands(sub)  # inbox, read, ack, watch
+    auditor.add_audit_commands(sub)
+    trust.add_trust_commands(sub)
+    auditor.add_keys_commands(sub)
+    setup.add_demo_command(sub)
+    escrow.add_escrow_commands(sub)
+    store.add_store_commands(sub)
+    return parser

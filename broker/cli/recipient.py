@@ -1,0 +1,137 @@
+"""A recipient's commands: ``liaison inbox``, ``read``, ``ack`` and ``watch``.
+
+``read`` decrypts here and prints "verified" only for a notice whose agency signature checks out
+against the directory root the recipient pinned (the client SDK refuses otherwise). Every field
+shown — subject, names, channel, ids — is quoted through ``safe``: the sending agency and the
+broker's host are not trusted to write on the recipient's terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from broker.cli.common import EXIT_OK, command
+from broker.cli.principals import recipient_call, recipient_options
+from broker.cli.text import safe
+from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
+from broker.errors import ConfigError
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    page = recipient_call(
+        args,
+        lambda c: c.inbox(
+            status=args.status, channel=args.channel, limit=args.limit, cursor=args.cursor
+        ),
+    )
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return EXIT_OK
+    if not page["items"]:
+        print("No notices.")
+    for item in page["items"]:
+        mark = "" if item["status"] == "active" else f" [{item['status']}]"
+        print(
+            f"{safe(item['created_at'])}  {safe(item['notice_id'])}  {safe(item['channel'])}  "
+            f"TLP:{safe(item['marking'])}  {safe(item['severity'])}  {safe(item['state'])}{safe(mark)}  "
+            f"(as {safe(item['role'])})"
+        )
+    if page["next_cursor"]:
+        print(f"More: --cursor {safe(page['next_cursor'])}")
+    return EXIT_OK
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    verified = recipient_call(args, lambda c: c.read(args.id))
+    meta, notice = verified.metadata, verified.notice
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "metadata": meta,
+                    "notice": notice,
+                    "verified": True,
+                    "signed_by": verified.sender_name,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return EXIT_OK
+    print(
+        f"TLP:{safe(meta['marking'])}  {safe(meta['channel'])}  {safe(meta['severity'])}  {safe(meta['id'])}"
+    )
+    print(
+        f"Signed by {safe(verified.sender_name)} (key {safe(verified.sender_key_id)}): verified "
+        "against the signed directory"
+    )
+    if meta["status"] != "active" or meta["kind"] != "notice":
+        print(
+            f"This is a{'n' if meta['kind'] == 'update' else ''} {safe(meta['kind'])} ({safe(meta['status'])}); "
+            f"supersedes {safe(meta['supersedes'])}"
+        )
+    print(f"\n{safe(notice['subject'])}\n")
+    print(json.dumps(notice["body"], indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    import base64
+
+    async def run(client: Any) -> Any:
+        agency_key = None
+        if args.reply is not None:
+            fetched = await client._request("GET", f"/v1/notices/{args.id}")
+            key = fetched.get("reply_key")
+            if key is None:
+                raise ConfigError("this notice's channel takes no replies")
+            agency_key = (key["key_id"], base64.b64decode(key["public"]))
+        return await client.ack(args.id, reply=args.reply, agency_key=agency_key)
+
+    answer = recipient_call(args, run)
+    print(f"Acknowledged {safe(answer['id'])} at {safe(answer['acknowledged_at'])}")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    async def run(client: Any) -> int:
+        async for event_id, event in client.follow(last_event_id=args.last_event_id):
+            print(
+                f"{safe(event_id)}  {safe(event['created_at'])}  {safe(event['notice_id'])}  "
+                f"{safe(event['channel'])}  TLP:{safe(event['marking'])}  {safe(event['severity'])}  "
+                f"(as {safe(event['role'])})",
+                flush=True,
+            )
+        return EXIT_OK
+
+    return int(recipient_call(args, run))
+
+
+def add_recipient_commands(sub: Any) -> None:
+    """``liaison inbox``, ``read``, ``ack`` and ``watch``."""
+    p = command(sub, "inbox", cmd_inbox, "list your notices (metadata only)")
+    p.add_argument(
+        "--status", choices=["pending", "delivered", "read", "acknowledged", "escalated"]
+    )
+    p.add_argument("--channel")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--cursor")
+    p.add_argument("--json", action="store_true")
+    recipient_options(p)
+    p = command(
+        sub, "read", cmd_read, "fetch a notice, decrypt it here and verify the agency's signature"
+    )
+    p.add_argument("id", metavar="NOTICE_ID")
+    p.add_argument("--json", action="store_true")
+    recipient_options(p)
+    p = command(
+        sub, "ack", cmd_ack, "acknowledge a notice (signed with your key), optionally replying"
+    )
+    p.add_argument("id", metavar="NOTICE_ID")
+    p.add_argument("--reply", help="a reply to the sending agency, encrypted to its key")
+    recipient_options(p)
+    p = command(sub, "watch", cmd_watch, "print new notices as they arrive (Ctrl-C to stop)")
+    p.add_argument("--last-event-id", type=int, help="resume after this event")
+    recipient_options(p)
