@@ -32,6 +32,7 @@ from broker.crypto.keys import Signer
 from broker.errors import ConfigError
 from broker.logs import get_logger
 from broker.policy.channel import Channel
+from broker.service.backoff import retry_delay
 from broker.state import BrokerState, View
 from broker.store import notices_repo, outbox_repo
 from broker.store.outbox_repo import OutboxItem
@@ -350,10 +351,10 @@ class Outbox:
             log.warning("outbox_dead_lettered", outbox_id=item.id, kind=kind, target=item.target)
         else:
             w = self.settings.webhooks
-            delay = min(w.max_backoff_seconds, w.backoff_seconds * 2 ** (attempts - 1))
-            delay *= 1 + random.random() * 0.25  # noqa: S311 - jitter, not security
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, w.max_backoff_seconds))
+            draw = random.random()  # noqa: S311 - jitter, not security
+            delay = retry_delay(
+                attempts, w.backoff_seconds, w.max_backoff_seconds, retry_after, draw
+            )
             await outbox_repo.finish(
                 self.state.engine,
                 item,
