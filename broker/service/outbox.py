@@ -31,6 +31,7 @@ from broker.crypto.envelope import associated_data
 from broker.crypto.keys import Signer
 from broker.errors import ConfigError
 from broker.logs import get_logger
+from broker.metrics import OUTBOX_ROUNDS
 from broker.policy.channel import Channel
 from broker.service.backoff import retry_delay
 from broker.state import BrokerState, View
@@ -113,6 +114,7 @@ class Outbox:
         )
         claimed = await outbox_repo.claim(self.state.engine, now, limit=200, lease=lease)
         if not claimed:
+            OUTBOX_ROUNDS.inc()
             return 0
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -127,6 +129,7 @@ class Outbox:
                     log.exception("outbox_attempt_failed", outbox_id=item.id)
 
         await asyncio.gather(*(one(item) for item in claimed))
+        OUTBOX_ROUNDS.inc()
         return len(claimed)
 
     async def _attempt(self, item: OutboxItem, now: datetime, disabled: dict[str, str]) -> None:
