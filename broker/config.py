@@ -4,7 +4,17 @@ The caller passes the environment in (``os.environ`` in production, a dict in te
 here reads global state. Secrets are never literal: a setting that holds one takes a reference,
 ``file:PATH`` (relative to the data directory) or ``env:NAME``, resolved by ``resolve_secret``.
 
-Every limit a client can push against is a named field with its default documented beside it.
+Most limits a client can push against are named fields with their defaults documented beside
+them. Five are not settings but fixed bounds, module constants beside the code they guard:
+``crypto/tokens.py`` ``MAX_TOKEN_BYTES`` (4,096: a bearer token or client assertion);
+``crypto/httpsig.py`` ``MAX_COMPONENTS`` (32: components one signature may cover);
+``service/audit.py`` ``SCAN_MAX`` (20,000: events examined for one audit page, which then ends
+early with a cursor) and ``SCAN_BATCH`` (1,000: events read from the store at a time); and
+``http/recipients.py`` ``STREAM_BACKLOG`` (500: deliveries per store read when a stream opens or
+resumes; it reads on until caught up). The default page sizes (inbox 50, audit events 200) are
+constants too; their maxima are the settings ``limits.inbox_page_max`` and
+``audit.events_page_max``.
+
 Environment overrides are ``LIAISON_<SECTION>_<KEY>``, e.g. ``LIAISON_SERVER_PORT=9000`` or
 ``LIAISON_LIMITS_MAX_BODY_BYTES=131072``.
 """
