@@ -130,6 +130,7 @@ def create_app(
         state,
         ed25519_signer(signing, source="keys.signing_key"),
         page_max=settings.audit.events_page_max,
+        scan_max=settings.audit.scan_max_events,
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -4,7 +4,17 @@ The caller passes the environment in (``os.environ`` in production, a dict in te
 here reads global state. Secrets are never literal: a setting that holds one takes a reference,
 ``file:PATH`` (relative to the data directory) or ``env:NAME``, resolved by ``resolve_secret``.
 
-Every limit a client can push against is a named field with its default documented beside it.
+The limits on what one client's requests can make the broker spend are named fields with their
+defaults documented beside them. A few fixed bounds remain module constants beside the code
+they guard:
+``crypto/tokens.py`` ``MAX_TOKEN_BYTES`` (4,096: a bearer token or client assertion) and
+``crypto/httpsig.py`` ``MAX_COMPONENTS`` (32: components one signature may cover); and two read
+sizes that bound no total, ``service/audit.py`` ``SCAN_BATCH`` (1,000 events a read, within
+``audit.scan_max_events``) and ``http/recipients.py`` ``STREAM_BACKLOG`` (500 deliveries a read
+when a stream opens or resumes; it reads on until caught up). The default page sizes (inbox 50,
+audit events 200) are constants too; their maxima are ``limits.inbox_page_max`` and
+``audit.events_page_max``.
+
 Environment overrides are ``LIAISON_<SECTION>_<KEY>``, e.g. ``LIAISON_SERVER_PORT=9000`` or
 ``LIAISON_LIMITS_MAX_BODY_BYTES=131072``.
 """
@@ -144,6 +154,9 @@ class RetentionSettings:
 class AuditSettings:
     checkpoint_interval_seconds: int = 60  # sign a checkpoint this often when the log has grown
     events_page_max: int = 1000  # events in one page of /v1/audit/events
+    # Events examined for one page: past that (an auditor whose jurisdiction is a sparse part
+    # of the log) the page ends early, with a cursor, so one request costs a bounded scan.
+    scan_max_events: int = 20_000
     # Unauthenticated refusals are counted in memory and written as one auth.refused_summary
     # event per interval; only the first refusal of each source in an interval is written alone.
     refusal_summary_seconds: int = 60
@@ -313,6 +326,8 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[metrics] port must differ from [server] port: never the public one")
     if settings.metrics.token and not settings.metrics.token.startswith(("env:", "file:")):
         raise ConfigError("[metrics] token must be given by reference (env:NAME or file:PATH)")
+    if settings.audit.scan_max_events < 1:
+        raise ConfigError("[audit] scan_max_events must be at least 1")
     if settings.audit.refusal_summary_seconds < 1:
         raise ConfigError("[audit] refusal_summary_seconds must be at least 1")
     if settings.limits.assertion_max_seconds > 300:

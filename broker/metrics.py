@@ -42,4 +42,9 @@ OUTBOX = Gauge(
     ["kind", "state"],
     registry=REGISTRY,
 )
+OUTBOX_ROUNDS = Counter(
+    "liaison_outbox_rounds_total",
+    "Rounds of the webhook and e-mail worker finished by this process (stalls show as no growth)",
+    registry=REGISTRY,
+)
 AUDIT_EVENTS = Gauge("liaison_audit_events", "Events in the audit log", registry=REGISTRY)

@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-DERIVED = ("@method", "@target-uri", "@authority", "@scheme", "@path", "@query")
 DIGESTS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
 MAX_COMPONENTS = 32
 

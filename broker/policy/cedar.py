@@ -36,14 +36,12 @@ namespace Liaison {
     recipient_roles: Set<Role>,
   };
   entity AuditLog;
-  entity Operator;
   action publish appliesTo { principal: Organisation, resource: Notice };
   action receive appliesTo { principal: Role, resource: Notice };
   action read_status appliesTo { principal: Organisation, resource: Notice };
   action read_audit appliesTo { principal: Contact, resource: AuditLog };
   action audit_jurisdiction appliesTo { principal: Contact, resource: Jurisdiction };
   action read_notice appliesTo { principal: Contact, resource: Notice };
-  action administer appliesTo { principal: Operator, resource: [Channel, Jurisdiction, AuditLog] };
 }
 """
 

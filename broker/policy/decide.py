@@ -31,8 +31,7 @@ class Decision:
 
 
 class Authorizer:
-    """Decides publish / receive / read_status / read_notice / read_audit / audit_jurisdiction /
-    administer."""
+    """Decides publish / receive / read_status / read_notice / read_audit / audit_jurisdiction."""
 
     def __init__(self, policies: PolicySet, directory: Directory) -> None:
         self.policies = policies
@@ -148,14 +147,6 @@ class Authorizer:
         audit_log = {"uid": {"type": f"{NS}::AuditLog", "id": "log"}, "attrs": {}, "parents": []}
         request = _request(uid("Contact", contact_id), "read_audit", uid("AuditLog", "log"))
         return self._decide([request], self._with([contact, audit_log]))[0]
-
-    def administer(self, operator: str, resource: str) -> Decision:
-        entities = [
-            {"uid": {"type": f"{NS}::Operator", "id": operator}, "attrs": {}, "parents": []},
-            {"uid": {"type": f"{NS}::AuditLog", "id": resource}, "attrs": {}, "parents": []},
-        ]
-        request = _request(uid("Operator", operator), "administer", uid("AuditLog", resource))
-        return self._decide([request], self._with(entities))[0]
 
     def audit_scope(self, contact_id: str, now: datetime) -> AuditScope:
         """The jurisdictions whose events this contact may see in the audit log (Cedar

@@ -30,10 +30,6 @@ class PolicySet:
     cedar: cedarpy.PolicySet = field(repr=False)
     files: tuple[str, ...] = ()
 
-    @property
-    def cedar_text(self) -> str:
-        return "\n\n".join(s.text for s in self.statements)
-
     @classmethod
     def from_parts(
         cls,

@@ -10,7 +10,7 @@ never dropped silently. Time is an argument; nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from broker.domain.directory import Directory, Role
@@ -49,7 +49,6 @@ class Route:
     policy_hash: str
     recipients: tuple[Recipient, ...]
     not_reached: tuple[NotReached, ...] = ()
-    publish_policy_ids: tuple[str, ...] = field(default=())
 
     @property
     def contacts(self) -> tuple[str, ...]:

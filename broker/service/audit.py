@@ -21,6 +21,7 @@ from broker.audit.events import AuditEvent
 from broker.audit.merkle import consistency_proof, inclusion_proof
 from broker.audit.verify import FORMAT
 from broker.audit.visibility import visible
+from broker.config import AuditSettings
 from broker.crypto.keys import Signer, fingerprint
 from broker.crypto.note import sign_note
 from broker.errors import Forbidden, NotFound
@@ -31,8 +32,7 @@ from broker.state import BrokerState
 from broker.store import audit_repo
 from broker.store.audit_repo import EventFilter
 
-SCAN_BATCH = 1000  # events read from the store at a time
-SCAN_MAX = 20_000  # events looked at for one page; past that the page ends early, with a cursor
+SCAN_BATCH = 1000  # events read from the store at a time (at most audit.scan_max_events a page)
 
 
 def _b64(data: bytes) -> str:
@@ -40,13 +40,21 @@ def _b64(data: bytes) -> str:
 
 
 class AuditService:
-    def __init__(self, state: BrokerState, signer: Signer, *, page_max: int) -> None:
+    def __init__(
+        self,
+        state: BrokerState,
+        signer: Signer,
+        *,
+        page_max: int,
+        scan_max: int = AuditSettings().scan_max_events,
+    ) -> None:
         self.state = state
         self.signer = signer
         self.public = signer.public_key().public_bytes_raw()
         # Stable for the life of the signing key, whatever URL the broker is reached at.
         self.origin = f"liaison.invalid/audit/{fingerprint(self.public)}"
         self.page_max = page_max
+        self.scan_max = scan_max
 
     def _sign(self, text: str) -> str:
         return sign_note(text, self.origin, self.signer)
@@ -100,12 +108,13 @@ class AuditService:
     async def _page(
         self, where: EventFilter, after: int, limit: int, scope: AuditScope, hidden_leaves: bool
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Scan forward from ``after`` (at most ``SCAN_MAX`` rows per page, so that a sparse
+        """Scan forward from ``after`` (at most ``scan_max`` rows per page, so that a sparse
         scope costs a bounded amount per request) until ``limit`` events are shown."""
         directory, shown, position, scanned = self.state.view.directory, [], after, 0
         while True:
+            batch = min(SCAN_BATCH, self.scan_max - scanned)
             rows = await audit_repo.read_events(
-                self.state.engine, where, after=position, limit=SCAN_BATCH
+                self.state.engine, where, after=position, limit=batch
             )
             for row in rows:
                 position, scanned = row.seq, scanned + 1
@@ -115,9 +124,9 @@ class AuditService:
                     shown.append({"seq": row.seq, "hidden": True, "leaf": row.leaf.hex()})
                 if len(shown) == limit:
                     return shown, str(row.seq)
-            if len(rows) < SCAN_BATCH:
+            if len(rows) < batch:
                 return shown, None
-            if scanned >= SCAN_MAX:
+            if scanned >= self.scan_max:
                 return shown, str(position)
 
     async def latest_checkpoint(

@@ -31,7 +31,9 @@ from broker.crypto.envelope import associated_data
 from broker.crypto.keys import Signer
 from broker.errors import ConfigError
 from broker.logs import get_logger
+from broker.metrics import OUTBOX_ROUNDS
 from broker.policy.channel import Channel
+from broker.service.backoff import retry_delay
 from broker.state import BrokerState, View
 from broker.store import notices_repo, outbox_repo
 from broker.store.outbox_repo import OutboxItem
@@ -112,6 +114,7 @@ class Outbox:
         )
         claimed = await outbox_repo.claim(self.state.engine, now, limit=200, lease=lease)
         if not claimed:
+            OUTBOX_ROUNDS.inc()
             return 0
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -126,6 +129,7 @@ class Outbox:
                     log.exception("outbox_attempt_failed", outbox_id=item.id)
 
         await asyncio.gather(*(one(item) for item in claimed))
+        OUTBOX_ROUNDS.inc()
         return len(claimed)
 
     async def _attempt(self, item: OutboxItem, now: datetime, disabled: dict[str, str]) -> None:
@@ -350,10 +354,10 @@ class Outbox:
             log.warning("outbox_dead_lettered", outbox_id=item.id, kind=kind, target=item.target)
         else:
             w = self.settings.webhooks
-            delay = min(w.max_backoff_seconds, w.backoff_seconds * 2 ** (attempts - 1))
-            delay *= 1 + random.random() * 0.25  # noqa: S311 - jitter, not security
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, w.max_backoff_seconds))
+            draw = random.random()  # noqa: S311 - jitter, not security
+            delay = retry_delay(
+                attempts, w.backoff_seconds, w.max_backoff_seconds, retry_after, draw
+            )
             await outbox_repo.finish(
                 self.state.engine,
                 item,

@@ -10,7 +10,6 @@ in the page. Screenshots of every page go to tests/_artifacts/web/.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from adapters.sender import decrypt_reply
 from broker.crypto.keys import read_private_key
+from tests.ci import cannot_run_here
 from tests.fault.harness import BrokerProcess, sender
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,9 +36,9 @@ EXAMPLE = (
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     if not HAVE_CHROMIUM:
-        if os.environ.get("CI"):
-            pytest.fail("CI installs Debian's chromium (see .ci/run); it is missing")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+        cannot_run_here(
+            "Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+        )
     async with async_playwright() as p:
         browser = await p.chromium.launch(
             executable_path=CHROMIUM,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.fault.conftest import Backend
 from tests.fault.harness import (
@@ -19,7 +20,9 @@ from tests.fault.harness import (
     check_invariants,
     drive,
     marker,
+    post_one,
     rows,
+    sender,
     settle_unknown,
     start_load,
     verify_audit,
@@ -81,7 +84,14 @@ async def test_kill_9_during_fan_out_a_resumed_stream_misses_nothing_and_repeats
 
     watchers = [asyncio.create_task(watch(c)) for c in contacts]
     try:
-        await asyncio.sleep(1)  # let the watchers connect before the first notice
+        # A first notice for both contacts, before the load: once each watcher has it, its
+        # stream is open and live, so the kill below interrupts streams that must resume.
+        async with sender(backend.data, broker.url, "mk-mvr") as ministry:
+            first = await post_one(ministry, "first", "mk-mvr", "returnee-repatriation", mark)
+        assert first.outcome == "ok", first
+        async with asyncio.timeout(30):
+            while not all(seen[c] for c in contacts):  # noqa: ASYNC110 - filled by the watchers
+                await asyncio.sleep(0.05)
         load, answered = start_load(
             backend.data, broker.url, count=60 * SCALE, marker=mark, seed=2, after=8
         )
@@ -92,7 +102,7 @@ async def test_kill_9_during_fan_out_a_resumed_stream_misses_nothing_and_repeats
         await asyncio.to_thread(broker.start)
         ops = await load
         await broker.ready()
-        ops = await settle_unknown(backend.data, broker.url, ops, mark)
+        ops = [first, *await settle_unknown(backend.data, broker.url, ops, mark)]
         expected = await _delivery_ids(backend, contacts)
         try:
             async with asyncio.timeout(30):
@@ -168,6 +178,22 @@ async def test_kill_9_during_audit_appends_leaves_a_gapless_verifiable_log(
     verify_audit(backend.data, backend.env)
 
 
+def _answered(receiver: Any, script: list[str]) -> int:
+    """How many requests the receiver has begun to answer (each takes the next scripted answer)."""
+    return len(script) - len(receiver.script)
+
+
+def _landed(receiver: Any, answer: str) -> int:
+    """How many requests given ``answer`` have been received in full."""
+    return sum(1 for _, _, given in receiver.received if given == answer)
+
+
+def _still_answering(receiver: Any, script: list[str]) -> bool:
+    """A request is in the receiver's hands, or a hanging call it began has not landed yet."""
+    hangs_begun = script[: _answered(receiver, script)].count("hang")
+    return bool(receiver.in_flight) or _landed(receiver, "hang") < hangs_begun
+
+
 def _auditor(data: Path) -> str:
     assert (data / "keys" / "mk-ombudsman-auditor.pem").exists()
     return "mk-ombudsman-auditor"
@@ -180,7 +206,8 @@ async def test_webhooks_through_a_failing_receiver_and_a_kill_arrive_once_each(
     Every delivery's webhook arrives, under one webhook-id, however often it was sent."""
     from tests.integration.test_adapters import SECRET, Receiver, add_webhooks
 
-    flaky = Receiver(["500", "503", "hang", "500"] * SCALE)
+    script = ["500", "503", "hang", "500"] * SCALE
+    flaky = Receiver(script)
     add_webhooks(
         demo_dir,
         {"mk-kumanovo-pcve": f"{flaky.url}|env:WH_SECRET", "mk-kumanovo-swc": flaky.url},
@@ -203,9 +230,16 @@ async def test_webhooks_through_a_failing_receiver_and_a_kill_arrive_once_each(
     try:
         ops = await drive(demo_dir, broker.url, count=20 * SCALE, marker=mark, seed=8)
         figures.faults += 1  # connections refused until the receiver starts
-        await asyncio.sleep(1.5)
+        async with asyncio.timeout(30):  # until every message has met the refusal at least once
+            while True:
+                tried = await rows(db, "select count(*) as n, min(attempts) as least from outbox")
+                if tried[0].n > 0 and tried[0].least >= 1:
+                    break
+                await asyncio.sleep(0.1)
         await flaky.start()
-        await asyncio.sleep(2)
+        async with asyncio.timeout(30):  # until the first hanging call is under way
+            while not (_answered(flaky, script) >= 3 and _landed(flaky, "hang") == 0):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
         broker.kill()  # in the middle of retries and the hanging call
         figures.faults += 1
         await asyncio.to_thread(broker.start)
@@ -215,7 +249,9 @@ async def test_webhooks_through_a_failing_receiver_and_a_kill_arrive_once_each(
                 if pending[0].n == 0:
                     break
                 await asyncio.sleep(0.5)
-        await asyncio.sleep(3)  # an abandoned hanging call may still land on the receiver
+        async with asyncio.timeout(30):  # every abandoned hanging call has landed
+            while _still_answering(flaky, script):  # noqa: ASYNC110 - the receiver's state
+                await asyncio.sleep(0.1)
         sent = await rows(db, "select notice_id, target, msg_id from outbox")
     finally:
         broker.stop()

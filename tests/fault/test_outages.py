@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import cannot_run_here
 from tests.fault.conftest import Backend
 from tests.fault.harness import (
     SCALE,
@@ -52,7 +53,7 @@ async def test_postgresql_stopped_hard_and_restarted_under_load(
     pg_backend: Backend, figures: Figures
 ) -> None:
     if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0 or not CLUSTERS.is_dir():
-        pytest.skip("needs this machine's PostgreSQL cluster and root to stop and start it")
+        cannot_run_here("needs this machine's PostgreSQL cluster and root to stop and start it")
     data, env = pg_backend.data, pg_backend.env
     broker = BrokerProcess(data, env)
     broker.start()
@@ -88,7 +89,7 @@ async def test_postgresql_stopped_hard_and_restarted_under_load(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of a few MiB for the data directory (root only; skipped elsewhere)."""
+    """A tmpfs of a few MiB for the data directory (root only; skipped elsewhere, failed in CI)."""
     mount = tmp_path / "small"
     mount.mkdir()
     done = subprocess.run(
@@ -97,7 +98,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         capture_output=True,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        cannot_run_here(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
         yield mount
     finally:

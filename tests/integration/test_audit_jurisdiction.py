@@ -124,6 +124,31 @@ async def test_a_bosnian_auditor_sees_nothing_of_a_macedonian_notice(broker: Bro
         }
 
 
+async def test_an_audit_page_examines_at_most_scan_max_events_then_ends_with_a_cursor(
+    demo_dir: Path, database_url: str
+) -> None:
+    """Attacker: an auditor asking for pages of a log where little is theirs, to make each
+    request scan the whole log. ``audit.scan_max_events`` bounds the scan of one page."""
+    env = {"LIAISON_AUDIT_SCAN_MAX_EVENTS": "3"}
+    async with running_broker(demo_dir, database_url, env=env) as broker:
+        mk, ba = await two_notices(broker)
+        log_size = len(await broker.rows("select seq from audit_event"))
+        async with broker.recipient(BA) as auditor:
+            seen: list[dict[str, Any]] = []
+            cursor, pages = 0, 0
+            while True:
+                page = await auditor.audit_events(cursor=cursor, limit=1000)
+                pages += 1
+                seen.extend(page["events"])
+                if page["next_cursor"] is None:
+                    break
+                assert 0 < int(page["next_cursor"]) - cursor <= 3  # three examined, no more
+                cursor = int(page["next_cursor"])
+    assert pages >= log_size // 3
+    text = json.dumps(seen)
+    assert ba in text and mk not in text
+
+
 async def test_a_supervisory_auditor_sees_both_only_by_an_added_policy(
     demo_dir: Path, database_url: str
 ) -> None:

@@ -119,7 +119,7 @@ def test_commands_outside_a_data_directory_say_what_to_do(tmp_path: Path) -> Non
 def test_policy_check_passes_on_the_shipped_policies() -> None:
     result = run_cli("policy", "check", POLICIES)
     assert result.returncode == 0, result.stderr
-    assert "5 channels, 23 Cedar policies, valid (sha256:" in result.stdout
+    assert "5 channels, 22 Cedar policies, valid (sha256:" in result.stdout
 
 
 def test_policy_check_on_a_broken_copy_prints_file_line_reason(tmp_path: Path) -> None:

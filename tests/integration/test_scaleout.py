@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from broker.service.directory import apply_directory_file
 from broker.store.engine import create_engine, migrate
 from tests.conftest import NOW, fresh_pg_database
 from tests.integration.test_adapters import Receiver, add_webhooks
-from tests.support import recipient, run_cli, serve_process
+from tests.support import free_port, recipient, run_cli, serve_process
 
 pytestmark = pytest.mark.postgres
 EXAMPLE = json.loads(
@@ -71,6 +71,23 @@ async def ready(url: str, key: str = "listener") -> None:
     raise AssertionError(f"{url} not ready")
 
 
+async def _until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - the state is filled by another task
+            await asyncio.sleep(0.05)
+
+
+async def outbox_rounds(metrics_port: int) -> int:
+    """Rounds the outbox worker of the process with this metrics listener has finished."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response,
+    ):
+        text = await response.text()
+    [line] = [x for x in text.splitlines() if x.startswith("liaison_outbox_rounds_total ")]
+    return int(float(line.split()[1]))
+
+
 async def test_a_notice_posted_through_one_process_is_pushed_by_the_other(
     demo_dir: Path, shared_db: str
 ) -> None:
@@ -86,15 +103,18 @@ async def test_a_notice_posted_through_one_process_is_pushed_by_the_other(
                     events.append(data)
 
             task = asyncio.create_task(watch())
-            await asyncio.sleep(0.5)
             async with sender(demo_dir, url_a) as ministry:
-                notice_id = (await ministry.post_notice(EXAMPLE)).body["id"]
-            async with asyncio.timeout(10):
-                while not events:  # noqa: ASYNC110 - filled by the watch task
-                    await asyncio.sleep(0.05)
+                # The first notice may reach the stream from B's store, as its backlog when it
+                # opens; once it has arrived the stream is live and past its backlog, so the
+                # second can only come by B pushing what A committed.
+                first = (await ministry.post_notice(EXAMPLE)).body["id"]
+                await _until(lambda: len(events) >= 1)
+                second = (await ministry.post_notice(EXAMPLE)).body["id"]
+                await _until(lambda: len(events) >= 2)
+            assert not task.done(), "the stream must stay open: one connection throughout"
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    assert [e["notice_id"] for e in events] == [notice_id]
+    assert [e["notice_id"] for e in events] == [first, second]
 
 
 async def test_concurrent_writers_keep_the_log_gapless_and_jobs_run_once(
@@ -109,8 +129,20 @@ async def test_concurrent_writers_keep_the_log_gapless_and_jobs_run_once(
     await receiver.start()
     try:
         with ExitStack() as stack:
-            _, url_a, _, url_b = two_brokers(
-                demo_dir, shared_db, stack, LIAISON_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1"
+            environment = {
+                "LIAISON_DATABASE_URL": shared_db,
+                "LIAISON_AUDIT_CHECKPOINT_INTERVAL_SECONDS": "1",
+            }
+            metrics = [free_port(), free_port()]
+            _, url_a = stack.enter_context(
+                serve_process(
+                    demo_dir, env={**environment, "LIAISON_METRICS_PORT": str(metrics[0])}
+                )
+            )
+            _, url_b = stack.enter_context(
+                serve_process(
+                    demo_dir, env={**environment, "LIAISON_METRICS_PORT": str(metrics[1])}
+                )
             )
             async with sender(demo_dir, url_a) as a, sender(demo_dir, url_b) as b:
                 posted = await asyncio.gather(
@@ -120,7 +152,16 @@ async def test_concurrent_writers_keep_the_log_gapless_and_jobs_run_once(
             async with asyncio.timeout(20):
                 while len(receiver.received) < len(ids):  # noqa: ASYNC110 - filled by the receiver
                     await asyncio.sleep(0.1)
-            await asyncio.sleep(2)  # both processes' outbox workers have had more rounds
+            # A second send of a message would come from a round under way now or the next
+            # one: wait until both processes have finished two more rounds each.
+            seen = await asyncio.gather(*(outbox_rounds(port) for port in metrics))
+            async with asyncio.timeout(20):
+                while True:
+                    now = await asyncio.gather(*(outbox_rounds(port) for port in metrics))
+                    if all(n >= s + 2 for n, s in zip(now, seen, strict=True)):
+                        break
+                    await asyncio.sleep(0.1)
+            assert receiver.in_flight == 0
             result = run_cli(
                 "audit",
                 "export",

@@ -103,8 +103,10 @@ def test_reload_keeps_the_last_valid_set_then_takes_a_fixed_one(demo_dir: Path) 
         channel.write_text(good.replace("retention_days: 180", "retention_days: forever"))
         refused = run_cli("policy", "reload", "--data", demo_dir)
         assert refused.returncode == 1 and "retention_days" in refused.stderr
+        assert "policy_reload_refused" not in read_output(proc)  # the CLI refused, not the broker
         os.kill(proc.pid, signal.SIGHUP)  # a reload the CLI did not pre-check
-        time.sleep(1)
+        # The broker logs the refusal once it has decided: only then is "unchanged" a proof.
+        assert _wait_until(lambda: "policy_reload_refused" in read_output(proc))
         assert _ready(url)["policy_hash"] == original
         channel.write_text(good.replace("retention_days: 180", "retention_days: 90"))
         accepted = run_cli("policy", "reload", "--data", demo_dir)

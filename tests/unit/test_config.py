@@ -49,6 +49,7 @@ def test_the_written_default_config_loads(tmp_path: Path) -> None:
         ("[metrics]\nport = 8750\n", "port must differ from"),
         ("[server]\npublic_url = 'liaison.example.org'\n", "http:// or https:// URL"),
         ("[audit]\nrefusal_summary_seconds = 0\n", "at least 1"),
+        ("[audit]\nscan_max_events = 0\n", "scan_max_events must be at least 1"),
     ],
 )
 def test_bad_config_is_refused_with_a_reason(tmp_path: Path, toml: str, message: str) -> None:

@@ -176,7 +176,7 @@ def test_duplicate_policy_ids_are_refused(copy: Path) -> None:
     edit(
         copy,
         "access.cedar",
-        '@id("access/local-operator-administers")',
+        '@id("access/auditors-read-audit-log")',
         '@id("guard/receive-within-country")',
     )
     assert any("policy id 'guard/receive-within-country' already used" in p for p in problems(copy))

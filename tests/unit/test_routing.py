@@ -388,7 +388,6 @@ def test_access_policies(authorizer: Authorizer) -> None:
         "mk-kumanovo-pcve", [(facts, ["mk-kumanovo.pcve-focal-point"])], NOW.replace(year=2025)
     )
     assert not before.allowed
-    assert authorizer.administer("root", "log").allowed
 
 
 def test_read_decisions_for_many_contacts_equal_the_one_contact_decisions(
