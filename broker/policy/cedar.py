@@ -36,12 +36,16 @@ namespace Liaison {
     recipient_roles: Set<Role>,
   };
   entity AuditLog;
+  entity Operator;
   action publish appliesTo { principal: Organisation, resource: Notice };
   action receive appliesTo { principal: Role, resource: Notice };
   action read_status appliesTo { principal: Organisation, resource: Notice };
   action read_audit appliesTo { principal: Contact, resource: AuditLog };
   action audit_jurisdiction appliesTo { principal: Contact, resource: Jurisdiction };
   action read_notice appliesTo { principal: Contact, resource: Notice };
+  // Reserved: nothing asks it (operators act on the broker host, each change audited). It stays
+  // in the schema so that a data directory's older access.cedar that still permits it loads.
+  action administer appliesTo { principal: Operator, resource: [Channel, Jurisdiction, AuditLog] };
 }
 """
 

@@ -206,3 +206,18 @@ def test_statement_splitter_ignores_semicolons_in_strings_and_comments() -> None
     statements, rest = split_statements(text)
     assert [(s.policy_id, s.line) for s in statements] == [("a;b", 2), ("c", 6)]
     assert rest is None
+
+
+def test_an_older_access_cedar_that_still_permits_administer_loads(copy: Path) -> None:
+    """Data directories keep their own copy of the policies: an upgrade must not refuse them."""
+    access = copy / "access.cedar"
+    access.write_text(
+        access.read_text()
+        + '\n@id("access/local-operator-administers")\n'
+        "permit (principal is Liaison::Operator, "
+        'action == Liaison::Action::"administer", resource);\n'
+    )
+    assert "access/local-operator-administers" in {
+        s.policy_id for s in split_statements(access.read_text())[0]
+    }
+    load_policies(copy)
