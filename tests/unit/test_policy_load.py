@@ -212,8 +212,7 @@ def test_an_older_access_cedar_that_still_permits_administer_loads(copy: Path) -
     """Data directories keep their own copy of the policies: an upgrade must not refuse them."""
     access = copy / "access.cedar"
     access.write_text(
-        access.read_text()
-        + '\n@id("access/local-operator-administers")\n'
+        access.read_text() + '\n@id("access/local-operator-administers")\n'
         "permit (principal is Liaison::Operator, "
         'action == Liaison::Action::"administer", resource);\n'
     )
