@@ -118,7 +118,7 @@ async def disabled_endpoints(db: Database) -> dict[str, str]:
 
 
 async def items(db: Database, notice_id: str) -> list[dict[str, Any]]:
-    async with db.connect() as conn:
+    async with connection(db) as conn:
         rows = (
             await conn.execute(
                 select(outbox_t).where(outbox_t.c.notice_id == notice_id).order_by(outbox_t.c.id)
