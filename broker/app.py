@@ -45,8 +45,8 @@ from broker.service.tokens import TokenKeys, TokenService
 from broker.state import BrokerState
 from broker.store import Database
 from broker.store.engine import create_engine, migrate
+from broker.store.intake_repo import purge_nonces
 from broker.store.listener import Listener
-from broker.store.notices_repo import purge_nonces
 
 log = get_logger("liaison.app")
 DIRECTORY_POLL_SECONDS = 5.0

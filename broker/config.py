@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import tomllib
 import types
 import typing
@@ -365,10 +364,6 @@ def resolved_database_url(settings: Settings, environ: Mapping[str, str]) -> str
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
     raise ConfigError("[database] url must be a sqlite:// or postgresql:// URL")
-
-
-def default_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    return Path(environ.get("LIAISON_DATA", "liaison-data"))
 
 
 def render_default_config(*, port: int = 8750, escrow_kek: str = "", public_url: str = "") -> str:

@@ -16,7 +16,7 @@ from broker.metrics import NOTICES_ACCEPTED, NOTICES_REFUSED
 from broker.service.auth import authenticate_agency
 from broker.service.intake import IncomingRequest
 from broker.service.status import notice_status
-from broker.store import notices_repo as repo
+from broker.store import intake_repo as repo
 
 
 class UnsupportedMediaType(LiaisonError):

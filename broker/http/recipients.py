@@ -19,7 +19,7 @@ from broker.policy.payload import Violation
 from broker.service.live import event_data
 from broker.service.notices import NoticeInvalid
 from broker.service.tokens import GRANT_TYPE, still_entitled
-from broker.store import notices_repo as repo
+from broker.store import deliveries_repo as repo
 
 log = get_logger("liaison.stream")
 STREAM_BACKLOG = 500  # deliveries replayed per resume; a client far behind pages through the inbox

@@ -28,7 +28,8 @@ from broker.policy.route import deliver_to
 from broker.service.intake import ESCROW, Announcements
 from broker.service.recipients import Recipients
 from broker.state import BrokerState, View
-from broker.store import notices_repo as repo
+from broker.store import escalation_repo as repo
+from broker.store import intake_repo
 
 log = get_logger("liaison.escalation")
 
@@ -86,7 +87,7 @@ class EscalationWorker:
                 due[d.notice_id].append(d)
         added = 0
         for notice_id, sources in due.items():
-            notice = await repo.get_notice(self.state.engine, notice_id)
+            notice = await intake_repo.get_notice(self.state.engine, notice_id)
             if notice is None:
                 continue
             channel = chains[sources[0].channel]
@@ -123,7 +124,7 @@ class EscalationWorker:
             }
             if not acting:
                 continue
-            notice = await repo.get_notice(self.state.engine, notice_id)
+            notice = await intake_repo.get_notice(self.state.engine, notice_id)
             if notice is None:
                 continue
             new = [
@@ -170,7 +171,7 @@ class EscalationWorker:
         """Webhook and e-mail rows for the new recipients, as for any delivery."""
         if self.announcements is None or not new:
             return []
-        meta = await repo.notice_columns(self.state.engine, notice_id, ["channel"])
+        meta = await intake_repo.notice_columns(self.state.engine, notice_id, ["channel"])
         channel = view.policies.channels.get(meta["channel"]) if meta else None
         if channel is None:
             return []
@@ -180,7 +181,7 @@ class EscalationWorker:
         self, notice_id: str, new: list[NewRecipient], now: datetime, *, escalated: list[int]
     ) -> int:
         view = self.state.view
-        wraps = await repo.wraps_of(self.state.engine, notice_id)
+        wraps = await intake_repo.wraps_of(self.state.engine, notice_id)
         if ESCROW not in wraps:
             log.error("escrow_wrap_missing", notice_id=notice_id)
             return 0

@@ -35,8 +35,8 @@ from broker.service.notices import NoticeInvalid, notice_facts_from_document
 from broker.service.refusals import Refusals
 from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState, View
-from broker.store import Database, audit_repo
-from broker.store import notices_repo as repo
+from broker.store import Database, audit_repo, deliveries_repo
+from broker.store import intake_repo as repo
 
 log = get_logger("liaison.intake")
 ESCROW = "broker-escrow"
@@ -378,7 +378,7 @@ class Intake:
         """The roles the earlier notice reached, each once, in delivery order."""
         if earlier is None:
             return []
-        deliveries = await repo.deliveries_of(self.state.engine, earlier.id)
+        deliveries = await deliveries_repo.deliveries_of(self.state.engine, earlier.id)
         return list(dict.fromkeys(d.role for d in deliveries))
 
     def _prepare(

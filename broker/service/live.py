@@ -29,8 +29,8 @@ from broker.logs import get_logger
 from broker.service.push import Hub, PushEvent
 from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState
-from broker.store import notices_repo as repo
-from broker.store.notices_repo import InboxItem
+from broker.store import deliveries_repo as repo
+from broker.store.deliveries_repo import InboxItem
 
 log = get_logger("liaison.live")
 

@@ -35,7 +35,7 @@ from broker.metrics import OUTBOX_ROUNDS
 from broker.policy.channel import Channel
 from broker.service.backoff import retry_delay
 from broker.state import BrokerState, View
-from broker.store import notices_repo, outbox_repo
+from broker.store import deliveries_repo, intake_repo, outbox_repo
 from broker.store.outbox_repo import OutboxItem
 
 log = get_logger("liaison.outbox")
@@ -134,7 +134,7 @@ class Outbox:
 
     async def _attempt(self, item: OutboxItem, now: datetime, disabled: dict[str, str]) -> None:
         view = self.state.view
-        meta = await notices_repo.notice_columns(
+        meta = await intake_repo.notice_columns(
             self.state.engine,
             item.notice_id,
             [
@@ -199,11 +199,11 @@ class Outbox:
         """May the contact this message is for read its notice now? Asked at sending time,
         against the directory as it is then: a holder replaced, an assignment ended or a key
         revoked since the delivery was made gets no e-mail and no webhook."""
-        notice = await notices_repo.get_notice(self.state.engine, item.notice_id)
+        notice = await intake_repo.get_notice(self.state.engine, item.notice_id)
         contact = str(item.contact_id)
         roles = [
             d.role
-            for d in await notices_repo.deliveries_of(self.state.engine, item.notice_id)
+            for d in await deliveries_repo.deliveries_of(self.state.engine, item.notice_id)
             if d.contact == contact
         ]
         if notice is None or not roles:
@@ -236,7 +236,7 @@ class Outbox:
             and meta["ciphertext"] is not None
         )
         if wants_ciphertext and item.contact_id:
-            wraps = await notices_repo.wraps_of(self.state.engine, meta["id"])
+            wraps = await intake_repo.wraps_of(self.state.engine, meta["id"])
             key_id, sealed = wraps.get(item.contact_id, ("", b""))
             key = view.directory.keys.get(key_id)
             if key is not None and key.usable_at(now):  # never a wrap for a revoked key

@@ -33,8 +33,8 @@ from broker.service.notices import NoticeInvalid
 from broker.service.push import Hub
 from broker.state import BrokerState, View
 from broker.store import audit_repo
-from broker.store import notices_repo as repo
-from broker.store.notices_repo import InboxItem
+from broker.store import deliveries_repo as repo
+from broker.store.deliveries_repo import InboxItem
 
 
 class Gone(LiaisonError):

@@ -19,7 +19,7 @@ from datetime import datetime
 from broker.audit.events import AuditEvent
 from broker.logs import get_logger
 from broker.store import Database
-from broker.store import notices_repo as repo
+from broker.store import retention_repo as repo
 from broker.store.engine import purge_history
 
 log = get_logger("liaison.retention")

@@ -14,14 +14,14 @@ from broker.domain.notice import DeliveryState
 from broker.errors import NotFound
 from broker.service.auth import Agency
 from broker.state import View
-from broker.store import Database
-from broker.store import notices_repo as repo
+from broker.store import Database, intake_repo
+from broker.store import deliveries_repo as repo
 
 STATE_ORDER = ("pending", "delivered", "read", "acknowledged", "escalated")
 
 
 async def notice_status(db: Database, view: View, agency: Agency, notice_id: str) -> dict[str, Any]:
-    notice = await repo.get_notice(db, notice_id)
+    notice = await intake_repo.get_notice(db, notice_id)
     if (
         notice is None
         or not view.authorizer.read_status(agency.organisation, notice.facts()).allowed

@@ -35,7 +35,7 @@ from broker.errors import AuthenticationFailed, ConfigError
 from broker.logs import get_logger
 from broker.service.refusals import Refusals
 from broker.store import Database, audit_repo
-from broker.store import notices_repo as repo
+from broker.store import intake_repo as repo
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 log = get_logger("liaison.tokens")

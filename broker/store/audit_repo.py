@@ -14,15 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.audit.checkpoint import Checkpoint
 from broker.audit.events import AuditEvent, canonical
 from broker.audit.merkle import CompactRange, leaf_hash
 from broker.audit.visibility import EventPlace
-from broker.errors import StoreUnavailable
 from broker.store import Database
+from broker.store.boundary import fetch_all, transaction
 from broker.store.tables import AuditCheckpointRow, AuditEventRow, AuditHeadRow, NoticeRow
 
 event_t = AuditEventRow.__table__  # type: ignore[attr-defined]
@@ -82,11 +81,8 @@ async def append(conn: AsyncConnection, events: Sequence[AuditEvent]) -> list[in
 
 async def append_events(db: Database, events: Sequence[AuditEvent]) -> list[int]:
     """Append events that go with no other write (refusals, reads) in their own transaction."""
-    try:
-        async with db.begin() as conn:
-            return await append(conn, events)
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e
+    async with transaction(db) as conn:
+        return await append(conn, events)
 
 
 @dataclass(frozen=True)
@@ -150,14 +146,14 @@ async def read_events(
         conditions.append(event_t.c.at >= where.since)
     if where.until is not None:
         conditions.append(event_t.c.at < where.until)
-    return [_stored(r) for r in await _all(db, _placed(conditions).limit(limit))]
+    return [_stored(r) for r in await fetch_all(db, _placed(conditions).limit(limit))]
 
 
 async def all_bodies(db: Database, *, batch: int = 5000) -> AsyncIterator[str]:
     """Every event's canonical body in order, in batches (for export)."""
     after = 0
     while True:
-        rows = await _all(
+        rows = await fetch_all(
             db,
             select(event_t.c.seq, event_t.c.body)
             .where(event_t.c.seq > after)
@@ -172,19 +168,19 @@ async def all_bodies(db: Database, *, batch: int = 5000) -> AsyncIterator[str]:
 
 
 async def leaves(db: Database, size: int) -> list[bytes]:
-    rows = await _all(
+    rows = await fetch_all(
         db, select(event_t.c.leaf).where(event_t.c.seq <= size).order_by(event_t.c.seq)
     )
     return [bytes(r.leaf) for r in rows]
 
 
 async def event_leaf(db: Database, seq: int) -> StoredEvent | None:
-    rows = await _all(db, _placed([event_t.c.seq == seq]))
+    rows = await fetch_all(db, _placed([event_t.c.seq == seq]))
     return _stored(rows[0]) if rows else None
 
 
 async def size(db: Database) -> int:
-    rows = await _all(db, select(head_t.c.size).where(head_t.c.id == 1))
+    rows = await fetch_all(db, select(head_t.c.size).where(head_t.c.id == 1))
     return int(rows[0].size) if rows else 0
 
 
@@ -192,37 +188,24 @@ async def create_checkpoint(
     db: Database, origin: str, sign: Callable[[str], str], now: datetime
 ) -> tuple[int, str]:
     """Sign the tree as it stands (holding the append lock), unless that size is signed already."""
-    try:
-        async with db.begin() as conn:
-            await conn.execute(update(head_t).where(head_t.c.id == 1).values(size=head_t.c.size))
-            head = (await conn.execute(select(head_t).where(head_t.c.id == 1))).one()
-            existing = (
-                await conn.execute(
-                    select(checkpoint_t.c.note).where(checkpoint_t.c.size == head.size)
-                )
-            ).first()
-            if existing is not None:
-                return int(head.size), str(existing.note)
-            root = CompactRange.load(head.size, json.loads(head.frontier)).root()
-            note = sign(Checkpoint(origin, head.size, root).text())
-            await conn.execute(
-                insert(checkpoint_t).values(size=head.size, root=root, note=note, created_at=now)
-            )
-            return int(head.size), note
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e
+    async with transaction(db) as conn:
+        await conn.execute(update(head_t).where(head_t.c.id == 1).values(size=head_t.c.size))
+        head = (await conn.execute(select(head_t).where(head_t.c.id == 1))).one()
+        existing = (
+            await conn.execute(select(checkpoint_t.c.note).where(checkpoint_t.c.size == head.size))
+        ).first()
+        if existing is not None:
+            return int(head.size), str(existing.note)
+        root = CompactRange.load(head.size, json.loads(head.frontier)).root()
+        note = sign(Checkpoint(origin, head.size, root).text())
+        await conn.execute(
+            insert(checkpoint_t).values(size=head.size, root=root, note=note, created_at=now)
+        )
+        return int(head.size), note
 
 
 async def checkpoints(db: Database) -> list[tuple[int, str]]:
-    rows = await _all(
+    rows = await fetch_all(
         db, select(checkpoint_t.c.size, checkpoint_t.c.note).order_by(checkpoint_t.c.size)
     )
     return [(r.size, r.note) for r in rows]
-
-
-async def _all(db: Database, statement: Any) -> list[Any]:
-    try:
-        async with db.connect() as conn:
-            return list((await conn.execute(statement)).all())
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e

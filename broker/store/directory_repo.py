@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.audit.events import AuditEvent
@@ -33,6 +32,7 @@ from broker.domain.directory import (
 )
 from broker.errors import StoreUnavailable
 from broker.store import audit_repo
+from broker.store.boundary import connection, transaction
 from broker.store.tables import (
     DIRECTORY_TABLES,
     AssignmentRow,
@@ -52,11 +52,8 @@ def _t(cls: Any) -> Any:
 
 async def load_directory(engine: AsyncEngine) -> tuple[Directory, int]:
     """The directory as stored now, and its revision number (0 when never applied)."""
-    try:
-        async with engine.connect() as conn:
-            return await _load(conn)
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unreachable") from e
+    async with connection(engine, message="database unreachable") as conn:
+        return await _load(conn)
 
 
 async def _load(conn: AsyncConnection) -> tuple[Directory, int]:
@@ -117,11 +114,8 @@ async def _revision(conn: AsyncConnection) -> int:
 
 
 async def current_revision(engine: AsyncEngine) -> int:
-    try:
-        async with engine.connect() as conn:
-            return await _revision(conn)
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unreachable") from e
+    async with connection(engine, message="database unreachable") as conn:
+        return await _revision(conn)
 
 
 async def replace_directory(
@@ -135,110 +129,95 @@ async def replace_directory(
     event_for: Callable[[int], AuditEvent] | None = None,
 ) -> int:
     """Replace the stored directory with ``directory`` atomically; returns the new revision."""
-    try:
-        async with engine.begin() as conn:
-            for cls in DIRECTORY_TABLES:
-                await conn.execute(delete(_t(cls)))
-            for cls, values in _rows(directory):
-                if values:
-                    await conn.execute(insert(_t(cls)), values)
-            result = await conn.execute(
-                insert(_t(DirectoryRevisionRow)).values(
-                    applied_at=now,
-                    content_hash=content_hash,
-                    summary=summary[:300],
-                    actor=actor[:128],
-                )
+    async with transaction(engine, message="database unreachable") as conn:
+        for cls in DIRECTORY_TABLES:
+            await conn.execute(delete(_t(cls)))
+        for cls, values in _rows(directory):
+            if values:
+                await conn.execute(insert(_t(cls)), values)
+        result = await conn.execute(
+            insert(_t(DirectoryRevisionRow)).values(
+                applied_at=now,
+                content_hash=content_hash,
+                summary=summary[:300],
+                actor=actor[:128],
             )
-            key = result.inserted_primary_key
-            if key is None:
-                raise StoreUnavailable("the database did not return the new revision")
-            if event_for is not None:
-                await audit_repo.append(conn, [event_for(int(key[0]))])
-            return int(key[0])
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unreachable") from e
+        )
+        key = result.inserted_primary_key
+        if key is None:
+            raise StoreUnavailable("the database did not return the new revision")
+        if event_for is not None:
+            await audit_repo.append(conn, [event_for(int(key[0]))])
+        return int(key[0])
 
 
 def _rows(d: Directory) -> list[tuple[Any, list[dict[str, Any]]]]:
-    def period_doc(p: Period) -> dict[str, str | None]:
-        return {"from": p.start.isoformat(), "until": p.end.isoformat() if p.end else None}
-
+    """Each directory table with the rows that hold ``d``, in the order they are inserted."""
     return [
-        (
-            JurisdictionRow,
-            [
-                {"id": j.id, "name": j.name, "level": j.level, "parent_id": j.parent}
-                for j in d.jurisdictions.values()
-            ],
-        ),
-        (
-            OrganisationRow,
-            [
-                {"id": o.id, "name": o.name, "kind": o.kind, "jurisdiction_id": o.jurisdiction}
-                for o in d.organisations.values()
-            ],
-        ),
-        (
-            RoleRow,
-            [
-                {"id": r.id, "organisation_id": r.organisation, "kind": r.kind, "title": r.title}
-                for r in d.roles.values()
-            ],
-        ),
-        (
-            ContactRow,
-            [
-                {
-                    "id": c.id,
-                    "name": c.name,
-                    "organisation_id": c.organisation,
-                    "email": c.email,
-                    "language": c.language,
-                }
-                for c in d.contacts.values()
-            ],
-        ),
-        (
-            AssignmentRow,
-            [
-                {
-                    "role_id": a.role,
-                    "contact_id": a.contact,
-                    "kind": a.kind.value,
-                    "valid_from": a.period.start,
-                    "valid_until": a.period.end,
-                    "absences": json.dumps([period_doc(p) for p in a.absences]),
-                }
-                for a in d.assignments
-            ],
-        ),
-        (
-            PublicKeyRow,
-            [
-                {
-                    "id": k.id,
-                    "owner_id": k.owner,
-                    "type": k.type.value,
-                    "public": k.public,
-                    "status": k.status.value,
-                    "valid_from": k.valid.start if k.valid else None,
-                    "valid_until": k.valid.end if k.valid else None,
-                }
-                for k in d.keys.values()
-            ],
-        ),
-        (
-            WebhookRow,
-            [
-                {
-                    "id": w.id,
-                    "owner_id": w.owner,
-                    "url": w.url,
-                    "secret_ref": w.secret_ref,
-                    "content": w.content,
-                }
-                for w in d.webhooks.values()
-            ],
-        ),
+        (JurisdictionRow, [_jurisdiction_row(j) for j in d.jurisdictions.values()]),
+        (OrganisationRow, [_organisation_row(o) for o in d.organisations.values()]),
+        (RoleRow, [_role_row(r) for r in d.roles.values()]),
+        (ContactRow, [_contact_row(c) for c in d.contacts.values()]),
+        (AssignmentRow, [_assignment_row(a) for a in d.assignments]),
+        (PublicKeyRow, [_key_row(k) for k in d.keys.values()]),
+        (WebhookRow, [_webhook_row(w) for w in d.webhooks.values()]),
     ]
+
+
+def _jurisdiction_row(j: Jurisdiction) -> dict[str, Any]:
+    return {"id": j.id, "name": j.name, "level": j.level, "parent_id": j.parent}
+
+
+def _organisation_row(o: Organisation) -> dict[str, Any]:
+    return {"id": o.id, "name": o.name, "kind": o.kind, "jurisdiction_id": o.jurisdiction}
+
+
+def _role_row(r: Role) -> dict[str, Any]:
+    return {"id": r.id, "organisation_id": r.organisation, "kind": r.kind, "title": r.title}
+
+
+def _contact_row(c: Contact) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "organisation_id": c.organisation,
+        "email": c.email,
+        "language": c.language,
+    }
+
+
+def _assignment_row(a: Assignment) -> dict[str, Any]:
+    return {
+        "role_id": a.role,
+        "contact_id": a.contact,
+        "kind": a.kind.value,
+        "valid_from": a.period.start,
+        "valid_until": a.period.end,
+        "absences": json.dumps([_period_doc(p) for p in a.absences]),
+    }
+
+
+def _period_doc(p: Period) -> dict[str, str | None]:
+    return {"from": p.start.isoformat(), "until": p.end.isoformat() if p.end else None}
+
+
+def _key_row(k: PublicKey) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "owner_id": k.owner,
+        "type": k.type.value,
+        "public": k.public,
+        "status": k.status.value,
+        "valid_from": k.valid.start if k.valid else None,
+        "valid_until": k.valid.end if k.valid else None,
+    }
+
+
+def _webhook_row(w: Webhook) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "owner_id": w.owner,
+        "url": w.url,
+        "secret_ref": w.secret_ref,
+        "content": w.content,
+    }

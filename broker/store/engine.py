@@ -18,10 +18,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from broker.errors import StoreUnavailable
+from broker.store import boundary
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -57,7 +58,11 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade the schema to the newest revision, in one transaction where the backend allows."""
+    """Upgrade the schema to the newest revision, in one transaction where the backend allows.
+
+    Only an unreachable database is ``StoreUnavailable`` here (not the boundary's every driver
+    error): a migration the database refuses is a fault to see as it is.
+    """
     try:
         async with engine.begin() as conn:
             await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "head"))
@@ -80,10 +85,10 @@ async def schema_state(engine: AsyncEngine) -> tuple[str | None, str]:
 async def ping(engine: AsyncEngine) -> bool:
     """True when the database answers a trivial query."""
     try:
-        async with engine.connect() as conn:
+        async with boundary.connection(engine) as conn:
             await conn.execute(text("SELECT 1"))
         return True
-    except (DBAPIError, OSError):
+    except StoreUnavailable:
         return False
 
 
@@ -100,22 +105,19 @@ async def purge_history(engine: AsyncEngine, *, rewrite: bool = False) -> str:
     (``rewrite=True``, ``liaison store purge``) in a maintenance window: "rewritten".
     WAL segments, archives, replicas and backups are the operator's: deploy/OPERATIONS.md.
     """
-    try:
-        if engine.dialect.name == "sqlite":
-            async with engine.connect() as conn:
-                result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                busy = int(result.one()[0])
-                await conn.commit()
-                return "busy" if busy else "truncated"
-        if not rewrite:
-            return "deferred"
-        async with engine.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for table in SHREDDED_TABLES:
-                await auto.exec_driver_sql(f"VACUUM (FULL) {table}")
-        return "rewritten"
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e
+    if engine.dialect.name == "sqlite":
+        async with boundary.connection(engine) as conn:
+            result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = int(result.one()[0])
+            await conn.commit()
+            return "busy" if busy else "truncated"
+    if not rewrite:
+        return "deferred"
+    async with boundary.connection(engine) as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in SHREDDED_TABLES:
+            await auto.exec_driver_sql(f"VACUUM (FULL) {table}")
+    return "rewritten"
 
 
 # The tables a shred rewrites: the notice row (ciphertext set to NULL) and its wraps (deleted).

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.audit.events import AuditEvent
-from broker.errors import StoreUnavailable
 from broker.store import Database, audit_repo
+from broker.store.boundary import connection, transaction
 from broker.store.tables import OutboxRow, WebhookDisabledRow
 
 outbox_t = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -51,28 +51,25 @@ async def add(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
 
 
 async def claim(db: Database, now: datetime, *, limit: int, lease: timedelta) -> list[OutboxItem]:
-    try:
-        async with db.begin() as conn:
-            query = (
-                select(outbox_t)
-                .where(and_(outbox_t.c.state == "pending", outbox_t.c.next_attempt_at <= now))
-                .order_by(outbox_t.c.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+    async with transaction(db) as conn:
+        query = (
+            select(outbox_t)
+            .where(and_(outbox_t.c.state == "pending", outbox_t.c.next_attempt_at <= now))
+            .order_by(outbox_t.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (await conn.execute(query)).all()
+        if rows:
+            await conn.execute(
+                update(outbox_t)
+                .where(outbox_t.c.id.in_([r.id for r in rows]))
+                .values(next_attempt_at=now + lease)
             )
-            rows = (await conn.execute(query)).all()
-            if rows:
-                await conn.execute(
-                    update(outbox_t)
-                    .where(outbox_t.c.id.in_([r.id for r in rows]))
-                    .values(next_attempt_at=now + lease)
-                )
-            return [
-                OutboxItem(r.id, r.notice_id, r.contact_id, r.kind, r.target, r.msg_id, r.attempts)
-                for r in rows
-            ]
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e
+        return [
+            OutboxItem(r.id, r.notice_id, r.contact_id, r.kind, r.target, r.msg_id, r.attempts)
+            for r in rows
+        ]
 
 
 async def finish(
@@ -87,49 +84,41 @@ async def finish(
     events: Sequence[AuditEvent],
     disable: tuple[str, str] | None = None,
 ) -> None:
-    try:
-        async with db.begin() as conn:
-            await conn.execute(
-                update(outbox_t)
-                .where(outbox_t.c.id == item.id)
-                .values(
-                    state=state,
-                    attempts=attempts,
-                    next_attempt_at=next_at,
-                    last_error=(error or None) and error[:300],
-                    sent_at=now if state == "sent" else None,
-                )
+    async with transaction(db) as conn:
+        await conn.execute(
+            update(outbox_t)
+            .where(outbox_t.c.id == item.id)
+            .values(
+                state=state,
+                attempts=attempts,
+                next_attempt_at=next_at,
+                last_error=(error or None) and error[:300],
+                sent_at=now if state == "sent" else None,
             )
-            if disable is not None:
-                exists = (
-                    await conn.execute(
-                        select(disabled_t.c.endpoint_id).where(
-                            disabled_t.c.endpoint_id == disable[0]
-                        )
+        )
+        if disable is not None:
+            exists = (
+                await conn.execute(
+                    select(disabled_t.c.endpoint_id).where(disabled_t.c.endpoint_id == disable[0])
+                )
+            ).first()
+            if exists is None:
+                await conn.execute(
+                    insert(disabled_t).values(
+                        endpoint_id=disable[0], url=disable[1], disabled_at=now
                     )
-                ).first()
-                if exists is None:
-                    await conn.execute(
-                        insert(disabled_t).values(
-                            endpoint_id=disable[0], url=disable[1], disabled_at=now
-                        )
-                    )
-            await audit_repo.append(conn, events)
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e
+                )
+        await audit_repo.append(conn, events)
 
 
 async def disabled_endpoints(db: Database) -> dict[str, str]:
-    try:
-        async with db.connect() as conn:
-            rows = (await conn.execute(select(disabled_t.c.endpoint_id, disabled_t.c.url))).all()
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e
+    async with connection(db) as conn:
+        rows = (await conn.execute(select(disabled_t.c.endpoint_id, disabled_t.c.url))).all()
     return {r.endpoint_id: r.url for r in rows}
 
 
 async def items(db: Database, notice_id: str) -> list[dict[str, Any]]:
-    async with db.connect() as conn:
+    async with connection(db) as conn:
         rows = (
             await conn.execute(
                 select(outbox_t).where(outbox_t.c.notice_id == notice_id).order_by(outbox_t.c.id)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
 
-from broker.errors import StoreUnavailable
 from broker.store import Database
+from broker.store.boundary import connection
 from broker.store.tables import AuditHeadRow, DeliveryRow, OutboxRow
 
 
@@ -14,23 +13,20 @@ async def counts(db: Database) -> tuple[dict[str, int], dict[tuple[str, str], in
     delivery = DeliveryRow.__table__  # type: ignore[attr-defined]
     outbox = OutboxRow.__table__  # type: ignore[attr-defined]
     head = AuditHeadRow.__table__  # type: ignore[attr-defined]
-    try:
-        async with db.connect() as conn:
-            states = {
-                r[0]: int(r[1])
-                for r in await conn.execute(
-                    select(delivery.c.state, func.count()).group_by(delivery.c.state)
+    async with connection(db) as conn:
+        states = {
+            r[0]: int(r[1])
+            for r in await conn.execute(
+                select(delivery.c.state, func.count()).group_by(delivery.c.state)
+            )
+        }
+        messages = {
+            (r[0], r[1]): int(r[2])
+            for r in await conn.execute(
+                select(outbox.c.kind, outbox.c.state, func.count()).group_by(
+                    outbox.c.kind, outbox.c.state
                 )
-            }
-            messages = {
-                (r[0], r[1]): int(r[2])
-                for r in await conn.execute(
-                    select(outbox.c.kind, outbox.c.state, func.count()).group_by(
-                        outbox.c.kind, outbox.c.state
-                    )
-                )
-            }
-            size = (await conn.execute(select(head.c.size).where(head.c.id == 1))).scalar() or 0
-    except (DBAPIError, OSError) as e:
-        raise StoreUnavailable("database unavailable") from e
+            )
+        }
+        size = (await conn.execute(select(head.c.size).where(head.c.id == 1))).scalar() or 0
     return states, messages, int(size)

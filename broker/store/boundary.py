@@ -1,0 +1,83 @@
+"""The one place where the database's own errors become ``StoreUnavailable``.
+
+Every store function reaches the database through ``transaction`` (a write: committed when the
+block ends, rolled back when it raises) or ``connection`` (reads), or through ``fetch_first`` /
+``fetch_all`` for a single query. A driver error raised anywhere inside, the commit included,
+leaves as ``StoreUnavailable`` with the driver's error as its ``__cause__``: SQLAlchemy's
+``DBAPIError`` (which wraps sqlite3/aiosqlite and asyncpg errors) and ``OSError`` (a refused or
+dropped socket, a timeout, a file that cannot be opened, which the drivers let through raw).
+Nothing else is touched: the store's own answers (``NonceReplayed``, ``StoreUnavailable`` raised
+on purpose, a private "skip" signal) pass through as they are.
+
+A uniqueness conflict is an ``IntegrityError``, a ``DBAPIError`` like the others, so it is an
+outage unless the code expects it, in one of two ways:
+
+- a block that expects a conflict on one statement runs it in a savepoint
+  (``conn.begin_nested()``) and catches the ``IntegrityError`` inside, before it reaches the
+  boundary (the nonce, the idempotency key, a recipient who already has a delivery);
+- a transaction whose conflict means "undo all of it and tell the caller" names the exception
+  the caller gets, ``transaction(db, conflict=BatchConflict)``: the transaction is rolled back
+  and that exception raised from the ``IntegrityError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from broker.errors import StoreUnavailable
+from broker.store import Database
+
+UNAVAILABLE = "database unavailable"
+
+# What a driver raises when the database cannot do what was asked. TimeoutError is an OSError.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError)
+
+
+@asynccontextmanager
+async def transaction(
+    db: Database, *, conflict: type[Exception] | None = None, message: str = UNAVAILABLE
+) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction that commits when the block ends without an exception.
+
+    A driver error inside (or on commit) rolls back and raises ``StoreUnavailable(message)``; with
+    ``conflict``, an ``IntegrityError`` that reaches here raises ``conflict()`` instead.
+    """
+    try:
+        async with db.begin() as conn:
+            yield conn
+    except IntegrityError as e:
+        if conflict is not None:
+            raise conflict() from e
+        raise StoreUnavailable(message) from e
+    except DRIVER_ERRORS as e:
+        raise StoreUnavailable(message) from e
+
+
+@asynccontextmanager
+async def connection(db: Database, *, message: str = UNAVAILABLE) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads (or for statements that manage their own transaction).
+
+    A driver error inside raises ``StoreUnavailable(message)``.
+    """
+    try:
+        async with db.connect() as conn:
+            yield conn
+    except DRIVER_ERRORS as e:
+        raise StoreUnavailable(message) from e
+
+
+async def fetch_first(db: Database, statement: Any) -> Any:
+    """The first row ``statement`` selects, or None."""
+    async with connection(db) as conn:
+        return (await conn.execute(statement)).first()
+
+
+async def fetch_all(db: Database, statement: Any) -> list[Any]:
+    """Every row ``statement`` selects."""
+    async with connection(db) as conn:
+        return list((await conn.execute(statement)).all())

@@ -1,0 +1,291 @@
+"""A recipient's side of a notice: their deliveries, what they may fetch, read and acknowledge.
+
+A delivery's state only moves forward (pending, delivered, read; then acknowledged or
+escalated), and each step is recorded once, with its audit events in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+
+from broker.audit.events import AuditEvent
+from broker.domain.notice import DeliveryState
+from broker.store import Database, audit_repo
+from broker.store.boundary import fetch_all, fetch_first, transaction
+from broker.store.tables import DeliveryRow, NoticeRow, ReplyRow, WrapRow
+
+notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
+wrap_t = WrapRow.__table__  # type: ignore[attr-defined]
+delivery_t = DeliveryRow.__table__  # type: ignore[attr-defined]
+reply_t = ReplyRow.__table__  # type: ignore[attr-defined]
+
+
+async def deliveries_of(db: Database, notice_id: str) -> list[DeliveryState]:
+    rows = await fetch_all(
+        db, select(delivery_t).where(delivery_t.c.notice_id == notice_id).order_by(delivery_t.c.id)
+    )
+    return [
+        DeliveryState(
+            r.contact_id,
+            r.role_id,
+            r.jurisdiction_id,
+            r.rule,
+            r.deputy,
+            r.state,
+            r.created_at,
+            r.delivered_at,
+            r.read_at,
+            r.acked_at,
+            r.escalated_at,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    delivery_id: int
+    contact: str
+    notice_id: str
+    role: str
+    state: str
+    delivered_at: datetime | None
+    acked_at: datetime | None
+    channel: str
+    jurisdiction: str
+    severity: str
+    marking: str
+    kind: str
+    status: str
+    supersedes: str | None
+    sender: str
+    created_at: datetime
+
+
+_INBOX_COLUMNS = [
+    delivery_t.c.id,
+    delivery_t.c.contact_id,
+    delivery_t.c.notice_id,
+    delivery_t.c.role_id,
+    delivery_t.c.state,
+    delivery_t.c.delivered_at,
+    delivery_t.c.acked_at,
+    notice_t.c.channel,
+    notice_t.c.jurisdiction_id,
+    notice_t.c.severity,
+    notice_t.c.marking,
+    notice_t.c.kind,
+    notice_t.c.status,
+    notice_t.c.supersedes_id,
+    notice_t.c.sender_id,
+    notice_t.c.created_at,
+]
+
+
+def _inbox_item(r: Any) -> InboxItem:
+    return InboxItem(
+        r.id,
+        r.contact_id,
+        r.notice_id,
+        r.role_id,
+        r.state,
+        r.delivered_at,
+        r.acked_at,
+        r.channel,
+        r.jurisdiction_id,
+        r.severity,
+        r.marking,
+        r.kind,
+        r.status,
+        r.supersedes_id,
+        r.sender_id,
+        r.created_at,
+    )
+
+
+async def inbox(
+    db: Database,
+    contact: str,
+    *,
+    before: int | None,
+    limit: int,
+    state: str | None = None,
+    channel: str | None = None,
+) -> list[InboxItem]:
+    """The contact's deliveries, newest first, joined with their notices' metadata."""
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(delivery_t.c.contact_id == contact)
+    )
+    if before is not None:
+        query = query.where(delivery_t.c.id < before)
+    if state is not None:
+        query = query.where(delivery_t.c.state == state)
+    if channel is not None:
+        query = query.where(notice_t.c.channel == channel)
+    return [
+        _inbox_item(r)
+        for r in await fetch_all(db, query.order_by(delivery_t.c.id.desc()).limit(limit))
+    ]
+
+
+async def deliveries_after(db: Database, contact: str, after: int, limit: int) -> list[InboxItem]:
+    """The contact's deliveries with an id above ``after``, oldest first (stream resume)."""
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(and_(delivery_t.c.contact_id == contact, delivery_t.c.id > after))
+        .order_by(delivery_t.c.id)
+        .limit(limit)
+    )
+    return [_inbox_item(r) for r in await fetch_all(db, query)]
+
+
+async def deliveries_named(
+    db: Database, notice_ids: Sequence[str], ids: Sequence[int]
+) -> list[InboxItem]:
+    """Every delivery of ``notice_ids`` and those with ``ids``, in id order, in one query."""
+    named = []
+    if notice_ids:
+        named.append(delivery_t.c.notice_id.in_(list(notice_ids)))
+    if ids:
+        named.append(delivery_t.c.id.in_(list(ids)))
+    if not named:
+        return []
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(or_(*named))
+        .order_by(delivery_t.c.id)
+    )
+    return [_inbox_item(r) for r in await fetch_all(db, query)]
+
+
+async def recipient_copy(
+    db: Database, notice_id: str, contact: str
+) -> tuple[dict[str, Any], list[InboxItem], tuple[str, bytes] | None] | None:
+    """What one recipient may fetch: the notice row, their deliveries of it, and their wrap."""
+    row = await fetch_first(db, select(notice_t).where(notice_t.c.id == notice_id))
+    if row is None:
+        return None
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(and_(delivery_t.c.notice_id == notice_id, delivery_t.c.contact_id == contact))
+    )
+    deliveries = [_inbox_item(r) for r in await fetch_all(db, query)]
+    wrap = await fetch_first(
+        db,
+        select(wrap_t.c.key_id, wrap_t.c.wrap).where(
+            and_(wrap_t.c.notice_id == notice_id, wrap_t.c.recipient_id == contact)
+        ),
+    )
+    return (
+        dict(row._mapping),
+        deliveries,
+        (wrap.key_id, bytes(wrap.wrap)) if wrap is not None else None,
+    )
+
+
+async def mark_delivered(
+    db: Database,
+    ids: Sequence[int],
+    now: datetime,
+    events_for: Callable[[list[int]], Sequence[AuditEvent]] = lambda _: (),
+) -> list[int]:
+    """Mark deliveries delivered (once); ``events_for`` records the ones that changed."""
+    if not ids:
+        return []
+    async with transaction(db) as conn:
+        pending = [
+            r.id
+            for r in (
+                await conn.execute(
+                    select(delivery_t.c.id).where(
+                        and_(delivery_t.c.id.in_(list(ids)), delivery_t.c.delivered_at.is_(None))
+                    )
+                )
+            ).all()
+        ]
+        if not pending:
+            return []
+        await conn.execute(
+            update(delivery_t)
+            .where(and_(delivery_t.c.id.in_(pending), delivery_t.c.delivered_at.is_(None)))
+            .values(delivered_at=now, state=_advance("delivered"))
+        )
+        await audit_repo.append(conn, events_for(pending))
+        return pending
+
+
+async def mark_read(
+    db: Database, notice_id: str, contact: str, now: datetime, audit: Sequence[AuditEvent] = ()
+) -> None:
+    where = and_(delivery_t.c.notice_id == notice_id, delivery_t.c.contact_id == contact)
+    async with transaction(db) as conn:
+        await conn.execute(
+            update(delivery_t)
+            .where(and_(where, delivery_t.c.delivered_at.is_(None)))
+            .values(delivered_at=now)
+        )
+        await conn.execute(
+            update(delivery_t)
+            .where(and_(where, delivery_t.c.read_at.is_(None)))
+            .values(read_at=now, state=_advance("read"))
+        )
+        await audit_repo.append(conn, audit)
+
+
+def _advance(to: str) -> Any:
+    """Move state forward only: acknowledged and escalated are never overwritten by read/delivered."""
+    order = ["pending", "delivered", "read"]
+    return case((delivery_t.c.state.in_(order[: order.index(to)]), to), else_=delivery_t.c.state)
+
+
+async def acknowledge(
+    db: Database,
+    notice_id: str,
+    contact: str,
+    signature: str,
+    now: datetime,
+    reply: dict[str, Any] | None,
+    audit: Sequence[AuditEvent] = (),
+) -> int:
+    """Record the contact's signed acknowledgement (and reply) once; returns deliveries changed."""
+    where = and_(
+        delivery_t.c.notice_id == notice_id,
+        delivery_t.c.contact_id == contact,
+        delivery_t.c.acked_at.is_(None),
+    )
+    async with transaction(db) as conn:
+        changed = (
+            await conn.execute(
+                update(delivery_t)
+                .where(where)
+                .values(
+                    acked_at=now,
+                    state="acknowledged",
+                    ack_signature=signature,
+                    read_at=func.coalesce(delivery_t.c.read_at, now),
+                    delivered_at=func.coalesce(delivery_t.c.delivered_at, now),
+                )
+            )
+        ).rowcount or 0
+        if changed and reply is not None:
+            await conn.execute(insert(reply_t), [reply])
+        if changed:
+            await audit_repo.append(conn, audit)
+        return int(changed)
+
+
+async def replies_of(db: Database, notice_id: str) -> list[dict[str, Any]]:
+    rows = await fetch_all(
+        db, select(reply_t).where(reply_t.c.notice_id == notice_id).order_by(reply_t.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
