@@ -6,11 +6,12 @@ from datetime import datetime
 
 from aiohttp import web
 
+from broker.errors import NoticeInvalid
 from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID
 from broker.input import check_integer
 from broker.policy.payload import Violation
-from broker.service.notices import QUERY_INVALID, NoticeInvalid
+from broker.service.notices import QUERY_INVALID
 from broker.store.audit_repo import EventFilter
 
 

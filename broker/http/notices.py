@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from broker.audit.events import AuditEvent
-from broker.errors import AuthenticationFailed, LiaisonError, NotFound
+from broker.errors import AuthenticationFailed, LiaisonError, NotFound, UnsupportedMediaType
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
 from broker.http.middleware import REQUEST_ID
 from broker.http.tls import require_client_certificate
@@ -17,10 +17,6 @@ from broker.service.auth import authenticate_agency
 from broker.service.intake import IncomingRequest
 from broker.service.status import notice_status
 from broker.store import notices_repo as repo
-
-
-class UnsupportedMediaType(LiaisonError):
-    code = "unsupported_media_type"
 
 
 def target_uri(request: web.Request) -> str:

@@ -9,15 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.errors import AuthenticationFailed, TooManyStreams
+from broker.errors import AuthenticationFailed, NoticeInvalid, TooManyStreams, UnsupportedMediaType
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID
-from broker.http.notices import UnsupportedMediaType, source
+from broker.http.notices import source
 from broker.input import check_integer, check_json_depth, check_no_nul
 from broker.logs import get_logger
 from broker.policy.payload import Violation
 from broker.service.live import event_data
-from broker.service.notices import NoticeInvalid
 from broker.service.tokens import GRANT_TYPE, still_entitled
 from broker.store import notices_repo as repo
 

@@ -23,10 +23,10 @@ from broker.audit.verify import FORMAT
 from broker.audit.visibility import visible
 from broker.crypto.keys import Signer, fingerprint
 from broker.crypto.note import sign_note
-from broker.errors import Forbidden, NotFound
+from broker.errors import Forbidden, NotFound, NoticeInvalid
 from broker.policy.decide import AuditScope
 from broker.policy.payload import Violation
-from broker.service.notices import QUERY_INVALID, NoticeInvalid
+from broker.service.notices import QUERY_INVALID
 from broker.state import BrokerState
 from broker.store import audit_repo
 from broker.store.audit_repo import EventFilter

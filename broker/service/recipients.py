@@ -25,20 +25,15 @@ from broker.crypto.envelope import associated_data
 from broker.crypto.httpsig import ed25519_verify
 from broker.domain.directory import KeyType
 from broker.domain.notice import NoticeFacts, ack_statement
-from broker.errors import LiaisonError, NotFound
+from broker.errors import Gone, NotFound, NoticeInvalid
 from broker.input import check_integer
 from broker.policy.payload import Violation
 from broker.service.live import DeliveredMarks, Publisher, event_data
-from broker.service.notices import NoticeInvalid
 from broker.service.push import Hub
 from broker.state import BrokerState, View
 from broker.store import audit_repo
 from broker.store import notices_repo as repo
 from broker.store.notices_repo import InboxItem
-
-
-class Gone(LiaisonError):
-    code = "gone"
 
 
 def _time(value: datetime | None) -> str | None:
