@@ -365,7 +365,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _sender(args: argparse.Namespace) -> Any:
     """A sender client from --url/--key/--keyid, or from --data DIR --as AGENCY (the demo keys)."""
-    from adapters.sender import SenderClient
+    from adapters.client.sender import SenderClient
     from broker.crypto.keys import read_private_key
 
     tls = _client_tls(args)
@@ -399,7 +399,7 @@ def _client_tls(args: argparse.Namespace) -> Any:
 
 
 def _sender_call(args: argparse.Namespace, call: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
-    from adapters.sender import SenderError
+    from adapters.client.sender import SenderError
 
     async def run() -> Any:
         async with _sender(args) as client:
@@ -433,7 +433,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _read_cap(args: argparse.Namespace) -> dict[str, Any]:
-    from adapters.cap import CapError, cap_to_notice
+    from adapters.client.cap import CapError, cap_to_notice
 
     try:
         data = Path(args.cap).read_bytes()
@@ -470,7 +470,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any]) -> str:
     """Decrypt a reply with the agency's X25519 key when it is at hand (the demo keys)."""
-    from adapters.sender import decrypt_reply
+    from adapters.client.sender import decrypt_reply
     from broker.crypto.envelope import DecryptionFailed
     from broker.crypto.keys import read_private_key
 
@@ -490,7 +490,7 @@ def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any])
 
 def _recipient(args: argparse.Namespace) -> Any:
     """A recipient client from --url/--key/--enc-key/--contact, or --data DIR --as CONTACT."""
-    from adapters.recipient import RecipientClient
+    from adapters.client.recipient import RecipientClient
     from broker.crypto.keys import read_private_key
 
     tls = _client_tls(args)
@@ -513,7 +513,7 @@ def _recipient(args: argparse.Namespace) -> Any:
 
 def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:
     """--root FILE (given at enrolment), or the demo's DIR/trust/root.json; state kept beside it."""
-    from adapters.trust import PinnedRoot
+    from adapters.client.trust import PinnedRoot
 
     path = Path(args.root) if args.root else demo_root
     if path is None or not path.exists():
@@ -524,7 +524,7 @@ def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:
 def _recipient_call(
     args: argparse.Namespace, call: Callable[[Any], Coroutine[Any, Any, Any]]
 ) -> Any:
-    from adapters.recipient import RecipientError, VerificationFailed
+    from adapters.client.recipient import RecipientError, VerificationFailed
 
     async def run() -> Any:
         async with _recipient(args) as client:

@@ -20,9 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.recipient import RecipientClient, RecipientError
-from adapters.sender import SenderClient
-from adapters.trust import PinnedRoot
+from adapters.client.recipient import RecipientClient, RecipientError
+from adapters.client.sender import SenderClient
+from adapters.client.trust import PinnedRoot
 from broker.app import create_app
 from broker.audit.verify import read_export, verify_export
 from broker.clock import FrozenClock

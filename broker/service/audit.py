@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -67,7 +67,7 @@ class AuditService:
     async def events(
         self,
         contact: str,
-        where: EventFilter,
+        filters: Mapping[str, Any],
         *,
         after: int,
         limit: int,
@@ -77,7 +77,9 @@ class AuditService:
     ) -> dict[str, Any]:
         """A page of the events this auditor sees. With ``hidden_leaves`` (and no filter), every
         other event is in its place as ``{"seq", "hidden": true, "leaf"}``: the chain and the
-        Merkle root recompute, and nothing of its content is shown."""
+        Merkle root recompute, and nothing of its content is shown. ``filters`` are the fields
+        of ``EventFilter`` (since, until, actor, action, notice, channel), None where unset."""
+        where = EventFilter(**filters)
         self.authorize(contact, now)
         scope = self.scope(contact, now)
         limit = max(1, min(limit, self.page_max))

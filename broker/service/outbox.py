@@ -21,17 +21,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
-
-from adapters import email as email_adapter
-from adapters import webhook as webhook_adapter
 from broker.audit.events import AuditEvent
 from broker.config import Settings, resolve_secret
 from broker.crypto.envelope import associated_data
-from broker.crypto.keys import Signer
-from broker.errors import ConfigError
+from broker.domain.delivery import SmtpConfig, WebhookResult
+from broker.errors import ConfigError, EmailFailed
 from broker.logs import get_logger
 from broker.policy.channel import Channel
+from broker.service.ports import AlertMailer, WebhookSender
 from broker.state import BrokerState, View
 from broker.store import notices_repo, outbox_repo
 from broker.store.outbox_repo import OutboxItem
@@ -45,13 +42,18 @@ def message_id(notice_id: str, kind: str, target: str) -> str:
 
 class Outbox:
     def __init__(
-        self, state: BrokerState, settings: Settings, environ: Mapping[str, str], signer: Signer
+        self,
+        state: BrokerState,
+        settings: Settings,
+        environ: Mapping[str, str],
+        webhooks: WebhookSender,
+        mailer: AlertMailer,
     ) -> None:
         self.state = state
         self.settings = settings
         self.environ = environ
-        self.signer = signer
-        self._session: aiohttp.ClientSession | None = None
+        self.webhooks = webhooks  # owns its HTTP session: closed by ``close``
+        self.mailer = mailer
 
     # -- what a delivery announces --------------------------------------------------------------
     def rows_for(
@@ -101,8 +103,7 @@ class Outbox:
 
     # -- the worker -------------------------------------------------------------------------------
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.webhooks.close()
 
     async def tick(self, now: datetime) -> int:
         """Attempt every due announcement once; returns how many were attempted."""
@@ -113,8 +114,6 @@ class Outbox:
         claimed = await outbox_repo.claim(self.state.engine, now, limit=200, lease=lease)
         if not claimed:
             return 0
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         disabled = await outbox_repo.disabled_endpoints(self.state.engine)
         gate = asyncio.Semaphore(max(1, w.concurrency))
 
@@ -209,9 +208,47 @@ class Outbox:
 
     async def _send_webhook(
         self, item: OutboxItem, hook: Any, meta: dict[str, Any], view: View, now: datetime
-    ) -> webhook_adapter.WebhookResult:
+    ) -> WebhookResult:
+        data = self._webhook_data(hook, meta)
         channel = view.policies.channels.get(meta["channel"])
-        data: dict[str, Any] = {
+        wants_ciphertext = (
+            hook.content == "ciphertext"
+            and channel is not None
+            and channel.delivery.webhook == "ciphertext"
+            and meta["ciphertext"] is not None
+        )
+        if wants_ciphertext and item.contact_id:
+            encryption = await self._encryption(item.contact_id, meta, view, now)
+            if encryption is not None:  # never a wrap for a revoked key
+                data["encryption"] = encryption
+        body = json.dumps(
+            {
+                "type": "liaison.notice",
+                "timestamp": now.isoformat().replace("+00:00", "Z"),
+                "data": data,
+            },
+            separators=(",", ":"),
+        ).encode()
+        try:
+            secret = (
+                resolve_secret(hook.secret_ref, self.settings, self.environ).decode()
+                if hook.secret_ref
+                else None
+            )
+        except ConfigError as e:
+            return WebhookResult(None, f"secret unavailable: {e}")
+        return await self.webhooks.send(
+            hook.url,
+            item.msg_id,
+            int(now.timestamp()),
+            body,
+            secret=secret,
+            seconds=self.settings.webhooks.timeout_seconds,
+        )
+
+    def _webhook_data(self, hook: Any, meta: dict[str, Any]) -> dict[str, Any]:
+        """The metadata a webhook event carries: never the content."""
+        return {
             "notice_id": meta["id"],
             "channel": meta["channel"],
             "jurisdiction": meta["jurisdiction_id"],
@@ -225,56 +262,23 @@ class Outbox:
             "recipient": hook.owner,
             "notice_url": f"{self.settings.public_url}/v1/notices/{meta['id']}",
         }
-        wants_ciphertext = (
-            hook.content == "ciphertext"
-            and channel is not None
-            and channel.delivery.webhook == "ciphertext"
-            and meta["ciphertext"] is not None
-        )
-        if wants_ciphertext and item.contact_id:
-            wraps = await notices_repo.wraps_of(self.state.engine, meta["id"])
-            key_id, sealed = wraps.get(item.contact_id, ("", b""))
-            key = view.directory.keys.get(key_id)
-            if key is not None and key.usable_at(now):  # never a wrap for a revoked key
-                data["encryption"] = {
-                    "aead": meta["aead"],
-                    "nonce": _b64(meta["aead_nonce"]),
-                    "ciphertext": _b64(meta["ciphertext"]),
-                    "aad": _b64(associated_data(meta["id"], meta["channel"], meta["policy_hash"])),
-                    "wrap": {"key_id": key_id, "sealed": _b64(sealed)},
-                }
-        body = json.dumps(
-            {
-                "type": "liaison.notice",
-                "timestamp": now.isoformat().replace("+00:00", "Z"),
-                "data": data,
-            },
-            separators=(",", ":"),
-        ).encode()
-        timestamp = int(now.timestamp())
-        try:
-            secret = (
-                webhook_adapter.secret_bytes(
-                    resolve_secret(hook.secret_ref, self.settings, self.environ).decode()
-                )
-                if hook.secret_ref
-                else None
-            )
-        except (ConfigError, ValueError) as e:
-            return webhook_adapter.WebhookResult(None, f"secret unavailable: {e}")
-        signed = webhook_adapter.signature(
-            item.msg_id, timestamp, body, secret=secret, key=None if secret else self.signer
-        )
-        assert self._session is not None
-        return await webhook_adapter.send(
-            self._session,
-            hook.url,
-            item.msg_id,
-            timestamp,
-            body,
-            signed,
-            seconds=self.settings.webhooks.timeout_seconds,
-        )
+
+    async def _encryption(
+        self, contact_id: str, meta: dict[str, Any], view: View, now: datetime
+    ) -> dict[str, Any] | None:
+        """The ciphertext with the contact's own wrap, or None when its key is not usable now."""
+        wraps = await notices_repo.wraps_of(self.state.engine, meta["id"])
+        key_id, sealed = wraps.get(contact_id, ("", b""))
+        key = view.directory.keys.get(key_id)
+        if key is None or not key.usable_at(now):
+            return None
+        return {
+            "aead": meta["aead"],
+            "nonce": _b64(meta["aead_nonce"]),
+            "ciphertext": _b64(meta["ciphertext"]),
+            "aad": _b64(associated_data(meta["id"], meta["channel"], meta["policy_hash"])),
+            "wrap": {"key_id": key_id, "sealed": _b64(sealed)},
+        }
 
     async def _send_email(self, item: OutboxItem, meta: dict[str, Any], view: View) -> str | None:
         smtp = self.settings.smtp
@@ -287,7 +291,7 @@ class Outbox:
             )
         except ConfigError as e:
             return f"password unavailable: {e}"
-        config = email_adapter.SmtpConfig(
+        config = SmtpConfig(
             smtp.host,
             smtp.port,
             smtp.security,
@@ -296,17 +300,16 @@ class Outbox:
             password,
             float(smtp.timeout_seconds),
         )
-        message = email_adapter.alert(
-            item.target,
-            smtp.from_address,
-            contact.language if contact else "en",
-            meta["marking"],
-            f"{self.settings.public_url}/v1/inbox",
-            item.msg_id,
-        )
         try:
-            await email_adapter.send(message, config)
-        except email_adapter.EmailFailed as e:
+            await self.mailer.send_alert(
+                config,
+                to=item.target,
+                language=contact.language if contact else "en",
+                marking=meta["marking"],
+                inbox_url=f"{self.settings.public_url}/v1/inbox",
+                msg_id=item.msg_id,
+            )
+        except EmailFailed as e:
             return str(e)
         return None
 

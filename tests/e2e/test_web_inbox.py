@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from adapters.sender import decrypt_reply
+from adapters.client.sender import decrypt_reply
 from broker.crypto.keys import read_private_key
 from tests.fault.harness import BrokerProcess, sender
 

@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.recipient import RecipientClient, VerificationFailed
-from adapters.sender import SenderClient
-from adapters.trust import PinnedRoot
+from adapters.client.recipient import RecipientClient, VerificationFailed
+from adapters.client.sender import SenderClient
+from adapters.client.trust import PinnedRoot
 from broker.crypto.keys import KeyPair, generate, read_private_key
 from broker.trust import build, core
 from broker.trust.files import DEMO_ADMINS, bindings_for

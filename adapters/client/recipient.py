@@ -25,8 +25,8 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.bounded import MAX_ANSWER_BYTES, read_at_most
-from adapters.errors import BrokerError
-from adapters.trust import PinnedRoot
+from adapters.client.errors import BrokerError
+from adapters.client.trust import PinnedRoot
 from broker.audit.events import recanonical
 from broker.audit.verify import hidden_line
 from broker.crypto.envelope import (
