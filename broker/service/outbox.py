@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import random
 from collections.abc import Mapping
@@ -28,16 +27,13 @@ from broker.domain.delivery import SmtpConfig, WebhookResult
 from broker.errors import ConfigError, EmailFailed
 from broker.logs import get_logger
 from broker.policy.channel import Channel
+from broker.service.announcements import announcement_rows
 from broker.service.ports import AlertMailer, WebhookSender
 from broker.state import BrokerState, View
 from broker.store import notices_repo, outbox_repo
 from broker.store.outbox_repo import OutboxItem
 
 log = get_logger("liaison.outbox")
-
-
-def message_id(notice_id: str, kind: str, target: str) -> str:
-    return "msg_" + hashlib.sha256(f"{notice_id}|{kind}|{target}".encode()).hexdigest()[:26]
 
 
 class Outbox:
@@ -65,41 +61,9 @@ class Outbox:
         now: datetime,
     ) -> list[dict[str, Any]]:
         """Outbox rows for new recipients (contact, role) of a notice on ``channel``."""
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
-        d = view.directory
-
-        def add(kind: str, target: str, contact: str | None) -> None:
-            rows.setdefault(
-                (kind, target),
-                {
-                    "notice_id": notice_id,
-                    "contact_id": contact,
-                    "kind": kind,
-                    "target": target,
-                    "msg_id": message_id(notice_id, kind, target),
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                },
-            )
-
-        for contact_id, role_id in recipients:
-            if channel.delivery.webhook != "off":
-                for hook in d.webhooks_of(contact_id):
-                    add("webhook", hook.id, contact_id)
-                organisation = d.roles[role_id].organisation if role_id in d.roles else None
-                for hook in d.webhooks_of(organisation or ""):
-                    add("webhook", hook.id, None)
-            contact = d.contacts.get(contact_id)
-            if (
-                channel.delivery.email == "alert"
-                and self.settings.smtp.host
-                and contact
-                and contact.email
-            ):
-                add("email", contact.email, contact_id)
-        return list(rows.values())
+        return announcement_rows(
+            view, notice_id, channel, recipients, now, email=bool(self.settings.smtp.host)
+        )
 
     # -- the worker -------------------------------------------------------------------------------
     async def close(self) -> None:
@@ -163,32 +127,42 @@ class Outbox:
             )
             return
         if item.kind == "webhook":
-            hook = view.directory.webhooks.get(item.target)
-            if hook is None or item.target in disabled:
-                await self._settle(
-                    item,
-                    now,
-                    "dead",
-                    item.attempts,
-                    "endpoint removed or disabled",
-                    "webhook.dropped",
-                    meta["channel"],
-                )
-                return
-            result = await self._send_webhook(item, hook, meta, view, now)
-            await self._record(
-                item,
-                now,
-                meta["channel"],
-                result.delivered,
-                result.error,
-                result.retry_after,
-                gone=result.status == 410,
-                url=hook.url,
-            )
+            await self._attempt_webhook(item, meta, view, now, disabled)
         else:
             error = await self._send_email(item, meta, view)
             await self._record(item, now, meta["channel"], error is None, error, None)
+
+    async def _attempt_webhook(
+        self,
+        item: OutboxItem,
+        meta: dict[str, Any],
+        view: View,
+        now: datetime,
+        disabled: dict[str, str],
+    ) -> None:
+        hook = view.directory.webhooks.get(item.target)
+        if hook is None or item.target in disabled:
+            await self._settle(
+                item,
+                now,
+                "dead",
+                item.attempts,
+                "endpoint removed or disabled",
+                "webhook.dropped",
+                meta["channel"],
+            )
+            return
+        result = await self._send_webhook(item, hook, meta, view, now)
+        await self._record(
+            item,
+            now,
+            meta["channel"],
+            result.delivered,
+            result.error,
+            result.retry_after,
+            gone=result.status == 410,
+            url=hook.url,
+        )
 
     async def _entitled(self, view: View, item: OutboxItem, now: datetime) -> bool:
         """May the contact this message is for read its notice now? Asked at sending time,
