@@ -524,7 +524,7 @@ def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:
 def _recipient_call(
     args: argparse.Namespace, call: Callable[[Any], Coroutine[Any, Any, Any]]
 ) -> Any:
-    from adapters.client.recipient import RecipientError, VerificationFailed
+    from adapters.client.errors import RecipientError, VerificationFailed
 
     async def run() -> Any:
         async with _recipient(args) as client:

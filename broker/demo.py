@@ -20,7 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.client.recipient import RecipientClient, RecipientError
+from adapters.client.errors import RecipientError
+from adapters.client.recipient import RecipientClient
 from adapters.client.sender import SenderClient
 from adapters.client.trust import PinnedRoot
 from broker.app import create_app

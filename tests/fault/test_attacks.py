@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import yaml
 
-from adapters.client.recipient import RecipientError
+from adapters.client.errors import RecipientError
 from adapters.client.sender import SenderClient, SenderError
 from broker.clock import FrozenClock
 from broker.http.keys import ESCALATION

@@ -23,7 +23,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.client.recipient import RecipientClient, VerificationFailed
+from adapters.client.errors import VerificationFailed
+from adapters.client.recipient import RecipientClient
 from adapters.client.sender import SenderClient
 from adapters.client.trust import PinnedRoot
 from broker.crypto.keys import KeyPair, generate, read_private_key

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from adapters.client.recipient import RecipientError
+from adapters.client.errors import RecipientError
 from adapters.client.sender import SenderClient
 from broker.clock import FrozenClock
 from broker.crypto.keys import read_private_key
