@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
+from adapters.delivery.email import SmtpMailer
+from adapters.delivery.jwks import fetch_jwks
+from adapters.delivery.webhook import WebhookDriver
 from broker import web as web_inbox
 from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
@@ -91,17 +95,27 @@ def create_app(
     )
     clock = clock or SystemClock()
     state = BrokerState(engine, settings.policies_dir, settings.limits, clock)
+    app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
+    pool = _wire_services(app, settings, environ, state)
+    app.cleanup_ctx.append(_lifecycle(pool, own_engine=own_engine, run_workers=run_workers))
+    app.on_shutdown.append(_close_streams)
+    if settings.metrics.port:
+        app.cleanup_ctx.append(metrics.listener(settings, environ))
+    _add_routes(app.router)
+    return app
+
+
+def _wire_services(
+    app: web.Application, settings: Settings, environ: Mapping[str, str], state: BrokerState
+) -> ThreadPoolExecutor:
+    """Pick the drivers and build every service into ``app``; returns the crypto thread pool."""
+    engine = state.engine
     escrow = load_escrow_key(settings, environ)  # sealed on disk; opened here, in memory only
     signing = _key(settings, environ, settings.keys.signing_key, "ed25519", "keys.signing_key")
-    outbox = Outbox(state, settings, environ, ed25519_signer(signing, source="keys.signing_key"))
+    signer = ed25519_signer(signing, source="keys.signing_key")
+    outbox = Outbox(state, settings, environ, WebhookDriver(signer), SmtpMailer())
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
-    hub = Hub(settings.delivery.stream_queue_events)
-    state.on_directory_change.append(hub.wake_all)  # open streams re-check their tokens
-    distributed = engine.dialect.name == "postgresql"  # several processes: push travels by NOTIFY
-    recipient_service = Recipients(
-        state, hub, page_max=settings.limits.inbox_page_max, distributed=distributed
-    )
-    app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
+    recipient_service = _recipients(settings, state)
     refusals = Refusals(engine, max_sources=settings.audit.refusal_sources_max)
     app[REFUSALS] = refusals
     app[INTAKE] = Intake(
@@ -116,10 +130,7 @@ def create_app(
     )
     app[RECIPIENTS] = recipient_service
     app[TOKENS] = TokenService(
-        engine,
-        settings,
-        TokenKeys(ed25519_signer(signing, source="keys.signing_key"), signing.key_id("broker")),
-        refusals,
+        engine, settings, TokenKeys(signer, signing.key_id("broker")), refusals, fetch_jwks
     )
     app[ESCALATION] = EscalationWorker(
         state, recipient_service, escrow.private_raw, outbox.rows_for
@@ -128,105 +139,25 @@ def create_app(
     app[OUTBOX] = outbox
     app[AUDIT] = AuditService(
         state,
-        ed25519_signer(signing, source="keys.signing_key"),
+        signer,
         page_max=settings.audit.events_page_max,
         scan_max=settings.audit.scan_max_events,
     )
+    return pool
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await migrate(state.engine)
-        view = await state.load()
-        await app[TOKENS].refresh_jwks()
-        if not settings.server.public_url:  # derived from settings, never from a request
-            log.warning("public_url_derived", public_url=settings.public_url)
-        log.info(
-            "broker_started",
-            public_url=settings.public_url,
-            policy_hash=view.policies.hash,
-            directory_revision=view.directory_revision,
-            channels=len(view.policies.channels),
-        )
-        workers = [
-            _every(DIRECTORY_POLL_SECONDS, state.refresh_directory, "directory_refresh_failed"),
-            _every(
-                NONCE_PURGE_SECONDS,
-                lambda: purge_nonces(state.engine, clock.now() - timedelta(seconds=1)),
-                "nonce_purge_failed",
-            ),
-        ]
-        workers.append(
-            _every(
-                float(settings.audit.checkpoint_interval_seconds),
-                lambda: app[AUDIT].checkpoint(clock.now()),
-                "checkpoint_failed",
-            )
-        )
-        workers.append(
-            _every(
-                float(settings.audit.refusal_summary_seconds),
-                lambda: refusals.flush(clock.now()),
-                "refusal_summary_failed",
-            )
-        )
-        if settings.oidc.jwks_url:
-            workers.append(
-                _every(JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks, "jwks_refresh_failed")
-            )
-        if run_workers:
-            workers.append(
-                _every(OUTBOX_SECONDS, lambda: outbox.tick(clock.now()), "outbox_failed")
-            )
-            workers.append(
-                _every(
-                    float(settings.retention.shred_interval_seconds),
-                    lambda: app[SHREDDER].tick(clock.now()),
-                    "shredding_failed",
-                )
-            )
-            workers.append(
-                _every(
-                    float(settings.delivery.escalation_interval_seconds),
-                    lambda: app[ESCALATION].tick(clock.now()),
-                    "escalation_failed",
-                )
-            )
-        tasks = [asyncio.create_task(w) for w in workers]
-        listener_task = None
-        if distributed:
-            url = engine.url.render_as_string(hide_password=False)
-            listener = Listener(url, recipient_service.relay, recipient_service.catch_up)
-            app[LISTENER] = listener
-            listener_task = asyncio.create_task(listener.run(), name="notify-listener")
-        yield
-        if (
-            listener_task is not None
-        ):  # let it close its connection itself; cancelling mid-connect leaks
-            await app[LISTENER].stop()
-            await asyncio.wait([listener_task], timeout=5)
-            tasks.append(listener_task)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await app[INTAKE].batcher.close()
-        with contextlib.suppress(StoreError, OSError):  # the last interval's counts
-            await refusals.flush(clock.now())
-        await recipient_service.close()
-        pool.shutdown(wait=True)
-        await outbox.close()
-        if own_engine:
-            await state.engine.dispose()
 
-    app.cleanup_ctx.append(lifecycle)
+def _recipients(settings: Settings, state: BrokerState) -> Recipients:
+    hub = Hub(settings.delivery.stream_queue_events)
+    state.on_directory_change.append(hub.wake_all)  # open streams re-check their tokens
+    distributed = _distributed(state)  # several processes: push travels by NOTIFY
+    return Recipients(state, hub, page_max=settings.limits.inbox_page_max, distributed=distributed)
 
-    async def close_streams(app: web.Application) -> None:
-        hub.close_all()
 
-    app.on_shutdown.append(close_streams)
-    if settings.metrics.port:
-        app.cleanup_ctx.append(metrics.listener(settings, environ))
-    router = app.router
+def _distributed(state: BrokerState) -> bool:
+    return state.engine.dialect.name == "postgresql"
+
+
+def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/healthz", health.healthz)
     router.add_get("/readyz", health.readyz)
     router.add_get("/openapi.json", openapi.serve)
@@ -243,7 +174,119 @@ def create_app(
     router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
     router.add_get("/v1/trust/{name}", trust.get_file)
     web_inbox.add_routes(router)
-    return app
+
+
+async def _close_streams(app: web.Application) -> None:
+    app[RECIPIENTS].hub.close_all()
+
+
+def _lifecycle(
+    pool: ThreadPoolExecutor, *, own_engine: bool, run_workers: bool
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await _start(app)
+        tasks = [asyncio.create_task(w) for w in _workers(app, run_workers=run_workers)]
+        listener_task = _listen(app)
+        yield
+        if listener_task is not None:  # let it close its connection itself; cancelling
+            await app[LISTENER].stop()  # mid-connect leaks
+            await asyncio.wait([listener_task], timeout=5)
+            tasks.append(listener_task)
+        await _stop(app, tasks, pool, own_engine=own_engine)
+
+    return lifecycle
+
+
+async def _start(app: web.Application) -> None:
+    settings, state = app[SETTINGS], app[STATE]
+    await migrate(state.engine)
+    view = await state.load()
+    await app[TOKENS].refresh_jwks()
+    if not settings.server.public_url:  # derived from settings, never from a request
+        log.warning("public_url_derived", public_url=settings.public_url)
+    log.info(
+        "broker_started",
+        public_url=settings.public_url,
+        policy_hash=view.policies.hash,
+        directory_revision=view.directory_revision,
+        channels=len(view.policies.channels),
+    )
+
+
+def _workers(app: web.Application, *, run_workers: bool) -> list[Coroutine[Any, Any, None]]:
+    """The background jobs; the delivery ones (outbox, shredding, escalation) only with
+    ``run_workers``."""
+    settings, state, clock = app[SETTINGS], app[STATE], app[CLOCK]
+    workers = [
+        _every(DIRECTORY_POLL_SECONDS, state.refresh_directory, "directory_refresh_failed"),
+        _every(
+            NONCE_PURGE_SECONDS,
+            lambda: purge_nonces(state.engine, clock.now() - timedelta(seconds=1)),
+            "nonce_purge_failed",
+        ),
+        _every(
+            float(settings.audit.checkpoint_interval_seconds),
+            lambda: app[AUDIT].checkpoint(clock.now()),
+            "checkpoint_failed",
+        ),
+        _every(
+            float(settings.audit.refusal_summary_seconds),
+            lambda: app[REFUSALS].flush(clock.now()),
+            "refusal_summary_failed",
+        ),
+    ]
+    if settings.oidc.jwks_url:
+        workers.append(
+            _every(JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks, "jwks_refresh_failed")
+        )
+    if run_workers:
+        workers += [
+            _every(OUTBOX_SECONDS, lambda: app[OUTBOX].tick(clock.now()), "outbox_failed"),
+            _every(
+                float(settings.retention.shred_interval_seconds),
+                lambda: app[SHREDDER].tick(clock.now()),
+                "shredding_failed",
+            ),
+            _every(
+                float(settings.delivery.escalation_interval_seconds),
+                lambda: app[ESCALATION].tick(clock.now()),
+                "escalation_failed",
+            ),
+        ]
+    return workers
+
+
+def _listen(app: web.Application) -> asyncio.Task[None] | None:
+    """With PostgreSQL (several processes), the NOTIFY listener that relays pushes."""
+    state, recipient_service = app[STATE], app[RECIPIENTS]
+    if not _distributed(state):
+        return None
+    url = state.engine.url.render_as_string(hide_password=False)
+    listener = Listener(url, recipient_service.relay, recipient_service.catch_up)
+    app[LISTENER] = listener
+    return asyncio.create_task(listener.run(), name="notify-listener")
+
+
+async def _stop(
+    app: web.Application,
+    tasks: list[asyncio.Task[None]],
+    pool: ThreadPoolExecutor,
+    *,
+    own_engine: bool,
+) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await app[INTAKE].batcher.close()
+    with contextlib.suppress(StoreError, OSError):  # the last interval's counts
+        await app[REFUSALS].flush(app[CLOCK].now())
+    await app[RECIPIENTS].close()
+    pool.shutdown(wait=True)
+    await app[OUTBOX].close()
+    if own_engine:
+        await app[STATE].engine.dispose()
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]], failure_event: str) -> None:

@@ -20,9 +20,10 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.recipient import RecipientClient, RecipientError
-from adapters.sender import SenderClient
-from adapters.trust import PinnedRoot
+from adapters.client.errors import RecipientError
+from adapters.client.recipient import RecipientClient
+from adapters.client.sender import SenderClient
+from adapters.client.trust import PinnedRoot
 from broker.app import create_app
 from broker.audit.verify import read_export, verify_export
 from broker.clock import FrozenClock

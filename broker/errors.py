@@ -1,8 +1,9 @@
-"""One error family for everything Liaison refuses.
+"""One error family for everything Liaison refuses: every error class is defined here.
 
 Every error has a stable snake_case ``code`` and a message that is safe to show to the caller.
 Detail that must not reach the caller (which key, which rule) travels in ``detail`` and goes to the
-audit log only. HTTP statuses live in one table in ``broker.http.problems``, not here.
+audit log only. HTTP statuses live in one table in ``broker.http.problems``, keyed by class (the
+most specific class in the table wins), not here; ``tests/unit/test_errors.py`` ties the two.
 
     LiaisonError
     ├── ConfigError            settings file, environment or secret reference unusable
@@ -11,24 +12,52 @@ audit log only. HTTP statuses live in one table in ``broker.http.problems``, not
     │   └── PolicyFileError
     ├── StoreError             the database cannot be reached or refused the operation
     │   └── StoreUnavailable
+    ├── BadRequest             the request cannot be read at all (a body that is not JSON)
+    ├── UnsupportedMediaType   a body of a type the endpoint does not take
+    ├── NoticeInvalid          a notice, acknowledgement or query that breaks its schema
     ├── NotFound               unknown id (and ids the caller may not see: no oracle)
+    ├── Gone                   a notice destroyed at the end of its retention
     ├── AuthenticationFailed   one answer for every authentication failure
     ├── Forbidden              authenticated, but policy does not allow it
+    ├── Conflict               the request contradicts what the broker already holds
+    │   └── IdempotencyConflict  an Idempotency-Key reused for a different request
+    ├── SupersedesInvalid      an update or cancel that names no notice it may replace
+    ├── NoRecipients           no one may receive the notice under the policies in force
+    ├── TooManyRecipients      more recipients than limits.max_recipients
     ├── TooManyStreams         a contact's live streams are at their cap
-    ├── RoutingError           a notice cannot be routed (unknown channel, jurisdiction, ...)
+    ├── RoutingError           a notice cannot be routed
+    │   ├── UnknownChannel
+    │   └── UnknownJurisdiction
     ├── TrustRefused           signed root / key bindings, or a sender's key, did not check out
+    │   ├── KeyNotBound
+    │   └── KeyRevoked
     └── InputRefused           bad input refused before it is parsed or reaches the store
         ├── NestingTooDeep     JSON nested deeper than limits.max_json_depth
         ├── NumberOutOfRange   an integer the client sent is negative or beyond 64 bits
         ├── ControlCharacter   a NUL or control character in an id, key or text the store keeps
         ├── KeyInvalid         an Idempotency-Key that is empty, too long or not printable
         └── HeaderTooLarge     a header field or request line over limits.max_header_bytes
+
+    DriverFailed               a delivery driver could not do its job; never shown to a client,
+    ├── JwksUnavailable        caught where the driver is called (the service logs and retries)
+    └── EmailFailed
+
+Outside this tree, on purpose: the pure cores' own signals (``crypto.TokenInvalid``,
+``crypto.DecryptionFailed``, ``crypto.SignatureInvalid``, ``sourcefile.SourceParseError``) and
+the store's (``NonceReplayed``, ``IdempotencyRace``, ``BatchConflict``) are caught by their one
+caller and turned into an error above; the client SDK's errors (``adapters.client.errors``)
+belong to the client, not to the broker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the policy core imports this module
+    from broker.policy.payload import Violation
+    from broker.policy.route import NotReached
 
 
 class LiaisonError(Exception):
@@ -96,8 +125,38 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+class BadRequest(LiaisonError):
+    code = "bad_request"
+
+
+class UnsupportedMediaType(LiaisonError):
+    code = "unsupported_media_type"
+
+
+class NoticeInvalid(LiaisonError):
+    code = "payload_invalid"
+
+    def __init__(
+        self, violations: list[Violation], message: str = "the notice does not match its schema"
+    ) -> None:
+        super().__init__(message)
+        self.violations = violations
+
+    def diagnostics(self) -> str:
+        return "; ".join(f"{v.pointer or '/'}: {v.message}" for v in self.violations)
+
+    def extensions(self) -> dict[str, object]:
+        return {
+            "violations": [{"pointer": v.pointer, "message": v.message} for v in self.violations]
+        }
+
+
 class NotFound(LiaisonError):
     code = "not_found"
+
+
+class Gone(LiaisonError):
+    code = "gone"
 
 
 class AuthenticationFailed(LiaisonError):
@@ -114,6 +173,29 @@ class Forbidden(LiaisonError):
 
 class Conflict(LiaisonError):
     code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+class SupersedesInvalid(LiaisonError):
+    code = "supersedes_invalid"
+
+
+class NoRecipients(LiaisonError):
+    code = "no_recipients"
+
+    def __init__(self, not_reached: list[NotReached]) -> None:
+        super().__init__("no one can receive this notice under the policies in force")
+        self.not_reached = not_reached
+
+    def extensions(self) -> dict[str, object]:
+        return {"not_reached": [{"role": n.role, "reason": n.reason} for n in self.not_reached]}
+
+
+class TooManyRecipients(LiaisonError):
+    code = "too_many_recipients"
 
 
 class TooManyStreams(LiaisonError):
@@ -184,3 +266,16 @@ class KeyInvalid(InputRefused):
 
 class HeaderTooLarge(InputRefused):
     code = "header_too_large"
+
+
+class DriverFailed(Exception):
+    """A delivery driver (JWKS fetch, e-mail) failed; the message names the kind of failure only.
+    Not a ``LiaisonError``: it never answers a request, its caller logs it and tries again."""
+
+
+class JwksUnavailable(DriverFailed):
+    pass
+
+
+class EmailFailed(DriverFailed):
+    pass

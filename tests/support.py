@@ -179,8 +179,8 @@ class TcpProxy:
 
 def recipient(data: Path, url: str, contact: str) -> Any:
     """A demo contact's recipient client (keys from ``data/keys``), for ``async with``."""
-    from adapters.recipient import RecipientClient
-    from adapters.trust import PinnedRoot
+    from adapters.client.recipient import RecipientClient
+    from adapters.client.trust import PinnedRoot
     from broker.crypto.keys import read_private_key
 
     keys = data / "keys"

@@ -40,7 +40,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _read_cap(args: argparse.Namespace) -> dict[str, Any]:
-    from adapters.cap import CapError, cap_to_notice
+    from adapters.client.cap import CapError, cap_to_notice
 
     try:
         data = Path(args.cap).read_bytes()
@@ -77,7 +77,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any]) -> str:
     """Decrypt a reply with the agency's X25519 key when it is at hand (the demo keys)."""
-    from adapters.sender import decrypt_reply
+    from adapters.client.sender import decrypt_reply
     from broker.crypto.envelope import DecryptionFailed
     from broker.crypto.keys import read_private_key
 

@@ -75,7 +75,7 @@ def client_tls(args: argparse.Namespace) -> Any:
 
 def _sender(args: argparse.Namespace) -> Any:
     """A sender client from --url/--key/--keyid, or from --data DIR --as AGENCY (the demo keys)."""
-    from adapters.sender import SenderClient
+    from adapters.client.sender import SenderClient
     from broker.crypto.keys import read_private_key
 
     tls = client_tls(args)
@@ -96,7 +96,7 @@ def _sender(args: argparse.Namespace) -> Any:
 
 def sender_call(args: argparse.Namespace, call: Call) -> Any:
     """Run ``call(client)`` as the agency the options name; its refusals become ConfigErrors."""
-    from adapters.sender import SenderError
+    from adapters.client.sender import SenderError
 
     async def run() -> Any:
         async with _sender(args) as client:
@@ -113,7 +113,7 @@ def sender_call(args: argparse.Namespace, call: Call) -> Any:
 
 def _recipient(args: argparse.Namespace) -> Any:
     """A recipient client from --url/--key/--enc-key/--contact, or --data DIR --as CONTACT."""
-    from adapters.recipient import RecipientClient
+    from adapters.client.recipient import RecipientClient
     from broker.crypto.keys import read_private_key
 
     tls = client_tls(args)
@@ -136,7 +136,7 @@ def _recipient(args: argparse.Namespace) -> Any:
 
 def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:
     """--root FILE (given at enrolment), or the demo's DIR/trust/root.json; state kept beside it."""
-    from adapters.trust import PinnedRoot
+    from adapters.client.trust import PinnedRoot
 
     path = Path(args.root) if args.root else demo_root
     if path is None or not path.exists():
@@ -146,7 +146,7 @@ def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:
 
 def recipient_call(args: argparse.Namespace, call: Call) -> Any:
     """Run ``call(client)`` as the contact the options name; a failed check says not to act."""
-    from adapters.recipient import RecipientError, VerificationFailed
+    from adapters.client.errors import RecipientError, VerificationFailed
 
     async def run() -> Any:
         async with _recipient(args) as client:

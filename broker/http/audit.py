@@ -6,12 +6,12 @@ from datetime import datetime
 
 from aiohttp import web
 
+from broker.errors import NoticeInvalid
 from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID
 from broker.input import check_integer
 from broker.policy.payload import Violation
-from broker.service.notices import QUERY_INVALID, NoticeInvalid
-from broker.store.audit_repo import EventFilter
+from broker.service.notices import QUERY_INVALID
 
 
 def _contact(request: web.Request) -> str:
@@ -53,18 +53,18 @@ def _time(request: web.Request, name: str) -> datetime | None:
 async def get_events(request: web.Request) -> web.Response:
     contact = _contact(request)
     q = request.query
-    where = EventFilter(
-        since=_time(request, "from"),
-        until=_time(request, "to"),
-        actor=q.get("actor"),
-        action=q.get("action"),
-        notice=q.get("notice"),
-        channel=q.get("channel"),
-    )
+    where = {
+        "since": _time(request, "from"),
+        "until": _time(request, "to"),
+        "actor": q.get("actor"),
+        "action": q.get("action"),
+        "notice": q.get("notice"),
+        "channel": q.get("channel"),
+    }
     hidden = q.get("hidden")
     if hidden not in (None, "leaves"):
         raise NoticeInvalid([Violation("/hidden", "must be 'leaves'")], QUERY_INVALID)
-    if hidden and any(vars(where).values()):
+    if hidden and any(where.values()):
         # Leaf hashes of hidden events that match a filter would say that they match.
         raise NoticeInvalid([Violation("/hidden", "takes no filter")], QUERY_INVALID)
     page = await request.app[AUDIT].events(

@@ -8,6 +8,7 @@ from broker.clock import Clock
 from broker.config import Settings
 from broker.service.audit import AuditService
 from broker.service.escalation import EscalationWorker
+from broker.service.health import Listening
 from broker.service.intake import Intake
 from broker.service.outbox import Outbox
 from broker.service.recipients import Recipients
@@ -15,7 +16,6 @@ from broker.service.refusals import Refusals
 from broker.service.retention import Shredder
 from broker.service.tokens import TokenService
 from broker.state import BrokerState
-from broker.store.listener import Listener
 
 STATE = web.AppKey("state", BrokerState)
 SETTINGS = web.AppKey("settings", Settings)
@@ -27,5 +27,5 @@ ESCALATION = web.AppKey("escalation", EscalationWorker)
 AUDIT = web.AppKey("audit", AuditService)
 SHREDDER = web.AppKey("shredder", Shredder)
 OUTBOX = web.AppKey("outbox", Outbox)
-LISTENER = web.AppKey("listener", Listener)
+LISTENER = web.AppKey("listener", Listening)
 REFUSALS = web.AppKey("refusals", Refusals)

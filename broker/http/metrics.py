@@ -22,7 +22,7 @@ from broker.errors import AuthenticationFailed
 from broker.http.keys import RECIPIENTS, STATE
 from broker.http.middleware import request_context
 from broker.logs import get_logger
-from broker.store.stats_repo import counts
+from broker.service.health import store_counts
 
 log = get_logger("liaison.metrics")
 BROKER = web.AppKey("broker", web.Application)
@@ -35,7 +35,7 @@ async def serve(request: web.Request) -> web.Response:
     if token and not hmac.compare_digest(given, token):
         raise AuthenticationFailed(detail="metrics scrape without the metrics token")
     broker = request.app[BROKER]
-    states, messages, audit_size = await counts(broker[STATE].engine)
+    states, messages, audit_size = await store_counts(broker[STATE])
     for state in ("pending", "delivered", "read", "acknowledged", "escalated"):
         metrics.DELIVERIES.labels(state).set(states.get(state, 0))
     for (kind, state), count in messages.items():

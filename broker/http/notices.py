@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 from aiohttp import web
 
-from broker.audit.events import AuditEvent
-from broker.errors import AuthenticationFailed, LiaisonError, NotFound
+from broker.errors import LiaisonError, UnsupportedMediaType
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
 from broker.http.middleware import REQUEST_ID
 from broker.http.tls import require_client_certificate
 from broker.metrics import NOTICES_ACCEPTED, NOTICES_REFUSED
-from broker.service.auth import authenticate_agency
 from broker.service.intake import IncomingRequest
-from broker.service.status import notice_status
-from broker.store import intake_repo as repo
-
-
-class UnsupportedMediaType(LiaisonError):
-    code = "unsupported_media_type"
+from broker.service.status import read_status
 
 
 def target_uri(request: web.Request) -> str:
@@ -73,44 +63,17 @@ async def post_notice(request: web.Request) -> web.Response:
 
 async def get_status(request: web.Request) -> web.Response:
     certificate = require_client_certificate(request, request.app[SETTINGS])
-    state, now = request.app[STATE], request.app[CLOCK].now()
-    view = state.view
-    skew = request.app[SETTINGS].limits.clock_skew_seconds
-    agency = authenticate_agency(
-        view.directory,
+    state = request.app[STATE]
+    body = await read_status(
+        state.engine,
+        state.view,
+        request.match_info["id"],
         method=request.method,
         target_uri=target_uri(request),
         headers=header_map(request),
-        body=None,
-        now=now,
-        max_skew=skew,
         client_certificate=certificate,
+        now=request.app[CLOCK].now(),
+        max_skew=request.app[SETTINGS].limits.clock_skew_seconds,
+        request_id=request[REQUEST_ID],
     )
-    notice_id = request.match_info["id"]
-    event = AuditEvent(
-        at=now,
-        actor=f"agency:{agency.organisation}",
-        action="notice.status_read",
-        object=f"notice:{notice_id[:40]}",
-        request=request[REQUEST_ID],
-    )
-    try:
-        body: dict[str, Any] | None = await notice_status(state.engine, view, agency, notice_id)
-    except NotFound:
-        body = None
-        event = replace(
-            event, action="notice.status_refused", outcome="refused", reason="not_found"
-        )
-    try:
-        await repo.record_nonce(
-            state.engine,
-            agency.signature.keyid,
-            agency.signature.nonce,
-            agency.nonce_expiry(skew),
-            [event],
-        )
-    except repo.NonceReplayed as e:
-        raise AuthenticationFailed(detail="nonce replayed") from e
-    if body is None:
-        raise NotFound("no such notice")
     return web.json_response(body)

@@ -1,8 +1,8 @@
-"""RFC 9457 problem details: the one place where error codes meet HTTP statuses.
+"""RFC 9457 problem details: the one place where error classes meet HTTP statuses.
 
 Every error answer is ``application/problem+json`` with a stable ``type`` built from the error
-code. Unexpected exceptions become a bare 500 with the request id; the traceback goes to the
-log, never to the client.
+code; the status comes from the error's class (``STATUS``). Unexpected exceptions become a bare
+500 with the request id; the traceback goes to the log, never to the client.
 """
 
 from __future__ import annotations
@@ -12,41 +12,61 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.errors import LiaisonError
+from broker.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    Gone,
+    HeaderTooLarge,
+    InputRefused,
+    LiaisonError,
+    NoRecipients,
+    NotFound,
+    NoticeInvalid,
+    RoutingError,
+    SourceError,
+    StoreError,
+    SupersedesInvalid,
+    TooManyRecipients,
+    TooManyStreams,
+    TrustRefused,
+    UnsupportedMediaType,
+)
 
 PROBLEM_BASE = "https://liaison.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
 
-STATUS: dict[str, int] = {
-    "bad_request": 400,
-    "authentication_failed": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "conflict": 409,
-    "gone": 410,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "unknown_channel": 422,
-    "unknown_jurisdiction": 422,
-    "payload_invalid": 422,
-    "supersedes_invalid": 422,
-    "no_recipients": 422,
-    "too_many_recipients": 422,
-    "idempotency_conflict": 409,
-    "routing_failed": 422,
-    "too_many_streams": 429,
-    "input_refused": 400,
-    "nesting_too_deep": 400,
-    "number_out_of_range": 400,
-    "control_character": 400,
-    "idempotency_key_invalid": 400,
-    "header_too_large": 431,
-    "store_unavailable": 503,
-    "store_error": 503,
-    "not_ready": 503,
-    "internal_error": 500,
+# Keyed by class: an error's status is that of the most specific class of its MRO listed here.
+# Errors the caller cannot have caused (configuration, source files, trust metadata) are 500.
+STATUS: dict[type[LiaisonError], int] = {
+    ConfigError: 500,
+    SourceError: 500,
+    TrustRefused: 500,
+    BadRequest: 400,
+    InputRefused: 400,
+    HeaderTooLarge: 431,
+    AuthenticationFailed: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+    UnsupportedMediaType: 415,
+    NoticeInvalid: 422,
+    SupersedesInvalid: 422,
+    NoRecipients: 422,
+    TooManyRecipients: 422,
+    RoutingError: 422,
+    TooManyStreams: 429,
+    StoreError: 503,
 }
+
+
+def status_of(error: type[LiaisonError]) -> int:
+    """The status of the most specific class in ``STATUS`` that ``error`` is; 500 for none."""
+    return next((STATUS[c] for c in error.__mro__ if c in STATUS), 500)
+
 
 TITLES: dict[int, str] = {
     400: "Bad request",
@@ -70,11 +90,10 @@ def problem(
     code: str,
     detail: str,
     *,
-    status: int | None = None,
+    status: int = 500,
     request_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> web.Response:
-    status = status or STATUS.get(code, 500)
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + code,
         "title": TITLES.get(status, "Error"),
@@ -90,7 +109,13 @@ def problem(
 
 def from_error(error: LiaisonError, request_id: str | None) -> web.Response:
     """The client's view of an error: its code and safe message, never its ``detail``."""
-    return problem(error.code, error.message, request_id=request_id, extra=error.extensions())
+    return problem(
+        error.code,
+        error.message,
+        status=status_of(type(error)),
+        request_id=request_id,
+        extra=error.extensions(),
+    )
 
 
 _HTTP_CODES = {

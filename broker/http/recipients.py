@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from typing import Any
 
 from aiohttp import web
 
-from broker.errors import AuthenticationFailed, TooManyStreams
+from broker.errors import AuthenticationFailed, NoticeInvalid, UnsupportedMediaType
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID
-from broker.http.notices import UnsupportedMediaType, source
+from broker.http.notices import source
 from broker.input import check_integer, check_json_depth, check_no_nul
-from broker.logs import get_logger
 from broker.policy.payload import Violation
-from broker.service.live import event_data
-from broker.service.notices import NoticeInvalid
-from broker.service.tokens import GRANT_TYPE, still_entitled
-from broker.store import deliveries_repo as repo
-
-log = get_logger("liaison.stream")
-STREAM_BACKLOG = 500  # deliveries replayed per resume; a client far behind pages through the inbox
+from broker.service import stream
+from broker.service.tokens import GRANT_TYPE
 
 
 def _contact(request: web.Request) -> str:
@@ -122,24 +115,16 @@ async def post_ack(request: web.Request) -> web.Response:
 
 
 async def get_stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: metadata of each new delivery; resume with Last-Event-ID, no gap, no repeat.
-
-    The stream lives as long as the token that opened it is entitled: it ends at the token's
-    expiry, and within ``delivery.stream_recheck_seconds`` (at once, when the directory change
-    is picked up) of a revoked key or an ended assignment. The client resumes with a new token.
-    """
+    """Server-Sent Events: metadata of each new delivery; resume with Last-Event-ID, no gap, no
+    repeat. The stream lives as long as the token that opened it is entitled (``service.stream``);
+    the client resumes with a new token."""
     app = request.app
     bearer = app[TOKENS].bearer_for(
         app[STATE].view.directory, request.headers.get("Authorization"), app[CLOCK].now()
     )
-    contact = bearer.contact
     recipients, delivery = app[RECIPIENTS], app[SETTINGS].delivery
     last = _last_event_id(request)
-    if recipients.hub.streams_of(contact) >= delivery.max_streams_per_contact:
-        raise TooManyStreams("this contact has as many live streams open as allowed")
-    subscription = recipients.hub.subscribe(
-        contact
-    )  # before the backlog query: nothing falls between
+    subscription = stream.subscribe(recipients, bearer.contact, delivery.max_streams_per_contact)
     try:
         response = web.StreamResponse(
             headers={
@@ -149,67 +134,19 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
             }
         )
         await response.prepare(request)
-        sent = await _send_after(request, response, contact, last)
-        while not subscription.overflowed.is_set():
-            now = app[CLOCK].now()
-            if not still_entitled(app[STATE].view.directory, bearer, now):
-                log.info("stream_ended", contact=contact, reason="token_no_longer_entitled")
-                break
-            wait = min(
-                delivery.stream_heartbeat_seconds,
-                delivery.stream_recheck_seconds,
-                max(0.0, (bearer.expires_at - now).total_seconds()),
-            )
-            try:
-                first = await asyncio.wait_for(subscription.queue.get(), timeout=wait)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            events = [first]
-            while not subscription.queue.empty():
-                events.append(subscription.queue.get_nowait())
-            # The publisher pushes in commit order and has already asked policy: send what is
-            # new, in order. Anything at or below the position was sent from the store already.
-            fresh = sorted((e for e in events if e.id > sent), key=lambda e: e.id)
-            for event in fresh:
-                await _send(response, event.id, event.data)
-            if fresh:
-                sent = fresh[-1].id
-                items = [e.item for e in fresh if e.item is not None]
-                await recipients.delivered(
-                    contact, items, "push", app[CLOCK].now(), request_id=request[REQUEST_ID]
-                )
+        await stream.serve(
+            recipients,
+            app[CLOCK],
+            delivery,
+            bearer,
+            subscription,
+            last,
+            response.write,
+            request[REQUEST_ID],
+        )
         return response  # ended or overflowed: the client reconnects (new token) and resumes
     finally:
         recipients.hub.unsubscribe(subscription)
-
-
-async def _send_after(
-    request: web.Request, response: web.StreamResponse, contact: str, after: int
-) -> int:
-    """Send the contact's deliveries above ``after`` from the store, in id order, when a stream
-    opens or resumes; returns the new position. Ids are given out in commit order (see
-    ``audit_repo.lock_head``), so what was committed before is here and nothing comes later
-    below the position: no gap and no repeat, even after a process died between commit and push.
-    """
-    app = request.app
-    recipients, engine = app[RECIPIENTS], app[STATE].engine
-    while True:
-        items = await repo.deliveries_after(engine, contact, after, STREAM_BACKLOG)
-        if not items:
-            return after
-        now = app[CLOCK].now()
-        shown = recipients.visible(app[STATE].view, contact, items, now)  # access ended: skipped
-        for item in shown:
-            await _send(response, item.delivery_id, event_data(item))
-        await recipients.delivered(contact, shown, "push", now, request_id=request[REQUEST_ID])
-        after = items[-1].delivery_id
-        if len(items) < STREAM_BACKLOG:
-            return after
-
-
-async def _send(response: web.StreamResponse, event_id: int, data: dict[str, Any]) -> None:
-    await response.write(f"id: {event_id}\nevent: notice\ndata: {json.dumps(data)}\n\n".encode())
 
 
 def _last_event_id(request: web.Request) -> int:

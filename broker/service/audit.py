@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +24,10 @@ from broker.audit.visibility import visible
 from broker.config import AuditSettings
 from broker.crypto.keys import Signer, fingerprint
 from broker.crypto.note import sign_note
-from broker.errors import Forbidden, NotFound
+from broker.errors import Forbidden, NotFound, NoticeInvalid
 from broker.policy.decide import AuditScope
 from broker.policy.payload import Violation
-from broker.service.notices import QUERY_INVALID, NoticeInvalid
+from broker.service.notices import QUERY_INVALID
 from broker.state import BrokerState
 from broker.store import audit_repo
 from broker.store.audit_repo import EventFilter
@@ -75,7 +75,7 @@ class AuditService:
     async def events(
         self,
         contact: str,
-        where: EventFilter,
+        filters: Mapping[str, Any],
         *,
         after: int,
         limit: int,
@@ -85,7 +85,9 @@ class AuditService:
     ) -> dict[str, Any]:
         """A page of the events this auditor sees. With ``hidden_leaves`` (and no filter), every
         other event is in its place as ``{"seq", "hidden": true, "leaf"}``: the chain and the
-        Merkle root recompute, and nothing of its content is shown."""
+        Merkle root recompute, and nothing of its content is shown. ``filters`` are the fields
+        of ``EventFilter`` (since, until, actor, action, notice, channel), None where unset."""
+        where = EventFilter(**filters)
         self.authorize(contact, now)
         scope = self.scope(contact, now)
         limit = max(1, min(limit, self.page_max))

@@ -24,14 +24,24 @@ from broker.audit.events import AuditEvent
 from broker.config import Limits
 from broker.crypto.envelope import AEAD, associated_data, seal, wrap_many
 from broker.domain.notice import NoticeFacts, StoredNotice, new_notice_id
-from broker.errors import AuthenticationFailed, Conflict, Forbidden, LiaisonError
+from broker.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    Forbidden,
+    IdempotencyConflict,
+    LiaisonError,
+    NoRecipients,
+    NoticeInvalid,
+    SupersedesInvalid,
+    TooManyRecipients,
+)
 from broker.input import check_json_depth, check_key, check_no_nul, rfc3339_time
 from broker.logs import get_logger
 from broker.policy.channel import Channel
 from broker.policy.payload import Violation, payload_violations
 from broker.policy.route import NotReached, Recipient, Route, check_notice, deliver_to, route
 from broker.service.auth import Agency, authenticate_agency
-from broker.service.notices import NoticeInvalid, notice_facts_from_document
+from broker.service.notices import notice_facts_from_document
 from broker.service.refusals import Refusals
 from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState, View
@@ -96,33 +106,6 @@ class CommitBatcher:
             return
         if not done.done():
             done.set_result(None)
-
-
-class BadRequest(LiaisonError):
-    code = "bad_request"
-
-
-class SupersedesInvalid(LiaisonError):
-    code = "supersedes_invalid"
-
-
-class NoRecipients(LiaisonError):
-    code = "no_recipients"
-
-    def __init__(self, not_reached: list[NotReached]) -> None:
-        super().__init__("no one can receive this notice under the policies in force")
-        self.not_reached = not_reached
-
-    def extensions(self) -> dict[str, object]:
-        return {"not_reached": [{"role": n.role, "reason": n.reason} for n in self.not_reached]}
-
-
-class TooManyRecipients(LiaisonError):
-    code = "too_many_recipients"
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 
 from broker.domain.notice import SEVERITIES, NoticeFacts
-from broker.errors import LiaisonError
+from broker.errors import NoticeInvalid
 from broker.policy.payload import Violation
 
 ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]{0,127}$"}
@@ -38,24 +38,6 @@ _VALIDATOR = jsonschema.Draft202012Validator(
 
 
 QUERY_INVALID = "the query is not valid"  # the message when a query, not a notice, is refused
-
-
-class NoticeInvalid(LiaisonError):
-    code = "payload_invalid"
-
-    def __init__(
-        self, violations: list[Violation], message: str = "the notice does not match its schema"
-    ) -> None:
-        super().__init__(message)
-        self.violations = violations
-
-    def diagnostics(self) -> str:
-        return "; ".join(f"{v.pointer or '/'}: {v.message}" for v in self.violations)
-
-    def extensions(self) -> dict[str, object]:
-        return {
-            "violations": [{"pointer": v.pointer, "message": v.message} for v in self.violations]
-        }
 
 
 def envelope_violations(document: Any) -> list[Violation]:

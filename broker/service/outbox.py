@@ -14,26 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import random
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
-
-from adapters import email as email_adapter
-from adapters import webhook as webhook_adapter
 from broker.audit.events import AuditEvent
 from broker.config import Settings, resolve_secret
 from broker.crypto.envelope import associated_data
-from broker.crypto.keys import Signer
-from broker.errors import ConfigError
+from broker.domain.delivery import SmtpConfig, WebhookResult
+from broker.errors import ConfigError, EmailFailed
 from broker.logs import get_logger
 from broker.metrics import OUTBOX_ROUNDS
 from broker.policy.channel import Channel
+from broker.service.announcements import announcement_rows
 from broker.service.backoff import retry_delay
+from broker.service.ports import AlertMailer, WebhookSender
 from broker.state import BrokerState, View
 from broker.store import deliveries_repo, intake_repo, outbox_repo
 from broker.store.outbox_repo import OutboxItem
@@ -41,19 +38,20 @@ from broker.store.outbox_repo import OutboxItem
 log = get_logger("liaison.outbox")
 
 
-def message_id(notice_id: str, kind: str, target: str) -> str:
-    return "msg_" + hashlib.sha256(f"{notice_id}|{kind}|{target}".encode()).hexdigest()[:26]
-
-
 class Outbox:
     def __init__(
-        self, state: BrokerState, settings: Settings, environ: Mapping[str, str], signer: Signer
+        self,
+        state: BrokerState,
+        settings: Settings,
+        environ: Mapping[str, str],
+        webhooks: WebhookSender,
+        mailer: AlertMailer,
     ) -> None:
         self.state = state
         self.settings = settings
         self.environ = environ
-        self.signer = signer
-        self._session: aiohttp.ClientSession | None = None
+        self.webhooks = webhooks  # owns its HTTP session: closed by ``close``
+        self.mailer = mailer
 
     # -- what a delivery announces --------------------------------------------------------------
     def rows_for(
@@ -65,46 +63,13 @@ class Outbox:
         now: datetime,
     ) -> list[dict[str, Any]]:
         """Outbox rows for new recipients (contact, role) of a notice on ``channel``."""
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
-        d = view.directory
-
-        def add(kind: str, target: str, contact: str | None) -> None:
-            rows.setdefault(
-                (kind, target),
-                {
-                    "notice_id": notice_id,
-                    "contact_id": contact,
-                    "kind": kind,
-                    "target": target,
-                    "msg_id": message_id(notice_id, kind, target),
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                },
-            )
-
-        for contact_id, role_id in recipients:
-            if channel.delivery.webhook != "off":
-                for hook in d.webhooks_of(contact_id):
-                    add("webhook", hook.id, contact_id)
-                organisation = d.roles[role_id].organisation if role_id in d.roles else None
-                for hook in d.webhooks_of(organisation or ""):
-                    add("webhook", hook.id, None)
-            contact = d.contacts.get(contact_id)
-            if (
-                channel.delivery.email == "alert"
-                and self.settings.smtp.host
-                and contact
-                and contact.email
-            ):
-                add("email", contact.email, contact_id)
-        return list(rows.values())
+        return announcement_rows(
+            view, notice_id, channel, recipients, now, email=bool(self.settings.smtp.host)
+        )
 
     # -- the worker -------------------------------------------------------------------------------
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.webhooks.close()
 
     async def tick(self, now: datetime) -> int:
         """Attempt every due announcement once; returns how many were attempted."""
@@ -116,8 +81,6 @@ class Outbox:
         if not claimed:
             OUTBOX_ROUNDS.inc()
             return 0
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         disabled = await outbox_repo.disabled_endpoints(self.state.engine)
         gate = asyncio.Semaphore(max(1, w.concurrency))
 
@@ -168,32 +131,42 @@ class Outbox:
             )
             return
         if item.kind == "webhook":
-            hook = view.directory.webhooks.get(item.target)
-            if hook is None or item.target in disabled:
-                await self._settle(
-                    item,
-                    now,
-                    "dead",
-                    item.attempts,
-                    "endpoint removed or disabled",
-                    "webhook.dropped",
-                    meta["channel"],
-                )
-                return
-            result = await self._send_webhook(item, hook, meta, view, now)
-            await self._record(
-                item,
-                now,
-                meta["channel"],
-                result.delivered,
-                result.error,
-                result.retry_after,
-                gone=result.status == 410,
-                url=hook.url,
-            )
+            await self._attempt_webhook(item, meta, view, now, disabled)
         else:
             error = await self._send_email(item, meta, view)
             await self._record(item, now, meta["channel"], error is None, error, None)
+
+    async def _attempt_webhook(
+        self,
+        item: OutboxItem,
+        meta: dict[str, Any],
+        view: View,
+        now: datetime,
+        disabled: dict[str, str],
+    ) -> None:
+        hook = view.directory.webhooks.get(item.target)
+        if hook is None or item.target in disabled:
+            await self._settle(
+                item,
+                now,
+                "dead",
+                item.attempts,
+                "endpoint removed or disabled",
+                "webhook.dropped",
+                meta["channel"],
+            )
+            return
+        result = await self._send_webhook(item, hook, meta, view, now)
+        await self._record(
+            item,
+            now,
+            meta["channel"],
+            result.delivered,
+            result.error,
+            result.retry_after,
+            gone=result.status == 410,
+            url=hook.url,
+        )
 
     async def _entitled(self, view: View, item: OutboxItem, now: datetime) -> bool:
         """May the contact this message is for read its notice now? Asked at sending time,
@@ -213,9 +186,47 @@ class Outbox:
 
     async def _send_webhook(
         self, item: OutboxItem, hook: Any, meta: dict[str, Any], view: View, now: datetime
-    ) -> webhook_adapter.WebhookResult:
+    ) -> WebhookResult:
+        data = self._webhook_data(hook, meta)
         channel = view.policies.channels.get(meta["channel"])
-        data: dict[str, Any] = {
+        wants_ciphertext = (
+            hook.content == "ciphertext"
+            and channel is not None
+            and channel.delivery.webhook == "ciphertext"
+            and meta["ciphertext"] is not None
+        )
+        if wants_ciphertext and item.contact_id:
+            encryption = await self._encryption(item.contact_id, meta, view, now)
+            if encryption is not None:  # never a wrap for a revoked key
+                data["encryption"] = encryption
+        body = json.dumps(
+            {
+                "type": "liaison.notice",
+                "timestamp": now.isoformat().replace("+00:00", "Z"),
+                "data": data,
+            },
+            separators=(",", ":"),
+        ).encode()
+        try:
+            secret = (
+                resolve_secret(hook.secret_ref, self.settings, self.environ).decode()
+                if hook.secret_ref
+                else None
+            )
+        except ConfigError as e:
+            return WebhookResult(None, f"secret unavailable: {e}")
+        return await self.webhooks.send(
+            hook.url,
+            item.msg_id,
+            int(now.timestamp()),
+            body,
+            secret=secret,
+            seconds=self.settings.webhooks.timeout_seconds,
+        )
+
+    def _webhook_data(self, hook: Any, meta: dict[str, Any]) -> dict[str, Any]:
+        """The metadata a webhook event carries: never the content."""
+        return {
             "notice_id": meta["id"],
             "channel": meta["channel"],
             "jurisdiction": meta["jurisdiction_id"],
@@ -229,56 +240,23 @@ class Outbox:
             "recipient": hook.owner,
             "notice_url": f"{self.settings.public_url}/v1/notices/{meta['id']}",
         }
-        wants_ciphertext = (
-            hook.content == "ciphertext"
-            and channel is not None
-            and channel.delivery.webhook == "ciphertext"
-            and meta["ciphertext"] is not None
-        )
-        if wants_ciphertext and item.contact_id:
-            wraps = await intake_repo.wraps_of(self.state.engine, meta["id"])
-            key_id, sealed = wraps.get(item.contact_id, ("", b""))
-            key = view.directory.keys.get(key_id)
-            if key is not None and key.usable_at(now):  # never a wrap for a revoked key
-                data["encryption"] = {
-                    "aead": meta["aead"],
-                    "nonce": _b64(meta["aead_nonce"]),
-                    "ciphertext": _b64(meta["ciphertext"]),
-                    "aad": _b64(associated_data(meta["id"], meta["channel"], meta["policy_hash"])),
-                    "wrap": {"key_id": key_id, "sealed": _b64(sealed)},
-                }
-        body = json.dumps(
-            {
-                "type": "liaison.notice",
-                "timestamp": now.isoformat().replace("+00:00", "Z"),
-                "data": data,
-            },
-            separators=(",", ":"),
-        ).encode()
-        timestamp = int(now.timestamp())
-        try:
-            secret = (
-                webhook_adapter.secret_bytes(
-                    resolve_secret(hook.secret_ref, self.settings, self.environ).decode()
-                )
-                if hook.secret_ref
-                else None
-            )
-        except (ConfigError, ValueError) as e:
-            return webhook_adapter.WebhookResult(None, f"secret unavailable: {e}")
-        signed = webhook_adapter.signature(
-            item.msg_id, timestamp, body, secret=secret, key=None if secret else self.signer
-        )
-        assert self._session is not None
-        return await webhook_adapter.send(
-            self._session,
-            hook.url,
-            item.msg_id,
-            timestamp,
-            body,
-            signed,
-            seconds=self.settings.webhooks.timeout_seconds,
-        )
+
+    async def _encryption(
+        self, contact_id: str, meta: dict[str, Any], view: View, now: datetime
+    ) -> dict[str, Any] | None:
+        """The ciphertext with the contact's own wrap, or None when its key is not usable now."""
+        wraps = await intake_repo.wraps_of(self.state.engine, meta["id"])
+        key_id, sealed = wraps.get(contact_id, ("", b""))
+        key = view.directory.keys.get(key_id)
+        if key is None or not key.usable_at(now):
+            return None
+        return {
+            "aead": meta["aead"],
+            "nonce": _b64(meta["aead_nonce"]),
+            "ciphertext": _b64(meta["ciphertext"]),
+            "aad": _b64(associated_data(meta["id"], meta["channel"], meta["policy_hash"])),
+            "wrap": {"key_id": key_id, "sealed": _b64(sealed)},
+        }
 
     async def _send_email(self, item: OutboxItem, meta: dict[str, Any], view: View) -> str | None:
         smtp = self.settings.smtp
@@ -291,7 +269,7 @@ class Outbox:
             )
         except ConfigError as e:
             return f"password unavailable: {e}"
-        config = email_adapter.SmtpConfig(
+        config = SmtpConfig(
             smtp.host,
             smtp.port,
             smtp.security,
@@ -300,17 +278,16 @@ class Outbox:
             password,
             float(smtp.timeout_seconds),
         )
-        message = email_adapter.alert(
-            item.target,
-            smtp.from_address,
-            contact.language if contact else "en",
-            meta["marking"],
-            f"{self.settings.public_url}/v1/inbox",
-            item.msg_id,
-        )
         try:
-            await email_adapter.send(message, config)
-        except email_adapter.EmailFailed as e:
+            await self.mailer.send_alert(
+                config,
+                to=item.target,
+                language=contact.language if contact else "en",
+                marking=meta["marking"],
+                inbox_url=f"{self.settings.public_url}/v1/inbox",
+                msg_id=item.msg_id,
+            )
+        except EmailFailed as e:
             return str(e)
         return None
 

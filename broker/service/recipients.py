@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
 from broker.audit.events import AuditEvent
-from broker.crypto.envelope import associated_data
-from broker.crypto.httpsig import ed25519_verify
-from broker.domain.directory import KeyType
-from broker.domain.notice import NoticeFacts, ack_statement
-from broker.errors import LiaisonError, NotFound
+from broker.domain.notice import NoticeFacts
+from broker.errors import Gone, NotFound, NoticeInvalid
 from broker.input import check_integer
 from broker.policy.payload import Violation
+from broker.service.acks import ack_events, reply_row, verify_ack
+from broker.service.fetched import b64 as _b64
+from broker.service.fetched import fetched_event, notice_answer
+from broker.service.fetched import time_text as _time
 from broker.service.live import DeliveredMarks, Publisher, event_data
-from broker.service.notices import NoticeInvalid
 from broker.service.push import Hub
 from broker.state import BrokerState, View
 from broker.store import audit_repo
@@ -37,22 +36,10 @@ from broker.store import deliveries_repo as repo
 from broker.store.deliveries_repo import InboxItem
 
 
-class Gone(LiaisonError):
-    code = "gone"
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def _past_its_end(row: dict[str, Any], now: datetime) -> bool:
     """Expired or out of retention: gone at once, whether or not the shredder has run yet."""
     ends = [t for t in (row["expires_at"], row["retain_until"]) if t is not None]
     return any(t <= now for t in ends)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class Recipients:
@@ -137,59 +124,9 @@ class Recipients:
         if row["ciphertext"] is None or wrap is None or _past_its_end(row, now):
             await self._refused(contact, "notice.fetch_refused", notice_id, "gone", now, request_id)
             raise Gone("this notice has been destroyed at the end of its retention")
-        fetched = AuditEvent(
-            at=now,
-            actor=f"contact:{contact}",
-            action="notice.fetched",
-            object=f"notice:{notice_id}",
-            channel=row["channel"],
-            decision="allow",
-            policies=("access/recipients-read-their-notices",),
-            details={"roles": sorted({d.role for d in deliveries}), "wrap_key": wrap[0]},
-            request=request_id,
-        )
+        fetched = fetched_event(contact, notice_id, row, deliveries, wrap, now, request_id)
         await repo.mark_read(self.state.engine, notice_id, contact, now, [fetched])
-        sender_key = view.directory.keys.get(row["sender_key_id"])
-        aad = associated_data(notice_id, row["channel"], row["policy_hash"])
-        sender = view.directory.organisations.get(row["sender_id"])
-        channel = view.policies.channels.get(row["channel"])
-        return {
-            "sender_name": sender.name if sender else None,
-            "reply_key": self._reply_key(view, row["sender_id"], now)
-            if channel and channel.replies
-            else None,
-            "id": notice_id,
-            "channel": row["channel"],
-            "jurisdiction": row["jurisdiction_id"],
-            "severity": row["severity"],
-            "marking": row["marking"],
-            "kind": row["kind"],
-            "status": row["status"],
-            "supersedes": row["supersedes_id"],
-            "sender": row["sender_id"],
-            "policy_hash": row["policy_hash"],
-            "created_at": _time(row["created_at"]),
-            "expires_at": _time(row["expires_at"]),
-            "roles": sorted({d.role for d in deliveries}),
-            "acknowledged_at": _time(
-                min((d.acked_at for d in deliveries if d.acked_at), default=None)
-            ),
-            "encryption": {
-                "aead": row["aead"],
-                "nonce": _b64(row["aead_nonce"]),
-                "aad": _b64(aad),
-                "ciphertext": _b64(row["ciphertext"]),
-                "wrap": {"key_id": wrap[0], "sealed": _b64(wrap[1])},
-            },
-            "signature": {
-                "sender_key_id": row["sender_key_id"],
-                "sender_public_key": _b64(sender_key.public) if sender_key else None,
-                "signature_input": row["signature_input"],
-                "signature": row["signature"],
-                "signed_values": json.loads(row["signed_values"]),
-                "content_digest": row["content_digest"],
-            },
-        }
+        return notice_answer(view, notice_id, row, deliveries, wrap, now)
 
     async def acknowledge(
         self,
@@ -208,113 +145,16 @@ class Recipients:
             )
             raise NotFound("no such notice")
         row, deliveries, _ = copy
-        if (
-            not isinstance(body, dict)
-            or not isinstance(body.get("signature"), str)
-            or not isinstance(body.get("key_id"), str)
-        ):
-            raise NoticeInvalid([Violation("", "an acknowledgement carries key_id and signature")])
-        key = view.directory.keys.get(body["key_id"])
-        signature = _unb64(body["signature"], "/signature")
-        statement = ack_statement(notice_id, contact, row["content_digest"])
-        if (
-            key is None
-            or key.owner != contact
-            or key.type is not KeyType.ED25519
-            or not key.usable_at(now)
-            or not ed25519_verify(key.public, statement, signature)
-        ):
-            raise NoticeInvalid(
-                [
-                    Violation(
-                        "/signature", "does not verify for this contact and this notice's content"
-                    )
-                ]
-            )
-        reply = self._reply(view, row, contact, deliveries, body.get("reply"), now)
+        verify_ack(view, contact, notice_id, row, body, now)
+        reply = reply_row(view, row, contact, deliveries, body.get("reply"), now)
         earlier = min((d.acked_at for d in deliveries if d.acked_at), default=None)
         if earlier is not None:  # acknowledged before: the first acknowledgement stands
             return {"id": notice_id, "acknowledged_at": _time(earlier)}
-        events = [
-            AuditEvent(
-                at=now,
-                actor=f"contact:{contact}",
-                action="delivery.acknowledged",
-                object=f"notice:{notice_id}",
-                channel=row["channel"],
-                details={
-                    "roles": sorted({d.role for d in deliveries}),
-                    "key": body["key_id"],
-                    "content_digest": row["content_digest"],
-                    "signature": body["signature"],
-                },
-                request=request_id,
-            )
-        ]
-        if reply is not None:
-            events.append(
-                AuditEvent(
-                    at=now,
-                    actor=f"contact:{contact}",
-                    action="reply.received",
-                    object=f"notice:{notice_id}",
-                    channel=row["channel"],
-                    details={"to_key": reply["key_id"], "bytes": len(reply["ciphertext"])},
-                    request=request_id,
-                )
-            )
+        events = ack_events(contact, notice_id, row, deliveries, body, reply, now, request_id)
         await repo.acknowledge(
             self.state.engine, notice_id, contact, body["signature"], now, reply, events
         )
         return {"id": notice_id, "acknowledged_at": _time(now)}
-
-    @staticmethod
-    def _reply_key(view: View, agency: str, now: datetime) -> dict[str, str] | None:
-        keys = [
-            k
-            for k in view.directory.keys_of(agency)
-            if k.type is KeyType.X25519 and k.usable_at(now)
-        ]
-        if not keys:
-            return None
-        return {"key_id": keys[-1].id, "public": _b64(keys[-1].public)}
-
-    def _reply(
-        self,
-        view: View,
-        row: dict[str, Any],
-        contact: str,
-        deliveries: list[InboxItem],
-        reply: Any,
-        now: datetime,
-    ) -> dict[str, Any] | None:
-        if reply is None:
-            return None
-        channel = view.policies.channels.get(row["channel"])
-        if channel is None or not channel.replies:
-            raise NoticeInvalid([Violation("/reply", "this channel does not take replies")])
-        if not isinstance(reply, dict):
-            raise NoticeInvalid([Violation("/reply", "must be an object")])
-        key = view.directory.keys.get(str(reply.get("key_id")))
-        if (
-            key is None
-            or key.owner != row["sender_id"]
-            or key.type is not KeyType.X25519
-            or not key.usable_at(now)
-        ):
-            raise NoticeInvalid(
-                [Violation("/reply/key_id", "must be a current X25519 key of the sending agency")]
-            )
-        return {
-            "notice_id": row["id"],
-            "contact_id": contact,
-            "role_id": deliveries[0].role,
-            "created_at": now,
-            "key_id": key.id,
-            "wrap": _unb64(reply.get("wrap"), "/reply/wrap"),
-            "nonce": _unb64(reply.get("nonce"), "/reply/nonce"),
-            "ciphertext": _unb64(reply.get("ciphertext"), "/reply/ciphertext"),
-        }
 
     async def delivered(
         self,
@@ -401,12 +241,3 @@ def _cursor(cursor: str | None) -> int | None:
         return check_integer(int(text[2:]), "/cursor")
     except (ValueError, binascii.Error, UnicodeDecodeError) as e:
         raise NoticeInvalid([Violation("/cursor", "not a cursor this broker issued")]) from e
-
-
-def _unb64(value: Any, pointer: str) -> bytes:
-    if not isinstance(value, str) or len(value) > 350_000:
-        raise NoticeInvalid([Violation(pointer, "must be base64 text")])
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as e:
-        raise NoticeInvalid([Violation(pointer, "must be base64 text")]) from e

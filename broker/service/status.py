@@ -7,17 +7,75 @@ may not read (another agency's) answers exactly like one that does not exist.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState
-from broker.errors import NotFound
-from broker.service.auth import Agency
+from broker.errors import AuthenticationFailed, NotFound
+from broker.service.auth import Agency, authenticate_agency
 from broker.state import View
 from broker.store import Database, intake_repo
 from broker.store import deliveries_repo as repo
 
 STATE_ORDER = ("pending", "delivered", "read", "acknowledged", "escalated")
+
+
+async def read_status(
+    db: Database,
+    view: View,
+    notice_id: str,
+    *,
+    method: str,
+    target_uri: str,
+    headers: Mapping[str, str],
+    client_certificate: bytes | None,
+    now: datetime,
+    max_skew: int,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """GET /v1/notices/{id}/status: authenticate the signed request, answer the status, and
+    record the nonce with the read (or the refusal) in one transaction: a replayed request is
+    refused, and an unknown notice and another agency's look the same."""
+    agency = authenticate_agency(
+        view.directory,
+        method=method,
+        target_uri=target_uri,
+        headers=headers,
+        body=None,
+        now=now,
+        max_skew=max_skew,
+        client_certificate=client_certificate,
+    )
+    event = AuditEvent(
+        at=now,
+        actor=f"agency:{agency.organisation}",
+        action="notice.status_read",
+        object=f"notice:{notice_id[:40]}",
+        request=request_id,
+    )
+    try:
+        body: dict[str, Any] | None = await notice_status(db, view, agency, notice_id)
+    except NotFound:
+        body = None
+        event = replace(
+            event, action="notice.status_refused", outcome="refused", reason="not_found"
+        )
+    try:
+        await intake_repo.record_nonce(
+            db,
+            agency.signature.keyid,
+            agency.signature.nonce,
+            agency.nonce_expiry(max_skew),
+            [event],
+        )
+    except intake_repo.NonceReplayed as e:
+        raise AuthenticationFailed(detail="nonce replayed") from e
+    if body is None:
+        raise NotFound("no such notice")
+    return body
 
 
 async def notice_status(db: Database, view: View, agency: Agency, notice_id: str) -> dict[str, Any]:

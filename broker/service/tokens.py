@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.jwks import JwksUnavailable, fetch_jwks
 from broker.audit.events import AuditEvent
 from broker.config import Settings
 from broker.crypto.keys import Signer
@@ -31,8 +30,9 @@ from broker.crypto.tokens import (
     verify_external,
 )
 from broker.domain.directory import Directory, KeyType
-from broker.errors import AuthenticationFailed, ConfigError
+from broker.errors import AuthenticationFailed, ConfigError, JwksUnavailable
 from broker.logs import get_logger
+from broker.service.ports import JwksFetcher
 from broker.service.refusals import Refusals
 from broker.store import Database, audit_repo
 from broker.store import intake_repo as repo
@@ -74,9 +74,15 @@ class TokenKeys:
 
 class TokenService:
     def __init__(
-        self, db: Database, settings: Settings, keys: TokenKeys, refusals: Refusals
+        self,
+        db: Database,
+        settings: Settings,
+        keys: TokenKeys,
+        refusals: Refusals,
+        fetch_jwks: JwksFetcher,
     ) -> None:
         self.db = db
+        self.fetch_jwks = fetch_jwks
         self.refusals = refusals
         self.settings = settings
         self.keys = keys
@@ -98,7 +104,7 @@ class TokenService:
         if not (oidc.issuer and oidc.jwks_url):
             return
         try:
-            text = await fetch_jwks(
+            text = await self.fetch_jwks(
                 oidc.jwks_url,
                 timeout_seconds=oidc.jwks_timeout_seconds,
                 max_bytes=oidc.jwks_max_bytes,

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from adapters.sender import decrypt_reply
+from adapters.client.sender import decrypt_reply
 from broker.crypto.keys import read_private_key
 from tests.ci import cannot_run_here
 from tests.fault.harness import BrokerProcess, sender

@@ -19,7 +19,7 @@ from playwright.async_api import Browser, expect
 from securesystemslib.formats import encode_canonical
 from tuf.api.metadata import Metadata
 
-from adapters.trust import PinnedRoot
+from adapters.client.trust import PinnedRoot
 from tests.e2e.test_web_inbox import EXAMPLE, broker, browser, shot, sign_in  # noqa: F401 - fixtures
 from tests.fault.harness import BrokerProcess, sender
 from tests.fault.test_host_forgery import forge

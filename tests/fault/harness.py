@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import text
 
-from adapters.sender import SenderClient, SenderError
+from adapters.client.sender import SenderClient, SenderError
 from broker.crypto.keys import read_private_key
 from broker.store.engine import create_engine
 from tests.support import LIAISON, free_port, run_cli, wait_for_broker

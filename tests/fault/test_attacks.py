@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import yaml
 
-from adapters.recipient import RecipientError
-from adapters.sender import SenderClient, SenderError
+from adapters.client.errors import RecipientError
+from adapters.client.sender import SenderClient, SenderError
 from broker.clock import FrozenClock
 from broker.http.keys import ESCALATION
 from tests.fault.harness import SCALE, BrokerProcess, Figures, drive, marker, notice, sender

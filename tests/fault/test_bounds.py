@@ -27,8 +27,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 
-from adapters.recipient import RecipientClient, RecipientError
-from adapters.sender import SenderClient, SenderError
+from adapters.client.errors import RecipientError
+from adapters.client.recipient import RecipientClient
+from adapters.client.sender import SenderClient, SenderError
 from broker.clock import FrozenClock
 from broker.crypto.keys import read_private_key
 from broker.http.keys import OUTBOX, TOKENS

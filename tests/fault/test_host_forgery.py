@@ -23,9 +23,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.recipient import RecipientClient, VerificationFailed
-from adapters.sender import SenderClient
-from adapters.trust import PinnedRoot
+from adapters.client.errors import VerificationFailed
+from adapters.client.recipient import RecipientClient
+from adapters.client.sender import SenderClient
+from adapters.client.trust import PinnedRoot
 from broker.crypto.keys import KeyPair, generate, read_private_key
 from broker.trust import build, core
 from broker.trust.files import DEMO_ADMINS, bindings_for

@@ -15,9 +15,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
-from adapters.recipient import RecipientClient
-from adapters.sender import SenderClient
-from adapters.trust import PinnedRoot
+from adapters.client.recipient import RecipientClient
+from adapters.client.sender import SenderClient
+from adapters.client.trust import PinnedRoot
 from broker.app import create_app
 from broker.clock import Clock
 from broker.config import load_settings, resolved_database_url

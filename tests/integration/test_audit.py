@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from adapters.recipient import RecipientError
+from adapters.client.errors import RecipientError
 from broker.audit.checkpoint import Checkpoint
 from broker.audit.verify import read_export, verify_export
 from broker.crypto.note import open_note

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from adapters.recipient import RecipientClient, RecipientError
+from adapters.client.errors import RecipientError
+from adapters.client.recipient import RecipientClient
 from broker.audit.verify import read_export, verify_export
 from tests.integration.intake_support import Broker, example, running_broker
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from adapters.sender import SenderError
+from adapters.client.sender import SenderError
 from broker.crypto.envelope import associated_data, open_sealed, unwrap
 from broker.crypto.httpsig import verify_base
 from broker.crypto.keys import read_private_key

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from adapters.recipient import RecipientClient, RecipientError
-from adapters.sender import decrypt_reply
+from adapters.client.errors import RecipientError
+from adapters.client.recipient import RecipientClient
+from adapters.client.sender import decrypt_reply
 from broker.clock import FrozenClock
 from broker.crypto.keys import generate, read_private_key, write_private_key
 from broker.http.keys import ESCALATION
@@ -120,7 +121,7 @@ async def test_kumanovo_receives_live_decrypts_and_verifies_sarajevo_sees_nothin
 async def test_a_tampered_ciphertext_or_signature_is_refused_loudly(
     broker: Broker, clock: FrozenClock
 ) -> None:
-    from adapters.recipient import VerificationFailed
+    from adapters.client.errors import VerificationFailed
 
     notice_id = await post(broker, clock)
     async with broker.recipient(PCVE, clock) as client:

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.sender import SenderClient, SenderError
+from adapters.client.sender import SenderClient, SenderError
 from broker.audit.verify import read_export, verify_export
 from broker.crypto.keys import read_private_key
 from broker.service.directory import apply_directory_file

@@ -22,8 +22,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from adapters.recipient import RecipientError
-from adapters.sender import SenderClient
+from adapters.client.errors import RecipientError
+from adapters.client.sender import SenderClient
 from broker.clock import FrozenClock
 from broker.crypto.keys import read_private_key
 from broker.http.keys import SHREDDER

@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 
-from adapters.recipient import RecipientClient, RecipientError
+from adapters.client.errors import RecipientError
+from adapters.client.recipient import RecipientClient
 from broker.clock import FrozenClock
 from broker.crypto.keys import generate, write_private_key
 from broker.http.keys import ESCALATION, OUTBOX

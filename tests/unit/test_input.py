@@ -96,12 +96,12 @@ def test_rfc3339_date_times(text: str, valid: bool) -> None:
 
 def test_every_input_refusal_has_a_4xx_status_in_the_one_table() -> None:
     from broker.errors import InputRefused
-    from broker.http.problems import STATUS
+    from broker.http.problems import status_of
 
     def family(cls: type[InputRefused]) -> list[type[InputRefused]]:
         return [cls, *(c for sub in cls.__subclasses__() for c in family(sub))]
 
-    statuses = {cls.code: STATUS.get(cls.code) for cls in family(InputRefused)}
+    statuses = {cls.code: status_of(cls) for cls in family(InputRefused)}
     assert len(statuses) == 6
     assert all(s is not None and 400 <= s < 500 for s in statuses.values()), statuses
     assert statuses["header_too_large"] == 431

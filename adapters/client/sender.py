@@ -23,7 +23,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.bounded import MAX_ANSWER_BYTES, read_at_most
-from adapters.errors import BrokerError
+from adapters.client.errors import BrokerError
 from broker.crypto.envelope import open_sealed, unwrap
 from broker.crypto.httpsig import content_digest, sign_request
 from broker.crypto.keys import load_private_key

@@ -5,10 +5,12 @@ the jurisdiction: only the handling marking and where to read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
+
+from broker.domain.delivery import SmtpConfig
+from broker.errors import EmailFailed
 
 TEMPLATES: dict[str, tuple[str, str]] = {
     "en": (
@@ -42,21 +44,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
-class EmailFailed(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int
-    security: str  # none | starttls | tls
-    sender: str
-    username: str | None = None
-    password: str | None = None
-    timeout: float = 10.0
-
-
 def alert(
     to: str, sender: str, language: str, marking: str, inbox_url: str, msg_id: str
 ) -> EmailMessage:
@@ -85,3 +72,19 @@ async def send(message: EmailMessage, config: SmtpConfig) -> None:
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
         raise EmailFailed(type(e).__name__) from e
+
+
+class SmtpMailer:
+    """``broker.service.ports.AlertMailer`` over aiosmtplib: one connection per alert."""
+
+    async def send_alert(
+        self,
+        config: SmtpConfig,
+        *,
+        to: str,
+        language: str,
+        marking: str,
+        inbox_url: str,
+        msg_id: str,
+    ) -> None:
+        await send(alert(to, config.sender, language, marking, inbox_url, msg_id), config)

@@ -10,23 +10,46 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker.domain.delivery import WebhookResult
 
-@dataclass(frozen=True)
-class WebhookResult:
-    status: int | None  # None: no HTTP answer (refused, reset, timed out)
-    error: str | None = None
-    retry_after: float | None = None  # seconds, when the receiver asked for a pause
 
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+class WebhookDriver:
+    """``broker.service.ports.WebhookSender`` over aiohttp: one ClientSession for every webhook,
+    opened at the first send and closed with ``close``. Events without a secret are signed with
+    ``key`` (the broker's Ed25519 signing key)."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(
+        self,
+        url: str,
+        msg_id: str,
+        timestamp: int,
+        body: bytes,
+        *,
+        secret: str | None,
+        seconds: float,
+    ) -> WebhookResult:
+        try:
+            raw = secret_bytes(secret) if secret is not None else None
+        except ValueError as e:
+            return WebhookResult(None, f"secret unavailable: {e}")
+        signed = signature(msg_id, timestamp, body, secret=raw, key=None if raw else self._key)
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return await send(self._session, url, msg_id, timestamp, body, signed, seconds=seconds)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 def secret_bytes(secret: str) -> bytes:

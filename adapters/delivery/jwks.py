@@ -3,7 +3,8 @@
 Invariants: at most ``max_bytes`` of the answer are read (a larger ``Content-Length`` is refused
 before the body, a longer body as soon as it passes the limit); the whole fetch, body included,
 ends within ``timeout_seconds``; only a 200 answer of type ``application/json`` or
-``application/jwk-set+json`` is used. Every failure is ``JwksUnavailable``.
+``application/jwk-set+json`` is used. Every failure is ``errors.JwksUnavailable``. This
+function is a ``broker.service.ports.JwksFetcher``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,9 @@ from __future__ import annotations
 import aiohttp
 
 from adapters.bounded import read_at_most
+from broker.errors import JwksUnavailable
 
 JWKS_TYPES = ("application/json", "application/jwk-set+json")
-
-
-class JwksUnavailable(Exception):
-    pass
 
 
 async def fetch_jwks(url: str, *, timeout_seconds: float, max_bytes: int) -> str:

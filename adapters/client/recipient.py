@@ -17,7 +17,6 @@ import base64
 import json
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,42 +24,20 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.bounded import MAX_ANSWER_BYTES, read_at_most
-from adapters.errors import BrokerError
-from adapters.trust import PinnedRoot
+from adapters.client.errors import RecipientError, VerificationFailed
+from adapters.client.trust import PinnedRoot
+from adapters.client.verify import VerifiedNotice, verify_notice
 from broker.audit.events import recanonical
 from broker.audit.verify import hidden_line
 from broker.crypto.envelope import (
-    DecryptionFailed,
-    associated_data,
-    open_sealed,
     seal,
-    unwrap,
     wrap,
 )
-from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
 from broker.crypto.keys import KeyPair, load_private_key
 from broker.crypto.tokens import make_assertion
 from broker.domain.notice import ack_statement
 from broker.errors import TrustRefused
-from broker.trust.core import MAX_METADATA_BYTES, KeyBindings, sender_binding
-
-
-class RecipientError(BrokerError):
-    """The broker refused the request, or could not be reached."""
-
-
-class VerificationFailed(RecipientError):
-    """The notice did not decrypt or did not verify: it must not be trusted or shown."""
-
-
-@dataclass(frozen=True)
-class VerifiedNotice:
-    metadata: dict[str, Any]
-    notice: dict[str, Any]  # exactly what the agency signed: channel, subject, body, ...
-    plaintext: bytes
-    sender_key_id: str
-    content_digest: str
-    sender_name: str = ""  # as the administrators signed it (empty with pinned_agency_keys)
+from broker.trust.core import MAX_METADATA_BYTES, KeyBindings
 
 
 class RecipientClient:
@@ -180,71 +157,8 @@ class RecipientClient:
     def verify(
         self, fetched: dict[str, Any], bindings: KeyBindings | None = None
     ) -> VerifiedNotice:
-        enc, sig = fetched["encryption"], fetched["signature"]
-        aad = associated_data(fetched["id"], fetched["channel"], fetched["policy_hash"])
-        if base64.b64decode(enc["aad"]) != aad:
-            raise VerificationFailed("the broker's associated data does not match the notice")
-        try:
-            data_key = unwrap(base64.b64decode(enc["wrap"]["sealed"]), self.decryption.private_raw)
-            plaintext = open_sealed(
-                base64.b64decode(enc["ciphertext"]), base64.b64decode(enc["nonce"]), aad, data_key
-            )
-        except (DecryptionFailed, ValueError) as e:
-            raise VerificationFailed(
-                f"the notice does not decrypt with this contact's key: {e}"
-            ) from e
-        values: dict[str, str] = sig["signed_values"]
-        if not digest_matches(values.get("content-digest", ""), plaintext):
-            raise VerificationFailed("the content digest does not match the decrypted notice")
-        public, sender_name = self._agency_key(fetched, bindings)
-        try:
-            [parsed] = parse_signatures(
-                {"signature-input": sig["signature_input"], "signature": sig["signature"]}
-            )
-        except (SignatureInvalid, ValueError) as e:
-            raise VerificationFailed("the agency's signature material is malformed") from e
-        if parsed.params.get("keyid") != sig["sender_key_id"] or not {
-            "content-digest",
-            "@method",
-        } <= set(parsed.components):
-            raise VerificationFailed("the agency's signature does not cover this notice")
-        if not verify_base(
-            public,
-            [(c, values[c]) for c in parsed.components],
-            parsed.signature_params,
-            parsed.signature,
-        ):
-            raise VerificationFailed("the agency's signature does not verify")
-        notice = json.loads(plaintext)
-        for field, meta in (
-            ("channel", "channel"),
-            ("jurisdiction", "jurisdiction"),
-            ("severity", "severity"),
-        ):
-            if notice.get(field) != fetched.get(meta):
-                raise VerificationFailed(f"the broker's {meta} differs from what the agency signed")
-        return VerifiedNotice(
-            fetched, notice, plaintext, sig["sender_key_id"], values["content-digest"], sender_name
-        )
-
-    def _agency_key(
-        self, fetched: dict[str, Any], bindings: KeyBindings | None
-    ) -> tuple[bytes, str]:
-        """The sender's public key and name from what this client trusts, never from the broker."""
-        key_id = str(fetched["signature"]["sender_key_id"])
-        if self.pinned is not None:
-            if key_id not in self.pinned:
-                raise VerificationFailed(f"agency key {key_id} is not one this client trusts")
-            return self.pinned[key_id], ""
-        if bindings is None:
-            raise VerificationFailed(
-                "no pinned directory root: the agency's key cannot be told from one the broker made"
-            )
-        try:
-            binding = sender_binding(bindings, key_id=key_id, sender=str(fetched.get("sender")))
-        except TrustRefused as e:
-            raise VerificationFailed(e.message) from e
-        return binding.public, binding.owner_name
+        """Decrypt and verify a fetched notice (``adapters.client.verify``)."""
+        return verify_notice(fetched, self.decryption.private_raw, self.pinned, bindings)
 
     async def ack(
         self,

@@ -1,4 +1,11 @@
-"""The error the client SDKs raise when the broker refuses a request or cannot be reached."""
+"""The errors the client SDKs raise: the broker refused a request or could not be reached, or a
+notice did not verify.
+
+    BrokerError
+    ├── SenderError          (adapters.client.sender)
+    └── RecipientError
+        └── VerificationFailed
+"""
 
 from __future__ import annotations
 
@@ -20,3 +27,11 @@ class BrokerError(Exception):
         super().__init__(safe(message))
         self.status = status
         self.problem = problem or {}
+
+
+class RecipientError(BrokerError):
+    """The broker refused the request, or could not be reached."""
+
+
+class VerificationFailed(RecipientError):
+    """The notice did not decrypt or did not verify: it must not be trusted or shown."""

@@ -1,0 +1,107 @@
+"""Verify a fetched notice on the recipient's device, before anything of it is shown.
+
+Invariants: the broker's associated data must be the notice's own; the notice must decrypt with
+this contact's X25519 key; its Content-Digest must match the decrypted bytes; the agency's RFC
+9421 signature must cover the digest and verify under a key this client trusts (pinned, or bound
+under the pinned root: never one the broker serves); and the signed notice must agree with the
+metadata the broker sent. Any mismatch raises ``VerificationFailed``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.client.errors import VerificationFailed
+from broker.crypto.envelope import DecryptionFailed, associated_data, open_sealed, unwrap
+from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
+from broker.errors import TrustRefused
+from broker.trust.core import KeyBindings, sender_binding
+
+
+@dataclass(frozen=True)
+class VerifiedNotice:
+    metadata: dict[str, Any]
+    notice: dict[str, Any]  # exactly what the agency signed: channel, subject, body, ...
+    plaintext: bytes
+    sender_key_id: str
+    content_digest: str
+    sender_name: str = ""  # as the administrators signed it (empty with pinned_agency_keys)
+
+
+def verify_notice(
+    fetched: dict[str, Any],
+    private_raw: bytes,
+    pinned: dict[str, bytes] | None,
+    bindings: KeyBindings | None,
+) -> VerifiedNotice:
+    enc, sig = fetched["encryption"], fetched["signature"]
+    aad = associated_data(fetched["id"], fetched["channel"], fetched["policy_hash"])
+    if base64.b64decode(enc["aad"]) != aad:
+        raise VerificationFailed("the broker's associated data does not match the notice")
+    try:
+        data_key = unwrap(base64.b64decode(enc["wrap"]["sealed"]), private_raw)
+        plaintext = open_sealed(
+            base64.b64decode(enc["ciphertext"]), base64.b64decode(enc["nonce"]), aad, data_key
+        )
+    except (DecryptionFailed, ValueError) as e:
+        raise VerificationFailed(f"the notice does not decrypt with this contact's key: {e}") from e
+    values: dict[str, str] = sig["signed_values"]
+    if not digest_matches(values.get("content-digest", ""), plaintext):
+        raise VerificationFailed("the content digest does not match the decrypted notice")
+    public, sender_name = agency_key(fetched, pinned, bindings)
+    _check_signature(sig, values, public)
+    notice = json.loads(plaintext)
+    for field, meta in (
+        ("channel", "channel"),
+        ("jurisdiction", "jurisdiction"),
+        ("severity", "severity"),
+    ):
+        if notice.get(field) != fetched.get(meta):
+            raise VerificationFailed(f"the broker's {meta} differs from what the agency signed")
+    return VerifiedNotice(
+        fetched, notice, plaintext, sig["sender_key_id"], values["content-digest"], sender_name
+    )
+
+
+def _check_signature(sig: dict[str, Any], values: dict[str, str], public: bytes) -> None:
+    try:
+        [parsed] = parse_signatures(
+            {"signature-input": sig["signature_input"], "signature": sig["signature"]}
+        )
+    except (SignatureInvalid, ValueError) as e:
+        raise VerificationFailed("the agency's signature material is malformed") from e
+    if parsed.params.get("keyid") != sig["sender_key_id"] or not {
+        "content-digest",
+        "@method",
+    } <= set(parsed.components):
+        raise VerificationFailed("the agency's signature does not cover this notice")
+    if not verify_base(
+        public,
+        [(c, values[c]) for c in parsed.components],
+        parsed.signature_params,
+        parsed.signature,
+    ):
+        raise VerificationFailed("the agency's signature does not verify")
+
+
+def agency_key(
+    fetched: dict[str, Any], pinned: dict[str, bytes] | None, bindings: KeyBindings | None
+) -> tuple[bytes, str]:
+    """The sender's public key and name from what this client trusts, never from the broker."""
+    key_id = str(fetched["signature"]["sender_key_id"])
+    if pinned is not None:
+        if key_id not in pinned:
+            raise VerificationFailed(f"agency key {key_id} is not one this client trusts")
+        return pinned[key_id], ""
+    if bindings is None:
+        raise VerificationFailed(
+            "no pinned directory root: the agency's key cannot be told from one the broker made"
+        )
+    try:
+        binding = sender_binding(bindings, key_id=key_id, sender=str(fetched.get("sender")))
+    except TrustRefused as e:
+        raise VerificationFailed(e.message) from e
+    return binding.public, binding.owner_name

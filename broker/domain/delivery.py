@@ -1,0 +1,27 @@
+"""What the delivery drivers and the outbox exchange: plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    status: int | None  # None: no HTTP answer (refused, reset, timed out)
+    error: str | None = None
+    retry_after: float | None = None  # seconds, when the receiver asked for a pause
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: str  # none | starttls | tls
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 10.0

@@ -1,0 +1,94 @@
+"""OpenAPI paths of the auditors' API: events, checkpoint, inclusion and consistency proofs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.http.api_doc.common import BEARER, _json, _problem
+
+AUDIT_PATHS: dict[str, Any] = {
+    "/v1/audit/events": {
+        "get": {
+            "summary": "Audit events (auditors only): canonical records, never notice contents",
+            "description": (
+                "Only events of the auditor's jurisdiction (Cedar audit_jurisdiction) and log-wide "
+                "ones. hidden=leaves (without filters) puts every other event in its place as "
+                "{seq, hidden: true, leaf}: its leaf hash, so the chain and the signed root recompute."
+            ),
+            "security": BEARER,
+            "parameters": [
+                *(
+                    {"name": n, "in": "query", "schema": {"type": "string", "format": "date-time"}}
+                    for n in ("from", "to")
+                ),
+                *(
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("actor", "action", "notice", "channel", "cursor")
+                ),
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {"name": "hidden", "in": "query", "schema": {"type": "string", "enum": ["leaves"]}},
+            ],
+            "responses": {
+                "200": _json("A page of events", "AuditEvents"),
+                "401": _problem("Not authenticated"),
+                "403": _problem("Not an auditor"),
+                "422": _problem("A filter or cursor that is not valid"),
+            },
+        }
+    },
+    "/v1/audit/checkpoint": {
+        "get": {
+            "summary": "The latest signed checkpoint (C2SP tlog-checkpoint); fresh=1 signs one now",
+            "security": BEARER,
+            "parameters": [{"name": "fresh", "in": "query", "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json("A signed checkpoint", "AuditCheckpoint"),
+                "401": _problem("Not authenticated"),
+                "403": _problem("Not an auditor"),
+            },
+        }
+    },
+    "/v1/audit/proof/inclusion": {
+        "get": {
+            "summary": "RFC 9162 inclusion proof of event seq in the tree of the given size",
+            "security": BEARER,
+            "parameters": [
+                {
+                    "name": n,
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+                for n in ("seq", "size")
+            ],
+            "responses": {
+                "200": _json("The proof", "InclusionProof"),
+                "401": _problem("Not authenticated"),
+                "403": _problem("Not an auditor"),
+                "404": _problem("No such event, or one outside the auditor's jurisdiction"),
+                "422": _problem("Out of range"),
+            },
+        }
+    },
+    "/v1/audit/proof/consistency": {
+        "get": {
+            "summary": "RFC 9162 consistency proof between two tree sizes",
+            "security": BEARER,
+            "parameters": [
+                {
+                    "name": n,
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+                for n in ("first", "second")
+            ],
+            "responses": {
+                "200": _json("The proof", "ConsistencyProof"),
+                "401": _problem("Not authenticated"),
+                "403": _problem("Not an auditor"),
+                "422": _problem("Out of range"),
+            },
+        }
+    },
+}

@@ -1,0 +1,184 @@
+"""OpenAPI components: security schemes and the schemas the paths refer to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.service.notices import NOTICE_SCHEMA
+
+COMPONENTS: dict[str, Any] = {
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "httpMessageSignature": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Signature",
+            "description": "RFC 9421 Signature and Signature-Input headers; keyid is the agency key id.",
+        },
+    },
+    "schemas": {
+        "Notice": {k: v for k, v in NOTICE_SCHEMA.items() if k != "$schema"},
+        "Accepted": {
+            "type": "object",
+            "required": ["id", "recipient_count", "policy_hash"],
+            "properties": {
+                "id": {"type": "string"},
+                "recipient_count": {"type": "integer"},
+                "policy_hash": {"type": "string"},
+                "status_url": {"type": "string"},
+                "not_reached": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "NoticeStatus": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "channel": {"type": "string"},
+                "status": {"type": "string"},
+                "roles": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "role": {"type": "string"},
+                            "jurisdiction": {"type": "string"},
+                            "state": {
+                                "enum": [
+                                    "pending",
+                                    "delivered",
+                                    "read",
+                                    "acknowledged",
+                                    "escalated",
+                                ]
+                            },
+                            "recipients": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+        "TokenRequest": {
+            "type": "object",
+            "required": ["assertion"],
+            "properties": {
+                "grant_type": {"const": "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+                "assertion": {"type": "string", "maxLength": 4096},
+            },
+        },
+        "Token": {
+            "type": "object",
+            "properties": {
+                "access_token": {"type": "string"},
+                "token_type": {"const": "Bearer"},
+                "expires_in": {"type": "integer"},
+                "contact": {"type": "string"},
+            },
+        },
+        "Inbox": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"type": "object"}},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "RecipientNotice": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "channel": {"type": "string"},
+                "marking": {"type": "string"},
+                "encryption": {"type": "object"},
+                "signature": {"type": "object"},
+            },
+        },
+        "Ack": {
+            "type": "object",
+            "required": ["key_id", "signature"],
+            "properties": {
+                "key_id": {"type": "string"},
+                "signature": {
+                    "type": "string",
+                    "description": "base64 Ed25519 over liaison-ack-v1 statement",
+                },
+                "reply": {
+                    "type": "object",
+                    "properties": {
+                        "key_id": {"type": "string"},
+                        "wrap": {"type": "string"},
+                        "nonce": {"type": "string"},
+                        "ciphertext": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "AckRecorded": {
+            "type": "object",
+            "properties": {"id": {"type": "string"}, "acknowledged_at": {"type": "string"}},
+        },
+        "AuditEvents": {
+            "type": "object",
+            "properties": {
+                "events": {"type": "array", "items": {"type": "object"}},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "AuditCheckpoint": {
+            "type": "object",
+            "properties": {
+                "origin": {"type": "string"},
+                "key_name": {"type": "string"},
+                "public_key": {"type": "string"},
+                "size": {"type": "integer"},
+                "note": {"type": "string"},
+            },
+        },
+        "InclusionProof": {
+            "type": "object",
+            "properties": {
+                "seq": {"type": "integer"},
+                "tree_size": {"type": "integer"},
+                "leaf_hash": {"type": "string"},
+                "proof": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "ConsistencyProof": {
+            "type": "object",
+            "properties": {
+                "first": {"type": "integer"},
+                "second": {"type": "integer"},
+                "proof": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+        "Readiness": {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string"},
+                "checks": {"type": "object"},
+                "policy_hash": {"type": "string"},
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "code": {"type": "string"},
+                "instance": {"type": "string"},
+                "violations": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "pointer": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
