@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.cli.text import safe
+from broker.terminal import safe
 
 
 class BrokerError(Exception):
     """``status`` is the HTTP status (None when unreachable); ``problem`` the RFC 9457 document.
 
-    The message quotes what the broker (or a notice) said; it is escaped (``broker.cli.text``)
+    The message quotes what the broker (or a notice) said; it is escaped (``broker.terminal``)
     so that printing it cannot drive the terminal. ``problem`` keeps the raw document.
     """
 

@@ -5,12 +5,12 @@
 - ``agency``: send, status; ``recipient``: inbox, read, ack, watch;
 - ``auditor``: audit export and verify through the API, keys monitor;
 - ``common`` (exit codes, one-line errors, the data directory, parser helpers), ``principals``
-  (who a client command acts as: ``--url/--key`` or ``--data/--as``) and ``text`` (untrusted
-  text made safe to print: every module that prints uses its ``safe_print`` as ``print``);
+  (who a client command acts as: ``--url/--key`` or ``--data/--as``); untrusted text is made
+  safe to print by ``broker.terminal`` (every module that prints uses its ``safe_print`` as
+  ``print``; the client SDKs use it too, so it lives outside the CLI);
 - ``main``: the parser, assembled in the order ``--help`` lists the commands.
 
-``main`` is imported only when called, so that importing ``broker.cli.text`` (as the client
-SDKs do) loads nothing else.
+``main`` is imported only when called, so that importing the package loads nothing else.
 """
 
 from __future__ import annotations

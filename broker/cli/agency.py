@@ -13,9 +13,9 @@ from typing import Any
 
 from broker.cli.common import EXIT_OK, command, data_dir, read_json
 from broker.cli.principals import agency_options, sender_call
-from broker.cli.text import safe
-from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.errors import ConfigError
+from broker.terminal import safe
+from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -25,8 +25,8 @@ from broker.audit.verify import read_export, verify_export
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command, data_option, group
 from broker.cli.operator.audit import local_export, write_lines
 from broker.cli.principals import recipient_call, recipient_options
-from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.errors import ConfigError
+from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 from broker.trust.monitor import MonitorReport, monitor
 
 # -- audit export and verify -----------------------------------------------------------------

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker.cli.text import safe
-from broker.cli.text import safe_print as print  # every line printed has control characters escaped
 from broker.config import load_settings, resolved_database_url
 from broker.errors import ConfigError, LiaisonError, SourceError
+from broker.terminal import safe
+from broker.terminal import safe_print as print  # every line printed has control characters escaped
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

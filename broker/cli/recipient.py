@@ -14,9 +14,9 @@ from typing import Any
 
 from broker.cli.common import EXIT_OK, command
 from broker.cli.principals import recipient_call, recipient_options
-from broker.cli.text import safe
-from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.errors import ConfigError
+from broker.terminal import safe
+from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:

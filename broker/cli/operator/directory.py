@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.common import EXIT_OK, command, data_dir, data_option, group, open_store
-from broker.cli.text import safe_print as print  # every line printed has control characters escaped
 from broker.config import load_settings
+from broker.terminal import safe_print as print  # every line printed has control characters escaped
 
 
 def cmd_directory_apply(args: argparse.Namespace) -> int:

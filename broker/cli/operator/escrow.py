@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.common import command, data_dir, group
-from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.config import Settings, load_settings, resolve_secret
 from broker.crypto import escrow
 from broker.errors import ConfigError
@@ -22,6 +21,7 @@ from broker.service.custody import (
     seal_plaintext,
     write_secret_file,
 )
+from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 
 
 def cmd_escrow_split(args: argparse.Namespace) -> int:

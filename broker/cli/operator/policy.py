@@ -17,9 +17,9 @@ from typing import Any
 
 from broker.cli.common import EXIT_OK, command, data_dir, data_option, group, open_store, read_json
 from broker.cli.operator.setup import RUN_DIR
-from broker.cli.text import safe_print as print  # every line printed has control characters escaped
 from broker.config import load_settings
 from broker.errors import ConfigError
+from broker.terminal import safe_print as print  # every line printed has control characters escaped
 
 
 def _parse_time(text: str | None) -> datetime:

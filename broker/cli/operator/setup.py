@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command, data_dir, data_option
-from broker.cli.text import safe_print as print  # every line printed has control characters escaped
 from broker.config import load_settings
 from broker.crypto.keys import generate, write_private_key
 from broker.errors import ConfigError, SourceError
 from broker.logs import configure_logging
+from broker.terminal import safe_print as print  # every line printed has control characters escaped
 
 RUN_DIR = "run"  # one pid file per serving process: DIR/run/liaison-<port>.pid
 

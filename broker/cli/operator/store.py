@@ -13,8 +13,8 @@ import os
 from typing import Any
 
 from broker.cli.common import command, data_dir, group
-from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.config import load_settings, resolved_database_url
+from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 
 
 def cmd_store_purge(args: argparse.Namespace) -> int:

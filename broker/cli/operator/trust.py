@@ -18,9 +18,9 @@ from securesystemslib.signer import Key, SSlibKey
 from tuf.api.metadata import Metadata, Root
 
 from broker.cli.common import command, group
-from broker.cli.text import safe_print as print  # untrusted text: control characters escaped
 from broker.crypto.keys import KeyPair, read_private_key
 from broker.errors import ConfigError, TrustRefused
+from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 from broker.trust import build, core
 from broker.trust.files import bindings_for, read_metadata_version
 
