@@ -11,9 +11,15 @@ audit log only. HTTP statuses live in one table in ``broker.http.problems``, not
     │   └── PolicyFileError
     ├── StoreError             the database cannot be reached or refused the operation
     │   └── StoreUnavailable
+    ├── BadRequest             the request cannot be read at all (a body that is not JSON)
     ├── NotFound               unknown id (and ids the caller may not see: no oracle)
     ├── AuthenticationFailed   one answer for every authentication failure
     ├── Forbidden              authenticated, but policy does not allow it
+    ├── Conflict               the request contradicts what the broker already holds
+    │   └── IdempotencyConflict  an Idempotency-Key reused for a different request
+    ├── SupersedesInvalid      an update or cancel that names no notice it may replace
+    ├── NoRecipients           no one may receive the notice under the policies in force
+    ├── TooManyRecipients      more recipients than limits.max_recipients
     ├── TooManyStreams         a contact's live streams are at their cap
     ├── RoutingError           a notice cannot be routed (unknown channel, jurisdiction, ...)
     ├── TrustRefused           signed root / key bindings, or a sender's key, did not check out
@@ -29,6 +35,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the policy core imports this module
+    from broker.policy.route import NotReached
 
 
 class LiaisonError(Exception):
@@ -96,6 +106,10 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+class BadRequest(LiaisonError):
+    code = "bad_request"
+
+
 class NotFound(LiaisonError):
     code = "not_found"
 
@@ -114,6 +128,29 @@ class Forbidden(LiaisonError):
 
 class Conflict(LiaisonError):
     code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+class SupersedesInvalid(LiaisonError):
+    code = "supersedes_invalid"
+
+
+class NoRecipients(LiaisonError):
+    code = "no_recipients"
+
+    def __init__(self, not_reached: list[NotReached]) -> None:
+        super().__init__("no one can receive this notice under the policies in force")
+        self.not_reached = not_reached
+
+    def extensions(self) -> dict[str, object]:
+        return {"not_reached": [{"role": n.role, "reason": n.reason} for n in self.not_reached]}
+
+
+class TooManyRecipients(LiaisonError):
+    code = "too_many_recipients"
 
 
 class TooManyStreams(LiaisonError):
