@@ -153,23 +153,12 @@ class Intake:
         # A retry may be refused by state its original changed (a cancel finds its target
         # cancelled): an answer already given for this key wins. A retry that would succeed
         # is caught at commit, where the key's record already exists.
-        context: Context | None = None
         try:
             context = await self._load(draft)
-            decided = await asyncio.get_running_loop().run_in_executor(
+            planned, sealed = await asyncio.get_running_loop().run_in_executor(
                 self.pool, self._decide_and_seal, view, draft, context, request.body, now
             )
-        except LiaisonError:
-            answered = None
-            if context is None or not context.previous_read:  # else the plan weighed it already
-                answered = await self._answered(agency, draft)
-            if answered is None:
-                raise
-            return answered
-        if isinstance(decided, Replay):
-            return Accepted(decided.response, replayed=True)
-        try:
-            return await self._commit(view, agency, request, draft, now, *decided)
+            return await self._commit(view, agency, request, draft, now, planned, sealed)
         except LiaisonError:
             answered = await self._answered(agency, draft)
             if answered is None:
@@ -177,7 +166,10 @@ class Intake:
             return answered
 
     async def _load(self, draft: Draft) -> Context:
-        """Step 1: one store read of what the decision needs; none when it needs nothing."""
+        """Step 1: one store read of what the decision needs; none when it needs nothing.
+
+        The idempotency key's record is not part of it: a fresh key (the common case) would pay
+        a read for nothing. It is read when a refusal or the commit's uniqueness check asks."""
         document = draft.document
         if document.get("supersedes") is None and "in_reply_to" not in document:
             return Context()  # the key's record, if any, is read only when it matters
@@ -185,23 +177,14 @@ class Intake:
             self.state.engine,
             supersedes=document.get("supersedes"),
             in_reply_to=document.get("in_reply_to"),
-            sender=draft.facts.sender,
-            idempotency_key=draft.idempotency_key,
         )
-        previous = reads.idempotency
-        return Context(
-            reads.earlier,
-            reads.earlier_roles,
-            reads.request,
-            None if previous is None else Previous(previous.request_hash, previous.response),
-            previous_read=draft.idempotency_key is not None,
-        )
+        return Context(reads.earlier, reads.earlier_roles, reads.request)
 
     def _decide_and_seal(
         self, view: View, draft: Draft, context: Context, body: bytes, now: datetime
-    ) -> tuple[Plan, Sealed] | Replay:
+    ) -> tuple[Plan, Sealed]:
         """Steps 2 and 3, CPU work on the crypto pool: the pure decision, then encryption."""
-        decided = plan(
+        planned = plan(
             view,
             draft,
             context,
@@ -209,9 +192,7 @@ class Intake:
             notice_id=new_notice_id(now),
             max_recipients=self.limits.max_recipients,
         )
-        if isinstance(decided, Replay):
-            return decided
-        return decided, seal_for(decided, body, view, self.escrow_public, self.escrow_key_id)
+        return planned, seal_for(planned, body, view, self.escrow_public, self.escrow_key_id)
 
     async def _answered(self, agency: Agency, draft: Draft) -> Accepted | None:
         """The answer already given for the request's key, if any (read from the store)."""

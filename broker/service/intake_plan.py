@@ -12,7 +12,10 @@ Order of the checks (the first that fails is the answer):
    request addressed to this agency; Cedar permits ``publish``; a cancel names what it
    cancels; the payload schema; routing reaches someone, and no more than the limit; the
    expiry is in the future.
-A refused retry whose key already has an answer gets that answer (or 409 for another request).
+The idempotency outcome is ``replayed``: a refused retry whose key already has an answer gets
+that answer, or 409 when the key was used for another request. The key's record is read only
+when a refusal (or the commit's uniqueness check) makes it matter, so a fresh notice with a key
+costs no extra store read.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from broker.errors import (
     BadRequest,
     Forbidden,
     IdempotencyConflict,
-    LiaisonError,
     NoRecipients,
     SupersedesInvalid,
     TooManyRecipients,
@@ -71,8 +73,6 @@ class Context:
     earlier: StoredNotice | None = None
     earlier_roles: tuple[str, ...] = ()
     request: StoredNotice | None = None
-    previous: Previous | None = None
-    previous_read: bool = False  # False: the key's record was not read (nothing else was)
 
 
 @dataclass(frozen=True)
@@ -123,14 +123,9 @@ def plan(
     *,
     notice_id: str,
     max_recipients: int,
-) -> Plan | Replay:
-    """The decision on ``draft``; a refusal raises, unless the key already has an answer."""
-    try:
-        return _decide(view, draft, context, now, notice_id, max_recipients)
-    except LiaisonError:
-        if context.previous is None:
-            raise
-        return replayed(context.previous, draft.request_hash)
+) -> Plan:
+    """The decision on ``draft``: the accepted notice's plan, or the first refusal raised."""
+    return _decide(view, draft, context, now, notice_id, max_recipients)
 
 
 def replayed(previous: Previous, request_hash: str) -> Replay:

@@ -787,7 +787,6 @@ class IntakeReads:
     earlier: StoredNotice | None = None  # the notice named by ``supersedes``
     earlier_roles: tuple[str, ...] = ()  # the roles it reached, each once, in delivery order
     request: StoredNotice | None = None  # the notice named by ``in_reply_to``
-    idempotency: IdempotencyRecord | None = None  # the answer already given for the key
 
 
 async def intake_reads(
@@ -795,11 +794,9 @@ async def intake_reads(
     *,
     supersedes: str | None,
     in_reply_to: str | None,
-    sender: str,
-    idempotency_key: str | None,
 ) -> IntakeReads:
-    """The superseded notice and its delivery roles, the request answered, and the idempotency
-    record (when ``idempotency_key`` is given): one connection, only the statements needed."""
+    """The superseded notice and its delivery roles, and the request answered: one connection,
+    only the statements needed (the idempotency record is ``find_idempotent``'s, when asked)."""
     try:
         async with db.connect() as conn:
             earlier = await _notice_on(conn, supersedes)
@@ -811,9 +808,7 @@ async def intake_reads(
                     .order_by(delivery_t.c.id)
                 )
                 roles = tuple(dict.fromkeys(r.role_id for r in rows.all()))
-            request = await _notice_on(conn, in_reply_to)
-            record = await _idempotent_on(conn, sender, idempotency_key)
-            return IntakeReads(earlier, roles, request, record)
+            return IntakeReads(earlier, roles, await _notice_on(conn, in_reply_to))
     except (DBAPIError, OSError) as e:
         raise StoreUnavailable("database unavailable") from e
 
@@ -823,22 +818,3 @@ async def _notice_on(conn: AsyncConnection, notice_id: str | None) -> StoredNoti
         return None
     row = (await conn.execute(select(*_META).where(notice_t.c.id == notice_id))).first()
     return None if row is None else _stored(row)
-
-
-async def _idempotent_on(
-    conn: AsyncConnection, sender: str, key: str | None
-) -> IdempotencyRecord | None:
-    if key is None:
-        return None
-    row = (
-        await conn.execute(
-            select(idempotency_t).where(
-                and_(idempotency_t.c.sender_id == sender, idempotency_t.c.key == key)
-            )
-        )
-    ).first()
-    return (
-        None
-        if row is None
-        else IdempotencyRecord(row.request_hash, row.notice_id, json.loads(row.response))
-    )

@@ -46,6 +46,7 @@ from broker.service.intake_plan import (
     Replay,
     plan,
     read_draft,
+    replayed,
 )
 from broker.service.notices import NoticeInvalid
 from broker.state import View
@@ -103,16 +104,14 @@ def draft(document: dict[str, Any], sender: str = "mk-mvr", key: str | None = No
 
 def decide(
     view: View, d: Draft, context: Context | None = None, *, max_recipients: int = 100
-) -> Plan | Replay:
+) -> Plan:
     return plan(
         view, d, context or Context(), NOW, notice_id="n-new", max_recipients=max_recipients
     )
 
 
 def accepted(view: View, d: Draft, context: Context | None = None) -> Plan:
-    decided = decide(view, d, context)
-    assert isinstance(decided, Plan)
-    return decided
+    return decide(view, d, context)
 
 
 def stored(notice_id: str, sender: str = "mk-mvr", **changes: Any) -> StoredNotice:
@@ -328,33 +327,23 @@ def test_routing_answers_before_the_expiry(view: View) -> None:
 # -- idempotency ---------------------------------------------------------------------------------
 
 
-def test_a_refused_retry_whose_key_has_an_answer_gets_that_answer(view: View) -> None:
-    document = example("returnee-repatriation", cancel=True, supersedes="n-old", body={})
-    d = draft(document, key="k-1")
-    earlier = stored("n-old", status="cancelled")  # the original cancel changed it
-    previous = Previous(d.request_hash, {"id": "n-cancel"})
-    decided = decide(view, d, Context(earlier=earlier, previous=previous, previous_read=True))
-    assert decided == Replay({"id": "n-cancel"})
+def test_a_retry_of_the_same_request_gets_the_answer_already_given() -> None:
+    d = draft(example("returnee-repatriation"), key="k-1")
+    assert replayed(Previous(d.request_hash, {"id": "n-first"}), d.request_hash) == Replay(
+        {"id": "n-first"}
+    )
 
 
-def test_a_key_used_for_another_request_is_a_conflict(view: View) -> None:
-    d = draft(example("returnee-repatriation", supersedes="n-old"), key="k-1")
+def test_a_key_used_for_another_request_is_a_conflict() -> None:
+    d = draft(example("returnee-repatriation"), key="k-1")
     previous = Previous(hashlib.sha256(b"another request").hexdigest(), {"id": "n-other"})
     with pytest.raises(IdempotencyConflict):
-        decide(view, d, Context(earlier=None, previous=previous, previous_read=True))
+        replayed(previous, d.request_hash)
 
 
-def test_a_retry_that_would_succeed_is_planned_and_left_to_the_commit(view: View) -> None:
-    """The commit finds the key's record (or the replayed nonce): the store has the last word."""
-    d = draft(example("returnee-repatriation", supersedes="n-old"), key="k-1")
-    previous = Previous(d.request_hash, {"id": "n-first"})
-    decided = decide(
-        view, d, Context(earlier=stored("n-old"), previous=previous, previous_read=True)
-    )
-    assert isinstance(decided, Plan)
-
-
-def test_a_refusal_without_an_answer_for_the_key_stays_a_refusal(view: View) -> None:
-    d = draft(example("returnee-repatriation", supersedes="n-old"), key="k-1")
-    with pytest.raises(SupersedesInvalid):
-        decide(view, d, Context(earlier=None, previous=None, previous_read=True))
+def test_the_key_and_the_request_hash_are_read_from_the_request() -> None:
+    body = json.dumps(example("returnee-repatriation", idempotency_key="in-body")).encode()
+    assert read_draft(body, {}, "mk-mvr", max_depth=32).idempotency_key == "in-body"
+    from_header = read_draft(body, {"idempotency-key": "in-header"}, "mk-mvr", max_depth=32)
+    assert from_header.idempotency_key == "in-header"
+    assert from_header.request_hash == hashlib.sha256(body).hexdigest()
