@@ -13,7 +13,6 @@ Time is passed to ``tick``: tests drive it with a frozen clock.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.crypto.envelope import unwrap, wrap
 from broker.domain.notice import NoticeFacts
+from broker.domain.writes import KeyWrap, NewDelivery
 from broker.logs import get_logger
 from broker.metrics import ESCALATIONS
 from broker.policy.route import deliver_to
@@ -29,7 +29,7 @@ from broker.service.intake import ESCROW, Announcements
 from broker.service.recipients import Recipients
 from broker.state import BrokerState, View
 from broker.store import escalation_repo as repo
-from broker.store import intake_repo
+from broker.store import intake_repo, rows
 
 log = get_logger("liaison.escalation")
 
@@ -180,76 +180,22 @@ class EscalationWorker:
     async def _deliver(
         self, notice_id: str, new: list[NewRecipient], now: datetime, *, escalated: list[int]
     ) -> int:
+        """Give ``new`` the notice: re-wrap its key from the escrow, add the deliveries (and mark
+        ``escalated`` sources) in one transaction, then announce them."""
         view = self.state.view
         wraps = await intake_repo.wraps_of(self.state.engine, notice_id)
         if ESCROW not in wraps:
             log.error("escrow_wrap_missing", notice_id=notice_id)
             return 0
-        data_key = unwrap(wraps[ESCROW][1], self.escrow_private) if new else b""
-        new_wraps = []
-        for r in new:
-            if r.contact not in wraps:
-                new_wraps.append(
-                    {
-                        "notice_id": notice_id,
-                        "recipient_id": r.contact,
-                        "key_id": r.key_id,
-                        "wrap": wrap(data_key, view.directory.keys[r.key_id].public),
-                    }
-                )
-
-        deliveries = [
-            {
-                "notice_id": notice_id,
-                "contact_id": r.contact,
-                "role_id": r.role,
-                "jurisdiction_id": r.jurisdiction,
-                "rule": r.rule,
-                "policy_ids": json.dumps(list(r.policy_ids)),
-                "deputy": r.deputy,
-                "state": "pending",
-                "created_at": now,
-                "escalation_level": r.level,
-            }
-            for r in new
-        ]
-        action = "notice.escalated" if escalated else "notice.succeeded"
-        events = [
-            AuditEvent(
-                at=now,
-                actor="broker",
-                action="escrow.used",
-                object=f"notice:{notice_id}",
-                details={"recipient": w["recipient_id"], "key": w["key_id"], "purpose": action},
-            )
-            for w in new_wraps
-        ] + [
-            AuditEvent(
-                at=now,
-                actor="broker",
-                action=action,
-                object=f"notice:{notice_id}",
-                decision="allow",
-                policies=r.policy_ids,
-                details={
-                    "role": r.role,
-                    "contact": r.contact,
-                    "jurisdiction": r.jurisdiction,
-                    "rule": r.rule,
-                    "level": r.level,
-                    "from_deliveries": list(escalated),
-                },
-            )
-            for r in new
-        ]
+        new_wraps = self._rewrap(view, wraps, new)
         ids = await repo.add_recipients(
             self.state.engine,
             notice_id=notice_id,
-            deliveries=deliveries,
-            wraps=new_wraps,
+            deliveries=rows.delivery_rows(notice_id, [_delivery(r) for r in new], now),
+            wraps=rows.wrap_rows(notice_id, new_wraps),
             escalated=escalated,
             now=now,
-            audit=events,
+            audit=_events(notice_id, new, new_wraps, escalated, now),
             outbox=await self._announcements(view, notice_id, new, now),
         )
         if ids:
@@ -261,3 +207,59 @@ class EscalationWorker:
             )
             await self.recipients.announce_deliveries(ids)
         return len(ids)
+
+    def _rewrap(
+        self, view: View, wraps: dict[str, tuple[str, bytes]], new: list[NewRecipient]
+    ) -> list[KeyWrap]:
+        """The data key, unwrapped from the escrow wrap, wrapped for each contact without one."""
+        data_key = unwrap(wraps[ESCROW][1], self.escrow_private) if new else b""
+        return [
+            KeyWrap(r.contact, r.key_id, wrap(data_key, view.directory.keys[r.key_id].public))
+            for r in new
+            if r.contact not in wraps
+        ]
+
+
+def _delivery(r: NewRecipient) -> NewDelivery:
+    return NewDelivery(
+        r.contact, r.role, r.jurisdiction, r.rule, r.policy_ids, r.deputy, escalation_level=r.level
+    )
+
+
+def _events(
+    notice_id: str,
+    new: list[NewRecipient],
+    new_wraps: list[KeyWrap],
+    escalated: list[int],
+    now: datetime,
+) -> list[AuditEvent]:
+    """Each use of the escrow key, then each new delivery with the rule that chose it."""
+    action = "notice.escalated" if escalated else "notice.succeeded"
+    return [
+        AuditEvent(
+            at=now,
+            actor="broker",
+            action="escrow.used",
+            object=f"notice:{notice_id}",
+            details={"recipient": w.recipient, "key": w.key_id, "purpose": action},
+        )
+        for w in new_wraps
+    ] + [
+        AuditEvent(
+            at=now,
+            actor="broker",
+            action=action,
+            object=f"notice:{notice_id}",
+            decision="allow",
+            policies=r.policy_ids,
+            details={
+                "role": r.role,
+                "contact": r.contact,
+                "jurisdiction": r.jurisdiction,
+                "rule": r.rule,
+                "level": r.level,
+                "from_deliveries": list(escalated),
+            },
+        )
+        for r in new
+    ]

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from broker.audit.events import AuditEvent
 from broker.domain.notice import StoredNotice
 from broker.store import Database, audit_repo, outbox_repo
-from broker.store.boundary import fetch_all, fetch_first, transaction
+from broker.store.boundary import connection, fetch_all, fetch_first, transaction
 from broker.store.listener import notify
 from broker.store.tables import DeliveryRow, IdempotencyRow, NonceRow, NoticeRow, WrapRow
 
@@ -216,3 +216,43 @@ async def notice_columns(
         db, select(*(notice_t.c[c] for c in columns)).where(notice_t.c.id == notice_id)
     )
     return None if row is None else dict(row._mapping)
+
+
+# -- what an intake decision reads ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeReads:
+    """What one intake decision needs from the store, read over one connection."""
+
+    earlier: StoredNotice | None = None  # the notice named by ``supersedes``
+    earlier_roles: tuple[str, ...] = ()  # the roles it reached, each once, in delivery order
+    request: StoredNotice | None = None  # the notice named by ``in_reply_to``
+
+
+async def intake_reads(
+    db: Database,
+    *,
+    supersedes: str | None,
+    in_reply_to: str | None,
+) -> IntakeReads:
+    """The superseded notice and its delivery roles, and the request answered: one connection,
+    only the statements needed (the idempotency record is ``find_idempotent``'s, when asked)."""
+    async with connection(db) as conn:
+        earlier = await _notice_on(conn, supersedes)
+        roles: tuple[str, ...] = ()
+        if earlier is not None:
+            rows = await conn.execute(
+                select(delivery_t.c.role_id)
+                .where(delivery_t.c.notice_id == earlier.id)
+                .order_by(delivery_t.c.id)
+            )
+            roles = tuple(dict.fromkeys(r.role_id for r in rows.all()))
+        return IntakeReads(earlier, roles, await _notice_on(conn, in_reply_to))
+
+
+async def _notice_on(conn: AsyncConnection, notice_id: str | None) -> StoredNotice | None:
+    if notice_id is None:
+        return None
+    row = (await conn.execute(select(*_META).where(notice_t.c.id == notice_id))).first()
+    return None if row is None else _stored(row)

@@ -1,0 +1,63 @@
+"""Group commit: notices that arrive together are committed in one transaction.
+
+Invariant: a waiter is answered only after its notice is durably committed, and each waiter gets
+exactly the answer it would have had alone (a batch with a conflict is retried notice by notice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from broker.service.rounds import Rounds, settle
+from broker.store import Database
+from broker.store import intake_repo as repo
+
+
+class CommitBatcher:
+    """Group commit: notices that arrive together are committed in one transaction.
+
+    One consumer takes whatever is queued (up to ``max_batch``), commits it with one statement
+    per table, and answers each waiter; a batch with a conflict is retried notice by notice, so
+    each waiter gets exactly the answer it would have had alone. A waiter is answered only
+    after its notice is durably committed.
+    """
+
+    def __init__(self, db: Database, max_batch: int = 64) -> None:
+        self.db = db
+        self._rounds: Rounds[tuple[repo.NoticeWrite, asyncio.Future[None]]] = Rounds(
+            "commit-batcher", self._commit_round, max_batch
+        )
+
+    async def commit(self, write: repo.NoticeWrite) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rounds.put((write, done))
+        await done
+
+    async def close(self) -> None:
+        await self._rounds.close()
+
+    async def _commit_round(
+        self, batch: list[tuple[repo.NoticeWrite, asyncio.Future[None]]]
+    ) -> None:
+        try:
+            await repo.commit_notices(self.db, [w for w, _ in batch])
+        except repo.BatchConflict:
+            for write, done in batch:
+                await self._one(write, done)
+            return
+        except Exception as e:  # the store failed: every waiter hears it, none is left hanging
+            settle((done for _, done in batch), e)
+            return
+        settle(done for _, done in batch)
+
+    async def _one(self, write: repo.NoticeWrite, done: asyncio.Future[None]) -> None:
+        try:
+            await repo.commit_notice(self.db, write)
+        except (
+            Exception
+        ) as e:  # NonceReplayed, IdempotencyRace, StoreUnavailable: the caller's to judge
+            if not done.done():
+                done.set_exception(e)
+            return
+        if not done.done():
+            done.set_result(None)
