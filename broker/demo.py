@@ -90,6 +90,20 @@ class Demo:
             await runner.cleanup()
 
     async def _story(self, app: web.Application, step: Callable[..., None]) -> bool:
+        notice_id = await self._post(step)
+        await self._receive(step, notice_id)
+        await self._acknowledge(step, notice_id)
+        escalated = await self._escalate(app, step, notice_id)
+        denied = await self._elsewhere(step, notice_id)
+        await self._status(step, notice_id)
+        verified, sarajevo_events = await self._audit(step, notice_id)
+        ok = verified and "must never" not in denied and not sarajevo_events and escalated == 1
+        step(
+            "Done" if ok else "FAILED", "the whole story ran on this machine" if ok else "see above"
+        )
+        return ok
+
+    async def _post(self, step: Callable[..., None]) -> str:
         notice = json.loads(EXAMPLE.read_text())
         step(
             "1. An agency posts",
@@ -103,7 +117,9 @@ class Demo:
             f"   accepted: notice {notice_id}, {posted['recipient_count']} recipients, "
             f"routed under policy {posted['policy_hash'][:19]}…; the broker stored only ciphertext"
         )
+        return str(notice_id)
 
+    async def _receive(self, step: Callable[..., None], notice_id: str) -> None:
         step(
             "2. The right roles receive it",
             "each decrypts it on their own device and checks the agency's signature over the "
@@ -122,6 +138,7 @@ class Demo:
                 f'"{verified.notice["subject"]}"'
             )
 
+    async def _acknowledge(self, step: Callable[..., None], notice_id: str) -> None:
         step(
             "3. One acknowledges, the other does not",
             "the acknowledgement is signed over the content digest",
@@ -133,6 +150,9 @@ class Demo:
             "the social-welfare centre stays silent"
         )
 
+    async def _escalate(
+        self, app: web.Application, step: Callable[..., None], notice_id: str
+    ) -> int:
         step(
             "4. Escalation",
             "24 hours pass without an acknowledgement from the social-welfare centre",
@@ -145,7 +165,9 @@ class Demo:
             f"   {result.escalated} escalation: the Mayor of Kumanovo received it (re-wrapped from the "
             f'broker\'s escrow, an audited use), decrypted it and verified: "{verified.notice["subject"]}"'
         )
+        return int(result.escalated)
 
+    async def _elsewhere(self, step: Callable[..., None], notice_id: str) -> str:
         step(
             "5. Sarajevo received nothing",
             "institutional routing: only Kumanovo's roles are in scope",
@@ -160,13 +182,16 @@ class Demo:
         self.say(
             f"   Sarajevo's P/CVE focal point: {len(items)} notices in the inbox; asking for this one {denied}"
         )
+        return denied
 
+    async def _status(self, step: Callable[..., None], notice_id: str) -> None:
         step("6. The sender sees", "delivery and acknowledgement per role, never the persons")
         async with self.sender("mk-mvr") as ministry:
             status = (await ministry.status(notice_id)).body
         for role in status["roles"]:
             self.say(f"   {role['role_title']}: {role['state']}")
 
+    async def _audit(self, step: Callable[..., None], notice_id: str) -> tuple[bool, list[bytes]]:
         step(
             "7. An auditor verifies",
             "North Macedonia's ombudsperson exports the log through the API and "
@@ -190,16 +215,7 @@ class Demo:
             if b"sarajevo" in e and notice_id.encode() in e and b"fetch_refused" not in e
         ]
         self.say(f"   events giving Sarajevo any part of this notice: {len(sarajevo_events)}")
-        ok = (
-            verdict.ok
-            and "must never" not in denied
-            and not sarajevo_events
-            and result.escalated == 1
-        )
-        step(
-            "Done" if ok else "FAILED", "the whole story ran on this machine" if ok else "see above"
-        )
-        return ok
+        return verdict.ok, sarajevo_events
 
 
 def _why(event: dict[str, Any]) -> str:

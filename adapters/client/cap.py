@@ -104,6 +104,41 @@ def cap_to_notice(
     data: bytes, *, channel: str = "public-safety-alert", supersedes: str | None = None
 ) -> dict[str, Any]:
     """The notice a CAP 1.2 alert becomes, ready for ``POST /v1/notices``."""
+    alert = _alert(data)
+    msg_type = _message_type(alert, supersedes)
+    infos = alert.get("info", [])
+    if len(infos) != 1:
+        raise CapError(f"alert/info: {len(infos)} blocks; exactly one is imported")
+    info = _children(infos[0], INFO_ELEMENTS, "alert/info")
+    areas = info.get("area", [])
+    if not areas:
+        raise CapError("alert/info/area: missing")
+    jurisdiction, area_desc = _jurisdiction(areas)
+    severity = _text(info, "severity", "alert/info")
+    if severity not in SEVERITY:
+        raise CapError(f"alert/info/severity: {severity!r} is not a CAP severity")
+    body = _body(alert, info, area_desc)
+    notice: dict[str, Any] = {
+        "channel": channel,
+        "jurisdiction": jurisdiction,
+        "severity": SEVERITY[severity],
+        "subject": _text(info, "headline", "alert/info") or "",
+        "body": body,
+        "idempotency_key": f"cap:{body['cap_sender']}:{body['cap_identifier']}"[:128],
+    }
+    if not notice["subject"]:
+        raise CapError("alert/info/headline: empty; it becomes the notice's subject")
+    _set_expiry(notice, info)
+    if supersedes is not None:
+        notice["supersedes"] = supersedes
+        if msg_type == "Cancel":
+            notice["cancel"] = True
+            notice["body"] = {}
+    return notice
+
+
+def _alert(data: bytes) -> dict[str, list[Element]]:
+    """The alert's elements, after the checks that refuse the document as a whole."""
     if len(data) > MAX_BYTES:
         raise CapError(f"the alert is over {MAX_BYTES} bytes")
     try:
@@ -119,6 +154,10 @@ def cap_to_notice(
     status = _text(alert, "status", "alert")
     if status != "Actual":
         raise CapError(f"alert/status: {status!r}; only Actual alerts are posted")
+    return alert
+
+
+def _message_type(alert: dict[str, list[Element]], supersedes: str | None) -> str:
     msg_type = _text(alert, "msgType", "alert")
     if msg_type not in ("Alert", "Update", "Cancel"):
         raise CapError(f"alert/msgType: {msg_type!r} is not imported")
@@ -126,17 +165,12 @@ def cap_to_notice(
         raise CapError(
             f"alert/msgType: {msg_type} needs the Liaison notice it supersedes (--supersedes)"
         )
-    infos = alert.get("info", [])
-    if len(infos) != 1:
-        raise CapError(f"alert/info: {len(infos)} blocks; exactly one is imported")
-    info = _children(infos[0], INFO_ELEMENTS, "alert/info")
-    areas = info.get("area", [])
-    if not areas:
-        raise CapError("alert/info/area: missing")
-    jurisdiction, area_desc = _jurisdiction(areas)
-    severity = _text(info, "severity", "alert/info")
-    if severity not in SEVERITY:
-        raise CapError(f"alert/info/severity: {severity!r} is not a CAP severity")
+    return str(msg_type)
+
+
+def _body(
+    alert: dict[str, list[Element]], info: dict[str, list[Element]], area_desc: str | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "event": _text(info, "event", "alert/info"),
         "urgency": _text(info, "urgency", "alert/info"),
@@ -152,28 +186,16 @@ def cap_to_notice(
             body[name] = value
     if area_desc:
         body["area"] = area_desc
-    notice: dict[str, Any] = {
-        "channel": channel,
-        "jurisdiction": jurisdiction,
-        "severity": SEVERITY[severity],
-        "subject": _text(info, "headline", "alert/info") or "",
-        "body": body,
-        "idempotency_key": f"cap:{body['cap_sender']}:{body['cap_identifier']}"[:128],
-    }
-    if not notice["subject"]:
-        raise CapError("alert/info/headline: empty; it becomes the notice's subject")
+    return body
+
+
+def _set_expiry(notice: dict[str, Any], info: dict[str, list[Element]]) -> None:
     expires = _text(info, "expires", "alert/info", required=False)
     if expires:
         try:
             notice["expires_at"] = datetime.fromisoformat(expires).isoformat()
         except ValueError as e:
             raise CapError(f"alert/info/expires: not a CAP date-time: {expires!r}") from e
-    if supersedes is not None:
-        notice["supersedes"] = supersedes
-        if msg_type == "Cancel":
-            notice["cancel"] = True
-            notice["body"] = {}
-    return notice
 
 
 def _jurisdiction(areas: list[Element]) -> tuple[str, str | None]:

@@ -73,6 +73,14 @@ class VerifyResult:
     hidden: int = 0  # events held as leaf hashes only (outside the reader's jurisdiction)
 
 
+class _Refused(Exception):
+    """Ends a verification early with its (failed) result."""
+
+    def __init__(self, result: VerifyResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
 def verify_export(
     header: dict[str, Any], lines: Iterable[bytes], *, trusted_key: bytes | None = None
 ) -> VerifyResult:
@@ -80,22 +88,35 @@ def verify_export(
     if header.get("format") != FORMAT:
         return VerifyResult(False, 0, 0, f"not a {FORMAT} export")
     public = trusted_key or base64.b64decode(header["public_key"])
+    try:
+        expected = _signed_roots(header, public)
+        size, seen, hidden = _walk(lines, expected)
+    except _Refused as e:
+        return e.result
+    return _conclusion(expected, size, seen, hidden)
+
+
+def _signed_roots(header: dict[str, Any], public: bytes) -> dict[int, bytes]:
+    """Tree size -> root of every checkpoint in the header, each signature checked."""
     origin, name = header["origin"], header["key_name"]
     expected: dict[int, bytes] = {}
     for note in header.get("checkpoints", []):
         try:
             checkpoint = Checkpoint.parse(open_note(note, name, public))
         except ValueError as e:
-            return VerifyResult(False, 0, 0, f"a checkpoint does not verify: {e}")
+            raise _Refused(VerifyResult(False, 0, 0, f"a checkpoint does not verify: {e}")) from e
         if checkpoint.origin != origin:
-            return VerifyResult(
-                False, 0, 0, f"a checkpoint is for another log ({checkpoint.origin!r})"
-            )
+            message = f"a checkpoint is for another log ({checkpoint.origin!r})"
+            raise _Refused(VerifyResult(False, 0, 0, message))
         if expected.get(checkpoint.size, checkpoint.root) != checkpoint.root:
-            return VerifyResult(
-                False, 0, 0, f"two checkpoints at size {checkpoint.size} disagree: the log forked"
-            )
+            message = f"two checkpoints at size {checkpoint.size} disagree: the log forked"
+            raise _Refused(VerifyResult(False, 0, 0, message))
         expected[checkpoint.size] = checkpoint.root
+    return expected
+
+
+def _walk(lines: Iterable[bytes], expected: dict[int, bytes]) -> tuple[int, int, int]:
+    """Chain and tree over every line; (events, checkpoints matched, hidden placeholders)."""
     tree = CompactRange()
     previous = GENESIS.encode()
     seen_checkpoints = 0
@@ -106,10 +127,12 @@ def verify_export(
         if placeholder is not None and placeholder[0] != position:
             at = min(placeholder[0], position)
             message = f"event {at}: expected event {position} here, found event {placeholder[0]}"
-            return VerifyResult(False, position - 1, seen_checkpoints, message, at)
+            raise _Refused(VerifyResult(False, position - 1, seen_checkpoints, message, at))
         problem = None if placeholder is not None else _check_line(line, position, previous)
         if problem is not None:
-            return VerifyResult(False, position - 1, seen_checkpoints, problem[1], problem[0])
+            raise _Refused(
+                VerifyResult(False, position - 1, seen_checkpoints, problem[1], problem[0])
+            )
         leaf = placeholder[1] if placeholder is not None else leaf_hash(line)
         hidden += placeholder is not None
         tree.append(leaf)
@@ -117,30 +140,30 @@ def verify_export(
         root = expected.get(tree.size)
         if root is not None:
             if tree.root() != root:
-                return VerifyResult(
-                    False,
-                    tree.size,
-                    seen_checkpoints,
-                    f"event {tree.size}: the log up to here does not match the checkpoint signed at "
-                    f"size {tree.size} (this event, or the chain before it, was altered)",
-                    tree.size,
+                message = (
+                    f"event {tree.size}: the log up to here does not match the checkpoint signed "
+                    f"at size {tree.size} (this event, or the chain before it, was altered)"
                 )
+                raise _Refused(VerifyResult(False, tree.size, seen_checkpoints, message, tree.size))
             seen_checkpoints += 1
-    if expected and max(expected) > tree.size:
+    return tree.size, seen_checkpoints, hidden
+
+
+def _conclusion(expected: dict[int, bytes], size: int, seen: int, hidden: int) -> VerifyResult:
+    """The verdict once every line checked out: anchored, not truncated, what is unsigned."""
+    if expected and max(expected) > size:
         missing = max(expected)
         return VerifyResult(
             False,
-            tree.size,
-            seen_checkpoints,
-            f"event {tree.size + 1}: missing; a checkpoint was signed at size {missing} but the log "
-            f"ends at {tree.size} (truncated)",
-            tree.size + 1,
+            size,
+            seen,
+            f"event {size + 1}: missing; a checkpoint was signed at size {missing} but the log "
+            f"ends at {size} (truncated)",
+            size + 1,
         )
     if not expected:
-        return VerifyResult(
-            False, tree.size, 0, "no signed checkpoint: nothing anchors these events"
-        )
-    tail = tree.size - max(expected)
+        return VerifyResult(False, size, 0, "no signed checkpoint: nothing anchors these events")
+    tail = size - max(expected)
     note = (
         f"; {tail} event(s) after the last checkpoint are chained but not yet signed"
         if tail
@@ -149,9 +172,9 @@ def verify_export(
     shown = f" ({hidden} outside your view, checked by leaf hash only)" if hidden else ""
     return VerifyResult(
         True,
-        tree.size,
-        seen_checkpoints,
-        f"verified {tree.size} events{shown} under {seen_checkpoints} signed checkpoint(s){note}",
+        size,
+        seen,
+        f"verified {size} events{shown} under {seen} signed checkpoint(s){note}",
         hidden=hidden,
     )
 
