@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from broker.app import create_app
 from broker.clock import Clock
 from broker.config import load_settings, resolved_database_url
 from broker.crypto.httpsig import content_digest, sign_request
-from broker.crypto.keys import KeyPair, read_private_key
+from broker.crypto.keys import KeyPair, generate, read_private_key, write_private_key
 from broker.http.keys import STATE
 from broker.service.directory import apply_directory_file
 from broker.state import BrokerState
@@ -141,3 +142,32 @@ async def post_raw(
     ):
         document = await response.json(content_type=None)
         return response.status, document, dict(response.headers)
+
+
+SUCCESSOR = "mk-kumanovo-swc-2"
+SWC_HOLDER = "{role: mk-kumanovo.social-welfare-centre, contact: mk-kumanovo-swc, as: holder, from: '2026-01-01T00:00:00Z'}"
+
+
+def hand_over_swc(broker: Broker, at: datetime) -> str:
+    """The directory text in which the social-welfare centre passes to a successor at ``at``."""
+    when = at.isoformat().replace("+00:00", "Z")
+    signing, decryption = generate("ed25519"), generate("x25519")
+    write_private_key(broker.data / "keys" / f"{SUCCESSOR}.pem", signing)
+    write_private_key(broker.data / "keys" / f"{SUCCESSOR}.x25519.pem", decryption)
+    text = (broker.data / "directory.yaml").read_text()
+    assert SWC_HOLDER in text, "demo assignment format changed"
+    keys = (
+        f"[{{id: {signing.key_id(SUCCESSOR)}, type: ed25519, public: '{signing.public_b64}'}}, "
+        f"{{id: {decryption.key_id(SUCCESSOR)}, type: x25519, public: '{decryption.public_b64}'}}]"
+    )
+    text = text.replace(
+        SWC_HOLDER,
+        SWC_HOLDER.replace("'}", f"', until: '{when}'}}")
+        + f"\n  - {{role: mk-kumanovo.social-welfare-centre, contact: {SUCCESSOR}, as: holder, from: '{when}'}}",
+    )
+    return text.replace(
+        "\nassignments:",
+        f"\n  - {{id: {SUCCESSOR}, name: Vesna Successor, organisation: "
+        f"mk-kumanovo.social-work-centre, language: mk, email: swc2@mk-kumanovo.demo.invalid, "
+        f"keys: {keys}}}\nassignments:",
+    )

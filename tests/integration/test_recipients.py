@@ -22,10 +22,16 @@ from adapters.client.errors import RecipientError
 from adapters.client.recipient import RecipientClient
 from adapters.client.sender import decrypt_reply
 from broker.clock import FrozenClock
-from broker.crypto.keys import generate, read_private_key, write_private_key
+from broker.crypto.keys import read_private_key
 from broker.http.keys import ESCALATION
 from broker.service.directory import apply_directory_file
-from tests.integration.intake_support import Broker, example, running_broker
+from tests.integration.intake_support import (
+    SUCCESSOR,
+    Broker,
+    example,
+    hand_over_swc,
+    running_broker,
+)
 
 PCVE, SWC, MAYOR, SARAJEVO = (
     "mk-kumanovo-pcve",
@@ -226,28 +232,8 @@ async def test_a_successor_receives_open_notices_and_the_predecessor_loses_acces
     broker: Broker, clock: FrozenClock, tmp_path: Path
 ) -> None:
     notice_id = await post(broker, clock)
-    successor = "mk-kumanovo-swc-2"
-    signing, decryption = generate("ed25519"), generate("x25519")
-    write_private_key(broker.data / "keys" / f"{successor}.pem", signing)
-    write_private_key(broker.data / "keys" / f"{successor}.x25519.pem", decryption)
-    text = (broker.data / "directory.yaml").read_text()
-    handover = (clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-    old = "{role: mk-kumanovo.social-welfare-centre, contact: mk-kumanovo-swc, as: holder, from: '2026-01-01T00:00:00Z'}"
-    assert old in text, "demo assignment format changed"
-    keys = (
-        f"[{{id: {signing.key_id(successor)}, type: ed25519, public: '{signing.public_b64}'}}, "
-        f"{{id: {decryption.key_id(successor)}, type: x25519, public: '{decryption.public_b64}'}}]"
-    )
-    text = text.replace(
-        old,
-        old.replace("'}", f"', until: '{handover}'}}")
-        + f"\n  - {{role: mk-kumanovo.social-welfare-centre, contact: {successor}, as: holder, from: '{handover}'}}",
-    )
-    text = text.replace(
-        "\nassignments:",
-        f"\n  - {{id: {successor}, name: Vesna Successor, organisation: "
-        f"mk-kumanovo.social-work-centre, language: mk, keys: {keys}}}\nassignments:",
-    )
+    successor = SUCCESSOR
+    text = hand_over_swc(broker, clock.now() + timedelta(hours=1))
     changed = tmp_path / "directory.yaml"
     changed.write_text(text)
     await apply_directory_file(

@@ -24,15 +24,19 @@ from aiosmtpd.controller import Controller
 from adapters.client.errors import RecipientError
 from adapters.client.recipient import RecipientClient
 from broker.clock import FrozenClock
-from broker.crypto.keys import generate, write_private_key
 from broker.http.keys import ESCALATION, OUTBOX
 from broker.service.directory import apply_directory_file
-from tests.integration.intake_support import Broker, example, running_broker
+from tests.integration.intake_support import (
+    SUCCESSOR,
+    SWC_HOLDER,
+    Broker,
+    example,
+    hand_over_swc,
+    running_broker,
+)
 from tests.support import free_port
 
 PCVE, SWC, MAYOR = "mk-kumanovo-pcve", "mk-kumanovo-swc", "mk-kumanovo-mayor"
-SUCCESSOR = "mk-kumanovo-swc-2"
-SWC_HOLDER = "{role: mk-kumanovo.social-welfare-centre, contact: mk-kumanovo-swc, as: holder, from: '2026-01-01T00:00:00Z'}"
 PCVE_HOLDER = "{role: mk-kumanovo.pcve-focal-point, contact: mk-kumanovo-pcve, as: holder, from: '2026-01-01T00:00:00Z'}"
 
 
@@ -58,30 +62,6 @@ async def apply(broker: Broker, tmp_path: Path, text: str, clock: FrozenClock) -
         broker.state.engine, changed, actor="test", now=clock.now(), max_bytes=10**7
     )
     assert await broker.state.refresh_directory()
-
-
-def hand_over_swc(broker: Broker, at: datetime) -> str:
-    """The directory text in which the social-welfare centre passes to a successor at ``at``."""
-    signing, decryption = generate("ed25519"), generate("x25519")
-    write_private_key(broker.data / "keys" / f"{SUCCESSOR}.pem", signing)
-    write_private_key(broker.data / "keys" / f"{SUCCESSOR}.x25519.pem", decryption)
-    text = (broker.data / "directory.yaml").read_text()
-    assert SWC_HOLDER in text, "demo assignment format changed"
-    keys = (
-        f"[{{id: {signing.key_id(SUCCESSOR)}, type: ed25519, public: '{signing.public_b64}'}}, "
-        f"{{id: {decryption.key_id(SUCCESSOR)}, type: x25519, public: '{decryption.public_b64}'}}]"
-    )
-    text = text.replace(
-        SWC_HOLDER,
-        SWC_HOLDER.replace("'}", f"', until: '{_z(at)}'}}")
-        + f"\n  - {{role: mk-kumanovo.social-welfare-centre, contact: {SUCCESSOR}, as: holder, from: '{_z(at)}'}}",
-    )
-    return text.replace(
-        "\nassignments:",
-        f"\n  - {{id: {SUCCESSOR}, name: Vesna Successor, organisation: "
-        f"mk-kumanovo.social-work-centre, language: mk, email: swc2@mk-kumanovo.demo.invalid, "
-        f"keys: {keys}}}\nassignments:",
-    )
 
 
 def revoke_signing_key(broker: Broker, contact: str) -> str:
