@@ -11,12 +11,10 @@ import dataclasses
 import hashlib
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from broker.directory.load import load_directory_file
 from broker.domain.directory import (
     Assignment,
     AssignmentKind,
@@ -38,7 +36,7 @@ from broker.errors import (
     UnknownChannel,
 )
 from broker.policy.decide import Authorizer
-from broker.policy.load import PolicySet, load_policies
+from broker.policy.load import PolicySet
 from broker.service.intake_plan import (
     Context,
     Draft,
@@ -59,16 +57,6 @@ SWC_ROLE, SWC, SUCCESSOR = (
     "mk-kumanovo-swc",
     "mk-kumanovo-swc-2",
 )
-
-
-@pytest.fixture(scope="module")
-def directory(demo_template: Path) -> Directory:
-    return load_directory_file(demo_template / "directory.yaml", max_bytes=10_000_000)[0]
-
-
-@pytest.fixture(scope="module")
-def policies() -> PolicySet:
-    return load_policies(POLICIES)
 
 
 @pytest.fixture(scope="module")

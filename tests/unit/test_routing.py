@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-from broker.directory.load import load_directory_file
 from broker.domain.directory import Directory, KeyStatus
 from broker.domain.notice import NoticeFacts
 from broker.errors import UnknownChannel, UnknownJurisdiction
 from broker.policy.decide import Authorizer
-from broker.policy.load import PolicySet, load_policies
+from broker.policy.load import PolicySet
 from broker.policy.route import route
-from tests.conftest import NOW, POLICIES
-
-
-@pytest.fixture(scope="module")
-def directory(demo_template: Path) -> Directory:
-    return load_directory_file(demo_template / "directory.yaml", max_bytes=10_000_000)[0]
-
-
-@pytest.fixture(scope="module")
-def policies() -> PolicySet:
-    return load_policies(POLICIES)
+from tests.conftest import NOW
 
 
 @pytest.fixture(scope="module")
