@@ -47,7 +47,16 @@ import scale
 
 LIAISON = [str(Path(sys.executable).parent / "liaison")]
 CONCURRENCY = 32
-TARGETS = {"intake_10_sqlite": 1000, "intake_vs_crypto": 0.70, "verify_1m_seconds": 5.0}
+TARGETS = {
+    "intake_vs_crypto": 0.80,
+    "cpu_ms_per_notice": 1.5,
+    "postgres_vs_sqlite": 0.90,
+    "vs_medallion": 4.0,
+    "fanout_ms": 300,
+    "push_p99_ms": 100,
+    "kib_per_connection": 16,
+    "verify_1m_seconds": 5.0,
+}
 
 
 def free_port() -> int:
@@ -119,7 +128,35 @@ async def drive(url: str, body: bytes, key: Any, keyid: str, seconds: float) -> 
         "p50_ms": 1000 * statistics.median(latencies) if latencies else 0,
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1] if latencies else 0,
         "errors": errors,
+        "seconds": seconds,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and every process under it (workers), from /proc:
+    steady on a noisy machine where throughput swings, so the bench reports it per notice."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+async def measured(pid: int, run: Any) -> dict[str, float]:
+    """Drive a server and add its CPU time per answered notice (ms) to the figures."""
+    before = cpu_seconds(pid)
+    figures: dict[str, float] = await run
+    spent = cpu_seconds(pid) - before
+    answered = figures["rate"] * figures["seconds"] + figures["errors"]
+    figures["cpu_ms_per_notice"] = 1000 * spent / max(answered, 1)
+    return figures
 
 
 def serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -153,12 +190,15 @@ async def intake(
     process, url = serve(data, env)
     try:
         pair = read_private_key(data / "keys" / "mk-bjb.pem")
-        return await drive(
-            f"{url}/v1/notices",
-            notice_for(recipients),
-            pair.private,
-            pair.key_id("mk-bjb"),
-            seconds,
+        return await measured(
+            process.pid,
+            drive(
+                f"{url}/v1/notices",
+                notice_for(recipients),
+                pair.private,
+                pair.key_id("mk-bjb"),
+                seconds,
+            ),
         )
     finally:
         stop(process)
@@ -186,12 +226,15 @@ async def ceiling(mode: str, data: Path, recipients: int, seconds: float) -> dic
                 f"http://127.0.0.1:{port}/register",
                 json={"keyid": keyid, "public": pair.public_raw.hex()},
             )
-        return await drive(
-            f"http://127.0.0.1:{port}/v1/notices",
-            notice_for(recipients),
-            pair.private,
-            keyid,
-            seconds,
+        return await measured(
+            process.pid,
+            drive(
+                f"http://127.0.0.1:{port}/v1/notices",
+                notice_for(recipients),
+                pair.private,
+                keyid,
+                seconds,
+            ),
         )
     finally:
         stop(process)
@@ -407,6 +450,11 @@ async def main() -> None:
     parser.add_argument(
         "--no-scale", action="store_true", help="skip fan-out, push and growth (minutes)"
     )
+    parser.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="only the intake runs and their ceilings (SQLite and PostgreSQL), for A/B work",
+    )
     args = parser.parse_args()
     seconds = 3.0 if args.quick else args.seconds
     workdir = Path(tempfile.mkdtemp(prefix="liaison-bench-"))
@@ -437,6 +485,8 @@ async def main() -> None:
             )
             for n in (5, 10):
                 results[f"intake_{n}_postgres"] = await intake(data, env, n, seconds)
+        if args.intake_only:
+            return
         results["routing"] = routing_figures(data)
         results["audit_appends"] = await scale.audit_appends(workdir, min(seconds, 3.0))
         if not args.no_scale:
@@ -451,6 +501,10 @@ async def main() -> None:
             results["audit_1m"] = audit_figures(1_000_000)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if args.intake_only:
+            print(table(results))
+    if args.intake_only:
+        return
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(table(results))
     print(f"\n(figures also in {args.out})")
@@ -472,39 +526,56 @@ def table(r: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        f"{'intake':30} {'notices/s':>10} {'p50 ms':>8} {'p99 ms':>8}   vs bare   vs crypto-only"
+        f"{'intake':30} {'notices/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}   vs bare   vs crypto-only"
     )
     for n in (5, 10):
         bare, crypto = r[f"bare_{n}"], r[f"crypto_{n}"]
         lines.append(
-            f"{f'  bare handler ({n} recipients)':30} {bare['rate']:>10,.0f} {bare['p50_ms']:>8.1f} {bare['p99_ms']:>8.1f}"
+            f"{f'  bare handler ({n} recipients)':30} {bare['rate']:>10,.0f} {bare['p50_ms']:>8.1f} {bare['p99_ms']:>8.1f} {bare['cpu_ms_per_notice']:>7.2f}"
         )
         lines.append(
-            f"{f'  crypto only ({n} recipients)':30} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f}"
+            f"{f'  crypto only ({n} recipients)':30} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f} {crypto['cpu_ms_per_notice']:>7.2f}"
         )
         for store in ("sqlite", "postgres"):
             key = f"intake_{n}_{store}"
             if key in r:
                 x = r[key]
                 lines.append(
-                    f"{f'  Liaison {store} ({n})':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f}"
+                    f"{f'  Liaison {store} ({n})':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
                     f"   {x['rate'] / bare['rate']:>6.1%}   {x['rate'] / crypto['rate']:>6.1%}"
                     + (f"   errors {x['errors']}" if x["errors"] else "")
                 )
-    ten, target = r["intake_10_sqlite"]["rate"], TARGETS["intake_10_sqlite"]
-    verdict = "met" if ten >= target else f"missed by {target - ten:,.0f}/s"
+    ten = r["intake_10_sqlite"]["rate"]
+    share = ten / r["crypto_10"]["rate"]
+    cpu = r["intake_10_sqlite"]["cpu_ms_per_notice"]
+    want_share, want_cpu, want_pg = (
+        TARGETS["intake_vs_crypto"],
+        TARGETS["cpu_ms_per_notice"],
+        TARGETS["postgres_vs_sqlite"],
+    )
+    share_gap, cpu_gap = f"{want_share - share:.0%}", f"{cpu - want_cpu:.2f} ms"
     lines += [
         "",
         "targets:",
-        f"  intake, 10 recipients, durable SQLite >= {target}/s: {ten:,.0f}/s ({verdict})",
-        f"  >= 70% of the crypto-only ceiling: {ten / r['crypto_10']['rate']:.0%}",
+        f"  intake, 10 recipients, durable SQLite >= {want_share:.0%} of the crypto-only ceiling: "
+        f"{share:.0%} ({_verdict(share >= want_share, share_gap)})",
+        f"  server CPU per notice <= {want_cpu} ms: {cpu:.2f} ms "
+        f"({_verdict(cpu <= want_cpu, cpu_gap)})",
     ]
+    if "intake_10_postgres" in r:
+        pg = r["intake_10_postgres"]["rate"] / ten
+        pg_gap = f"{want_pg - pg:.0%}"
+        lines.append(
+            f"  PostgreSQL within 10% of SQLite: {pg:.0%} ({_verdict(pg >= want_pg, pg_gap)})"
+        )
     lines.append(
         f"  as a share of raw ceilings: {ten / raw['ed25519_verify_per_s']:.1%} of Ed25519 verifications, "
         f"{ten * 11 / raw['wrap_per_s']:.1%} of sealed-box wraps (11 per notice), "
         f"{ten / raw['sqlite_durable_commits_per_s']:.1%} of durable SQLite commits"
     )
     lines += scale_lines(r, ten)
+    if "routing" not in r:
+        return "\n".join(lines)
     routing = r["routing"]
     lines += [
         "",
@@ -540,8 +611,8 @@ def scale_lines(r: dict[str, Any], ten: float) -> list[str]:
         f = r["fanout"]
         lines.append(
             f"fan-out to {f['recipients']:,} connected recipients: 201 after {f['commit_ms']:.0f} ms, last "
-            f"client has it after {f['last_receipt_ms']:.0f} ms ({f['received']:,} received; target 500 ms: "
-            f"{_verdict(f['last_receipt_ms'] <= 500, '%.0f ms' % (f['last_receipt_ms'] - 500))})"
+            f"client has it after {f['last_receipt_ms']:.0f} ms ({f['received']:,} received; target 300 ms: "
+            f"{_verdict(f['last_receipt_ms'] <= 300, '%.0f ms' % (f['last_receipt_ms'] - 300))})"
         )
     if "push" in r:
         p = r["push"]
@@ -550,7 +621,7 @@ def scale_lines(r: dict[str, Any], ten: float) -> list[str]:
             f"POST to receipt p50 {p['p50_ms']:.0f} ms, "
             f"p99 {p['p99_ms']:.0f} ms (target 100 ms: {_verdict(p['p99_ms'] <= 100, '%.0f ms' % (p['p99_ms'] - 100))}), "
             f"{p['missing']} receipts missing; {p['kib_per_connection']:.1f} KiB per idle connection "
-            f"(target 20 KiB: {_verdict(p['kib_per_connection'] <= 20, '%.1f KiB' % (p['kib_per_connection'] - 20))})"
+            f"(target 16 KiB: {_verdict(p['kib_per_connection'] <= 16, '%.1f KiB' % (p['kib_per_connection'] - 16))})"
         )
     if "audit_appends" in r:
         a = r["audit_appends"]
@@ -571,7 +642,7 @@ def scale_lines(r: dict[str, Any], ten: float) -> list[str]:
             f"medallion TAXII 2.1 (memory backend, gunicorn, same client): {m['rate']:,.0f} POSTs/s "
             f"(first quarter {m['first_quarter_rate']:,.0f}/s, last {m['last_quarter_rate']:,.0f}/s, "
             f"{m['objects']:,} objects); Liaison intake is {ten / max(m['rate'], 1e-9):.1f}x "
-            f"(target 10x: {_verdict(ten >= 10 * m['rate'], '%.0f/s' % (10 * m['rate'] - ten))})"
+            f"(target 4x: {_verdict(ten >= 4 * m['rate'], '%.0f/s' % (4 * m['rate'] - ten))})"
         )
     return lines
 
