@@ -48,3 +48,10 @@ OUTBOX_ROUNDS = Counter(
     registry=REGISTRY,
 )
 AUDIT_EVENTS = Gauge("liaison_audit_events", "Events in the audit log", registry=REGISTRY)
+POLICY_DECISIONS = Gauge(
+    "liaison_policy_decisions",
+    "Cedar decisions about notices under the policy set and directory revision in force on this "
+    "process, answered from the decision cache (hit) or by Cedar (miss)",
+    ["source"],
+    registry=REGISTRY,
+)

@@ -42,6 +42,9 @@ async def serve(request: web.Request) -> web.Response:
         metrics.OUTBOX.labels(kind, state).set(count)
     metrics.AUDIT_EVENTS.set(audit_size)
     metrics.LIVE_CONNECTIONS.set(broker[RECIPIENTS].hub.connections)
+    authorizer = broker[STATE].view.authorizer
+    metrics.POLICY_DECISIONS.labels("hit").set(authorizer.cache_hits)
+    metrics.POLICY_DECISIONS.labels("miss").set(authorizer.cache_misses)
     response = web.Response(body=generate_latest(metrics.REGISTRY))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -1,7 +1,16 @@
 """Authorization decisions through Cedar, over a directory snapshot and a policy set.
 
 The entity graph of the directory is parsed once per (directory, policy set) pair; each decision
-adds only the notice (or contact) it is about. Every decision carries the ids of the policies
+adds only the notice (or contact) it is about.
+
+Decisions about a notice by an organisation or a role (publish, receive, read_status) are
+cached for the life of the authorizer, that is, of one directory revision and policy set: a new
+revision makes a new authorizer and so a fresh cache. The key is everything a policy can see —
+the principal (whose entity is in the fixed directory set), the action and the notice entity's
+attributes. The notice's id is part of the key only when some policy names a notice by id
+(``policies_name_notices``): a fresh notice's random id cannot be named by any policy, so
+otherwise every notice with the same attributes gets the same decision, and intake asks Cedar
+once per distinct kind of notice instead of once per notice. Every decision carries the ids of the policies
 that determined it: for an allow, the permits that matched; for a deny, any forbid that matched
 (an empty list means nothing permitted it: the default deny). Contacts are described as of the
 time passed in: the roles they hold then, so an ended assignment ends access at once.
@@ -10,7 +19,8 @@ time passed in: the roles they hold then, so an ended assignment ends access at 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +31,8 @@ from broker.domain.directory import Directory
 from broker.domain.notice import NoticeFacts
 from broker.policy.cedar import NS, directory_entities, ref, uid
 from broker.policy.load import PolicySet
+
+CACHE_LIMIT = 20_000  # cached decisions per authorizer; the cache starts over beyond it
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +50,11 @@ class Authorizer:
         self.directory = directory
         base = directory_entities(directory, policies.channels)
         self._entities = cedarpy.Entities.from_json_str(json.dumps(base))
+        self._ids_matter = policies_name_notices(policies)
+        self._cache: dict[tuple[str, str, str], Decision] = {}
+        self._counts = threading.Lock()
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def _with(self, extra: list[dict[str, Any]]) -> cedarpy.Entities:
         return self._entities.with_added_json_str(json.dumps(extra)) if extra else self._entities
@@ -84,22 +101,44 @@ class Authorizer:
             "parents": [],
         }
 
-    # -- decisions -------------------------------------------------------------------------
+    # -- decisions about a notice, cached ---------------------------------------------------
+    def about_notice(self, notice: NoticeFacts, asks: Sequence[tuple[str, str]]) -> list[Decision]:
+        """Decisions on ``notice`` for each (principal uid, action), in order: cached ones from
+        the cache, the others in one Cedar batch over one entity set."""
+        entity = self.notice_entity(notice)
+        key = json.dumps(entity["attrs"], sort_keys=True, separators=(",", ":"))
+        if self._ids_matter:
+            key += "\0" + notice.id
+        found = [self._cache.get((principal, action, key)) for principal, action in asks]
+        missing = [k for k, decision in enumerate(found) if decision is None]
+        with self._counts:
+            self.cache_hits += len(asks) - len(missing)
+            self.cache_misses += len(missing)
+        if missing:
+            resource = uid("Notice", notice.id)
+            requests = [_request(asks[k][0], asks[k][1], resource) for k in missing]
+            if len(self._cache) + len(missing) > CACHE_LIMIT:
+                self._cache.clear()
+            for k, decision in zip(
+                missing, self._decide(requests, self._with([entity])), strict=True
+            ):
+                found[k] = self._cache[(asks[k][0], asks[k][1], key)] = decision
+        return [d for d in found if d is not None]
+
+    def prepare(self, notice: NoticeFacts, role_ids: Sequence[str]) -> None:
+        """Decide publish for the sender and receive for every candidate role in one batch, so
+        that the ``publish`` and ``receive`` calls of an intake find their answers cached."""
+        self.about_notice(notice, [*_publish_asks(notice), *_receive_asks(role_ids)])
+
     def publish(self, notice: NoticeFacts) -> Decision:
-        request = _request(uid("Organisation", notice.sender), "publish", uid("Notice", notice.id))
-        return self._decide([request], self._with([self.notice_entity(notice)]))[0]
+        return self.about_notice(notice, _publish_asks(notice))[0]
 
     def receive(self, notice: NoticeFacts, role_ids: Sequence[str]) -> list[Decision]:
-        """One decision per candidate role, in order, in a single batch."""
-        entities = self._with([self.notice_entity(notice)])
-        requests = [_request(uid("Role", r), "receive", uid("Notice", notice.id)) for r in role_ids]
-        return self._decide(requests, entities)
+        """One decision per candidate role, in order."""
+        return self.about_notice(notice, _receive_asks(role_ids))
 
     def read_status(self, organisation: str, notice: NoticeFacts) -> Decision:
-        request = _request(
-            uid("Organisation", organisation), "read_status", uid("Notice", notice.id)
-        )
-        return self._decide([request], self._with([self.notice_entity(notice)]))[0]
+        return self.about_notice(notice, [(uid("Organisation", organisation), "read_status")])[0]
 
     def read_notices(
         self, contact_id: str, notices: Sequence[tuple[NoticeFacts, Sequence[str]]], now: datetime
@@ -173,6 +212,37 @@ class AuditScope:
 
     jurisdictions: frozenset[str]
     policy_ids: tuple[str, ...]
+
+
+def _publish_asks(notice: NoticeFacts) -> list[tuple[str, str]]:
+    return [(uid("Organisation", notice.sender), "publish")]
+
+
+def _receive_asks(role_ids: Sequence[str]) -> list[tuple[str, str]]:
+    return [(uid("Role", r), "receive") for r in role_ids]
+
+
+def policies_name_notices(policies: PolicySet) -> bool:
+    """Does any policy name a notice entity by its id (``Notice::"…"``)? Read from Cedar's own
+    JSON form of the policies, so comments and strings cannot hide or fake one."""
+    if not policies.statements:
+        return False
+    text = "\n\n".join(s.text for s in policies.statements)
+    return any(
+        str(e.get("type", "")).rsplit("::", 1)[-1] == "Notice"
+        for e in _entity_literals(json.loads(cedarpy.policies_to_json_str(text)))
+    )
+
+
+def _entity_literals(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "type" in node and "id" in node:
+            yield node
+        for value in node.values():
+            yield from _entity_literals(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _entity_literals(value)
 
 
 def _request(principal: str, action: str, resource: str) -> dict[str, Any]:

@@ -115,6 +115,11 @@ def deliver_to(
     return recipients, not_reached
 
 
+def candidate_roles(notice: NoticeFacts, channel: Channel, directory: Directory) -> list[str]:
+    """The roles the channel's rules select for ``notice``, before any policy decision."""
+    return [role_id for role_id, _ in _candidates(notice, channel, directory)]
+
+
 def _candidates(
     notice: NoticeFacts, channel: Channel, directory: Directory
 ) -> Iterator[tuple[str, RecipientRule]]:

@@ -40,7 +40,14 @@ from broker.errors import (
 from broker.input import check_json_depth, check_key, check_no_nul, rfc3339_time
 from broker.policy.channel import Channel
 from broker.policy.payload import Violation, payload_violations
-from broker.policy.route import NotReached, Recipient, check_notice, deliver_to, route
+from broker.policy.route import (
+    NotReached,
+    Recipient,
+    candidate_roles,
+    check_notice,
+    deliver_to,
+    route,
+)
 from broker.service.notices import notice_facts_from_document
 
 if TYPE_CHECKING:  # the view's type only: this module never touches the state or the store
@@ -147,7 +154,12 @@ def _decide(
     document, facts = draft.document, draft.facts
     channel = check_notice(facts, view.directory, view.policies.channels)
     earlier = _superseded(document, facts, context.earlier)
-    facts = _with_reply_role(view, document, facts, context.request)
+    facts = replace(_with_reply_role(view, document, facts, context.request), id=notice_id)
+    previous_roles = context.earlier_roles if earlier is not None else ()
+    # Publish and every receive this intake will ask, in one Cedar batch (or from the cache).
+    view.authorizer.prepare(
+        facts, [*candidate_roles(facts, channel, view.directory), *previous_roles]
+    )
     decision = view.authorizer.publish(facts)
     if not decision.allowed:
         raise Forbidden(
@@ -160,8 +172,6 @@ def _decide(
         violations = payload_violations(channel, document["body"])
         if violations:
             raise NoticeInvalid(violations)
-    facts = replace(facts, id=notice_id)
-    previous_roles = context.earlier_roles if earlier is not None else ()
     policy_hash, recipients, not_reached = _recipients(view, facts, previous_roles, now)
     if len({r.contact for r in recipients}) > max_recipients:
         raise TooManyRecipients(f"more than {max_recipients} recipients")

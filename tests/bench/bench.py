@@ -187,10 +187,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 async def intake(
     data: Path, env: dict[str, str], recipients: int, seconds: float
 ) -> dict[str, float]:
-    process, url = serve(data, env)
+    metrics_port = free_port()
+    process, url = serve(data, {**env, "LIAISON_METRICS_PORT": str(metrics_port)})
     try:
         pair = read_private_key(data / "keys" / "mk-bjb.pem")
-        return await measured(
+        figures = await measured(
             process.pid,
             drive(
                 f"{url}/v1/notices",
@@ -200,8 +201,25 @@ async def intake(
                 seconds,
             ),
         )
+        figures["decision_cache_hit_rate"] = await cache_hit_rate(metrics_port)
+        return figures
     finally:
         stop(process)
+
+
+async def cache_hit_rate(port: int) -> float:
+    """The share of Cedar decisions the broker answered from its decision cache (/metrics)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    counts = {"hit": 0.0, "miss": 0.0}
+    for line in text.splitlines():
+        if line.startswith("liaison_policy_decisions{"):
+            source = line.split('source="', 1)[1].split('"', 1)[0]
+            counts[source] = float(line.rsplit(" ", 1)[1])
+    return counts["hit"] / max(counts["hit"] + counts["miss"], 1)
 
 
 async def ceiling(mode: str, data: Path, recipients: int, seconds: float) -> dict[str, float]:
@@ -543,6 +561,7 @@ def table(r: dict[str, Any]) -> str:
                 lines.append(
                     f"{f'  Liaison {store} ({n})':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
                     f"   {x['rate'] / bare['rate']:>6.1%}   {x['rate'] / crypto['rate']:>6.1%}"
+                    + f"   cache hits {x.get('decision_cache_hit_rate', 0):.1%}"
                     + (f"   errors {x['errors']}" if x["errors"] else "")
                 )
     ten = r["intake_10_sqlite"]["rate"]
