@@ -19,7 +19,7 @@ from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
 from broker.errors import StoreError
-from broker.http import audit, health, metrics, notices, openapi, recipients, trust
+from broker.http import audit, health, metrics, notices, oauth, openapi, recipients, trust
 from broker.http.keys import (
     AUDIT,
     CLOCK,
@@ -164,6 +164,8 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/v1/notices", notices.post_notice)
     router.add_get("/v1/notices/{id}/status", notices.get_status)
     router.add_post("/v1/token", recipients.post_token)
+    router.add_get("/.well-known/oauth-authorization-server", oauth.metadata)
+    router.add_get("/.well-known/jwks.json", oauth.jwks)
     router.add_get("/v1/inbox", recipients.get_inbox)
     router.add_get("/v1/notices/{id}", recipients.get_notice)
     router.add_post("/v1/notices/{id}/ack", recipients.post_ack)

@@ -167,6 +167,19 @@ class AuthenticationFailed(LiaisonError):
         self.recorded = False  # True once its refusal is in the audit count (service/refusals.py)
 
 
+class TokenRequestInvalid(AuthenticationFailed):
+    """A token request that is not a well-formed jwt-bearer grant: RFC 6749 §5.2
+    ``invalid_request`` at the token endpoint (counted like any unauthenticated refusal)."""
+
+    code = "invalid_request"
+
+
+class GrantTypeUnsupported(TokenRequestInvalid):
+    """A token request for another grant than jwt-bearer: RFC 6749 §5.2 ``unsupported_grant_type``."""
+
+    code = "unsupported_grant_type"
+
+
 class Forbidden(LiaisonError):
     code = "forbidden"
 

@@ -332,8 +332,10 @@ class RecipientClient:
         except ValueError:
             body = {"detail": text[:200]}
         if response.status >= 400:
+            code = body.get("code") or body.get("error", "")  # problem+json, or RFC 6749 §5.2
+            detail = body.get("detail") or body.get("error_description", "refused")
             raise RecipientError(
-                f"{response.status} {body.get('code', '')}: {body.get('detail', 'refused')}",
+                f"{response.status} {code}: {detail}",
                 status=response.status,
                 problem=body,
             )

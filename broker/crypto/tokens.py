@@ -23,6 +23,7 @@ from typing import Any, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.errors import NestingTooDeep
 from broker.input import check_json_depth
@@ -31,6 +32,8 @@ MAX_TOKEN_BYTES = 4096
 MAX_TOKEN_DEPTH = 8  # nesting levels of a token's header or claims; ours and OIDC's use 2 or 3
 LEEWAY_SECONDS = 30
 ACCESS_TYP = "at+jwt"
+# RFC 9068 §4 / RFC 7515 §4.1.9: "at+jwt" or "application/at+jwt", compared without case.
+ACCESS_TYPS = frozenset({"at+jwt", "application/at+jwt"})
 OUR_ALGORITHMS = ["EdDSA"]
 
 
@@ -129,7 +132,9 @@ def _check_times(claims: dict[str, Any], now: datetime, *, max_ahead: int | None
 def verify_assertion(
     token: str, public_key: bytes, *, audience: str, now: datetime, max_lifetime: int
 ) -> dict[str, Any]:
-    """A contact's signed assertion: iss = sub = the contact, aud = this broker, single-use jti."""
+    """A contact's signed assertion: iss = sub = the contact, aud = this broker. ``jti`` is
+    optional (RFC 7523 §3); when present it is 8 to 128 characters. The caller makes the assertion
+    single-use (its jti, or without one its own digest, is recorded like a request nonce)."""
     key = Ed25519PublicKey.from_public_bytes(public_key)
     claims = _decode(
         token,
@@ -137,11 +142,13 @@ def verify_assertion(
         algorithms=OUR_ALGORITHMS,
         audience=audience,
         issuer=None,
-        required=["iss", "sub", "aud", "exp", "jti"],
+        required=["iss", "sub", "aud", "exp"],
     )
     if claims["iss"] != claims["sub"]:
         raise TokenInvalid("iss and sub differ")
-    if not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 128:
+    if "jti" in claims and (
+        not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 128
+    ):
         raise TokenInvalid("jti must be 8 to 128 characters")
     _check_times(claims, now, max_ahead=max_lifetime)
     return claims
@@ -187,6 +194,9 @@ def issue_access_token(
         "iss": issuer,
         "aud": issuer,
         "sub": subject,
+        # RFC 9068 §2.2: the client the token was issued to; a contact's own client is the
+        # contact (the assertion's iss), so it names the same contact as sub.
+        "client_id": subject,
         "iat": t,
         "nbf": t,
         "exp": t + lifetime,
@@ -202,7 +212,7 @@ def verify_access_token(
     token: str, public: Ed25519PublicKey, *, issuer: str, now: datetime, max_lifetime: int
 ) -> dict[str, Any]:
     header = unverified_header(token)
-    if header.get("typ") != ACCESS_TYP:
+    if str(header.get("typ", "")).lower() not in ACCESS_TYPS:
         raise TokenInvalid("not an access token (typ)")
     claims = _decode(
         token,
@@ -251,3 +261,16 @@ def load_jwks(text: str) -> jwt.PyJWKSet:
         raise TokenInvalid("unusable JWKS: nested too deep") from e
     except (jwt.PyJWTError, ValueError) as e:
         raise TokenInvalid(f"unusable JWKS: {e}") from e
+
+
+def public_jwk(public: Ed25519PublicKey, kid: str) -> dict[str, str]:
+    """An Ed25519 verification key as a JWK (RFC 7517, OKP per RFC 8037), for a JWKS."""
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
+        "kid": kid,
+        "use": "sig",
+        "alg": "EdDSA",
+    }

@@ -22,6 +22,7 @@ from aiohttp import web
 from broker.audit.events import AuditEvent
 from broker.errors import AuthenticationFailed, LiaisonError
 from broker.http.keys import CLOCK, REFUSALS
+from broker.http.oauth import challenge
 from broker.http.problems import from_error, from_http, problem
 from broker.input import check_identifier
 from broker.logs import get_logger
@@ -93,8 +94,12 @@ async def _translated(
         # The reason (which check, never a secret) is for operators; the client gets the code only.
         log.info("request_refused", code=e.code, reason=e.detail)
         if isinstance(e, AuthenticationFailed) and not e.recorded:
-            await _count_refusal(request, e)
-        return from_error(e, request_id)
+            await count_refusal(request, e)
+        response = from_error(e, request_id)
+        if response.status == 401:  # RFC 9110 §11.6.1, RFC 6750 §3
+            bearer = request.headers.get("Authorization", "")[:7].lower() == "bearer "
+            response.headers["WWW-Authenticate"] = challenge(bearer)
+        return response
     except ConnectionResetError:
         if _client_gone(request):  # only the client's own connection makes it a normal end
             raise
@@ -118,7 +123,7 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def _count_refusal(request: web.Request, error: AuthenticationFailed) -> None:
+async def count_refusal(request: web.Request, error: AuthenticationFailed) -> None:
     refusals, clock = request.app.get(REFUSALS), request.app.get(CLOCK)
     if refusals is None or clock is None:  # the metrics listener counts nothing in the log
         return

@@ -8,9 +8,17 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.errors import AuthenticationFailed, NoticeInvalid, UnsupportedMediaType
+from broker.errors import (
+    AuthenticationFailed,
+    GrantTypeUnsupported,
+    NestingTooDeep,
+    NoticeInvalid,
+    TokenRequestInvalid,
+    UnsupportedMediaType,
+)
+from broker.http import oauth
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
-from broker.http.middleware import REQUEST_ID
+from broker.http.middleware import REQUEST_ID, count_refusal
 from broker.http.notices import source
 from broker.input import check_integer, check_json_depth, check_no_nul
 from broker.policy.payload import Violation
@@ -26,18 +34,22 @@ def _contact(request: web.Request) -> str:
 
 
 async def post_token(request: web.Request) -> web.Response:
-    assertion = await _assertion(request)
-    view = request.app[STATE].view
-    answer = await request.app[TOKENS].exchange(
-        view.directory,
-        assertion,
-        request.app[CLOCK].now(),
-        source=source(request),
-        request_id=request[REQUEST_ID],
-    )
-    response = web.json_response(answer)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    """RFC 7523 jwt-bearer grant; refusals are RFC 6749 §5.2 errors (broker/http/oauth.py)."""
+    try:
+        assertion = await _assertion(request)
+        view = request.app[STATE].view
+        answer = await request.app[TOKENS].exchange(
+            view.directory,
+            assertion,
+            request.app[CLOCK].now(),
+            source=source(request),
+            request_id=request[REQUEST_ID],
+        )
+    except AuthenticationFailed as e:
+        if not e.recorded:
+            await count_refusal(request, e)
+        return oauth.token_error(e)
+    return web.json_response(answer, headers=oauth.NO_STORE)
 
 
 async def _assertion(request: web.Request) -> str:
@@ -46,17 +58,19 @@ async def _assertion(request: web.Request) -> str:
         grant, assertion = form.get("grant_type"), form.get("assertion")
     elif request.content_type == "application/json":
         raw = await request.read()
-        check_json_depth(raw, request.app[SETTINGS].limits.max_json_depth)
         try:
+            check_json_depth(raw, request.app[SETTINGS].limits.max_json_depth)
             body: Any = json.loads(raw)
-        except ValueError as e:
-            raise AuthenticationFailed(detail="token request is not JSON") from e
+        except (NestingTooDeep, ValueError) as e:
+            raise TokenRequestInvalid(detail="token request is not JSON within limits") from e
         body = body if isinstance(body, dict) else {}
         grant, assertion = body.get("grant_type"), body.get("assertion")
     else:
-        raise AuthenticationFailed(detail="unsupported token request type")
-    if grant not in (None, GRANT_TYPE) or not isinstance(assertion, str):
-        raise AuthenticationFailed(detail="not a jwt-bearer grant")
+        raise TokenRequestInvalid(detail="unsupported token request type")
+    if grant not in (None, GRANT_TYPE):
+        raise GrantTypeUnsupported(detail="not a jwt-bearer grant")
+    if not isinstance(assertion, str) or not assertion:
+        raise TokenRequestInvalid(detail="no assertion")
     return assertion
 
 

@@ -11,6 +11,7 @@ token at once, not at its expiry. What the contact may read is decided by policy
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,7 +198,7 @@ class TokenService:
             await repo.record_nonce(
                 self.db,
                 f"jti:{key.id}",
-                claims["jti"],
+                _one_time_id(assertion, claims),
                 expires,
                 [_issued(now, key.owner, {"via": "assertion", "key": key.id}, request_id)],
             )
@@ -223,9 +224,10 @@ class TokenService:
 
     def bearer_for(self, directory: Directory, authorization: str | None, now: datetime) -> Bearer:
         """The bearer of a valid token that is still entitled now, or AuthenticationFailed."""
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:  # RFC 9110 §11.1: schemes ignore case
             raise AuthenticationFailed(detail="no bearer token")
-        token = authorization.removeprefix("Bearer ").strip()
         try:
             claims = verify_access_token(
                 token,
@@ -240,6 +242,15 @@ class TokenService:
         if bearer is None or not still_entitled(directory, bearer, now):
             raise AuthenticationFailed(detail="the token's contact, key or assignments ended")
         return bearer
+
+
+def _one_time_id(assertion: str, claims: dict[str, Any]) -> str:
+    """What makes an assertion single-use: its jti, or without one (RFC 7523 makes it optional)
+    the SHA-256 of the assertion itself, so the same assertion never buys a second token."""
+    jti = claims.get("jti")
+    return (
+        jti if isinstance(jti, str) else "sha256:" + hashlib.sha256(assertion.encode()).hexdigest()
+    )
 
 
 def _bearer(claims: dict[str, Any], now: datetime) -> Bearer | None:

@@ -74,6 +74,32 @@ COMPONENTS: dict[str, Any] = {
                 "contact": {"type": "string"},
             },
         },
+        "TokenError": {
+            "type": "object",
+            "description": "RFC 6749 §5.2: the same invalid_grant for every refused assertion",
+            "required": ["error"],
+            "properties": {
+                "error": {"enum": ["invalid_request", "invalid_grant", "unsupported_grant_type"]},
+                "error_description": {"type": "string"},
+            },
+        },
+        "AuthorizationServerMetadata": {
+            "type": "object",
+            "description": "RFC 8414",
+            "required": ["issuer", "token_endpoint", "jwks_uri", "grant_types_supported"],
+            "properties": {
+                "issuer": {"type": "string"},
+                "token_endpoint": {"type": "string"},
+                "jwks_uri": {"type": "string"},
+                "grant_types_supported": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "JWKSet": {
+            "type": "object",
+            "description": "RFC 7517: the access-token signing key (OKP Ed25519, RFC 8037)",
+            "required": ["keys"],
+            "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+        },
         "Inbox": {
             "type": "object",
             "properties": {

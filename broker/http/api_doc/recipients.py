@@ -20,9 +20,24 @@ RECIPIENT_PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": _json("An access token (EdDSA JWT, typ at+jwt)", "Token"),
-                "401": _problem("Refused (the same answer for every reason)"),
+                "200": _json("An access token (EdDSA JWT, typ at+jwt, RFC 9068)", "Token"),
+                "400": _json(
+                    "Refused, as RFC 6749 §5.2 (invalid_grant: the same answer for every reason)",
+                    "TokenError",
+                ),
             },
+        }
+    },
+    "/.well-known/oauth-authorization-server": {
+        "get": {
+            "summary": "Authorization-server metadata (RFC 8414)",
+            "responses": {"200": _json("The metadata", "AuthorizationServerMetadata")},
+        }
+    },
+    "/.well-known/jwks.json": {
+        "get": {
+            "summary": "The access-token signing key as a JWK Set (RFC 7517)",
+            "responses": {"200": _json("The key set", "JWKSet")},
         }
     },
     "/v1/inbox": {

@@ -1,0 +1,64 @@
+"""OAuth 2.0 conventions around the token endpoint, so that stock OAuth clients work unpatched.
+
+- Refusals at ``/v1/token`` are RFC 6749 §5.2 errors: 400 with ``{"error", "error_description"}``
+  — ``invalid_request`` (not a well-formed token request), ``unsupported_grant_type`` (another
+  grant than jwt-bearer) and ``invalid_grant`` for every authentication failure, with one fixed
+  description whatever the reason (the reason goes to the audit log only).
+- ``/.well-known/oauth-authorization-server`` is the RFC 8414 metadata; ``/.well-known/jwks.json``
+  publishes the token-signing key (RFC 7517) so a resource server can verify access tokens.
+- Every 401 elsewhere carries ``WWW-Authenticate: Bearer`` (RFC 6750 §3, RFC 9110 §11.6.1).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.crypto.tokens import public_jwk
+from broker.errors import AuthenticationFailed, TokenRequestInvalid
+from broker.http.keys import SETTINGS, TOKENS
+from broker.service.tokens import GRANT_TYPE
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1
+DESCRIPTIONS = {
+    "invalid_request": "the token request is not a well-formed jwt-bearer grant",
+    "unsupported_grant_type": f"the only grant type is {GRANT_TYPE}",
+    "invalid_grant": "the assertion was not accepted",
+}
+REALM = 'Bearer realm="liaison"'
+
+
+def token_error(error: AuthenticationFailed) -> web.Response:
+    """The RFC 6749 §5.2 answer for a refused token request."""
+    code = error.code if isinstance(error, TokenRequestInvalid) else "invalid_grant"
+    return web.json_response(
+        {"error": code, "error_description": DESCRIPTIONS[code]}, status=400, headers=NO_STORE
+    )
+
+
+def challenge(presented_bearer: bool) -> str:
+    """The WWW-Authenticate value of a 401: ``invalid_token`` when a bearer token was shown."""
+    return f'{REALM}, error="invalid_token"' if presented_bearer else REALM
+
+
+async def metadata(request: web.Request) -> web.Response:
+    """RFC 8414 authorization-server metadata, from the configured public URL (never Host)."""
+    issuer = request.app[SETTINGS].public_url
+    return web.json_response(
+        {
+            "issuer": issuer,
+            "token_endpoint": f"{issuer}/v1/token",
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "grant_types_supported": [GRANT_TYPE],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "response_types_supported": [],
+            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+            "service_documentation": f"{issuer}/openapi.json",
+        }
+    )
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """The access-token signing key as a JWK Set (RFC 7517; OKP Ed25519 per RFC 8037)."""
+    keys = request.app[TOKENS].keys
+    jwk = public_jwk(keys.private.public_key(), keys.kid)
+    return web.json_response({"keys": [jwk]}, headers={"Cache-Control": "max-age=300"})
