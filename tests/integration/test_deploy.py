@@ -183,3 +183,32 @@ def test_the_kubernetes_policy_mount_keeps_the_channels_folder(tmp_path: Path) -
     shipped |= {p.name for p in POLICIES.glob("*.cedar")}
     assert {item["path"] for item in items} == shipped  # every file of the folder, no other
     assert load_policies(mounted).hash == load_policies(POLICIES).hash
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_the_kubernetes_preparation_in_operations_md_runs(tmp_path: Path) -> None:
+    """OPERATIONS.md's steps: a KEK made first, `init --escrow-kek file:`, then the Secret."""
+    import base64
+    import os
+
+    from tests.support import run_cli
+
+    kek = tmp_path / "escrow.kek"
+    kek.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    data = tmp_path / "liaison-data"
+    made = run_cli("init", data, "--public-url", "https://liaison.example.org",
+                   "--escrow-kek", f"file:{kek}")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert not (tmp_path / "liaison-data.kek").exists()  # no KEK of its own beside the data
+    secret = subprocess.run(
+        ["kubectl", "create", "secret", "generic", "liaison-data", "--dry-run=client", "-o",
+         "yaml", f"--from-file={data}/liaison.toml", f"--from-file={data}/keys/broker.pem",
+         f"--from-file={data}/keys/broker-escrow.pem"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    keys = set(yaml.safe_load(secret.stdout)["data"])
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "deployment.yaml").read_text()))
+    container = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]
+    env = {e["name"]: e.get("value") for e in container["spec"]["containers"][0]["env"]}
+    named = {env["LIAISON_KEYS_SIGNING_KEY"], env["LIAISON_KEYS_ESCROW_KEY"]}
+    assert {f"file:{k}" for k in keys - {"liaison.toml"}} == named  # the flat names it reads
