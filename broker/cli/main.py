@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from broker.cli import agency, auditor, recipient
 from broker.cli.common import EXIT_USAGE, run_command
-from broker.cli.operator import directory, escrow, policy, setup, store, trust
+from broker.cli.operator import directory, escrow, outbox, policy, setup, store, trust
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,4 +38,5 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_demo_command(sub)
     escrow.add_escrow_commands(sub)
     store.add_store_commands(sub)
+    outbox.add_outbox_commands(sub)
     return parser

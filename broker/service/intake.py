@@ -34,7 +34,16 @@ from broker.logs import get_logger
 from broker.policy.channel import Channel
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.group_commit import CommitBatcher
-from broker.service.intake_plan import Context, Draft, Plan, Previous, Replay, plan, read_draft
+from broker.service.intake_plan import (
+    Context,
+    Draft,
+    Plan,
+    Previous,
+    Replay,
+    plan,
+    read_draft,
+    unread_key,
+)
 from broker.service.intake_plan import replayed as replay_of
 from broker.service.intake_write import ESCROW, Sealed, notice_write, seal_for
 from broker.service.refusals import Refusals
@@ -147,9 +156,12 @@ class Intake:
     async def _accept(
         self, view: View, agency: Agency, request: IncomingRequest, now: datetime
     ) -> Accepted:
-        draft = read_draft(
-            request.body, request.headers, agency.organisation, self.limits.max_json_depth
-        )
+        try:
+            draft = read_draft(
+                request.body, request.headers, agency.organisation, self.limits.max_json_depth
+            )
+        except LiaisonError as e:
+            return await self._answered_unread(agency, request, e)
         # A retry may be refused by state its original changed (a cancel finds its target
         # cancelled): an answer already given for this key wins. A retry that would succeed
         # is caught at commit, where the key's record already exists.
@@ -160,7 +172,7 @@ class Intake:
             )
             return await self._commit(view, agency, request, draft, now, planned, sealed)
         except LiaisonError:
-            answered = await self._answered(agency, draft)
+            answered = await self._answered(agency, draft.idempotency_key, draft.request_hash)
             if answered is None:
                 raise
             return answered
@@ -194,20 +206,31 @@ class Intake:
         )
         return planned, seal_for(planned, body, view, self.escrow_public, self.escrow_key_id)
 
-    async def _answered(self, agency: Agency, draft: Draft) -> Accepted | None:
+    async def _answered(
+        self, agency: Agency, key: str | None, request_hash: str
+    ) -> Accepted | None:
         """The answer already given for the request's key, if any (read from the store)."""
-        if not draft.idempotency_key:
+        if not key:
             return None
-        previous = await repo.find_idempotent(
-            self.state.engine, agency.organisation, draft.idempotency_key
-        )
+        previous = await repo.find_idempotent(self.state.engine, agency.organisation, key)
         if previous is None:
             return None
-        return Accepted(self._replay(previous, draft).response, replayed=True)
+        return Accepted(self._replay(previous, request_hash).response, replayed=True)
+
+    async def _answered_unread(
+        self, agency: Agency, request: IncomingRequest, error: LiaisonError
+    ) -> Accepted:
+        """A key already bound to another body answers 409 before this body's own faults (and
+        the same body, unreadable now, its first answer); otherwise ``error``."""
+        key, request_hash = unread_key(request.body, request.headers, self.limits.max_json_depth)
+        answered = await self._answered(agency, key, request_hash)
+        if answered is None:
+            raise error
+        return answered
 
     @staticmethod
-    def _replay(previous: repo.IdempotencyRecord, draft: Draft) -> Replay:
-        return replay_of(Previous(previous.request_hash, previous.response), draft.request_hash)
+    def _replay(previous: repo.IdempotencyRecord, request_hash: str) -> Replay:
+        return replay_of(Previous(previous.request_hash, previous.response), request_hash)
 
     async def _commit(
         self,
@@ -232,7 +255,7 @@ class Intake:
             )
             if previous is None:
                 raise
-            return Accepted(self._replay(previous, draft).response, replayed=True)
+            return Accepted(self._replay(previous, draft.request_hash).response, replayed=True)
         notice_id = planned.facts.id
         log.info(
             "notice_accepted",

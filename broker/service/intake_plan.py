@@ -32,6 +32,7 @@ from broker.errors import (
     BadRequest,
     Forbidden,
     IdempotencyConflict,
+    LiaisonError,
     NoRecipients,
     NoticeInvalid,
     SupersedesInvalid,
@@ -297,6 +298,21 @@ def _parse_json(body: bytes, max_depth: int) -> dict[str, Any]:
         raise NoticeInvalid([Violation("", "a notice must be a JSON object")])
     check_no_nul(document)
     return document
+
+
+def unread_key(body: bytes, headers: Mapping[str, str], max_depth: int) -> tuple[str | None, str]:
+    """The idempotency key and body hash of a request whose draft could not be read.
+
+    A key already bound to another request answers 409 whatever is wrong with this body, so the
+    key is found without the schema: the header's, else the body's when the body is JSON."""
+    request_hash = hashlib.sha256(body).hexdigest()
+    try:
+        if "idempotency-key" in headers:
+            return check_key(headers["idempotency-key"]), request_hash
+        key = _parse_json(body, max_depth).get("idempotency_key")
+    except LiaisonError:
+        return None, request_hash
+    return (key if isinstance(key, str) else None), request_hash
 
 
 def _idempotency_key(headers: Mapping[str, str], document: dict[str, Any]) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -125,3 +125,84 @@ async def items(db: Database, notice_id: str) -> list[dict[str, Any]]:
             )
         ).all()
     return [dict(r._mapping) for r in rows]
+
+
+# -- dead letters: what the operator lists, replays and drops (``liaison outbox``) ---------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    notice_id: str
+    kind: str
+    target: str  # endpoint id, or e-mail address: untrusted text (the directory's)
+    msg_id: str
+    attempts: int
+    last_error: str | None
+    since: datetime  # when it was dead-lettered (its last attempt)
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    return DeadLetter(
+        row.id,
+        row.notice_id,
+        row.kind,
+        row.target,
+        row.msg_id,
+        row.attempts,
+        row.last_error,
+        row.next_attempt_at,  # set to the time of settling when a row goes dead
+    )
+
+
+async def dead_letters(db: Database) -> list[DeadLetter]:
+    """Every dead-lettered message, oldest first."""
+    async with connection(db) as conn:
+        rows = (
+            await conn.execute(
+                select(outbox_t)
+                .where(outbox_t.c.state == "dead")
+                .order_by(outbox_t.c.next_attempt_at, outbox_t.c.id)
+            )
+        ).all()
+    return [_dead_letter(r) for r in rows]
+
+
+async def dead_letter(db: Database, outbox_id: int) -> DeadLetter | None:
+    async with connection(db) as conn:
+        row = (
+            await conn.execute(
+                select(outbox_t).where(and_(outbox_t.c.id == outbox_id, outbox_t.c.state == "dead"))
+            )
+        ).first()
+    return None if row is None else _dead_letter(row)
+
+
+async def requeue_dead(
+    db: Database, outbox_id: int, now: datetime, events: Sequence[AuditEvent]
+) -> bool:
+    """Make a dead letter due again, with a fresh count of attempts and its own message id (so a
+    receiver that got an earlier attempt after all can tell it is the same message); the audit
+    events commit with it. False when it is no longer dead (replayed or dropped meanwhile)."""
+    async with transaction(db) as conn:
+        done = await conn.execute(
+            update(outbox_t)
+            .where(and_(outbox_t.c.id == outbox_id, outbox_t.c.state == "dead"))
+            .values(state="pending", attempts=0, next_attempt_at=now)
+        )
+        if done.rowcount != 1:
+            return False
+        await audit_repo.append(conn, events)
+    return True
+
+
+async def delete_dead(db: Database, outbox_id: int, events: Sequence[AuditEvent]) -> bool:
+    """Remove a dead letter for good, with its audit events; False when it is no longer dead."""
+    async with transaction(db) as conn:
+        done = await conn.execute(
+            delete(outbox_t).where(and_(outbox_t.c.id == outbox_id, outbox_t.c.state == "dead"))
+        )
+        if done.rowcount != 1:
+            return False
+        await audit_repo.append(conn, events)
+    return True

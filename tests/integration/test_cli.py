@@ -122,6 +122,24 @@ def test_policy_check_passes_on_the_shipped_policies() -> None:
     assert "5 channels, 22 Cedar policies, valid (sha256:" in result.stdout
 
 
+def test_policy_check_refuses_a_set_with_no_channel_unless_told(tmp_path: Path) -> None:
+    flat = tmp_path / "flat"  # what a ConfigMap mounted without its items makes of the folder
+    flat.mkdir()
+    for path in (*POLICIES.glob("*.cedar"), *(POLICIES / "channels").glob("*.yaml")):
+        shutil.copy(path, flat / path.name)
+    result = run_cli("policy", "check", flat)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"liaison: {flat}: no channel in {flat / 'channels'}; hate-incident.yaml, "
+        "information-request.yaml, public-safety-alert.yaml, returnee-repatriation.yaml, "
+        "threat-assessment.yaml at the top level would be read only in channels/ "
+        "(--allow-empty to accept that)"
+    )
+    allowed = run_cli("policy", "check", flat, "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
+    assert ": 0 channels, " in allowed.stdout and "valid" in allowed.stdout
+
+
 def test_policy_check_on_a_broken_copy_prints_file_line_reason(tmp_path: Path) -> None:
     copy = tmp_path / "policies"
     shutil.copytree(POLICIES, copy)

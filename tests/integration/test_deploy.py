@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+POLICIES = ROOT / "policies"
 
 
 def test_compose_runs_two_brokers_behind_a_proxy_over_postgres() -> None:
@@ -59,3 +63,152 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return compose
+
+
+def test_compose_restarts_every_service_and_checks_the_brokers_health() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        assert service.get("restart") == "unless-stopped", name
+    for name in ("broker-a", "broker-b"):
+        check = services[name]["healthcheck"]
+        assert "/readyz" in " ".join(check["test"]) and check["start_period"]
+
+
+def _docker_compose_works() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    found = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, check=False
+    )
+    return found.returncode == 0
+
+
+@pytest.mark.skipif(
+    not _docker_compose_works(), reason="`docker compose` (the Compose v2 plugin) is not installed"
+)
+def test_docker_compose_config_accepts_the_compose_file(tmp_path: Path) -> None:
+    deploy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, deploy)
+    (deploy / "secrets").mkdir(exist_ok=True)
+    for name in ("db-password", "db-url", "escrow-kek"):
+        (deploy / "secrets" / name).write_text("placeholder\n")
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(deploy / "compose.yaml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_caddy_retries_and_takes_a_dead_broker_out_passively() -> None:
+    text = (DEPLOY / "Caddyfile").read_text()
+    for directive in ("lb_try_duration", "fail_duration", "max_fails", "health_uri /readyz"):
+        assert directive in text, directive
+    assert "unhealthy_status" not in text  # a store outage's 503s must not bench every broker
+
+
+def _validate(manifest: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.30.0", str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_kubernetes_manifests_validate_against_the_api_schemas(tmp_path: Path) -> None:
+    pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+    for manifest in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        result = _validate(manifest)
+        assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.yaml"  # the check can fail: a misspelt field is refused
+    broken.write_text(
+        (DEPLOY / "kubernetes" / "deployment.yaml").read_text().replace("mountPath:", "mountPth:")
+    )
+    assert _validate(broken).returncode != 0
+
+
+def _policy_volume() -> dict[str, Any]:
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "deployment.yaml").read_text()))
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    volume: dict[str, Any] = next(v for v in volumes if v["name"] == "policies")
+    return volume
+
+
+def _configmap_keys(policies: Path) -> dict[str, str]:
+    """The ConfigMap that OPERATIONS.md's command makes: one flat key per file (kubectl's
+    ``create configmap --from-file=DIR``, reproduced with kubectl when it is here)."""
+    if shutil.which("kubectl") is not None:
+        made = subprocess.run(
+            [
+                "kubectl",
+                "create",
+                "configmap",
+                "liaison-policies",
+                "--dry-run=client",
+                "-o",
+                "yaml",
+                f"--from-file={policies}/",
+                f"--from-file={policies}/channels/",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data: dict[str, str] = yaml.safe_load(made.stdout)["data"]
+        return data
+    files = [*policies.glob("*.*"), *(policies / "channels").glob("*.yaml")]
+    return {f.name: f.read_text() for f in files if f.is_file()}
+
+
+def test_the_kubernetes_policy_mount_keeps_the_channels_folder(tmp_path: Path) -> None:
+    """Mount the ConfigMap as the manifest's items say, then load it the way the broker does."""
+    from broker.policy.load import load_policies
+
+    keys = _configmap_keys(POLICIES)
+    items = _policy_volume()["configMap"]["items"]
+    mounted = tmp_path / "policies"
+    for item in items:
+        target = mounted / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(keys[item["key"]])  # a key the ConfigMap lacks fails here, as in a pod
+    shipped = {"channels/" + p.name for p in (POLICIES / "channels").glob("*.yaml")}
+    shipped |= {p.name for p in POLICIES.glob("*.cedar")}
+    assert {item["path"] for item in items} == shipped  # every file of the folder, no other
+    assert load_policies(mounted).hash == load_policies(POLICIES).hash
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_the_kubernetes_preparation_in_operations_md_runs(tmp_path: Path) -> None:
+    """OPERATIONS.md's steps: a KEK made first, `init --escrow-kek file:`, then the Secret."""
+    import base64
+    import os
+
+    from tests.support import run_cli
+
+    kek = tmp_path / "escrow.kek"
+    kek.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    data = tmp_path / "liaison-data"
+    made = run_cli("init", data, "--public-url", "https://liaison.example.org",
+                   "--escrow-kek", f"file:{kek}")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert not (tmp_path / "liaison-data.kek").exists()  # no KEK of its own beside the data
+    secret = subprocess.run(
+        ["kubectl", "create", "secret", "generic", "liaison-data", "--dry-run=client", "-o",
+         "yaml", f"--from-file={data}/liaison.toml", f"--from-file={data}/keys/broker.pem",
+         f"--from-file={data}/keys/broker-escrow.pem"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    keys = set(yaml.safe_load(secret.stdout)["data"])
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "deployment.yaml").read_text()))
+    container = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]
+    env = {e["name"]: e.get("value") for e in container["spec"]["containers"][0]["env"]}
+    named = {env["LIAISON_KEYS_SIGNING_KEY"], env["LIAISON_KEYS_ESCROW_KEY"]}
+    assert {f"file:{k}" for k in keys - {"liaison.toml"}} == named  # the flat names it reads

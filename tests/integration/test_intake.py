@@ -315,6 +315,35 @@ async def test_idempotency_same_body_same_answer_other_body_409(broker: Broker) 
     assert await broker.scalar("select count(*) from notice") == 1
 
 
+async def test_a_reused_key_answers_409_whatever_the_new_body(broker: Broker) -> None:
+    """The documented 409 comes before the schema: an invalid body under a bound key is a 409."""
+    notice = example("returnee-repatriation")
+    invalid = {k: v for k, v in notice.items() if k != "subject"}
+    async with broker.sender("mk-mvr") as client:
+        await client.post_notice(notice, idempotency_key="mvr-reused")
+        for body in (invalid, {**notice, "channel": "no-such-channel"}):
+            with pytest.raises(SenderError) as caught:
+                await client.post_notice(body, idempotency_key="mvr-reused")
+            assert (caught.value.status, caught.value.problem["code"]) == (
+                409,
+                "idempotency_conflict",
+            )
+        with pytest.raises(SenderError) as fresh:  # a key never used: the body's own fault
+            await client.post_notice(invalid, idempotency_key="mvr-fresh")
+        assert fresh.value.status == 422
+    url = f"{broker.url}/v1/notices"
+    pair = broker.agency_key("mk-mvr")
+    key, keyid = pair.private, pair.key_id("mk-mvr")
+    in_body = json.dumps({**invalid, "idempotency_key": "mvr-reused"}).encode()  # no header
+    status, document, _ = await post_raw(url, in_body, signed_headers(url, in_body, key, keyid))  # type: ignore[arg-type]
+    assert (status, document["code"]) == (409, "idempotency_conflict")
+    not_an_object = b"[1, 2]"
+    headers = {**signed_headers(url, not_an_object, key, keyid), "Idempotency-Key": "mvr-reused"}  # type: ignore[arg-type]
+    status, document, _ = await post_raw(url, not_an_object, headers)
+    assert (status, document["code"]) == (409, "idempotency_conflict")
+    assert await broker.scalar("select count(*) from notice") == 1
+
+
 async def test_update_reaches_earlier_recipients_and_cancel_marks_it(broker: Broker) -> None:
     async with broker.sender("mk-mvr") as client:
         first = (await client.post_notice(example("returnee-repatriation"))).body["id"]

@@ -38,11 +38,21 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     from broker.policy.load import load_policies
 
     policies = load_policies(Path(args.dir))
+    if not policies.channels and not args.allow_empty:
+        raise ConfigError(_no_channel(Path(args.dir)))
     print(
         f"{args.dir}: {len(policies.channels)} channels, {len(policies.statements)} Cedar policies, "
         f"valid ({policies.hash})"
     )
     return EXIT_OK
+
+
+def _no_channel(root: Path) -> str:
+    """Why a set with no channel is refused: a broker on it routes nothing (a flat ConfigMap
+    mount, for one, puts the channel files beside the Cedar files where none is read)."""
+    flat = sorted(p.name for p in root.glob("*.yaml"))
+    where = f"; {', '.join(flat)} at the top level would be read only in channels/" if flat else ""
+    return f"{root}: no channel in {root / 'channels'}{where} (--allow-empty to accept that)"
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:
@@ -109,6 +119,9 @@ def add_policy_commands(sub: Any) -> None:
         "validate a policy directory (file:line: reason on failure)",
     )
     p.add_argument("dir", metavar="DIR")
+    p.add_argument(
+        "--allow-empty", action="store_true", help="accept a set with no channel (routes nothing)"
+    )
     p = command(
         psub, "explain", cmd_policy_explain, "who would receive a notice, and by which rule"
     )
