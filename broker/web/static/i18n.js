@@ -73,9 +73,15 @@ export function t(key, params = {}) {
   return value.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
-/** A date and time as the reader writes them (day.month.year here), 24-hour clock. */
+/** A date and time as the reader writes them (day.month.year here), 24-hour clock.
+ *  Intl gives the numbers in the reader's time zone; the catalog's `datetime` puts them in order,
+ *  because browsers ship partial locale data (Chromium has no sq, bs or mk) and would fall back
+ *  to US order for a locale they lack. */
 export function formatDateTime(iso) {
-  return new Intl.DateTimeFormat(INTL[language] || "en-GB", {
+  const parts = new Intl.DateTimeFormat(INTL[language] || "en-GB", {
     day: "numeric", month: "numeric", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
-  }).format(new Date(iso));
+    numberingSystem: "latn",
+  }).formatToParts(new Date(iso));
+  const part = Object.fromEntries(parts.map((p) => [p.type, p.value]));
+  return t("datetime", part);
 }
