@@ -41,9 +41,10 @@ async function load(code) {
 }
 
 async function apply(code) {
-  await Promise.all([load("en"), load(code)]);
-  language = code;
-  document.documentElement.lang = code;
+  // A catalog that cannot be fetched leaves the page in English rather than without words.
+  await Promise.allSettled([load("en"), load(code)]);
+  language = code in catalogs ? code : "en";
+  document.documentElement.lang = language;
 }
 
 export const currentLanguage = () => language;
