@@ -192,3 +192,17 @@ def test_an_alert_is_written_in_the_contacts_language(code: str) -> None:
     body = message.get_content()
     assert "TLP:AMBER" in body and "https://l.invalid/ui/" in body
     assert "{" not in body  # every placeholder filled
+
+
+def test_an_installed_broker_carries_every_catalog() -> None:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, files in [
+        ("broker.web", PAGE.glob("*.json")),
+        ("broker.locale", [*HERE.glob("*/LC_MESSAGES/*.po"), HERE / "liaison.pot"]),
+    ]:
+        base = ROOT.joinpath(*package.split("."))
+        shipped = {p for pattern in data["package-data"][package] for p in base.glob(pattern)}
+        for path in files:
+            assert path in shipped, f"{package}: {path.relative_to(base)} is not package data"
