@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO ?= demo-data
 
-.PHONY: demo test lint fmt install bench web-vendor
+.PHONY: demo test lint fmt install bench web-vendor messages
 
 $(BIN)/liaison: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,14 @@ fmt: install
 ## bench: start real servers on loopback and print intake, ceilings, routing and audit figures
 bench: install
 	$(BIN)/python tests/bench/bench.py
+
+## messages: extract the Python messages to broker/locale/liaison.pot and merge them into each catalog
+messages: install
+	$(BIN)/pybabel extract -o broker/locale/liaison.pot --project=Liaison --version=0.1.0 \
+		--copyright-holder="Liaison contributors" --no-location --sort-output -k N_ broker adapters
+	for po in broker/locale/*/LC_MESSAGES/liaison.po; do \
+		$(BIN)/pybabel update -i broker/locale/liaison.pot -o $$po --ignore-obsolete \
+			-l $$(basename $$(dirname $$(dirname $$po)) | tr - _); done
 
 ## web-vendor: rebuild the web inbox's bundled cryptography from the pinned npm packages
 web-vendor:

@@ -1,6 +1,7 @@
 """E-mail alerts: a short, content-free message that a notice is waiting, in the recipient's
-language (English, Macedonian, Albanian, Bosnian, Serbian). Never the content, the channel or
-the jurisdiction: only the handling marking and where to read it.
+language from the directory (the eight of ``broker.locale``: gettext catalogs in
+``broker/locale/<tag>/LC_MESSAGES/liaison.po``). Never the content, the channel or the
+jurisdiction: only the handling marking and where to read it.
 """
 
 from __future__ import annotations
@@ -11,43 +12,20 @@ import aiosmtplib
 
 from broker.domain.delivery import SmtpConfig
 from broker.errors import EmailFailed
+from broker.locale import N_, translations
 
-TEMPLATES: dict[str, tuple[str, str]] = {
-    "en": (
-        "Liaison: a new notice is waiting for you",
-        "A new notice (TLP:{marking}) is waiting for you in Liaison.\n"
-        "Open your inbox to read it: {url}\n\nThis message carries no content. Do not reply.",
-    ),
-    "mk": (
-        "Liaison: ве чека ново известување",
-        "Ве чека ново известување (TLP:{marking}) во Liaison.\n"
-        "Отворете го вашето сандаче за да го прочитате: {url}\n\n"
-        "Оваа порака не содржи никаква содржина. Не одговарајте.",
-    ),
-    "sq": (
-        "Liaison: një njoftim i ri ju pret",
-        "Një njoftim i ri (TLP:{marking}) ju pret në Liaison.\n"
-        "Hapni kutinë tuaj për ta lexuar: {url}\n\nKy mesazh nuk përmban asnjë përmbajtje. Mos u përgjigjni.",
-    ),
-    "bs": (
-        "Liaison: čeka vas novo obavještenje",
-        "U Liaisonu vas čeka novo obavještenje (TLP:{marking}).\n"
-        "Otvorite svoj sandučić da biste ga pročitali: {url}\n\n"
-        "Ova poruka ne sadrži nikakav sadržaj. Ne odgovarajte.",
-    ),
-    "sr": (
-        "Liaison: čeka vas novo obaveštenje",
-        "U Liaisonu vas čeka novo obaveštenje (TLP:{marking}).\n"
-        "Otvorite svoje sanduče da biste ga pročitali: {url}\n\n"
-        "Ova poruka ne sadrži nikakav sadržaj. Ne odgovarajte.",
-    ),
-}
+SUBJECT = N_("Liaison: a new notice is waiting for you")
+BODY = N_(
+    "A new notice (TLP:{marking}) is waiting for you in Liaison.\n"
+    "Open your inbox to read it: {url}\n\nThis message carries no content. Do not reply."
+)
 
 
 def alert(
     to: str, sender: str, language: str, marking: str, inbox_url: str, msg_id: str
 ) -> EmailMessage:
-    subject, body = TEMPLATES.get(language.split("-")[0], TEMPLATES["en"])
+    catalog = translations(language)  # BCP 47 matched: sr-Cyrl, sr-Latn, cnr, hr, ...
+    subject, body = catalog.gettext(SUBJECT), catalog.gettext(BODY)
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, to, subject
     message["Message-ID"] = (

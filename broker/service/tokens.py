@@ -159,6 +159,8 @@ class TokenService:
             "token_type": "Bearer",
             "expires_in": lifetime,
             "contact": contact,
+            # The page speaks the contact's language from the directory unless its reader chose.
+            "language": known.language if (known := directory.contacts.get(contact)) else "en",
         }
 
     async def _contact_from(

@@ -18,6 +18,7 @@ TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
+    ".json": "application/json; charset=utf-8",  # the interface's message catalogs
 }
 # No inline script or style, no other origin, no framing, no form posts, no plugins.
 CSP = (

@@ -237,7 +237,8 @@ async def test_keys_kept_on_the_device_unlock_only_with_the_passphrase(
     await expect(page.locator("#who")).to_have_text("mk-kumanovo-pcve")
     stored = await page.evaluate("localStorage.getItem('liaison.keys')")
     assert "PRIVATE KEY" not in stored and "mk-kumanovo-pcve" not in stored  # sealed, not plain
-    await page.get_by_role("button", name="Sign out").click()
+    # Kumanovo's focal point reads Macedonian in the directory, so the page now speaks it.
+    await page.get_by_role("button", name="Одјава").click()
     await page.fill("#unlock-passphrase", "wrong passphrase")
     await page.click("#unlock button[type=submit]")
     await expect(page.locator(".toast.error")).to_be_visible()

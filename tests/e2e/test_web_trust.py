@@ -45,6 +45,8 @@ async def test_a_key_the_host_inserted_is_refused_in_red_in_the_page(
     forged_id, forged_key = await forge(demo_dir, broker.url)
 
     page = await browser.new_page()
+    await page.goto(f"{broker.url}/")
+    await page.select_option("#language", "en")  # the reader's choice over the directory's mk
     await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-pcve", root=pinned)
     await page.goto(f"{broker.url}/ui/#/notice/{genuine}")
     await expect(page.locator("#verdict")).to_have_class("verdict ok")
@@ -72,6 +74,7 @@ async def test_without_a_pinned_root_nothing_is_called_verified(
     keys = demo_dir / "keys"
     page = await browser.new_page()
     await page.goto(f"{broker.url}/")
+    await page.select_option("#language", "en")  # the reader's choice over the directory's mk
     await page.fill("#principal", "mk-kumanovo-pcve")
     await page.set_input_files("#signing-key", str(keys / "mk-kumanovo-pcve.pem"))
     await page.set_input_files("#encryption-key", str(keys / "mk-kumanovo-pcve.x25519.pem"))

@@ -72,6 +72,10 @@ COMPONENTS: dict[str, Any] = {
                 "token_type": {"const": "Bearer"},
                 "expires_in": {"type": "integer"},
                 "contact": {"type": "string"},
+                "language": {
+                    "type": "string",
+                    "description": "The contact's language in the directory (BCP 47)",
+                },
             },
         },
         "TokenError": {

@@ -3,7 +3,7 @@
 // (crypto.js); the broker sees a bearer token (contacts) or a signed request (agencies).
 // Untrusted text (notice contents, audit events) only ever reaches the page as textContent.
 import * as c from "./crypto.js";
-import { LANGUAGES, currentLanguage, setLanguage, t } from "./i18n.js";
+import { LANGUAGES, currentLanguage, formatDateTime, initLanguage, preferLanguage, setLanguage, t } from "./i18n.js";
 import * as trust from "./trust.js";
 
 const session = { kind: null, id: null, signing: null, encryption: null, root: null, token: null, expires: 0, auditor: false };
@@ -48,7 +48,7 @@ function chime() { // an audible cue for a new notice, made here: no sound file 
   } catch { /* no audio device: the visible cue remains */ }
 }
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString(currentLanguage()) : "—");
+const when = (iso) => (iso ? formatDateTime(iso) : "—");
 
 // -- talking to the broker -------------------------------------------------------------------------
 
@@ -69,6 +69,7 @@ async function signInContact() {
   const body = await response.json();
   if (!response.ok) throw new BrokerError(response.status, body);
   session.token = body.access_token;
+  session.language = body.language; // the directory's language for this contact
   session.expires = Date.now() + 1000 * (body.expires_in - 30);
 }
 
@@ -162,6 +163,7 @@ async function unlock(passphrase) {
 async function startSession() {
   if (session.kind === "contact") {
     await signInContact();
+    await preferLanguage(session.language);
     try { await api("GET", "/v1/audit/checkpoint"); session.auditor = true; } catch { session.auditor = false; }
   } else {
     session.keyid = c.keyId(session.id, "ed25519", c.publicEd25519(session.signing));
@@ -329,7 +331,7 @@ async function noticeView(id) {
   let failure = null;
   try { opened = openNotice(fetched, await keyBindings()); } catch (e) { failure = e.message; }
   const verdict = opened
-    ? h("p", { class: "verdict ok", id: "verdict" }, t("verified", opened.sender, fetched.signature.sender_key_id))
+    ? h("p", { class: "verdict ok", id: "verdict" }, t("verified", { who: opened.sender, key: fetched.signature.sender_key_id }))
     : h("p", { class: "verdict bad", id: "verdict", role: "alert" }, t("refused"), " (", failure, ")");
   const ackArea = h("div", { id: "ack-area" });
   const reply = h("textarea", { id: "reply", rows: "3", maxlength: "4000" });
@@ -348,9 +350,9 @@ async function noticeView(id) {
       };
     }
     const done = await api("POST", `/v1/notices/${encodeURIComponent(fetched.id)}/ack`, body);
-    ackArea.replaceChildren(h("p", { class: "verdict ok", id: "acked" }, t("acked", when(done.acknowledged_at))));
+    ackArea.replaceChildren(h("p", { class: "verdict ok", id: "acked" }, t("acked", { at: when(done.acknowledged_at) })));
   };
-  if (fetched.acknowledged_at) ackArea.append(h("p", { class: "verdict ok", id: "acked" }, t("acked", when(fetched.acknowledged_at))));
+  if (fetched.acknowledged_at) ackArea.append(h("p", { class: "verdict ok", id: "acked" }, t("acked", { at: when(fetched.acknowledged_at) })));
   else if (opened) {
     if (fetched.reply_key) ackArea.append(h("label", { for: "reply" }, t("reply")), reply);
     ackArea.append(h("button", { id: "ack", onclick: () => acknowledge().catch((e) => notify(e.message, "error")) }, t("ack")));
@@ -508,7 +510,7 @@ async function auditView() {
       h("button", { type: "submit" }, t("search"))),
     h("button", { id: "verify", onclick: () => verifyLog(report).catch((e) => notify(e.message, "error")) }, t("verify")),
     report, chartArea,
-    h("table", { class: "events" }, h("thead", {}, h("tr", {}, ["#", "time", t("actor"), t("action"), t("notice"), "outcome", "reason"].map((x) => h("th", {}, x)))), table)));
+    h("table", { class: "events" }, h("thead", {}, h("tr", {}, ["#", t("time"), t("actor"), t("action"), t("notice"), t("outcome"), t("reason")].map((x) => h("th", {}, x)))), table)));
   await load();
   chartArea.replaceChildren(chart(await allEvents()));
 }
@@ -525,7 +527,7 @@ function renderHeader() {
     links.push(h("span", { class: "who", id: "who" }, session.id));
     links.push(h("button", { class: "secondary", onclick: () => { stop(); Object.assign(session, { kind: null, id: null, signing: null, encryption: null, root: null, token: null, auditor: false }); renderHeader(); location.hash = "#/"; route(); } }, t("signout")));
   }
-  const select = h("select", { id: "language", "aria-label": "Language", onchange: (e) => { setLanguage(e.target.value); renderHeader(); route(); } },
+  const select = h("select", { id: "language", "aria-label": t("language"), onchange: async (e) => { await setLanguage(e.target.value); renderHeader(); route(); } },
     Object.entries(LANGUAGES).map(([code, name]) => h("option", { value: code, selected: code === currentLanguage() }, name)));
   nav.replaceChildren(...links, select);
   document.getElementById("tagline").textContent = t("tagline");
@@ -544,7 +546,7 @@ async function route() {
   }
 }
 
-setLanguage(currentLanguage());
+await initLanguage();
 renderHeader();
 window.addEventListener("hashchange", route);
 route();

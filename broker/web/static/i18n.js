@@ -1,71 +1,88 @@
-// Interface strings: English and Macedonian. A missing translation falls back to English.
-export const LANGUAGES = { en: "English", mk: "Македонски" };
+// Interface strings: one catalog per language in locales/<tag>.json (flat key → string, with
+// {name} placeholders), loaded on demand. A key missing from a catalog falls back to English.
+// The reader's language: what they chose with the switch on this device, else the directory's
+// `language` for the signed-in contact, else the browser's, else English.
 
-const STRINGS = {
-  en: {
-    title: "Liaison", tagline: "Secure notices between agencies and municipalities",
-    signin: "Sign in", signout: "Sign out", as_contact: "Focal point or auditor", as_agency: "Agency",
-    contact_id: "Your contact id", agency_id: "Agency id", signing_key: "Your signing key (Ed25519, .pem)",
-    encryption_key: "Your encryption key (X25519, .pem; not needed by auditors)",
-    root_file: "The directory root you were given at enrolment (root.json)",
-    no_root: "no directory root was given at sign-in, so no agency key can be checked",
-    root: "Directory root",
-    keys_stay: "Your keys are read by this page only and never sent to the broker.",
-    remember: "Keep the keys on this device, protected by a passphrase", passphrase: "Passphrase",
-    unlock: "Unlock the keys kept on this device", forget: "Forget them",
-    inbox: "Inbox", audit: "Audit log", status: "Notice status", all: "all", channel: "Channel",
-    state: "State", live: "live", offline: "reconnecting…", new_notice: "New notice",
-    empty: "No notices.", open: "Open", back: "Back",
-    verified: (who, key) => `Signed by ${who}, key ${key}: verified against the signed directory. The text below is exactly what the agency wrote.`,
-    refused: "Refused: this notice did not verify. Do not act on it; tell your administrator.",
-    ack: "Acknowledge", acked: (at) => `Acknowledged at ${at}.`, reply: "Reply to the sender (encrypted)",
-    sent: "Sent", received: "Received", severity: "Severity", jurisdiction: "Jurisdiction", from: "From",
-    notice_id: "Notice id", show: "Show", role: "Role", delivered: "delivered", read: "read",
-    acknowledged: "acknowledged", escalated: "escalated", pending: "pending",
-    filters: "Filters", from_time: "From (ISO time)", to_time: "To (ISO time)", actor: "Actor",
-    action: "Action", notice: "Notice", search: "Search", verify: "Verify the log",
-    chart_title: "Notices and median time to acknowledgement, per channel and jurisdiction",
-    minutes: "min", no_acks: "no acknowledgement yet", checking: "Checking…",
-    error: "Something went wrong", signin_failed: "Sign-in refused. Check the id and the key file.",
-  },
-  mk: {
-    title: "Liaison", tagline: "Безбедни известувања меѓу агенции и општини",
-    signin: "Најава", signout: "Одјава", as_contact: "Контакт-лице или ревизор", as_agency: "Агенција",
-    contact_id: "Ваш идентификатор", agency_id: "Идентификатор на агенцијата",
-    signing_key: "Ваш клуч за потпишување (Ed25519, .pem)",
-    encryption_key: "Ваш клуч за шифрирање (X25519, .pem; не им треба на ревизорите)",
-    root_file: "Коренот на именикот што го добивте при запишувањето (root.json)",
-    keys_stay: "Клучевите ги чита само оваа страница и никогаш не се испраќаат до брокерот.",
-    remember: "Чувај ги клучевите на овој уред, заштитени со лозинка", passphrase: "Лозинка",
-    unlock: "Отклучи ги клучевите зачувани на овој уред", forget: "Заборави ги",
-    inbox: "Сандаче", audit: "Ревизорски дневник", status: "Статус на известување", all: "сите",
-    channel: "Канал", state: "Состојба", live: "во живо", offline: "повторно поврзување…",
-    new_notice: "Ново известување", empty: "Нема известувања.", open: "Отвори", back: "Назад",
-    verified: (who, key) => `Потпишано од ${who}, клуч ${key}: потврдено. Текстот подолу е точно она што го напиша агенцијата.`,
-    refused: "Одбиено: ова известување не е потврдено. Не постапувајте по него; известете го администраторот.",
-    ack: "Потврди прием", acked: (at) => `Приемот е потврден во ${at}.`, reply: "Одговор до испраќачот (шифриран)",
-    sent: "Испратено", received: "Примено", severity: "Сериозност", jurisdiction: "Надлежност",
-    from: "Од", notice_id: "Идентификатор на известувањето", show: "Прикажи", role: "Улога",
-    delivered: "доставено", read: "прочитано", acknowledged: "потврдено", escalated: "ескалирано",
-    pending: "во тек", filters: "Филтри", from_time: "Од (ISO време)", to_time: "До (ISO време)",
-    actor: "Актер", action: "Дејство", notice: "Известување", search: "Барај", verify: "Провери го дневникот",
-    chart_title: "Известувања и средно време до потврда, по канал и надлежност",
-    minutes: "мин", no_acks: "сè уште нема потврда", checking: "Проверка…",
-    error: "Настана грешка", signin_failed: "Најавата е одбиена. Проверете го идентификаторот и клучот.",
-  },
+// BCP 47 tags, in the order the switch lists them (each name in its own language).
+export const LANGUAGES = {
+  en: "English", sq: "Shqip", bs: "Bosanski", hr: "Hrvatski", "sr-Latn": "Srpski (latinica)",
+  "sr-Cyrl": "Српски (ћирилица)", cnr: "Crnogorski", mk: "Македонски",
 };
 
-let language = localStorage.getItem("liaison.lang") || (navigator.language || "en").slice(0, 2);
-if (!(language in STRINGS)) language = "en";
+// The locale Intl formats dates with. Montenegrin has no CLDR data of its own: it formats as
+// Serbian Latin in Montenegro (its strings stay its own). English uses British order: day first.
+const INTL = {
+  en: "en-GB", sq: "sq-AL", bs: "bs-Latn-BA", hr: "hr-HR", "sr-Latn": "sr-Latn-RS",
+  "sr-Cyrl": "sr-Cyrl-RS", cnr: "sr-Latn-ME", mk: "mk-MK",
+};
 
-export const currentLanguage = () => language;
-export function setLanguage(value) {
-  language = value in STRINGS ? value : "en";
-  localStorage.setItem("liaison.lang", language);
+const CHOSEN = "liaison.lang";
+const catalogs = {};
+let language = "en";
+
+/** The supported tag that serves a BCP 47 tag (same rules as broker/i18n.py), or null. */
+export function match(tag) {
+  if (!tag) return null;
+  const subtags = String(tag).toLowerCase().split(/[-_]/);
+  const exact = Object.keys(LANGUAGES).find((code) => code.toLowerCase() === subtags.join("-"));
+  if (exact) return exact;
+  const [primary, ...rest] = subtags;
+  if (primary === "sr") return rest.includes("cyrl") ? "sr-Cyrl" : "sr-Latn"; // Latin unless Cyrillic is asked for
+  return Object.keys(LANGUAGES).find((code) => code === primary) ?? null;
+}
+
+async function load(code) {
+  if (!catalogs[code]) {
+    const response = await fetch(`/ui/locales/${code}.json`);
+    if (!response.ok) throw new Error(`no catalog for ${code}`);
+    catalogs[code] = await response.json();
+  }
+  return catalogs[code];
+}
+
+async function apply(code) {
+  // A catalog that cannot be fetched leaves the page in English rather than without words.
+  await Promise.allSettled([load("en"), load(code)]);
+  language = code in catalogs ? code : "en";
   document.documentElement.lang = language;
 }
 
-export function t(key, ...args) {
-  const value = STRINGS[language][key] ?? STRINGS.en[key] ?? key;
-  return typeof value === "function" ? value(...args) : value;
+export const currentLanguage = () => language;
+
+/** At start: the reader's earlier choice on this device, else the browser's language. */
+export async function initLanguage() {
+  const fromBrowser = (navigator.languages || [navigator.language]).map(match).find(Boolean);
+  await apply(match(localStorage.getItem(CHOSEN)) || fromBrowser || "en");
+}
+
+/** The reader chose a language with the switch: use it, and keep it on this device. */
+export async function setLanguage(value) {
+  const code = match(value) || "en";
+  await apply(code);
+  localStorage.setItem(CHOSEN, code);
+}
+
+/** The directory's language for the signed-in contact; a choice made on this device wins. */
+export async function preferLanguage(tag) {
+  const code = match(tag);
+  if (code && !match(localStorage.getItem(CHOSEN))) await apply(code);
+}
+
+/** A message in the reader's language, its {placeholders} filled from `params`. */
+export function t(key, params = {}) {
+  const value = catalogs[language]?.[key] || catalogs.en?.[key] || key;
+  return value.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+/** A date and time as the reader writes them (day.month.year here), 24-hour clock.
+ *  Intl gives the numbers in the reader's time zone; the catalog's `datetime` puts them in order,
+ *  because browsers ship partial locale data (Chromium has no sq, bs or mk) and would fall back
+ *  to US order for a locale they lack. */
+export function formatDateTime(iso) {
+  const parts = new Intl.DateTimeFormat(INTL[language] || "en-GB", {
+    day: "numeric", month: "numeric", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    numberingSystem: "latn",
+  }).formatToParts(new Date(iso));
+  const part = Object.fromEntries(parts.map((p) => [p.type, p.value]));
+  return t("datetime", part);
 }

@@ -1,0 +1,162 @@
+"""The web inbox in each of the region's eight languages, in Debian's Chromium.
+
+Kumanovo's two focal points are given Serbian Cyrillic and Montenegrin in the directory; each
+signs in to a browser set to American English and reads the page in their directory language
+without touching the switch. Then one reads the same notice in each of the eight languages
+through the switch: translated labels, the signature line with its names filled in, and the
+sending date day first (never US order). A screenshot per language goes to tests/_artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from broker.locale import match
+from tests.e2e.test_web_inbox import EXAMPLE, shot, sign_in, watch_errors
+from tests.fault.harness import BrokerProcess, sender
+
+pytest_plugins = ["tests.e2e.test_web_inbox"]  # its browser and broker fixtures
+
+ZONE = "Europe/Skopje"
+# Written out here, not read from the catalogs, so a wrong or missing catalog fails the test.
+TAGLINE = {
+    "en": "Secure notices between agencies and municipalities",
+    "sq": "Njoftime të sigurta mes agjencive dhe bashkive",
+    "bs": "Sigurna obavještenja između agencija i općina",
+    "hr": "Sigurne obavijesti između agencija i općina",
+    "sr-Latn": "Bezbedna obaveštenja između agencija i opština",
+    "sr-Cyrl": "Безбедна обавештења између агенција и општина",
+    "cnr": "Bezbjedna obavještenja između agencija i opština",
+    "mk": "Безбедни известувања меѓу агенции и општини",
+}
+ACKNOWLEDGE = {
+    "en": "Acknowledge",
+    "sq": "Konfirmo marrjen",
+    "bs": "Potvrdi prijem",
+    "hr": "Potvrdi primitak",
+    "sr-Latn": "Potvrdi prijem",
+    "sr-Cyrl": "Потврди пријем",
+    "cnr": "Potvrdi prijem",
+    "mk": "Потврди прием",
+}
+SENT = {
+    "en": "Sent",
+    "sq": "Dërguar",
+    "bs": "Poslano",
+    "hr": "Poslano",
+    "sr-Latn": "Poslato",
+    "sr-Cyrl": "Послато",
+    "cnr": "Poslato",
+    "mk": "Испратено",
+}
+DIRECTORY_LANGUAGE = {"mk-kumanovo-pcve": "sr-Cyrl", "mk-kumanovo-swc": "cnr"}
+
+
+@pytest.fixture
+def languages_in_directory(demo_dir: Path) -> Path:
+    """Give two demo contacts other languages in the store, before the broker starts."""
+    db = sqlite3.connect(demo_dir / "liaison.db")
+    with db:
+        for contact, language in DIRECTORY_LANGUAGE.items():
+            db.execute("update contact set language = ? where id = ?", (language, contact))
+    db.close()
+    return demo_dir
+
+
+@pytest.fixture
+def broker(languages_in_directory: Path) -> Any:
+    process = BrokerProcess(languages_in_directory)
+    process.start()
+    yield process
+    process.stop()
+
+
+async def american_page(browser: Browser) -> Page:
+    """A browser whose own language is US English, in the region's time zone."""
+    context = await browser.new_context(locale="en-US", timezone_id=ZONE)
+    return await context.new_page()
+
+
+def sent_at(demo_dir: Path, notice_id: str) -> datetime:
+    db = sqlite3.connect(demo_dir / "liaison.db")
+    (created,) = db.execute("select created_at from notice where id = ?", (notice_id,)).fetchone()
+    db.close()
+    when = datetime.fromisoformat(str(created))
+    return when.replace(tzinfo=when.tzinfo or ZoneInfo("UTC")).astimezone(ZoneInfo(ZONE))
+
+
+async def test_the_directory_language_and_each_of_the_eight_through_the_switch(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    keys = demo_dir / "keys"
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+    local = sent_at(demo_dir, notice_id)
+
+    for contact, language in DIRECTORY_LANGUAGE.items():
+        page = await american_page(browser)
+        errors = watch_errors(page)
+        await page.goto(f"{broker.url}/")
+        await expect(page.locator("#tagline")).to_have_text(TAGLINE["en"])  # the browser's
+        await sign_in(page, broker.url, keys, contact)
+        await expect(page.locator("#tagline")).to_have_text(TAGLINE[language])  # the directory's
+        assert await page.evaluate("document.documentElement.lang") == language
+        assert await page.input_value("#language") == language
+        assert not errors, errors
+
+    for language in TAGLINE:  # the last page: Montenegrin's focal point, through the switch
+        await page.select_option("#language", language)
+        await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")
+        await expect(page.locator("#tagline")).to_have_text(TAGLINE[language])
+        await expect(page.locator("#ack")).to_have_text(ACKNOWLEDGE[language])
+        verdict = await page.locator("#verdict").text_content() or ""
+        assert "Ministry of Interior of North Macedonia" in verdict and "{" not in verdict
+        sent = page.locator("dl.meta dt", has_text=re.compile(f"^{SENT[language]}$"))
+        shown = await sent.locator("xpath=following-sibling::dd[1]").text_content() or ""
+        day_first = re.match(r"^0?(\d{1,2})\D+0?(\d{1,2})\D+(\d{4})\D+(\d{2}):(\d{2})", shown)
+        assert day_first, f"{language}: {shown!r}"
+        assert tuple(map(int, day_first.groups())) == (
+            local.day,
+            local.month,
+            local.year,
+            local.hour,
+            local.minute,
+        ), f"{language}: {shown!r} is not {local:%d.%m.%Y %H:%M}"
+        await shot(page, f"lang-{language}")
+
+    # The choice made with the switch is kept on this device, over the directory's language.
+    await page.select_option("#language", "hr")
+    await page.reload()
+    await expect(page.locator("#tagline")).to_have_text(TAGLINE["hr"])
+    await sign_in(page, broker.url, keys, "mk-kumanovo-swc")
+    await expect(page.locator("#tagline")).to_have_text(TAGLINE["hr"])
+    assert not errors, errors
+
+
+async def test_the_page_matches_language_tags_as_the_broker_does(
+    browser: Browser, broker: BrokerProcess
+) -> None:
+    tags = ["en-GB", "sq-XK", "bs-Latn-BA", "hr-HR", "sr", "sr-ME", "sr_Latn", "SR-CYRL"]
+    tags += ["sr-Cyrl-BA", "sr-RS-Cyrl", "cnr", "cnr-ME", "mk-MK", "de", "x-klingon"]
+    page = await american_page(browser)
+    await page.goto(f"{broker.url}/")
+    found = await page.evaluate(
+        "async (tags) => { const m = await import('/ui/i18n.js');"
+        " return tags.map((tag) => m.match(tag) || 'en'); }",
+        tags,
+    )
+    assert found == [match(tag) for tag in tags]
+    # Every catalog is served, as JSON, under the page's strict policy.
+    for language in TAGLINE:
+        response = await page.request.get(f"{broker.url}/ui/locales/{language}.json")
+        assert response.ok and response.headers["content-type"].startswith("application/json")
+        assert (await response.json())["tagline"] == TAGLINE[language]
