@@ -206,9 +206,10 @@ class Demo:
         self.say("   who saw what, and by which rule:")
         for event in (json.loads(e) for e in events):
             if event.get("object") == f"notice:{notice_id}":  # hidden lines have none
-                self.say(
-                    f"     #{event['seq']:<3} {event['actor']:<36} {event['action']:<22} {_why(event)}"
-                )
+                for why in _whys(event):
+                    self.say(
+                        f"     #{event['seq']:<3} {event['actor']:<36} {event['action']:<22} {why}"
+                    )
         sarajevo_events = [
             e
             for e in events
@@ -216,6 +217,14 @@ class Demo:
         ]
         self.say(f"   events giving Sarajevo any part of this notice: {len(sarajevo_events)}")
         return verdict.ok, sarajevo_events
+
+
+def _whys(event: dict[str, Any]) -> list[str]:
+    """One line per recipient of a ``notice.routed`` event (it lists them all), else one."""
+    recipients = (event.get("details") or {}).get("recipients")
+    if event.get("action") != "notice.routed" or not isinstance(recipients, list):
+        return [_why(event)]
+    return [_why({"details": r, "policies": r.get("policies")}) for r in recipients] or [""]
 
 
 def _why(event: dict[str, Any]) -> str:

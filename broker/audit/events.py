@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 GENESIS = "0" * 64
 FIELDS = (
     "seq",
@@ -71,11 +73,38 @@ def canonical(event: AuditEvent, seq: int, prev: str) -> bytes:
         "reason": event.reason,
         "details": event.details,
     }
+    return _dumps(record)
+
+
+# orjson writes what json.dumps(separators=(",", ":"), ensure_ascii=False) writes for str, exact
+# int and bool, None, and list, tuple and dict (str keys) of those; it writes floats differently
+# ("1e16", NaN as null) and datetimes, dataclasses and subclasses where json refuses. So only a
+# record made of the listed types goes to orjson (which still refuses ints beyond 64 bits and lone
+# surrogates); anything else is json's to write or refuse: the bytes of the log never depend on
+# which encoder wrote them (tests/unit/test_audit_canonical.py).
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    if _orjson_safe(record):
+        try:
+            return orjson.dumps(record)
+        except orjson.JSONEncodeError:
+            pass  # an int beyond 64 bits, a lone surrogate: json decides (and may refuse)
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _orjson_safe(value: Any) -> bool:
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _orjson_safe(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_orjson_safe(v) for v in value)
+    return False
 
 
 def recanonical(record: dict[str, Any]) -> bytes:
     """Bytes of a record parsed from canonical JSON (key order kept), for clients of the API."""
-    return json.dumps(
-        {k: record[k] for k in FIELDS}, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    return _dumps({k: record[k] for k in FIELDS})

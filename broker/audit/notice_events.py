@@ -73,20 +73,11 @@ class Posting:
 
 
 def accepted(p: Posting, now: datetime, request_id: str | None) -> list[AuditEvent]:
-    """Posted, routed to each recipient, unreachable roles, escrow wrapped, and a cancel."""
+    """Two leaves per notice: posted (by the agency) and routed (by the broker, every recipient
+    and every role not reached in one event); a cancel adds one about the cancelled notice."""
     return [
         _posted(p, now, request_id),
-        *(_routed(p, r, now, request_id) for r in p.recipients),
-        *(_unreachable(p, n, now, request_id) for n in p.not_reached),
-        AuditEvent(
-            at=now,
-            request=request_id,
-            actor="broker",
-            action="escrow.wrapped",
-            object=f"notice:{p.notice_id}",
-            channel=p.channel,
-            details={"key": p.escrow_key},
-        ),
+        _routed(p, now, request_id),
         *_cancelled(p, now, request_id),
     ]
 
@@ -116,7 +107,11 @@ def _posted(p: Posting, now: datetime, request_id: str | None) -> AuditEvent:
     )
 
 
-def _routed(p: Posting, r: Reached, now: datetime, request_id: str | None) -> AuditEvent:
+def _routed(p: Posting, now: datetime, request_id: str | None) -> AuditEvent:
+    """Whom routing reached (each with its rule, policies and the key its wrap is for), which
+    roles in scope it did not reach and why, and the escrow key: one leaf, in routing order.
+    ``policies`` lists every receive policy that allowed a recipient, each once."""
+    allowing = dict.fromkeys(policy for r in p.recipients for policy in r.policy_ids)
     return AuditEvent(
         at=now,
         request=request_id,
@@ -125,32 +120,36 @@ def _routed(p: Posting, r: Reached, now: datetime, request_id: str | None) -> Au
         object=f"notice:{p.notice_id}",
         channel=p.channel,
         decision="allow",
-        policies=r.policy_ids,
+        policies=tuple(allowing),
         details={
-            "role": r.role,
-            "contact": r.contact,
-            "jurisdiction": r.jurisdiction,
-            "rule": r.rule,
-            "deputy": r.deputy,
-            "wrap_key": p.wrap_keys.get(r.contact),
+            "recipients": [_recipient(p, r) for r in p.recipients],
+            "not_reached": [_not_reached(n) for n in p.not_reached],
+            "escrow_key": p.escrow_key,
         },
     )
 
 
-def _unreachable(p: Posting, n: Unreached, now: datetime, request_id: str | None) -> AuditEvent:
-    return AuditEvent(
-        at=now,
-        request=request_id,
-        actor="broker",
-        action="notice.unreachable",
-        object=f"notice:{p.notice_id}",
-        channel=p.channel,
-        decision="deny" if n.reason == "denied_by_policy" else None,
-        policies=n.policy_ids,
-        outcome="failed",
-        reason=n.reason,
-        details={"role": n.role, "jurisdiction": n.jurisdiction, "rule": n.rule},
-    )
+def _recipient(p: Posting, r: Reached) -> dict[str, object]:
+    return {
+        "contact": r.contact,
+        "role": r.role,
+        "jurisdiction": r.jurisdiction,
+        "rule": r.rule,
+        "deputy": r.deputy,
+        "policies": list(r.policy_ids),
+        "wrap_key": p.wrap_keys.get(r.contact),
+    }
+
+
+def _not_reached(n: Unreached) -> dict[str, object]:
+    return {
+        "role": n.role,
+        "jurisdiction": n.jurisdiction,
+        "rule": n.rule,
+        "reason": n.reason,
+        "decision": "deny" if n.reason == "denied_by_policy" else None,
+        "policies": list(n.policy_ids),
+    }
 
 
 def _cancelled(p: Posting, now: datetime, request_id: str | None) -> list[AuditEvent]:

@@ -11,6 +11,7 @@ import asyncio
 from broker.service.rounds import Rounds, settle
 from broker.store import Database
 from broker.store import intake_repo as repo
+from broker.store.group_writer import group_writer
 
 
 class CommitBatcher:
@@ -24,6 +25,7 @@ class CommitBatcher:
 
     def __init__(self, db: Database, max_batch: int = 64) -> None:
         self.db = db
+        self.writer = group_writer(db)  # a raw sqlite3 thread for a file, else the engine's
         self._rounds: Rounds[tuple[repo.NoticeWrite, asyncio.Future[None]]] = Rounds(
             "commit-batcher", self._commit_round, max_batch
         )
@@ -35,12 +37,13 @@ class CommitBatcher:
 
     async def close(self) -> None:
         await self._rounds.close()
+        await self.writer.close()
 
     async def _commit_round(
         self, batch: list[tuple[repo.NoticeWrite, asyncio.Future[None]]]
     ) -> None:
         try:
-            await repo.commit_notices(self.db, [w for w, _ in batch])
+            await self.writer.commit_notices([w for w, _ in batch])
         except repo.BatchConflict:
             for write, done in batch:
                 await self._one(write, done)
@@ -52,7 +55,7 @@ class CommitBatcher:
 
     async def _one(self, write: repo.NoticeWrite, done: asyncio.Future[None]) -> None:
         try:
-            await repo.commit_notice(self.db, write)
+            await self.writer.commit_notice(write)
         except (
             Exception
         ) as e:  # NonceReplayed, IdempotencyRace, StoreUnavailable: the caller's to judge

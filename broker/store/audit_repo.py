@@ -46,10 +46,26 @@ async def append(conn: AsyncConnection, events: Sequence[AuditEvent]) -> list[in
         return []
     await lock_head(conn)  # first, before reading the head
     head = (await conn.execute(select(head_t).where(head_t.c.id == 1))).one()
-    tree = CompactRange.load(head.size, json.loads(head.frontier))
-    prev = head.last_leaf
+    chained = chain(head.size, head.frontier, head.last_leaf, events)
+    await conn.execute(insert(event_t), chained.rows)
+    await conn.execute(update(head_t).where(head_t.c.id == 1).values(**chained.head))
+    return [row["seq"] for row in chained.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Chained:
+    """Events given their place in the log: their rows, and the head's new columns."""
+
+    rows: list[dict[str, Any]]
+    head: dict[str, Any]  # size, last_leaf, frontier
+
+
+def chain(size: int, frontier: str, last_leaf: str, events: Sequence[AuditEvent]) -> Chained:
+    """Place ``events`` after the head (size, frontier, last leaf) read under its lock: pure, so
+    every writer (this module, the SQLite group writer) makes the same bytes."""
+    tree = CompactRange.load(size, json.loads(frontier))
+    prev = last_leaf
     rows: list[dict[str, Any]] = []
-    seqs: list[int] = []
     for event in events:
         seq = tree.size + 1
         body = canonical(event, seq, prev)
@@ -70,13 +86,9 @@ async def append(conn: AsyncConnection, events: Sequence[AuditEvent]) -> list[in
                 "leaf": leaf,
             }
         )
-    await conn.execute(insert(event_t), rows)
-    await conn.execute(
-        update(head_t)
-        .where(head_t.c.id == 1)
-        .values(size=tree.size, last_leaf=prev, frontier=json.dumps(tree.dump()))
+    return Chained(
+        rows, {"size": tree.size, "last_leaf": prev, "frontier": json.dumps(tree.dump())}
     )
-    return seqs
 
 
 async def append_events(db: Database, events: Sequence[AuditEvent]) -> list[int]:

@@ -2,8 +2,9 @@
 
 Every store function reaches the database through ``transaction`` (a write: committed when the
 block ends, rolled back when it raises) or ``connection`` (reads), or through ``fetch_first`` /
-``fetch_all`` for a single query. A driver error raised anywhere inside, the commit included,
-leaves as ``StoreUnavailable`` with the driver's error as its ``__cause__``: SQLAlchemy's
+``fetch_all`` for a single query, or, for the raw group writers, ``raw_errors``. A driver
+error raised anywhere inside, the commit included, leaves as ``StoreUnavailable`` with the
+driver's error as its ``__cause__``: SQLAlchemy's
 ``DBAPIError`` (which wraps sqlite3/aiosqlite and asyncpg errors) and ``OSError`` (a refused or
 dropped socket, a timeout, a file that cannot be opened, which the drivers let through raw).
 Nothing else is touched: the store's own answers (``NonceReplayed``, ``StoreUnavailable`` raised
@@ -22,10 +23,12 @@ outage unless the code expects it, in one of two ways:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -55,6 +58,25 @@ async def transaction(
             raise conflict() from e
         raise StoreUnavailable(message) from e
     except DRIVER_ERRORS as e:
+        raise StoreUnavailable(message) from e
+
+
+# What the raw drivers of the group writers raise (``store.sqlite_writer``, ``store.pg_writer``).
+RAW_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
+@contextmanager
+def raw_errors(message: str = UNAVAILABLE) -> Iterator[None]:
+    """The same boundary for code that holds a raw driver connection (sqlite3, asyncpg): a
+    driver error inside raises ``StoreUnavailable(message)``, the store's own answers pass."""
+    try:
+        yield
+    except RAW_DRIVER_ERRORS as e:
         raise StoreUnavailable(message) from e
 
 

@@ -72,7 +72,7 @@ async def seqs_about(broker: Broker, notice_id: str) -> list[int]:
 async def test_a_bosnian_auditor_sees_nothing_of_a_macedonian_notice(broker: Broker) -> None:
     mk, ba = await two_notices(broker)
     about_mk = await seqs_about(broker, mk)
-    assert len(about_mk) >= 5  # posted, routed, wraps, fetched, acknowledged...
+    assert len(about_mk) >= 3  # posted, routed (every recipient in one event), acknowledged...
     async with broker.recipient(BA) as auditor:
         seen = await everything(auditor)
         text = json.dumps(seen)

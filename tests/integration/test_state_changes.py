@@ -119,9 +119,10 @@ async def test_an_update_reaches_the_successor_and_never_the_former_holder(
             with pytest.raises(RecipientError) as caught:
                 await former.read(update)
             assert caught.value.status == 401  # no role left: the token itself is refused
-        routed = await events(broker, "notice.routed", update)
-        assert {e["details"]["contact"] for e in routed} == {PCVE, SUCCESSOR}
-        assert all(e["decision"] == "allow" and e["policies"] for e in routed)
+        (routed,) = await events(broker, "notice.routed", update)
+        recipients = routed["details"]["recipients"]
+        assert {r["contact"] for r in recipients} == {PCVE, SUCCESSOR}
+        assert routed["decision"] == "allow" and all(r["policies"] for r in recipients)
 
 
 async def test_escalation_asks_policy_and_a_forbid_keeps_the_mayor_out(

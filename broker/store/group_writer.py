@@ -1,0 +1,52 @@
+"""Which writer the group commit goes through: a raw one where there is one, else the engine's.
+
+``SqliteGroupWriter`` (a thread owning a raw ``sqlite3`` connection) for a SQLite file,
+``AsyncpgGroupWriter`` (asyncpg ``executemany`` inside the engine's transaction) for PostgreSQL,
+``EngineWriter`` (``intake_repo``'s SQLAlchemy statements, the reference the others are tested
+against) for anything else, such as an in-memory SQLite database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from broker.store import Database, intake_repo
+from broker.store.intake_repo import NoticeWrite
+from broker.store.pg_writer import AsyncpgGroupWriter
+from broker.store.sqlite_writer import SqliteGroupWriter
+
+
+class GroupWriter(Protocol):
+    """What the group commit writes through (``service.group_commit.CommitBatcher``)."""
+
+    async def commit_notices(self, writes: Sequence[NoticeWrite]) -> None: ...
+    async def commit_notice(self, write: NoticeWrite) -> None: ...
+    async def close(self) -> None: ...
+
+
+class EngineWriter:
+    """The group commit through the engine (PostgreSQL, in-memory SQLite): ``intake_repo``'s."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def commit_notices(self, writes: Sequence[NoticeWrite]) -> None:
+        await intake_repo.commit_notices(self.db, writes)
+
+    async def commit_notice(self, write: NoticeWrite) -> None:
+        await intake_repo.commit_notice(self.db, write)
+
+    async def close(self) -> None:
+        return None
+
+
+def group_writer(db: Database) -> GroupWriter:
+    """The raw writer for this database, or the engine's statements where there is none."""
+    url = db.url
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not url.query:  # a plain file, as Settings gives it
+        return SqliteGroupWriter(path, db.dialect)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
+        return AsyncpgGroupWriter(db)
+    return EngineWriter(db)

@@ -1,0 +1,143 @@
+"""The group commit on SQLite without SQLAlchemy's statement building: one thread, one raw
+``sqlite3`` connection, ``executemany`` per table, one transaction per round.
+
+Invariants:
+- the rows are those ``intake_repo.commit_notices`` writes, byte for byte: the columns, their
+  Python-side defaults and their bind processors (UTC datetimes as SQLite text, booleans,
+  blobs) are taken from the SQLAlchemy tables and dialect once, at start, and the audit rows
+  come from ``audit_repo.chain`` (tests/integration/test_raw_commit.py compares every row);
+- a call returns only after ``COMMIT`` did, on a connection with the engine's pragmas (WAL,
+  ``synchronous=FULL``): a waiter answered is a notice on disk;
+- ``BEGIN IMMEDIATE`` takes SQLite's write lock before the first read of the audit head, as
+  ``lock_head`` does for the SQLAlchemy writers, so delivery ids and audit sequence numbers are
+  given out in commit order whoever else writes to the file;
+- errors leave as the store's answers: a conflict in a batch is ``BatchConflict`` (nothing
+  stored), alone it is ``NonceReplayed`` or ``IdempotencyRace``; any other driver error is
+  ``StoreUnavailable`` with the driver's error as its cause (``boundary.raw_errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+
+from broker.store import audit_repo, intake_repo, outbox_repo
+from broker.store.boundary import raw_errors
+from broker.store.engine import sqlite_pragmas
+from broker.store.intake_repo import BatchConflict, IdempotencyRace, NonceReplayed, NoticeWrite
+from broker.store.raw_rows import RawTable
+
+
+class SqliteGroupWriter:
+    """``commit_notices`` / ``commit_notice`` for one SQLite file, on a thread of its own."""
+
+    def __init__(self, path: str, dialect: Dialect, *, timeout: float = 30) -> None:
+        self.path = path
+        self.timeout = timeout  # seconds to wait for another writer's lock, as the engine's
+        self._notice = RawTable(intake_repo.notice_t, dialect)
+        self._wrap = RawTable(intake_repo.wrap_t, dialect)
+        self._delivery = RawTable(intake_repo.delivery_t, dialect)
+        self._nonce = RawTable(intake_repo.nonce_t, dialect)
+        self._idempotency = RawTable(intake_repo.idempotency_t, dialect)
+        # The outbox skips a message that exists already, as ``outbox_repo.add`` does.
+        self._outbox = RawTable(outbox_repo.outbox_t, dialect, or_ignore=True)
+        self._event = RawTable(audit_repo.event_t, dialect)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._conn: sqlite3.Connection | None = None  # opened and used on the pool's thread only
+
+    async def commit_notices(self, writes: Sequence[NoticeWrite]) -> None:
+        """All of ``writes`` in one transaction, or ``BatchConflict`` and nothing stored."""
+        await self._run(writes, single=False)
+
+    async def commit_notice(self, write: NoticeWrite) -> None:
+        """One notice alone: ``NonceReplayed`` / ``IdempotencyRace`` name a conflict."""
+        await self._run([write], single=True)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
+        self._pool.shutdown(wait=True)
+
+    async def _run(self, writes: Sequence[NoticeWrite], *, single: bool) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._commit, writes, single)
+
+    def _commit(self, writes: Sequence[NoticeWrite], single: bool) -> None:
+        with raw_errors():
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")  # the write lock, before the audit head is read
+            try:
+                self._write(conn, writes, single)
+                conn.execute("COMMIT")  # returns once the WAL is on disk (synchronous=FULL)
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    def _write(self, conn: sqlite3.Connection, writes: Sequence[NoticeWrite], single: bool) -> None:
+        conflict = BatchConflict if not single else None
+        self._insert(conn, self._nonce, [w.nonce for w in writes], conflict or NonceReplayed)
+        idempotency = [w.idempotency for w in writes if w.idempotency is not None]
+        self._insert(conn, self._idempotency, idempotency, conflict or IdempotencyRace)
+        self._insert(conn, self._notice, [w.notice for w in writes], conflict)
+        self._insert(conn, self._wrap, [r for w in writes for r in w.wraps], conflict)
+        self._insert(conn, self._delivery, [r for w in writes for r in w.deliveries], conflict)
+        cancels = [(w.cancels,) for w in writes if w.cancels is not None]
+        if cancels:
+            conn.executemany("UPDATE \"notice\" SET status = 'cancelled' WHERE id = ?", cancels)
+        self._insert(conn, self._outbox, [r for w in writes for r in w.outbox], conflict)
+        self._append(conn, [e for w in writes for e in w.audit], conflict)
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        table: RawTable,
+        rows: Sequence[dict[str, Any]],
+        conflict: type[Exception] | None,
+    ) -> None:
+        try:
+            for sql, params in table.statements(rows):
+                conn.executemany(sql, params)
+        except sqlite3.IntegrityError as e:
+            if conflict is None:
+                raise  # a conflict no one expects: an outage, as the boundary says
+            raise conflict() from e
+
+    def _append(
+        self, conn: sqlite3.Connection, events: Sequence[Any], conflict: type[Exception] | None
+    ) -> None:
+        if not events:
+            return
+        size, last_leaf, frontier = conn.execute(
+            "SELECT size, last_leaf, frontier FROM audit_head WHERE id = 1"
+        ).fetchone()
+        chained = audit_repo.chain(size, frontier, last_leaf, events)
+        self._insert(conn, self._event, chained.rows, conflict)
+        head = chained.head
+        conn.execute(
+            "UPDATE audit_head SET size = ?, last_leaf = ?, frontier = ? WHERE id = 1",
+            (head["size"], head["last_leaf"], head["frontier"]),
+        )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # Autocommit mode: this code says where each transaction begins and ends.
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            sqlite_pragmas(conn, None)
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            self._conn = conn
+        return self._conn
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:  # the connection is broken: the next round opens a new one
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
