@@ -10,10 +10,11 @@ trusted to *accept*:
   a document the fast one refuses but ``jsonschema`` accepts is still accepted;
 - it is used only on schemas and documents where it is known to be no more lenient than
   ``jsonschema``: no ``format`` that the Python format checker checks, no ``multipleOf``
-  (float remainders differ), regular expressions only from a subset whose meaning is the same or stricter
-  in Rust (``$`` there does not match before a final newline, ``\\d`` and ``\\w`` are ASCII),
-  and documents whose integers fit 64 bits, whose floats are finite and whose strings are
-  valid Unicode (jsonschema-rs wraps larger integers and would compare the wrong number);
+  (float remainders differ), regular expressions only from a subset whose meaning is the same
+  or stricter in Rust (``$`` there does not match before a final newline, ``\\d`` and ``\\w``
+  are ASCII), and documents whose integers fit 64 bits, whose floats are finite and whose
+  strings are valid Unicode (jsonschema-rs wraps larger integers: it would compare another
+  number);
 - no schema is ever fetched: the compiled validator is offline, and a schema it cannot compile
   is left to ``jsonschema`` alone.
 tests/unit/test_schema_check.py checks the agreement differentially (hypothesis).
@@ -33,7 +34,8 @@ MIN_INT, MAX_INT = -(2**63), 2**64 - 1  # what jsonschema-rs reads without wrapp
 
 # One regex token whose meaning in Python's ``re`` is the same as in the Rust engine, or broader:
 # literals, escaped metacharacters, \d and \w (Unicode in Python, ASCII in Rust), positive
-# classes of literals and ranges (never negated), groups without flags, alternation, anchors and quantifiers.
+# classes of literals and ranges (never negated), groups without flags, alternation, anchors
+# and quantifiers.
 _CLASS_ITEM = r"(?:[A-Za-z0-9 _.:/@,=#%&'!<>~;+*?()|${}-]|\\[dw.\\/\-\[\]^$*+?(){}|])"
 _TOKEN = (
     r"(?:\\[dw.\\/\-\[\]^$*+?(){}|]"  # an escape

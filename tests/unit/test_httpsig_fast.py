@@ -38,7 +38,7 @@ def _full(value: str) -> Any:
 
 
 def _typed(value: Any) -> Any:
-    """``value`` with every type spelled out, so 1 and True, or str and Token, never compare equal."""
+    """``value`` with its types spelled out: 1 and True, or str and Token, never compare equal."""
     if isinstance(value, dict):
         return ("dict", [(k, _typed(v)) for k, v in value.items()])  # order matters: it is signed
     if isinstance(value, list | tuple):
