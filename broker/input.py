@@ -7,14 +7,19 @@ Invariants:
   signed 64-bit column, so neither SQLite nor PostgreSQL sees a number it cannot store;
 - no NUL or other control character reaches the store in an id or key, and no NUL in any JSON
   text (PostgreSQL cannot store it; a driver error would answer 503 instead of the refusal);
-- a refusal names where (``pointer``), never echoes what was sent.
+- a refusal names where (``pointer``), never echoes what was sent;
+- ``parse_json`` reads exactly what ``json.loads`` reads, as it reads it: orjson only answers
+  where the two agree, and ``json.loads`` decides everything else (tests/unit/test_json_fast.py).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from broker.errors import ControlCharacter, KeyInvalid, NestingTooDeep, NumberOutOfRange
 
@@ -27,6 +32,8 @@ _STRINGS = re.compile(rb'"(?:[^"\\]++|\\.?)*+"?', re.DOTALL)
 _BRACKETS = re.compile(rb"[\[\]{}]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PRINTABLE_KEY = re.compile(r"[\x20-\x7e]+")
+# 19 digits in a row: maybe an integer beyond 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -47,6 +54,23 @@ def check_json_depth(body: bytes, max_depth: int) -> None:
                 )
         else:
             depth = max(0, depth - 1)
+
+
+def parse_json(body: bytes) -> Any:
+    """``json.loads(body)``, several times faster on the bodies clients send.
+
+    orjson refuses what it reads differently from ``json`` (NaN and Infinity, numbers that
+    overflow, lone surrogates, a byte order mark, UTF-16 or UTF-32), and reads duplicate keys as
+    ``json`` does (the last one wins, in the first one's place); integers beyond 64 bits, which it
+    would turn into floats, never reach it. Whatever it refuses, ``json.loads`` decides as before.
+    Depth is not checked here: call ``check_json_depth`` first.
+    """
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
 
 
 def check_integer(number: int, pointer: str) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,12 @@ def _sf_dictionary(value: str) -> dict[str, Any]:
     A repeated key (in the dictionary or in a member's parameters) is refused rather than
     resolved "last one wins": otherwise ``sig1=..., sig1=...`` would carry two signatures under
     one label, and only the one that was checked would have its nonce recorded.
+    The exact shapes our clients send are read by ``_fast_dictionary``; anything else goes to
+    the full parser, which gives the same answer for those shapes (tests/unit/test_httpsig_fast.py).
     """
+    fast = _fast_dictionary(value)
+    if fast is not None:
+        return fast
 
     def duplicate(name: str, context: str) -> None:
         raise ValueError(f"repeated {context} key {name}")
@@ -100,8 +106,95 @@ def _sf_dictionary(value: str) -> dict[str, Any]:
 
 
 def _sf_serialize(dictionary: dict[str, Any]) -> str:
+    if len(dictionary) == 1:
+        [(key, member)] = dictionary.items()
+        fast = _fast_member(member)
+        if fast is not None and _KEY.fullmatch(key):
+            return f"{key}={fast}"
     serialized: Any = http_sf.ser(dictionary)
     return str(serialized)
+
+
+# -- the fast path: one dictionary member, in canonical form ----------------------------------
+# A key; a string without escapes; an integer without leading zeros, as RFC 8941 serializes them.
+_KEY_TEXT = r"[a-z*][a-z0-9_.*-]*"
+_STRING_TEXT = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+_INTEGER_TEXT = r"0|-?[1-9][0-9]{0,14}"
+_KEY = re.compile(_KEY_TEXT)
+_STRING = re.compile(_STRING_TEXT)
+_PARAM = re.compile(rf";({_KEY_TEXT})=({_STRING_TEXT}|{_INTEGER_TEXT})")
+# label=("c1" "c2");p1=v1;p2=v2 (a Signature-Input) or name=:base64: (a Signature, a digest).
+_INNER_LIST_MEMBER = re.compile(
+    rf"({_KEY_TEXT})=\(((?:{_STRING_TEXT}(?: {_STRING_TEXT})*)?)\)"
+    rf"((?:;{_KEY_TEXT}=(?:{_STRING_TEXT}|{_INTEGER_TEXT}))*)"
+)
+_BYTES_MEMBER = re.compile(rf"({_KEY_TEXT})=:([A-Za-z0-9+/]*={{0,2}}):")
+_MAX_INTEGER = 10**15
+
+
+def _fast_dictionary(value: str) -> dict[str, Any] | None:
+    """``value`` parsed when it is one canonical member of the shapes above, else None."""
+    member = _INNER_LIST_MEMBER.fullmatch(value)
+    if member is not None:
+        params = _fast_params(member.group(3))
+        if params is None:
+            return None
+        items: list[tuple[str, dict[str, Any]]] = [
+            (s.group()[1:-1], {}) for s in _STRING.finditer(member.group(2))
+        ]
+        return {member.group(1): (items, params)}
+    member = _BYTES_MEMBER.fullmatch(value)
+    if member is None:
+        return None
+    try:
+        data = base64.b64decode(member.group(2), validate=True)
+    except ValueError:
+        return None
+    if base64.b64encode(data).decode() != member.group(2):
+        return None  # not in canonical form: the full parser decides
+    return {member.group(1): (data, {})}
+
+
+def _fast_params(text: str) -> dict[str, Any] | None:
+    params: dict[str, Any] = {}
+    for match in _PARAM.finditer(text):
+        key, raw = match.groups()
+        if key in params:
+            return None  # repeated: the full parser refuses it
+        params[key] = raw[1:-1] if raw.startswith('"') else int(raw)
+    return params
+
+
+def _fast_member(member: Any) -> str | None:
+    """A member of inner-list shape serialized as RFC 8941 does, or None for any other shape."""
+    if not (isinstance(member, tuple) and len(member) == 2 and isinstance(member[0], list)):
+        return None
+    items, params = member
+    texts = []
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2 and item[1] == {}):
+            return None
+        text = _fast_bare(item[0])
+        if text is None or not text.startswith('"'):
+            return None
+        texts.append(text)
+    if not isinstance(params, dict):
+        return None
+    serialized = ["(" + " ".join(texts) + ")"]
+    for key, value in params.items():
+        text = _fast_bare(value)
+        if text is None or not isinstance(key, str) or not _KEY.fullmatch(key):
+            return None
+        serialized.append(f";{key}={text}")
+    return "".join(serialized)
+
+
+def _fast_bare(value: Any) -> str | None:
+    if isinstance(value, str) and _STRING.fullmatch(f'"{value}"'):
+        return f'"{value}"'
+    if type(value) is int and -_MAX_INTEGER < value < _MAX_INTEGER:
+        return str(value)
+    return None
 
 
 def parse_signatures(headers: Mapping[str, str]) -> list[ParsedSignature]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from broker.errors import LiaisonError, UnsupportedMediaType
+from broker.http.json_body import json_response
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
 from broker.http.middleware import REQUEST_ID
 from broker.http.tls import require_client_certificate
@@ -54,7 +55,7 @@ async def post_notice(request: web.Request) -> web.Response:
         raise
     if not accepted.replayed:
         NOTICES_ACCEPTED.labels(str(accepted.body.get("channel", "unknown"))).inc()
-    response = web.json_response(accepted.body, status=201)
+    response = json_response(accepted.body, status=201)
     response.headers["Location"] = accepted.body["status_url"]
     if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -76,4 +77,4 @@ async def get_status(request: web.Request) -> web.Response:
         max_skew=request.app[SETTINGS].limits.clock_skew_seconds,
         request_id=request[REQUEST_ID],
     )
-    return web.json_response(body)
+    return json_response(body)

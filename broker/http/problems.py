@@ -7,7 +7,6 @@ code; the status comes from the error's class (``STATUS``). Unexpected exception
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +35,7 @@ from broker.errors import (
     TrustRefused,
     UnsupportedMediaType,
 )
+from broker.http.json_body import json_response
 
 PROBLEM_BASE = "https://liaison.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
@@ -108,7 +108,7 @@ def problem(
     if request_id:
         body["instance"] = f"urn:liaison:request:{request_id}"
     body.update(extra or {})
-    return web.Response(status=status, text=json.dumps(body), content_type=CONTENT_TYPE)
+    return json_response(body, status=status, content_type=CONTENT_TYPE)
 
 
 def from_error(error: LiaisonError, request_id: str | None) -> web.Response:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
 from broker.policy.channel import Channel
+from broker.policy.schema_check import compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +31,8 @@ def payload_violations(channel: Channel, body: Any) -> list[Violation]:
                 )
             )
         body = {k: v for k, v in body.items() if k not in channel.forbidden_fields}
-    validator = jsonschema.Draft202012Validator(channel.payload_schema)
-    for error in sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path))):
+    errors = compiled(channel.payload_schema).errors(body)
+    for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         message = error.message
         if error.validator == "additionalProperties":
             message = message.replace(

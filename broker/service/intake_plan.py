@@ -21,7 +21,6 @@ costs no extra store read.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -38,7 +37,7 @@ from broker.errors import (
     SupersedesInvalid,
     TooManyRecipients,
 )
-from broker.input import check_json_depth, check_key, check_no_nul, rfc3339_time
+from broker.input import check_json_depth, check_key, check_no_nul, parse_json, rfc3339_time
 from broker.policy.channel import Channel
 from broker.policy.payload import Violation, payload_violations
 from broker.policy.route import (
@@ -291,7 +290,7 @@ def _parse_json(body: bytes, max_depth: int) -> dict[str, Any]:
     """The notice document; its depth is measured before parsing and no NUL reaches the store."""
     check_json_depth(body, max_depth)
     try:
-        document = json.loads(body)
+        document = parse_json(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest("the body is not valid JSON") from e
     if not isinstance(document, dict):

@@ -9,6 +9,7 @@ import jsonschema
 from broker.domain.notice import SEVERITIES, NoticeFacts
 from broker.errors import NoticeInvalid
 from broker.policy.payload import Violation
+from broker.policy.schema_check import CompiledSchema
 
 ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]{0,127}$"}
 
@@ -32,9 +33,7 @@ NOTICE_SCHEMA: dict[str, Any] = {
         "in_reply_to": {"type": "string", "maxLength": 64},
     },
 }
-_VALIDATOR = jsonschema.Draft202012Validator(
-    NOTICE_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-)
+_VALIDATOR = CompiledSchema(NOTICE_SCHEMA, jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 QUERY_INVALID = "the query is not valid"  # the message when a query, not a notice, is refused
@@ -43,9 +42,7 @@ QUERY_INVALID = "the query is not valid"  # the message when a query, not a noti
 def envelope_violations(document: Any) -> list[Violation]:
     return [
         Violation("".join(f"/{p}" for p in e.absolute_path), e.message)
-        for e in sorted(
-            _VALIDATOR.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))
-        )
+        for e in sorted(_VALIDATOR.errors(document), key=lambda e: list(map(str, e.absolute_path)))
     ]
 
 
