@@ -5,8 +5,9 @@ too slow to keep up is marked overflowed and disconnected (it resumes from its L
 reconnect), so no client can make the broker grow memory. Events are metadata only; the
 contents stay in the inbox, encrypted.
 
-One timer for the whole hub beats every ``beat`` seconds: each beat wakes every waiting stream
-to send a keep-alive and re-check its token, so an idle connection holds no timer of its own.
+One timer for the whole hub ticks ``SLICES`` times per ``beat`` seconds, each tick knocking one
+slice of the connections (so every stream sends a keep-alive and re-checks its token once per
+beat, and the work is spread, not a storm): an idle connection holds no timer of its own.
 
 The interface the commit path and a cross-process wake-up use: ``publish(events)`` (events in
 commit order) and ``wake_all()`` (the directory changed: every stream re-checks now).
@@ -17,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
+
+SLICES = 10  # ticks per beat: each knocks the connections of one slice
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,17 @@ class Subscription:
     """One connection's mailbox. ``wait`` returns when there is mail, a beat, a wake-up, an
     overflow, or the deadline passed."""
 
-    __slots__ = ("_limit", "_waiter", "_woken", "beat", "contact", "events", "overflowed", "task")
+    __slots__ = (
+        "_limit",
+        "_waiter",
+        "_woken",
+        "beat",
+        "contact",
+        "events",
+        "overflowed",
+        "slice",
+        "task",
+    )
 
     def __init__(self, contact: str, limit: int, task: asyncio.Task[Any] | None) -> None:
         self.contact = contact
@@ -40,6 +53,7 @@ class Subscription:
         self.beat = False  # a heartbeat is due: a keep-alive (and a re-check)
         self.task = task  # the connection's handler, cancelled on shutdown
         self._limit = limit
+        self.slice = 0  # which tick of a beat knocks it
         self._waiter: asyncio.Future[None] | None = None
         self._woken = False  # knocked while not waiting: the next wait returns at once
 
@@ -90,11 +104,13 @@ class Hub:
         self._count = 0
         self._beat_seconds: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._ticks = 0
         self.high_water = 0  # the highest delivery id published: where a catch-up starts
 
     def subscribe(self, contact: str, beat: float = 15.0) -> Subscription:
         """A mailbox for a connection of ``contact``; the hub beats at least every ``beat`` s."""
         sub = Subscription(contact, self.queue_size, asyncio.current_task())
+        sub.slice = self._ticks % SLICES  # first knocked a whole beat from now
         self._subscribers.setdefault(contact, []).append(sub)
         self._count += 1
         if self._beat_seconds is None or beat < self._beat_seconds:
@@ -150,12 +166,16 @@ class Hub:
         if self._timer is not None:
             self._timer.cancel()
         if self._beat_seconds is not None:
-            self._timer = asyncio.get_running_loop().call_later(self._beat_seconds, self._beat)
+            tick = self._beat_seconds / SLICES
+            self._timer = asyncio.get_running_loop().call_later(tick, self._beat)
 
     def _beat(self) -> None:
         self._timer = None
+        self._ticks += 1
+        due = self._ticks % SLICES
         for subs in self._subscribers.values():
             for sub in subs:
-                sub.knock(beat=True)
+                if sub.slice == due:
+                    sub.knock(beat=True)
         if self._count:
             self._schedule()
