@@ -138,7 +138,7 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
     )
     recipients, delivery = app[RECIPIENTS], app[SETTINGS].delivery
     last = _last_event_id(request)
-    subscription = stream.subscribe(recipients, bearer.contact, delivery.max_streams_per_contact)
+    subscription = stream.subscribe(recipients, bearer.contact, delivery)
     try:
         response = web.StreamResponse(
             headers={

@@ -10,15 +10,18 @@ the principal (whose entity is in the fixed directory set), the action and the n
 attributes. The notice's id is part of the key only when some policy names a notice by id
 (``policies_name_notices``): a fresh notice's random id cannot be named by any policy, so
 otherwise every notice with the same attributes gets the same decision, and intake asks Cedar
-once per distinct kind of notice instead of once per notice. Every decision carries the ids of the policies
-that determined it: for an allow, the permits that matched; for a deny, any forbid that matched
-(an empty list means nothing permitted it: the default deny). Contacts are described as of the
-time passed in: the roles they hold then, so an ended assignment ends access at once.
+once per distinct kind of notice instead of once per notice.
+
+Every decision carries the ids of the policies that determined it: for an allow, the permits
+that matched; for a deny, any forbid that matched (an empty list means nothing permitted it: the
+default deny). Contacts are described as of the time passed in: the roles they hold then, so an
+ended assignment ends access at once.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -157,27 +160,27 @@ class Authorizer:
     def read_notices_for(
         self, pairs: Sequence[tuple[str, NoticeFacts, Sequence[str]]], now: datetime
     ) -> list[Decision]:
-        """``read_notices`` for many contacts at once (live push): one entity set, one batch.
-        Each (contact, notice) pair gets a notice entity of its own, carrying the roles the
-        notice reached that contact through, so every decision is exactly the one-contact one."""
-        contacts = {c: self.contact_entity(c, now) for c, _, _ in pairs}
-        entities: list[dict[str, Any]] = [e for e in contacts.values() if e is not None]
-        requests, index = [], []
-        for k, (contact, notice, roles) in enumerate(pairs):
-            if contacts[contact] is None:
-                continue
-            pair_id = f"{notice.id}/{contact}"
-            entity = self.notice_entity(notice, roles)
-            entity["uid"] = {"type": f"{NS}::Notice", "id": pair_id}
-            entities.append(entity)
-            requests.append(
-                _request(uid("Contact", contact), "read_notice", uid("Notice", pair_id))
+        """``read_notices`` for many contacts at once (live push), each answer exactly the
+        one-contact one. Cedar sees a contact only through its attributes and a notice only
+        through its attributes (the roles it reached the contact through among them), unless a
+        policy names an entity: so contacts with equal attributes share one principal, each
+        (notice, roles) one entity, and each distinct pair of them one decision. A policy that
+        names a contact keeps every contact its own principal; one that names a notice gets
+        the notice's own id, one batch per set of roles (``_Plan``)."""
+        plan = _Plan(*_named_literals(self.policies))
+        for contact in dict.fromkeys(c for c, _, _ in pairs):
+            plan.add_contact(contact, self.contact_entity(contact, now))
+        keys = [plan.add_pair(c, n, tuple(roles)) for c, n, roles in pairs]
+        decided: dict[tuple[str, int], Decision] = {}
+        for variants in plan.batches():
+            entities = [*plan.principals.values(), *(plan.entity(self, v) for v in variants)]
+            requests = [(p, v) for p, v in plan.requests if v in variants]
+            found = self._decide(
+                [_request(uid("Contact", p), "read_notice", plan.resource(v)) for p, v in requests],
+                self._with(entities),
             )
-            index.append(k)
-        decisions = [Decision(False, ())] * len(pairs)
-        for k, decision in zip(index, self._decide(requests, self._with(entities)), strict=True):
-            decisions[k] = decision
-        return decisions
+            decided.update(zip(requests, found, strict=True))
+        return [decided[k] if k is not None else Decision(False, ()) for k in keys]
 
     def read_audit(self, contact_id: str, now: datetime) -> Decision:
         contact = self.contact_entity(contact_id, now)
@@ -261,3 +264,81 @@ def _decision(result: cedarpy.AuthzResult) -> Decision:
     # An evaluation error inside a policy is treated as "that policy did not apply" by Cedar;
     # the error is kept so that the audit log and `policy explain` can show it.
     return Decision(result.allowed, ids, tuple(diagnostics.errors))
+
+
+_LITERAL = r"\b{}(?:\s|//[^\n]*)*::"  # `Contact::"x"`, spaced or commented: a named entity
+_NAMED: dict[str, tuple[bool, bool]] = {}
+
+
+def _named_literals(policies: PolicySet) -> tuple[bool, bool]:
+    """Does any policy name a contact, a notice? (Conservative: a comment that looks like a
+    name counts.) Types alone (``is Liaison::Contact``) are never followed by ``::``."""
+    if policies.hash not in _NAMED:
+        text = "\n".join(s.text for s in policies.statements)
+        contact, notice = (re.search(_LITERAL.format(k), text) for k in ("Contact", "Notice"))
+        _NAMED[policies.hash] = (contact is not None, notice is not None)
+    return _NAMED[policies.hash]
+
+
+class _Plan:
+    """The principals, notice entities and requests of a ``read_notices_for`` call."""
+
+    def __init__(self, contacts_named: bool, notices_named: bool) -> None:
+        self.contacts_named, self.notices_named = contacts_named, notices_named
+        self.principals: dict[str, dict[str, Any]] = {}  # representative id -> entity
+        self._by_attrs: dict[str, str] = {}  # attributes -> representative
+        self._principal_of: dict[str, str] = {}  # contact -> representative
+        self._variants: dict[tuple[NoticeFacts, tuple[str, ...]], int] = {}
+        self._facts: list[tuple[NoticeFacts, tuple[str, ...]]] = []
+        self._ordinal: list[int] = []  # per variant: how many variants of its notice came before
+        self._per_notice: dict[str, int] = {}
+        self.requests: dict[tuple[str, int], None] = {}  # (representative, variant), in order
+
+    def add_contact(self, contact: str, entity: dict[str, Any] | None) -> None:
+        if entity is None:  # unknown contact: denied without asking
+            return
+        key = contact if self.contacts_named else json.dumps(entity["attrs"], sort_keys=True)
+        representative = self._by_attrs.setdefault(key, contact)
+        if representative == contact:
+            self.principals[contact] = entity
+        self._principal_of[contact] = representative
+
+    def add_pair(
+        self, contact: str, notice: NoticeFacts, roles: tuple[str, ...]
+    ) -> tuple[str, int] | None:
+        principal = self._principal_of.get(contact)
+        if principal is None:
+            return None
+        variant = self._variants.get((notice, roles))
+        if variant is None:
+            variant = self._variants[(notice, roles)] = len(self._facts)
+            self._facts.append((notice, roles))
+            self._ordinal.append(self._per_notice.get(notice.id, 0))
+            self._per_notice[notice.id] = self._ordinal[-1] + 1
+        self.requests[(principal, variant)] = None
+        return principal, variant
+
+    def _id(self, variant: int) -> str:
+        notice, ordinal = self._facts[variant][0], self._ordinal[variant]
+        return notice.id if self.notices_named else f"{notice.id}#{ordinal}"
+
+    def resource(self, variant: int) -> str:
+        return uid("Notice", self._id(variant))
+
+    def entity(self, authorizer: Authorizer, variant: int) -> dict[str, Any]:
+        notice, roles = self._facts[variant]
+        entity = authorizer.notice_entity(notice, roles)
+        entity["uid"] = {"type": f"{NS}::Notice", "id": self._id(variant)}
+        return entity
+
+    def batches(self) -> list[set[int]]:
+        """The variants decided together: all in one batch, or (a policy names a notice, so
+        each variant keeps the notice's id) one batch per ordinal, since an entity set holds
+        one entity of an id."""
+        out: list[set[int]] = []
+        for variant in range(len(self._facts)):
+            k = self._ordinal[variant] if self.notices_named else 0
+            while len(out) <= k:
+                out.append(set())
+            out[k].add(variant)
+        return out

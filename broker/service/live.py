@@ -93,8 +93,7 @@ class Publisher:
 
     def publish(self, items: Sequence[InboxItem]) -> int:
         """Push ``items`` (in id order) to connected contacts who may read them now."""
-        connected = set(self.hub.contacts())
-        items = [i for i in items if i.contact in connected]
+        items = [i for i in items if self.hub.streams_of(i.contact)]
         if not items:
             return 0
         view = self.state.view

@@ -13,7 +13,6 @@ The transport is a ``write`` callable: the handler owns the HTTP response.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,11 +32,13 @@ STREAM_BACKLOG = 500  # deliveries replayed per resume; a client far behind page
 Write = Callable[[bytes], Awaitable[None]]
 
 
-def subscribe(recipients: Recipients, contact: str, max_streams: int) -> Subscription:
-    """A new subscription for ``contact``; ``TooManyStreams`` at the cap."""
-    if recipients.hub.streams_of(contact) >= max_streams:
+def subscribe(recipients: Recipients, contact: str, delivery: DeliverySettings) -> Subscription:
+    """A new subscription for ``contact``; ``TooManyStreams`` at the cap. The hub's one timer
+    beats at the shorter of the heartbeat and the re-check interval."""
+    if recipients.hub.streams_of(contact) >= delivery.max_streams_per_contact:
         raise TooManyStreams("this contact has as many live streams open as allowed")
-    return recipients.hub.subscribe(contact)
+    beat = min(delivery.stream_heartbeat_seconds, delivery.stream_recheck_seconds)
+    return recipients.hub.subscribe(contact, beat)
 
 
 async def serve(
@@ -53,34 +54,41 @@ async def serve(
     """Send the backlog above ``last``, then each pushed event, until the token is no longer
     entitled or the subscription overflowed (the client reconnects with a new token)."""
     contact = bearer.contact
+    beat = min(delivery.stream_heartbeat_seconds, delivery.stream_recheck_seconds)
     sent = await send_backlog(recipients, clock, contact, last, write, request_id)
-    while not subscription.overflowed.is_set():
+    while not subscription.overflowed:
         now = clock.now()
         if not still_entitled(recipients.state.view.directory, bearer, now):
             log.info("stream_ended", contact=contact, reason="token_no_longer_entitled")
             return
-        wait = min(
-            delivery.stream_heartbeat_seconds,
-            delivery.stream_recheck_seconds,
-            max(0.0, (bearer.expires_at - now).total_seconds()),
-        )
-        try:
-            first = await asyncio.wait_for(subscription.queue.get(), timeout=wait)
-        except TimeoutError:
+        left = (bearer.expires_at - now).total_seconds()
+        await subscription.wait(left if left < beat else None)
+        sent = await _send_pushed(recipients, clock, contact, subscription, sent, write, request_id)
+        if subscription.beat:  # the hub's shared timer knocked
+            subscription.beat = False
             await write(b": keep-alive\n\n")
-            continue
-        events = [first]
-        while not subscription.queue.empty():
-            events.append(subscription.queue.get_nowait())
-        # The publisher pushes in commit order and has already asked policy: send what is new,
-        # in order. Anything at or below the position was sent from the store already.
-        fresh = sorted((e for e in events if e.id > sent), key=lambda e: e.id)
-        for event in fresh:
-            await write(_frame(event.id, event.data))
-        if fresh:
-            sent = fresh[-1].id
-            items = [e.item for e in fresh if e.item is not None]
-            await recipients.delivered(contact, items, "push", clock.now(), request_id=request_id)
+
+
+async def _send_pushed(
+    recipients: Recipients,
+    clock: Clock,
+    contact: str,
+    subscription: Subscription,
+    sent: int,
+    write: Write,
+    request_id: str | None,
+) -> int:
+    """Send what the hub queued; returns the new position. The publisher pushes in commit order
+    and has already asked policy: send what is new, in order. Anything at or below the position
+    was sent from the store already."""
+    fresh = sorted((e for e in subscription.take() if e.id > sent), key=lambda e: e.id)
+    if not fresh:
+        return sent
+    for event in fresh:
+        await write(_frame(event.id, event.data))
+    items = [e.item for e in fresh if e.item is not None]
+    await recipients.delivered(contact, items, "push", clock.now(), request_id=request_id)
+    return fresh[-1].id
 
 
 async def send_backlog(
