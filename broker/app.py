@@ -236,6 +236,10 @@ async def _start_later(
             app[STARTUP].waiting(f"{e.code}: {e.message}")
             log.error("broker_start_refused", code=e.code, problem=e.message)
             continue
+        except Exception as e:  # never a silent end: a broker that gave up would wait forever
+            app[STARTUP].waiting(f"start-up failed: {type(e).__name__}")
+            log.error("broker_start_failed", error=type(e).__name__, exc_info=e)
+            continue
         _begin(app, tasks, run_workers=run_workers)
         return
 

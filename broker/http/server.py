@@ -24,6 +24,7 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from broker.errors import ConfigError, HeaderTooLarge
+from broker.http.keys import STARTUP
 from broker.http.problems import from_error, problem
 from broker.logs import get_logger
 
@@ -108,6 +109,8 @@ async def serve(
         loop.add_signal_handler(number, stop.set)
     try:
         await web.SockSite(runner, sock, ssl_context=ssl_context, backlog=BACKLOG).start()
+        if STARTUP in app:
+            app[STARTUP].listening_now()
         await stop.wait()
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):

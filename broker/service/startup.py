@@ -3,8 +3,8 @@
 Invariants:
 - until ``started`` every API request is refused with 503 ``store_unavailable`` (problem+json),
   and /readyz is false with ``waiting_for`` as its reason; /healthz answers all along;
-- ``on_ready`` callbacks run once, when the broker becomes ready (``liaison serve`` prints
-  "listening" there, never before).
+- ``on_ready`` callbacks run once, when the broker is ready and its socket listens
+  (``liaison serve`` prints "listening" there, never before).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ class Startup:
     ready: bool = False
     waiting_for: str | None = "starting"
     attempts: int = 0
+    listening: bool = False  # the server's socket listens (``http.server.serve`` says so)
     on_ready: list[Callable[[], None]] = field(default_factory=list)
+    _announced: bool = False
 
     def waiting(self, reason: str) -> None:
         self.attempts += 1
@@ -29,5 +31,15 @@ class Startup:
     def started(self) -> None:
         self.ready, self.waiting_for = True, None
         metrics.READY.set(1)
-        for callback in self.on_ready:
-            callback()
+        self._announce()
+
+    def listening_now(self) -> None:
+        self.listening = True
+        self._announce()
+
+    def _announce(self) -> None:
+        """The ``on_ready`` callbacks, once both have happened, in either order."""
+        if self.ready and self.listening and not self._announced:
+            self._announced = True
+            for callback in self.on_ready:
+                callback()

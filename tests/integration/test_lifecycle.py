@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import stat
@@ -162,6 +163,8 @@ async def test_a_broker_started_with_postgresql_down_answers_503_then_becomes_re
     waiting = [e for e in events if e["event"] == "store_unavailable"]
     assert waiting and all(e["level"] == "warning" for e in waiting)
     assert waiting[0]["cause"] == "database_down" and len(waiting) <= 2  # per change, not per try
+    refused = [e["reason"] for e in events if e["event"] == "request_refused"]
+    assert refused and all("database_down" in r for r in refused)  # the cause, never null
     print(f"\nstore came up -> broker ready: {ready_after:.2f} s")
 
 
@@ -183,6 +186,18 @@ def _events(text: str) -> list[dict[str, Any]]:
 
 
 # -- 3. honest readiness, 4. outage logs ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def _all_logs() -> Iterator[list[dict[str, Any]]]:
+    """Every event at every level (an earlier test may have set a level filter), captured."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**saved)
 
 
 @contextlib.contextmanager
@@ -219,7 +234,7 @@ async def test_readyz_is_false_on_a_full_disk_and_the_outage_is_one_warning_with
     from tests.integration.intake_support import running_broker
 
     env = {"LIAISON_DATABASE_MIN_FREE_BYTES": str(1024 * 1024)}
-    with _small_disk(24) as disk, structlog.testing.capture_logs() as logs:
+    with _small_disk(24) as disk, _all_logs() as logs:
         database = f"sqlite+aiosqlite:///{disk / 'liaison.db'}"
         async with (
             running_broker(demo_dir, database, env=env) as broker,
@@ -276,7 +291,7 @@ async def test_a_worker_that_raises_is_logged_restarted_and_shown_in_metrics(
     port = free_port()
     env = {"LIAISON_METRICS_PORT": str(port), "LIAISON_RETENTION_SHRED_INTERVAL_SECONDS": "1"}
     database = f"sqlite+aiosqlite:///{demo_dir / 'w.db'}"
-    with structlog.testing.capture_logs() as logs:
+    with _all_logs() as logs:
         async with running_broker(demo_dir, database, env=env) as broker:
             shredder = broker.app[SHREDDER]
             real, calls = shredder.tick, []
