@@ -92,6 +92,8 @@ async def serve(
     The port is bound before the app starts: on a busy port this raises ``ConfigError`` before
     any start-up step (the pid file and control socket of the broker there stay untouched)."""
     sock = bind(host, port)
+    if STARTUP in app:  # the control socket and pid file are named after the port bound
+        app[STARTUP].port = sock.getsockname()[1]
     runner = ProblemAppRunner(
         app,
         handle_signals=False,

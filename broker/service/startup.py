@@ -21,6 +21,7 @@ class Startup:
     waiting_for: str | None = "starting"
     attempts: int = 0
     listening: bool = False  # the server's socket listens (``http.server.serve`` says so)
+    port: int = 0  # the port bound (``http.server.serve``; the one chosen for port 0)
     on_ready: list[Callable[[], None]] = field(default_factory=list)
     _announced: bool = False
 

@@ -71,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(data, env)
     configure_logging(settings.logging.level, settings.logging.format)
     app = create_app(settings, env)
-    app.cleanup_ctx.append(_control(app, Endpoint.for_port(data / RUN_DIR, settings.server.port)))
+    app.cleanup_ctx.append(_control(data / RUN_DIR))
     from broker.http.tls import server_context
 
     tls = server_context(settings)
@@ -110,14 +110,15 @@ def _serve_environ(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def _control(app: Any, endpoint: Endpoint) -> Callable[[Any], AsyncIterator[None]]:
+def _control(run_dir: Path) -> Callable[[Any], AsyncIterator[None]]:
     """A cleanup context: the control socket and pid file in ``DIR/run`` (written only once the
     port is this process's, so a second broker on a busy port touches neither), and SIGHUP, which
     reloads the policies too (systemd's ``ExecReload``)."""
 
     async def install(app: Any) -> AsyncIterator[None]:
-        from broker.http.keys import STATE
+        from broker.http.keys import STARTUP, STATE
 
+        endpoint = Endpoint.for_port(run_dir, app[STARTUP].port)  # the port bound, never 0
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app[STATE])))
         server = None
