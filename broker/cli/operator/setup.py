@@ -25,7 +25,7 @@ from broker.config import load_settings
 from broker.control import Endpoint
 from broker.control import serve as serve_control
 from broker.crypto.keys import generate, write_private_key
-from broker.errors import ConfigError, SourceError
+from broker.errors import ConfigError, LiaisonError, SourceError
 from broker.logs import configure_logging
 from broker.terminal import safe_print as print  # every line printed has control characters escaped
 
@@ -151,6 +151,8 @@ def _answer(app: Any) -> Callable[[str], Any]:
                 view = await state.reload_policies()
             except SourceError as e:
                 return {"ok": False, "error": str(e.problems[0]) if e.problems else str(e)}
+            except LiaisonError as e:  # the store could not record the load: nothing swapped
+                return {"ok": False, "error": f"{e.code}: {e.message}"}
             return {"ok": True, "policy_hash": view.policies.hash}
         if command == "status":
             return {
@@ -174,6 +176,8 @@ async def _reload(state: Any) -> None:
         await state.reload_policies()
     except SourceError as e:
         log.error("policy_reload_refused", problems=[str(p) for p in e.problems])
+    except LiaisonError as e:
+        log.error("policy_reload_failed", code=e.code, reason=e.detail)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
