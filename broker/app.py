@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
 
 from adapters.delivery.email import SmtpMailer
 from adapters.delivery.jwks import fetch_jwks
 from adapters.delivery.webhook import WebhookDriver
+from broker import metrics as metrics_registry
 from broker import web as web_inbox
 from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
-from broker.errors import StoreError
+from broker.errors import LiaisonError, StoreError, StoreUnavailable
 from broker.http import audit, health, metrics, notices, oauth, openapi, recipients, trust
 from broker.http.keys import (
     AUDIT,
@@ -31,12 +32,14 @@ from broker.http.keys import (
     REFUSALS,
     SETTINGS,
     SHREDDER,
+    STARTUP,
     STATE,
     TOKENS,
 )
 from broker.http.middleware import request_context
 from broker.logs import get_logger
 from broker.service.audit import AuditService
+from broker.service.backoff import retry_delay
 from broker.service.custody import load_escrow_key
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
@@ -45,7 +48,9 @@ from broker.service.push import Hub
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
 from broker.service.retention import Shredder
+from broker.service.startup import Startup
 from broker.service.tokens import TokenKeys, TokenService
+from broker.service.workers import Worker
 from broker.state import BrokerState
 from broker.store import Database
 from broker.store.engine import create_engine, migrate
@@ -57,6 +62,7 @@ DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
 JWKS_REFRESH_SECONDS = 3600.0
+START_RETRY_CAP_SECONDS = 5.0  # a broker waiting for its store tries at least this often
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
 CRYPTO_THREADS = 2
 
@@ -96,6 +102,8 @@ def create_app(
     clock = clock or SystemClock()
     state = BrokerState(engine, settings.policies_dir, settings.limits, clock)
     app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
+    app[STARTUP] = Startup()
+    metrics_registry.READY.set(0)
     pool = _wire_services(app, settings, environ, state)
     app.cleanup_ctx.append(_lifecycle(pool, own_engine=own_engine, run_workers=run_workers))
     app.on_shutdown.append(_close_streams)
@@ -129,6 +137,9 @@ def _wire_services(
         announcements=outbox.rows_for,
     )
     app[RECIPIENTS] = recipient_service
+    if _distributed(state):  # started once the broker has started (``_listen``)
+        url = engine.url.render_as_string(hide_password=False)
+        app[LISTENER] = Listener(url, recipient_service.relay, recipient_service.catch_up)
     app[TOKENS] = TokenService(
         engine, settings, TokenKeys(signer, signing.key_id("broker")), refusals, fetch_jwks
     )
@@ -186,17 +197,64 @@ def _lifecycle(
     pool: ThreadPoolExecutor, *, own_engine: bool, run_workers: bool
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await _start(app)
-        tasks = [asyncio.create_task(w) for w in _workers(app, run_workers=run_workers)]
-        listener_task = _listen(app)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await _start(app)
+            _begin(app, tasks, run_workers=run_workers)
+        except StoreUnavailable as e:  # keep serving 503 and try again until the store answers
+            _waiting(app, e)
+            tasks.append(asyncio.create_task(_start_later(app, tasks, run_workers=run_workers)))
         yield
-        if listener_task is not None:  # let it close its connection itself; cancelling
-            await app[LISTENER].stop()  # mid-connect leaks
-            await asyncio.wait([listener_task], timeout=5)
-            tasks.append(listener_task)
+        if LISTENER in app:  # let it close its connection itself; cancelling mid-connect leaks
+            await app[LISTENER].stop()
+            await asyncio.wait([t for t in tasks if t.get_name() == "notify-listener"], timeout=5)
         await _stop(app, tasks, pool, own_engine=own_engine)
 
     return lifecycle
+
+
+def _waiting(app: web.Application, error: StoreUnavailable) -> None:
+    startup = app[STARTUP]
+    startup.waiting(f"store_unavailable: {error.detail or error.message}")
+    if startup.attempts == 1:
+        log.warning("broker_waiting_for_store", reason=startup.waiting_for)
+
+
+async def _start_later(
+    app: web.Application, tasks: list[asyncio.Task[None]], *, run_workers: bool
+) -> None:
+    """Start-up again with backoff until the store answers; a policy set found invalid meanwhile
+    is logged and waited out the same way (the operator fixes it, the broker starts)."""
+    while True:
+        jitter = random.random()  # noqa: S311 - spreads retries, not a secret
+        delay = retry_delay(app[STARTUP].attempts, 0.5, START_RETRY_CAP_SECONDS, None, jitter)
+        await asyncio.sleep(delay)
+        try:
+            await _start(app)
+        except StoreUnavailable as e:
+            _waiting(app, e)
+            continue
+        except LiaisonError as e:
+            app[STARTUP].waiting(f"{e.code}: {e.message}")
+            log.error("broker_start_refused", code=e.code, problem=e.message)
+            continue
+        except Exception as e:  # never a silent end: a broker that gave up would wait forever
+            app[STARTUP].waiting(f"start-up failed: {type(e).__name__}")
+            log.error("broker_start_failed", error=type(e).__name__, exc_info=e)
+            continue
+        _begin(app, tasks, run_workers=run_workers)
+        return
+
+
+def _begin(app: web.Application, tasks: list[asyncio.Task[None]], *, run_workers: bool) -> None:
+    """The store answered and the policies are loaded: start the workers, then say ready."""
+    tasks += [
+        asyncio.create_task(w.run(), name=w.name) for w in _workers(app, run_workers=run_workers)
+    ]
+    listener = _listen(app)
+    if listener is not None:
+        tasks.append(listener)
+    app[STARTUP].started()
 
 
 async def _start(app: web.Application) -> None:
@@ -215,58 +273,64 @@ async def _start(app: web.Application) -> None:
     )
 
 
-def _workers(app: web.Application, *, run_workers: bool) -> list[Coroutine[Any, Any, None]]:
+def _workers(app: web.Application, *, run_workers: bool) -> list[Worker]:
     """The background jobs; the delivery ones (outbox, shredding, escalation) only with
-    ``run_workers``."""
+    ``run_workers``. The checkpoint runs once at start too: a log grown since the last signed
+    checkpoint (a crash, frequent restarts) is signed within seconds, not an interval later."""
     settings, state, clock = app[SETTINGS], app[STATE], app[CLOCK]
     workers = [
-        _every(DIRECTORY_POLL_SECONDS, state.refresh_directory, "directory_refresh_failed"),
-        _every(
+        Worker("directory", DIRECTORY_POLL_SECONDS, state.refresh_directory),
+        Worker(
+            "nonce_purge",
             NONCE_PURGE_SECONDS,
             lambda: purge_nonces(state.engine, clock.now() - timedelta(seconds=1)),
-            "nonce_purge_failed",
         ),
-        _every(
+        Worker(
+            "checkpoint",
             float(settings.audit.checkpoint_interval_seconds),
             lambda: app[AUDIT].checkpoint(clock.now()),
-            "checkpoint_failed",
+            first_delay=0.0,
         ),
-        _every(
+        Worker(
+            "refusal_summary",
             float(settings.audit.refusal_summary_seconds),
             lambda: app[REFUSALS].flush(clock.now()),
-            "refusal_summary_failed",
         ),
     ]
     if settings.oidc.jwks_url:
-        workers.append(
-            _every(JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks, "jwks_refresh_failed")
-        )
+        workers.append(Worker("jwks", JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks))
     if run_workers:
         workers += [
-            _every(OUTBOX_SECONDS, lambda: app[OUTBOX].tick(clock.now()), "outbox_failed"),
-            _every(
+            Worker("outbox", OUTBOX_SECONDS, lambda: app[OUTBOX].tick(clock.now())),
+            Worker(
+                "retention",
                 float(settings.retention.shred_interval_seconds),
                 lambda: app[SHREDDER].tick(clock.now()),
-                "shredding_failed",
             ),
-            _every(
+            Worker(
+                "escalation",
                 float(settings.delivery.escalation_interval_seconds),
                 lambda: app[ESCALATION].tick(clock.now()),
-                "escalation_failed",
             ),
         ]
     return workers
 
 
 def _listen(app: web.Application) -> asyncio.Task[None] | None:
-    """With PostgreSQL (several processes), the NOTIFY listener that relays pushes."""
-    state, recipient_service = app[STATE], app[RECIPIENTS]
-    if not _distributed(state):
+    """With PostgreSQL (several processes), the NOTIFY listener that relays pushes, supervised
+    like the other workers (it reconnects by itself; an unexpected error restarts it)."""
+    listener = app.get(LISTENER)
+    if not isinstance(listener, Listener):
         return None
-    url = state.engine.url.render_as_string(hide_password=False)
-    listener = Listener(url, recipient_service.relay, recipient_service.catch_up)
-    app[LISTENER] = listener
-    return asyncio.create_task(listener.run(), name="notify-listener")
+    worker = Worker(
+        "listener",
+        0.0,
+        listener.run,
+        first_delay=0.0,
+        long_running=True,
+        stopping=listener.stopping,
+    )
+    return asyncio.create_task(worker.run(), name="notify-listener")
 
 
 async def _stop(
@@ -289,13 +353,3 @@ async def _stop(
     await app[OUTBOX].close()
     if own_engine:
         await app[STATE].engine.dispose()
-
-
-async def _every(seconds: float, job: Callable[[], Awaitable[object]], failure_event: str) -> None:
-    """Run a background job forever at an interval; a failed run is logged and retried next time."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except (StoreError, OSError):
-            log.warning(failure_event)

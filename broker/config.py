@@ -57,6 +57,9 @@ class DatabaseSettings:
     # with a password must be given by reference (env:NAME or file:PATH).
     url: str = ""
     pool_size: int = 5
+    # SQLite: /readyz is false while less than this many bytes are free beside the database file
+    # (a full disk refuses every post; the probe says so before the first refusal). 0: no check.
+    min_free_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

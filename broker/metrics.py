@@ -6,7 +6,7 @@ size) are read from the database at scrape time, so every process reports the sa
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -53,5 +53,35 @@ POLICY_DECISIONS = Gauge(
     "Cedar decisions about notices under the policy set and directory revision in force on this "
     "process, answered from the decision cache (hit) or by Cedar (miss)",
     ["source"],
+    registry=REGISTRY,
+)
+WORKER_STATE = Enum(
+    "liaison_worker_state",
+    "Each background worker: starting, running, or failing (restarting with backoff)",
+    ["worker"],
+    states=["starting", "running", "failing"],
+    registry=REGISTRY,
+)
+WORKER_LAST_SUCCESS = Gauge(
+    "liaison_worker_last_success_timestamp_seconds",
+    "When each background worker last finished a run without error (Unix time)",
+    ["worker"],
+    registry=REGISTRY,
+)
+WORKER_FAILURES = Counter(
+    "liaison_worker_failures_total",
+    "Failed runs of each background worker (each is retried after a backoff)",
+    ["worker"],
+    registry=REGISTRY,
+)
+STORE_STATE = Enum(
+    "liaison_store_state",
+    "The store as this process last found it: available, or the cause of the outage",
+    states=["available", "disk_full", "read_only", "database_down", "timeout", "error"],
+    registry=REGISTRY,
+)
+READY = Gauge(
+    "liaison_ready",
+    "1 when this process has started (its store reached), else 0",
     registry=REGISTRY,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.http.keys import LISTENER, STATE
+from broker.http.keys import LISTENER, SETTINGS, STARTUP, STATE
 from broker.service.health import readiness
 
 
@@ -14,6 +14,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers and a valid policy set and directory are loaded."""
-    body = await readiness(request.app[STATE], request.app.get(LISTENER))
+    """Ready when the broker has started, the database answers and takes writes, and a valid
+    policy set and directory are loaded; otherwise 503 with the reasons."""
+    app = request.app
+    body = await readiness(
+        app[STATE], app.get(LISTENER), app[STARTUP], app[SETTINGS].database.min_free_bytes
+    )
     return web.json_response(body, status=200 if body["status"] == "ready" else 503)

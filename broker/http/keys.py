@@ -14,6 +14,7 @@ from broker.service.outbox import Outbox
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
 from broker.service.retention import Shredder
+from broker.service.startup import Startup
 from broker.service.tokens import TokenService
 from broker.state import BrokerState
 
@@ -29,3 +30,4 @@ SHREDDER = web.AppKey("shredder", Shredder)
 OUTBOX = web.AppKey("outbox", Outbox)
 LISTENER = web.AppKey("listener", Listening)
 REFUSALS = web.AppKey("refusals", Refusals)
+STARTUP = web.AppKey("startup", Startup)

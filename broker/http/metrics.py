@@ -18,11 +18,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from broker import metrics
 from broker.config import Settings, resolve_secret
-from broker.errors import AuthenticationFailed
+from broker.errors import AuthenticationFailed, StoreError
 from broker.http.keys import RECIPIENTS, STATE
 from broker.http.middleware import request_context
 from broker.logs import get_logger
-from broker.service.health import store_counts
+from broker.service.health import store_counts, store_state
 
 log = get_logger("liaison.metrics")
 BROKER = web.AppKey("broker", web.Application)
@@ -35,12 +35,17 @@ async def serve(request: web.Request) -> web.Response:
     if token and not hmac.compare_digest(given, token):
         raise AuthenticationFailed(detail="metrics scrape without the metrics token")
     broker = request.app[BROKER]
-    states, messages, audit_size = await store_counts(broker[STATE])
-    for state in ("pending", "delivered", "read", "acknowledged", "escalated"):
-        metrics.DELIVERIES.labels(state).set(states.get(state, 0))
-    for (kind, state), count in messages.items():
-        metrics.OUTBOX.labels(kind, state).set(count)
-    metrics.AUDIT_EVENTS.set(audit_size)
+    try:  # during an outage the scrape still answers: workers, store state, requests
+        states, messages, audit_size = await store_counts(broker[STATE])
+    except StoreError:
+        pass
+    else:
+        for state in ("pending", "delivered", "read", "acknowledged", "escalated"):
+            metrics.DELIVERIES.labels(state).set(states.get(state, 0))
+        for (kind, state), count in messages.items():
+            metrics.OUTBOX.labels(kind, state).set(count)
+        metrics.AUDIT_EVENTS.set(audit_size)
+    store_state(broker[STATE])
     metrics.LIVE_CONNECTIONS.set(broker[RECIPIENTS].hub.connections)
     authorizer = broker[STATE].view.authorizer
     metrics.POLICY_DECISIONS.labels("hit").set(authorizer.cache_hits)

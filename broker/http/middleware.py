@@ -20,8 +20,8 @@ import structlog
 from aiohttp import web
 
 from broker.audit.events import AuditEvent
-from broker.errors import AuthenticationFailed, LiaisonError
-from broker.http.keys import CLOCK, REFUSALS
+from broker.errors import AuthenticationFailed, LiaisonError, StoreUnavailable
+from broker.http.keys import CLOCK, REFUSALS, STARTUP
 from broker.http.oauth import challenge
 from broker.http.problems import from_error, from_http, problem
 from broker.input import check_identifier
@@ -84,11 +84,22 @@ def _refuse_control_characters(request: web.Request) -> None:
         check_identifier(name + value, "query")
 
 
+PROBES = frozenset({"/healthz", "/readyz"})  # answered while the broker waits for its store
+
+
+def _refuse_until_started(request: web.Request) -> None:
+    """Until start-up has reached the store, every request but the probes gets 503."""
+    startup = request.app.get(STARTUP)
+    if startup is not None and not startup.ready and request.path not in PROBES:
+        raise StoreUnavailable("the broker is starting", detail=startup.waiting_for)
+
+
 async def _translated(
     request: web.Request, handler: Handler, request_id: str
 ) -> web.StreamResponse:
     try:
         _refuse_control_characters(request)
+        _refuse_until_started(request)
         return await handler(request)
     except LiaisonError as e:
         # The reason (which check, never a secret) is for operators; the client gets the code only.

@@ -14,19 +14,23 @@ text/plain, quoting the offending bytes. Here those answers are problem+json lik
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 import ssl
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from broker.errors import HeaderTooLarge
+from broker.errors import ConfigError, HeaderTooLarge
+from broker.http.keys import STARTUP
 from broker.http.problems import from_error, problem
 from broker.logs import get_logger
 
 log = get_logger("liaison.http")
 KEEPALIVE_SECONDS = 75  # as aiohttp's run_app
+BACKLOG = 128  # as aiohttp's TCPSite
 
 
 class ProblemRequestHandler(RequestHandler):
@@ -83,22 +87,53 @@ async def serve(
     ssl_context: ssl.SSLContext | None,
     shutdown_timeout: float,
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down in order (cleanup_ctx included)."""
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down in order (cleanup_ctx included).
+
+    The port is bound before the app starts: on a busy port this raises ``ConfigError`` before
+    any start-up step (the pid file and control socket of the broker there stay untouched)."""
+    sock = bind(host, port)
+    if STARTUP in app:  # the control socket and pid file are named after the port bound
+        app[STARTUP].port = sock.getsockname()[1]
     runner = ProblemAppRunner(
         app,
         handle_signals=False,
         shutdown_timeout=shutdown_timeout,
         keepalive_timeout=KEEPALIVE_SECONDS,
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        sock.close()
+        raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
     try:
-        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        await web.SockSite(runner, sock, ssl_context=ssl_context, backlog=BACKLOG).start()
+        if STARTUP in app:
+            app[STARTUP].listening_now()
         await stop.wait()
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(number)
         await runner.cleanup()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, not yet listening (the site listens once the app has
+    started, so a client never connects to a broker still starting); ``ConfigError`` (one line)
+    when a listening socket holds the port already."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"{host}:{port} is already in use (another broker?); nothing was started"
+            ) from e
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    return sock

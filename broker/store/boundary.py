@@ -19,6 +19,11 @@ outage unless the code expects it, in one of two ways:
 - a transaction whose conflict means "undo all of it and tell the caller" names the exception
   the caller gets, ``transaction(db, conflict=BatchConflict)``: the transaction is rolled back
   and that exception raised from the ``IntegrityError``.
+
+Each outage is also recorded in ``store.health`` (its cause, one WARNING per change) and the
+``StoreUnavailable`` carries the cause as its detail (``disk_full: OperationalError``), which
+the request's log line shows; a committed write (or, for the causes a read can disprove, a
+read) records the recovery.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.errors import StoreUnavailable
 from broker.store import Database
+from broker.store.health import health_of
 
 UNAVAILABLE = "database unavailable"
 
@@ -56,9 +62,10 @@ async def transaction(
     except IntegrityError as e:
         if conflict is not None:
             raise conflict() from e
-        raise StoreUnavailable(message) from e
+        raise _unavailable(db, message, e) from e
     except DRIVER_ERRORS as e:
-        raise StoreUnavailable(message) from e
+        raise _unavailable(db, message, e) from e
+    health_of(db).succeeded(wrote=True)
 
 
 # What the raw drivers of the group writers raise (``store.sqlite_writer``, ``store.pg_writer``).
@@ -90,7 +97,14 @@ async def connection(db: Database, *, message: str = UNAVAILABLE) -> AsyncIterat
         async with db.connect() as conn:
             yield conn
     except DRIVER_ERRORS as e:
-        raise StoreUnavailable(message) from e
+        raise _unavailable(db, message, e) from e
+    health_of(db).succeeded(wrote=False)
+
+
+def _unavailable(db: Database, message: str, error: BaseException) -> StoreUnavailable:
+    """The outage as the caller gets it, its cause recorded (and logged once per change)."""
+    cause = health_of(db).failed(error)
+    return StoreUnavailable(message, detail=f"{cause}: {type(error).__name__}")
 
 
 async def fetch_first(db: Database, statement: Any) -> Any:

@@ -10,6 +10,8 @@ PostgreSQL is reached through asyncpg with a small pool. ``migrate`` brings any 
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from broker.errors import StoreUnavailable
 from broker.store import boundary
+from broker.store.health import health_of
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -67,7 +70,8 @@ async def migrate(engine: AsyncEngine) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "head"))
     except (OperationalError, OSError) as e:
-        raise StoreUnavailable("database unreachable") from e
+        cause = health_of(engine).failed(e)
+        raise StoreUnavailable("database unreachable", detail=f"{cause}: {type(e).__name__}") from e
 
 
 async def schema_state(engine: AsyncEngine) -> tuple[str | None, str]:
@@ -90,6 +94,47 @@ async def ping(engine: AsyncEngine) -> bool:
         return True
     except StoreUnavailable:
         return False
+
+
+async def write_refusal(engine: AsyncEngine, min_free_bytes: int) -> str | None:
+    """Why the store cannot take a write now (None when it can): readiness asks this.
+
+    SQLite: free space beside the database file below ``min_free_bytes`` (``disk_full``) or a
+    file the process may not write (``read_only``). PostgreSQL: a read-only server or session
+    (a standby after a failover). Either: a write the disk refused in the last
+    ``WRITE_FAILURE_HOLD`` seconds (``store.health``).
+    """
+    recent = health_of(engine).write_failed_within(WRITE_FAILURE_HOLD)
+    if recent is not None:
+        return f"{recent}: the last write was refused"
+    if engine.dialect.name == "sqlite":
+        return await asyncio.to_thread(_sqlite_refusal, engine.url.database, min_free_bytes)
+    try:
+        async with boundary.connection(engine) as conn:
+            read_only = (await conn.execute(text("SHOW transaction_read_only"))).scalar()
+    except StoreUnavailable as e:
+        return e.detail or "database_down"
+    return "read_only: the server takes no writes" if read_only == "on" else None
+
+
+WRITE_FAILURE_HOLD = 30.0  # seconds /readyz stays false after the disk refused a write
+
+
+def _sqlite_refusal(database: str | None, min_free_bytes: int) -> str | None:
+    if not database or database == ":memory:":
+        return None
+    path = Path(database)
+    folder = path.parent
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    if free < min_free_bytes:
+        return (
+            f"disk_full: {free} bytes free beside the database, "
+            f"below database.min_free_bytes ({min_free_bytes})"
+        )
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        return "read_only: the database file is not writable"
+    return None
 
 
 async def purge_history(engine: AsyncEngine, *, rewrite: bool = False) -> str:

@@ -58,6 +58,10 @@ class Listener:
         if self._relays:  # a relay holds a database connection: let it return it
             await asyncio.wait(self._relays, timeout=5)
 
+    def stopping(self) -> bool:
+        """True once ``stop`` was asked: ``run`` returning then is no failure."""
+        return self._stopping.is_set()
+
     async def run(self) -> None:
         delay, first = 0.5, True
         while not self._stopping.is_set():

@@ -84,6 +84,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         "duplicated": sum(f.duplicated for f in _ALL),
         "leaked": sum(f.leaked for f in _ALL),
     }
+    for f in _ALL:
+        for what, seconds in f.recoveries:
+            write(f"recovery: {f.name[:50]:50} {what:26} {seconds:7.2f} s")
     write(
         f"total: {total['operations']} operations, {total['faults_injected']} faults injected, "
         f"{total['bad_inputs']} bad inputs; notices lost {total['lost']}, duplicated "
@@ -102,6 +105,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                         "outcomes": dict(f.outcomes),
                         "faults": f.faults,
                         "bad_inputs": f.bad_inputs,
+                        "recoveries": [
+                            {"what": what, "seconds": round(seconds, 3)}
+                            for what, seconds in f.recoveries
+                        ],
                     }
                     for f in _ALL
                 ],

@@ -61,6 +61,7 @@ class Op:
     status: int | None = None
     notice_id: str | None = None
     problem: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when the answer (or its absence) came
 
 
 @dataclass
@@ -75,17 +76,27 @@ class Figures:
     lost: int = 0
     duplicated: int = 0
     leaked: int = 0
+    recoveries: list[tuple[str, float]] = field(default_factory=list)  # (what, seconds)
 
     def add(self, ops: list[Op]) -> None:
         self.operations += len(ops)
         self.outcomes.update(op.outcome for op in ops)
 
+    def first_201_after(self, ops: list[Op], outage_end: float) -> None:
+        """Record how long after ``outage_end`` (time.monotonic()) the first notice was accepted."""
+        accepted = [op.at for op in ops if op.outcome == "ok" and op.at >= outage_end]
+        if accepted:
+            self.recoveries.append(("outage end to first 201", min(accepted) - outage_end))
+
 
 class BrokerProcess:
     """`liaison serve` on a data directory, restartable on the same port, killable with -9."""
 
-    def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data: Path, env: dict[str, str] | None = None, figures: Figures | None = None
+    ) -> None:
         self.data = data
+        self.figures = figures  # given: every start records its "restart to ready" time
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -99,6 +110,7 @@ class BrokerProcess:
         self.starts = 0
 
     def start(self) -> None:
+        started = time.monotonic()
         with self.log.open("ab") as sink:
             self.proc = subprocess.Popen(
                 [*LIAISON, "serve", "--data", str(self.data), "--port", str(self.port)],
@@ -109,6 +121,26 @@ class BrokerProcess:
         self.proc.log = self.log  # type: ignore[attr-defined]
         self.starts += 1
         wait_for_broker(self.url, self.proc)
+        if self.figures is not None:
+            self._record_ready(started)
+
+    def _record_ready(self, started: float, seconds: float = 30) -> None:
+        """Poll /readyz until 200 (from this start's thread) and record how long it took."""
+        import urllib.error
+        import urllib.request
+
+        deadline = started + seconds
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response,  # noqa: S310 - loopback
+            ):
+                if response.status == 200:
+                    what = "restart to ready" if self.starts > 1 else "start to ready"
+                    assert self.figures is not None
+                    self.figures.recoveries.append((what, time.monotonic() - started))
+                    return
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, whatever was in flight is cut."""

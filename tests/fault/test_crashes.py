@@ -33,7 +33,7 @@ from tests.support import recipient, run_cli
 async def test_kill_9_during_intake_loses_nothing_and_doubles_nothing(
     backend: Backend, figures: Figures
 ) -> None:
-    broker = BrokerProcess(backend.data, backend.env)
+    broker = BrokerProcess(backend.data, backend.env, figures)
     mark = marker()
     broker.start()
     try:
@@ -65,7 +65,7 @@ async def test_kill_9_during_fan_out_a_resumed_stream_misses_nothing_and_repeats
 ) -> None:
     """Live clients of Kumanovo's roles watch while notices fan out; the broker is killed;
     each client resumes from its last event id and ends with every notice exactly once."""
-    broker = BrokerProcess(backend.data, backend.env)
+    broker = BrokerProcess(backend.data, backend.env, figures)
     mark = marker()
     broker.start()
     contacts = ("mk-kumanovo-pcve", "mk-kumanovo-swc")
@@ -136,7 +136,7 @@ async def test_kill_9_during_audit_appends_leaves_a_gapless_verifiable_log(
     backend: Backend, figures: Figures
 ) -> None:
     """Token requests, refusals and audit reads each append events; SIGKILL lands among them."""
-    broker = BrokerProcess(backend.data, backend.env)
+    broker = BrokerProcess(backend.data, backend.env, figures)
     broker.start()
     stop = asyncio.Event()
     done = 0

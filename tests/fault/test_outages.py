@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,7 @@ async def test_postgresql_stopped_hard_and_restarted_under_load(
     if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0 or not CLUSTERS.is_dir():
         cannot_run_here("needs this machine's PostgreSQL cluster and root to stop and start it")
     data, env = pg_backend.data, pg_backend.env
-    broker = BrokerProcess(data, env)
+    broker = BrokerProcess(data, env, figures)
     broker.start()
     mark = marker()
     try:
@@ -73,7 +74,9 @@ async def test_postgresql_stopped_hard_and_restarted_under_load(
                 if await asyncio.to_thread(_pg_ready):
                     break
                 await asyncio.sleep(0.5)
+            outage_end = time.monotonic()
         ops = await load
+        figures.first_201_after(ops, outage_end)
         await broker.ready()
         settled = await settle_unknown(data, broker.url, ops, mark)
         for op in settled:  # what the outage refused, it refused cleanly: 503, nothing kept
@@ -110,7 +113,8 @@ async def test_a_full_disk_fails_closed_and_recovers_when_space_returns(
 ) -> None:
     data = small_disk / "data"
     shutil.copytree(demo_dir, data)
-    broker = BrokerProcess(data)
+    # The disk is 12 MiB: readiness's free-space floor (64 MiB by default) is set below it.
+    broker = BrokerProcess(data, {"LIAISON_DATABASE_MIN_FREE_BYTES": str(1024 * 1024)}, figures)
     broker.start()
     mark = marker()
     filler = small_disk / "filler"
@@ -125,8 +129,10 @@ async def test_a_full_disk_fails_closed_and_recovers_when_space_returns(
         assert refused, "a full disk should have refused some notices"
         assert {op.status for op in refused} <= {503, 507}, {op.status for op in refused}
         filler.unlink()
+        outage_end = time.monotonic()
         after = await drive(data, broker.url, count=10, marker=mark, seed=6, prefix="after")
         assert all(op.outcome == "ok" for op in after), "no recovery once space returned"
+        figures.first_201_after(after, outage_end)
         await broker.ready()
         ops = await settle_unknown(data, broker.url, before + during + after, mark)
     finally:

@@ -1,7 +1,9 @@
 """The operator's ``liaison policy check``, ``explain`` and ``reload``.
 
 ``check`` and ``reload`` refuse, with ``file:line: reason``, what the broker would refuse;
-``reload`` then signals each running broker of the data directory (its pid files) to load them.
+``reload`` then asks each running broker of the data directory to load them, over its control
+socket (``broker/control.py``): never by signalling a number read from a pid file, so a pid file
+left by a broker killed with -9 is found stale, removed, and the process it names left alone.
 """
 
 from __future__ import annotations
@@ -10,12 +12,21 @@ import argparse
 import asyncio
 import json
 import os
-import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.cli.common import EXIT_OK, command, data_dir, data_option, group, open_store, read_json
+from broker.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    command,
+    data_dir,
+    data_option,
+    group,
+    open_store,
+    read_json,
+)
 from broker.cli.operator.setup import RUN_DIR
 from broker.config import load_settings
 from broker.errors import ConfigError
@@ -92,21 +103,50 @@ def cmd_policy_reload(args: argparse.Namespace) -> int:
     load_policies(
         settings.policies_dir
     )  # refuse early, with file:line, what the broker would refuse
-    pids = []
-    for pid_file in sorted((data / RUN_DIR).glob("liaison-*.pid")):
-        try:
-            pid = int(pid_file.read_text().strip())
-            os.kill(pid, signal.SIGHUP)
-            pids.append(pid)
-        except (OSError, ValueError):
-            continue  # a stale pid file: that process is gone
-    if not pids:
-        raise ConfigError(f"no running broker found for {data} ({RUN_DIR}/liaison-*.pid)")
+    reloaded, stale, refused = _reload_each(data / RUN_DIR)
+    for line in refused:
+        print(f"liaison: {line}", file=sys.stderr)
+    if not reloaded:
+        gone = (
+            f"; removed stale {', '.join(stale)} (that process was not signalled)" if stale else ""
+        )
+        raise ConfigError(f"no running broker found for {data} ({RUN_DIR}/liaison-*.sock){gone}")
     print(
-        f"Policies in {settings.policies_dir} are valid; asked broker process(es) "
-        f"{', '.join(map(str, pids))} to reload them."
+        f"Policies in {settings.policies_dir} are valid; broker process(es) "
+        f"{', '.join(reloaded)} reloaded them."
     )
-    return EXIT_OK
+    return EXIT_FAILED if refused else EXIT_OK
+
+
+def _reload_each(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
+    """Ask every broker of ``run_dir`` over its control socket: (reloaded, stale, refused)."""
+    from broker.control import ControlError, Endpoint, Stale, ask
+
+    reloaded: list[str] = []
+    stale: list[str] = []
+    refused: list[str] = []
+    for endpoint in Endpoint.found_in(run_dir):
+        try:
+            answer = ask(endpoint, "reload")
+        except Stale:  # the broker died (kill -9): its files go, the number is not signalled
+            stale.append(f"{endpoint.pid_file.name} ({_pid_text(endpoint.pid_file)})")
+            endpoint.remove()
+            continue
+        except ControlError as e:
+            refused.append(str(e))
+            continue
+        if answer.get("ok"):
+            reloaded.append(f"{answer['pid']} ({answer.get('policy_hash', '')})")
+        else:
+            refused.append(f"broker {answer.get('pid')} refused: {answer.get('error')}")
+    return reloaded, stale, refused
+
+
+def _pid_text(pid_file: Path) -> str:
+    try:
+        return f"process {pid_file.read_text().strip()[:20]}"
+    except OSError:
+        return "unreadable"
 
 
 def add_policy_commands(sub: Any) -> None:

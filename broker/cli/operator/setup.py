@@ -1,8 +1,10 @@
 """The operator's set-up commands: ``liaison init``, ``serve``, ``keygen`` and ``demo``.
 
 ``init`` and ``serve`` run under a private umask: the database (with its -wal and -shm), the
-keys and the pid files are the owner's alone. ``serve`` writes ``DIR/run/liaison-<port>.pid`` so
-``liaison policy reload`` can find it, and reloads the policies on SIGHUP.
+keys and the pid files are the owner's alone. ``serve`` binds its port first (a busy port stops
+it before it touches anything), then opens its control socket ``DIR/run/liaison-<port>.sock``
+and pid file (``broker/control.py``) so ``liaison policy reload`` can reach it and prove it is
+this broker; it reloads the policies on SIGHUP too. It says "listening" once it is ready.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command, data_dir, data_option
 from broker.config import load_settings
+from broker.control import Endpoint
+from broker.control import serve as serve_control
 from broker.crypto.keys import generate, write_private_key
-from broker.errors import ConfigError, SourceError
+from broker.errors import ConfigError, LiaisonError, SourceError
 from broker.logs import configure_logging
 from broker.terminal import safe_print as print  # every line printed has control characters escaped
 
-RUN_DIR = "run"  # one pid file per serving process: DIR/run/liaison-<port>.pid
+RUN_DIR = "run"  # per serving process: DIR/run/liaison-<port>.pid and .sock (0700 folder)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -57,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from broker.app import create_app
     from broker.datafiles import private_umask, tighten
+    from broker.http.keys import STARTUP
 
     private_umask()  # the database, its -wal and -shm, pid files: 0600
     data = data_dir(args)
@@ -66,17 +71,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(data, env)
     configure_logging(settings.logging.level, settings.logging.format)
     app = create_app(settings, env)
-    app.cleanup_ctx.append(
-        _reload_on_sighup(data / RUN_DIR / f"liaison-{settings.server.port}.pid")
-    )
+    app.cleanup_ctx.append(_control(data / RUN_DIR))
     from broker.http.tls import server_context
 
     tls = server_context(settings)
-    print(
-        f"Liaison listening on {'https' if tls else 'http'}://{settings.server.host}:{settings.server.port} "
-        f"(data {data}, Ctrl-C to stop)",
-        file=sys.stderr,
-        flush=True,
+    where = f"{'https' if tls else 'http'}://{settings.server.host}:{settings.server.port}"
+    app[STARTUP].on_ready.append(  # only once it can serve: its store reached, policies loaded
+        lambda: print(
+            f"Liaison listening on {where} (data {data}, Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
     )
     from broker.http.server import serve
 
@@ -105,39 +110,74 @@ def _serve_environ(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def _reload_on_sighup(pid_file: Path) -> Callable[[Any], AsyncIterator[None]]:
-    """A cleanup context: SIGHUP reloads the policies; the pid file says where to send it."""
+def _control(run_dir: Path) -> Callable[[Any], AsyncIterator[None]]:
+    """A cleanup context: the control socket and pid file in ``DIR/run`` (written only once the
+    port is this process's, so a second broker on a busy port touches neither), and SIGHUP, which
+    reloads the policies too (systemd's ``ExecReload``)."""
 
-    # A few bytes on the local data directory, written once before the broker listens and removed
-    # once after it stops: not worth a thread (hence the ASYNC240 exceptions).
-    async def install_reload(app: Any) -> AsyncIterator[None]:
-        from broker.http.keys import STATE
+    async def install(app: Any) -> AsyncIterator[None]:
+        from broker.http.keys import STARTUP, STATE
 
+        endpoint = Endpoint.for_port(run_dir, app[STARTUP].port)  # the port bound, never 0
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app[STATE])))
+        server = None
         try:
-            pid_file.parent.mkdir(exist_ok=True)
-            pid_file.write_text(f"{os.getpid()}\n")  # noqa: ASYNC240 - see above
+            server = await serve_control(endpoint, _answer(app))
         except OSError:  # a read-only data directory (containers): reload with SIGHUP directly
             print(
-                f"note: cannot write {pid_file}; `liaison policy reload` will not find this process",
+                f"note: cannot write {endpoint.socket}; `liaison policy reload` will not find "
+                "this process (send it SIGHUP)",
                 file=sys.stderr,
             )
         yield
-        pid_file.unlink(missing_ok=True)  # noqa: ASYNC240 - see above
+        if server is not None:
+            server.close()
+            endpoint.remove()
         loop.remove_signal_handler(signal.SIGHUP)
 
-    return install_reload
+    return install
+
+
+def _answer(app: Any) -> Callable[[str], Any]:
+    from broker.http.keys import STARTUP, STATE
+
+    async def answer(command: str) -> dict[str, Any]:
+        state = app[STATE]
+        if command == "reload":
+            if not state.loaded:
+                return {"ok": False, "error": "the broker has not started: nothing to reload"}
+            try:
+                view = await state.reload_policies()
+            except SourceError as e:
+                return {"ok": False, "error": str(e.problems[0]) if e.problems else str(e)}
+            except LiaisonError as e:  # the store could not record the load: nothing swapped
+                return {"ok": False, "error": f"{e.code}: {e.message}"}
+            return {"ok": True, "policy_hash": view.policies.hash}
+        if command == "status":
+            return {
+                "ok": True,
+                "ready": app[STARTUP].ready,
+                "waiting_for": app[STARTUP].waiting_for,
+            }
+        return {"ok": False, "error": f"unknown command {command[:40]!r}"}
+
+    return answer
 
 
 async def _reload(state: Any) -> None:
     from broker.logs import get_logger
 
     log = get_logger("liaison.cli")
+    if not state.loaded:
+        log.warning("policy_reload_skipped", reason="the broker has not started")
+        return
     try:
         await state.reload_policies()
     except SourceError as e:
         log.error("policy_reload_refused", problems=[str(p) for p in e.problems])
+    except LiaisonError as e:
+        log.error("policy_reload_failed", code=e.code, reason=e.detail)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
