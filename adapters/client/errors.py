@@ -4,7 +4,8 @@ notice did not verify.
     BrokerError
     ├── SenderError          (adapters.client.sender)
     └── RecipientError
-        └── VerificationFailed
+        ├── VerificationFailed
+        └── SentToPreviousKey
 """
 
 from __future__ import annotations
@@ -35,3 +36,16 @@ class RecipientError(BrokerError):
 
 class VerificationFailed(RecipientError):
     """The notice did not decrypt or did not verify: it must not be trusted or shown."""
+
+
+class SentToPreviousKey(RecipientError):
+    """The notice is wrapped for another key of this contact (their key changed since): it is
+    not shown, but this is a routine key change, not tampering. The broker re-wraps open notices
+    for the new key from its escrow wrap; reading again later, or with the previous key, opens it."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(
+            f"this notice was sent to your previous key ({key_id}); it is re-wrapped for your "
+            "current key shortly, or open it with the previous key"
+        )
+        self.key_id = key_id

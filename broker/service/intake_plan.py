@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from broker.domain.notice import NoticeFacts, StoredNotice
 from broker.errors import (
     BadRequest,
-    Forbidden,
     IdempotencyConflict,
     NoRecipients,
     NoticeInvalid,
+    PublishForbidden,
     SupersedesInvalid,
     TooManyRecipients,
 )
@@ -136,6 +136,14 @@ def replayed(previous: Previous, request_hash: str) -> Replay:
     return Replay(previous.response)
 
 
+def _why_not(facts: NoticeFacts, policy_ids: tuple[str, ...]) -> str:
+    if policy_ids:
+        return f"forbidden by policy {', '.join(policy_ids)}"
+    return (
+        f"no policy permits {facts.sender} to publish on {facts.channel} for {facts.jurisdiction}"
+    )
+
+
 def _decide(
     view: View,
     draft: Draft,
@@ -150,9 +158,7 @@ def _decide(
     facts = _with_reply_role(view, document, facts, context.request)
     decision = view.authorizer.publish(facts)
     if not decision.allowed:
-        raise Forbidden(
-            "this agency may not publish this notice", detail=",".join(decision.policy_ids)
-        )
+        raise PublishForbidden(_why_not(facts, decision.policy_ids), decision.policy_ids)
     cancel = bool(document.get("cancel"))
     if cancel and earlier is None:
         raise SupersedesInvalid("a cancel must name the notice it cancels in 'supersedes'")

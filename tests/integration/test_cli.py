@@ -299,7 +299,8 @@ def test_send_and_status_against_a_running_broker(demo_dir: Path) -> None:
         assert refused.returncode == 1
         assert (
             refused.stderr.strip()
-            == "liaison: 403 forbidden: this agency may not publish this notice"
+            == "liaison: 403 forbidden: this agency may not publish this notice "
+            "(no policy permits mk-bjb to publish on returnee-repatriation for mk-kumanovo)"
         )
         other = run_cli("status", notice_id, "--data", demo_dir, "--as", "mk-anb", "--url", url)
         assert other.returncode == 1 and "404 not_found" in other.stderr

@@ -11,11 +11,21 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.cli.common import EXIT_OK, command, data_dir, data_option, group, open_store, read_json
+from broker.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    command,
+    data_dir,
+    data_option,
+    group,
+    open_store,
+    read_json,
+)
 from broker.cli.operator.setup import RUN_DIR
 from broker.config import load_settings
 from broker.errors import ConfigError
@@ -69,6 +79,9 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         print(
             json.dumps(report, ensure_ascii=False, indent=2) if args.json else explain_text(report)
         )
+        if report["publish"] is not None and not report["publish"]["allowed"]:
+            print(f"liaison: {args.sender} may not publish this notice", file=sys.stderr)
+            return EXIT_FAILED
         return EXIT_OK
 
     return asyncio.run(run())
