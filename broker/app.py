@@ -29,6 +29,7 @@ from broker.http.keys import (
     OUTBOX,
     RECIPIENTS,
     REFUSALS,
+    REKEY,
     SETTINGS,
     SHREDDER,
     STATE,
@@ -44,6 +45,7 @@ from broker.service.outbox import Outbox
 from broker.service.push import Hub
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
+from broker.service.rekey import Rekeyer
 from broker.service.retention import Shredder
 from broker.service.tokens import TokenKeys, TokenService
 from broker.state import BrokerState
@@ -135,6 +137,7 @@ def _wire_services(
     app[ESCALATION] = EscalationWorker(
         state, recipient_service, escrow.private_raw, outbox.rows_for
     )
+    app[REKEY] = Rekeyer(state, escrow.private_raw)  # a key change re-wraps open notices
     app[SHREDDER] = Shredder(engine)
     app[OUTBOX] = outbox
     app[AUDIT] = AuditService(
@@ -252,6 +255,8 @@ def _workers(app: web.Application, *, run_workers: bool) -> list[Coroutine[Any, 
                 lambda: app[ESCALATION].tick(clock.now()),
                 "escalation_failed",
             ),
+            # As often as the directory is polled: a key change re-wraps at once (cheap otherwise).
+            _every(DIRECTORY_POLL_SECONDS, lambda: app[REKEY].run(clock.now()), "rekey_failed"),
         ]
     return workers
 

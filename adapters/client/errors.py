@@ -39,13 +39,14 @@ class VerificationFailed(RecipientError):
 
 
 class SentToPreviousKey(RecipientError):
-    """The notice is wrapped for another key of this contact (their key changed since): it is
-    not shown, but this is a routine key change, not tampering. The broker re-wraps open notices
-    for the new key from its escrow wrap; reading again later, or with the previous key, opens it."""
+    """The notice is wrapped for another key of this contact: their encryption key changed. It is
+    not shown, but this is a routine key change, not tampering. The broker re-wraps active
+    notices for the new key from its escrow wrap, so the new key opens them within a minute."""
 
     def __init__(self, key_id: str) -> None:
         super().__init__(
-            f"this notice was sent to your previous key ({key_id}); it is re-wrapped for your "
-            "current key shortly, or open it with the previous key"
+            f"this notice was sent to your previous key, or re-wrapped since for your new one: "
+            f"it is wrapped for {key_id}, not for the key given. Open it with that key (a notice "
+            "sent to your previous key is re-wrapped for your new key within a minute)"
         )
         self.key_id = key_id

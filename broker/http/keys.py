@@ -13,6 +13,7 @@ from broker.service.intake import Intake
 from broker.service.outbox import Outbox
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
+from broker.service.rekey import Rekeyer
 from broker.service.retention import Shredder
 from broker.service.tokens import TokenService
 from broker.state import BrokerState
@@ -29,3 +30,4 @@ SHREDDER = web.AppKey("shredder", Shredder)
 OUTBOX = web.AppKey("outbox", Outbox)
 LISTENER = web.AppKey("listener", Listening)
 REFUSALS = web.AppKey("refusals", Refusals)
+REKEY = web.AppKey("rekey", Rekeyer)
