@@ -94,6 +94,7 @@ def test_directory_apply_shows_changes_and_dry_run_changes_nothing(
     dry = run_cli("directory", "apply", changed, "--data", demo_dir, "--dry-run")
     assert dry.returncode == 0 and dry.stdout.splitlines() == [
         "~ organisation mk-kumanovo.municipality",
+        "    name: 'Municipality of Kumanovo' -> 'Opština Kumanovo'",
         "Dry run: 0 added, 0 removed, 1 changed; nothing applied.",
     ]
     real = run_cli("directory", "apply", changed, "--data", demo_dir)
