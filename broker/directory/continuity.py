@@ -7,7 +7,7 @@ Pure functions over a directory snapshot and the channels, time passed in:
   (vacant, held only by a deputy, nobody acting with a usable encryption key, keys or
   assignments ending within ``horizon``, notices past their acknowledgement deadline);
 - ``apply_warnings``: what a new directory would break that the old one did not — a routed role
-  left vacant or keyless, keys removed or revoked, a role kind no channel (and no existing role)
+  left vacant or keyless, keys removed or revoked with no replacement, a role kind no channel (and no existing role)
   knows. ``liaison directory apply`` refuses on any of them without ``--force``.
 """
 
@@ -188,21 +188,32 @@ def apply_warnings(
             warnings.append(f"role {role_id} ({new.roles[role_id].title}): {problem}")
     for role_id in sorted(set(routed_roles(old, channels)) - set(new.roles)):
         warnings.append(f"role {role_id} is removed, and channels route to it")
-    removed = sorted(set(old.keys) - set(new.keys))
+    removed = sorted(k for k in set(old.keys) - set(new.keys) if _unreplaced(old, new, k, now))
     if removed:
-        warnings.append(f"{len(removed)} key(s) removed: {_few(removed)}")
+        warnings.append(f"{len(removed)} key(s) removed with no replacement: {_few(removed)}")
     revoked = sorted(
         k
         for k, key in new.keys.items()
-        if key.status is KeyStatus.REVOKED and k in old.keys and old.keys[k].status != key.status
+        if key.status is KeyStatus.REVOKED
+        and k in old.keys
+        and old.keys[k].status != key.status
+        and _unreplaced(old, new, k, now)
     )
     if revoked:
-        warnings.append(f"{len(revoked)} key(s) revoked: {_few(revoked)}")
+        warnings.append(f"{len(revoked)} key(s) revoked with no replacement: {_few(revoked)}")
     known = set(routed_kinds(channels)) | {r.kind for r in old.roles.values()}
     for role in sorted(new.roles.values(), key=lambda r: r.id):
         if role.kind not in known:
             warnings.append(f"role {role.id}: kind {role.kind!r} is one no channel knows")
     return warnings
+
+
+def _unreplaced(old: Directory, new: Directory, key_id: str, now: datetime) -> bool:
+    """Does the owner of ``key_id`` keep no usable key of its type? (Replacing a key is routine.)"""
+    gone = old.keys[key_id]
+    return not any(
+        k.type is gone.type and k.usable_at(now) and k.id != key_id for k in new.keys_of(gone.owner)
+    )
 
 
 def _few(ids: list[str], shown: int = 5) -> str:

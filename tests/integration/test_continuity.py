@@ -63,7 +63,7 @@ def test_apply_warns_in_the_dry_run_refuses_without_force_and_the_report_names_t
     assert "~ role mk-kumanovo.mayor\n    kind: 'mayor' -> 'mayr'\n" in dry.stdout
     assert f"~ contact mk-kumanovo-pcve\n    keys: - {removed_key}\n" in dry.stdout
     assert "    keys: ~ mk-kumanovo-csc.x25519." in dry.stdout  # what changed inside that key
-    for warning in [*WARNINGS, f"warning: 1 key(s) removed: {removed_key}"]:
+    for warning in [*WARNINGS, f"warning: 1 key(s) removed with no replacement: {removed_key}"]:
         assert warning in dry.stderr.splitlines()
     refused = run_cli("directory", "apply", changed, "--data", demo_dir)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr

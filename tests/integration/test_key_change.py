@@ -85,7 +85,8 @@ def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told
         assert sent.returncode == 0, sent.stderr
         notice_id = sent.stdout.split()[2].rstrip(":")
         assert _read(url, demo_dir, PCVE, old_pem, notice_id).returncode == 0
-        applied = run_cli("directory", "apply", changed, "--data", demo_dir, env=env)
+        # --force: the social welfare centre is left vacant on purpose (apply warns of it).
+        applied = run_cli("directory", "apply", changed, "--data", demo_dir, "--force", env=env)
         assert applied.returncode == 0, applied.stderr
         deadline = time.monotonic() + 30  # the broker polls the directory, then re-wraps
         while time.monotonic() < deadline:
