@@ -19,7 +19,6 @@ most specific class in the table wins), not here; ``tests/unit/test_errors.py`` 
     ├── Gone                   a notice destroyed at the end of its retention
     ├── AuthenticationFailed   one answer for every authentication failure
     ├── Forbidden              authenticated, but policy does not allow it
-    │   └── PublishForbidden     an agency's notice it may not publish (with the reason)
     ├── Conflict               the request contradicts what the broker already holds
     │   └── IdempotencyConflict  an Idempotency-Key reused for a different request
     ├── SupersedesInvalid      an update or cancel that names no notice it may replace
@@ -169,22 +168,20 @@ class AuthenticationFailed(LiaisonError):
 
 
 class Forbidden(LiaisonError):
+    """``reason``, when given, is shown to the caller: only where the caller may know it (an
+    agency told why its own notice may not be published: its channel, jurisdiction and the
+    published policy ids that decided — nothing about recipients)."""
+
     code = "forbidden"
 
-
-class PublishForbidden(Forbidden):
-    """Policy does not let this agency publish this notice; the reason goes to the agency itself.
-
-    It names what the agency sent (its channel and jurisdiction) and the published policy ids
-    that decided, nothing about recipients: the signed-in agency learns why it was refused.
-    """
-
-    def __init__(self, reason: str, policy_ids: tuple[str, ...]) -> None:
-        super().__init__("this agency may not publish this notice", detail=",".join(policy_ids))
+    def __init__(
+        self, message: str, *, detail: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
         self.reason = reason
 
     def extensions(self) -> dict[str, object]:
-        return {"reason": self.reason}
+        return {"reason": self.reason} if self.reason else {}
 
 
 class Conflict(LiaisonError):

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from broker.domain.notice import NoticeFacts, StoredNotice
 from broker.errors import (
     BadRequest,
+    Forbidden,
     IdempotencyConflict,
     NoRecipients,
     NoticeInvalid,
-    PublishForbidden,
     SupersedesInvalid,
     TooManyRecipients,
 )
@@ -158,7 +158,11 @@ def _decide(
     facts = _with_reply_role(view, document, facts, context.request)
     decision = view.authorizer.publish(facts)
     if not decision.allowed:
-        raise PublishForbidden(_why_not(facts, decision.policy_ids), decision.policy_ids)
+        raise Forbidden(
+            "this agency may not publish this notice",
+            detail=",".join(decision.policy_ids),
+            reason=_why_not(facts, decision.policy_ids),
+        )
     cancel = bool(document.get("cancel"))
     if cancel and earlier is None:
         raise SupersedesInvalid("a cancel must name the notice it cancels in 'supersedes'")
