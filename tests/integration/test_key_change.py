@@ -110,3 +110,58 @@ def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told
         if e["details"]["purpose"] == "notice.rewrapped"
     ]
     assert [e["details"]["recipient"] for e in escrow] == [PCVE]
+
+
+async def test_a_ciphertext_webhook_is_sent_again_with_the_wrap_for_the_new_key(
+    demo_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from broker.clock import FrozenClock
+    from broker.http.keys import OUTBOX, REKEY, STATE
+    from broker.service.directory import apply_directory_file
+    from tests.integration.intake_support import example, running_broker
+    from tests.integration.test_adapters import ENV, Receiver, add_webhooks
+
+    who = "me-danilovgrad-pcve"
+    channel = demo_dir / "policies" / "channels" / "hate-incident.yaml"  # TLP:AMBER allows it
+    channel.write_text(channel.read_text().replace("webhook: metadata", "webhook: ciphertext"))
+    hook = Receiver()
+    add_webhooks(demo_dir, {who: hook.url})
+    lines = (
+        (demo_dir / "directory.yaml")
+        .read_text()
+        .replace(
+            f"{{id: {who}-hook, url: '{hook.url}'}}",
+            f"{{id: {who}-hook, url: '{hook.url}', content: ciphertext}}",
+        )
+    )
+    (demo_dir / "directory.yaml").write_text(lines)
+    _, flow, new_id = _new_x25519(tmp_path, who)
+    changed = tmp_path / "directory.yaml"
+    changed.write_text(_replace_key(lines, who, flow))
+    clock = FrozenClock(datetime.now(UTC))
+    await hook.start()
+    try:
+        async with running_broker(demo_dir, database_url, clock=clock, env=ENV) as broker:
+            async with broker.sender("me-uzp", clock) as police:
+                notice_id = (await police.post_notice(example("hate-incident"))).body["id"]
+            assert await broker.app[OUTBOX].tick(clock.now()) == 1
+            assert await broker.app[REKEY].run(clock.now()) == 0  # as at start-up: all current
+            engine = broker.app[STATE].engine
+            await apply_directory_file(
+                engine, changed, actor="test", now=clock.now(), max_bytes=10**7
+            )
+            await broker.app[STATE].refresh_directory()
+            clock.advance(timedelta(seconds=5))
+            assert await broker.app[REKEY].run(clock.now()) == 1
+            assert await broker.app[REKEY].run(clock.now()) == 0  # once for one change
+            assert await broker.app[OUTBOX].tick(clock.now()) == 1
+    finally:
+        await hook.stop()
+    wraps = [
+        json.loads(body)["data"]["encryption"]["wrap"]["key_id"] for _, body, _ in hook.received
+    ]
+    assert len(wraps) == 2 and wraps[0] != new_id and wraps[1] == new_id
+    ids = [json.loads(body)["data"]["notice_id"] for _, body, _ in hook.received]
+    assert ids == [notice_id, notice_id]
