@@ -84,6 +84,9 @@ class Rekeyer:
                 return 0
             current = current_keys(view.directory, now)
             stale = _stale_keys(view.directory, current, self._keys or {})
+            if self._keys is None:  # start-up: keys removed while no broker was running
+                wrapped = await repo.wrapped_key_ids(self.state.engine, ESCROW)
+                stale |= wrapped - set(current.values())
             done = await self._rewrap_all(view, stale, current, now) if stale else 0
             self._keys, self._seen = current, (view.directory_revision, now)
             return done

@@ -55,6 +55,18 @@ async def wraps_for_keys(db: Database, key_ids: Sequence[str]) -> list[HeldWrap]
     return sorted(found, key=lambda w: (w.notice_id, w.contact))
 
 
+async def wrapped_key_ids(db: Database, exclude: str) -> set[str]:
+    """Every key id some active notice is wrapped for (but ``exclude``, the escrow's): one scan,
+    at start-up, to find wraps for keys that were removed while no broker was watching."""
+    query = (
+        select(wrap_t.c.key_id)
+        .select_from(wrap_t.join(notice_t, notice_t.c.id == wrap_t.c.notice_id))
+        .where(and_(notice_t.c.status == "active", wrap_t.c.recipient_id != exclude))
+        .distinct()
+    )
+    return {r.key_id for r in await fetch_all(db, query)}
+
+
 async def replace_wrap(
     db: Database,
     held: HeldWrap,
