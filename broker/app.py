@@ -30,6 +30,7 @@ from broker.http.keys import (
     OUTBOX,
     RECIPIENTS,
     REFUSALS,
+    REKEY,
     SETTINGS,
     SHREDDER,
     STARTUP,
@@ -47,6 +48,7 @@ from broker.service.outbox import Outbox
 from broker.service.push import Hub
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
+from broker.service.rekey import Rekeyer
 from broker.service.retention import Shredder
 from broker.service.startup import Startup
 from broker.service.tokens import TokenKeys, TokenService
@@ -146,6 +148,7 @@ def _wire_services(
     app[ESCALATION] = EscalationWorker(
         state, recipient_service, escrow.private_raw, outbox.rows_for
     )
+    app[REKEY] = Rekeyer(state, escrow.private_raw)  # a key change re-wraps open notices
     app[SHREDDER] = Shredder(engine)
     app[OUTBOX] = outbox
     app[AUDIT] = AuditService(
@@ -312,6 +315,8 @@ def _workers(app: web.Application, *, run_workers: bool) -> list[Worker]:
                 float(settings.delivery.escalation_interval_seconds),
                 lambda: app[ESCALATION].tick(clock.now()),
             ),
+            # As often as the directory is polled: a key change re-wraps at once (cheap otherwise).
+            Worker("rekey", DIRECTORY_POLL_SECONDS, lambda: app[REKEY].run(clock.now())),
         ]
     return workers
 

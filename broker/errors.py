@@ -181,7 +181,20 @@ class GrantTypeUnsupported(TokenRequestInvalid):
 
 
 class Forbidden(LiaisonError):
+    """``reason``, when given, is shown to the caller: only where the caller may know it (an
+    agency told why its own notice may not be published: its channel, jurisdiction and the
+    published policy ids that decided — nothing about recipients)."""
+
     code = "forbidden"
+
+    def __init__(
+        self, message: str, *, detail: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.reason = reason
+
+    def extensions(self) -> dict[str, object]:
+        return {"reason": self.reason} if self.reason else {}
 
 
 class Conflict(LiaisonError):

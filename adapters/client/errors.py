@@ -4,7 +4,8 @@ notice did not verify.
     BrokerError
     ├── SenderError          (adapters.client.sender)
     └── RecipientError
-        └── VerificationFailed
+        ├── VerificationFailed
+        └── SentToPreviousKey
 """
 
 from __future__ import annotations
@@ -35,3 +36,17 @@ class RecipientError(BrokerError):
 
 class VerificationFailed(RecipientError):
     """The notice did not decrypt or did not verify: it must not be trusted or shown."""
+
+
+class SentToPreviousKey(RecipientError):
+    """The notice is wrapped for another key of this contact: their encryption key changed. It is
+    not shown, but this is a routine key change, not tampering. The broker re-wraps active
+    notices for the new key from its escrow wrap, so the new key opens them within a minute."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(
+            f"this notice was sent to your previous key, or re-wrapped since for your new one: "
+            f"it is wrapped for {key_id}, not for the key given. Open it with that key (a notice "
+            "sent to your previous key is re-wrapped for your new key within a minute)"
+        )
+        self.key_id = key_id

@@ -48,7 +48,7 @@ class RecipientClient:
         base_url: str,
         contact: str,
         signing: KeyPair,
-        decryption: KeyPair,
+        decryption: KeyPair | None,
         *,
         timeout: float = 30.0,
         ssl: ssl_module.SSLContext | None = None,
@@ -58,7 +58,9 @@ class RecipientClient:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.max_answer_bytes = max_answer_bytes
-        if not isinstance(signing.private, Ed25519PrivateKey) or decryption.type != "x25519":
+        if not isinstance(signing.private, Ed25519PrivateKey) or (
+            decryption is not None and decryption.type != "x25519"
+        ):
             raise RecipientError(
                 "a contact needs an Ed25519 signing key and an X25519 decryption key"
             )
@@ -157,8 +159,20 @@ class RecipientClient:
     def verify(
         self, fetched: dict[str, Any], bindings: KeyBindings | None = None
     ) -> VerifiedNotice:
-        """Decrypt and verify a fetched notice (``adapters.client.verify``)."""
-        return verify_notice(fetched, self.decryption.private_raw, self.pinned, bindings)
+        """Decrypt and verify a fetched notice (``adapters.client.verify``).
+
+        A notice wrapped for another of this contact's keys raises ``SentToPreviousKey``: the
+        contact's key changed and the broker has not re-wrapped it yet (not tampering).
+        """
+        if self.decryption is None:
+            raise RecipientError("no X25519 decryption key was given: notices cannot be read")
+        return verify_notice(
+            fetched,
+            self.decryption.private_raw,
+            self.pinned,
+            bindings,
+            own_key_id=self.decryption.key_id(self.contact),
+        )
 
     async def ack(
         self,

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.client.errors import VerificationFailed
+from adapters.client.errors import SentToPreviousKey, VerificationFailed
 from broker.crypto.envelope import DecryptionFailed, associated_data, open_sealed, unwrap
 from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
 from broker.errors import TrustRefused
@@ -36,7 +36,11 @@ def verify_notice(
     private_raw: bytes,
     pinned: dict[str, bytes] | None,
     bindings: KeyBindings | None,
+    *,
+    own_key_id: str | None = None,
 ) -> VerifiedNotice:
+    """Decrypt with ``private_raw`` and verify; ``own_key_id`` is that key's id in the directory,
+    so that a notice wrapped for another key says so instead of failing as tampered."""
     enc, sig = fetched["encryption"], fetched["signature"]
     aad = associated_data(fetched["id"], fetched["channel"], fetched["policy_hash"])
     if base64.b64decode(enc["aad"]) != aad:
@@ -47,6 +51,9 @@ def verify_notice(
             base64.b64decode(enc["ciphertext"]), base64.b64decode(enc["nonce"]), aad, data_key
         )
     except (DecryptionFailed, ValueError) as e:
+        wrapped_for = str(enc["wrap"].get("key_id", ""))
+        if own_key_id is not None and wrapped_for and wrapped_for != own_key_id:
+            raise SentToPreviousKey(wrapped_for) from e
         raise VerificationFailed(f"the notice does not decrypt with this contact's key: {e}") from e
     values: dict[str, str] = sig["signed_values"]
     if not digest_matches(values.get("content-digest", ""), plaintext):

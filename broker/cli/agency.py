@@ -63,7 +63,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"posted {safe(body['created_at'])}"
     )
     for role in body["roles"]:
-        when = role["acknowledged_at"] or role["read_at"] or role["delivered_at"] or ""
+        when = _state_time(role)
         print(
             f"  {safe(role['role_title'])} [{safe(role['role'])}]: {safe(role['state'])} {safe(when)}".rstrip()
         )
@@ -73,6 +73,20 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{safe(_open_reply(args, body['id'], reply))}"
         )
     return EXIT_OK
+
+
+_STATE_TIME = {
+    "escalated": "escalated_at",
+    "acknowledged": "acknowledged_at",
+    "read": "read_at",
+    "delivered": "delivered_at",
+}
+
+
+def _state_time(role: dict[str, Any]) -> str:
+    """The time the role reached the state printed beside it (escalated: when it escalated)."""
+    field = _STATE_TIME.get(role["state"])
+    return str(role.get(field) or "") if field else ""
 
 
 def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any]) -> str:

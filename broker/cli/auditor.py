@@ -49,10 +49,27 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_audit_verify(args: argparse.Namespace) -> int:
+def _checkpoint_key(text: str | None) -> bytes | None:
+    """--checkpoint-key: base64 of the broker's 32-byte Ed25519 key, or a one-line refusal."""
     import base64
+    import binascii
 
-    key = base64.b64decode(args.checkpoint_key) if args.checkpoint_key else None
+    if text is None:
+        return None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(
+            "--checkpoint-key: not an Ed25519 public key (base64 of 32 bytes, as the export's "
+            "header and the broker's /v1/audit/checkpoint give it)"
+        )
+    return key
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    key = _checkpoint_key(args.checkpoint_key)
     if args.file:
         try:
             with open(args.file, "rb") as f:
@@ -66,8 +83,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             return [line async for line in client.audit_export()]
 
         exported = recipient_call(args, fetch)
-        header, lines = read_export(exported)
-        result = verify_export(header, lines, trusted_key=key)
+        try:
+            header, lines = read_export(exported)
+            result = verify_export(header, lines, trusted_key=key)
+        except ValueError as e:
+            raise ConfigError(f"the broker's audit export: {e}") from e
     if not key:
         print(
             "note: the checkpoint key was taken from the export; pin it with --checkpoint-key to check who signed",

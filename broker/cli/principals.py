@@ -105,33 +105,54 @@ def sender_call(args: argparse.Namespace, call: Call) -> Any:
     try:
         return asyncio.run(run())
     except SenderError as e:
-        raise ConfigError(str(e)) from e
+        raise ConfigError(_refusal(str(e), e.problem)) from e
+
+
+def _refusal(message: str, problem: dict[str, Any]) -> str:
+    """The broker's refusal in one line, with what the problem document says beyond its detail:
+    each schema violation with its JSON pointer, and a 403's reason."""
+    violations = problem.get("violations")
+    if isinstance(violations, list) and violations:
+        parts = [
+            f"{v.get('pointer') or '/'}: {v.get('message', '')}"
+            for v in violations
+            if isinstance(v, dict)
+        ]
+        return f"{message} ({'; '.join(parts)})"
+    reason = problem.get("reason")
+    return f"{message} ({reason})" if isinstance(reason, str) and reason else message
 
 
 # -- a recipient (contacts and auditors) -----------------------------------------------------
 
 
 def _recipient(args: argparse.Namespace) -> Any:
-    """A recipient client from --url/--key/--enc-key/--contact, or --data DIR --as CONTACT."""
+    """A recipient client from --url/--key[/--enc-key]/--contact (or --as), or --data DIR --as ID.
+
+    An auditor has no X25519 key: without ``--enc-key`` the client reads no notice content.
+    """
     from adapters.client.recipient import RecipientClient
     from broker.crypto.keys import read_private_key
 
     tls = client_tls(args)
-    if args.as_ is not None:
+    if args.as_ is not None and args.key is None:
         data = data_dir(args)
         url = args.url or load_settings(data, os.environ).public_url
         signing = read_private_key(data / "keys" / f"{args.as_}.pem", expected="ed25519")
-        decryption = read_private_key(data / "keys" / f"{args.as_}.x25519.pem", expected="x25519")
+        x25519 = data / "keys" / f"{args.as_}.x25519.pem"
+        demo = read_private_key(x25519, expected="x25519") if x25519.exists() else None
         trust = _pinned_root(args, data / "trust" / "root.json")
-        return RecipientClient(url, args.as_, signing, decryption, ssl=tls, trust=trust)
-    if not (args.url and args.key and args.enc_key and args.contact):
+        return RecipientClient(url, args.as_, signing, demo, ssl=tls, trust=trust)
+    contact = args.contact or args.as_
+    if not (args.url and args.key and contact):
         raise ConfigError(
-            "give --url, --key, --enc-key and --contact, or --data DIR --as CONTACT_ID"
+            "give --url, --key and --contact (and --enc-key to read notices), "
+            "or --data DIR --as CONTACT_ID"
         )
     signing = read_private_key(Path(args.key), expected="ed25519")
-    decryption = read_private_key(Path(args.enc_key), expected="x25519")
+    own = read_private_key(Path(args.enc_key), expected="x25519") if args.enc_key else None
     trust = _pinned_root(args, None)
-    return RecipientClient(args.url, args.contact, signing, decryption, ssl=tls, trust=trust)
+    return RecipientClient(args.url, contact, signing, own, ssl=tls, trust=trust)
 
 
 def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:

@@ -97,7 +97,11 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     async def run(client: Any) -> int:
-        async for event_id, event in client.follow(last_event_id=args.last_event_id):
+        last = args.last_event_id
+        if last is None:  # from now: after the newest delivery already in the inbox
+            newest = (await client.inbox(limit=1))["items"]
+            last = int(newest[0]["delivery_id"]) if newest else 0
+        async for event_id, event in client.follow(last_event_id=last):
             print(
                 f"{safe(event_id)}  {safe(event['created_at'])}  {safe(event['notice_id'])}  "
                 f"{safe(event['channel'])}  TLP:{safe(event['marking'])}  {safe(event['severity'])}  "
@@ -133,5 +137,9 @@ def add_recipient_commands(sub: Any) -> None:
     p.add_argument("--reply", help="a reply to the sending agency, encrypted to its key")
     recipient_options(p)
     p = command(sub, "watch", cmd_watch, "print new notices as they arrive (Ctrl-C to stop)")
-    p.add_argument("--last-event-id", type=int, help="resume after this event")
+    p.add_argument(
+        "--last-event-id",
+        type=int,
+        help="replay what came after this event (default: only what arrives from now on)",
+    )
     recipient_options(p)

@@ -142,6 +142,8 @@ class DirectoryDiff:
     added: dict[str, list[str]] = field(default_factory=dict)
     removed: dict[str, list[str]] = field(default_factory=dict)
     changed: dict[str, list[str]] = field(default_factory=dict)
+    # (section, id) -> what changed inside a changed entry, one line per field
+    details: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -151,7 +153,9 @@ class DirectoryDiff:
         out: list[str] = []
         for sign, part in (("+", self.added), ("-", self.removed), ("~", self.changed)):
             for section, ids in part.items():
-                out += [f"{sign} {section[:-1]} {i}" for i in ids]
+                for i in ids:
+                    out.append(f"{sign} {section[:-1]} {i}")
+                    out += [f"    {d}" for d in self.details.get((section, i), [])]
         return out
 
     def summary(self) -> str:
@@ -181,7 +185,42 @@ def diff(old: Directory, new: Directory) -> DirectoryDiff:
         ):
             if ids:
                 target[section] = ids
+        for k in result.changed.get(section, []):
+            result.details[(section, k)] = field_changes(a[k], b[k])
     return result
+
+
+def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two versions of one entry: ``field: old -> new``; for a list of
+    entries with ids (keys, webhooks), each one added, removed or changed."""
+    out = []
+    for name in sorted(old.keys() | new.keys()):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if _with_ids(a) and _with_ids(b):
+            before = {i["id"]: i for i in a or []}
+            after = {i["id"]: i for i in b or []}
+            out += [f"{name}: + {i}" for i in sorted(after.keys() - before.keys())]
+            out += [f"{name}: - {i}" for i in sorted(before.keys() - after.keys())]
+            for i in sorted(before.keys() & after.keys()):
+                if before[i] != after[i]:
+                    inner = "; ".join(field_changes(before[i], after[i]))
+                    out.append(f"{name}: ~ {i} ({inner})")
+        else:
+            out.append(f"{name}: {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _with_ids(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, list) and all(isinstance(i, dict) and "id" in i for i in value)
+    )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = "(none)" if value is None else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _FlowDumper(yaml.SafeDumper):

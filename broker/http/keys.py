@@ -13,6 +13,7 @@ from broker.service.intake import Intake
 from broker.service.outbox import Outbox
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
+from broker.service.rekey import Rekeyer
 from broker.service.retention import Shredder
 from broker.service.startup import Startup
 from broker.service.tokens import TokenService
@@ -31,3 +32,4 @@ OUTBOX = web.AppKey("outbox", Outbox)
 LISTENER = web.AppKey("listener", Listening)
 REFUSALS = web.AppKey("refusals", Refusals)
 STARTUP = web.AppKey("startup", Startup)
+REKEY = web.AppKey("rekey", Rekeyer)

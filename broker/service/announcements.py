@@ -61,3 +61,27 @@ def announcement_rows(
         if channel.delivery.email == "alert" and email and contact and contact.email:
             add("email", contact.email, contact_id)
     return list(rows.values())
+
+
+def rewrap_rows(
+    view: View, notice_id: str, channel: Channel, contact_id: str, key_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """After a re-wrap for ``key_id``: the contact's ciphertext webhooks hear of the notice again
+    (they carry the wrap, now the new one). Metadata-only hooks and e-mail need nothing new."""
+    if channel.delivery.webhook != "ciphertext":
+        return []
+    return [
+        {
+            "notice_id": notice_id,
+            "contact_id": contact_id,
+            "kind": "webhook",
+            "target": hook.id,
+            "msg_id": message_id(notice_id, f"webhook-rewrap/{key_id}", hook.id),
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for hook in view.directory.webhooks_of(contact_id)
+        if hook.content == "ciphertext"
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,10 @@ class ApplyResult:
     diff: DirectoryDiff
     revision: int  # the revision now in force (unchanged when nothing was applied)
     applied: bool
+    warnings: tuple[str, ...] = ()  # what the change would break (``warn``); refused unless forced
+
+
+Warn = Callable[[Directory, Directory], list[str]]
 
 
 async def apply_directory_file(
@@ -46,17 +51,21 @@ async def apply_directory_file(
     now: datetime,
     max_bytes: int,
     dry_run: bool = False,
+    warn: Warn | None = None,
+    force: bool = False,
 ) -> ApplyResult:
     """Validate ``path`` and replace the stored directory with it.
 
     Raises ``DirectoryFileError`` (nothing changed) when the file is refused. An unchanged
-    directory records no new revision.
+    directory records no new revision. ``warn(old, new)`` names what the change would break;
+    with any warning, nothing is applied unless ``force``.
     """
     new, _ = await asyncio.to_thread(load_directory_file, path, max_bytes=max_bytes)
     old, revision = await load_directory(engine)
     changes = diff(old, new)
-    if dry_run or (changes.empty and revision > 0):
-        return ApplyResult(changes, revision, applied=False)
+    warnings = tuple(warn(old, new)) if warn is not None and revision > 0 else ()
+    if dry_run or (changes.empty and revision > 0) or (warnings and not force):
+        return ApplyResult(changes, revision, applied=False, warnings=warnings)
     content_hash = hashlib.sha256(await asyncio.to_thread(path.read_bytes)).hexdigest()
 
     def event(revision: int) -> AuditEvent:
@@ -72,6 +81,8 @@ async def apply_directory_file(
                 # Key transparency: every binding that is new or changed, so an agency watching
                 # the log sees each key ever bound to its name (`liaison keys monitor`).
                 "keys": key_bindings(old, new),
+                # Applied with --force over these: the record says who overrode what.
+                **({"forced_over": list(warnings)[:50]} if warnings else {}),
             },
         )
 
@@ -84,4 +95,4 @@ async def apply_directory_file(
         now=now,
         event_for=event,
     )
-    return ApplyResult(changes, revision, applied=True)
+    return ApplyResult(changes, revision, applied=True, warnings=warnings)

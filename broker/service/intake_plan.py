@@ -143,6 +143,14 @@ def replayed(previous: Previous, request_hash: str) -> Replay:
     return Replay(previous.response)
 
 
+def _why_not(facts: NoticeFacts, policy_ids: tuple[str, ...]) -> str:
+    if policy_ids:
+        return f"forbidden by policy {', '.join(policy_ids)}"
+    return (
+        f"no policy permits {facts.sender} to publish on {facts.channel} for {facts.jurisdiction}"
+    )
+
+
 def _decide(
     view: View,
     draft: Draft,
@@ -163,7 +171,9 @@ def _decide(
     decision = view.authorizer.publish(facts)
     if not decision.allowed:
         raise Forbidden(
-            "this agency may not publish this notice", detail=",".join(decision.policy_ids)
+            "this agency may not publish this notice",
+            detail=",".join(decision.policy_ids),
+            reason=_why_not(facts, decision.policy_ids),
         )
     cancel = bool(document.get("cancel"))
     if cancel and earlier is None:

@@ -19,6 +19,7 @@ import random
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from broker.audit.events import AuditEvent
 from broker.config import Settings, resolve_secret
@@ -284,7 +285,8 @@ class Outbox:
                 to=item.target,
                 language=contact.language if contact else "en",
                 marking=meta["marking"],
-                inbox_url=f"{self.settings.public_url}/v1/inbox",
+                # The notice in the web inbox (sign-in first): a page, not the JSON API.
+                inbox_url=f"{self.settings.public_url}/ui/#/notice/{quote(item.notice_id, safe='')}",
                 msg_id=item.msg_id,
             )
         except EmailFailed as e:

@@ -262,3 +262,51 @@ def test_the_root_redirect_is_logged_as_the_redirect_it_is(broker: BrokerProcess
     lines = [json.loads(x) for x in broker.output().splitlines() if x.startswith("{")]
     handled = [x for x in lines if x.get("event") == "request_handled" and x.get("path") == "/"]
     assert handled and handled[-1]["status"] == 302
+
+
+async def test_after_a_key_change_the_page_says_previous_key_and_the_new_key_opens_it(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path, tmp_path: Path
+) -> None:
+    import asyncio
+    import time
+
+    from tests.integration.test_key_change import _new_x25519, _replace_key
+    from tests.support import run_cli
+
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+    who = "mk-kumanovo-pcve"
+    new_pem, flow, new_id = _new_x25519(tmp_path, who)
+    changed = tmp_path / "directory.yaml"
+    changed.write_text(_replace_key((demo_dir / "directory.yaml").read_text(), who, flow))
+    assert run_cli("directory", "apply", changed, "--data", demo_dir).returncode == 0
+    deadline = time.monotonic() + 30  # the broker polls the directory, then re-wraps
+    while time.monotonic() < deadline:
+        with sqlite3.connect(demo_dir / "liaison.db") as db:
+            (key_id,) = db.execute(
+                "select key_id from notice_wrap where notice_id = ? and recipient_id = ?",
+                (notice_id, who),
+            ).fetchone()
+        if key_id == new_id:
+            break
+        await asyncio.sleep(0.5)
+    old = await browser.new_page()
+    await sign_in(old, broker.url, demo_dir / "keys", who)  # still the previous key
+    await old.goto(f"{broker.url}/ui/#/notice/{notice_id}")
+    await expect(old.locator("#verdict")).to_have_class("verdict note")
+    await expect(old.locator("#verdict")).to_contain_text("previous key")
+    await shot(old, "6-key-changed-previous-key")
+    keys = tmp_path / "keys"  # the official's device after the change: the new X25519 key
+    keys.mkdir()
+    shutil.copy(demo_dir / "keys" / f"{who}.pem", keys / f"{who}.pem")
+    shutil.copy(new_pem, keys / f"{who}.x25519.pem")
+    page = await browser.new_page()
+    # The e-mail alert's link: the notice itself, opened once signed in.
+    await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")
+    await page.fill("#principal", who)
+    await page.set_input_files("#signing-key", str(keys / f"{who}.pem"))
+    await page.set_input_files("#encryption-key", str(keys / f"{who}.x25519.pem"))
+    await page.set_input_files("#root-file", str(demo_dir / "trust" / "root.json"))
+    await page.click("#signin-button")
+    await expect(page.locator("#verdict")).to_have_class("verdict ok")
+    await expect(page.locator("#subject")).to_contain_text("Repatriation")

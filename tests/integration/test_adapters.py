@@ -242,7 +242,7 @@ async def test_email_alerts_are_content_free_localised_and_retried(
     }
     async with running_broker(demo_dir, database_url, clock=clock, env=env) as broker:
         outbox = broker.app[OUTBOX]
-        await post(broker, clock)
+        notice_id = await post(broker, clock)
         assert (
             await outbox.tick(clock.now()) == 2
         )  # the SMTP server is down: both fail, to be retried
@@ -267,6 +267,8 @@ async def test_email_alerts_are_content_free_localised_and_retried(
         assert (
             message["Subject"] == "Liaison: ве чека ново известување"
         )  # Kumanovo's contacts read Macedonian
-        assert "TLP:AMBER+STRICT" in text and "/v1/inbox" in text
+        # The link opens this notice in the web inbox (a page), not the JSON API.
+        assert "TLP:AMBER+STRICT" in text and f"{broker.url}/ui/#/notice/{notice_id}\n" in text
+        assert "/v1/" not in text
         for secret_text in ("Repatriation", "Kumanovo", "returnee", "psychosocial"):
             assert secret_text not in text

@@ -94,6 +94,7 @@ def test_directory_apply_shows_changes_and_dry_run_changes_nothing(
     dry = run_cli("directory", "apply", changed, "--data", demo_dir, "--dry-run")
     assert dry.returncode == 0 and dry.stdout.splitlines() == [
         "~ organisation mk-kumanovo.municipality",
+        "    name: 'Municipality of Kumanovo' -> 'Opština Kumanovo'",
         "Dry run: 0 added, 0 removed, 1 changed; nothing applied.",
     ]
     real = run_cli("directory", "apply", changed, "--data", demo_dir)
@@ -317,7 +318,8 @@ def test_send_and_status_against_a_running_broker(demo_dir: Path) -> None:
         assert refused.returncode == 1
         assert (
             refused.stderr.strip()
-            == "liaison: 403 forbidden: this agency may not publish this notice"
+            == "liaison: 403 forbidden: this agency may not publish this notice "
+            "(no policy permits mk-bjb to publish on returnee-repatriation for mk-kumanovo)"
         )
         other = run_cli("status", notice_id, "--data", demo_dir, "--as", "mk-anb", "--url", url)
         assert other.returncode == 1 and "404 not_found" in other.stderr

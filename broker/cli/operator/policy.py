@@ -90,6 +90,9 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         print(
             json.dumps(report, ensure_ascii=False, indent=2) if args.json else explain_text(report)
         )
+        if report["publish"] is not None and not report["publish"]["allowed"]:
+            print(f"liaison: {args.sender} may not publish this notice", file=sys.stderr)
+            return EXIT_FAILED
         return EXIT_OK
 
     return asyncio.run(run())

@@ -169,7 +169,9 @@ async function startSession() {
     session.keyid = c.keyId(session.id, "ed25519", c.publicEd25519(session.signing));
   }
   renderHeader();
-  location.hash = session.kind === "agency" ? "#/status" : session.auditor ? "#/audit" : "#/inbox";
+  // A link to one notice (an e-mail alert's) opens that notice once signed in.
+  const linked = session.kind === "contact" && location.hash.startsWith("#/notice/");
+  if (!linked) location.hash = session.kind === "agency" ? "#/status" : session.auditor ? "#/audit" : "#/inbox";
   route();
 }
 
@@ -292,7 +294,7 @@ function openNotice(fetched, bindings) {
   const aad = c.associatedData(fetched.id, fetched.channel, fetched.policy_hash);
   if (c.b64encode(aad) !== enc.aad) throw new Error("the associated data does not match the notice");
   if (!session.encryption) throw new Error("no encryption key was loaded");
-  const key = c.unwrap(c.b64decode(enc.wrap.sealed), session.encryption);
+  const key = unwrapOwn(enc.wrap);
   const plaintext = c.openBody(c.b64decode(enc.ciphertext), c.b64decode(enc.nonce), aad, key);
   const values = sig.signed_values;
   if (!c.digestMatches(values["content-digest"] || "", plaintext)) throw new Error("the content digest does not match");
@@ -312,6 +314,18 @@ function openNotice(fetched, bindings) {
   return { notice, digest: values["content-digest"], sender: bound.name };
 }
 
+/** The data key from this contact's wrap. A wrap for another key of this contact that this key
+ *  cannot open is a key change (the broker re-wraps open notices for the new key), not tampering. */
+function unwrapOwn(wrap) {
+  try {
+    return c.unwrap(c.b64decode(wrap.sealed), session.encryption);
+  } catch (e) {
+    const own = c.keyId(session.id, "x25519", c.publicX25519(session.encryption));
+    if (wrap.key_id && wrap.key_id !== own) throw Object.assign(new Error(wrap.key_id), { previousKey: true });
+    throw e;
+  }
+}
+
 function plain(value) {
   if (Array.isArray(value)) return value.map(plain).join(", ");
   if (value && typeof value === "object") return Object.entries(value).map(([k, v]) => `${k.replace(/_/g, " ")}: ${plain(v)}`).join("; ");
@@ -329,10 +343,12 @@ async function noticeView(id) {
   const fetched = await api("GET", `/v1/notices/${encodeURIComponent(id)}`);
   let opened = null;
   let failure = null;
-  try { opened = openNotice(fetched, await keyBindings()); } catch (e) { failure = e.message; }
+  try { opened = openNotice(fetched, await keyBindings()); } catch (e) { failure = e; }
   const verdict = opened
     ? h("p", { class: "verdict ok", id: "verdict" }, t("verified", { who: opened.sender, key: fetched.signature.sender_key_id }))
-    : h("p", { class: "verdict bad", id: "verdict", role: "alert" }, t("refused"), " (", failure, ")");
+    : failure.previousKey
+      ? h("p", { class: "verdict note", id: "verdict", role: "status" }, t("previous_key"))
+      : h("p", { class: "verdict bad", id: "verdict", role: "alert" }, t("refused"), " (", failure.message, ")");
   const ackArea = h("div", { id: "ack-area" });
   const reply = h("textarea", { id: "reply", rows: "3", maxlength: "4000" });
   const acknowledge = async () => {
