@@ -78,13 +78,19 @@ RAW_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 @contextmanager
-def raw_errors(message: str = UNAVAILABLE) -> Iterator[None]:
+def raw_errors(db: Database | None = None, message: str = UNAVAILABLE) -> Iterator[None]:
     """The same boundary for code that holds a raw driver connection (sqlite3, asyncpg): a
-    driver error inside raises ``StoreUnavailable(message)``, the store's own answers pass."""
+    driver error inside raises ``StoreUnavailable(message)``, the store's own answers pass.
+    With ``db``, the outage's cause and the recovery are recorded in its health, as a
+    transaction records them (so readiness clears once a raw write succeeds again)."""
     try:
         yield
     except RAW_DRIVER_ERRORS as e:
-        raise StoreUnavailable(message) from e
+        if db is None:
+            raise StoreUnavailable(message) from e
+        raise _unavailable(db, message, e) from e
+    if db is not None:
+        health_of(db).succeeded(wrote=True)
 
 
 @asynccontextmanager

@@ -46,7 +46,7 @@ def group_writer(db: Database) -> GroupWriter:
     url = db.url
     path = url.database if url.get_backend_name() == "sqlite" else None
     if path and path != ":memory:" and not url.query:  # a plain file, as Settings gives it
-        return SqliteGroupWriter(path, db.dialect)
+        return SqliteGroupWriter(path, db.dialect, db=db)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
         return AsyncpgGroupWriter(db)
     return EngineWriter(db)

@@ -61,7 +61,7 @@ class AsyncpgGroupWriter:
         async with transaction(self.db) as conn:
             await audit_repo.lock_head(conn)  # opens the transaction; delivery ids in commit order
             raw = (await conn.get_raw_connection()).driver_connection
-            with raw_errors():
+            with raw_errors(self.db):
                 await self._write(raw, writes, single)
 
     async def _write(

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from broker.store import audit_repo, intake_repo, outbox_repo
+from broker.store import Database, audit_repo, intake_repo, outbox_repo
 from broker.store.boundary import raw_errors
 from broker.store.engine import sqlite_pragmas
 from broker.store.intake_repo import BatchConflict, IdempotencyRace, NonceReplayed, NoticeWrite
@@ -36,8 +36,11 @@ from broker.store.raw_rows import RawTable
 class SqliteGroupWriter:
     """``commit_notices`` / ``commit_notice`` for one SQLite file, on a thread of its own."""
 
-    def __init__(self, path: str, dialect: Dialect, *, timeout: float = 30) -> None:
+    def __init__(
+        self, path: str, dialect: Dialect, *, timeout: float = 30, db: Database | None = None
+    ) -> None:
         self.path = path
+        self.db = db  # its health records the outages and recoveries of these writes
         self.timeout = timeout  # seconds to wait for another writer's lock, as the engine's
         self._notice = RawTable(intake_repo.notice_t, dialect)
         self._wrap = RawTable(intake_repo.wrap_t, dialect)
@@ -67,7 +70,7 @@ class SqliteGroupWriter:
         await loop.run_in_executor(self._pool, self._commit, writes, single)
 
     def _commit(self, writes: Sequence[NoticeWrite], single: bool) -> None:
-        with raw_errors():
+        with raw_errors(self.db):
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")  # the write lock, before the audit head is read
             try:
