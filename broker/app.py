@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ from broker.http.keys import (
 from broker.http.middleware import request_context
 from broker.logs import get_logger
 from broker.service.audit import AuditService
+from broker.service.commit_feed import CommitFeed
 from broker.service.custody import load_escrow_key
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
@@ -48,6 +50,7 @@ from broker.service.retention import Shredder
 from broker.service.tokens import TokenKeys, TokenService
 from broker.state import BrokerState
 from broker.store import Database
+from broker.store.commit_watch import CommitWatch, sqlite_file
 from broker.store.engine import create_engine, migrate
 from broker.store.intake_repo import purge_nonces
 from broker.store.listener import Listener
@@ -57,6 +60,8 @@ DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
 JWKS_REFRESH_SECONDS = 3600.0
+# SQLite with several workers: how often each looks for another's commit (the push latency added).
+FEED_POLL_SECONDS = 0.02
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
 CRYPTO_THREADS = 2
 
@@ -76,10 +81,15 @@ def create_app(
     engine: Database | None = None,
     clock: Clock | None = None,
     run_workers: bool = True,
+    worker: int = 0,
+    workers: int = 1,
 ) -> web.Application:
     """Build the aiohttp application. Start-up migrates the schema and loads policies and
     directory; an invalid policy set stops start-up with ``PolicyFileError``. With
-    ``run_workers=False`` the escalation worker is not scheduled (tests call ``tick`` directly)."""
+    ``run_workers=False`` the escalation worker is not scheduled (tests call ``tick`` directly).
+    ``worker`` of ``workers`` processes serving one port (``liaison serve --workers``): only
+    worker 0 runs the broker-wide jobs, and on SQLite every process reads back what any of them
+    committed for live push (``service/commit_feed.py``)."""
     app = web.Application(
         middlewares=[request_context],
         client_max_size=settings.limits.max_body_bytes,
@@ -96,17 +106,23 @@ def create_app(
     clock = clock or SystemClock()
     state = BrokerState(engine, settings.policies_dir, settings.limits, clock)
     app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
-    pool = _wire_services(app, settings, environ, state)
-    app.cleanup_ctx.append(_lifecycle(pool, own_engine=own_engine, run_workers=run_workers))
+    pool = _wire_services(app, settings, environ, state, shared=workers > 1)
+    jobs = Jobs(run_workers=run_workers, primary=worker == 0, shared=workers > 1)
+    app.cleanup_ctx.append(_lifecycle(pool, own_engine=own_engine, jobs=jobs))
     app.on_shutdown.append(_close_streams)
-    if settings.metrics.port:
+    if settings.metrics.port and jobs.primary:  # one metrics port per broker: worker 0's
         app.cleanup_ctx.append(metrics.listener(settings, environ))
     _add_routes(app.router)
     return app
 
 
 def _wire_services(
-    app: web.Application, settings: Settings, environ: Mapping[str, str], state: BrokerState
+    app: web.Application,
+    settings: Settings,
+    environ: Mapping[str, str],
+    state: BrokerState,
+    *,
+    shared: bool,
 ) -> ThreadPoolExecutor:
     """Pick the drivers and build every service into ``app``; returns the crypto thread pool."""
     engine = state.engine
@@ -115,7 +131,7 @@ def _wire_services(
     signer = ed25519_signer(signing, source="keys.signing_key")
     outbox = Outbox(state, settings, environ, WebhookDriver(signer), SmtpMailer())
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
-    recipient_service = _recipients(settings, state)
+    recipient_service = _recipients(settings, state, shared=shared)
     refusals = Refusals(engine, max_sources=settings.audit.refusal_sources_max)
     app[REFUSALS] = refusals
     app[INTAKE] = Intake(
@@ -146,15 +162,25 @@ def _wire_services(
     return pool
 
 
-def _recipients(settings: Settings, state: BrokerState) -> Recipients:
+def _recipients(settings: Settings, state: BrokerState, *, shared: bool) -> Recipients:
     hub = Hub(settings.delivery.stream_queue_events)
     state.on_directory_change.append(hub.wake_all)  # open streams re-check their tokens
-    distributed = _distributed(state)  # several processes: push travels by NOTIFY
+    # Several processes: push travels by NOTIFY (PostgreSQL) or is read back from the file.
+    distributed = _distributed(state) or shared
     return Recipients(state, hub, page_max=settings.limits.inbox_page_max, distributed=distributed)
 
 
 def _distributed(state: BrokerState) -> bool:
     return state.engine.dialect.name == "postgresql"
+
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    """Which background jobs this process runs."""
+
+    run_workers: bool  # the delivery jobs at all (tests call their ``tick`` directly)
+    primary: bool  # worker 0: the broker-wide jobs, once per broker
+    shared: bool  # other processes serve the same store
 
 
 def _add_routes(router: web.UrlDispatcher) -> None:
@@ -181,11 +207,12 @@ async def _close_streams(app: web.Application) -> None:
 
 
 def _lifecycle(
-    pool: ThreadPoolExecutor, *, own_engine: bool, run_workers: bool
+    pool: ThreadPoolExecutor, *, own_engine: bool, jobs: Jobs
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await _start(app)
-        tasks = [asyncio.create_task(w) for w in _workers(app, run_workers=run_workers)]
+        tasks = [asyncio.create_task(w) for w in _workers(app, jobs)]
+        tasks += _feed(app, shared=jobs.shared)
         listener_task = _listen(app)
         yield
         if listener_task is not None:  # let it close its connection itself; cancelling
@@ -213,22 +240,13 @@ async def _start(app: web.Application) -> None:
     )
 
 
-def _workers(app: web.Application, *, run_workers: bool) -> list[Coroutine[Any, Any, None]]:
-    """The background jobs; the delivery ones (outbox, shredding, escalation) only with
-    ``run_workers``."""
+def _workers(app: web.Application, jobs: Jobs) -> list[Coroutine[Any, Any, None]]:
+    """The background jobs. Every process keeps its own view and counts; the broker-wide jobs
+    run in the primary only, and the delivery ones (outbox, shredding, escalation) also only
+    with ``run_workers``."""
     settings, state, clock = app[SETTINGS], app[STATE], app[CLOCK]
     workers = [
         _every(DIRECTORY_POLL_SECONDS, state.refresh_directory, "directory_refresh_failed"),
-        _every(
-            NONCE_PURGE_SECONDS,
-            lambda: purge_nonces(state.engine, clock.now() - timedelta(seconds=1)),
-            "nonce_purge_failed",
-        ),
-        _every(
-            float(settings.audit.checkpoint_interval_seconds),
-            lambda: app[AUDIT].checkpoint(clock.now()),
-            "checkpoint_failed",
-        ),
         _every(
             float(settings.audit.refusal_summary_seconds),
             lambda: app[REFUSALS].flush(clock.now()),
@@ -239,6 +257,24 @@ def _workers(app: web.Application, *, run_workers: bool) -> list[Coroutine[Any, 
         workers.append(
             _every(JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks, "jwks_refresh_failed")
         )
+    return workers + (_broker_wide(app, run_workers=jobs.run_workers) if jobs.primary else [])
+
+
+def _broker_wide(app: web.Application, *, run_workers: bool) -> list[Coroutine[Any, Any, None]]:
+    """The jobs that run once per broker, whatever the number of processes."""
+    settings, state, clock = app[SETTINGS], app[STATE], app[CLOCK]
+    workers = [
+        _every(
+            NONCE_PURGE_SECONDS,
+            lambda: purge_nonces(state.engine, clock.now() - timedelta(seconds=1)),
+            "nonce_purge_failed",
+        ),
+        _every(
+            float(settings.audit.checkpoint_interval_seconds),
+            lambda: app[AUDIT].checkpoint(clock.now()),
+            "checkpoint_failed",
+        ),
+    ]
     if run_workers:
         workers += [
             _every(OUTBOX_SECONDS, lambda: app[OUTBOX].tick(clock.now()), "outbox_failed"),
@@ -254,6 +290,25 @@ def _workers(app: web.Application, *, run_workers: bool) -> list[Coroutine[Any, 
             ),
         ]
     return workers
+
+
+def _feed(app: web.Application, *, shared: bool) -> list[asyncio.Task[None]]:
+    """On SQLite served by several processes: the read-back of every commit for live push."""
+    state = app[STATE]
+    path = sqlite_file(state.engine)
+    if not shared or path is None:
+        return []
+    watch = CommitWatch(path, FEED_POLL_SECONDS)
+    recipient_service = app[RECIPIENTS]
+    feed = CommitFeed(state, recipient_service.hub, recipient_service.publisher, watch.changed)
+
+    async def run() -> None:
+        try:
+            await feed.run()
+        finally:
+            watch.close()
+
+    return [asyncio.create_task(run(), name="commit-feed")]
 
 
 def _listen(app: web.Application) -> asyncio.Task[None] | None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import ssl
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
@@ -82,8 +84,12 @@ async def serve(
     port: int,
     ssl_context: ssl.SSLContext | None,
     shutdown_timeout: float,
+    sock: socket.socket | None = None,
+    listening: Callable[[], None] | None = None,
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down in order (cleanup_ctx included)."""
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down in order (cleanup_ctx included).
+    With ``sock`` (a worker of ``liaison serve --workers``) it serves that listening socket
+    instead of binding ``host:port``; ``listening`` is called once it accepts connections."""
     runner = ProblemAppRunner(
         app,
         handle_signals=False,
@@ -96,7 +102,14 @@ async def serve(
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
     try:
-        await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        site: web.BaseSite = (
+            web.SockSite(runner, sock, ssl_context=ssl_context)
+            if sock is not None
+            else web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        )
+        await site.start()
+        if listening is not None:
+            listening()
         await stop.wait()
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):

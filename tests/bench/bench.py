@@ -159,10 +159,12 @@ async def measured(pid: int, run: Any) -> dict[str, float]:
     return figures
 
 
-def serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    data: Path, env: dict[str, str], workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [*LIAISON, "serve", "--data", str(data), "--port", str(port)],
+        [*LIAISON, "serve", "--data", str(data), "--port", str(port), "--workers", str(workers)],
         env={
             **os.environ,
             "LIAISON_LOGGING_LEVEL": "warning",
@@ -185,9 +187,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def intake(
-    data: Path, env: dict[str, str], recipients: int, seconds: float
+    data: Path, env: dict[str, str], recipients: int, seconds: float, workers: int = 1
 ) -> dict[str, float]:
-    process, url = serve(data, env)
+    process, url = serve(data, env, workers)
     try:
         pair = read_private_key(data / "keys" / "mk-bjb.pem")
         return await measured(
@@ -474,6 +476,7 @@ async def main() -> None:
             results[f"bare_{n}"] = await ceiling("bare", data, n, seconds)
             results[f"crypto_{n}"] = await ceiling("crypto", data, n, seconds)
             results[f"intake_{n}_sqlite"] = await intake(data, {}, n, seconds)
+        results["intake_10_sqlite_2w"] = await intake(data, {}, 10, seconds, workers=2)
         pg = await postgres_env()
         if pg is not None:
             env = {"LIAISON_DATABASE_URL": pg["LIAISON_DATABASE_URL"]}
@@ -485,6 +488,7 @@ async def main() -> None:
             )
             for n in (5, 10):
                 results[f"intake_{n}_postgres"] = await intake(data, env, n, seconds)
+            results["intake_10_postgres_2w"] = await intake(data, env, 10, seconds, workers=2)
         if args.intake_only:
             return
         results["routing"] = routing_figures(data)
@@ -536,12 +540,14 @@ def table(r: dict[str, Any]) -> str:
         lines.append(
             f"{f'  crypto only ({n} recipients)':30} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f} {crypto['cpu_ms_per_notice']:>7.2f}"
         )
-        for store in ("sqlite", "postgres"):
+        for store, label in [(s, f"{s} ({n})") for s in ("sqlite", "postgres")] + [
+            (f"{s}_2w", f"{s} ({n}, 2 workers)") for s in ("sqlite", "postgres")
+        ]:
             key = f"intake_{n}_{store}"
             if key in r:
                 x = r[key]
                 lines.append(
-                    f"{f'  Liaison {store} ({n})':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
+                    f"{f'  Liaison {label}':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
                     f"   {x['rate'] / bare['rate']:>6.1%}   {x['rate'] / crypto['rate']:>6.1%}"
                     + (f"   errors {x['errors']}" if x["errors"] else "")
                 )

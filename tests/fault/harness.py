@@ -101,7 +101,8 @@ class BrokerProcess:
     def start(self) -> None:
         with self.log.open("ab") as sink:
             self.proc = subprocess.Popen(
-                [*LIAISON, "serve", "--data", str(self.data), "--port", str(self.port)],
+                [*LIAISON, "serve", "--data", str(self.data), "--port", str(self.port)]
+                + ["--workers", "1"],  # SIGKILL must hit the one serving process
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env=self.env,

@@ -55,7 +55,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-    from broker.app import create_app
     from broker.datafiles import private_umask, tighten
 
     private_umask()  # the database, its -wal and -shm, pid files: 0600
@@ -65,19 +64,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = _serve_environ(args)
     settings = load_settings(data, env)
     configure_logging(settings.logging.level, settings.logging.format)
-    app = create_app(settings, env)
-    app.cleanup_ctx.append(
-        _reload_on_sighup(data / RUN_DIR / f"liaison-{settings.server.port}.pid")
-    )
+    pid_file = data / RUN_DIR / f"liaison-{settings.server.port}.pid"
+    from broker.cli.operator.workers import serve_workers, worker_count
+
+    if (count := worker_count(settings)) > 1:  # a supervisor over `count` worker processes
+        return serve_workers(
+            settings, env, data, count=count, serve_one=_serve_one, pid_file=pid_file
+        )
+    return _serve_one(settings, env, data, pid_file=pid_file)
+
+
+def _serve_one(
+    settings: Any,
+    env: dict[str, str],
+    data: Path,
+    *,
+    pid_file: Path | None = None,
+    worker: int = 0,
+    workers: int = 1,
+    sock: Any = None,
+    listening: Callable[[], None] | None = None,
+) -> int:
+    """One serving process: the whole broker, or worker ``worker`` of ``workers`` on ``sock``."""
+    from broker.app import create_app
+
+    app = create_app(settings, env, worker=worker, workers=workers)
+    app.cleanup_ctx.append(_reload_on_sighup(pid_file))
     from broker.http.tls import server_context
 
     tls = server_context(settings)
-    print(
-        f"Liaison listening on {'https' if tls else 'http'}://{settings.server.host}:{settings.server.port} "
-        f"(data {data}, Ctrl-C to stop)",
-        file=sys.stderr,
-        flush=True,
-    )
+    if sock is None:  # a supervisor says it once for all its workers
+        print(
+            f"Liaison listening on {'https' if tls else 'http'}://{settings.server.host}:{settings.server.port} "
+            f"(data {data}, Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
     from broker.http.server import serve
 
     asyncio.run(
@@ -87,6 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.server.port,
             ssl_context=tls,
             shutdown_timeout=10,
+            sock=sock,
+            listening=listening,
         )
     )
     return EXIT_OK
@@ -99,14 +123,17 @@ def _serve_environ(args: argparse.Namespace) -> dict[str, str]:
         env["LIAISON_SERVER_HOST"] = args.host
     if args.port is not None:
         env["LIAISON_SERVER_PORT"] = str(args.port)
+    if args.workers is not None:
+        env["LIAISON_SERVER_WORKERS"] = str(args.workers)
     for option in ("tls_cert", "tls_key", "client_ca"):
         if getattr(args, option):
             env[f"LIAISON_SERVER_{option.upper()}"] = str(Path(getattr(args, option)).resolve())
     return env
 
 
-def _reload_on_sighup(pid_file: Path) -> Callable[[Any], AsyncIterator[None]]:
-    """A cleanup context: SIGHUP reloads the policies; the pid file says where to send it."""
+def _reload_on_sighup(pid_file: Path | None) -> Callable[[Any], AsyncIterator[None]]:
+    """A cleanup context: SIGHUP reloads the policies; the pid file says where to send it
+    (None: a worker, whose supervisor owns the pid file and passes SIGHUP on)."""
 
     # A few bytes on the local data directory, written once before the broker listens and removed
     # once after it stops: not worth a thread (hence the ASYNC240 exceptions).
@@ -116,15 +143,17 @@ def _reload_on_sighup(pid_file: Path) -> Callable[[Any], AsyncIterator[None]]:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app[STATE])))
         try:
-            pid_file.parent.mkdir(exist_ok=True)
-            pid_file.write_text(f"{os.getpid()}\n")  # noqa: ASYNC240 - see above
+            if pid_file is not None:
+                pid_file.parent.mkdir(exist_ok=True)
+                pid_file.write_text(f"{os.getpid()}\n")  # noqa: ASYNC240 - see above
         except OSError:  # a read-only data directory (containers): reload with SIGHUP directly
             print(
                 f"note: cannot write {pid_file}; `liaison policy reload` will not find this process",
                 file=sys.stderr,
             )
         yield
-        pid_file.unlink(missing_ok=True)  # noqa: ASYNC240 - see above
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)  # noqa: ASYNC240 - see above
         loop.remove_signal_handler(signal.SIGHUP)
 
     return install_reload
@@ -196,6 +225,12 @@ def add_setup_commands(sub: Any) -> None:
     data_option(p)
     p.add_argument("--host", help="listen address (default from liaison.toml: 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default from liaison.toml: 8750)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the port (default from liaison.toml: 0, one per core)",
+    )
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain")
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     p.add_argument(
