@@ -213,6 +213,7 @@ def _lifecycle(
         await _start(app)
         tasks = [asyncio.create_task(w) for w in _workers(app, jobs)]
         tasks += _feed(app, shared=jobs.shared)
+        log.info("background_jobs", jobs=len(tasks), broker_wide=jobs.primary)
         listener_task = _listen(app)
         yield
         if listener_task is not None:  # let it close its connection itself; cancelling

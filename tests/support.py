@@ -64,8 +64,16 @@ def serve_process(
     log = Path(tempfile.mkstemp(prefix="liaison-serve-", suffix=".log")[1])
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*LIAISON, "serve", "--data", str(data), "--port", str(port)]
-            + ["--workers", str(workers)],
+            [
+                *LIAISON,
+                "serve",
+                "--data",
+                str(data),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             stdout=sink,
             stderr=subprocess.STDOUT,
             text=True,

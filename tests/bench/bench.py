@@ -159,9 +159,7 @@ async def measured(pid: int, run: Any) -> dict[str, float]:
     return figures
 
 
-def serve(
-    data: Path, env: dict[str, str], workers: int = 1
-) -> tuple[subprocess.Popen[bytes], str]:
+def serve(data: Path, env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
         [*LIAISON, "serve", "--data", str(data), "--port", str(port), "--workers", str(workers)],

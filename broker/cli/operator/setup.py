@@ -87,7 +87,10 @@ def _serve_one(
 ) -> int:
     """One serving process: the whole broker, or worker ``worker`` of ``workers`` on ``sock``."""
     from broker.app import create_app
+    from broker.logs import label_process
 
+    if workers > 1:
+        label_process(worker=worker)
     app = create_app(settings, env, worker=worker, workers=workers)
     app.cleanup_ctx.append(_reload_on_sighup(pid_file))
     from broker.http.tls import server_context
