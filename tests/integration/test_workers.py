@@ -210,3 +210,14 @@ async def test_a_killed_worker_is_replaced_and_broker_wide_jobs_run_once(
     assert len(sent) == len(set(sent)) == len(posted)  # each once, by one process
     # the worker that was never killed was never a second runner of the broker-wide jobs
     assert {e["worker"] for e in log_events(proc, "background_jobs") if e["broker_wide"]} == {0}
+
+
+def test_a_worker_that_cannot_start_stops_the_broker_with_its_error(demo_dir: Path) -> None:
+    guards = demo_dir / "policies" / "guards.cedar"
+    guards.write_text(guards.read_text().replace("unless {", "unless ((", 1))
+    result = run_cli("serve", "--data", demo_dir, "--port", "0", "--workers", "2", timeout=60)
+    assert result.returncode == 1
+    assert "policies/guards.cedar:" in result.stderr and "Cedar syntax" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("worker_started") == 1  # worker 1 never started, none retried
+    assert not list((demo_dir / "run").glob("*.pid"))

@@ -202,6 +202,9 @@ class Supervisor:
         if pid == 0:  # the worker: never returns
             if read_fd is not None:
                 os.close(read_fd)
+            # A reload passed on before the worker handles SIGHUP must not end it: it reads
+            # the policy files as it starts anyway.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
             _worker_main(parent, number, self.run, write_fd)
         if write_fd is not None:
