@@ -95,6 +95,8 @@ class Supervisor:
             failed = self._start()
             if failed is not None:
                 return failed
+            by_number = sorted((w.number, w.pid) for w in self.workers.values())
+            log.info("workers_started", pids=[pid for _, pid in by_number])
             started()
             return self._supervise()
         finally:
@@ -211,7 +213,8 @@ class Supervisor:
             os.close(write_fd)
         worker = Worker(number, pid, time.monotonic(), read_fd)
         self.workers[pid] = worker
-        log.info("worker_started", worker=number, pid=pid)
+        if not report:  # a restart; the first start is logged once all listen (a failed one
+            log.info("worker_started", worker=number, pid=pid)  # leaves only its error)
         return worker
 
 
