@@ -161,6 +161,7 @@ async def measured(pid: int, run: Any) -> dict[str, float]:
 
 def serve(data: Path, env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="liaison-bench-", suffix=".log")  # noqa: SIM115 - the server's lifetime
     process = subprocess.Popen(
         [*LIAISON, "serve", "--data", str(data), "--port", str(port), "--workers", str(workers)],
         env={
@@ -170,9 +171,15 @@ def serve(data: Path, env: dict[str, str], workers: int = 1) -> tuple[subprocess
             **env,
         },
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     wait_port(port)
+    # Several workers: the supervisor's socket accepts before they serve; it says when they do.
+    deadline = time.monotonic() + 60
+    while workers > 1 and f"with {workers} workers" not in Path(log.name).read_text():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"the {workers} workers did not start")
+        time.sleep(0.1)
     return process, f"http://127.0.0.1:{port}"
 
 
