@@ -535,15 +535,15 @@ def table(r: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        f"{'intake':30} {'notices/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}   vs bare   vs crypto-only"
+        f"{'intake':34} {'notices/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}   vs bare   vs crypto-only"
     )
     for n in (5, 10):
         bare, crypto = r[f"bare_{n}"], r[f"crypto_{n}"]
         lines.append(
-            f"{f'  bare handler ({n} recipients)':30} {bare['rate']:>10,.0f} {bare['p50_ms']:>8.1f} {bare['p99_ms']:>8.1f} {bare['cpu_ms_per_notice']:>7.2f}"
+            f"{f'  bare handler ({n} recipients)':34} {bare['rate']:>10,.0f} {bare['p50_ms']:>8.1f} {bare['p99_ms']:>8.1f} {bare['cpu_ms_per_notice']:>7.2f}"
         )
         lines.append(
-            f"{f'  crypto only ({n} recipients)':30} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f} {crypto['cpu_ms_per_notice']:>7.2f}"
+            f"{f'  crypto only ({n} recipients)':34} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f} {crypto['cpu_ms_per_notice']:>7.2f}"
         )
         for store, label in [(s, f"{s} ({n})") for s in ("sqlite", "postgres")] + [
             (f"{s}_2w", f"{s} ({n}, 2 workers)") for s in ("sqlite", "postgres")
@@ -552,7 +552,7 @@ def table(r: dict[str, Any]) -> str:
             if key in r:
                 x = r[key]
                 lines.append(
-                    f"{f'  Liaison {label}':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
+                    f"{f'  Liaison {label}':34} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
                     f"   {x['rate'] / bare['rate']:>6.1%}   {x['rate'] / crypto['rate']:>6.1%}"
                     + (f"   errors {x['errors']}" if x["errors"] else "")
                 )
