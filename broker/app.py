@@ -7,6 +7,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from broker.http.middleware import request_context
 from broker.logs import get_logger
 from broker.service.audit import AuditService
 from broker.service.backoff import retry_delay
+from broker.service.commit_feed import CommitFeed
 from broker.service.custody import load_escrow_key
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
@@ -55,6 +57,7 @@ from broker.service.tokens import TokenKeys, TokenService
 from broker.service.workers import Worker
 from broker.state import BrokerState
 from broker.store import Database
+from broker.store.commit_watch import CommitWatch, sqlite_file
 from broker.store.engine import create_engine, migrate
 from broker.store.intake_repo import purge_nonces
 from broker.store.listener import Listener
@@ -65,6 +68,8 @@ NONCE_PURGE_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
 JWKS_REFRESH_SECONDS = 3600.0
 START_RETRY_CAP_SECONDS = 5.0  # a broker waiting for its store tries at least this often
+# SQLite with several workers: how often each looks for another's commit (the push latency added).
+FEED_POLL_SECONDS = 0.02
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
 CRYPTO_THREADS = 2
 
@@ -84,10 +89,15 @@ def create_app(
     engine: Database | None = None,
     clock: Clock | None = None,
     run_workers: bool = True,
+    worker: int = 0,
+    workers: int = 1,
 ) -> web.Application:
     """Build the aiohttp application. Start-up migrates the schema and loads policies and
     directory; an invalid policy set stops start-up with ``PolicyFileError``. With
-    ``run_workers=False`` the escalation worker is not scheduled (tests call ``tick`` directly)."""
+    ``run_workers=False`` the escalation worker is not scheduled (tests call ``tick`` directly).
+    ``worker`` of ``workers`` processes serving one port (``liaison serve --workers``): only
+    worker 0 runs the broker-wide jobs, and on SQLite every process reads back what any of them
+    committed for live push (``service/commit_feed.py``)."""
     app = web.Application(
         middlewares=[request_context],
         client_max_size=settings.limits.max_body_bytes,
@@ -106,17 +116,23 @@ def create_app(
     app[SETTINGS], app[CLOCK], app[STATE] = settings, clock, state
     app[STARTUP] = Startup()
     metrics_registry.READY.set(0)
-    pool = _wire_services(app, settings, environ, state)
-    app.cleanup_ctx.append(_lifecycle(pool, own_engine=own_engine, run_workers=run_workers))
+    pool = _wire_services(app, settings, environ, state, shared=workers > 1)
+    jobs = Jobs(run_workers=run_workers, primary=worker == 0, shared=workers > 1)
+    app.cleanup_ctx.append(_lifecycle(pool, own_engine=own_engine, jobs=jobs))
     app.on_shutdown.append(_close_streams)
-    if settings.metrics.port:
+    if settings.metrics.port and jobs.primary:  # one metrics port per broker: worker 0's
         app.cleanup_ctx.append(metrics.listener(settings, environ))
     _add_routes(app.router)
     return app
 
 
 def _wire_services(
-    app: web.Application, settings: Settings, environ: Mapping[str, str], state: BrokerState
+    app: web.Application,
+    settings: Settings,
+    environ: Mapping[str, str],
+    state: BrokerState,
+    *,
+    shared: bool,
 ) -> ThreadPoolExecutor:
     """Pick the drivers and build every service into ``app``; returns the crypto thread pool."""
     engine = state.engine
@@ -125,7 +141,7 @@ def _wire_services(
     signer = ed25519_signer(signing, source="keys.signing_key")
     outbox = Outbox(state, settings, environ, WebhookDriver(signer), SmtpMailer())
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
-    recipient_service = _recipients(settings, state)
+    recipient_service = _recipients(settings, state, shared=shared)
     refusals = Refusals(engine, max_sources=settings.audit.refusal_sources_max)
     app[REFUSALS] = refusals
     app[INTAKE] = Intake(
@@ -160,15 +176,25 @@ def _wire_services(
     return pool
 
 
-def _recipients(settings: Settings, state: BrokerState) -> Recipients:
+def _recipients(settings: Settings, state: BrokerState, *, shared: bool) -> Recipients:
     hub = Hub(settings.delivery.stream_queue_events)
     state.on_directory_change.append(hub.wake_all)  # open streams re-check their tokens
-    distributed = _distributed(state)  # several processes: push travels by NOTIFY
+    # Several processes: push travels by NOTIFY (PostgreSQL) or is read back from the file.
+    distributed = _distributed(state) or shared
     return Recipients(state, hub, page_max=settings.limits.inbox_page_max, distributed=distributed)
 
 
 def _distributed(state: BrokerState) -> bool:
     return state.engine.dialect.name == "postgresql"
+
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    """Which background jobs this process runs."""
+
+    run_workers: bool  # the delivery jobs at all (tests call their ``tick`` directly)
+    primary: bool  # worker 0: the broker-wide jobs, once per broker
+    shared: bool  # other processes serve the same store
 
 
 def _add_routes(router: web.UrlDispatcher) -> None:
@@ -197,16 +223,16 @@ async def _close_streams(app: web.Application) -> None:
 
 
 def _lifecycle(
-    pool: ThreadPoolExecutor, *, own_engine: bool, run_workers: bool
+    pool: ThreadPoolExecutor, *, own_engine: bool, jobs: Jobs
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         try:
             await _start(app)
-            _begin(app, tasks, run_workers=run_workers)
+            _begin(app, tasks, jobs)
         except StoreUnavailable as e:  # keep serving 503 and try again until the store answers
             _waiting(app, e)
-            tasks.append(asyncio.create_task(_start_later(app, tasks, run_workers=run_workers)))
+            tasks.append(asyncio.create_task(_start_later(app, tasks, jobs)))
         yield
         if LISTENER in app:  # let it close its connection itself; cancelling mid-connect leaks
             await app[LISTENER].stop()
@@ -223,9 +249,7 @@ def _waiting(app: web.Application, error: StoreUnavailable) -> None:
         log.warning("broker_waiting_for_store", reason=startup.waiting_for)
 
 
-async def _start_later(
-    app: web.Application, tasks: list[asyncio.Task[None]], *, run_workers: bool
-) -> None:
+async def _start_later(app: web.Application, tasks: list[asyncio.Task[None]], jobs: Jobs) -> None:
     """Start-up again with backoff until the store answers; a policy set found invalid meanwhile
     is logged and waited out the same way (the operator fixes it, the broker starts)."""
     while True:
@@ -245,18 +269,18 @@ async def _start_later(
             app[STARTUP].waiting(f"start-up failed: {type(e).__name__}")
             log.error("broker_start_failed", error=type(e).__name__, exc_info=e)
             continue
-        _begin(app, tasks, run_workers=run_workers)
+        _begin(app, tasks, jobs)
         return
 
 
-def _begin(app: web.Application, tasks: list[asyncio.Task[None]], *, run_workers: bool) -> None:
+def _begin(app: web.Application, tasks: list[asyncio.Task[None]], jobs: Jobs) -> None:
     """The store answered and the policies are loaded: start the workers, then say ready."""
-    tasks += [
-        asyncio.create_task(w.run(), name=w.name) for w in _workers(app, run_workers=run_workers)
-    ]
+    tasks += [asyncio.create_task(w.run(), name=w.name) for w in _workers(app, jobs)]
+    tasks += _feed(app, shared=jobs.shared)
     listener = _listen(app)
     if listener is not None:
         tasks.append(listener)
+    log.info("background_jobs", jobs=len(tasks), broker_wide=jobs.primary)
     app[STARTUP].started()
 
 
@@ -276,13 +300,30 @@ async def _start(app: web.Application) -> None:
     )
 
 
-def _workers(app: web.Application, *, run_workers: bool) -> list[Worker]:
-    """The background jobs; the delivery ones (outbox, shredding, escalation) only with
-    ``run_workers``. The checkpoint runs once at start too: a log grown since the last signed
-    checkpoint (a crash, frequent restarts) is signed within seconds, not an interval later."""
+def _workers(app: web.Application, jobs: Jobs) -> list[Worker]:
+    """The background jobs. Every process keeps its own view and counts; the broker-wide jobs
+    run in the primary only (worker 0 of ``liaison serve --workers``), and the delivery ones
+    (outbox, shredding, escalation, re-wrap) also only with ``run_workers``."""
     settings, state, clock = app[SETTINGS], app[STATE], app[CLOCK]
     workers = [
         Worker("directory", DIRECTORY_POLL_SECONDS, state.refresh_directory),
+        Worker(
+            "refusal_summary",
+            float(settings.audit.refusal_summary_seconds),
+            lambda: app[REFUSALS].flush(clock.now()),
+        ),
+    ]
+    if settings.oidc.jwks_url:
+        workers.append(Worker("jwks", JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks))
+    return workers + (_broker_wide(app, run_workers=jobs.run_workers) if jobs.primary else [])
+
+
+def _broker_wide(app: web.Application, *, run_workers: bool) -> list[Worker]:
+    """The jobs that run once per broker, whatever the number of processes. The checkpoint runs
+    once at start too: a log grown since the last signed checkpoint (a crash, frequent restarts)
+    is signed within seconds, not an interval later."""
+    settings, state, clock = app[SETTINGS], app[STATE], app[CLOCK]
+    workers = [
         Worker(
             "nonce_purge",
             NONCE_PURGE_SECONDS,
@@ -294,14 +335,7 @@ def _workers(app: web.Application, *, run_workers: bool) -> list[Worker]:
             lambda: app[AUDIT].checkpoint(clock.now()),
             first_delay=0.0,
         ),
-        Worker(
-            "refusal_summary",
-            float(settings.audit.refusal_summary_seconds),
-            lambda: app[REFUSALS].flush(clock.now()),
-        ),
     ]
-    if settings.oidc.jwks_url:
-        workers.append(Worker("jwks", JWKS_REFRESH_SECONDS, app[TOKENS].refresh_jwks))
     if run_workers:
         workers += [
             Worker("outbox", OUTBOX_SECONDS, lambda: app[OUTBOX].tick(clock.now())),
@@ -319,6 +353,25 @@ def _workers(app: web.Application, *, run_workers: bool) -> list[Worker]:
             Worker("rekey", DIRECTORY_POLL_SECONDS, lambda: app[REKEY].run(clock.now())),
         ]
     return workers
+
+
+def _feed(app: web.Application, *, shared: bool) -> list[asyncio.Task[None]]:
+    """On SQLite served by several processes: the read-back of every commit for live push."""
+    state = app[STATE]
+    path = sqlite_file(state.engine)
+    if not shared or path is None:
+        return []
+    watch = CommitWatch(path, FEED_POLL_SECONDS)
+    recipient_service = app[RECIPIENTS]
+    feed = CommitFeed(state, recipient_service.hub, recipient_service.publisher, watch.changed)
+
+    async def run() -> None:
+        try:
+            await feed.run()
+        finally:
+            watch.close()
+
+    return [asyncio.create_task(run(), name="commit-feed")]
 
 
 def _listen(app: web.Application) -> asyncio.Task[None] | None:

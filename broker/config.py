@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from broker.errors import ConfigError
 
 CONFIG_FILE = "liaison.toml"
+MAX_WORKERS = 64  # processes; more than cores only adds contention on one database
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class ServerSettings:
     # Mutual TLS for agency systems: with a client CA, agency endpoints require a client
     # certificate issued by it (recipients and browsers may connect without one).
     client_ca: str = ""
+    # Worker processes serving the one port (`liaison serve --workers N`); 0: one per core.
+    # Worker 0 runs the broker-wide jobs (escalation, retention, checkpoints, outbox).
+    workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +315,8 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[server] tls_cert and tls_key go together")
     if settings.server.client_ca and not settings.server.tls_cert:
         raise ConfigError("[server] client_ca needs tls_cert and tls_key: mutual TLS is TLS first")
+    if not 0 <= settings.server.workers <= MAX_WORKERS:
+        raise ConfigError(f"[server] workers must be 0 (one per core) to {MAX_WORKERS}")
     if settings.smtp.security not in ("starttls", "tls", "none"):
         raise ConfigError("[smtp] security must be starttls, tls or none")
     if settings.smtp.password and not settings.smtp.password.startswith(("env:", "file:")):

@@ -43,6 +43,20 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
+_PROCESS: dict[str, Any] = {}  # fields every line of this process carries (a worker's number)
+
+
+def label_process(**fields: Any) -> None:
+    """Add ``fields`` to every later log line of this process (``serve --workers``: ``worker``)."""
+    _PROCESS.update(fields)
+
+
+def _process_fields(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for name, value in _PROCESS.items():
+        event.setdefault(name, value)
+    return event
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog once for the process: console on a TTY, JSON lines otherwise."""
     stream = stream or sys.stderr
@@ -53,6 +67,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _process_fields,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact,

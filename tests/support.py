@@ -46,9 +46,12 @@ def free_port() -> int:
 
 @contextmanager
 def serve_process(
-    data: Path, *, env: dict[str, str] | None = None
+    data: Path, *, env: dict[str, str] | None = None, workers: int = 1
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`liaison serve` as a child process on a free loopback port; stopped with SIGTERM.
+
+    One worker process unless told (the default, one per core, costs start-up time per test);
+    tests/integration/test_workers.py runs two.
 
     Its output goes to a file (``proc.log``), never to a pipe: a pipe nobody drains fills up and
     blocks the broker's event loop on its next log line.
@@ -61,7 +64,16 @@ def serve_process(
     log = Path(tempfile.mkstemp(prefix="liaison-serve-", suffix=".log")[1])
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*LIAISON, "serve", "--data", str(data), "--port", str(port)],
+            [
+                *LIAISON,
+                "serve",
+                "--data",
+                str(data),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             stdout=sink,
             stderr=subprocess.STDOUT,
             text=True,

@@ -18,6 +18,7 @@ import errno
 import signal
 import socket
 import ssl
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
@@ -86,14 +87,21 @@ async def serve(
     port: int,
     ssl_context: ssl.SSLContext | None,
     shutdown_timeout: float,
+    sock: socket.socket | None = None,
+    listening: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, then shut down in order (cleanup_ctx included).
 
     The port is bound before the app starts: on a busy port this raises ``ConfigError`` before
-    any start-up step (the pid file and control socket of the broker there stay untouched)."""
-    sock = bind(host, port)
+    any start-up step (the pid file and control socket of the broker there stay untouched). With
+    ``sock`` (a worker of ``liaison serve --workers``) it serves that listening socket instead;
+    ``listening`` is called once it accepts connections and the broker is ready."""
+    sock = sock if sock is not None else bind(host, port)
     if STARTUP in app:  # the control socket and pid file are named after the port bound
         app[STARTUP].port = sock.getsockname()[1]
+        if listening is not None:  # a worker tells its supervisor when it can serve
+            app[STARTUP].on_ready.append(listening)
+            listening = None
     runner = ProblemAppRunner(
         app,
         handle_signals=False,
@@ -113,6 +121,8 @@ async def serve(
         await web.SockSite(runner, sock, ssl_context=ssl_context, backlog=BACKLOG).start()
         if STARTUP in app:
             app[STARTUP].listening_now()
+        if listening is not None:
+            listening()
         await stop.wait()
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):

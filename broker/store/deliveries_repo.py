@@ -147,6 +147,25 @@ async def deliveries_after(db: Database, contact: str, after: int, limit: int) -
     return [_inbox_item(r) for r in await fetch_all(db, query)]
 
 
+async def deliveries_since(db: Database, after: int, limit: int) -> list[InboxItem]:
+    """Every contact's deliveries with an id above ``after``, oldest first (push on SQLite
+    served by several processes: ids are given out in commit order, so this is a gap-free tail)."""
+    query = (
+        select(*_INBOX_COLUMNS)
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(delivery_t.c.id > after)
+        .order_by(delivery_t.c.id)
+        .limit(limit)
+    )
+    return [_inbox_item(r) for r in await fetch_all(db, query)]
+
+
+async def last_delivery_id(db: Database) -> int:
+    """The highest delivery id committed so far (0 before the first)."""
+    row = await fetch_first(db, select(func.max(delivery_t.c.id)))
+    return int(row[0] or 0) if row is not None else 0
+
+
 async def deliveries_named(
     db: Database, notice_ids: Sequence[str], ids: Sequence[int]
 ) -> list[InboxItem]:

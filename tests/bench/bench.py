@@ -159,10 +159,11 @@ async def measured(pid: int, run: Any) -> dict[str, float]:
     return figures
 
 
-def serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def serve(data: Path, env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="liaison-bench-", suffix=".log")  # noqa: SIM115 - the server's lifetime
     process = subprocess.Popen(
-        [*LIAISON, "serve", "--data", str(data), "--port", str(port)],
+        [*LIAISON, "serve", "--data", str(data), "--port", str(port), "--workers", str(workers)],
         env={
             **os.environ,
             "LIAISON_LOGGING_LEVEL": "warning",
@@ -170,9 +171,15 @@ def serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str
             **env,
         },
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     wait_port(port)
+    # Several workers: the supervisor's socket accepts before they serve; it says when they do.
+    deadline = time.monotonic() + 60
+    while workers > 1 and f"with {workers} workers" not in Path(log.name).read_text():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"the {workers} workers did not start")
+        time.sleep(0.1)
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -185,10 +192,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def intake(
-    data: Path, env: dict[str, str], recipients: int, seconds: float
+    data: Path, env: dict[str, str], recipients: int, seconds: float, workers: int = 1
 ) -> dict[str, float]:
     metrics_port = free_port()
-    process, url = serve(data, {**env, "LIAISON_METRICS_PORT": str(metrics_port)})
+    process, url = serve(data, {**env, "LIAISON_METRICS_PORT": str(metrics_port)}, workers)
     try:
         pair = read_private_key(data / "keys" / "mk-bjb.pem")
         figures = await measured(
@@ -492,6 +499,7 @@ async def main() -> None:
             results[f"bare_{n}"] = await ceiling("bare", data, n, seconds)
             results[f"crypto_{n}"] = await ceiling("crypto", data, n, seconds)
             results[f"intake_{n}_sqlite"] = await intake(data, {}, n, seconds)
+        results["intake_10_sqlite_2w"] = await intake(data, {}, 10, seconds, workers=2)
         pg = await postgres_env()
         if pg is not None:
             env = {"LIAISON_DATABASE_URL": pg["LIAISON_DATABASE_URL"]}
@@ -503,6 +511,7 @@ async def main() -> None:
             )
             for n in (5, 10):
                 results[f"intake_{n}_postgres"] = await intake(data, env, n, seconds)
+            results["intake_10_postgres_2w"] = await intake(data, env, 10, seconds, workers=2)
         if args.intake_only:
             return
         results["routing"] = routing_figures(data)
@@ -544,22 +553,24 @@ def table(r: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        f"{'intake':30} {'notices/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}   vs bare   vs crypto-only"
+        f"{'intake':34} {'notices/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}   vs bare   vs crypto-only"
     )
     for n in (5, 10):
         bare, crypto = r[f"bare_{n}"], r[f"crypto_{n}"]
         lines.append(
-            f"{f'  bare handler ({n} recipients)':30} {bare['rate']:>10,.0f} {bare['p50_ms']:>8.1f} {bare['p99_ms']:>8.1f} {bare['cpu_ms_per_notice']:>7.2f}"
+            f"{f'  bare handler ({n} recipients)':34} {bare['rate']:>10,.0f} {bare['p50_ms']:>8.1f} {bare['p99_ms']:>8.1f} {bare['cpu_ms_per_notice']:>7.2f}"
         )
         lines.append(
-            f"{f'  crypto only ({n} recipients)':30} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f} {crypto['cpu_ms_per_notice']:>7.2f}"
+            f"{f'  crypto only ({n} recipients)':34} {crypto['rate']:>10,.0f} {crypto['p50_ms']:>8.1f} {crypto['p99_ms']:>8.1f} {crypto['cpu_ms_per_notice']:>7.2f}"
         )
-        for store in ("sqlite", "postgres"):
+        for store, label in [(s, f"{s} ({n})") for s in ("sqlite", "postgres")] + [
+            (f"{s}_2w", f"{s} ({n}, 2 workers)") for s in ("sqlite", "postgres")
+        ]:
             key = f"intake_{n}_{store}"
             if key in r:
                 x = r[key]
                 lines.append(
-                    f"{f'  Liaison {store} ({n})':30} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
+                    f"{f'  Liaison {label}':34} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
                     f"   {x['rate'] / bare['rate']:>6.1%}   {x['rate'] / crypto['rate']:>6.1%}"
                     + f"   cache hits {x.get('decision_cache_hit_rate', 0):.1%}"
                     + (f"   errors {x['errors']}" if x["errors"] else "")

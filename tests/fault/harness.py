@@ -113,7 +113,17 @@ class BrokerProcess:
         started = time.monotonic()
         with self.log.open("ab") as sink:
             self.proc = subprocess.Popen(
-                [*LIAISON, "serve", "--data", str(self.data), "--port", str(self.port)],
+                # One worker: SIGKILL must hit the one serving process.
+                [
+                    *LIAISON,
+                    "serve",
+                    "--data",
+                    str(self.data),
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                ],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 env=self.env,

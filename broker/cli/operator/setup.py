@@ -59,9 +59,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-    from broker.app import create_app
     from broker.datafiles import private_umask, tighten
-    from broker.http.keys import STARTUP
 
     private_umask()  # the database, its -wal and -shm, pid files: 0600
     data = data_dir(args)
@@ -70,19 +68,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = _serve_environ(args)
     settings = load_settings(data, env)
     configure_logging(settings.logging.level, settings.logging.format)
-    app = create_app(settings, env)
-    app.cleanup_ctx.append(_control(data / RUN_DIR))
+    from broker.cli.operator.workers import serve_workers, worker_count
+
+    if (count := worker_count(settings)) > 1:  # a supervisor over `count` worker processes
+        return serve_workers(settings, env, data, count=count, serve_one=_serve_one)
+    return _serve_one(settings, env, data)
+
+
+def _serve_one(
+    settings: Any,
+    env: dict[str, str],
+    data: Path,
+    *,
+    worker: int = 0,
+    workers: int = 1,
+    sock: Any = None,
+    listening: Callable[[], None] | None = None,
+) -> int:
+    """One serving process: the whole broker, or worker ``worker`` of ``workers`` on ``sock``.
+
+    The control socket and pid file belong to the one process, or to worker 0 of several (a
+    reload through it reaches every worker: it asks the supervisor to pass SIGHUP on); the
+    other workers reload on the SIGHUP their supervisor passes them."""
+    from broker.app import create_app
+    from broker.http.keys import STARTUP
+    from broker.logs import label_process
+
+    if workers > 1:
+        label_process(worker=worker)
+    app = create_app(settings, env, worker=worker, workers=workers)
+    if worker == 0:
+        app.cleanup_ctx.append(_control(data / RUN_DIR, supervised=workers > 1))
+    else:
+        app.cleanup_ctx.append(_reload_on_sighup())
     from broker.http.tls import server_context
 
     tls = server_context(settings)
-    where = f"{'https' if tls else 'http'}://{settings.server.host}:{settings.server.port}"
-    app[STARTUP].on_ready.append(  # only once it can serve: its store reached, policies loaded
-        lambda: print(
-            f"Liaison listening on {where} (data {data}, Ctrl-C to stop)",
-            file=sys.stderr,
-            flush=True,
+    if sock is None:  # a supervisor says it once for all its workers
+        where = f"{'https' if tls else 'http'}://{settings.server.host}:{settings.server.port}"
+        app[STARTUP].on_ready.append(  # only once it can serve: its store reached, policies loaded
+            lambda: print(
+                f"Liaison listening on {where} (data {data}, Ctrl-C to stop)",
+                file=sys.stderr,
+                flush=True,
+            )
         )
-    )
     from broker.http.server import serve
 
     asyncio.run(
@@ -92,6 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.server.port,
             ssl_context=tls,
             shutdown_timeout=10,
+            sock=sock,
+            listening=listening,
         )
     )
     return EXIT_OK
@@ -104,16 +136,33 @@ def _serve_environ(args: argparse.Namespace) -> dict[str, str]:
         env["LIAISON_SERVER_HOST"] = args.host
     if args.port is not None:
         env["LIAISON_SERVER_PORT"] = str(args.port)
+    if args.workers is not None:
+        env["LIAISON_SERVER_WORKERS"] = str(args.workers)
     for option in ("tls_cert", "tls_key", "client_ca"):
         if getattr(args, option):
             env[f"LIAISON_SERVER_{option.upper()}"] = str(Path(getattr(args, option)).resolve())
     return env
 
 
-def _control(run_dir: Path) -> Callable[[Any], AsyncIterator[None]]:
+def _reload_on_sighup() -> Callable[[Any], AsyncIterator[None]]:
+    """A cleanup context for a worker other than 0: SIGHUP (passed on by the supervisor) reloads."""
+
+    async def install(app: Any) -> AsyncIterator[None]:
+        from broker.http.keys import STATE
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app[STATE])))
+        yield
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return install
+
+
+def _control(run_dir: Path, *, supervised: bool = False) -> Callable[[Any], AsyncIterator[None]]:
     """A cleanup context: the control socket and pid file in ``DIR/run`` (written only once the
     port is this process's, so a second broker on a busy port touches neither), and SIGHUP, which
-    reloads the policies too (systemd's ``ExecReload``)."""
+    reloads the policies too (systemd's ``ExecReload``). ``supervised``: worker 0 of several,
+    whose reload also asks the supervisor to pass SIGHUP to every worker."""
 
     async def install(app: Any) -> AsyncIterator[None]:
         from broker.http.keys import STARTUP, STATE
@@ -123,7 +172,7 @@ def _control(run_dir: Path) -> Callable[[Any], AsyncIterator[None]]:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app[STATE])))
         server = None
         try:
-            server = await serve_control(endpoint, _answer(app))
+            server = await serve_control(endpoint, _answer(app, supervised=supervised))
         except OSError:  # a read-only data directory (containers): reload with SIGHUP directly
             print(
                 f"note: cannot write {endpoint.socket}; `liaison policy reload` will not find "
@@ -139,7 +188,7 @@ def _control(run_dir: Path) -> Callable[[Any], AsyncIterator[None]]:
     return install
 
 
-def _answer(app: Any) -> Callable[[str], Any]:
+def _answer(app: Any, *, supervised: bool = False) -> Callable[[str], Any]:
     from broker.http.keys import STARTUP, STATE
 
     async def answer(command: str) -> dict[str, Any]:
@@ -153,6 +202,8 @@ def _answer(app: Any) -> Callable[[str], Any]:
                 return {"ok": False, "error": str(e.problems[0]) if e.problems else str(e)}
             except LiaisonError as e:  # the store could not record the load: nothing swapped
                 return {"ok": False, "error": f"{e.code}: {e.message}"}
+            if supervised:  # valid and in force here: the supervisor passes SIGHUP to every worker
+                os.kill(os.getppid(), signal.SIGHUP)
             return {"ok": True, "policy_hash": view.policies.hash}
         if command == "status":
             return {
@@ -236,6 +287,12 @@ def add_setup_commands(sub: Any) -> None:
     data_option(p)
     p.add_argument("--host", help="listen address (default from liaison.toml: 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default from liaison.toml: 8750)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the port (default from liaison.toml: 0, one per core)",
+    )
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain")
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     p.add_argument(
