@@ -74,7 +74,22 @@ async def test_schemathesis_finds_no_5xx_and_nothing_undocumented(
     broker.start()
     try:
         await broker.ready()
-        code, output = _schemathesis(broker.url, workdir=tmp_path)
+        code, output = _schemathesis(
+            broker.url, "--exclude-path-regex", "^/v1/token$", workdir=tmp_path
+        )
+        figures.bad_inputs += _generated(output)
+        assert code == 0, output[-6000:]
+        # The token endpoint on its own: RFC 6749 §5.2 answers 400 invalid_grant for an assertion
+        # that does not verify, which a schema cannot tell from one that does, so a schema-valid
+        # 400 there is right; every other check (no 5xx, documented answers) still applies.
+        code, output = _schemathesis(
+            broker.url,
+            "--include-path-regex",
+            "^/v1/token$",
+            "--exclude-checks",
+            "positive_data_acceptance",
+            workdir=tmp_path,
+        )
         figures.bad_inputs += _generated(output)
         assert code == 0, output[-6000:]
         # Again as an auditor: the audit API's filters, cursors and proofs get real answers.
