@@ -504,7 +504,15 @@ async def main() -> None:
         if pg is not None:
             env = {"LIAISON_DATABASE_URL": pg["LIAISON_DATABASE_URL"]}
             subprocess.run(
-                [*LIAISON, "directory", "apply", str(data / "directory.yaml"), "--data", str(data)],
+                [
+                    *LIAISON,
+                    "directory",
+                    "apply",
+                    str(data / "directory.yaml"),
+                    "--data",
+                    str(data),
+                    "--force",
+                ],
                 check=True,
                 capture_output=True,
                 env={**os.environ, **env},

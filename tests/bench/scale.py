@@ -99,7 +99,15 @@ def apply_directory(data: Path, directory: dict[str, Any]) -> None:
         yaml.safe_dump(directory, allow_unicode=True, sort_keys=False)
     )
     subprocess.run(
-        [*LIAISON, "directory", "apply", str(data / "directory.yaml"), "--data", str(data)],
+        [
+            *LIAISON,
+            "directory",
+            "apply",
+            str(data / "directory.yaml"),
+            "--data",
+            str(data),
+            "--force",
+        ],
         check=True,
         capture_output=True,
         env={**os.environ, "LIAISON_LIMITS_MAX_DIRECTORY_BYTES": str(10**9)},
