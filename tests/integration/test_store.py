@@ -98,6 +98,9 @@ async def test_a_change_is_a_new_revision_with_a_diff(engine: AsyncEngine, tmp_p
         engine, changed, actor="test", now=NOW, max_bytes=10_000_000
     )
     assert result.revision == 2
-    assert result.diff.lines() == ["~ organisation mk-kumanovo.municipality"]
+    assert result.diff.lines() == [  # the entry changed, and what changed inside it
+        "~ organisation mk-kumanovo.municipality",
+        "    name: 'Municipality of Kumanovo' -> 'Opština Kumanovo'",
+    ]
     stored, _ = await load_directory(engine)
     assert stored.organisations["mk-kumanovo.municipality"].name == "Opština Kumanovo"
