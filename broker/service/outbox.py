@@ -16,6 +16,7 @@ import asyncio
 import base64
 import json
 import random
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,8 @@ from broker.store import deliveries_repo, intake_repo, outbox_repo
 from broker.store.outbox_repo import OutboxItem
 
 log = get_logger("liaison.outbox")
+
+ROUND_LIMIT = 200  # messages attempted in one round at most; the next round goes on
 
 
 class Outbox:
@@ -73,28 +76,54 @@ class Outbox:
         await self.webhooks.close()
 
     async def tick(self, now: datetime) -> int:
-        """Attempt every due announcement once; returns how many were attempted."""
-        w = self.settings.webhooks
-        lease = timedelta(
-            seconds=max(w.timeout_seconds, self.settings.smtp.timeout_seconds) * 3 + 30
-        )
-        claimed = await outbox_repo.claim(self.state.engine, now, limit=200, lease=lease)
-        if not claimed:
-            OUTBOX_ROUNDS.inc()
-            return 0
-        disabled = await outbox_repo.disabled_endpoints(self.state.engine)
-        gate = asyncio.Semaphore(max(1, w.concurrency))
+        """Attempt every due announcement once; returns how many were attempted.
 
-        async def one(item: OutboxItem) -> None:
-            async with gate:
+        ``concurrency`` senders take messages from a queue refilled a few at a time, each claim
+        under a lease that covers one wait for a sender and one call: a broker killed mid-call
+        leaves its messages to be retried a lease later, not a whole round's worth of calls
+        later, and one slow receiver holds up no one else.
+        """
+        w = self.settings.webhooks
+        smtp = self.settings.smtp
+        per_call = max(w.timeout_seconds, smtp.timeout_seconds if smtp.host else 0)
+        lease = timedelta(seconds=per_call * 2 + 5)
+        senders = max(1, w.concurrency)
+        started = time.monotonic()
+        queue: list[OutboxItem] = []
+        refill = asyncio.Lock()
+        disabled: dict[str, str] = {}
+        progress = {"attempted": 0, "exhausted": False}
+
+        async def next_item() -> OutboxItem | None:
+            async with refill:
+                if not queue and not progress["exhausted"]:
+                    room = ROUND_LIMIT - int(progress["attempted"])
+                    elapsed = timedelta(seconds=time.monotonic() - started)
+                    claimed = (
+                        await outbox_repo.claim(
+                            self.state.engine, now, limit=min(senders, room), lease=lease + elapsed
+                        )
+                        if room > 0
+                        else []
+                    )
+                    if not claimed:
+                        progress["exhausted"] = True
+                    elif not progress["attempted"]:
+                        disabled.update(await outbox_repo.disabled_endpoints(self.state.engine))
+                    progress["attempted"] = int(progress["attempted"]) + len(claimed)
+                    queue.extend(claimed)
+                return queue.pop(0) if queue else None
+
+        async def sender() -> None:
+            while (item := await next_item()) is not None:
                 try:
                     await self._attempt(item, now, disabled)
                 except Exception:  # one bad message must not stop the others; it is retried
                     log.exception("outbox_attempt_failed", outbox_id=item.id)
 
-        await asyncio.gather(*(one(item) for item in claimed))
+        await asyncio.gather(*(sender() for _ in range(senders)))
         OUTBOX_ROUNDS.inc()
-        return len(claimed)
+        return int(progress["attempted"])
 
     async def _attempt(self, item: OutboxItem, now: datetime, disabled: dict[str, str]) -> None:
         view = self.state.view
