@@ -40,22 +40,21 @@ async def backend(request: pytest.FixtureRequest, demo_dir: Path) -> AsyncIterat
         yield pg
 
 
-@pytest.fixture
-async def pg_backend(demo_dir: Path) -> AsyncIterator[Backend]:
-    """The demo data on a fresh database of this machine's PostgreSQL."""
-    async with on_postgres(demo_dir) as pg:
+@contextlib.asynccontextmanager
+async def on_postgres(demo_dir: Path) -> AsyncIterator[Backend]:
+    async with fresh_pg_database("postgresql+asyncpg") as url, on_postgres_at(demo_dir, url) as pg:
         yield pg
 
 
 @contextlib.asynccontextmanager
-async def on_postgres(demo_dir: Path) -> AsyncIterator[Backend]:
-    async with fresh_pg_database("postgresql+asyncpg") as url:
-        env = {"LIAISON_DATABASE_URL": url}
-        applied = run_cli(
-            "directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env
-        )
-        assert applied.returncode == 0, applied.stderr
-        yield Backend(demo_dir, url, env)
+async def on_postgres_at(demo_dir: Path, url: str) -> AsyncIterator[Backend]:
+    """The demo directory applied to the empty PostgreSQL database at ``url``."""
+    env = {"LIAISON_DATABASE_URL": url}
+    applied = run_cli(
+        "directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env
+    )
+    assert applied.returncode == 0, applied.stderr
+    yield Backend(demo_dir, url, env)
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ something not durable); after it, it must recover by itself and every invariant 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.ci import cannot_run_here
-from tests.fault.conftest import Backend
+from tests.fault.conftest import on_postgres_at
 from tests.fault.harness import (
     SCALE,
     BrokerProcess,
@@ -28,66 +30,114 @@ from tests.fault.harness import (
     settle_unknown,
     start_load,
 )
-
-CLUSTERS = Path("/etc/postgresql")
-
-
-def _pg_ctl(action: str, *extra: str) -> None:
-    version = sorted(p.name for p in CLUSTERS.iterdir())[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action, *extra],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+from tests.support import free_port
 
 
-def _pg_ready() -> bool:
-    return (
-        subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"], check=False, timeout=10).returncode
-        == 0
-    )
+def _postgres_bin() -> Path | None:
+    """The newest installed PostgreSQL server's bin directory (Debian's layout), if any."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+class PrivateCluster:
+    """A PostgreSQL cluster of this test's own on loopback, to stop hard and start again.
+
+    The machine's shared PostgreSQL stays up for every other test running beside this one.
+    As root the cluster runs as the ``postgres`` user (PostgreSQL refuses to run as root).
+    """
+
+    def __init__(self, bin_dir: Path, root: Path) -> None:
+        self.bin = bin_dir
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_postgres, *args], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "root",
+            "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "-o", options,
+            "-l", str(self.root / "server.log"), "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def ready(self) -> bool:
+        probe = [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        return subprocess.run(probe, check=False, timeout=10).returncode == 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://root@127.0.0.1:{self.port}/postgres"
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[PrivateCluster]:
+    bin_dir = _postgres_bin()
+    if bin_dir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
+        cannot_run_here("needs PostgreSQL's server binaries (initdb, pg_ctl) to run a cluster")
+    root = Path(tempfile.mkdtemp(prefix="liaison-pg-"))
+    cluster = PrivateCluster(bin_dir, root)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            cluster.stop("fast")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.postgres
 async def test_postgresql_stopped_hard_and_restarted_under_load(
-    pg_backend: Backend, figures: Figures
+    demo_dir: Path, private_cluster: PrivateCluster, figures: Figures
 ) -> None:
-    if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0 or not CLUSTERS.is_dir():
-        cannot_run_here("needs this machine's PostgreSQL cluster and root to stop and start it")
-    data, env = pg_backend.data, pg_backend.env
-    broker = BrokerProcess(data, env, figures)
-    broker.start()
-    mark = marker()
-    try:
-        load, answered = start_load(
-            data, broker.url, count=60 * SCALE, marker=mark, seed=3, after=10, concurrency=4
-        )
-        await answered.wait()
+    async with on_postgres_at(demo_dir, private_cluster.url) as pg_backend:
+        data, env = pg_backend.data, pg_backend.env
+        broker = BrokerProcess(data, env, figures)
+        broker.start()
+        mark = marker()
         try:
-            await asyncio.to_thread(_pg_ctl, "stop", "-m", "immediate")  # a crash: no checkpoint
-            figures.faults += 1
-            await asyncio.sleep(2)  # requests meet the outage
+            load, answered = start_load(
+                data, broker.url, count=60 * SCALE, marker=mark, seed=3, after=10, concurrency=4
+            )
+            await answered.wait()
+            try:  # a crash: no checkpoint
+                await asyncio.to_thread(private_cluster.stop, "immediate")
+                figures.faults += 1
+                await asyncio.sleep(2)  # requests meet the outage
+            finally:
+                await asyncio.to_thread(private_cluster.start)
+                for _ in range(60):
+                    if await asyncio.to_thread(private_cluster.ready):
+                        break
+                    await asyncio.sleep(0.5)
+                outage_end = time.monotonic()
+            ops = await load
+            figures.first_201_after(ops, outage_end)
+            await broker.ready()
+            settled = await settle_unknown(data, broker.url, ops, mark)
+            for op in settled:  # what the outage refused, it refused cleanly: 503, nothing kept
+                if op.outcome == "failed":
+                    assert op.status == 503, op
         finally:
-            await asyncio.to_thread(_pg_ctl, "start")
-            for _ in range(60):
-                if await asyncio.to_thread(_pg_ready):
-                    break
-                await asyncio.sleep(0.5)
-            outage_end = time.monotonic()
-        ops = await load
-        figures.first_201_after(ops, outage_end)
-        await broker.ready()
-        settled = await settle_unknown(data, broker.url, ops, mark)
-        for op in settled:  # what the outage refused, it refused cleanly: 503, nothing kept
-            if op.outcome == "failed":
-                assert op.status == 503, op
-    finally:
-        broker.stop()
-    figures.add(ops)
-    await check_invariants(
-        data, pg_backend.db_url, env, settled, mark, figures, log_text=broker.output()
-    )
+            broker.stop()
+        figures.add(ops)
+        await check_invariants(
+            data, pg_backend.db_url, env, settled, mark, figures, log_text=broker.output()
+        )
 
 
 @pytest.fixture
