@@ -20,8 +20,10 @@ demo: install
 	$(BIN)/liaison serve --data $(DEMO)
 
 ## test: install, then run the whole test suite (SQLite always, PostgreSQL when reachable)
+## in TEST_WORKERS processes (pytest-xdist; 0 runs it in this one), printing the slowest tests
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 ## lint: formatting, lint and strict typing
 lint: install

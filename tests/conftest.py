@@ -17,6 +17,7 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -106,3 +107,24 @@ def demo_dir(demo_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "demo"
     shutil.copytree(demo_template, target)
     return target
+
+
+_FAULT_FIGURES: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Fault tests hand their figures over in the teardown report (from xdist workers too)."""
+    if report.when == "teardown":
+        from tests.fault.figures import KEY
+
+        _FAULT_FIGURES.extend(value for key, value in report.user_properties if key == KEY)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller prints the table
+        return
+    from tests.fault.figures import write_summary
+
+    write_summary(terminalreporter, _FAULT_FIGURES)
