@@ -25,7 +25,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from broker.audit.witness import Cosigned, WitnessRefused, WitnessState, advance, dumps
+from broker.audit.witness import (
+    Cosigned,
+    WitnessRefused,
+    WitnessState,
+    advance,
+    dumps,
+    read_checkpoint,
+)
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command
 from broker.cli.principals import recipient_call, recipient_options
 from broker.crypto.cosignature import cosign, vkey
@@ -84,12 +91,16 @@ def _write(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def _evidence(state_file: Path, refused: WitnessRefused, note: str, proof: list[str]) -> Path:
+def _evidence(state_file: Path, refused: WitnessRefused, note: str, proof: Any) -> str:
+    """Keep what the log showed, as proof of its misbehaviour; where it was kept."""
     path = state_file.with_name(state_file.name + ".evidence.jsonl")
     record = {"at": int(time.time()), "code": refused.code, "message": refused.message}
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps({**record, "checkpoint": note, "proof": proof}) + "\n")
-    return path
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({**record, "checkpoint": note, "proof": proof}) + "\n")
+    except OSError as e:
+        return f"evidence NOT kept: {e.strerror}"
+    return f"evidence in {path}"
 
 
 async def _round(
@@ -100,34 +111,47 @@ async def _round(
     with _locked(state_file):
         state = _read_state(state_file, pinned)
         answer = await client.audit_checkpoint(fresh=True)
-        note = str(answer["note"])
+        if not isinstance(answer, dict) or not isinstance(answer.get("note"), str):
+            raise ConfigError("the broker's checkpoint answer holds no signed note")
+        note = answer["note"]
         if state is None:
             if pinned is None:
                 raise ConfigError(
                     f"first run: pin the log's key with --log-key (the broker says it is "
                     f"{answer.get('public_key')!s:.60}; check that out of band)"
                 )
-            state = WitnessState(str(answer["origin"]), pinned)
-        size = int(answer["size"])
-        proof: list[str] = []
-        if 0 < state.size < size:
-            proof = list((await client.audit_consistency(state.size, size))["proof"])
+            state = WitnessState(str(answer.get("origin")), pinned)
+        proof: list[Any] = []
         try:
+            # The size comes from the signed note, never from the unsigned answer around it.
+            _, shown = read_checkpoint(note, state.origin, state.log_key)
+            if 0 < state.size < shown.size:
+                proof = (await client.audit_consistency(state.size, shown.size)).get("proof")
+            hashes = _hashes(proof)
             cosigned = advance(
                 state,
                 note,
-                [base64.b64decode(h, validate=True) for h in proof],
+                hashes,
                 int(time.time()),
                 lambda body, at: cosign(body, args.name, key, at),
             )
-        except (WitnessRefused, binascii.Error) as e:
-            refused = e if isinstance(e, WitnessRefused) else WitnessRefused("bad_proof", str(e))
+        except WitnessRefused as refused:
             where = _evidence(state_file, refused, note, proof)
-            raise WitnessRefused(refused.code, f"{refused.message} (evidence in {where})") from e
+            raise WitnessRefused(refused.code, f"{refused.message} ({where})") from None
         _write(state_file, dumps(cosigned.state))
         if args.out:
             _write(Path(args.out), cosigned.note)
         return cosigned
+
+
+def _hashes(proof: Any) -> list[bytes]:
+    """A consistency proof's hashes (base64 each); WitnessRefused for anything else."""
+    if not isinstance(proof, list) or len(proof) > 63:
+        raise WitnessRefused("bad_proof", "the consistency proof is not a list of hashes")
+    try:
+        return [base64.b64decode(h, validate=True) for h in proof]
+    except (binascii.Error, TypeError, ValueError) as e:
+        raise WitnessRefused("bad_proof", "a consistency proof hash is not base64") from e
 
 
 def _report(cosigned: Cosigned, name: str) -> None:

@@ -318,7 +318,7 @@ def _check_crossings(source: Source, channels: Mapping[str, Channel]) -> list[So
                     source.problem(
                         (*where, "direction"),
                         f"{field}/direction: {crossing['channel']!r} already crosses "
-                        f"({direction}) in crossing {seen[key]}",
+                        f"({direction}) in agreement/crossings/{seen[key]}",
                     )
                 )
             seen[key] = i
