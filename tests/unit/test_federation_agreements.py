@@ -308,3 +308,50 @@ def test_red_never_crosses_and_no_peers_means_no_crossing(
 ) -> None:
     assert not decide_crossing(request_, {}, now).allowed
     assert not decide_crossing(replace(request_, marking=Marking.RED), example_peers, now).allowed
+
+
+def test_the_hub_relays_to_a_country_without_a_national_peer_but_never_amber_strict(
+    tmp_path: Path,
+) -> None:
+    hub = example()
+    hub.update(
+        id="hub",
+        kind="hub",
+        countries=["mk", "rs"],
+        broker_key="AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+    )
+    del hub["country"]
+    hub["agreement"] = {  # type: ignore[assignment]
+        "id": "region-2026",
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_until": "2030-01-01T00:00:00Z",
+        "crossings": [
+            {
+                "channel": "information-request",
+                "direction": "send",
+                "organisation_kinds": ["municipality"],
+                "jurisdictions": ["rs", "mk"],
+                "markings": ["AMBER"],
+            }
+        ],
+    }
+    known = load_policies(policy_set(tmp_path, mk=example(), hub=hub)).peers
+    asked = send("information-request", organisation_kind="municipality")
+    to_serbia = replace(asked, lineage=("rs-nis", "rs"), country="rs")
+    decision = decide_crossing(to_serbia, known, NOW)
+    assert decision.allowed and decision.peer == "hub"
+    to_kumanovo = replace(asked, lineage=("mk-kumanovo", "mk"), country="mk")
+    assert decide_crossing(to_kumanovo, known, NOW).peer == "mk"  # the national peer first
+    strict = replace(to_serbia, channel="returnee-repatriation", marking=Marking.AMBER_STRICT)
+    assert decide_crossing(strict, known, NOW).code == "no_agreement"
+
+
+def test_amber_strict_is_refused_at_use_too_if_an_agreement_is_not_bilateral(
+    tmp_path: Path,
+) -> None:
+    """Load refuses such a file; the decision does not rely on that alone."""
+    peer = peers(tmp_path)["mk"]
+    loose = replace(peer, agreement=replace(peer.agreement, bilateral=False))
+    decision = decide_crossing(send(), {"mk": loose}, NOW)
+    assert decision.code == "amber_strict_needs_bilateral"
+    assert "only under a bilateral agreement" in decision.reason
