@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -187,3 +188,15 @@ def test_only_an_extension_of_the_cosigned_tree_is_ever_cosigned(
         assert changed < old
         return
     assert changed >= old and result.state.size == old + grow
+
+
+def test_two_witness_rounds_on_one_state_file_never_run_at_once(tmp_path: Path) -> None:
+    """Checking the old size and writing the new one must be atomic (c2sp.org/tlog-witness)."""
+    from broker.cli.witness import _locked
+    from broker.errors import ConfigError
+
+    state = tmp_path / "state.json"
+    with _locked(state), pytest.raises(ConfigError, match="in use by another witness"), _locked(state):
+        pass
+    with _locked(state):  # free again once the first round ends
+        pass
