@@ -196,7 +196,11 @@ def test_two_witness_rounds_on_one_state_file_never_run_at_once(tmp_path: Path) 
     from broker.errors import ConfigError
 
     state = tmp_path / "state.json"
-    with _locked(state), pytest.raises(ConfigError, match="in use by another witness"), _locked(state):
+    with (
+        _locked(state),
+        pytest.raises(ConfigError, match="in use by another witness"),
+        _locked(state),
+    ):
         pass
     with _locked(state):  # free again once the first round ends
         pass
