@@ -43,7 +43,8 @@ most specific class in the table wins), not here; ``tests/unit/test_errors.py`` 
     └── EmailFailed
 
 Outside this tree, on purpose: the pure cores' own signals (``crypto.TokenInvalid``,
-``crypto.DecryptionFailed``, ``crypto.SignatureInvalid``, ``sourcefile.SourceParseError``) and
+``crypto.DecryptionFailed``, ``crypto.SignatureInvalid``, ``sourcefile.SourceParseError``,
+``audit.witness.WitnessRefused``) and
 the store's (``NonceReplayed``, ``IdempotencyRace``, ``BatchConflict``) are caught by their one
 caller and turned into an error above; the client SDK's errors (``adapters.client.errors``)
 belong to the client, not to the broker.

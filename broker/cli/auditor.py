@@ -68,12 +68,71 @@ def _checkpoint_key(text: str | None) -> bytes | None:
     return key
 
 
+def _cosigned(args: argparse.Namespace) -> tuple[str | None, list[tuple[str, bytes]]]:
+    """--cosigned FILE (a witness's --out, or its state file) and each --witness-key VKEY."""
+    from broker.crypto.cosignature import parse_vkey
+
+    witnesses = []
+    for text in args.witness_key or ():
+        try:
+            witnesses.append(parse_vkey(text))
+        except ValueError as e:
+            raise ConfigError(f"--witness-key: {e}") from e
+    if bool(witnesses) != bool(args.cosigned):
+        raise ConfigError("--witness-key and --cosigned FILE go together")
+    if not args.cosigned:
+        return None, []
+    try:
+        text = Path(args.cosigned).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {args.cosigned}: {e}") from e
+    if text.lstrip().startswith("{"):  # a witness's state file: its last cosigned checkpoint
+        try:
+            text = str(json.loads(text)["checkpoint"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{args.cosigned}: not a witness state") from e
+    return text, witnesses
+
+
+def _check_cosignatures(
+    note: str, witnesses: list[tuple[str, bytes]], header: dict[str, Any], key: bytes | None
+) -> str:
+    """Each pinned witness cosigned ``note``, and the log signed it: one line saying so."""
+    import base64
+
+    from broker.audit.checkpoint import Checkpoint
+    from broker.crypto.cosignature import verify_cosignature
+    from broker.crypto.note import open_note
+
+    try:
+        public = key or base64.b64decode(header["public_key"])
+        checkpoint = Checkpoint.parse(open_note(note, header["key_name"], public))
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"the cosigned checkpoint is not the log's: {e}") from e
+    seen = []
+    for name, witness in witnesses:
+        try:
+            at = verify_cosignature(note, name, witness)
+        except ValueError as e:
+            raise ConfigError(f"cosignature NOT valid: {e}") from e
+        seen.append(f"{name} at {at}")
+    return f"size {checkpoint.size} cosigned by {', '.join(seen)}"
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     key = _checkpoint_key(args.checkpoint_key)
+    cosigned, witnesses = _cosigned(args)
+    if cosigned is not None and not (args.file or args.url or args.as_):
+        header = {"key_name": _origin(cosigned), "public_key": args.checkpoint_key or ""}
+        if key is None:
+            raise ConfigError("checking a cosigned checkpoint alone needs --checkpoint-key")
+        print(f"OK: {_check_cosignatures(cosigned, witnesses, header, key)}")
+        return EXIT_OK
     if args.file:
         try:
             with open(args.file, "rb") as f:
                 header, lines = read_export(f)
+                witnessed = _witnessed(header, cosigned, witnesses, key)
                 result = verify_export(header, lines, trusted_key=key)
         except (OSError, ValueError) as e:
             raise ConfigError(f"{args.file}: {e}") from e
@@ -85,6 +144,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         exported = recipient_call(args, fetch)
         try:
             header, lines = read_export(exported)
+            witnessed = _witnessed(header, cosigned, witnesses, key)
             result = verify_export(header, lines, trusted_key=key)
         except ValueError as e:
             raise ConfigError(f"the broker's audit export: {e}") from e
@@ -96,8 +156,24 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if not result.ok:
         print(f"liaison: audit log does NOT verify: {result.message}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"OK: {result.message}")
+    print(f"OK: {result.message}{witnessed}")
     return EXIT_OK
+
+
+def _origin(note: str) -> str:
+    return note.split("\n", 1)[0]
+
+
+def _witnessed(
+    header: dict[str, Any], note: str | None, witnesses: list[tuple[str, bytes]], key: bytes | None
+) -> str:
+    """Check the cosignatures, then hold the export to the cosigned root as to its own
+    checkpoints: a log that shows the witness one history and the auditor another fails."""
+    if note is None:
+        return ""
+    said = _check_cosignatures(note, witnesses, header, key)
+    header["checkpoints"] = [*header.get("checkpoints", []), note]
+    return f"; the witnessed checkpoint ({said}) matches this log"
 
 
 # -- keys monitor ----------------------------------------------------------------------------
@@ -169,6 +245,17 @@ def add_audit_commands(sub: Any) -> None:
         "--checkpoint-key",
         metavar="BASE64",
         help="the broker's checkpoint key (Ed25519, base64) to trust",
+    )
+    p.add_argument(
+        "--witness-key",
+        action="append",
+        metavar="VKEY",
+        help="a witness's verifier key (`liaison witness --vkey`); its cosignature must be on --cosigned (repeat)",
+    )
+    p.add_argument(
+        "--cosigned",
+        metavar="FILE",
+        help="a checkpoint cosigned by the witnesses (`liaison witness --out`, or its --state file)",
     )
     recipient_options(p)
 

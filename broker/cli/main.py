@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from broker.cli import agency, auditor, recipient
+from broker.cli import agency, auditor, recipient, witness
 from broker.cli.common import EXIT_USAGE, run_command
 from broker.cli.operator import directory, escrow, outbox, policy, setup, store, trust
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     auditor.add_audit_commands(sub)
     trust.add_trust_commands(sub)
     auditor.add_keys_commands(sub)
+    witness.add_witness_command(sub)
     setup.add_demo_command(sub)
     escrow.add_escrow_commands(sub)
     store.add_store_commands(sub)

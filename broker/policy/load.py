@@ -4,6 +4,8 @@ The whole set is validated before it is used: every channel against its schema, 
 statement parsed on its own (so an error names its line), and all policies together against the
 Cedar schema. Any problem refuses the whole set, so a running broker keeps its last valid one.
 The set's ``hash`` covers every file it was built from; each notice records it.
+Peer files (``peers/<id>.yaml``, ``broker/federation/agreements.py``) are checked against the
+channels of the same set.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import cedarpy
 
 from broker.errors import PolicyFileError, SourceProblem
+from broker.federation.agreements import Peer, check_peers, parse_peer
 from broker.policy.cedar import CEDAR_SCHEMA, Statement, compile_channel, split_statements
 from broker.policy.channel import Channel, parse_channel
 from broker.sourcefile import SourceParseError, read_yaml
@@ -29,6 +32,7 @@ class PolicySet:
     hash: str
     cedar: cedarpy.PolicySet = field(repr=False)
     files: tuple[str, ...] = ()
+    peers: dict[str, Peer] = field(default_factory=dict)
 
     @classmethod
     def from_parts(
@@ -37,10 +41,16 @@ class PolicySet:
         statements: list[Statement],
         content_hash: str,
         files: tuple[str, ...] = (),
+        peers: dict[str, Peer] | None = None,
     ) -> PolicySet:
         text = "\n\n".join(s.text for s in statements)
         return cls(
-            channels, tuple(statements), content_hash, cedarpy.PolicySet.from_str(text), files
+            channels,
+            tuple(statements),
+            content_hash,
+            cedarpy.PolicySet.from_str(text),
+            files,
+            peers or {},
         )
 
 
@@ -54,7 +64,8 @@ def load_policies(
         sorted((root / "channels").glob("*.yaml")) if (root / "channels").is_dir() else []
     )
     cedar_files = sorted(root.glob("*.cedar"))
-    files = [*channel_files, *cedar_files]
+    peer_files = sorted((root / "peers").glob("*.yaml")) if (root / "peers").is_dir() else []
+    files = [*channel_files, *cedar_files, *peer_files]
     if len(files) > max_files:
         raise PolicyFileError(
             [
@@ -87,6 +98,7 @@ def load_policies(
         problems += found
         statements += found_statements
         origins += [(display, s.line) for s in found_statements]
+    peers = _read_peers(root, peer_files, channels, max_file_bytes, problems)
     problems += _check_ids(statements, origins)
     if not problems:
         problems += _validate(statements, origins)
@@ -96,7 +108,31 @@ def load_policies(
     for path in files:
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     names = tuple(str(p.relative_to(root)) for p in files)
-    return PolicySet.from_parts(channels, statements, f"sha256:{digest.hexdigest()}", names)
+    return PolicySet.from_parts(channels, statements, f"sha256:{digest.hexdigest()}", names, peers)
+
+
+def _read_peers(
+    root: Path,
+    paths: list[Path],
+    channels: dict[str, Channel],
+    max_bytes: int,
+    problems: list[SourceProblem],
+) -> dict[str, Peer]:
+    """Each ``peers/<id>.yaml``, checked against the set's channels and against each other."""
+    peers: dict[str, Peer] = {}
+    for path in paths:
+        display = str(path.relative_to(root.parent))
+        try:
+            source = read_yaml(path, max_bytes=max_bytes, display=display)
+        except SourceParseError as e:
+            problems.append(e.problem)
+            continue
+        peer, found = parse_peer(source, path.stem, channels)
+        problems += found
+        if peer is not None:
+            peers[peer.id] = peer
+    problems += check_peers(peers)
+    return peers
 
 
 def _read_cedar(

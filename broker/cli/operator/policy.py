@@ -51,9 +51,10 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     policies = load_policies(Path(args.dir))
     if not policies.channels and not args.allow_empty:
         raise ConfigError(_no_channel(Path(args.dir)))
+    peers = f", {len(policies.peers)} peer(s)" if policies.peers else ""
     print(
-        f"{args.dir}: {len(policies.channels)} channels, {len(policies.statements)} Cedar policies, "
-        f"valid ({policies.hash})"
+        f"{args.dir}: {len(policies.channels)} channels, {len(policies.statements)} Cedar policies"
+        f"{peers}, valid ({policies.hash})"
     )
     return EXIT_OK
 
@@ -80,6 +81,10 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
         facts = notice_facts_from_document(document, sender=args.sender or "unknown")
+        now = _parse_time(args.at)
+        crossing = _explain_crossing(facts, view.authorizer, now, args)
+        if crossing is not None:
+            return crossing
         report = explain(
             facts,
             view.authorizer,
@@ -96,6 +101,27 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return asyncio.run(run())
+
+
+def _explain_crossing(
+    facts: Any, authorizer: Any, now: datetime, args: argparse.Namespace
+) -> int | None:
+    """A notice that would leave the country is explained by the peer agreements (issue 20);
+    None for a notice that stays, which the local routing explains."""
+    from broker.federation.explain import crossing_text, explain_crossing, outbound_crossing
+
+    policies = authorizer.policies
+    request = outbound_crossing(
+        facts, authorizer.directory, policies.channels, sender_known=args.sender is not None
+    )
+    if request is None:
+        return None
+    report = explain_crossing(request, facts, policies.peers, now)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else crossing_text(report))
+    if not report["allowed"]:
+        print(f"liaison: crossing refused: {report['reason']}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_policy_reload(args: argparse.Namespace) -> int:

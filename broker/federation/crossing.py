@@ -1,0 +1,165 @@
+"""Whether a notice may cross to (or from) a peer: a pure function of the agreements and a time.
+
+Fail closed: a crossing is allowed only when one line of one in-force agreement names its
+channel, direction, the sending organisation's kind, a jurisdiction at or above the notice's,
+and the notice's marking. Checked in this order, and the first that fails is the reason given:
+1. TLP:RED never crosses, whatever any agreement says;
+2. a peer must serve the notice's country (a national peer for it, else the hub relaying to it);
+3. the agreement with that peer must be in force at ``now``;
+4. it must have a line for the channel in that direction;
+5. the sending organisation's kind, 6. the jurisdiction and 7. the marking must be on that line
+   (TLP:AMBER+STRICT only under a bilateral agreement, checked again here, not only at load).
+No I/O; time is passed in. Nothing is forwarded by this module, or yet by the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from broker.federation.agreements import Crossing, Direction, Peer, PeerKind
+from broker.policy.channel import Marking
+
+
+@dataclass(frozen=True, slots=True)
+class CrossingRequest:
+    """What is asked: may this notice cross, this way, now?
+
+    ``lineage`` is the notice's jurisdiction followed by the jurisdictions above it, as far as
+    this broker knows them (only the jurisdiction itself when it lies outside its directory);
+    ``country`` is the country it lies in, when known.
+    """
+
+    direction: Direction
+    channel: str
+    marking: Marking
+    organisation_kind: str | None  # the sending organisation's kind (None: not known)
+    lineage: tuple[str, ...]
+    country: str | None = None
+    peer: str | None = None  # receiving: the peer it came from; sending: chosen by country
+
+
+@dataclass(frozen=True, slots=True)
+class CrossingDecision:
+    allowed: bool
+    reason: str  # one line a person can act on
+    code: str  # stable: allowed, red_never_crosses, no_peer, agreement_not_in_force, ...
+    peer: str | None = None
+    agreement: str | None = None
+    crossing: int | None = None  # the agreement line that allowed it
+
+
+def peer_for(peers: Mapping[str, Peer], jurisdiction: str, country: str | None) -> Peer | None:
+    """The peer a notice for ``jurisdiction`` goes to: the national peer of its country, else
+    the hub that relays to it. A jurisdiction outside this broker's directory (country unknown)
+    is matched by the agreements that name it."""
+    ranked = sorted(peers.values(), key=lambda p: (p.kind is PeerKind.HUB, p.id))
+    for peer in ranked:
+        if country is not None and country in peer.countries:
+            return peer
+    if country is None:
+        for peer in ranked:
+            if any(jurisdiction in c.jurisdictions for c in peer.agreement.crossings):
+                return peer
+            if jurisdiction in peer.countries:
+                return peer
+    return None
+
+
+def decide_crossing(
+    request: CrossingRequest, peers: Mapping[str, Peer], now: datetime
+) -> CrossingDecision:
+    """Allowed, with the agreement line that allows it; or refused, with the first reason."""
+    if request.marking is Marking.RED:
+        return _refused("red_never_crosses", "TLP:RED never crosses a border")
+    jurisdiction = request.lineage[0]
+    peer = (
+        peers.get(request.peer)
+        if request.peer is not None
+        else peer_for(peers, jurisdiction, request.country)
+    )
+    if peer is None:
+        where = request.peer or request.country or jurisdiction
+        return _refused("no_peer", f"no peer agreement covers {where}")
+    agreement = peer.agreement
+    if not agreement.valid_from <= now < agreement.valid_until:
+        return _refused(
+            "agreement_not_in_force",
+            f"the agreement {agreement.id} with {peer.id} is in force from "
+            f"{_when(agreement.valid_from)} until {_when(agreement.valid_until)}, not at {_when(now)}",
+            peer,
+        )
+    lines = [
+        c
+        for c in agreement.crossings
+        if c.channel == request.channel and c.direction.covers(request.direction)
+    ]
+    if not lines:
+        way = "to send" if request.direction is Direction.SEND else "to receive"
+        return _refused(
+            "no_agreement",
+            f"no agreement with {peer.id} for {request.channel} ({way})",
+            peer,
+        )
+    return _match(request, peer, lines)
+
+
+def _match(request: CrossingRequest, peer: Peer, lines: Sequence[Crossing]) -> CrossingDecision:
+    agreement = peer.agreement
+    line = lines[0]  # one line per channel and direction (refused at load otherwise)
+    where = f"agreement {agreement.id} with {peer.id}, crossing {line.index}"
+    if request.organisation_kind is None:
+        return _refused(
+            "sender_unknown", f"the sending organisation is not known ({where} names kinds)", peer
+        )
+    if request.organisation_kind not in line.organisation_kinds:
+        return _refused(
+            "organisation_kind_not_agreed",
+            f"{where} lets only {', '.join(line.organisation_kinds)} send {request.channel}, "
+            f"not {request.organisation_kind}",
+            peer,
+        )
+    if not set(request.lineage) & set(line.jurisdictions):
+        return _refused(
+            "jurisdiction_not_agreed",
+            f"{where} covers {', '.join(line.jurisdictions)}, not {request.lineage[0]}",
+            peer,
+        )
+    if request.marking not in line.markings:
+        return _refused(
+            "marking_not_agreed",
+            f"{where} does not let TLP:{request.marking} cross",
+            peer,
+        )
+    if request.marking is Marking.AMBER_STRICT and not (
+        agreement.bilateral and peer.kind is PeerKind.NATIONAL
+    ):
+        return _refused(
+            "amber_strict_needs_bilateral",
+            f"TLP:AMBER+STRICT crosses only under a bilateral agreement; {agreement.id} is not one",
+            peer,
+        )
+    return CrossingDecision(
+        True,
+        f"{where} lets {request.organisation_kind} send {request.channel} "
+        f"(TLP:{request.marking}) to {request.lineage[0]}",
+        "allowed",
+        peer.id,
+        agreement.id,
+        line.index,
+    )
+
+
+def _refused(code: str, reason: str, peer: Peer | None = None) -> CrossingDecision:
+    return CrossingDecision(
+        False,
+        reason,
+        code,
+        peer.id if peer else None,
+        peer.agreement.id if peer else None,
+    )
+
+
+def _when(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,88 @@
+"""``liaison policy explain`` for a notice that would leave the country: may it cross, and why.
+
+A notice is a crossing when its jurisdiction lies outside this broker's directory, or in
+another country than the sending organisation's. The answer comes from the peer agreements of
+the policy set (``broker/federation/crossing.py``); nothing is forwarded, here or yet anywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from broker.domain.directory import Directory
+from broker.domain.notice import NoticeFacts
+from broker.errors import UnknownChannel
+from broker.federation.agreements import Direction, Peer
+from broker.federation.crossing import CrossingRequest, decide_crossing
+from broker.policy.channel import Channel
+
+NOT_YET = "forwarding across borders is not built yet: the broker refuses such a notice today"
+
+
+def outbound_crossing(
+    notice: NoticeFacts, directory: Directory, channels: dict[str, Channel], *, sender_known: bool
+) -> CrossingRequest | None:
+    """The crossing ``notice`` would be if sent from here, or None when it stays in the country."""
+    jurisdiction = notice.jurisdiction
+    known = jurisdiction in directory.jurisdictions
+    organisation = directory.organisations.get(notice.sender) if sender_known else None
+    home = directory.country_of(organisation.jurisdiction) if organisation else None
+    country = directory.country_of(jurisdiction) if known else None
+    if known and (home is None or home == country):
+        return None
+    channel = channels.get(notice.channel)
+    if channel is None:
+        raise UnknownChannel("unknown channel", detail=notice.channel)
+    lineage = (
+        (jurisdiction, *(j.id for j in directory.ancestors(jurisdiction)))
+        if known
+        else (jurisdiction,)
+    )
+    return CrossingRequest(
+        Direction.SEND,
+        channel.id,
+        channel.marking,
+        organisation.kind if organisation else None,
+        lineage,
+        country,
+    )
+
+
+def explain_crossing(
+    request: CrossingRequest, notice: NoticeFacts, peers: dict[str, Peer], now: datetime
+) -> dict[str, Any]:
+    """The JSON-ready account of a crossing: allowed or refused, by which agreement, and why."""
+    decision = decide_crossing(request, peers, now)
+    return {
+        "crossing": {
+            "direction": request.direction.value,
+            "channel": request.channel,
+            "marking": request.marking.value,
+            "jurisdiction": notice.jurisdiction,
+            "country": request.country,
+            "sender": notice.sender,
+            "organisation_kind": request.organisation_kind,
+        },
+        "allowed": decision.allowed,
+        "code": decision.code,
+        "reason": decision.reason,
+        "peer": decision.peer,
+        "agreement": decision.agreement,
+        "agreement_crossing": decision.crossing,
+        "forwarding": NOT_YET,
+    }
+
+
+def crossing_text(report: dict[str, Any]) -> str:
+    c = report["crossing"]
+    verdict = "MAY cross" if report["allowed"] else "may NOT cross"
+    lines = [
+        f"Notice on {c['channel']} (TLP:{c['marking']}) for {c['jurisdiction']} leaves the "
+        f"country: it {verdict}.",
+        f"  {report['reason']}",
+    ]
+    if report["peer"]:
+        lines.append(f"  peer {report['peer']}, agreement {report['agreement']}")
+    lines.append(f"Note: {report['forwarding']}.")
+    return "\n".join(lines)
