@@ -209,7 +209,9 @@ async function unlock(passphrase) {
 
 async function startSession() {
   if (session.kind === "contact") {
-    session.bindings = session.root ? await keyBindings() : null;
+    // Bindings that cannot be had now (expired, rolled back) do not keep the reader out: each
+    // notice then says why it cannot be verified. The broker's directory check still holds.
+    session.bindings = session.root ? await keyBindings().catch(() => null) : null;
     if (session.bindings) checkKeyPair(session.bindings);
     await signInContact();
     checkEncryptionKey();
