@@ -203,6 +203,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/openapi.json", openapi.serve)
     router.add_post("/v1/notices", notices.post_notice)
     router.add_get("/v1/notices/{id}/status", notices.get_status)
+    router.add_get("/v1/notices", notices.get_sent)
     router.add_post("/v1/token", recipients.post_token)
     router.add_get("/.well-known/oauth-authorization-server", oauth.metadata)
     router.add_get("/.well-known/jwks.json", oauth.jwks)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -95,6 +96,11 @@ class SenderClient:
 
     async def status(self, notice_id: str) -> Response:
         return await self._with_retries("GET", f"/v1/notices/{notice_id}/status", None, {})
+
+    async def sent(self, *, cursor: str | None = None, limit: int = 20) -> Response:
+        """A page of this agency's own notices, newest first (``GET /v1/notices``)."""
+        query = urlencode({"limit": limit, **({"cursor": cursor} if cursor else {})})
+        return await self._with_retries("GET", f"/v1/notices?{query}", None, {})
 
     async def _with_retries(
         self, method: str, path: str, body: bytes | None, extra: dict[str, str]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.errors import LiaisonError, UnsupportedMediaType
+from broker.errors import LiaisonError, NoticeInvalid, UnsupportedMediaType
 from broker.http.json_body import json_response
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
 from broker.http.middleware import REQUEST_ID
 from broker.http.tls import require_client_certificate
+from broker.input import check_integer
 from broker.metrics import NOTICES_ACCEPTED, NOTICES_REFUSED
+from broker.policy.payload import Violation
 from broker.service.intake import IncomingRequest
+from broker.service.notices import QUERY_INVALID
+from broker.service.sent import list_sent
 from broker.service.status import read_status
 
 
@@ -76,5 +80,30 @@ async def get_status(request: web.Request) -> web.Response:
         now=request.app[CLOCK].now(),
         max_skew=request.app[SETTINGS].limits.clock_skew_seconds,
         request_id=request[REQUEST_ID],
+    )
+    return json_response(body)
+
+
+async def get_sent(request: web.Request) -> web.Response:
+    """GET /v1/notices: the agency's own notices, newest first, each role's state."""
+    certificate = require_client_certificate(request, request.app[SETTINGS])
+    state = request.app[STATE]
+    q = request.query
+    try:
+        limit = check_integer(int(q.get("limit", "20")), "/limit")
+    except ValueError as e:
+        raise NoticeInvalid([Violation("/limit", "must be a whole number")], QUERY_INVALID) from e
+    body = await list_sent(
+        state.engine,
+        state.view,
+        method=request.method,
+        target_uri=target_uri(request),
+        headers=header_map(request),
+        client_certificate=certificate,
+        now=request.app[CLOCK].now(),
+        max_skew=request.app[SETTINGS].limits.clock_skew_seconds,
+        request_id=request[REQUEST_ID],
+        cursor=q.get("cursor"),
+        limit=limit,
     )
     return json_response(body)

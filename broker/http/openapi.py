@@ -14,6 +14,7 @@ from broker import __version__
 from broker.http.api_doc.audit import AUDIT_PATHS
 from broker.http.api_doc.common import NO_CONTROL_CHARACTERS, SIGNED, _json, _problem
 from broker.http.api_doc.components import COMPONENTS
+from broker.http.api_doc.pages import SENT_LIST
 from broker.http.api_doc.recipients import RECIPIENT_PATHS
 from broker.input import MAX_INT64
 
@@ -88,6 +89,7 @@ SPEC: dict[str, Any] = {
             }
         },
         "/v1/notices": {
+            "get": SENT_LIST,
             "post": {
                 "summary": "Post a signed notice (agency systems)",
                 "description": (
@@ -124,7 +126,7 @@ SPEC: dict[str, Any] = {
                     ),
                     "503": _problem("The store is unavailable; nothing was committed"),
                 },
-            }
+            },
         },
         "/v1/notices/{id}/status": {
             "get": {

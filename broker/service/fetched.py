@@ -11,6 +11,7 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.crypto.envelope import associated_data
 from broker.domain.directory import KeyType
+from broker.service.names import ack_deadline, names
 from broker.state import View
 from broker.store.deliveries_repo import InboxItem
 
@@ -70,6 +71,20 @@ def notice_answer(
         ),
         "encryption": _encryption(notice_id, row, wrap),
         "signature": _signature(view, row),
+        **_names(view, row, deliveries),
+    }
+
+
+def _names(view: View, row: dict[str, Any], deliveries: list[InboxItem]) -> dict[str, Any]:
+    """Titles beside the ids, and the acknowledgement deadline, for the page (additive)."""
+    roles = view.directory.roles
+    return {
+        **names(view, channel=row["channel"], jurisdiction=row["jurisdiction_id"]),
+        "role_titles": {
+            d.role: roles[d.role].title if d.role in roles else None
+            for d in sorted(deliveries, key=lambda d: d.role)
+        },
+        "ack_deadline": ack_deadline(view, row["channel"], row["created_at"]),
     }
 
 

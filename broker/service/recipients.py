@@ -29,6 +29,7 @@ from broker.service.fetched import b64 as _b64
 from broker.service.fetched import fetched_event, notice_answer
 from broker.service.fetched import time_text as _time
 from broker.service.live import DeliveredMarks, Publisher, event_data
+from broker.service.names import named_item
 from broker.service.push import Hub
 from broker.state import BrokerState, View
 from broker.store import audit_repo
@@ -97,6 +98,7 @@ class Recipients:
             "items": [
                 {
                     **event_data(i),
+                    **named_item(view, i),
                     "delivery_id": i.delivery_id,
                     "state": "delivered" if i.state == "pending" else i.state,
                 }

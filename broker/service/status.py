@@ -16,6 +16,7 @@ from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState
 from broker.errors import AuthenticationFailed, NotFound
 from broker.service.auth import Agency, authenticate_agency
+from broker.service.names import ack_deadline, names
 from broker.state import View
 from broker.store import Database, intake_repo
 from broker.store import deliveries_repo as repo
@@ -96,6 +97,8 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
         "created_at": _time(notice.created_at),
         "supersedes": notice.supersedes,
         "policy_hash": notice.policy_hash,
+        **names(view, channel=notice.channel, jurisdiction=notice.jurisdiction),
+        "ack_deadline": ack_deadline(view, notice.channel, notice.created_at),
         "roles": _by_role(view, deliveries),
         # Replies are encrypted to the agency's X25519 key: the broker passes them on unread.
         "replies": [

@@ -161,6 +161,12 @@ class TokenService:
             "contact": contact,
             # The page speaks the contact's language from the directory unless its reader chose.
             "language": known.language if (known := directory.contacts.get(contact)) else "en",
+            # The page checks at sign-in that the encryption key it was given is one of these.
+            "encryption_key_ids": [
+                k.id
+                for k in directory.keys_of(contact)
+                if k.type is KeyType.X25519 and k.usable_at(now)
+            ],
         }
 
     async def _contact_from(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.http.api_doc.pages import NAMES, SENT_SCHEMAS
 from broker.service.notices import NOTICE_SCHEMA
 
 COMPONENTS: dict[str, Any] = {
@@ -17,6 +18,7 @@ COMPONENTS: dict[str, Any] = {
         },
     },
     "schemas": {
+        **SENT_SCHEMAS,
         "Notice": {k: v for k, v in NOTICE_SCHEMA.items() if k != "$schema"},
         "Accepted": {
             "type": "object",
@@ -35,26 +37,8 @@ COMPONENTS: dict[str, Any] = {
                 "id": {"type": "string"},
                 "channel": {"type": "string"},
                 "status": {"type": "string"},
-                "roles": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "role": {"type": "string"},
-                            "jurisdiction": {"type": "string"},
-                            "state": {
-                                "enum": [
-                                    "pending",
-                                    "delivered",
-                                    "read",
-                                    "acknowledged",
-                                    "escalated",
-                                ]
-                            },
-                            "recipients": {"type": "integer"},
-                        },
-                    },
-                },
+                **NAMES,
+                "roles": {"type": "array", "items": {"$ref": "#/components/schemas/RoleState"}},
             },
         },
         "TokenRequest": {
@@ -75,6 +59,11 @@ COMPONENTS: dict[str, Any] = {
                 "language": {
                     "type": "string",
                     "description": "The contact's language in the directory (BCP 47)",
+                },
+                "encryption_key_ids": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The contact's usable X25519 key ids in the directory",
                 },
             },
         },
@@ -107,13 +96,20 @@ COMPONENTS: dict[str, Any] = {
         "Inbox": {
             "type": "object",
             "properties": {
-                "items": {"type": "array", "items": {"type": "object"}},
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/InboxItem"}},
                 "next_cursor": {"type": ["string", "null"]},
             },
         },
         "RecipientNotice": {
             "type": "object",
             "properties": {
+                **NAMES,
+                "sender_name": {"type": ["string", "null"]},
+                "role_titles": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "null"]},
+                    "description": "The title of each role the notice reached you through",
+                },
                 "id": {"type": "string"},
                 "channel": {"type": "string"},
                 "marking": {"type": "string"},

@@ -28,6 +28,7 @@ function h(tag, attrs = {}, ...children) {
 function show(...nodes) { main().replaceChildren(...nodes); }
 
 function notify(message, kind = "info") {
+  if (kind === "error") keepError(message);
   const area = document.getElementById("toasts");
   const toast = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, message);
   area.append(toast);
@@ -50,6 +51,51 @@ function chime() { // an audible cue for a new notice, made here: no sound file 
 
 const when = (iso) => (iso ? formatDateTime(iso) : "—");
 
+/** An error stays on the page, above the view, until the view changes or the reader closes it
+ *  (the toast beside it goes after six seconds). */
+function keepError(message) {
+  let area = document.getElementById("page-error");
+  if (!area) {
+    area = h("div", { id: "page-error", class: "page-error", role: "alert" });
+    main().prepend(area);
+  }
+  area.replaceChildren(h("p", {}, message),
+    h("button", { type: "button", class: "secondary", onclick: () => area.remove() }, t("dismiss")));
+}
+
+/** After a view is drawn: its heading names the page (document title) and takes the focus, so a
+ *  screen reader announces the new view and the keyboard starts there. */
+function settle() {
+  const heading = main().querySelector("h2");
+  document.title = heading ? `${heading.textContent} — ${t("title")}` : t("title");
+  if (!heading) return;
+  heading.setAttribute("tabindex", "-1");
+  heading.focus({ preventScroll: true });
+}
+
+/** A name from the directory or the policies, else the machine id it stands for. */
+const named = (name, id) => name || id || "—";
+const severityText = (severity) => (t(`severity_${severity}`) !== `severity_${severity}` ? t(`severity_${severity}`) : severity);
+
+/** "3 h 20 min" (or "2 d 4 h") between now and a time, in the reader's words. */
+function span(ms) {
+  const minutes = Math.max(0, Math.round(Math.abs(ms) / 60000));
+  const days = Math.floor(minutes / 1440);
+  const hours = Math.floor((minutes % 1440) / 60);
+  if (days) return t("span_days", { d: days, h: hours });
+  return t("span_hours", { h: hours, m: minutes % 60 });
+}
+
+/** The acknowledgement deadline with the time left (or how long it is overdue); null when the
+ *  channel sets no deadline or the notice is acknowledged. */
+function deadline(iso, acknowledged, id) {
+  if (!iso || acknowledged) return null;
+  const left = new Date(iso) - Date.now();
+  return left >= 0
+    ? h("p", { class: "deadline", id }, t("due_by", { at: when(iso), left: span(left) }))
+    : h("p", { class: "deadline overdue", id }, t("overdue", { at: when(iso), late: span(left) }));
+}
+
 // -- talking to the broker -------------------------------------------------------------------------
 
 class BrokerError extends Error {
@@ -70,6 +116,7 @@ async function signInContact() {
   if (!response.ok) throw new BrokerError(response.status, body);
   session.token = body.access_token;
   session.language = body.language; // the directory's language for this contact
+  session.encryptionKeyIds = body.encryption_key_ids || [];
   session.expires = Date.now() + 1000 * (body.expires_in - 30);
 }
 
@@ -162,9 +209,15 @@ async function unlock(passphrase) {
 
 async function startSession() {
   if (session.kind === "contact") {
+    // Bindings that cannot be had now (expired, rolled back) do not keep the reader out: each
+    // notice then says why it cannot be verified. The broker's directory check still holds.
+    session.bindings = session.root ? await keyBindings().catch(() => null) : null;
+    if (session.bindings) checkKeyPair(session.bindings);
     await signInContact();
+    checkEncryptionKey();
     await preferLanguage(session.language);
     try { await api("GET", "/v1/audit/checkpoint"); session.auditor = true; } catch { session.auditor = false; }
+    if (!session.encryption && !session.auditor && session.encryptionKeyIds.length) throw new Error(t("no_encryption_key"));
   } else {
     session.keyid = c.keyId(session.id, "ed25519", c.publicEd25519(session.signing));
   }
@@ -173,6 +226,55 @@ async function startSession() {
   const linked = session.kind === "contact" && location.hash.startsWith("#/notice/");
   if (!linked) location.hash = session.kind === "agency" ? "#/status" : session.auditor ? "#/audit" : "#/inbox";
   route();
+}
+
+/** A key file's private key, or an error that names the file and what is wrong with it. */
+function keyFile(text, type) {
+  if (!text) throw new Error(t(type === "ed25519" ? "no_signing_key" : "no_encryption_key"));
+  try {
+    return c.privateKeyFromPem(text, type);
+  } catch {
+    throw new Error(t(type === "ed25519" ? "signing_file_wrong" : "encryption_file_wrong"));
+  }
+}
+
+/** The loaded key pair against the administrators' signed directory, before anything is shown:
+ *  a key the signed directory binds to someone else is refused, naming the file and its owner;
+ *  no encryption key where the directory has one is refused. A key it does not list (a new key
+ *  not yet signed) is left to the broker: the token exchange checks the signing key, and
+ *  checkEncryptionKey the encryption key against the broker's directory. */
+function checkKeyPair(bindings) {
+  const entries = Object.values(bindings.keys);
+  const check = (type, pub, file) => {
+    const mine = c.b64encode(pub);
+    const found = entries.find((b) => b.type === type && b.public === mine);
+    if (found && found.owner !== session.id) {
+      throw new Error(t(`${file}_someone_else`, { id: session.id, owner: found.owner_name || found.owner }));
+    }
+  };
+  check("ed25519", c.publicEd25519(session.signing), "signing");
+  if (session.encryption) check("x25519", c.publicX25519(session.encryption), "encryption");
+  else if (entries.some((b) => b.type === "x25519" && b.owner === session.id && b.status !== "revoked")) {
+    throw new Error(t("no_encryption_key"));
+  }
+}
+
+/** The encryption key is one of this contact's in the broker's directory, or (a key changed
+ *  since: its notices say "sent to your previous key") one the signed directory binds to them. */
+function checkEncryptionKey() {
+  if (!session.encryption) return;
+  const pub = c.publicX25519(session.encryption);
+  if (session.encryptionKeyIds.includes(c.keyId(session.id, "x25519", pub))) return;
+  const bound = session.bindings && Object.values(session.bindings.keys)
+    .some((b) => b.type === "x25519" && b.owner === session.id && b.public === c.b64encode(pub));
+  if (!bound) throw new Error(t("encryption_not_in_directory", { id: session.id }));
+}
+
+/** The broker refused the signing key (its answer is the same for every reason). */
+function signInRefusal() {
+  const pub = session.signing && c.b64encode(c.publicEd25519(session.signing));
+  const bound = session.bindings && Object.values(session.bindings.keys).some((b) => b.type === "ed25519" && b.public === pub);
+  return t(session.bindings && !bound ? "signing_not_in_directory" : "signin_refused_signing", { id: session.id || "—" });
 }
 
 function signInView() {
@@ -192,21 +294,22 @@ function signInView() {
       try {
         session.kind = kindAgency.checked ? "agency" : "contact";
         session.id = id.value.trim();
-        session.signing = c.privateKeyFromPem((await readFile(signing)) || "", "ed25519");
+        session.signing = keyFile(await readFile(signing), "ed25519");
         const enc = await readFile(encryption);
-        session.encryption = enc ? c.privateKeyFromPem(enc, "x25519") : null;
+        session.encryption = enc ? keyFile(enc, "x25519") : null;
         session.root = await readFile(root);
         if (session.root) trust.fingerprint(session.root); // refuse a file that is not a signed root
         if (remember.checked && passphrase.value) await keep(passphrase.value);
         signing.value = ""; encryption.value = ""; root.value = "";
         await startSession();
       } catch (e) {
-        notify(e instanceof BrokerError ? t("signin_failed") : e.message, "error");
+        session.kind = null; // nothing is shown signed in with a key pair that was refused
+        notify(e instanceof BrokerError ? signInRefusal() : e.message, "error");
       }
     },
   },
   h("h2", {}, t("signin")),
-  h("fieldset", {}, h("label", {}, kindContact, " ", t("as_contact")), h("label", {}, kindAgency, " ", t("as_agency"))),
+  h("fieldset", {}, h("legend", {}, t("signin_as")), h("label", {}, kindContact, " ", t("as_contact")), h("label", {}, kindAgency, " ", t("as_agency"))),
   h("label", { for: "principal" }, `${t("contact_id")} / ${t("agency_id")}`), id,
   h("label", { for: "signing-key" }, t("signing_key")), signing,
   h("label", { for: "encryption-key" }, t("encryption_key")), encryption,
@@ -222,7 +325,10 @@ function signInView() {
       class: "card", id: "unlock",
       onsubmit: async (event) => {
         event.preventDefault();
-        try { await unlock(pass.value); await startSession(); } catch { notify(t("signin_failed"), "error"); }
+        try { await unlock(pass.value); await startSession(); } catch (e) {
+          session.kind = null;
+          notify(e.name === "OperationError" ? t("signin_failed") : e instanceof BrokerError ? signInRefusal() : e.message, "error");
+        }
       },
     }, h("h2", {}, t("unlock")), h("label", { for: "unlock-passphrase" }, t("passphrase")), pass,
     h("button", { type: "submit" }, t("signin")),
@@ -234,7 +340,11 @@ function signInView() {
 // -- the inbox -------------------------------------------------------------------------------------
 
 const MARKINGS = { "CLEAR": "clear", "GREEN": "green", "AMBER": "amber", "AMBER+STRICT": "amber-strict", "RED": "red" };
-const banner = (marking) => h("div", { class: `tlp tlp-${MARKINGS[marking] || "amber"}`, role: "note" }, `TLP:${marking}`);
+const banner = (marking) => h("div", { class: `tlp tlp-${MARKINGS[marking] || "amber"}`, role: "note", title: tlpMeaning(marking) }, `TLP:${marking}`);
+const tlpMeaning = (marking) => t(`tlp_${MARKINGS[marking] || "amber"}`);
+/** The banner with its one line on whom the notice may be shared with (FIRST TLP 2.0). */
+const tlpBlock = (marking) => h("div", { class: "tlp-block" }, banner(marking),
+  h("p", { class: "tlp-meaning", id: "tlp-meaning" }, tlpMeaning(marking)));
 
 async function inboxView() {
   const state = h("select", { id: "filter-state" },
@@ -248,12 +358,7 @@ async function inboxView() {
     const page = await api("GET", `/v1/inbox?${params}`);
     list.replaceChildren(...(page.items.length ? page.items.map(item) : [h("li", { class: "empty" }, t("empty"))]));
   };
-  const item = (n, fresh = false) => h("li", { class: `notice ${fresh ? "fresh" : ""}`, "data-id": n.notice_id },
-    banner(n.marking),
-    h("a", { href: `#/notice/${encodeURIComponent(n.notice_id)}` },
-      h("strong", {}, n.channel), " · ", n.jurisdiction, " · ", `${t("severity")}: ${n.severity}`),
-    h("span", { class: `state state-${n.state}` }, t(n.state)),
-    h("time", {}, when(n.created_at)));
+  const item = (n, fresh = false) => inboxRow(n, fresh);
   show(h("section", {},
     h("div", { class: "toolbar" }, h("h2", {}, t("inbox")), h("span", { id: "live", class: "live off" }, t("offline"))),
     h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load(); } },
@@ -265,8 +370,31 @@ async function inboxView() {
     list.querySelector(".empty")?.remove();
     list.prepend(item({ ...event, state: "delivered" }, true));
     notify(`${t("new_notice")}: ${event.channel} · ${event.jurisdiction}`);
+    nameFresh(list, event.notice_id).catch(() => {}); // the live event carries ids only
     chime();
   });
+}
+
+/** One inbox row: the TLP marking, the channel's title and the municipality's name (not their
+ *  ids), the role it came through, severity, state, sending date, and the deadline's time left. */
+function inboxRow(n, fresh = false) {
+  const due = deadline(n.ack_deadline, n.state === "acknowledged" || n.acknowledged_at, null);
+  return h("li", { class: `notice ${fresh ? "fresh" : ""}`, "data-id": n.notice_id },
+    banner(n.marking),
+    h("a", { href: `#/notice/${encodeURIComponent(n.notice_id)}`, class: "what" },
+      h("strong", {}, named(n.channel_title, n.channel)), " · ", named(n.jurisdiction_name, n.jurisdiction),
+      h("span", { class: "sub" }, [n.role_title, `${t("severity")}: ${severityText(n.severity)}`].filter(Boolean).join(" · "))),
+    h("span", { class: `state state-${n.state}` }, t(n.state)),
+    h("time", { datetime: n.created_at }, when(n.created_at)),
+    due);
+}
+
+/** A live event carries ids only: fetch the inbox's first page for the new row's names. */
+async function nameFresh(list, noticeId) {
+  const page = await api("GET", "/v1/inbox?limit=20");
+  const found = page.items.find((n) => n.notice_id === noticeId);
+  const row = list.querySelector(`[data-id="${CSS.escape(noticeId)}"]`);
+  if (found && row) row.replaceWith(inboxRow(found, true));
 }
 
 // -- one notice: decrypt, verify, acknowledge ----------------------------------------------------------
@@ -374,15 +502,17 @@ async function noticeView(id) {
     ackArea.append(h("button", { id: "ack", onclick: () => acknowledge().catch((e) => notify(e.message, "error")) }, t("ack")));
   }
   show(h("article", { class: "card notice-view" },
-    banner(fetched.marking),
+    tlpBlock(fetched.marking),
     h("a", { href: "#/inbox", class: "back" }, `← ${t("back")}`),
     verdict,
-    opened ? h("h2", { id: "subject" }, opened.notice.subject) : null,
+    opened ? h("h2", { id: "subject" }, opened.notice.subject) : h("h2", { class: "visually-hidden" }, t("notice")),
+    deadline(fetched.ack_deadline, fetched.acknowledged_at, "deadline"),
     h("dl", { class: "meta" },
-      h("dt", {}, t("from")), h("dd", {}, opened ? opened.sender : fetched.sender),
-      h("dt", {}, t("channel")), h("dd", {}, fetched.channel),
-      h("dt", {}, t("jurisdiction")), h("dd", {}, fetched.jurisdiction),
-      h("dt", {}, t("severity")), h("dd", {}, fetched.severity),
+      h("dt", {}, t("from")), h("dd", {}, opened ? opened.sender : named(fetched.sender_name, fetched.sender)),
+      h("dt", {}, t("channel")), h("dd", { id: "meta-channel" }, named(fetched.channel_title, fetched.channel)),
+      h("dt", {}, t("jurisdiction")), h("dd", { id: "meta-jurisdiction" }, named(fetched.jurisdiction_name, fetched.jurisdiction)),
+      h("dt", {}, t("role")), h("dd", {}, Object.entries(fetched.role_titles || {}).map(([id, title]) => named(title, id)).join(", ") || "—"),
+      h("dt", {}, t("severity")), h("dd", {}, severityText(fetched.severity)),
       h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at)),
       h("dt", {}, t("root")), h("dd", { id: "root-fingerprint" }, session.root ? `${trust.fingerprint(session.root).slice(0, 16)}…` : "—")),
     opened ? fields(opened.notice.body) : null,
@@ -398,18 +528,66 @@ function statusView() {
   const load = async (id) => {
     const s = await api("GET", `/v1/notices/${encodeURIComponent(id)}/status`);
     localStorage.setItem("liaison.sent", JSON.stringify([id, ...remembered.filter((x) => x !== id)].slice(0, 20)));
-    out.replaceChildren(h("h3", {}, `${s.channel} · ${s.jurisdiction} · ${when(s.created_at)}`), banner(s.marking),
+    out.replaceChildren(h("h3", {}, `${named(s.channel_title, s.channel)} · ${named(s.jurisdiction_name, s.jurisdiction)} · ${when(s.created_at)}`), tlpBlock(s.marking),
+      deadline(s.ack_deadline, s.roles.length && s.roles.every((r) => r.acknowledged_at), "deadline"),
       h("ol", { class: "timeline" }, s.roles.map((r) => h("li", { class: `state-${r.state}` },
         h("strong", {}, r.role_title), " — ", r.jurisdiction_name || r.jurisdiction, " ",
         h("span", { class: `state state-${r.state}` }, t(r.state)),
         h("ul", {}, ["delivered", "read", "acknowledged", "escalated"].filter((k) => r[`${k}_at`])
-          .map((k) => h("li", {}, `${t(k)}: ${when(r[`${k}_at`])}`)))))));
+          .map((k) => h("li", {}, `${t(k)}: ${when(r[`${k}_at`])}`)))))),
+      repliesSection(s));
   };
   show(h("section", { class: "card" }, h("h2", {}, t("status")),
     h("form", { onsubmit: (e) => { e.preventDefault(); load(input.value.trim()).catch((err) => notify(err.message, "error")); } },
       h("label", { for: "status-id" }, t("notice_id")), input, h("button", { type: "submit" }, t("show"))),
     remembered.length ? h("p", {}, remembered.map((id) => h("button", { class: "link", onclick: () => load(id) }, id.slice(0, 12)))) : null,
-    out));
+    out),
+  sentSection((id) => load(id).then(() => out.scrollIntoView()).catch((err) => notify(err.message, "error"))));
+}
+
+/** The agency's own notices, newest first, each role with its state; a page at a time. */
+function sentSection(open) {
+  const list = h("ul", { class: "sent", id: "sent" });
+  const more = h("button", { type: "button", class: "secondary", id: "sent-more", hidden: true }, t("more"));
+  let cursor = null;
+  const load = async () => {
+    const page = await api("GET", `/v1/notices?limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    if (!cursor && !page.items.length) list.append(h("li", { class: "empty" }, t("empty")));
+    list.append(...page.items.map((n) => h("li", { class: "sent-notice", "data-id": n.id },
+      banner(n.marking),
+      h("div", { class: "what" },
+        h("button", { type: "button", class: "link", onclick: () => open(n.id) },
+          `${named(n.channel_title, n.channel)} · ${named(n.jurisdiction_name, n.jurisdiction)}`),
+        h("span", { class: "sub" }, `${when(n.created_at)}${n.replies ? ` · ${t("replies_count", { n: n.replies })}` : ""}`),
+        h("ul", { class: "role-states" }, n.roles.map((r) => h("li", {},
+          `${named(r.role_title, r.role)} — ${named(r.jurisdiction_name, r.jurisdiction)} `,
+          h("span", { class: `state state-${r.state}` }, t(r.state)))))),
+      deadline(n.ack_deadline, n.roles.length && n.roles.every((r) => r.acknowledged_at), null))));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+  };
+  more.addEventListener("click", () => load().catch((e) => notify(e.message, "error")));
+  const section = h("section", { class: "card" }, h("h3", {}, t("sent_notices")), list, more);
+  load().catch((e) => notify(e.message, "error"));
+  return section;
+}
+
+/** The replies to a notice, decrypted here with the agency's X25519 key (chosen at sign-in);
+ *  the broker passed them on unread. */
+function repliesSection(s) {
+  if (!s.replies || !s.replies.length) return h("p", { class: "hint", id: "replies" }, t("no_replies"));
+  const roleTitle = (id) => named((s.roles.find((r) => r.role === id) || {}).role_title, id);
+  return h("section", { id: "replies" }, h("h3", {}, t("replies")), h("ul", { class: "replies" }, s.replies.map((r) => {
+    let text;
+    try {
+      if (!session.encryption) throw new Error(t("reply_needs_key"));
+      const key = c.unwrap(c.b64decode(r.wrap), session.encryption);
+      text = new TextDecoder().decode(c.openBody(c.b64decode(r.ciphertext), c.b64decode(r.nonce), c.utf8(`liaison-reply-v1\n${s.id}`), key));
+    } catch (e) {
+      return h("li", { class: "reply bad" }, `${roleTitle(r.role)} · ${when(r.created_at)}: ${e.message.startsWith(t("reply_needs_key")) ? e.message : t("reply_unreadable")}`);
+    }
+    return h("li", { class: "reply" }, h("strong", {}, `${roleTitle(r.role)} · ${when(r.created_at)}`), h("p", { class: "reply-text" }, text));
+  })));
 }
 
 // -- auditors: the log, a chart, and verification in this page ---------------------------------------
@@ -443,20 +621,27 @@ function chart(events) {
   }
   const rows = [...groups.entries()];
   const max = Math.max(1, ...rows.map(([, g]) => g.count));
+  // Drawn at the width it is shown at (not scaled down): its 13 px text stays 13 px on a phone.
+  const width = Math.round(Math.max(280, Math.min(640, (document.getElementById("chart") || main()).clientWidth - 2)));
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 640 ${34 * rows.length + 8}`);
+  svg.setAttribute("viewBox", `0 0 ${width} ${52 * rows.length + 8}`);
+  svg.setAttribute("width", width);
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", t("chart_title"));
+  const line = (y, content) => {
+    const text = document.createElementNS(ns, "text");
+    text.setAttribute("x", 6); text.setAttribute("y", y);
+    text.textContent = content;
+    return text;
+  };
   rows.forEach(([label, g], i) => {
     const median = g.waits.length ? g.waits.sort((a, b) => a - b)[Math.floor(g.waits.length / 2)] : null;
-    const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", 4); text.setAttribute("y", 34 * i + 16);
-    text.textContent = `${label}: ${g.count} — ${median === null ? t("no_acks") : `${median.toFixed(1)} ${t("minutes")}`}`;
     const bar = document.createElementNS(ns, "rect");
-    Object.entries({ x: 4, y: 34 * i + 21, height: 9, width: Math.max(2, (620 * g.count) / max), class: "bar" })
+    Object.entries({ x: 6, y: 52 * i + 38, height: 9, width: Math.max(2, ((width - 12) * g.count) / max), class: "bar" })
       .forEach(([k, v]) => bar.setAttribute(k, v));
-    svg.append(text, bar);
+    svg.append(line(52 * i + 16, label),
+      line(52 * i + 32, `${g.count} — ${median === null ? t("no_acks") : `${median.toFixed(1)} ${t("minutes")}`}`), bar);
   });
   return h("figure", { class: "chart" }, h("figcaption", {}, t("chart_title")), svg);
 }
@@ -505,28 +690,84 @@ async function verifyLog(report) {
   return ok;
 }
 
+const AUDIT_PAGE = 200;
+
+/** The start of a day picked in a date input, in the reader's time zone, as an ISO instant;
+ *  `end` gives the start of the next day (the filter's end is exclusive of that). */
+function dayStart(value, end = false) {
+  const [y, m, d] = value.split("-").map(Number);
+  return new Date(y, m - 1, d + (end ? 1 : 0)).toISOString();
+}
+
+/** The rule and the policies behind an event: for routing, each role reached with the rule that
+ *  reached it and the role not reached with why; for other decisions, the policies. */
+function ruleCell(e) {
+  const lines = [];
+  if (e.action === "notice.routed" && e.details) {
+    for (const r of e.details.recipients || []) lines.push(`${r.role} ← ${r.rule}${r.policies && r.policies.length ? ` (${r.policies.join(", ")})` : ""}`);
+    for (const n of e.details.not_reached || []) lines.push(`${n.role} ✗ ${n.rule || "—"}: ${n.reason}`);
+  } else if (e.policies && e.policies.length) {
+    lines.push(e.policies.join(", "));
+  }
+  return lines.length ? h("ul", { class: "rules" }, lines.map((x) => h("li", {}, x))) : "";
+}
+
 async function auditView() {
   stop();
-  const inputs = Object.fromEntries(["from", "to", "notice", "channel", "actor", "action"].map((k) => [k, h("input", { id: `audit-${k}`, spellcheck: "false" })]));
+  const inputs = {
+    from: h("input", { id: "audit-from", type: "date" }),
+    to: h("input", { id: "audit-to", type: "date" }),
+    ...Object.fromEntries(["notice", "channel", "actor", "action"].map((k) => [k, h("input", { id: `audit-${k}`, spellcheck: "false" })])),
+  };
+  const labels = { from: "from_date", to: "to_date" };
   const table = h("tbody", {});
   const report = h("div", { id: "verify-report", "aria-live": "polite" });
-  const load = async () => {
-    const params = new URLSearchParams({ limit: "200" });
-    for (const [k, input] of Object.entries(inputs)) if (input.value.trim()) params.set(k, input.value.trim());
-    const page = await api("GET", `/v1/audit/events?${params}`);
-    table.replaceChildren(...page.events.map((e) => h("tr", {},
-      h("td", {}, e.seq), h("td", {}, when(e.at)), h("td", {}, e.actor), h("td", {}, e.action),
-      h("td", {}, e.object), h("td", {}, e.outcome), h("td", {}, e.reason || ""))));
+  const info = h("span", { id: "audit-page", "aria-live": "polite" });
+  const previous = h("button", { type: "button", class: "secondary", id: "audit-previous", disabled: true }, `← ${t("previous_page")}`);
+  const next = h("button", { type: "button", class: "secondary", id: "audit-next", disabled: true }, `${t("next_page")} →`);
+  const columns = ["#", t("time"), t("actor"), t("action"), t("notice"), t("outcome"), t("reason"), t("rule_policy")];
+  const cursors = ["0"]; // the cursor each page shown so far started at: previous goes back one
+  let nextCursor = null;
+  const params = () => {
+    const q = new URLSearchParams({ limit: String(AUDIT_PAGE) });
+    if (inputs.from.value) q.set("from", dayStart(inputs.from.value));
+    if (inputs.to.value) q.set("to", dayStart(inputs.to.value, true));
+    for (const k of ["notice", "channel", "actor", "action"]) if (inputs[k].value.trim()) q.set(k, inputs[k].value.trim());
+    return q;
   };
+  const load = async () => {
+    const q = params();
+    q.set("cursor", cursors[cursors.length - 1]);
+    const page = await api("GET", `/v1/audit/events?${q}`);
+    nextCursor = page.next_cursor;
+    table.replaceChildren(...page.events.map((e) => h("tr", { "data-seq": e.seq },
+      ...[e.seq, when(e.at), e.actor, e.action, e.object, e.outcome, e.reason || ""].map((v, i) => h("td", { "data-label": columns[i] }, v)),
+      h("td", { "data-label": columns[7] }, ruleCell(e)))));
+    const first = page.events.length ? page.events[0].seq : null;
+    const last = page.events.length ? page.events[page.events.length - 1].seq : null;
+    info.textContent = page.events.length
+      ? t("audit_page", { page: cursors.length, first, last })
+      : t("no_events");
+    previous.disabled = cursors.length === 1;
+    next.disabled = !nextCursor;
+  };
+  const failed = (err) => notify(err.message, "error");
+  previous.addEventListener("click", () => { if (cursors.length > 1) { cursors.pop(); load().catch(failed); } });
+  next.addEventListener("click", () => { if (nextCursor) { cursors.push(nextCursor); load().catch(failed); } });
   const chartArea = h("div", { id: "chart" });
   show(h("section", {},
     h("h2", {}, t("audit")),
-    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load().catch((err) => notify(err.message, "error")); } },
-      ...Object.entries(inputs).map(([k, input]) => h("label", {}, t(k === "from" ? "from_time" : k === "to" ? "to_time" : k), " ", input)),
+    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); cursors.splice(1); load().catch(failed); } },
+      ...Object.entries(inputs).map(([k, input]) => h("label", {}, t(labels[k] || k), " ", input)),
       h("button", { type: "submit" }, t("search"))),
-    h("button", { id: "verify", onclick: () => verifyLog(report).catch((e) => notify(e.message, "error")) }, t("verify")),
+    h("button", { id: "verify", onclick: () => verifyLog(report).catch(failed) }, t("verify")),
     report, chartArea,
-    h("table", { class: "events" }, h("thead", {}, h("tr", {}, ["#", t("time"), t("actor"), t("action"), t("notice"), t("outcome"), t("reason")].map((x) => h("th", {}, x)))), table)));
+    h("nav", { class: "pager", "aria-label": t("pages") }, previous, info, next),
+    h("div", { class: "table-wrap" },
+      h("table", { class: "events" }, h("thead", {}, h("tr", {}, columns.map((x) => h("th", { scope: "col" }, x)))), table)),
+    h("nav", { class: "pager", "aria-label": t("pages") },
+      h("button", { type: "button", class: "secondary", onclick: () => previous.click() }, `← ${t("previous_page")}`),
+      h("button", { type: "button", class: "secondary", onclick: () => next.click() }, `${t("next_page")} →`))));
   await load();
   chartArea.replaceChildren(chart(await allEvents()));
 }
@@ -550,16 +791,22 @@ function renderHeader() {
 }
 
 async function route() {
-  const [, view, arg] = location.hash.split("/");
   try {
-    if (!session.kind) return signInView();
-    if (view === "notice" && arg) return await noticeView(decodeURIComponent(arg));
-    if (view === "audit" && session.auditor) return await auditView();
-    if (session.kind === "agency") return statusView();
-    return await inboxView();
+    await draw();
   } catch (e) {
+    show(h("section", { class: "card" }, h("h2", {}, t("error"))));
     notify(`${t("error")}: ${e.message}`, "error");
   }
+  settle();
+}
+
+async function draw() {
+  const [, view, arg] = location.hash.split("/");
+  if (!session.kind) return signInView();
+  if (view === "notice" && arg) return await noticeView(decodeURIComponent(arg));
+  if (view === "audit" && session.auditor) return await auditView();
+  if (session.kind === "agency") return statusView();
+  return await inboxView();
 }
 
 await initLanguage();
