@@ -49,32 +49,41 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _checkpoint_key(text: str | None) -> bytes | None:
-    """--checkpoint-key: base64 of the broker's 32-byte Ed25519 key, or a one-line refusal."""
+def _checkpoint_keys(texts: list[str] | None) -> list[bytes]:
+    """--checkpoint-key (repeatable): each a signed-note verifier key (``name+hexid+base64``, as
+    /v1/keys/log gives it) or base64 of a 32-byte Ed25519 key; else a one-line refusal."""
     import base64
     import binascii
 
-    if text is None:
-        return None
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != 32:
-        raise ConfigError(
-            "--checkpoint-key: not an Ed25519 public key (base64 of 32 bytes, as the export's "
-            "header and the broker's /v1/audit/checkpoint give it)"
-        )
-    return key
+    from broker.crypto.note import parse_verifier_key
+
+    keys = []
+    for text in texts or []:
+        try:
+            key = parse_verifier_key(text)[1] if "+" in text.strip("=") else b""
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            try:
+                key = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+        if len(key) != 32:
+            raise ConfigError(
+                "--checkpoint-key: not an Ed25519 public key (a verifier key from /v1/keys/log, "
+                "or base64 of 32 bytes, as the export's header and /v1/audit/checkpoint give it)"
+            )
+        keys.append(key)
+    return keys
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    key = _checkpoint_key(args.checkpoint_key)
+    key = _checkpoint_keys(args.checkpoint_key)
     if args.file:
         try:
             with open(args.file, "rb") as f:
                 header, lines = read_export(f)
-                result = verify_export(header, lines, trusted_key=key)
+                result = verify_export(header, lines, trusted_keys=key)
         except (OSError, ValueError) as e:
             raise ConfigError(f"{args.file}: {e}") from e
     else:
@@ -85,7 +94,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         exported = recipient_call(args, fetch)
         try:
             header, lines = read_export(exported)
-            result = verify_export(header, lines, trusted_key=key)
+            result = verify_export(header, lines, trusted_keys=key)
         except ValueError as e:
             raise ConfigError(f"the broker's audit export: {e}") from e
     if not key:
@@ -167,16 +176,20 @@ def add_audit_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument(
         "--checkpoint-key",
-        metavar="BASE64",
-        help="the broker's checkpoint key (Ed25519, base64) to trust",
+        action="append",
+        metavar="KEY",
+        help="a log key to trust: verifier key or base64 Ed25519 (repeat for old and new keys)",
     )
     recipient_options(p)
 
 
-def add_keys_commands(sub: Any) -> None:
-    """``liaison keys monitor``."""
+def add_keys_commands(sub: Any) -> Any:
+    """``liaison keys monitor``; returns the ``keys`` group (the operator's commands join it)."""
     ksub = group(
-        sub, "keys", "agency keys in the audit log (key transparency)", usage_on_stdout=True
+        sub,
+        "keys",
+        "the broker's keys per purpose; agency keys in the audit log (key transparency)",
+        usage_on_stdout=True,
     )
     p = command(
         ksub,
@@ -190,3 +203,4 @@ def add_keys_commands(sub: Any) -> None:
         "--expect", action="append", metavar="KEYID", help="a key the agency made (repeat)"
     )
     data_option(p)
+    return ksub
