@@ -18,10 +18,20 @@ from adapters.delivery.webhook import WebhookDriver
 from broker import metrics as metrics_registry
 from broker import web as web_inbox
 from broker.clock import Clock, SystemClock
-from broker.config import Settings, resolve_secret, resolved_database_url
-from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
-from broker.errors import LiaisonError, StoreError, StoreUnavailable
-from broker.http import audit, health, metrics, notices, oauth, openapi, recipients, trust
+from broker.config import Settings, resolved_database_url
+from broker.crypto import purpose_keys
+from broker.errors import ConfigError, LiaisonError, StoreError, StoreUnavailable
+from broker.http import (
+    audit,
+    health,
+    metrics,
+    notices,
+    oauth,
+    openapi,
+    published_keys,
+    recipients,
+    trust,
+)
 from broker.http.keys import (
     AUDIT,
     CLOCK,
@@ -29,6 +39,7 @@ from broker.http.keys import (
     INTAKE,
     LISTENER,
     OUTBOX,
+    PURPOSE_KEYS,
     RECIPIENTS,
     REFUSALS,
     REKEY,
@@ -72,14 +83,6 @@ START_RETRY_CAP_SECONDS = 5.0  # a broker waiting for its store tries at least t
 FEED_POLL_SECONDS = 0.02
 # PyNaCl releases the GIL: a small pool lets wraps and encryption use both cores.
 CRYPTO_THREADS = 2
-
-
-def _key(
-    settings: Settings, environ: Mapping[str, str], reference: str, kind: str, what: str
-) -> KeyPair:
-    return load_private_key(
-        resolve_secret(reference, settings, environ), expected=kind, source=what
-    )
 
 
 def create_app(
@@ -137,9 +140,10 @@ def _wire_services(
     """Pick the drivers and build every service into ``app``; returns the crypto thread pool."""
     engine = state.engine
     escrow = load_escrow_key(settings, environ)  # sealed on disk; opened here, in memory only
-    signing = _key(settings, environ, settings.keys.signing_key, "ed25519", "keys.signing_key")
-    signer = ed25519_signer(signing, source="keys.signing_key")
-    outbox = Outbox(state, settings, environ, WebhookDriver(signer), SmtpMailer())
+    rings = purpose_keys.load_for(settings, environ)  # a key per purpose, or the broker key
+    app[PURPOSE_KEYS] = rings
+    webhooks = WebhookDriver(rings.webhooks.signers)
+    outbox = Outbox(state, settings, environ, webhooks, SmtpMailer())
     pool = ThreadPoolExecutor(CRYPTO_THREADS, thread_name_prefix="liaison-crypto")
     recipient_service = _recipients(settings, state, shared=shared)
     refusals = Refusals(engine, max_sources=settings.audit.refusal_sources_max)
@@ -158,9 +162,7 @@ def _wire_services(
     if _distributed(state):  # started once the broker has started (``_listen``)
         url = engine.url.render_as_string(hide_password=False)
         app[LISTENER] = Listener(url, recipient_service.relay, recipient_service.catch_up)
-    app[TOKENS] = TokenService(
-        engine, settings, TokenKeys(signer, signing.key_id("broker")), refusals, fetch_jwks
-    )
+    app[TOKENS] = TokenService(engine, settings, _token_keys(rings), refusals, fetch_jwks)
     app[ESCALATION] = EscalationWorker(
         state, recipient_service, escrow.private_raw, outbox.rows_for
     )
@@ -169,11 +171,19 @@ def _wire_services(
     app[OUTBOX] = outbox
     app[AUDIT] = AuditService(
         state,
-        signer,
+        rings.log_keys(),
         page_max=settings.audit.events_page_max,
         scan_max=settings.audit.scan_max_events,
     )
     return pool
+
+
+def _token_keys(rings: purpose_keys.PurposeKeys) -> TokenKeys:
+    active = rings.tokens.active
+    if active.private is None:  # cannot happen with a loaded ring: never sign without a key
+        raise ConfigError(f"the active tokens key {active.kid} has no private key")
+    verifying = {k.kid: k.private.public_key() for k in rings.tokens.verifying if k.private}
+    return TokenKeys(active.private, active.kid, verifying)
 
 
 def _recipients(settings: Settings, state: BrokerState, *, shared: bool) -> Recipients:
@@ -207,6 +217,8 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/v1/token", recipients.post_token)
     router.add_get("/.well-known/oauth-authorization-server", oauth.metadata)
     router.add_get("/.well-known/jwks.json", oauth.jwks)
+    router.add_get("/v1/keys/log", published_keys.log_keys)
+    router.add_get("/v1/keys/webhooks", published_keys.webhook_keys)
     router.add_get("/v1/inbox", recipients.get_inbox)
     router.add_get("/v1/notices/{id}", recipients.get_notice)
     router.add_post("/v1/notices/{id}/ack", recipients.post_ack)

@@ -74,8 +74,13 @@ class PolicySettings:
 
 @dataclass(frozen=True, slots=True)
 class KeySettings:
-    # The broker's own Ed25519 signing key (checkpoints, access tokens), PKCS#8 PEM.
+    # The broker key, Ed25519 PKCS#8 PEM: signs for every purpose (access tokens, checkpoints,
+    # v1a webhooks) that has no key ring of its own in purpose_keys (a directory made before
+    # keys per purpose); see crypto/purpose_keys.py and `liaison keys`.
     signing_key: str = "file:keys/broker.pem"
+    # The manifest of the per-purpose key rings (a path, not a secret: it lists public keys and
+    # names the private key files beside it). Written by `liaison init` and `liaison keys rotate`.
+    purpose_keys: str = "keys/purposes.json"
     # The broker's X25519 escrow key, used only to re-wrap for escalation and succession; an
     # encrypted PKCS#8 PEM, opened at start with the KEK below (never kept readable on disk).
     escrow_key: str = "file:keys/broker-escrow.pem"

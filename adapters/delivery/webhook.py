@@ -2,7 +2,10 @@
 
 Headers ``webhook-id`` (stable per message: receivers de-duplicate on it), ``webhook-timestamp``
 and ``webhook-signature``: ``v1,<base64 HMAC-SHA256>`` with a ``whsec_`` secret, or
-``v1a,<base64 Ed25519>`` with the broker's key, both over ``id.timestamp.body``.
+``v1a,<base64 Ed25519>`` with the broker's webhook keys, both over ``id.timestamp.body``. During
+a key rotation each message carries one ``v1a`` signature per key (space-separated, as the
+specification allows), the new key's first: a receiver that pinned the old ``whpk_`` key keeps
+verifying until that key is removed.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -22,10 +26,10 @@ from broker.domain.delivery import WebhookResult
 class WebhookDriver:
     """``broker.service.ports.WebhookSender`` over aiohttp: one ClientSession for every webhook,
     opened at the first send and closed with ``close``. Events without a secret are signed with
-    ``key`` (the broker's Ed25519 signing key)."""
+    each of ``keys`` (the broker's Ed25519 webhook keys, the active one first)."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
-        self._key = key
+    def __init__(self, keys: Sequence[Ed25519PrivateKey]) -> None:
+        self._keys = tuple(keys)
         self._session: aiohttp.ClientSession | None = None
 
     async def send(
@@ -42,7 +46,7 @@ class WebhookDriver:
             raw = secret_bytes(secret) if secret is not None else None
         except ValueError as e:
             return WebhookResult(None, f"secret unavailable: {e}")
-        signed = signature(msg_id, timestamp, body, secret=raw, key=None if raw else self._key)
+        signed = signature(msg_id, timestamp, body, secret=raw, keys=() if raw else self._keys)
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return await send(self._session, url, msg_id, timestamp, body, signed, seconds=seconds)
@@ -63,13 +67,13 @@ def signature(
     body: bytes,
     *,
     secret: bytes | None = None,
-    key: Ed25519PrivateKey | None = None,
+    keys: Sequence[Ed25519PrivateKey] = (),
 ) -> str:
     content = f"{msg_id}.{timestamp}.".encode() + body
     if secret is not None:
         return "v1," + base64.b64encode(hmac.new(secret, content, hashlib.sha256).digest()).decode()
-    if key is not None:
-        return "v1a," + base64.b64encode(key.sign(content)).decode()
+    if keys:
+        return " ".join("v1a," + base64.b64encode(key.sign(content)).decode() for key in keys)
     raise ValueError("a webhook is signed with a secret or a key")
 
 

@@ -24,14 +24,14 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from broker.audit.checkpoint import Checkpoint
 from broker.audit.events import GENESIS
 from broker.audit.merkle import CompactRange, leaf_hash
-from broker.crypto.note import open_note
+from broker.crypto.note import open_note_any
 
 FORMAT = "liaison-audit-v1"
 _SEQ = b'{"seq":'
@@ -82,27 +82,35 @@ class _Refused(Exception):
 
 
 def verify_export(
-    header: dict[str, Any], lines: Iterable[bytes], *, trusted_key: bytes | None = None
+    header: dict[str, Any],
+    lines: Iterable[bytes],
+    *,
+    trusted_key: bytes | None = None,
+    trusted_keys: Sequence[bytes] = (),
 ) -> VerifyResult:
-    """Check an export; ``trusted_key`` pins the broker's checkpoint key (else the header's is used)."""
+    """Check an export; ``trusted_key``/``trusted_keys`` pin the log's checkpoint keys (else the
+    header's are used). Each checkpoint must carry a valid signature by one of them: a log whose
+    key was rotated is checked with its old and new keys."""
     if header.get("format") != FORMAT:
         return VerifyResult(False, 0, 0, f"not a {FORMAT} export")
-    public = trusted_key or base64.b64decode(header["public_key"])
+    publics = [*trusted_keys, *([trusted_key] if trusted_key else [])] or [
+        base64.b64decode(k) for k in header.get("public_keys") or [header["public_key"]]
+    ]
     try:
-        expected = _signed_roots(header, public)
+        expected = _signed_roots(header, publics)
         size, seen, hidden = _walk(lines, expected)
     except _Refused as e:
         return e.result
     return _conclusion(expected, size, seen, hidden)
 
 
-def _signed_roots(header: dict[str, Any], public: bytes) -> dict[int, bytes]:
+def _signed_roots(header: dict[str, Any], publics: Sequence[bytes]) -> dict[int, bytes]:
     """Tree size -> root of every checkpoint in the header, each signature checked."""
     origin, name = header["origin"], header["key_name"]
     expected: dict[int, bytes] = {}
     for note in header.get("checkpoints", []):
         try:
-            checkpoint = Checkpoint.parse(open_note(note, name, public))
+            checkpoint = Checkpoint.parse(open_note_any(note, name, tuple(publics)))
         except ValueError as e:
             raise _Refused(VerifyResult(False, 0, 0, f"a checkpoint does not verify: {e}")) from e
         if checkpoint.origin != origin:

@@ -49,23 +49,32 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _checkpoint_key(text: str | None) -> bytes | None:
-    """--checkpoint-key: base64 of the broker's 32-byte Ed25519 key, or a one-line refusal."""
+def _checkpoint_keys(texts: list[str] | None) -> list[bytes]:
+    """--checkpoint-key (repeatable): each a signed-note verifier key (``name+hexid+base64``, as
+    /v1/keys/log gives it) or base64 of a 32-byte Ed25519 key; else a one-line refusal."""
     import base64
     import binascii
 
-    if text is None:
-        return None
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != 32:
-        raise ConfigError(
-            "--checkpoint-key: not an Ed25519 public key (base64 of 32 bytes, as the export's "
-            "header and the broker's /v1/audit/checkpoint give it)"
-        )
-    return key
+    from broker.crypto.note import parse_verifier_key
+
+    keys = []
+    for text in texts or []:
+        try:
+            key = parse_verifier_key(text)[1] if "+" in text.strip("=") else b""
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            try:
+                key = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+        if len(key) != 32:
+            raise ConfigError(
+                "--checkpoint-key: not an Ed25519 public key (a verifier key from /v1/keys/log, "
+                "or base64 of 32 bytes, as the export's header and /v1/audit/checkpoint give it)"
+            )
+        keys.append(key)
+    return keys
 
 
 def _cosigned(args: argparse.Namespace) -> tuple[str | None, list[tuple[str, bytes]]]:
@@ -95,20 +104,30 @@ def _cosigned(args: argparse.Namespace) -> tuple[str | None, list[tuple[str, byt
 
 
 def _check_cosignatures(
-    note: str, witnesses: list[tuple[str, bytes]], header: dict[str, Any], key: bytes | None
+    note: str, witnesses: list[tuple[str, bytes]], header: dict[str, Any], keys: list[bytes]
 ) -> str:
-    """Each pinned witness cosigned ``note``, and the log signed it: one line saying so."""
+    """Each pinned witness cosigned ``note``, and the log signed it (with one of the pinned log
+    keys, else the export's own): one line saying so."""
     import base64
 
     from broker.audit.checkpoint import Checkpoint
     from broker.crypto.cosignature import verify_cosignature
     from broker.crypto.note import open_note
 
+    checkpoint = None
+    failure: Exception | None = None
     try:
-        public = key or base64.b64decode(header["public_key"])
-        checkpoint = Checkpoint.parse(open_note(note, header["key_name"], public))
+        publics = keys or [base64.b64decode(header["public_key"])]
     except (KeyError, ValueError) as e:
         raise ConfigError(f"the cosigned checkpoint is not the log's: {e}") from e
+    for public in publics:
+        try:
+            checkpoint = Checkpoint.parse(open_note(note, header["key_name"], public))
+            break
+        except (KeyError, ValueError) as e:
+            failure = e
+    if checkpoint is None:
+        raise ConfigError(f"the cosigned checkpoint is not the log's: {failure}")
     seen = []
     for name, witness in witnesses:
         try:
@@ -120,11 +139,11 @@ def _check_cosignatures(
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    key = _checkpoint_key(args.checkpoint_key)
+    key = _checkpoint_keys(args.checkpoint_key)
     cosigned, witnesses = _cosigned(args)
     if cosigned is not None and not (args.file or args.url or args.as_):
-        header = {"key_name": _origin(cosigned), "public_key": args.checkpoint_key or ""}
-        if key is None:
+        header = {"key_name": _origin(cosigned), "public_key": ""}
+        if not key:
             raise ConfigError("checking a cosigned checkpoint alone needs --checkpoint-key")
         print(f"OK: {_check_cosignatures(cosigned, witnesses, header, key)}")
         return EXIT_OK
@@ -133,7 +152,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             with open(args.file, "rb") as f:
                 header, lines = read_export(f)
                 witnessed = _witnessed(header, cosigned, witnesses, key)
-                result = verify_export(header, lines, trusted_key=key)
+                result = verify_export(header, lines, trusted_keys=key)
         except (OSError, ValueError) as e:
             raise ConfigError(f"{args.file}: {e}") from e
     else:
@@ -145,7 +164,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         try:
             header, lines = read_export(exported)
             witnessed = _witnessed(header, cosigned, witnesses, key)
-            result = verify_export(header, lines, trusted_key=key)
+            result = verify_export(header, lines, trusted_keys=key)
         except ValueError as e:
             raise ConfigError(f"the broker's audit export: {e}") from e
     if not key:
@@ -165,13 +184,13 @@ def _origin(note: str) -> str:
 
 
 def _witnessed(
-    header: dict[str, Any], note: str | None, witnesses: list[tuple[str, bytes]], key: bytes | None
+    header: dict[str, Any], note: str | None, witnesses: list[tuple[str, bytes]], keys: list[bytes]
 ) -> str:
     """Check the cosignatures, then hold the export to the cosigned root as to its own
     checkpoints: a log that shows the witness one history and the auditor another fails."""
     if note is None:
         return ""
-    said = _check_cosignatures(note, witnesses, header, key)
+    said = _check_cosignatures(note, witnesses, header, keys)
     header["checkpoints"] = [*header.get("checkpoints", []), note]
     return f"; the witnessed checkpoint ({said}) matches this log"
 
@@ -243,8 +262,9 @@ def add_audit_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument(
         "--checkpoint-key",
-        metavar="BASE64",
-        help="the broker's checkpoint key (Ed25519, base64) to trust",
+        action="append",
+        metavar="KEY",
+        help="a log key to trust: verifier key or base64 Ed25519 (repeat for old and new keys)",
     )
     p.add_argument(
         "--witness-key",
@@ -260,10 +280,13 @@ def add_audit_commands(sub: Any) -> None:
     recipient_options(p)
 
 
-def add_keys_commands(sub: Any) -> None:
-    """``liaison keys monitor``."""
+def add_keys_commands(sub: Any) -> Any:
+    """``liaison keys monitor``; returns the ``keys`` group (the operator's commands join it)."""
     ksub = group(
-        sub, "keys", "agency keys in the audit log (key transparency)", usage_on_stdout=True
+        sub,
+        "keys",
+        "the broker's keys per purpose; agency keys in the audit log (key transparency)",
+        usage_on_stdout=True,
     )
     p = command(
         ksub,
@@ -277,3 +300,4 @@ def add_keys_commands(sub: Any) -> None:
         "--expect", action="append", metavar="KEYID", help="a key the agency made (repeat)"
     )
     data_option(p)
+    return ksub

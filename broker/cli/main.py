@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from broker.cli import agency, auditor, recipient, witness
 from broker.cli.common import EXIT_USAGE, run_command
-from broker.cli.operator import directory, escrow, outbox, policy, setup, store, trust
+from broker.cli.operator import directory, escrow, keys, outbox, policy, setup, store, trust
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipient.add_recipient_commands(sub)  # inbox, read, ack, watch
     auditor.add_audit_commands(sub)
     trust.add_trust_commands(sub)
-    auditor.add_keys_commands(sub)
+    keys.add_purpose_key_commands(auditor.add_keys_commands(sub))  # list, rotate, remove
     witness.add_witness_command(sub)
     setup.add_demo_command(sub)
     escrow.add_escrow_commands(sub)

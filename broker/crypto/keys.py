@@ -19,6 +19,7 @@ from broker.errors import ConfigError
 
 PrivateKey = ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
 Signer = ed25519.Ed25519PrivateKey  # for packages outside crypto that hold a signing key
+Verifier = ed25519.Ed25519PublicKey  # and for those that hold a verification key
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from broker.clock import Clock
 from broker.config import Settings
+from broker.crypto.purpose_keys import PurposeKeys
 from broker.service.audit import AuditService
 from broker.service.escalation import EscalationWorker
 from broker.service.health import Listening
@@ -33,3 +34,4 @@ LISTENER = web.AppKey("listener", Listening)
 REFUSALS = web.AppKey("refusals", Refusals)
 STARTUP = web.AppKey("startup", Startup)
 REKEY = web.AppKey("rekey", Rekeyer)
+PURPOSE_KEYS = web.AppKey("purpose_keys", PurposeKeys)

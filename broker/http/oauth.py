@@ -5,7 +5,8 @@
   grant than jwt-bearer) and ``invalid_grant`` for every authentication failure, with one fixed
   description whatever the reason (the reason goes to the audit log only).
 - ``/.well-known/oauth-authorization-server`` is the RFC 8414 metadata; ``/.well-known/jwks.json``
-  publishes the token-signing key (RFC 7517) so a resource server can verify access tokens.
+  publishes the access-token keys (RFC 7517), the signing one and those in overlap, so a
+  resource server can verify access tokens.
 - Every 401 elsewhere carries ``WWW-Authenticate: Bearer`` (RFC 6750 §3, RFC 9110 §11.6.1).
 """
 
@@ -58,7 +59,9 @@ async def metadata(request: web.Request) -> web.Response:
 
 
 async def jwks(request: web.Request) -> web.Response:
-    """The access-token signing key as a JWK Set (RFC 7517; OKP Ed25519 per RFC 8037)."""
+    """The access-token keys as a JWK Set (RFC 7517; OKP Ed25519 per RFC 8037): the signing key
+    first, then every key still in overlap (its tokens are accepted until it is removed)."""
     keys = request.app[TOKENS].keys
-    jwk = public_jwk(keys.private.public_key(), keys.kid)
-    return web.json_response({"keys": [jwk]}, headers={"Cache-Control": "max-age=300"})
+    signing = public_jwk(keys.private.public_key(), keys.kid)
+    others = [public_jwk(key, kid) for kid, key in keys.verifying.items() if kid != keys.kid]
+    return web.json_response({"keys": [signing, *others]}, headers={"Cache-Control": "max-age=300"})

@@ -22,8 +22,8 @@ from broker.audit.merkle import consistency_proof, inclusion_proof
 from broker.audit.verify import FORMAT
 from broker.audit.visibility import visible
 from broker.config import AuditSettings
-from broker.crypto.keys import Signer, fingerprint
-from broker.crypto.note import sign_note
+from broker.crypto.note import cosign_note, sign_note
+from broker.crypto.purpose_keys import LogKeys
 from broker.errors import Forbidden, NotFound, NoticeInvalid
 from broker.policy.decide import AuditScope
 from broker.policy.payload import Violation
@@ -43,21 +43,25 @@ class AuditService:
     def __init__(
         self,
         state: BrokerState,
-        signer: Signer,
+        keys: LogKeys,
         *,
         page_max: int,
         scan_max: int = AuditSettings().scan_max_events,
     ) -> None:
         self.state = state
-        self.signer = signer
-        self.public = signer.public_key().public_bytes_raw()
-        # Stable for the life of the signing key, whatever URL the broker is reached at.
-        self.origin = f"liaison.invalid/audit/{fingerprint(self.public)}"
+        self.keys = keys
+        self.public = keys.publics[0]  # the active log key
+        # Fixed when the log's key ring was made (not by a rotation, nor the URL it is reached at).
+        self.origin = keys.origin
         self.page_max = page_max
         self.scan_max = scan_max
 
     def _sign(self, text: str) -> str:
-        return sign_note(text, self.origin, self.signer)
+        """Signed by the active log key, and co-signed by each in overlap (pinned verifiers)."""
+        note = sign_note(text, self.origin, self.keys.signers[0])
+        for other in self.keys.signers[1:]:
+            note = cosign_note(note, self.origin, other)
+        return note
 
     async def checkpoint(self, now: datetime) -> tuple[int, str]:
         """Sign the log as it stands (a no-op when that size is signed already)."""
@@ -147,6 +151,7 @@ class AuditService:
             "origin": self.origin,
             "key_name": self.origin,
             "public_key": _b64(self.public),
+            "public_keys": [_b64(k) for k in self.keys.publics],
             "size": size,
             "note": note,
         }
@@ -228,6 +233,7 @@ class AuditService:
             "origin": self.origin,
             "key_name": self.origin,
             "public_key": _b64(self.public),
+            "public_keys": [_b64(k) for k in self.keys.publics],
             "exported_at": now.isoformat().replace("+00:00", "Z"),
             "checkpoints": notes,
         }

@@ -23,13 +23,14 @@ from pathlib import Path
 
 from broker.config import (
     CONFIG_FILE,
+    KeySettings,
     Settings,
     load_settings,
     render_default_config,
     resolve_secret,
     resolved_database_url,
 )
-from broker.crypto import escrow
+from broker.crypto import escrow, purpose_keys
 from broker.crypto.keys import KeyPair, generate, write_private_key
 from broker.datafiles import tighten
 from broker.directory.present import to_yaml
@@ -155,16 +156,18 @@ def _create_files(
     (data_dir / CONFIG_FILE).write_text(config, encoding="utf-8")
     _copy_policies(shipped, data_dir / "policies")
     write_private_key(keys_dir / "broker.pem", generate("ed25519"))
+    # A key per purpose (tokens, log, webhooks), in the manifest KeySettings.purpose_keys names.
+    purpose_keys.create(data_dir / KeySettings().purpose_keys, now)
     sealed = escrow.seal(generate("x25519"), kek[1])
     write_secret_file(keys_dir / "broker-escrow.pem", sealed.decode())
     directory_file = data_dir / DIRECTORY_FILE
     if not demo:
         directory_file.write_text(_EMPTY_DIRECTORY, encoding="utf-8")
-        return 2
+        return 5
     template = shipped / "demo" / DIRECTORY_FILE
     written = _write_demo_directory(template, directory_file, keys_dir)
     # The demo's administrators sign a root and the key bindings (trust/); clients pin the root.
-    return 2 + written + init_demo_trust(data_dir, directory_file, now=now)
+    return 5 + written + init_demo_trust(data_dir, directory_file, now=now)
 
 
 def _copy_policies(shipped: Path, target: Path) -> None:

@@ -12,13 +12,14 @@ token at once, not at its expiry. What the contact may read is decided by policy
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from broker.audit.events import AuditEvent
 from broker.config import Settings
-from broker.crypto.keys import Signer
+from broker.crypto.keys import Signer, Verifier
 from broker.crypto.tokens import (
     PROOF_CLAIM,
     TokenInvalid,
@@ -69,8 +70,20 @@ def still_entitled(directory: Directory, bearer: Bearer, now: datetime) -> bool:
 
 @dataclass(frozen=True)
 class TokenKeys:
+    """The tokens ring: ``private``/``kid`` sign; ``verifying`` (kid -> public key, the active
+    key included) are the only keys a presented token is checked against, chosen by its kid."""
+
     private: Signer
     kid: str
+    verifying: Mapping[str, Verifier] = field(default_factory=dict)
+
+    def key_for(self, kid: object) -> Verifier:
+        if kid == self.kid:
+            return self.private.public_key()
+        key = self.verifying.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenInvalid("no token key with this kid")
+        return key
 
 
 class TokenService:
@@ -239,7 +252,7 @@ class TokenService:
         try:
             claims = verify_access_token(
                 token,
-                self.keys.private.public_key(),
+                self.keys.key_for(unverified_header(token).get("kid")),
                 issuer=self.issuer,
                 now=now,
                 max_lifetime=self.settings.limits.token_lifetime_seconds,

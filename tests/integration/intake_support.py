@@ -54,6 +54,12 @@ class Broker:
         trust = PinnedRoot.from_file(self.data / "trust" / "root.json")
         return RecipientClient(self.url, contact, signing, decryption, trust=trust, **options)  # type: ignore[arg-type]
 
+    def purpose_key(self, purpose: str) -> KeyPair:
+        """The active key of one of the broker's purposes (tokens, log, webhooks)."""
+        rings = json.loads((self.data / "keys" / "purposes.json").read_text())["keys"]
+        active = next(e for e in rings[purpose] if e["state"] == "active")
+        return read_private_key(self.data / "keys" / active["file"], expected="ed25519")
+
     def agency_key(self, agency: str) -> KeyPair:
         return read_private_key(self.data / "keys" / f"{agency}.pem", expected="ed25519")
 
@@ -75,13 +81,21 @@ class Broker:
 
 @asynccontextmanager
 async def running_broker(
-    data: Path, database_url: str, *, clock: Clock | None = None, env: dict[str, str] | None = None
+    data: Path,
+    database_url: str,
+    *,
+    clock: Clock | None = None,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> AsyncIterator[Broker]:
     """Serve ``data`` (a demo data directory) on loopback, its store at ``database_url``.
 
     With a ``clock``, the escalation worker is not scheduled: the test calls ``tick`` itself.
+    A ``port`` given serves at that URL again (a restart: tokens name the URL as issuer).
     """
-    port = free_port()  # known before start: the broker's public URL is configuration, never Host
+    port = (
+        port or free_port()
+    )  # known before start: the broker's public URL is configuration, never Host
     env = {
         "LIAISON_DATABASE_URL": database_url,
         "LIAISON_SERVER_PUBLIC_URL": f"http://127.0.0.1:{port}",

@@ -17,7 +17,6 @@ from standardwebhooks.webhooks import Webhook as ReferenceVerifier
 
 from broker.clock import FrozenClock
 from broker.crypto.httpsig import ed25519_verify
-from broker.crypto.keys import read_private_key
 from broker.http.keys import OUTBOX
 from tests.integration.intake_support import Broker, example, running_broker
 from tests.support import free_port
@@ -174,7 +173,7 @@ async def test_webhooks_retry_through_failures_and_arrive_exactly_once(
         assert payload["data"]["notice_id"] in (first, second) and "subject" not in json.dumps(
             payload
         )
-    broker_public = read_private_key(demo_dir / "keys" / "broker.pem").public_raw
+    broker_public = broker.purpose_key("webhooks").public_raw
     for headers, body, _ in steady.received:
         version, signature = headers["webhook-signature"].split(",")
         signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body

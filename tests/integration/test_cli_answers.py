@@ -113,8 +113,9 @@ def test_audit_verify_with_only_an_auditors_signing_key(demo_dir: Path, tmp_path
     assert pinned_ok.returncode == 0 and pinned_ok.stdout.startswith("OK: verified")
     assert typo.returncode == 1 and "Traceback" not in typo.stderr
     assert typo.stderr.strip().splitlines() == [
-        "liaison: --checkpoint-key: not an Ed25519 public key (base64 of 32 bytes, as the "
-        "export's header and the broker's /v1/audit/checkpoint give it)"
+        "liaison: --checkpoint-key: not an Ed25519 public key (a verifier key from "
+        "/v1/keys/log, or base64 of 32 bytes, as the export's header and /v1/audit/checkpoint "
+        "give it)"
     ]
 
 

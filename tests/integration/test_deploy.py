@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -202,8 +203,7 @@ def test_the_kubernetes_preparation_in_operations_md_runs(tmp_path: Path) -> Non
     assert not (tmp_path / "liaison-data.kek").exists()  # no KEK of its own beside the data
     secret = subprocess.run(
         ["kubectl", "create", "secret", "generic", "liaison-data", "--dry-run=client", "-o",
-         "yaml", f"--from-file={data}/liaison.toml", f"--from-file={data}/keys/broker.pem",
-         f"--from-file={data}/keys/broker-escrow.pem"],
+         "yaml", f"--from-file={data}/liaison.toml", f"--from-file={data}/keys/"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     keys = set(yaml.safe_load(secret.stdout)["data"])
@@ -211,4 +211,10 @@ def test_the_kubernetes_preparation_in_operations_md_runs(tmp_path: Path) -> Non
     container = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]
     env = {e["name"]: e.get("value") for e in container["spec"]["containers"][0]["env"]}
     named = {env["LIAISON_KEYS_SIGNING_KEY"], env["LIAISON_KEYS_ESCROW_KEY"]}
-    assert {f"file:{k}" for k in keys - {"liaison.toml"}} == named  # the flat names it reads
+    # The purpose key rings: the manifest, and the private key files it names beside it.
+    manifest = env["LIAISON_KEYS_PURPOSE_KEYS"]
+    rings = json.loads((data / "keys" / manifest).read_text())["keys"]
+    ring_files = {entry["file"] for entries in rings.values() for entry in entries}
+    assert manifest in keys and ring_files <= keys and len(ring_files) == 3
+    flat = keys - {"liaison.toml", manifest} - ring_files
+    assert {f"file:{k}" for k in flat} == named  # the flat names it reads

@@ -135,7 +135,7 @@ async def test_metadata_and_jwks_let_another_jose_library_verify_a_token(broker:
 async def test_typ_variants_and_the_scheme_in_any_case(broker: Broker) -> None:
     session = authlib_session(broker, f"{CONTACT}.pem", CONTACT)
     token = (await asyncio.to_thread(session.refresh_token))["access_token"]
-    broker_key = read_private_key(broker.data / "keys" / "broker.pem")
+    broker_key = broker.purpose_key("tokens")  # the key that signs access tokens
     claims = jwt.decode(token, options={"verify_signature": False})
     kid = jwt.get_unverified_header(token)["kid"]
     for typ in ("application/at+jwt", "AT+JWT"):

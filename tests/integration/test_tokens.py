@@ -178,7 +178,7 @@ async def test_bearer_token_attacks_get_401(broker: Broker) -> None:
             {**jwt.decode(token, options={"verify_signature": False}), "sub": "mk-kumanovo-mayor"}
         ).encode()
     )
-    broker_key = read_private_key(broker.data / "keys" / "broker.pem")
+    broker_key = broker.purpose_key("tokens")
     wrong_typ = jwt.encode(
         jwt.decode(token, options={"verify_signature": False}),
         broker_key.private,  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """The operator's audit export: the local store's log, signed as the running broker signs it.
 
 ``liaison audit export`` without ``--url``/``--as`` and ``liaison keys monitor --data`` read the
-log here, with the broker's own checkpoint key from the data directory.
+log here, with the log's checkpoint keys from the data directory.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.cli.common import open_store
-from broker.config import resolve_secret
-from broker.crypto.keys import load_private_key
 
 
 async def write_lines(lines: Any, out: Any) -> int:
@@ -27,19 +25,15 @@ async def write_lines(lines: Any, out: Any) -> int:
 
 
 async def local_export(args: argparse.Namespace, out: Any) -> int:
-    from broker.crypto.keys import ed25519_signer
+    from broker.crypto.purpose_keys import load_for
     from broker.service.audit import AuditService
     from broker.state import BrokerState
 
     settings, engine = await open_store(args)
     try:
-        signing = load_private_key(
-            resolve_secret(settings.keys.signing_key, settings, os.environ), expected="ed25519"
-        )
+        log_keys = load_for(settings, os.environ).log_keys()
         state = BrokerState(engine, settings.policies_dir, settings.limits)
-        service = AuditService(
-            state, ed25519_signer(signing), page_max=settings.audit.events_page_max
-        )
+        service = AuditService(state, log_keys, page_max=settings.audit.events_page_max)
         return await write_lines(
             service.export(f"operator:{getpass.getuser()}", datetime.now(UTC)), out
         )

@@ -646,6 +646,11 @@ function chart(events) {
   return h("figure", { class: "chart" }, h("figcaption", {}, t("chart_title")), svg);
 }
 
+/** During a log key rotation each checkpoint is signed by the old key too: the pinned key vouches for the new one. */
+function cosignedBy(cp, pinned) {
+  try { c.openNote(cp.note, cp.key_name, c.b64decode(pinned)); return true; } catch { return false; }
+}
+
 async function verifyLog(report) {
   const lines = [];
   const say = (ok, message) => { lines.push(h("li", { class: ok ? "ok" : "bad" }, `${ok ? "✓" : "✗"} ${message}`)); report.replaceChildren(h("ul", {}, lines)); };
@@ -653,9 +658,10 @@ async function verifyLog(report) {
   const cp = await api("GET", "/v1/audit/checkpoint?fresh=1");
   const pub = c.b64decode(cp.public_key);
   const pinned = localStorage.getItem("liaison.checkpoint-key");
-  if (pinned && pinned !== cp.public_key) { say(false, "the broker's checkpoint key changed since this browser last verified: ask the operator why"); return false; }
+  if (pinned && pinned !== cp.public_key && !cosignedBy(cp, pinned)) { say(false, "the broker's checkpoint key changed since this browser last verified: ask the operator why"); return false; }
   localStorage.setItem("liaison.checkpoint-key", cp.public_key);
-  say(true, `checkpoint key ${c.hex(pub.subarray(0, 8))}… ${pinned ? "is the one this browser pinned" : "pinned in this browser from now on"}`);
+  const rotated = pinned && pinned !== cp.public_key;
+  say(true, `checkpoint key ${c.hex(pub.subarray(0, 8))}… ${rotated ? "is the log's new key: this checkpoint is signed by it and by the key this browser pinned, so the new one is pinned from now on" : pinned ? "is the one this browser pinned" : "pinned in this browser from now on"}`);
   const body = c.openNote(cp.note, cp.key_name, pub);
   say(true, `the checkpoint for ${cp.size} events is signed by the broker's key (C2SP signed note, Ed25519)`);
   const [origin, size, rootB64] = body.trimEnd().split("\n");
