@@ -1,8 +1,10 @@
 """Offline verification of an audit export: every event in place, chained, and under signed roots.
 
 An export is a header line (origin, key name, public key, signed checkpoints) followed by one
-canonical event per line. Verification streams the events once and stops at the first problem,
-naming the event:
+event per line, each line exactly its leaf bytes in its own leaf format (``broker/audit/events.py``:
+v1, the fixed key order of logs written before RFC 8785, or v2, JCS with ``"v":2``, which must
+re-encode to itself); a log is a v1 prefix and then v2 events, and both verify the same way.
+Verification streams the events once and stops at the first problem, naming the event:
 - a sequence number out of place: an event deleted, inserted or reordered;
 - a ``prev`` that is not the leaf hash of the event before: the event before was altered;
 - a Merkle root that differs from a signed checkpoint: an event up to that size was altered
@@ -29,11 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.audit.checkpoint import Checkpoint
-from broker.audit.events import GENESIS
+from broker.audit.events import GENESIS, LEAF_FORMAT, jcs, leaf_version, loads_leaf
 from broker.audit.merkle import CompactRange, leaf_hash
 from broker.crypto.note import open_note
 
-FORMAT = "liaison-audit-v1"
+FORMAT = "liaison-audit-v2"  # the export's header; v2 exports may hold leaves of both formats
+FORMATS = ("liaison-audit-v1", FORMAT)  # v1: exports written before v2 leaves (v1 lines only)
 _SEQ = b'{"seq":'
 _PREV = b'"prev":"'
 _HIDDEN_KEYS = {"seq", "hidden", "leaf"}
@@ -85,8 +88,8 @@ def verify_export(
     header: dict[str, Any], lines: Iterable[bytes], *, trusted_key: bytes | None = None
 ) -> VerifyResult:
     """Check an export; ``trusted_key`` pins the broker's checkpoint key (else the header's is used)."""
-    if header.get("format") != FORMAT:
-        return VerifyResult(False, 0, 0, f"not a {FORMAT} export")
+    if header.get("format") not in FORMATS:
+        return VerifyResult(False, 0, 0, f"not a {' or '.join(FORMATS)} export")
     public = trusted_key or base64.b64decode(header["public_key"])
     try:
         expected = _signed_roots(header, public)
@@ -98,14 +101,18 @@ def verify_export(
 
 def _signed_roots(header: dict[str, Any], public: bytes) -> dict[int, bytes]:
     """Tree size -> root of every checkpoint in the header, each signature checked."""
-    origin, name = header["origin"], header["key_name"]
+    origin = header["origin"]
+    # The log's names over time (``audit.origin`` changed), the current one last; each checkpoint
+    # is signed under its own origin as key name, by the same (pinned) key.
+    origins = header.get("origins") or [origin]
     expected: dict[int, bytes] = {}
     for note in header.get("checkpoints", []):
+        named = note.partition("\n")[0]
         try:
-            checkpoint = Checkpoint.parse(open_note(note, name, public))
+            checkpoint = Checkpoint.parse(open_note(note, named, public))
         except ValueError as e:
             raise _Refused(VerifyResult(False, 0, 0, f"a checkpoint does not verify: {e}")) from e
-        if checkpoint.origin != origin:
+        if checkpoint.origin not in origins:
             message = f"a checkpoint is for another log ({checkpoint.origin!r})"
             raise _Refused(VerifyResult(False, 0, 0, message))
         if expected.get(checkpoint.size, checkpoint.root) != checkpoint.root:
@@ -181,7 +188,7 @@ def _conclusion(expected: dict[int, bytes], size: int, seen: int, hidden: int) -
 
 def _check_line(line: bytes, position: int, previous: bytes) -> tuple[int, str] | None:
     if not line.startswith(_SEQ):
-        return position, f"event {position}: not a canonical audit event"
+        return _check_v2(line, position, previous)
     try:
         seq = int(line[len(_SEQ) : line.index(b",", len(_SEQ))])
         at = line.index(_PREV) + len(_PREV)
@@ -194,6 +201,40 @@ def _check_line(line: bytes, position: int, previous: bytes) -> tuple[int, str] 
             "(events deleted, inserted or reordered)",
         )
     if line[at : at + 64] != previous:
+        return position - 1, (
+            f"event {position - 1}: altered (event {position} chains to a different hash)"
+            if position > 1
+            else "event 1: does not start the log"
+        )
+    return None
+
+
+def _check_v2(line: bytes, position: int, previous: bytes) -> tuple[int, str] | None:
+    """A JCS leaf: parsed, it must re-encode to exactly its bytes (so every language's parser
+    reads the one meaning that was hashed), then carry its place and chain link."""
+    not_canonical = position, f"event {position}: not a canonical audit event"
+    try:
+        record = loads_leaf(line)
+        if not isinstance(record, dict) or jcs(record) != line:
+            return not_canonical
+    except ValueError:  # not JSON, or a value JCS cannot carry
+        return not_canonical
+    version = leaf_version(record)
+    if version != LEAF_FORMAT:
+        return (
+            position,
+            f"event {position}: leaf format {record.get('v')!r} is not one this verifier knows",
+        )
+    seq, prev = record.get("seq"), record.get("prev")
+    if type(seq) is not int or not isinstance(prev, str):
+        return not_canonical
+    if seq != position:
+        return (
+            min(seq, position),
+            f"event {min(seq, position)}: expected event {position} here, found event {seq} "
+            "(events deleted, inserted or reordered)",
+        )
+    if prev.encode() != previous:
         return position - 1, (
             f"event {position - 1}: altered (event {position} chains to a different hash)"
             if position > 1

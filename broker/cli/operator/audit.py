@@ -38,7 +38,10 @@ async def local_export(args: argparse.Namespace, out: Any) -> int:
         )
         state = BrokerState(engine, settings.policies_dir, settings.limits)
         service = AuditService(
-            state, ed25519_signer(signing), page_max=settings.audit.events_page_max
+            state,
+            ed25519_signer(signing),
+            page_max=settings.audit.events_page_max,
+            origin=settings.audit.origin,
         )
         return await write_lines(
             service.export(f"operator:{getpass.getuser()}", datetime.now(UTC)), out
