@@ -16,13 +16,17 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import text
 
 from adapters.client.errors import RecipientError
-from broker.audit.events import LEAF_FORMAT, canonical_v1, jcs, loads_leaf
+from broker.audit.checkpoint import Checkpoint
+from broker.audit.events import LEAF_FORMAT, AuditEvent, canonical_v1, jcs, loads_leaf
 from broker.audit.verify import read_export, verify_export
+from broker.crypto.note import open_note
 from broker.http.keys import AUDIT
 from broker.store import audit_repo
 from tests.integration.intake_support import Broker, example, running_broker
@@ -207,3 +211,81 @@ async def test_events_and_proofs_carry_the_exact_leaf_bytes_of_either_format(
         assert base64.b64decode(proof["leaf_hash"]) == leaf_hash(
             base64.b64decode(proof["event"]["leaf_data"])
         )
+
+
+async def _get(broker: Broker, contact: str, path: str) -> tuple[int, dict[str, Any]]:
+    async with broker.recipient(contact) as client:
+        token = await client.token()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(broker.url + path, headers={"Authorization": f"Bearer {token}"}) as answer,
+    ):
+        return answer.status, await answer.json(content_type=None)
+
+
+async def test_every_signed_checkpoint_is_listed_a_page_at_a_time(upgraded: Upgraded) -> None:
+    broker = upgraded.broker
+    service = broker.app[AUDIT]
+    for _ in range(3):  # a few more signed sizes
+        await audit_repo.append_events(
+            broker.state.engine,
+            [AuditEvent(broker.state.clock.now(), "broker", "test.tick", "audit:log")],
+        )
+        await service.checkpoint(broker.state.clock.now())
+    signed = [r.size for r in await broker.rows("select size from audit_checkpoint order by size")]
+    assert len(signed) >= 5
+    listed: list[dict[str, Any]] = []
+    cursor = "0"
+    while cursor:
+        status, page = await _get(broker, AUDITOR, f"/v1/audit/checkpoints?limit=2&cursor={cursor}")
+        assert status == 200 and len(page["checkpoints"]) <= 2, page
+        assert page["origin"] == service.origin and page["origins"] == [service.origin]
+        assert base64.b64decode(page["public_key"]) == service.public
+        listed += page["checkpoints"]
+        cursor = page["next_cursor"]
+    assert [c["size"] for c in listed] == signed
+    for c in listed:
+        checkpoint = Checkpoint.parse(open_note(c["note"], service.origin, service.public))
+        assert checkpoint.size == c["size"]
+    for bad in ("limit=0", "cursor=abc", "limit=x"):
+        status, problem = await _get(broker, AUDITOR, f"/v1/audit/checkpoints?{bad}")
+        assert status == 422 and problem["status"] == 422, (bad, problem)
+    status, _ = await _get(broker, "mk-kumanovo-pcve", "/v1/audit/checkpoints")
+    assert status == 403
+
+
+async def test_the_origin_is_a_setting_and_a_changed_one_still_verifies(
+    demo_dir: Path, database_url: str
+) -> None:
+    from broker.service.audit import AuditService, default_origin
+
+    name = "broker.example.org/liaison/audit"
+    env = {"LIAISON_AUDIT_ORIGIN": name}
+    async with running_broker(demo_dir, database_url, env=env) as broker:
+        service = broker.app[AUDIT]
+        size, note = await service.checkpoint(broker.state.clock.now())
+        assert note.startswith(f"{name}\n{size}\n") and f"\u2014 {name} " in note
+        # The same log, the same key, first named by the default (an older broker's name).
+        old = AuditService(broker.state, service.signer, page_max=10)
+        assert old.origin == default_origin(service.public)
+        await audit_repo.append_events(
+            broker.state.engine,
+            [AuditEvent(broker.state.clock.now(), "broker", "test.tick", "audit:log")],
+        )
+        await old.checkpoint(broker.state.clock.now())
+        header, lines = await _export(broker)
+        assert header["origins"] == [old.origin, name] and header["origin"] == name
+        result = verify_export(header, lines, trusted_key=service.public)
+        assert result.ok, result.message
+        # Without the earlier name in the header, a checkpoint under it is another log's.
+        refused = verify_export({**header, "origins": [name]}, lines)
+        assert not refused.ok and "another log" in refused.message
+
+
+@pytest.mark.parametrize("origin", ["has space", "a+b", "tab\tname", "x" * 201, "é.example/log"])
+def test_an_origin_that_cannot_name_a_signed_note_is_refused(tmp_path: Path, origin: str) -> None:
+    from broker.config import load_settings
+    from broker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[audit\] origin"):
+        load_settings(tmp_path, {"LIAISON_AUDIT_ORIGIN": origin})
