@@ -289,3 +289,24 @@ def test_an_origin_that_cannot_name_a_signed_note_is_refused(tmp_path: Path, ori
 
     with pytest.raises(ConfigError, match=r"\[audit\] origin"):
         load_settings(tmp_path, {"LIAISON_AUDIT_ORIGIN": origin})
+
+
+async def test_a_v2_line_that_is_not_its_own_jcs_form_is_refused(upgraded: Upgraded) -> None:
+    """Same meaning, other bytes (a space, a key twice, another number form, a version no one
+    knows): refused by name before any hash, so no two parsers can read two meanings."""
+    header, lines = await _export(upgraded.broker)
+    k = upgraded.last_v1 + 2
+    line = lines[k - 1].rstrip(b"\n")
+    record = loads_leaf(line)
+    for spoiled, expected in (
+        (line.replace(b'":', b'": ', 1), "not a canonical audit event"),
+        (line[:-1] + b',"seq":' + str(k).encode() + b"}", "not a canonical audit event"),
+        (jcs({**record, "v": 3}), "leaf format 3 is not one this verifier knows"),
+        (
+            jcs({**record, "details": {"n": 1.0}}).replace(b'"n":1', b'"n":1.0'),
+            "not a canonical audit event",
+        ),
+    ):
+        forged = [*lines[: k - 1], spoiled + b"\n", *lines[k:]]
+        result = verify_export(header, forged)
+        assert not result.ok and result.bad_seq == k and expected in result.message, result.message
