@@ -119,9 +119,15 @@ async def test_javascript_recomputes_both_leaf_formats_and_the_signed_roots(
 
 
 @needs_node
-async def test_javascript_names_a_v2_event_edited_in_the_store(upgraded: Upgraded) -> None:
+async def test_javascript_names_events_a_compromised_host_edited_in_the_store(
+    upgraded: Upgraded,
+) -> None:
+    """First a v2 event edited (still canonical JCS, so only the chain can tell); then, with it
+    put back, an old v1 event edited and every link after it rewritten, with the stored leaf
+    hashes served for hidden events: only the signed root is left, and it does not match."""
+    from broker.audit.merkle import leaf_hash
+
     broker, last_v1, size = upgraded.broker, upgraded.last_v1, upgraded.size
-    # Still canonical JCS, so only the chain and the signed root can tell.
     victim = (
         await broker.rows(
             "select seq, body from audit_event where seq > :a and seq < :b and actor = :who "
@@ -133,24 +139,16 @@ async def test_javascript_names_a_v2_event_edited_in_the_store(upgraded: Upgrade
     )[0]
     forged = loads_leaf(victim.body)
     forged["actor"] = "agency:mk-mvr-forged"
+    update = text("update audit_event set body = :b where seq = :s")
     async with broker.state.engine.begin() as conn:
-        await conn.execute(
-            text("update audit_event set body = :b where seq = :s"),
-            {"b": jcs(forged).decode(), "s": victim.seq},
-        )
+        await conn.execute(update, {"b": jcs(forged).decode(), "s": victim.seq})
     code, out = await _javascript(broker)
     assert code == 1 and out.startswith(f"FAIL: event {victim.seq}: altered"), out
+    async with broker.state.engine.begin() as conn:
+        await conn.execute(update, {"b": victim.body, "s": victim.seq})
+    code, out = await _javascript(broker)
+    assert code == 0, out  # put back: it was that edit, and nothing else, that failed
 
-
-@needs_node
-async def test_javascript_names_a_v1_event_edited_and_rechained_in_the_store(
-    upgraded: Upgraded,
-) -> None:
-    """The host rewrites an old event and every link after it (and the stored leaf hashes it
-    serves for hidden events): only the signed root is left, and it does not match."""
-    from broker.audit.merkle import leaf_hash
-
-    broker = upgraded.broker
     rows = await broker.rows("select seq, body from audit_event order by seq")
     prev = None
     async with broker.state.engine.begin() as conn:
@@ -160,6 +158,7 @@ async def test_javascript_names_a_v1_event_edited_and_rechained_in_the_store(
                 old = json.loads(body)["prev"]
                 body = body.replace(f'"prev":"{old}"', f'"prev":"{prev}"', 1)
             if row.seq == 3:
+                assert row.seq <= last_v1 and body.startswith('{"seq":')
                 body = body.replace('"outcome":"ok"', '"outcome":"no"', 1)
             prev = leaf_hash(body.encode()).hex()
             await conn.execute(
