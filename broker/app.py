@@ -174,6 +174,7 @@ def _wire_services(
         rings.log_keys(),
         page_max=settings.audit.events_page_max,
         scan_max=settings.audit.scan_max_events,
+        origin=settings.audit.origin,
     )
     return pool
 
@@ -225,6 +226,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/stream", recipients.get_stream)
     router.add_get("/v1/audit/events", audit.get_events)
     router.add_get("/v1/audit/checkpoint", audit.get_checkpoint)
+    router.add_get("/v1/audit/checkpoints", audit.get_checkpoints)
     router.add_get("/v1/audit/proof/inclusion", audit.get_inclusion)
     router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
     router.add_get("/v1/trust/{name}", trust.get_file)

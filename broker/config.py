@@ -172,6 +172,12 @@ class AuditSettings:
     # event per interval; only the first refusal of each source in an interval is written alone.
     refusal_summary_seconds: int = 60
     refusal_sources_max: int = 100  # distinct sources counted per interval; the rest as "other"
+    # The log's name (C2SP tlog-checkpoint origin: a schema-less URL such as
+    # "broker.example.org/liaison/audit"), in every signed checkpoint and the key name of its
+    # signature. Empty: "liaison.invalid/audit/<checkpoint key fingerprint>", unique per key and
+    # the name of every log written before this setting. Once checkpoints are signed under one
+    # name a change is carried in exports (their "origins"), so set it before the log grows.
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,10 +347,22 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[metrics] token must be given by reference (env:NAME or file:PATH)")
     if settings.audit.scan_max_events < 1:
         raise ConfigError("[audit] scan_max_events must be at least 1")
+    if not _origin_ok(settings.audit.origin):
+        raise ConfigError(
+            "[audit] origin must be printable ASCII without spaces or '+', at most 200 characters "
+            '(a schema-less URL such as "broker.example.org/liaison/audit")'
+        )
     if settings.audit.refusal_summary_seconds < 1:
         raise ConfigError("[audit] refusal_summary_seconds must be at least 1")
     if settings.limits.assertion_max_seconds > 300:
         raise ConfigError("[limits] assertion_max_seconds may not exceed 300 (5 minutes)")
+
+
+def _origin_ok(origin: str) -> bool:
+    """A C2SP checkpoint origin that is also a signed-note key name (no space or '+')."""
+    return origin == "" or (
+        len(origin) <= 200 and all("!" <= c <= "~" for c in origin) and "+" not in origin
+    )
 
 
 def resolve_secret(reference: str, settings: Settings, environ: Mapping[str, str]) -> bytes:

@@ -272,7 +272,7 @@ class RecipientClient:
         outside this auditor's jurisdiction as hidden lines (their leaf hash in their place)."""
         checkpoint = await self.audit_checkpoint(fresh=True)
         header = {
-            "format": "liaison-audit-v1",
+            "format": "liaison-audit-v2",
             "origin": checkpoint["origin"],
             "key_name": checkpoint["key_name"],
             "public_key": checkpoint["public_key"],
@@ -286,9 +286,7 @@ class RecipientClient:
                 if sent >= size:
                     break
                 hidden = event.get("hidden") is True
-                yield (
-                    hidden_line(event["seq"], event["leaf"]) if hidden else recanonical(event)
-                ) + b"\n"
+                yield (hidden_line(event["seq"], event["leaf"]) if hidden else _leaf(event)) + b"\n"
                 sent += 1
             if not page["next_cursor"]:
                 break
@@ -358,3 +356,10 @@ class RecipientClient:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _leaf(event: dict[str, Any]) -> bytes:
+    """An event's exact leaf bytes: as the broker gives them (``leaf_data``), else (a broker from
+    before leaf_data) re-derived from its fields in its own leaf format."""
+    data = event.get("leaf_data")
+    return base64.b64decode(data) if isinstance(data, str) else recanonical(event)

@@ -1,9 +1,18 @@
 """Audit events and their canonical bytes: exactly what is hashed, stored and exported.
 
 Invariants: an event never holds notice contents (no subject, body, ciphertext, wrap or key);
-its canonical form is one line of JSON with a fixed key order, ``seq`` first and ``prev`` (the
-leaf hash of the event before it) second, so a verifier can check order and chain without
-parsing the rest. The same bytes are the Merkle leaf data.
+the same bytes are the Merkle leaf data, the stored body and the export line. Two leaf formats:
+
+- **v2** (every event written now): RFC 8785 (JCS) canonical JSON of the record with ``"v":2``,
+  so any language's JCS re-derives the bytes from the parsed event; its values are those JCS
+  allows (no NaN or infinity, integers within +-(2**53 - 1), string keys);
+- **v1** (events written before v2; never written now, always verified): one line of JSON in a
+  fixed key order, ``seq`` first and ``prev`` second, as ``json.dumps(separators=(",", ":"),
+  ensure_ascii=False)`` writes it. Those bytes are kept as they are: rewriting them would change
+  every leaf hash and so every root that auditors hold signed checkpoints of.
+
+A log is a v1 prefix (possibly empty) followed by v2 events; each leaf says its own format (a v2
+leaf has a top-level ``"v"``, a v1 leaf never has), so a verifier needs no other hint.
 """
 
 from __future__ import annotations
@@ -14,8 +23,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import rfc8785
 
 GENESIS = "0" * 64
+LEAF_FORMAT = 2  # the "v" of every leaf written now
 FIELDS = (
     "seq",
     "prev",
@@ -56,9 +67,8 @@ class AuditEvent:
         return self.object.removeprefix("notice:") if self.object.startswith("notice:") else None
 
 
-def canonical(event: AuditEvent, seq: int, prev: str) -> bytes:
-    """The event's one-line canonical JSON (UTF-8): the Merkle leaf data and the export line."""
-    record = {
+def _record(event: AuditEvent, seq: int, prev: str) -> dict[str, Any]:
+    return {
         "seq": seq,
         "prev": prev,
         "at": event.at.isoformat().replace("+00:00", "Z"),
@@ -73,9 +83,80 @@ def canonical(event: AuditEvent, seq: int, prev: str) -> bytes:
         "reason": event.reason,
         "details": event.details,
     }
-    return _dumps(record)
 
 
+def canonical(event: AuditEvent, seq: int, prev: str) -> bytes:
+    """The event's leaf bytes as written now (format v2, RFC 8785): leaf data and export line.
+
+    ``rfc8785.CanonicalizationError`` (a ValueError) for a value JCS cannot carry: a float NaN
+    or infinity, an integer beyond 2**53 - 1, a non-string key, a lone surrogate, another type.
+    """
+    record = _record(event, seq, prev)
+    record["v"] = LEAF_FORMAT
+    return jcs(record)
+
+
+def canonical_v1(event: AuditEvent, seq: int, prev: str) -> bytes:
+    """The v1 leaf bytes (fixed key order), as the broker wrote them before v2; for tests and
+    for tools that re-derive an old leaf from its event."""
+    return _dumps(_record(event, seq, prev))
+
+
+# -- v2: RFC 8785 ------------------------------------------------------------------------------
+# The ``rfc8785`` library is the definition used here, but it is pure Python (about 100 us for a
+# typical event, against 2-3 us for orjson). orjson with sorted keys writes the same bytes for
+# str, bool, None, integers within JCS's range, and lists, tuples and dicts of those whose keys
+# are ASCII: its string escapes are JCS's (\b \f \n \r \t, other controls as \u00xx, nothing
+# else escaped) and for ASCII keys code-point order is UTF-16 order. Anything else (floats,
+# big integers, non-ASCII keys, subclasses, other types) is rfc8785's to write or refuse; a
+# property test holds the two to the same bytes or the same refusal (test_audit_canonical.py).
+_JCS_INT = 2**53 - 1
+
+
+def jcs(record: Any) -> bytes:
+    """RFC 8785 canonical JSON of ``record`` (UTF-8), or ``rfc8785.CanonicalizationError``."""
+    if _jcs_fast(record):
+        try:
+            return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: rfc8785 refuses it in its own words
+    try:
+        return rfc8785.dumps(record)
+    except UnicodeEncodeError as e:  # a lone surrogate in a key, which rfc8785 lets through
+        raise rfc8785.CanonicalizationError("input contains non-UTF-8 codepoints") from e
+
+
+def _jcs_fast(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_JCS_INT <= value <= _JCS_INT)
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _jcs_fast(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_jcs_fast(v) for v in value)
+    return False
+
+
+def _jcs_number(text: str) -> int | float:
+    value = int(text)
+    return value if -_JCS_INT <= value <= _JCS_INT else float(text)
+
+
+def loads_leaf(data: bytes | str) -> Any:
+    """Parse leaf bytes as JCS means them: an integer beyond 2**53 - 1 is the double it writes
+    (JCS writes 1e16 as 10000000000000000), so ``jcs(loads_leaf(b)) == b`` for a v2 leaf."""
+    return json.loads(data, parse_int=_jcs_number)
+
+
+def leaf_version(record: dict[str, Any]) -> int:
+    """The format of a parsed leaf: its ``v`` (2) when it has one, 1 otherwise."""
+    version = record.get("v", 1)
+    return version if type(version) is int else 0
+
+
+# -- v1: json.dumps's bytes, fixed key order ----------------------------------------------------
 # orjson writes what json.dumps(separators=(",", ":"), ensure_ascii=False) writes for str, exact
 # int and bool, None, and list, tuple and dict (str keys) of those; it writes floats differently
 # ("1e16", NaN as null) and datetimes, dataclasses and subclasses where json refuses. So only a
@@ -106,5 +187,8 @@ def _orjson_safe(value: Any) -> bool:
 
 
 def recanonical(record: dict[str, Any]) -> bytes:
-    """Bytes of a record parsed from canonical JSON (key order kept), for clients of the API."""
+    """The leaf bytes of an event parsed from the API or an export, in its own format (v2:
+    JCS over its fields and ``v``; v1: the fixed key order), for clients that recompute."""
+    if leaf_version(record) == LEAF_FORMAT:
+        return jcs({k: record[k] for k in (*FIELDS, "v")})
     return _dumps({k: record[k] for k in FIELDS})

@@ -1,8 +1,10 @@
 """Offline verification of an audit export: every event in place, chained, and under signed roots.
 
 An export is a header line (origin, key name, public key, signed checkpoints) followed by one
-canonical event per line. Verification streams the events once and stops at the first problem,
-naming the event:
+event per line, each line exactly its leaf bytes in its own leaf format (``broker/audit/events.py``:
+v1, the fixed key order of logs written before RFC 8785, or v2, JCS with ``"v":2``, which must
+re-encode to itself); a log is a v1 prefix and then v2 events, and both verify the same way.
+Verification streams the events once and stops at the first problem, naming the event:
 - a sequence number out of place: an event deleted, inserted or reordered;
 - a ``prev`` that is not the leaf hash of the event before: the event before was altered;
 - a Merkle root that differs from a signed checkpoint: an event up to that size was altered
@@ -29,11 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.audit.checkpoint import Checkpoint
-from broker.audit.events import GENESIS
+from broker.audit.events import GENESIS, LEAF_FORMAT, jcs, leaf_version, loads_leaf
 from broker.audit.merkle import CompactRange, leaf_hash
 from broker.crypto.note import open_note_any
 
-FORMAT = "liaison-audit-v1"
+FORMAT = "liaison-audit-v2"  # the export's header; v2 exports may hold leaves of both formats
+FORMATS = ("liaison-audit-v1", FORMAT)  # v1: exports written before v2 leaves (v1 lines only)
 _SEQ = b'{"seq":'
 _PREV = b'"prev":"'
 _HIDDEN_KEYS = {"seq", "hidden", "leaf"}
@@ -91,8 +94,8 @@ def verify_export(
     """Check an export; ``trusted_key``/``trusted_keys`` pin the log's checkpoint keys (else the
     header's are used). Each checkpoint must carry a valid signature by one of them: a log whose
     key was rotated is checked with its old and new keys."""
-    if header.get("format") != FORMAT:
-        return VerifyResult(False, 0, 0, f"not a {FORMAT} export")
+    if header.get("format") not in FORMATS:
+        return VerifyResult(False, 0, 0, f"not a {' or '.join(FORMATS)} export")
     publics = [*trusted_keys, *([trusted_key] if trusted_key else [])] or [
         base64.b64decode(k) for k in header.get("public_keys") or [header["public_key"]]
     ]
@@ -106,14 +109,18 @@ def verify_export(
 
 def _signed_roots(header: dict[str, Any], publics: Sequence[bytes]) -> dict[int, bytes]:
     """Tree size -> root of every checkpoint in the header, each signature checked."""
-    origin, name = header["origin"], header["key_name"]
+    origin = header["origin"]
+    # The log's names over time (``audit.origin`` changed), the current one last; each checkpoint
+    # is signed under its own origin as key name, by the same (pinned) key.
+    origins = header.get("origins") or [origin]
     expected: dict[int, bytes] = {}
     for note in header.get("checkpoints", []):
+        named = note.partition("\n")[0]
         try:
-            checkpoint = Checkpoint.parse(open_note_any(note, name, tuple(publics)))
+            checkpoint = Checkpoint.parse(open_note_any(note, named, tuple(publics)))
         except ValueError as e:
             raise _Refused(VerifyResult(False, 0, 0, f"a checkpoint does not verify: {e}")) from e
-        if checkpoint.origin != origin:
+        if checkpoint.origin not in origins:
             message = f"a checkpoint is for another log ({checkpoint.origin!r})"
             raise _Refused(VerifyResult(False, 0, 0, message))
         if expected.get(checkpoint.size, checkpoint.root) != checkpoint.root:
@@ -189,7 +196,7 @@ def _conclusion(expected: dict[int, bytes], size: int, seen: int, hidden: int) -
 
 def _check_line(line: bytes, position: int, previous: bytes) -> tuple[int, str] | None:
     if not line.startswith(_SEQ):
-        return position, f"event {position}: not a canonical audit event"
+        return _check_v2(line, position, previous)
     try:
         seq = int(line[len(_SEQ) : line.index(b",", len(_SEQ))])
         at = line.index(_PREV) + len(_PREV)
@@ -202,6 +209,40 @@ def _check_line(line: bytes, position: int, previous: bytes) -> tuple[int, str] 
             "(events deleted, inserted or reordered)",
         )
     if line[at : at + 64] != previous:
+        return position - 1, (
+            f"event {position - 1}: altered (event {position} chains to a different hash)"
+            if position > 1
+            else "event 1: does not start the log"
+        )
+    return None
+
+
+def _check_v2(line: bytes, position: int, previous: bytes) -> tuple[int, str] | None:
+    """A JCS leaf: parsed, it must re-encode to exactly its bytes (so every language's parser
+    reads the one meaning that was hashed), then carry its place and chain link."""
+    not_canonical = position, f"event {position}: not a canonical audit event"
+    try:
+        record = loads_leaf(line)
+        if not isinstance(record, dict) or jcs(record) != line:
+            return not_canonical
+    except ValueError:  # not JSON, or a value JCS cannot carry
+        return not_canonical
+    version = leaf_version(record)
+    if version != LEAF_FORMAT:
+        return (
+            position,
+            f"event {position}: leaf format {record.get('v')!r} is not one this verifier knows",
+        )
+    seq, prev = record.get("seq"), record.get("prev")
+    if type(seq) is not int or not isinstance(prev, str):
+        return not_canonical
+    if seq != position:
+        return (
+            min(seq, position),
+            f"event {min(seq, position)}: expected event {position} here, found event {seq} "
+            "(events deleted, inserted or reordered)",
+        )
+    if prev.encode() != previous:
         return position - 1, (
             f"event {position - 1}: altered (event {position} chains to a different hash)"
             if position > 1

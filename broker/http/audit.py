@@ -113,3 +113,16 @@ async def get_consistency(request: web.Request) -> web.Response:
             request_id=request[REQUEST_ID],
         )
     )
+
+
+async def get_checkpoints(request: web.Request) -> web.Response:
+    contact = _contact(request)
+    return web.json_response(
+        await request.app[AUDIT].checkpoint_list(
+            contact,
+            request.app[CLOCK].now(),
+            after=_int(request, "cursor", 0),
+            limit=_int(request, "limit", 200, minimum=1),
+            request_id=request[REQUEST_ID],
+        )
+    )

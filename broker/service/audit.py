@@ -39,6 +39,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _shown(body: str) -> dict[str, Any]:
+    """An event as the API shows it: its fields, and ``leaf_data``, the exact leaf bytes (base64)
+    that were hashed, so a client in any language recomputes the leaf hash from the answer."""
+    event: dict[str, Any] = json.loads(body)
+    event["leaf_data"] = _b64(body.encode())
+    return event
+
+
 class AuditService:
     def __init__(
         self,
@@ -47,12 +55,15 @@ class AuditService:
         *,
         page_max: int,
         scan_max: int = AuditSettings().scan_max_events,
+        origin: str = "",
     ) -> None:
         self.state = state
         self.keys = keys
         self.public = keys.publics[0]  # the active log key
-        # Fixed when the log's key ring was made (not by a rotation, nor the URL it is reached at).
-        self.origin = keys.origin
+        # ``audit.origin`` when set; else the name fixed when the log's key ring was made (not
+        # changed by a rotation, nor by the URL the broker is reached at), which for a data
+        # directory from before key rings is the name of every log it wrote.
+        self.origin = origin or keys.origin
         self.page_max = page_max
         self.scan_max = scan_max
 
@@ -125,7 +136,7 @@ class AuditService:
             for row in rows:
                 position, scanned = row.seq, scanned + 1
                 if visible(row.place, directory, scope.jurisdictions):
-                    shown.append(json.loads(row.body))
+                    shown.append(_shown(row.body))
                 elif hidden_leaves:
                     shown.append({"seq": row.seq, "hidden": True, "leaf": row.leaf.hex()})
                 if len(shown) == limit:
@@ -156,6 +167,43 @@ class AuditService:
             "note": note,
         }
 
+    async def checkpoint_list(
+        self,
+        contact: str,
+        now: datetime,
+        *,
+        after: int,
+        limit: int,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Every signed checkpoint, by tree size, a page at a time (sizes after ``after``)."""
+        self.authorize(contact, now)
+        limit = max(1, min(limit, self.page_max))
+        page = await audit_repo.checkpoint_page(self.state.engine, after=after, limit=limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
+        await self._record(
+            contact,
+            "audit.checkpoints_read",
+            now,
+            {"after": after, "returned": len(page)},
+            request_id=request_id,
+        )
+        return {
+            "origin": self.origin,
+            "origins": await self._origins(),
+            "public_key": _b64(self.public),
+            "checkpoints": [
+                {"size": size, "note": note, "signed_at": at.isoformat().replace("+00:00", "Z")}
+                for size, note, at in page
+            ],
+            "next_cursor": str(page[-1][0]) if more else None,
+        }
+
+    async def _origins(self) -> list[str]:
+        """The names the log's checkpoints were signed under, in order, the current one last."""
+        return [*await audit_repo.other_origins(self.state.engine, self.origin), self.origin]
+
     async def inclusion(
         self, contact: str, seq: int, size: int, now: datetime, *, request_id: str | None = None
     ) -> dict[str, Any]:
@@ -185,7 +233,7 @@ class AuditService:
             "tree_size": size,
             "leaf_index": seq - 1,
             "leaf_hash": _b64(entry.leaf),
-            "event": json.loads(entry.body),
+            "event": _shown(entry.body),
             "proof": [_b64(h) for h in inclusion_proof(seq - 1, leaves)],
         }
 
@@ -231,6 +279,7 @@ class AuditService:
         header = {
             "format": FORMAT,
             "origin": self.origin,
+            "origins": await self._origins(),
             "key_name": self.origin,
             "public_key": _b64(self.public),
             "public_keys": [_b64(k) for k in self.keys.publics],

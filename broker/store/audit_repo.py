@@ -216,6 +216,30 @@ async def create_checkpoint(
         return int(head.size), note
 
 
+async def checkpoint_page(db: Database, *, after: int, limit: int) -> list[tuple[int, str, Any]]:
+    """(size, note, signed at) of the checkpoints with size > ``after``, smallest first."""
+    rows = await fetch_all(
+        db,
+        select(checkpoint_t.c.size, checkpoint_t.c.note, checkpoint_t.c.created_at)
+        .where(checkpoint_t.c.size > after)
+        .order_by(checkpoint_t.c.size)
+        .limit(limit),
+    )
+    return [(int(r.size), str(r.note), r.created_at) for r in rows]
+
+
+async def other_origins(db: Database, origin: str) -> list[str]:
+    """The origins (first lines) of checkpoints signed under a name other than ``origin``,
+    by size: the log's earlier names, when ``audit.origin`` was changed."""
+    rows = await fetch_all(
+        db,
+        select(checkpoint_t.c.note)
+        .where(~checkpoint_t.c.note.startswith(origin + "\n", autoescape=True))
+        .order_by(checkpoint_t.c.size),
+    )
+    return list(dict.fromkeys(str(r.note).partition("\n")[0] for r in rows))
+
+
 async def checkpoints(db: Database) -> list[tuple[int, str]]:
     rows = await fetch_all(
         db, select(checkpoint_t.c.size, checkpoint_t.c.note).order_by(checkpoint_t.c.size)

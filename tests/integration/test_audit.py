@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from adapters.client.errors import RecipientError
 from broker.audit.checkpoint import Checkpoint
+from broker.audit.events import LEAF_FORMAT, jcs, loads_leaf, recanonical
 from broker.audit.verify import read_export, verify_export
 from broker.crypto.note import open_note
 from broker.http.keys import AUDIT
@@ -95,11 +96,14 @@ async def test_an_untouched_log_verifies_and_proofs_check_out_independently(brok
         page = await auditor.audit_events(limit=1000, hidden="leaves")
         events = page["events"][: signed.size]
         assert any(e.get("hidden") for e in events)
+        # Each shown event carries its exact leaf bytes; its fields are those bytes, parsed.
         entries = {
-            e["seq"]: json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode()
-            for e in events
-            if not e.get("hidden")
+            e["seq"]: base64.b64decode(e["leaf_data"]) for e in events if not e.get("hidden")
         }
+        for e in events:
+            if not e.get("hidden"):
+                assert e.get("v") == LEAF_FORMAT
+                assert recanonical(e) == entries[e["seq"]] == jcs(loads_leaf(entries[e["seq"]]))
         leaves = [
             bytes.fromhex(e["leaf"]) if e.get("hidden") else rfc9162.mth([entries[e["seq"]]])
             for e in events

@@ -82,7 +82,13 @@ def _write(n: int, *, nonce: str | None = None, cancels: str | None = None) -> N
             f"notice:{notice_id}",
             channel="public-safety",
             policies=("p-1",),
-            details={"role": "Кумановo — дежурство", "n": 2**70, "deputy": True},
+            # A non-ASCII key and a float: rfc8785's path, not orjson's (broker/audit/events.py).
+            details={
+                "role": "Кумановo — дежурство",
+                "n": 2**53 - 1,
+                "share": 0.25,
+                "дежурство": True,
+            },
         ),
     ]
     outbox = [

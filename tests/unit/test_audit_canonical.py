@@ -1,8 +1,9 @@
-"""The audit log's canonical bytes: orjson writes exactly what json.dumps wrote before it.
+"""The audit log's canonical bytes, in both leaf formats.
 
-Every log written before orjson must still verify, and a verifier in any language re-derives the
-leaf from the stored line: so for every event, whatever its contents, the bytes are those of
-``json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()`` — or the same error.
+v2 (written now): for every event, whatever its contents, the bytes are ``rfc8785.dumps`` of the
+record with ``"v": 2`` — or the same refusal — whether orjson's fast path or rfc8785 wrote them.
+v1 (written before): orjson writes exactly what json.dumps wrote before it, so every log written
+before orjson still verifies and v1 leaves re-derive from their events.
 """
 
 from __future__ import annotations
@@ -12,10 +13,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.audit.events import FIELDS, AuditEvent, canonical, recanonical
+from broker.audit.events import (
+    FIELDS,
+    AuditEvent,
+    canonical,
+    canonical_v1,
+    jcs,
+    loads_leaf,
+    recanonical,
+)
 
 # Every code point, control characters, U+2028/9, U+FFFF and astral planes included.
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=("Cs",)), max_size=40)
@@ -91,8 +101,8 @@ events = st.builds(
 
 @settings(max_examples=1500, deadline=None)
 @given(event=events, seq=INTS, prev=ANY_TEXT)
-def test_canonical_bytes_are_those_json_dumps_wrote(event: AuditEvent, seq: int, prev: str) -> None:
-    assert _outcome(lambda: canonical(event, seq, prev)) == _outcome(
+def test_v1_bytes_are_those_json_dumps_wrote(event: AuditEvent, seq: int, prev: str) -> None:
+    assert _outcome(lambda: canonical_v1(event, seq, prev)) == _outcome(
         lambda: _reference(event, seq, prev)
     )
 
@@ -104,12 +114,14 @@ def test_a_lone_surrogate_is_refused_as_before(event: AuditEvent, bad: str) -> N
     with pytest.raises(UnicodeEncodeError):
         _reference(spoiled, 1, "0")
     with pytest.raises(UnicodeEncodeError):
+        canonical_v1(spoiled, 1, "0")
+    with pytest.raises(rfc8785.CanonicalizationError):
         canonical(spoiled, 1, "0")
 
 
 @settings(max_examples=500, deadline=None)
 @given(event=events, seq=st.integers(min_value=1, max_value=2**40))
-def test_recanonical_gives_back_the_stored_bytes(event: AuditEvent, seq: int) -> None:
+def test_recanonical_gives_back_the_stored_v1_bytes(event: AuditEvent, seq: int) -> None:
     try:
         body = _reference(event, seq, "0" * 64)
         record = json.loads(body)
@@ -137,11 +149,105 @@ def test_recanonical_gives_back_the_stored_bytes(event: AuditEvent, seq: int) ->
 )
 def test_a_value_json_would_write_differently_or_refuse_is_json_s_call(value: Any) -> None:
     event = AuditEvent(datetime(2026, 1, 1, tzinfo=UTC), "broker", "x", "y", details={"v": value})
-    assert _outcome(lambda: canonical(event, 1, "0")) == _outcome(lambda: _reference(event, 1, "0"))
+    assert _outcome(lambda: canonical_v1(event, 1, "0")) == _outcome(
+        lambda: _reference(event, 1, "0")
+    )
 
 
 def test_a_float_is_written_as_json_writes_it() -> None:
     event = AuditEvent(
         datetime(2026, 1, 1, tzinfo=UTC), "b", "x", "y", details={"f": [1e16, 1e-7, float("nan")]}
     )
-    assert b'"f":[1e+16,1e-07,NaN]' in canonical(event, 1, "0")
+    assert b'"f":[1e+16,1e-07,NaN]' in canonical_v1(event, 1, "0")
+
+
+# -- v2: RFC 8785 ------------------------------------------------------------------------------
+
+
+def _jcs_reference(event: AuditEvent, seq: int, prev: str) -> bytes:
+    """The v2 leaf as the rfc8785 library alone writes it."""
+    return rfc8785.dumps(
+        {
+            "seq": seq,
+            "prev": prev,
+            "at": event.at.isoformat().replace("+00:00", "Z"),
+            "actor": event.actor,
+            "action": event.action,
+            "object": event.object,
+            "channel": event.channel,
+            "decision": event.decision,
+            "policies": list(event.policies),
+            "request": event.request,
+            "outcome": event.outcome,
+            "reason": event.reason,
+            "details": event.details,
+            "v": 2,
+        }
+    )
+
+
+def _jcs_outcome(call: Any) -> tuple[str, Any]:
+    try:
+        return "bytes", call()
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):  # rfc8785's, for a surrogate key
+        return "refused", None
+
+
+@settings(max_examples=400, deadline=None)
+@given(event=events, seq=INTS, prev=ANY_TEXT)
+def test_v2_bytes_are_rfc8785_s(event: AuditEvent, seq: int, prev: str) -> None:
+    assert _jcs_outcome(lambda: canonical(event, seq, prev)) == _jcs_outcome(
+        lambda: _jcs_reference(event, seq, prev)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=VALUES)
+def test_jcs_is_rfc8785_for_any_value(value: Any) -> None:
+    assert _jcs_outcome(lambda: jcs(value)) == _jcs_outcome(lambda: rfc8785.dumps(value))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # RFC 8785 3.2.3's sorting example: UTF-16 code units, so U+1F600 sorts before U+FB33.
+        (
+            {
+                "\u20ac": "Euro Sign",
+                "\r": "Carriage Return",
+                "\ufb33": "Hebrew Letter Dalet With Dagesh",
+                "1": "One",
+                "\U0001f600": "Emoji: Grinning Face",
+                "\u0080": "Control",
+                "\u00f6": "Latin Small Letter O With Diaeresis",
+            },
+            '{"\\r":"Carriage Return","1":"One","\u0080":"Control","\u00f6":"Latin Small Letter O '
+            'With Diaeresis","\u20ac":"Euro Sign","\U0001f600":"Emoji: Grinning Face","\ufb33":"Hebrew '
+            'Letter Dalet With Dagesh"}',
+        ),
+        (
+            {"n": [1e16, 1e-7, 0.5, 2**53 - 1]},
+            '{"n":[10000000000000000,1e-7,0.5,9007199254740991]}',
+        ),
+        ({"s": '\u0000\u001f\t\u2028/"\\'}, '{"s":"\\u0000\\u001f\\t\u2028/\\"\\\\"}'),
+    ],
+)
+def test_jcs_writes_rfc8785_s_examples(value: Any, expected: str) -> None:
+    assert jcs(value) == expected.encode()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2**53, -(2**53), {1: "x"}])
+def test_jcs_refuses_what_rfc8785_cannot_carry(value: Any) -> None:
+    event = AuditEvent(datetime(2026, 1, 1, tzinfo=UTC), "b", "x", "y", details={"v": value})
+    with pytest.raises(rfc8785.CanonicalizationError):
+        canonical(event, 1, "0")
+
+
+@settings(max_examples=200, deadline=None)
+@given(event=events, seq=st.integers(min_value=1, max_value=2**40))
+def test_recanonical_gives_back_the_stored_v2_bytes(event: AuditEvent, seq: int) -> None:
+    try:
+        body = canonical(event, seq, "0" * 64)
+    except rfc8785.CanonicalizationError:
+        return
+    assert recanonical(loads_leaf(body)) == body

@@ -33,7 +33,9 @@ async def local_export(args: argparse.Namespace, out: Any) -> int:
     try:
         log_keys = load_for(settings, os.environ).log_keys()
         state = BrokerState(engine, settings.policies_dir, settings.limits)
-        service = AuditService(state, log_keys, page_max=settings.audit.events_page_max)
+        service = AuditService(
+            state, log_keys, page_max=settings.audit.events_page_max, origin=settings.audit.origin
+        )
         return await write_lines(
             service.export(f"operator:{getpass.getuser()}", datetime.now(UTC)), out
         )

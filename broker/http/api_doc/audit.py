@@ -13,7 +13,8 @@ AUDIT_PATHS: dict[str, Any] = {
             "description": (
                 "Only events of the auditor's jurisdiction (Cedar audit_jurisdiction) and log-wide "
                 "ones. hidden=leaves (without filters) puts every other event in its place as "
-                "{seq, hidden: true, leaf}: its leaf hash, so the chain and the signed root recompute."
+                "{seq, hidden: true, leaf}: its leaf hash, so the chain and the signed root recompute. "
+                "Each shown event carries leaf_data, its exact leaf bytes (base64)."
             ),
             "security": BEARER,
             "parameters": [
@@ -45,6 +46,22 @@ AUDIT_PATHS: dict[str, Any] = {
                 "200": _json("A signed checkpoint", "AuditCheckpoint"),
                 "401": _problem("Not authenticated"),
                 "403": _problem("Not an auditor"),
+            },
+        }
+    },
+    "/v1/audit/checkpoints": {
+        "get": {
+            "summary": "Every signed checkpoint, by tree size (paged: cursor is the last size seen)",
+            "security": BEARER,
+            "parameters": [
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            ],
+            "responses": {
+                "200": _json("A page of signed checkpoints", "AuditCheckpoints"),
+                "401": _problem("Not authenticated"),
+                "403": _problem("Not an auditor"),
+                "422": _problem("A cursor or limit that is not valid"),
             },
         }
     },

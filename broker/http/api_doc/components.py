@@ -144,7 +144,87 @@ COMPONENTS: dict[str, Any] = {
         "AuditEvents": {
             "type": "object",
             "properties": {
-                "events": {"type": "array", "items": {"type": "object"}},
+                "events": {
+                    "type": "array",
+                    "items": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/AuditEvent"},
+                            {"$ref": "#/components/schemas/HiddenAuditEvent"},
+                        ]
+                    },
+                },
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "AuditEvent": {
+            "type": "object",
+            "description": (
+                "One event: its fields as parsed from its leaf, and leaf_data, the exact leaf "
+                "bytes. Leaf hash = SHA-256(0x00 || leaf_data) (RFC 9162). Leaf format v2 (v: 2): "
+                "leaf_data is the RFC 8785 (JCS) form of the other fields; format v1 (no v, "
+                "events written before v2): one line of JSON in the key order seq, prev, at, "
+                "actor, action, object, channel, decision, policies, request, outcome, reason, "
+                "details."
+            ),
+            "required": ["seq", "prev", "at", "actor", "action", "object", "leaf_data"],
+            "properties": {
+                "seq": {"type": "integer", "minimum": 1},
+                "prev": {
+                    "type": "string",
+                    "description": "hex leaf hash of event seq-1 (64 zeros for event 1)",
+                },
+                "at": {"type": "string", "format": "date-time"},
+                "actor": {"type": "string"},
+                "action": {"type": "string"},
+                "object": {"type": "string"},
+                "channel": {"type": ["string", "null"]},
+                "decision": {"type": ["string", "null"]},
+                "policies": {"type": "array", "items": {"type": "string"}},
+                "request": {"type": ["string", "null"]},
+                "outcome": {"type": "string"},
+                "reason": {"type": ["string", "null"]},
+                "details": {"type": "object"},
+                "v": {"type": "integer", "enum": [2], "description": "leaf format (absent: v1)"},
+                "leaf_data": {
+                    "type": "string",
+                    "contentEncoding": "base64",
+                    "description": "the exact leaf bytes that were hashed (base64)",
+                },
+            },
+        },
+        "HiddenAuditEvent": {
+            "type": "object",
+            "required": ["seq", "hidden", "leaf"],
+            "properties": {
+                "seq": {"type": "integer", "minimum": 1},
+                "hidden": {"const": True},
+                "leaf": {"type": "string", "description": "hex leaf hash of an event not shown"},
+            },
+        },
+        "AuditCheckpoints": {
+            "type": "object",
+            "properties": {
+                "origin": {"type": "string", "description": "the log's name (audit.origin)"},
+                "origins": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "every name checkpoints were signed under, the current last",
+                },
+                "public_key": {"type": "string", "description": "base64 Ed25519 checkpoint key"},
+                "checkpoints": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "size": {"type": "integer"},
+                            "note": {
+                                "type": "string",
+                                "description": "C2SP signed note; key name = its origin line",
+                            },
+                            "signed_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                },
                 "next_cursor": {"type": ["string", "null"]},
             },
         },
@@ -164,6 +244,7 @@ COMPONENTS: dict[str, Any] = {
                 "seq": {"type": "integer"},
                 "tree_size": {"type": "integer"},
                 "leaf_hash": {"type": "string"},
+                "event": {"$ref": "#/components/schemas/AuditEvent"},
                 "proof": {"type": "array", "items": {"type": "string"}},
             },
         },

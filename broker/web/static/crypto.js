@@ -208,5 +208,22 @@ export function openNote(note, name, pub) {
   throw new Error("the checkpoint carries no signature from the broker's key");
 }
 
-/** The bytes an audit event was hashed as: one line of compact JSON, keys in order. */
-export const canonicalEvent = (event) => utf8(JSON.stringify(event));
+// RFC 8785 (JCS): ECMAScript's JSON forms, keys sorted by UTF-16 code units; here only to
+// compare the fields an event shows with those of its leaf.
+const jcs = (v) =>
+  v !== null && typeof v === "object" && !Array.isArray(v)
+    ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${jcs(v[k])}`).join(",")}}`
+    : Array.isArray(v) ? `[${v.map(jcs).join(",")}]` : JSON.stringify(v);
+
+/** The bytes an audit event was hashed as: its exact leaf bytes (`leaf_data`, any leaf format),
+ *  once the fields shown are checked to be the leaf's; from a broker that sends no leaf_data,
+ *  one line of compact JSON, keys in order (leaf format v1). */
+export function canonicalEvent(event) {
+  if (typeof event.leaf_data !== "string") return utf8(JSON.stringify(event));
+  const bytes = b64decode(event.leaf_data);
+  const { leaf_data: _, ...shown } = event;
+  let leaf;
+  try { leaf = JSON.parse(new TextDecoder().decode(bytes)); } catch { leaf = null; }
+  if (jcs(leaf) !== jcs(shown)) throw new Error(`event ${event.seq}: the fields shown are not those of its leaf`);
+  return bytes;
+}
