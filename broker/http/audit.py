@@ -14,7 +14,7 @@ from broker.input import check_integer
 from broker.policy.payload import Violation
 from broker.service.notices import QUERY_INVALID
 
-CURSOR = re.compile(r"[0-9]{1,19}")
+CURSOR = re.compile(r"[0-9]{1,64}")  # beyond 64 bits: 400 number_out_of_range
 
 
 def _contact(request: web.Request) -> str:

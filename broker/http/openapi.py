@@ -149,7 +149,15 @@ SPEC: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "201": _json("Accepted and committed", "Accepted"),
+                    "201": {
+                        **_json("Accepted and committed", "Accepted"),
+                        "links": {
+                            "status": {
+                                "operationId": "getNoticeStatus",
+                                "parameters": {"id": "$response.body#/id"},
+                            }
+                        },
+                    },
                     "400": _problem("Not JSON"),
                     "401": _problem("Authentication failed (the same answer for every reason)"),
                     "403": _problem("This agency may not publish this notice"),

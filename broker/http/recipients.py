@@ -75,7 +75,7 @@ async def _assertion(request: web.Request) -> str:
 
 
 INBOX_STATES = ("pending", "delivered", "read", "acknowledged", "escalated")
-EVENT_ID = re.compile(r"[0-9]{1,19}")
+EVENT_ID = re.compile(r"[0-9]{1,64}")  # beyond 64 bits: 400 number_out_of_range
 
 
 async def get_inbox(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ AUDIT_PATHS: dict[str, Any] = {
                     "name": "cursor",
                     "in": "query",
                     "description": "next_cursor of the page before: the seq to continue after",
-                    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,64}$"},
                 },
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                 {"name": "hidden", "in": "query", "schema": {"type": "string", "enum": ["leaves"]}},

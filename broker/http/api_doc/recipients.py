@@ -7,7 +7,7 @@ from typing import Any
 from broker.http.api_doc.common import BEARER, NOTICE_ID, _json, _problem
 from broker.http.api_doc.components import DELIVERY_STATES
 
-EVENT_ID: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+EVENT_ID: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{1,64}$"}
 
 RECIPIENT_PATHS: dict[str, Any] = {
     "/v1/token": {
