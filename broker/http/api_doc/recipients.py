@@ -31,10 +31,19 @@ RECIPIENT_PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": _json("An access token (EdDSA JWT, typ at+jwt, RFC 9068)", "Token"),
-                "400": _json(
-                    "Refused, as RFC 6749 §5.2 (invalid_grant: the same answer for every reason)",
-                    "TokenError",
-                ),
+                "400": {
+                    "description": (
+                        "Refused, as RFC 6749 §5.2 (invalid_grant: the same answer for every "
+                        "reason); input over a bound before the request is read (a control "
+                        "character in the query, a header over the limit) is a problem document"
+                    ),
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/TokenError"}},
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        },
+                    },
+                },
             },
         }
     },
