@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from aiohttp import web
@@ -12,6 +13,8 @@ from broker.http.middleware import REQUEST_ID
 from broker.input import check_integer
 from broker.policy.payload import Violation
 from broker.service.notices import QUERY_INVALID
+
+CURSOR = re.compile(r"[0-9]{1,64}")  # beyond 64 bits: 400 number_out_of_range
 
 
 def _contact(request: web.Request) -> str:
@@ -61,6 +64,10 @@ async def get_events(request: web.Request) -> web.Response:
         "notice": q.get("notice"),
         "channel": q.get("channel"),
     }
+    if not CURSOR.fullmatch(q.get("cursor", "0")):  # as documented: the seq a page ended at
+        raise NoticeInvalid(
+            [Violation("/cursor", "not a cursor this broker issued")], QUERY_INVALID
+        )
     hidden = q.get("hidden")
     if hidden not in (None, "leaves"):
         raise NoticeInvalid([Violation("/hidden", "must be 'leaves'")], QUERY_INVALID)

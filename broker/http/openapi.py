@@ -14,6 +14,7 @@ from broker import __version__
 from broker.http.api_doc.audit import AUDIT_PATHS
 from broker.http.api_doc.common import NO_CONTROL_CHARACTERS, SIGNED, _json, _problem
 from broker.http.api_doc.components import COMPONENTS
+from broker.http.api_doc.examples import NOTICE_EXAMPLES
 from broker.http.api_doc.keys import KEY_PATHS
 from broker.http.api_doc.pages import SENT_LIST
 from broker.http.api_doc.recipients import RECIPIENT_PATHS
@@ -26,15 +27,27 @@ SPEC: dict[str, Any] = {
         "version": __version__,
         "description": "Secure inter-agency information-sharing broker. Errors are RFC 9457 problem+json.",
     },
+    "tags": [
+        {"name": "agencies", "description": "Agency systems: post notices (RFC 9421 signed)"},
+        {"name": "recipients", "description": "Focal points: token, inbox, notices, stream"},
+        {"name": "audit", "description": "Auditors: the transparency log"},
+        {"name": "keys", "description": "Published keys and trust metadata"},
+        {"name": "operations", "description": "Health, readiness, this document"},
+        {"name": "web", "description": "The web inbox"},
+    ],
     "paths": {
         "/": {
             "get": {
+                "operationId": "getRoot",
+                "tags": ["web"],
                 "summary": "Redirects to the web inbox",
                 "responses": {"302": {"description": "To /ui/"}},
             }
         },
         "/ui/{name}": {
             "get": {
+                "operationId": "getWebFile",
+                "tags": ["web"],
                 "summary": "The web inbox: its page, script and style files, by exact name",
                 "parameters": [
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -54,6 +67,8 @@ SPEC: dict[str, Any] = {
         },
         "/v1/trust/{name}": {
             "get": {
+                "operationId": "getTrustFile",
+                "tags": ["keys"],
                 "summary": "The administrators' signed directory root and key bindings (TUF metadata)",
                 "description": (
                     "root.json, N.root.json (every root version) and bindings.json, relayed as the "
@@ -63,19 +78,26 @@ SPEC: dict[str, Any] = {
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
                 "responses": {
-                    "200": {"description": "The file", "content": {"application/json": {}}},
+                    "200": {
+                        "description": "The file",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
                     "404": _problem("No such file"),
                 },
             }
         },
         "/healthz": {
             "get": {
+                "operationId": "getHealth",
+                "tags": ["operations"],
                 "summary": "Liveness",
                 "responses": {"200": _json("The process is up", "Health")},
             }
         },
         "/readyz": {
             "get": {
+                "operationId": "getReadiness",
+                "tags": ["operations"],
                 "summary": "Readiness: database reachable, policies and directory loaded",
                 "responses": {
                     "200": _json("Ready", "Readiness"),
@@ -85,13 +107,22 @@ SPEC: dict[str, Any] = {
         },
         "/openapi.json": {
             "get": {
+                "operationId": "getOpenApi",
+                "tags": ["operations"],
                 "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1"}},
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
             }
         },
         "/v1/notices": {
             "get": SENT_LIST,
             "post": {
+                "operationId": "postNotice",
+                "tags": ["agencies"],
                 "summary": "Post a signed notice (agency systems)",
                 "description": (
                     "Signed with HTTP Message Signatures (RFC 9421, alg ed25519) covering @method, @target-uri "
@@ -111,11 +142,25 @@ SPEC: dict[str, Any] = {
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Notice"}}
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/Notice"},
+                            "examples": {
+                                name: {"summary": f"A {name} notice", "value": notice}
+                                for name, notice in NOTICE_EXAMPLES.items()
+                            },
+                        }
                     },
                 },
                 "responses": {
-                    "201": _json("Accepted and committed", "Accepted"),
+                    "201": {
+                        **_json("Accepted and committed", "Accepted"),
+                        "links": {
+                            "status": {
+                                "operationId": "getNoticeStatus",
+                                "parameters": {"id": "$response.body#/id"},
+                            }
+                        },
+                    },
                     "400": _problem("Not JSON"),
                     "401": _problem("Authentication failed (the same answer for every reason)"),
                     "403": _problem("This agency may not publish this notice"),
@@ -131,6 +176,8 @@ SPEC: dict[str, Any] = {
         },
         "/v1/notices/{id}/status": {
             "get": {
+                "operationId": "getNoticeStatus",
+                "tags": ["agencies"],
                 "summary": "Delivery and acknowledgement status of one's own notice, per role",
                 "security": SIGNED,
                 "parameters": [

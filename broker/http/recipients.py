@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -74,13 +74,23 @@ async def _assertion(request: web.Request) -> str:
     return assertion
 
 
+INBOX_STATES = ("pending", "delivered", "read", "acknowledged", "escalated")
+EVENT_ID = re.compile(r"[0-9]{1,64}")  # beyond 64 bits: 400 number_out_of_range
+
+
 async def get_inbox(request: web.Request) -> web.Response:
+    """The parameters are refused as the OpenAPI document describes them: 422, never ignored."""
     contact = _contact(request)
     q = request.query
     try:
-        limit = check_integer(int(q.get("limit", "50")), "/limit")
+        limit = int(q.get("limit", "50"))
     except ValueError as e:
         raise NoticeInvalid([Violation("/limit", "must be a whole number")]) from e
+    if limit < 1:
+        raise NoticeInvalid([Violation("/limit", "must be at least 1")])
+    check_integer(limit, "/limit")
+    if q.get("status") not in (None, *INBOX_STATES):
+        raise NoticeInvalid([Violation("/status", "must be one of " + ", ".join(INBOX_STATES))])
     page = await request.app[RECIPIENTS].inbox(
         request.app[STATE].view,
         contact,
@@ -165,6 +175,6 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
 
 def _last_event_id(request: web.Request) -> int:
     value = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "0"
-    with contextlib.suppress(ValueError):
-        return check_integer(max(0, int(value)), "Last-Event-ID")
+    if EVENT_ID.fullmatch(value):
+        return check_integer(int(value), "Last-Event-ID")
     raise NoticeInvalid([Violation("/Last-Event-ID", "must be an event id this broker sent")])

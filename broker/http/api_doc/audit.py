@@ -9,6 +9,8 @@ from broker.http.api_doc.common import BEARER, _json, _problem
 AUDIT_PATHS: dict[str, Any] = {
     "/v1/audit/events": {
         "get": {
+            "operationId": "listAuditEvents",
+            "tags": ["audit"],
             "summary": "Audit events (auditors only): canonical records, never notice contents",
             "description": (
                 "Only events of the auditor's jurisdiction (Cedar audit_jurisdiction) and log-wide "
@@ -24,8 +26,14 @@ AUDIT_PATHS: dict[str, Any] = {
                 ),
                 *(
                     {"name": n, "in": "query", "schema": {"type": "string"}}
-                    for n in ("actor", "action", "notice", "channel", "cursor")
+                    for n in ("actor", "action", "notice", "channel")
                 ),
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "next_cursor of the page before: the seq to continue after",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,64}$"},
+                },
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                 {"name": "hidden", "in": "query", "schema": {"type": "string", "enum": ["leaves"]}},
             ],
@@ -39,9 +47,18 @@ AUDIT_PATHS: dict[str, Any] = {
     },
     "/v1/audit/checkpoint": {
         "get": {
+            "operationId": "getAuditCheckpoint",
+            "tags": ["audit"],
             "summary": "The latest signed checkpoint (C2SP tlog-checkpoint); fresh=1 signs one now",
             "security": BEARER,
-            "parameters": [{"name": "fresh", "in": "query", "schema": {"type": "string"}}],
+            "parameters": [
+                {
+                    "name": "fresh",
+                    "in": "query",
+                    "description": "1, true or yes: sign a checkpoint of the log as it is now",
+                    "schema": {"type": "string"},
+                }
+            ],
             "responses": {
                 "200": _json("A signed checkpoint", "AuditCheckpoint"),
                 "401": _problem("Not authenticated"),
@@ -67,6 +84,8 @@ AUDIT_PATHS: dict[str, Any] = {
     },
     "/v1/audit/proof/inclusion": {
         "get": {
+            "operationId": "getInclusionProof",
+            "tags": ["audit"],
             "summary": "RFC 9162 inclusion proof of event seq in the tree of the given size",
             "security": BEARER,
             "parameters": [
@@ -89,6 +108,8 @@ AUDIT_PATHS: dict[str, Any] = {
     },
     "/v1/audit/proof/consistency": {
         "get": {
+            "operationId": "getConsistencyProof",
+            "tags": ["audit"],
             "summary": "RFC 9162 consistency proof between two tree sizes",
             "security": BEARER,
             "parameters": [

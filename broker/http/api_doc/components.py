@@ -4,8 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.http.api_doc.pages import NAMES, SENT_SCHEMAS
+from broker.domain.notice import SEVERITIES
+from broker.http.api_doc.examples import NOTICE_EXAMPLES
+from broker.http.api_doc.pages import INBOX_NAMES, NAMES, SENT_SCHEMAS
 from broker.service.notices import NOTICE_SCHEMA
+from broker.service.tokens import GRANT_TYPE as GRANT
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+STRING: dict[str, Any] = {"type": "string"}
+NULLABLE_STRING: dict[str, Any] = {"type": ["string", "null"]}
+BASE64: dict[str, Any] = {"type": "string", "contentEncoding": "base64"}
+TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+NULLABLE_TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+SEVERITY: dict[str, Any] = {"type": "string", "enum": list(SEVERITIES)}
+DELIVERY_STATES = ["pending", "delivered", "read", "acknowledged", "escalated"]
+DELIVERY_STATE: dict[str, Any] = {"type": "string", "enum": DELIVERY_STATES}
+# The metadata of one delivery (``broker.service.live.event_data``): the inbox and the stream.
+DELIVERY_PROPERTIES: dict[str, Any] = {
+    "notice_id": STRING,
+    "channel": STRING,
+    "jurisdiction": STRING,
+    "severity": SEVERITY,
+    "marking": STRING,
+    "kind": STRING,
+    "status": STRING,
+    "supersedes": NULLABLE_STRING,
+    "sender": STRING,
+    "role": STRING,
+    "state": DELIVERY_STATE,
+    "created_at": TIME,
+    "acknowledged_at": NULLABLE_TIME,
+}
+DELIVERY_FIELDS = tuple(DELIVERY_PROPERTIES)
 
 COMPONENTS: dict[str, Any] = {
     "securitySchemes": {
@@ -19,43 +53,142 @@ COMPONENTS: dict[str, Any] = {
     },
     "schemas": {
         **SENT_SCHEMAS,
-        "Notice": {k: v for k, v in NOTICE_SCHEMA.items() if k != "$schema"},
+        "Notice": {
+            **{k: v for k, v in NOTICE_SCHEMA.items() if k != "$schema"},
+            "description": (
+                "A notice document; body is checked against its channel's schema "
+                "(policies/channels/<channel>.yaml)"
+            ),
+            "examples": list(NOTICE_EXAMPLES.values()),
+        },
         "Accepted": {
             "type": "object",
-            "required": ["id", "recipient_count", "policy_hash"],
+            "required": [
+                "id",
+                "channel",
+                "recipient_count",
+                "policy_hash",
+                "status_url",
+                "not_reached",
+            ],
             "properties": {
-                "id": {"type": "string"},
-                "recipient_count": {"type": "integer"},
-                "policy_hash": {"type": "string"},
-                "status_url": {"type": "string"},
-                "not_reached": {"type": "array", "items": {"type": "object"}},
+                "id": STRING,
+                "channel": STRING,
+                "recipient_count": {"type": "integer", "minimum": 0},
+                "policy_hash": STRING,
+                "status_url": STRING,
+                "not_reached": {"type": "array", "items": _ref("NotReached")},
+            },
+        },
+        "NotReached": {
+            "type": "object",
+            "description": "A role the policy names that this notice did not reach, and why",
+            "required": ["role", "jurisdiction", "reason"],
+            "properties": {
+                "role": STRING,
+                "jurisdiction": STRING,
+                "reason": {"enum": ["vacant", "no_encryption_key", "denied_by_policy"]},
             },
         },
         "NoticeStatus": {
             "type": "object",
+            "required": [
+                "id",
+                "channel",
+                "jurisdiction",
+                "kind",
+                "status",
+                "marking",
+                "created_at",
+                "supersedes",
+                "policy_hash",
+                "roles",
+                "replies",
+            ],
             "properties": {
-                "id": {"type": "string"},
-                "channel": {"type": "string"},
-                "status": {"type": "string"},
+                "id": STRING,
+                "channel": STRING,
+                "jurisdiction": STRING,
+                "kind": STRING,
+                "status": STRING,
+                "marking": STRING,
+                "created_at": TIME,
+                "supersedes": NULLABLE_STRING,
+                "policy_hash": STRING,
                 **NAMES,
-                "roles": {"type": "array", "items": {"$ref": "#/components/schemas/RoleState"}},
+                "roles": {"type": "array", "items": _ref("RoleStatus")},
+                "replies": {"type": "array", "items": _ref("Reply")},
+            },
+        },
+        "RoleStatus": {
+            "type": "object",
+            "description": "How far delivery got for one role in one jurisdiction",
+            "required": [
+                "role",
+                "role_title",
+                "jurisdiction",
+                "jurisdiction_name",
+                "rule",
+                "recipients",
+                "state",
+                "delivered_at",
+                "read_at",
+                "acknowledged_at",
+                "escalated_at",
+            ],
+            "properties": {
+                "role": STRING,
+                "role_title": STRING,
+                "jurisdiction": STRING,
+                "jurisdiction_name": NULLABLE_STRING,
+                "rule": NULLABLE_STRING,
+                "recipients": {"type": "integer", "minimum": 0},
+                "state": DELIVERY_STATE,
+                "delivered_at": NULLABLE_TIME,
+                "read_at": NULLABLE_TIME,
+                "acknowledged_at": NULLABLE_TIME,
+                "escalated_at": NULLABLE_TIME,
+            },
+        },
+        "Reply": {
+            "type": "object",
+            "description": "A recipient's reply, encrypted to the agency's X25519 key; the broker passes it on unread",
+            "required": ["role", "created_at", "key_id", "wrap", "nonce", "ciphertext"],
+            "properties": {
+                "role": STRING,
+                "created_at": TIME,
+                "key_id": STRING,
+                "wrap": BASE64,
+                "nonce": BASE64,
+                "ciphertext": BASE64,
+            },
+        },
+        "TokenForm": {
+            "type": "object",
+            "description": "RFC 7523 jwt-bearer grant, form-encoded as RFC 6749 has it",
+            "required": ["assertion"],
+            "properties": {
+                "grant_type": {"type": "string", "enum": [GRANT]},
+                "assertion": {"type": "string", "minLength": 1, "maxLength": 4096},
             },
         },
         "TokenRequest": {
             "type": "object",
+            "description": "The same grant as a JSON object",
             "required": ["assertion"],
             "properties": {
-                "grant_type": {"const": "urn:ietf:params:oauth:grant-type:jwt-bearer"},
-                "assertion": {"type": "string", "maxLength": 4096},
+                "grant_type": {"type": "string", "enum": [GRANT]},
+                "assertion": {"type": "string", "minLength": 1, "maxLength": 4096},
             },
         },
         "Token": {
             "type": "object",
+            "required": ["access_token", "token_type", "expires_in"],
             "properties": {
-                "access_token": {"type": "string"},
-                "token_type": {"const": "Bearer"},
+                "access_token": STRING,
+                "token_type": {"type": "string", "enum": ["Bearer"]},
                 "expires_in": {"type": "integer"},
-                "contact": {"type": "string"},
+                "contact": STRING,
                 "language": {
                     "type": "string",
                     "description": "The contact's language in the directory (BCP 47)",
@@ -72,8 +205,16 @@ COMPONENTS: dict[str, Any] = {
             "description": "RFC 6749 §5.2: the same invalid_grant for every refused assertion",
             "required": ["error"],
             "properties": {
-                "error": {"enum": ["invalid_request", "invalid_grant", "unsupported_grant_type"]},
-                "error_description": {"type": "string"},
+                "error": {
+                    "type": "string",
+                    "enum": [
+                        "invalid_request",
+                        "invalid_grant",
+                        "invalid_client",
+                        "unsupported_grant_type",
+                    ],
+                },
+                "error_description": STRING,
             },
         },
         "AuthorizationServerMetadata": {
@@ -81,10 +222,10 @@ COMPONENTS: dict[str, Any] = {
             "description": "RFC 8414",
             "required": ["issuer", "token_endpoint", "jwks_uri", "grant_types_supported"],
             "properties": {
-                "issuer": {"type": "string"},
-                "token_endpoint": {"type": "string"},
-                "jwks_uri": {"type": "string"},
-                "grant_types_supported": {"type": "array", "items": {"type": "string"}},
+                "issuer": STRING,
+                "token_endpoint": STRING,
+                "jwks_uri": STRING,
+                "grant_types_supported": {"type": "array", "items": STRING},
             },
         },
         "JWKSet": {
@@ -93,68 +234,167 @@ COMPONENTS: dict[str, Any] = {
             "required": ["keys"],
             "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
         },
+        "InboxItem": {
+            "type": "object",
+            "description": "One delivery of a notice to this contact: metadata only, never contents",
+            "required": [*DELIVERY_FIELDS, "delivery_id"],
+            "properties": {
+                **DELIVERY_PROPERTIES,
+                "delivery_id": {"type": "integer", "minimum": 1},
+                **INBOX_NAMES,
+            },
+        },
+        "StreamEvent": {
+            "type": "object",
+            "description": (
+                "The data of each `event: notice` of GET /v1/stream (one JSON line), its `id` the "
+                "delivery id to resume from with Last-Event-ID; lines starting with ':' are keep-alives"
+            ),
+            "required": list(DELIVERY_FIELDS),
+            "properties": DELIVERY_PROPERTIES,
+        },
         "Inbox": {
             "type": "object",
+            "required": ["items", "next_cursor"],
             "properties": {
-                "items": {"type": "array", "items": {"$ref": "#/components/schemas/InboxItem"}},
-                "next_cursor": {"type": ["string", "null"]},
+                "items": {"type": "array", "items": _ref("InboxItem")},
+                "next_cursor": {
+                    **NULLABLE_STRING,
+                    "description": "Pass as cursor for the next (older) page; null on the last page",
+                },
             },
         },
         "RecipientNotice": {
             "type": "object",
+            "description": (
+                "A notice for its recipient: ciphertext, this contact's own key wrap, and what lets "
+                "the client verify the agency's signature itself. Never a data key."
+            ),
+            "required": [
+                "id",
+                "channel",
+                "jurisdiction",
+                "severity",
+                "marking",
+                "kind",
+                "status",
+                "supersedes",
+                "sender",
+                "sender_name",
+                "policy_hash",
+                "created_at",
+                "expires_at",
+                "roles",
+                "acknowledged_at",
+                "reply_key",
+                "encryption",
+                "signature",
+            ],
             "properties": {
+                "id": STRING,
+                "channel": STRING,
+                "jurisdiction": STRING,
+                "severity": SEVERITY,
+                "marking": STRING,
+                "kind": STRING,
+                "status": STRING,
+                "supersedes": NULLABLE_STRING,
+                "sender": STRING,
+                "sender_name": NULLABLE_STRING,
                 **NAMES,
-                "sender_name": {"type": ["string", "null"]},
                 "role_titles": {
                     "type": "object",
-                    "additionalProperties": {"type": ["string", "null"]},
+                    "additionalProperties": NULLABLE_STRING,
                     "description": "The title of each role the notice reached you through",
                 },
-                "id": {"type": "string"},
-                "channel": {"type": "string"},
-                "marking": {"type": "string"},
-                "encryption": {"type": "object"},
-                "signature": {"type": "object"},
+                "policy_hash": STRING,
+                "created_at": TIME,
+                "expires_at": NULLABLE_TIME,
+                "roles": {"type": "array", "items": STRING},
+                "acknowledged_at": NULLABLE_TIME,
+                "reply_key": {
+                    "description": "The agency's X25519 key to encrypt a reply to; null where the channel takes none",
+                    "oneOf": [_ref("ReplyKey"), {"type": "null"}],
+                },
+                "encryption": _ref("Encryption"),
+                "signature": _ref("SignatureMaterial"),
+            },
+        },
+        "ReplyKey": {
+            "type": "object",
+            "required": ["key_id", "public"],
+            "properties": {"key_id": STRING, "public": BASE64},
+        },
+        "Encryption": {
+            "type": "object",
+            "description": (
+                "The notice document, encrypted: open wrap.sealed (a sealed box to this contact's "
+                "X25519 key wrap.key_id) to get the data key, then decrypt ciphertext with aead, "
+                "nonce and aad"
+            ),
+            "required": ["aead", "nonce", "aad", "ciphertext", "wrap"],
+            "properties": {
+                "aead": STRING,
+                "nonce": BASE64,
+                "aad": BASE64,
+                "ciphertext": BASE64,
+                "wrap": {
+                    "type": "object",
+                    "required": ["key_id", "sealed"],
+                    "properties": {"key_id": STRING, "sealed": BASE64},
+                },
+            },
+        },
+        "SignatureMaterial": {
+            "type": "object",
+            "description": (
+                "The agency's RFC 9421 signature of the request that posted the notice, with the "
+                "component values it covered, so the recipient verifies it without trusting the broker"
+            ),
+            "required": [
+                "sender_key_id",
+                "sender_public_key",
+                "signature_input",
+                "signature",
+                "signed_values",
+                "content_digest",
+            ],
+            "properties": {
+                "sender_key_id": STRING,
+                "sender_public_key": {**NULLABLE_STRING, "contentEncoding": "base64"},
+                "signature_input": STRING,
+                "signature": STRING,
+                "signed_values": {"type": "object", "additionalProperties": STRING},
+                "content_digest": STRING,
             },
         },
         "Ack": {
             "type": "object",
             "required": ["key_id", "signature"],
             "properties": {
-                "key_id": {"type": "string"},
+                "key_id": {"type": "string", "description": "The contact's current Ed25519 key id"},
                 "signature": {
                     "type": "string",
-                    "description": "base64 Ed25519 over liaison-ack-v1 statement",
+                    "contentEncoding": "base64",
+                    "description": "base64 Ed25519 over the liaison-ack-v1 statement",
                 },
                 "reply": {
                     "type": "object",
+                    "description": "Only on a channel that takes replies, encrypted to reply_key",
+                    "required": ["key_id", "wrap", "nonce", "ciphertext"],
                     "properties": {
-                        "key_id": {"type": "string"},
-                        "wrap": {"type": "string"},
-                        "nonce": {"type": "string"},
-                        "ciphertext": {"type": "string"},
+                        "key_id": STRING,
+                        "wrap": BASE64,
+                        "nonce": BASE64,
+                        "ciphertext": BASE64,
                     },
                 },
             },
         },
         "AckRecorded": {
             "type": "object",
-            "properties": {"id": {"type": "string"}, "acknowledged_at": {"type": "string"}},
-        },
-        "AuditEvents": {
-            "type": "object",
-            "properties": {
-                "events": {
-                    "type": "array",
-                    "items": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/AuditEvent"},
-                            {"$ref": "#/components/schemas/HiddenAuditEvent"},
-                        ]
-                    },
-                },
-                "next_cursor": {"type": ["string", "null"]},
-            },
+            "required": ["id", "acknowledged_at"],
+            "properties": {"id": STRING, "acknowledged_at": TIME},
         },
         "AuditEvent": {
             "type": "object",
@@ -166,39 +406,68 @@ COMPONENTS: dict[str, Any] = {
                 "actor, action, object, channel, decision, policies, request, outcome, reason, "
                 "details."
             ),
-            "required": ["seq", "prev", "at", "actor", "action", "object", "leaf_data"],
+            "required": [
+                "seq",
+                "prev",
+                "at",
+                "actor",
+                "action",
+                "object",
+                "channel",
+                "decision",
+                "policies",
+                "request",
+                "outcome",
+                "reason",
+                "details",
+                "leaf_data",
+            ],
             "properties": {
                 "seq": {"type": "integer", "minimum": 1},
                 "prev": {
                     "type": "string",
-                    "description": "hex leaf hash of event seq-1 (64 zeros for event 1)",
+                    "description": "The leaf hash (hex) of the event before",
                 },
-                "at": {"type": "string", "format": "date-time"},
-                "actor": {"type": "string"},
-                "action": {"type": "string"},
-                "object": {"type": "string"},
-                "channel": {"type": ["string", "null"]},
-                "decision": {"type": ["string", "null"]},
-                "policies": {"type": "array", "items": {"type": "string"}},
-                "request": {"type": ["string", "null"]},
-                "outcome": {"type": "string"},
-                "reason": {"type": ["string", "null"]},
+                "at": TIME,
+                "actor": STRING,
+                "action": STRING,
+                "object": STRING,
+                "channel": NULLABLE_STRING,
+                "decision": {**NULLABLE_STRING, "description": "allow or deny, for decisions"},
+                "policies": {"type": "array", "items": STRING},
+                "request": NULLABLE_STRING,
+                "outcome": {"type": "string", "enum": ["ok", "refused", "failed"]},
+                "reason": NULLABLE_STRING,
                 "details": {"type": "object"},
                 "v": {"type": "integer", "enum": [2], "description": "leaf format (absent: v1)"},
                 "leaf_data": {
-                    "type": "string",
-                    "contentEncoding": "base64",
+                    **BASE64,
                     "description": "the exact leaf bytes that were hashed (base64)",
                 },
             },
         },
         "HiddenAuditEvent": {
             "type": "object",
+            "description": "An event outside the auditor's jurisdiction, in its place: its leaf hash only",
             "required": ["seq", "hidden", "leaf"],
             "properties": {
                 "seq": {"type": "integer", "minimum": 1},
-                "hidden": {"const": True},
-                "leaf": {"type": "string", "description": "hex leaf hash of an event not shown"},
+                "hidden": {"type": "boolean", "description": "Always true"},
+                "leaf": {"type": "string", "description": "The leaf hash, hex"},
+            },
+        },
+        "AuditEvents": {
+            "type": "object",
+            "required": ["events", "next_cursor"],
+            "properties": {
+                "events": {
+                    "type": "array",
+                    "items": {"oneOf": [_ref("AuditEvent"), _ref("HiddenAuditEvent")]},
+                },
+                "next_cursor": {
+                    **NULLABLE_STRING,
+                    "description": "Pass as cursor for the next page; null at the end of the log",
+                },
             },
         },
         "AuditCheckpoints": {
@@ -230,30 +499,34 @@ COMPONENTS: dict[str, Any] = {
         },
         "AuditCheckpoint": {
             "type": "object",
+            "required": ["origin", "key_name", "public_key", "size", "note"],
             "properties": {
-                "origin": {"type": "string"},
-                "key_name": {"type": "string"},
-                "public_key": {"type": "string"},
-                "size": {"type": "integer"},
-                "note": {"type": "string"},
+                "origin": STRING,
+                "key_name": STRING,
+                "public_key": BASE64,
+                "size": {"type": "integer", "minimum": 0},
+                "note": {"type": "string", "description": "The signed note (C2SP tlog-checkpoint)"},
             },
         },
         "InclusionProof": {
             "type": "object",
+            "required": ["seq", "tree_size", "leaf_index", "leaf_hash", "event", "proof"],
             "properties": {
-                "seq": {"type": "integer"},
-                "tree_size": {"type": "integer"},
-                "leaf_hash": {"type": "string"},
-                "event": {"$ref": "#/components/schemas/AuditEvent"},
-                "proof": {"type": "array", "items": {"type": "string"}},
+                "seq": {"type": "integer", "minimum": 1},
+                "tree_size": {"type": "integer", "minimum": 1},
+                "leaf_index": {"type": "integer", "minimum": 0},
+                "leaf_hash": BASE64,
+                "event": _ref("AuditEvent"),
+                "proof": {"type": "array", "items": BASE64},
             },
         },
         "ConsistencyProof": {
             "type": "object",
+            "required": ["first", "second", "proof"],
             "properties": {
-                "first": {"type": "integer"},
-                "second": {"type": "integer"},
-                "proof": {"type": "array", "items": {"type": "string"}},
+                "first": {"type": "integer", "minimum": 1},
+                "second": {"type": "integer", "minimum": 1},
+                "proof": {"type": "array", "items": BASE64},
             },
         },
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},

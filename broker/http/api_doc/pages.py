@@ -22,45 +22,14 @@ NAMES: dict[str, Any] = {
     },
 }
 
-INBOX_ITEM: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "notice_id": {"type": "string"},
-        "channel": {"type": "string"},
-        "jurisdiction": {"type": "string"},
-        "severity": {"type": "string"},
-        "marking": {"type": "string"},
-        "role": {"type": "string"},
-        "state": {"enum": ["delivered", "read", "acknowledged", "escalated"]},
-        "created_at": {"type": "string", "format": "date-time"},
-        "acknowledged_at": _TIME_OR_NULL,
-        "sender": {"type": "string"},
-        **NAMES,
-        "sender_name": {**_NAME, "description": "The sending organisation's name"},
-        "role_title": {**_NAME, "description": "The title of the role it reached you through"},
-    },
-}
-
-ROLE_STATE: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "role": {"type": "string"},
-        "role_title": {"type": "string"},
-        "jurisdiction": {"type": "string"},
-        "jurisdiction_name": _NAME,
-        "rule": {"type": ["string", "null"]},
-        "recipients": {"type": "integer"},
-        "state": {"enum": ["pending", "delivered", "read", "acknowledged", "escalated"]},
-        "delivered_at": _TIME_OR_NULL,
-        "read_at": _TIME_OR_NULL,
-        "acknowledged_at": _TIME_OR_NULL,
-        "escalated_at": _TIME_OR_NULL,
-    },
+# The inbox also names who sent it and the role it reached you through.
+INBOX_NAMES: dict[str, Any] = {
+    **NAMES,
+    "sender_name": {**_NAME, "description": "The sending organisation's name"},
+    "role_title": {**_NAME, "description": "The title of the role it reached you through"},
 }
 
 SENT_SCHEMAS: dict[str, Any] = {
-    "InboxItem": INBOX_ITEM,
-    "RoleState": ROLE_STATE,
     "SentNotices": {
         "type": "object",
         "required": ["items", "next_cursor"],
@@ -81,7 +50,7 @@ SENT_SCHEMAS: dict[str, Any] = {
                         **NAMES,
                         "roles": {
                             "type": "array",
-                            "items": {"$ref": "#/components/schemas/RoleState"},
+                            "items": {"$ref": "#/components/schemas/RoleStatus"},
                         },
                         "replies": {"type": "integer", "description": "Encrypted replies received"},
                     },
