@@ -68,6 +68,8 @@ AUDIT_PATHS: dict[str, Any] = {
     },
     "/v1/audit/checkpoints": {
         "get": {
+            "operationId": "listAuditCheckpoints",
+            "tags": ["audit"],
             "summary": "Every signed checkpoint, by tree size (paged: cursor is the last size seen)",
             "security": BEARER,
             "parameters": [

@@ -61,12 +61,16 @@ def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 KEY_PATHS: dict[str, Any] = {
     "/v1/keys/log": {
         "get": {
+            "operationId": "getLogKeys",
+            "tags": ["keys"],
             "summary": "The audit log's checkpoint keys (signed-note verifier keys), retired ones too",
             "responses": {"200": _answer("The log's keys, the signing one first", LOG_KEYS)},
         }
     },
     "/v1/keys/webhooks": {
         "get": {
+            "operationId": "getWebhookKeys",
+            "tags": ["keys"],
             "summary": "The whpk_ keys that sign v1a webhooks (Standard Webhooks), the signing one first",
             "responses": {"200": _answer("The webhook keys", WEBHOOK_KEYS)},
         }

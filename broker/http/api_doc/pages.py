@@ -62,6 +62,8 @@ SENT_SCHEMAS: dict[str, Any] = {
 }
 
 SENT_LIST: dict[str, Any] = {
+    "operationId": "listSentNotices",
+    "tags": ["agencies"],
     "summary": "The agency's own notices, newest first, with each role's state (signed request)",
     "security": SIGNED,
     "parameters": [
