@@ -21,10 +21,11 @@ from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolve_secret, resolved_database_url
 from broker.crypto.keys import KeyPair, ed25519_signer, load_private_key
 from broker.errors import LiaisonError, StoreError, StoreUnavailable
-from broker.http import audit, health, metrics, notices, oauth, openapi, recipients, trust
+from broker.http import audit, enrol, health, metrics, notices, oauth, openapi, recipients, trust
 from broker.http.keys import (
     AUDIT,
     CLOCK,
+    ENROLMENT,
     ESCALATION,
     INTAKE,
     LISTENER,
@@ -44,6 +45,7 @@ from broker.service.audit import AuditService
 from broker.service.backoff import retry_delay
 from broker.service.commit_feed import CommitFeed
 from broker.service.custody import load_escrow_key
+from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.outbox import Outbox
@@ -166,6 +168,7 @@ def _wire_services(
     )
     app[REKEY] = Rekeyer(state, escrow.private_raw)  # a key change re-wraps open notices
     app[SHREDDER] = Shredder(engine)
+    app[ENROLMENT] = Enrolment(engine)  # one-time codes in, pending keys out
     app[OUTBOX] = outbox
     app[AUDIT] = AuditService(
         state,
@@ -215,6 +218,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/audit/proof/inclusion", audit.get_inclusion)
     router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
     router.add_get("/v1/trust/{name}", trust.get_file)
+    router.add_post("/v1/enrol", enrol.post_enrol)
     web_inbox.add_routes(router)
 
 

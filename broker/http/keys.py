@@ -7,6 +7,7 @@ from aiohttp import web
 from broker.clock import Clock
 from broker.config import Settings
 from broker.service.audit import AuditService
+from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
 from broker.service.health import Listening
 from broker.service.intake import Intake
@@ -33,3 +34,4 @@ LISTENER = web.AppKey("listener", Listening)
 REFUSALS = web.AppKey("refusals", Refusals)
 STARTUP = web.AppKey("startup", Startup)
 REKEY = web.AppKey("rekey", Rekeyer)
+ENROLMENT = web.AppKey("enrolment", Enrolment)
