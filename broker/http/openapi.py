@@ -14,6 +14,7 @@ from broker import __version__
 from broker.http.api_doc.audit import AUDIT_PATHS
 from broker.http.api_doc.common import NO_CONTROL_CHARACTERS, SIGNED, _json, _problem
 from broker.http.api_doc.components import COMPONENTS
+from broker.http.api_doc.enrol import ENROL_PATHS
 from broker.http.api_doc.recipients import RECIPIENT_PATHS
 from broker.input import MAX_INT64
 
@@ -142,6 +143,7 @@ SPEC: dict[str, Any] = {
         },
         **RECIPIENT_PATHS,
         **AUDIT_PATHS,
+        **ENROL_PATHS,
     },
     "components": COMPONENTS,
 }
