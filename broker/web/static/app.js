@@ -5,6 +5,7 @@
 import * as c from "./crypto.js";
 import { LANGUAGES, currentLanguage, formatDateTime, initLanguage, preferLanguage, setLanguage, t } from "./i18n.js";
 import * as trust from "./trust.js";
+import { enrolView } from "./enrol.js";
 
 const session = { kind: null, id: null, signing: null, encryption: null, root: null, token: null, expires: 0, auditor: false };
 let stream = null; // AbortController of the live stream
@@ -215,16 +216,19 @@ function signInView() {
   h("label", { for: "passphrase" }, t("passphrase")), passphrase,
   h("p", { class: "hint" }, t("keys_stay")),
   h("button", { type: "submit", id: "signin-button" }, t("signin")));
-  const nodes = [form];
+  const nodes = [form, h("p", { class: "card" }, h("a", { href: "#/enrol", id: "enrol-link" }, t("enrol_link")))];
   if (localStorage.getItem(STORE)) {
     const pass = h("input", { id: "unlock-passphrase", type: "password", autocomplete: "current-password" });
+    const unlockError = h("p", { class: "error-line", id: "unlock-error", role: "alert" });
     nodes.unshift(h("form", {
       class: "card", id: "unlock",
       onsubmit: async (event) => {
         event.preventDefault();
-        try { await unlock(pass.value); await startSession(); } catch { notify(t("signin_failed"), "error"); }
+        // A wrong passphrase is said as such, apart from a refused sign-in (keys not approved yet).
+        try { await unlock(pass.value); } catch { unlockError.textContent = t("wrong_passphrase"); return; }
+        try { await startSession(); } catch { session.kind = null; unlockError.textContent = t("signin_pending"); }
       },
-    }, h("h2", {}, t("unlock")), h("label", { for: "unlock-passphrase" }, t("passphrase")), pass,
+    }, h("h2", {}, t("unlock")), h("label", { for: "unlock-passphrase" }, t("passphrase")), pass, unlockError,
     h("button", { type: "submit" }, t("signin")),
     h("button", { type: "button", class: "secondary", onclick: () => { localStorage.removeItem(STORE); route(); } }, t("forget"))));
   }
@@ -550,8 +554,9 @@ function renderHeader() {
 }
 
 async function route() {
-  const [, view, arg] = location.hash.split("/");
+  const [, view, arg, extra] = location.hash.split("/");
   try {
+    if (view === "enrol" && !session.kind) return enrolView(show, decodeURIComponent(arg || ""), extra || "");
     if (!session.kind) return signInView();
     if (view === "notice" && arg) return await noticeView(decodeURIComponent(arg));
     if (view === "audit" && session.auditor) return await auditView();
