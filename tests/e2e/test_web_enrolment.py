@@ -71,6 +71,7 @@ async def test_an_official_enrols_in_the_browser_and_reads_a_first_decrypted_not
     errors = watch_errors(page)
     await page.goto(link)
     await expect(page.locator("#enrol-code")).to_have_value(re.compile(r"^[0-9A-Z-]{14}$"))
+    await expect(page).to_have_url(re.compile(r"/ui/#/enrol$"))  # the code left the address bar
     await page.fill("#enrol-passphrase", "short")
     await page.click("#enrol-submit")
     await expect(page.locator("#enrol-error")).to_contain_text("too weak")

@@ -118,7 +118,16 @@ function doneView(show, answer, rootPrint, kept) {
 }
 
 /** The enrolment page: #/enrol[/CODE[/ROOT-FINGERPRINT]]. `show` replaces the main view. */
+const fromLink = { code: "", rootPrint: "" }; // kept in memory while the page lives
+
 export function enrolView(show, code = "", rootPrint = "") {
+  // The code is a credential: keep it in the form (and here, for a re-render after the language
+  // switch), not in the address bar or the history.
+  if (code) {
+    Object.assign(fromLink, { code, rootPrint });
+    history.replaceState(null, "", "#/enrol");
+  }
+  ({ code, rootPrint } = code ? { code, rootPrint } : fromLink);
   const error = h("p", { class: "error-line", id: "enrol-error", role: "alert" });
   const codeInput = h("input", { id: "enrol-code", value: code, required: true, autocomplete: "one-time-code", spellcheck: "false", autocapitalize: "characters" });
   const pass = h("input", { id: "enrol-passphrase", type: "password", autocomplete: "new-password", minlength: String(MIN_PASSPHRASE), "aria-describedby": "enrol-passphrase-hint" });
