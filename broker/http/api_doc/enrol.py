@@ -61,6 +61,7 @@ ENROL_PATHS: dict[str, Any] = {
                     },
                 },
                 "401": _problem("The code was not accepted (the same answer for every reason)"),
+                "413": _problem("Body too large"),
                 "415": _problem("Not application/json"),
                 "422": _problem("Not a code and two 32-byte public keys"),
                 "429": _problem("Too many refused codes lately; try again later"),
