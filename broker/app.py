@@ -23,6 +23,7 @@ from broker.crypto import purpose_keys
 from broker.errors import ConfigError, LiaisonError, StoreError, StoreUnavailable
 from broker.http import (
     audit,
+    enrol,
     health,
     metrics,
     notices,
@@ -35,6 +36,7 @@ from broker.http import (
 from broker.http.keys import (
     AUDIT,
     CLOCK,
+    ENROLMENT,
     ESCALATION,
     INTAKE,
     LISTENER,
@@ -55,6 +57,7 @@ from broker.service.audit import AuditService
 from broker.service.backoff import retry_delay
 from broker.service.commit_feed import CommitFeed
 from broker.service.custody import load_escrow_key
+from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
 from broker.service.intake import Intake
 from broker.service.outbox import Outbox
@@ -168,6 +171,7 @@ def _wire_services(
     )
     app[REKEY] = Rekeyer(state, escrow.private_raw)  # a key change re-wraps open notices
     app[SHREDDER] = Shredder(engine)
+    app[ENROLMENT] = Enrolment(engine)  # one-time codes in, pending keys out
     app[OUTBOX] = outbox
     app[AUDIT] = AuditService(
         state,
@@ -230,6 +234,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/audit/proof/inclusion", audit.get_inclusion)
     router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
     router.add_get("/v1/trust/{name}", trust.get_file)
+    router.add_post("/v1/enrol", enrol.post_enrol)
     web_inbox.add_routes(router)
 
 

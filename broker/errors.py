@@ -25,6 +25,7 @@ most specific class in the table wins), not here; ``tests/unit/test_errors.py`` 
     ├── NoRecipients           no one may receive the notice under the policies in force
     ├── TooManyRecipients      more recipients than limits.max_recipients
     ├── TooManyStreams         a contact's live streams are at their cap
+    ├── TooManyAttempts        too many refused enrolment codes from one source, or at all
     ├── RoutingError           a notice cannot be routed
     │   ├── UnknownChannel
     │   └── UnknownJurisdiction
@@ -229,6 +230,12 @@ class TooManyStreams(LiaisonError):
     """A contact already holds as many live streams as ``delivery.max_streams_per_contact``."""
 
     code = "too_many_streams"
+
+
+class TooManyAttempts(LiaisonError):
+    """Enrolment codes refused too often lately, from this source or from anywhere."""
+
+    code = "too_many_attempts"
 
 
 class RoutingError(LiaisonError):

@@ -8,6 +8,7 @@ from broker.clock import Clock
 from broker.config import Settings
 from broker.crypto.purpose_keys import PurposeKeys
 from broker.service.audit import AuditService
+from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
 from broker.service.health import Listening
 from broker.service.intake import Intake
@@ -35,3 +36,4 @@ REFUSALS = web.AppKey("refusals", Refusals)
 STARTUP = web.AppKey("startup", Startup)
 REKEY = web.AppKey("rekey", Rekeyer)
 PURPOSE_KEYS = web.AppKey("purpose_keys", PurposeKeys)
+ENROLMENT = web.AppKey("enrolment", Enrolment)

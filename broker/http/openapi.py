@@ -14,6 +14,7 @@ from broker import __version__
 from broker.http.api_doc.audit import AUDIT_PATHS
 from broker.http.api_doc.common import NO_CONTROL_CHARACTERS, SIGNED, _json, _problem
 from broker.http.api_doc.components import COMPONENTS
+from broker.http.api_doc.enrol import ENROL_PATHS
 from broker.http.api_doc.examples import NOTICE_EXAMPLES
 from broker.http.api_doc.keys import KEY_PATHS
 from broker.http.api_doc.pages import SENT_LIST
@@ -193,6 +194,7 @@ SPEC: dict[str, Any] = {
         **RECIPIENT_PATHS,
         **AUDIT_PATHS,
         **KEY_PATHS,
+        **ENROL_PATHS,
     },
     "components": COMPONENTS,
 }

@@ -30,6 +30,7 @@ from broker.errors import (
     StoreError,
     SupersedesInvalid,
     TokenRequestInvalid,
+    TooManyAttempts,
     TooManyRecipients,
     TooManyStreams,
     TrustRefused,
@@ -63,6 +64,7 @@ STATUS: dict[type[LiaisonError], int] = {
     TooManyRecipients: 422,
     RoutingError: 422,
     TooManyStreams: 429,
+    TooManyAttempts: 429,
     StoreError: 503,
 }
 

@@ -130,25 +130,41 @@ async def replace_directory(
 ) -> int:
     """Replace the stored directory with ``directory`` atomically; returns the new revision."""
     async with transaction(engine, message="database unreachable") as conn:
-        for cls in DIRECTORY_TABLES:
-            await conn.execute(delete(_t(cls)))
-        for cls, values in _rows(directory):
-            if values:
-                await conn.execute(insert(_t(cls)), values)
-        result = await conn.execute(
-            insert(_t(DirectoryRevisionRow)).values(
-                applied_at=now,
-                content_hash=content_hash,
-                summary=summary[:300],
-                actor=actor[:128],
-            )
+        revision = await replace_in(
+            conn, directory, content_hash=content_hash, summary=summary, actor=actor, now=now
         )
-        key = result.inserted_primary_key
-        if key is None:
-            raise StoreUnavailable("the database did not return the new revision")
         if event_for is not None:
-            await audit_repo.append(conn, [event_for(int(key[0]))])
-        return int(key[0])
+            await audit_repo.append(conn, [event_for(revision)])
+        return revision
+
+
+async def replace_in(
+    conn: AsyncConnection,
+    directory: Directory,
+    *,
+    content_hash: str,
+    summary: str,
+    actor: str,
+    now: datetime,
+) -> int:
+    """``replace_directory`` inside the caller's transaction (enrolment approves in one)."""
+    for cls in DIRECTORY_TABLES:
+        await conn.execute(delete(_t(cls)))
+    for cls, values in _rows(directory):
+        if values:
+            await conn.execute(insert(_t(cls)), values)
+    result = await conn.execute(
+        insert(_t(DirectoryRevisionRow)).values(
+            applied_at=now,
+            content_hash=content_hash,
+            summary=summary[:300],
+            actor=actor[:128],
+        )
+    )
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreUnavailable("the database did not return the new revision")
+    return int(key[0])
 
 
 def _rows(d: Directory) -> list[tuple[Any, list[dict[str, Any]]]]:

@@ -282,3 +282,43 @@ DIRECTORY_TABLES = (
     PublicKeyRow,
     WebhookRow,
 )
+
+
+class EnrolmentCodeRow(SQLModel, table=True):
+    """A one-time enrolment code, kept only as its SHA-256; used once, before it expires."""
+
+    __tablename__ = "enrolment_code"
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(max_length=128, index=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_by: str = Field(max_length=128)
+
+
+class EnrolmentPendingRow(SQLModel, table=True):
+    """Public keys a device made with a code, waiting for an administrator's approval.
+
+    No fingerprint column on purpose: approval recomputes it from the keys themselves."""
+
+    __tablename__ = "enrolment_pending"
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(max_length=128, index=True)
+    code_id: int
+    signing_public: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    encryption_public: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    submitted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    state: str = Field(max_length=16)  # pending | approved | superseded
+    decided_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class EnrolmentAttemptRow(SQLModel, table=True):
+    """A refused enrolment code, by source: what the rate limit counts."""
+
+    __tablename__ = "enrolment_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64, index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

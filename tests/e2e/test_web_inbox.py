@@ -241,7 +241,7 @@ async def test_keys_kept_on_the_device_unlock_only_with_the_passphrase(
     await page.get_by_role("button", name="Одјава").click()
     await page.fill("#unlock-passphrase", "wrong passphrase")
     await page.click("#unlock button[type=submit]")
-    await expect(page.locator(".toast.error")).to_be_visible()
+    await expect(page.locator("#unlock-error")).to_contain_text("Погрешна лозинка")  # said as such
     await page.fill("#unlock-passphrase", "correct horse battery staple")
     await page.click("#unlock button[type=submit]")
     await expect(page.locator("#who")).to_have_text("mk-kumanovo-pcve")

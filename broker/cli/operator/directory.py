@@ -191,6 +191,9 @@ def add_directory_commands(sub: Any) -> None:
     data_option(p)
     p.add_argument("--jurisdiction", metavar="J", help="only this jurisdiction and those below it")
     p.add_argument("--json", action="store_true")
+    from broker.cli.operator.enrol import add_enrolment_commands
+
+    add_enrolment_commands(dsub, data_option)  # invite, pending, approve
     p = command(dsub, "show", cmd_directory_show, "print the directory")
     data_option(p)
     p.add_argument(

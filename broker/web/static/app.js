@@ -5,6 +5,7 @@
 import * as c from "./crypto.js";
 import { LANGUAGES, currentLanguage, formatDateTime, initLanguage, preferLanguage, setLanguage, t } from "./i18n.js";
 import * as trust from "./trust.js";
+import { enrolView } from "./enrol.js";
 
 const session = { kind: null, id: null, signing: null, encryption: null, root: null, token: null, expires: 0, auditor: false };
 let stream = null; // AbortController of the live stream
@@ -318,19 +319,23 @@ function signInView() {
   h("label", { for: "passphrase" }, t("passphrase")), passphrase,
   h("p", { class: "hint" }, t("keys_stay")),
   h("button", { type: "submit", id: "signin-button" }, t("signin")));
-  const nodes = [form];
+  const nodes = [form, h("p", { class: "card" }, h("a", { href: "#/enrol", id: "enrol-link" }, t("enrol_link")))];
   if (localStorage.getItem(STORE)) {
     const pass = h("input", { id: "unlock-passphrase", type: "password", autocomplete: "current-password" });
+    const unlockError = h("p", { class: "error-line", id: "unlock-error", role: "alert" });
     nodes.unshift(h("form", {
       class: "card", id: "unlock",
       onsubmit: async (event) => {
         event.preventDefault();
-        try { await unlock(pass.value); await startSession(); } catch (e) {
+        // A wrong passphrase is said as such, apart from a refused sign-in: keys not approved yet
+        // (the broker refuses them), or a key pair that is not the contact's (said by the check).
+        try { await unlock(pass.value); } catch { unlockError.textContent = t("wrong_passphrase"); return; }
+        try { await startSession(); } catch (e) {
           session.kind = null;
-          notify(e.name === "OperationError" ? t("signin_failed") : e instanceof BrokerError ? signInRefusal() : e.message, "error");
+          unlockError.textContent = e instanceof BrokerError ? t("signin_pending") : e.message;
         }
       },
-    }, h("h2", {}, t("unlock")), h("label", { for: "unlock-passphrase" }, t("passphrase")), pass,
+    }, h("h2", {}, t("unlock")), h("label", { for: "unlock-passphrase" }, t("passphrase")), pass, unlockError,
     h("button", { type: "submit" }, t("signin")),
     h("button", { type: "button", class: "secondary", onclick: () => { localStorage.removeItem(STORE); route(); } }, t("forget"))));
   }
@@ -807,7 +812,8 @@ async function route() {
 }
 
 async function draw() {
-  const [, view, arg] = location.hash.split("/");
+  const [, view, arg, extra] = location.hash.split("/");
+  if (view === "enrol" && !session.kind) return enrolView(show, decodeURIComponent(arg || ""), extra || "");
   if (!session.kind) return signInView();
   if (view === "notice" && arg) return await noticeView(decodeURIComponent(arg));
   if (view === "audit" && session.auditor) return await auditView();
