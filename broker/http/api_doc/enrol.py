@@ -15,6 +15,8 @@ PUBLIC_KEY = {
 ENROL_PATHS: dict[str, Any] = {
     "/v1/enrol": {
         "post": {
+            "operationId": "enrol",
+            "tags": ["recipients"],
             "summary": "Send a one-time enrolment code with the public keys the device made",
             "description": (
                 "The code (from `liaison directory invite`) is the credential: it is consumed, and "
