@@ -1,27 +1,34 @@
-"""Import OASIS CAP 1.2 alerts as notices.
+"""Import OASIS CAP 1.2 alerts as notices, without losing any element.
 
-Mapping (every refusal names the element):
-- only ``scope`` Restricted or Private (public warnings do not belong in a restricted broker) and
-  ``status`` Actual; ``msgType`` Alert, or Update/Cancel with the notice it supersedes given;
-- the jurisdiction comes from an ``area/geocode`` whose ``valueName`` is ``liaison-jurisdiction``;
-- severity: Extreme → critical, Severe → high, Moderate → medium, Minor → low, Unknown → info;
-- ``headline`` is the subject; event, category, urgency, certainty, description, instruction and
-  areaDesc go into the body; ``expires`` becomes ``expires_at``;
-- any other element is refused rather than dropped silently (data minimisation: extend the
-  mapping deliberately), as are alerts with more than one ``info`` block.
-XML is parsed with defusedxml: no entity expansion, no external fetches.
+Every element of a valid CAP 1.2 alert is kept: the ones Liaison has a field for are mapped
+(README, "CAP 1.2"), and the original document, byte for byte with any XML signature, travels
+base64-encoded in the notice body (``cap_original``), so it is encrypted with the notice and only
+recipients read it. Mapping:
+- ``scope`` Restricted or Private only (public warnings belong on public warning systems);
+  ``status`` Actual, Exercise or Test (carried as ``cap_status``; System and Draft are not
+  notices); ``msgType`` Alert, or Update/Cancel with the notice it supersedes given;
+- the jurisdiction comes from the ``area/geocode`` entries whose ``valueName`` is
+  ``liaison-jurisdiction`` (one code over all info blocks); ``polygon`` and ``circle`` are carried
+  but never routed on: the directory holds no geometry to resolve them, so an alert that has only
+  those is refused by name;
+- severity: the highest over the info blocks (Extreme → critical, Severe → high, Moderate →
+  medium, Minor → low, Unknown → info); the first info block gives the subject (``headline``,
+  else ``event``), the body fields and ``expires_at``; every block's language is listed;
+- any document the CAP 1.2 schema refuses is refused with the element and line it names.
+Parsing: ``cap_xml`` (no entity expansion, no external fetches). XML-DSig: ``cap_dsig``.
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
-from xml.etree.ElementTree import Element
 
-import defusedxml.ElementTree as SafeXML
-from defusedxml.common import DefusedXmlException
+from adapters.client.cap_dsig import verify_signature
+from adapters.client.cap_xml import NS, CapError, pairs, parse, text, texts
 
-NS = "urn:oasis:names:tc:emergency:cap:1.2"
+__all__ = ["JURISDICTION_CODE", "CapError", "cap_to_notice"]
+
 JURISDICTION_CODE = "liaison-jurisdiction"
 SEVERITY = {
     "Extreme": "critical",
@@ -30,137 +37,72 @@ SEVERITY = {
     "Minor": "low",
     "Unknown": "info",
 }
-ALERT_ELEMENTS = {
-    "identifier",
-    "sender",
-    "sent",
-    "status",
-    "msgType",
-    "source",
-    "scope",
-    "restriction",
-    "addresses",
-    "code",
-    "note",
-    "references",
-    "incidents",
-    "info",
+RANK = list(SEVERITY)  # most severe first
+STATUSES = ("Actual", "Exercise", "Test")
+# Alert-level optional elements, carried under a cap_ name (the spelling of the README table).
+ALERT_TEXT = {
+    "source": "cap_source",
+    "restriction": "cap_restriction",
+    "addresses": "cap_addresses",
+    "note": "cap_note",
+    "references": "cap_references",
+    "incidents": "cap_incidents",
 }
-INFO_ELEMENTS = {
-    "language",
-    "category",
-    "event",
-    "urgency",
-    "severity",
-    "certainty",
-    "effective",
-    "onset",
-    "expires",
-    "senderName",
-    "headline",
-    "description",
-    "instruction",
-    "area",
+INFO_TEXT = {
+    "language": "language",
+    "audience": "audience",
+    "effective": "effective",
+    "onset": "onset",
+    "senderName": "sender_name",
+    "description": "description",
+    "instruction": "instruction",
+    "web": "web",
+    "contact": "contact",
 }
-AREA_ELEMENTS = {"areaDesc", "geocode"}
-MAX_BYTES = 256 * 1024
-
-
-class CapError(Exception):
-    """The alert cannot be imported; the message names the element and the reason."""
-
-
-def _local(element: Element) -> str:
-    tag = element.tag
-    if not tag.startswith(f"{{{NS}}}"):
-        raise CapError(f"element {tag!r} is not in the CAP 1.2 namespace")
-    return tag[len(NS) + 2 :]
-
-
-def _children(element: Element, allowed: set[str], where: str) -> dict[str, list[Element]]:
-    found: dict[str, list[Element]] = {}
-    for child in element:
-        name = _local(child)
-        if name not in allowed:
-            raise CapError(
-                f"{where}/{name}: not mapped to any notice field (remove it, or extend the mapping)"
-            )
-        found.setdefault(name, []).append(child)
-    return found
-
-
-def _text(
-    found: dict[str, list[Element]], name: str, where: str, *, required: bool = True
-) -> str | None:
-    elements = found.get(name, [])
-    if not elements:
-        if required:
-            raise CapError(f"{where}/{name}: missing")
-        return None
-    return (elements[0].text or "").strip()
 
 
 def cap_to_notice(
     data: bytes, *, channel: str = "public-safety-alert", supersedes: str | None = None
 ) -> dict[str, Any]:
     """The notice a CAP 1.2 alert becomes, ready for ``POST /v1/notices``."""
-    alert = _alert(data)
-    msg_type = _message_type(alert, supersedes)
-    infos = alert.get("info", [])
-    if len(infos) != 1:
-        raise CapError(f"alert/info: {len(infos)} blocks; exactly one is imported")
-    info = _children(infos[0], INFO_ELEMENTS, "alert/info")
-    areas = info.get("area", [])
-    if not areas:
-        raise CapError("alert/info/area: missing")
-    jurisdiction, area_desc = _jurisdiction(areas)
-    severity = _text(info, "severity", "alert/info")
-    if severity not in SEVERITY:
-        raise CapError(f"alert/info/severity: {severity!r} is not a CAP severity")
-    body = _body(alert, info, area_desc)
+    root = parse(data)
+    msg_type = _checked_alert(root, supersedes)
+    infos = root.findall(f"{{{NS}}}info")
+    if not infos:
+        raise CapError("alert/info: missing; an alert without info has nothing to notify")
+    first = infos[0]
+    body = {**_alert_fields(root), **_info_fields(first, infos)}
+    body["cap_original"] = base64.b64encode(data).decode()
+    body["cap_signature"] = verify_signature(data)
+    subject = text(first, "headline") or text(first, "event") or ""
     notice: dict[str, Any] = {
         "channel": channel,
-        "jurisdiction": jurisdiction,
-        "severity": SEVERITY[severity],
-        "subject": _text(info, "headline", "alert/info") or "",
+        "jurisdiction": _jurisdiction(infos),
+        "severity": SEVERITY[_worst(infos)],
+        "subject": subject,
         "body": body,
         "idempotency_key": f"cap:{body['cap_sender']}:{body['cap_identifier']}"[:128],
     }
-    if not notice["subject"]:
-        raise CapError("alert/info/headline: empty; it becomes the notice's subject")
-    _set_expiry(notice, info)
+    _set_expiry(notice, first)
     if supersedes is not None:
         notice["supersedes"] = supersedes
         if msg_type == "Cancel":
-            notice["cancel"] = True
-            notice["body"] = {}
+            notice["cancel"] = True  # the body stays: the Cancel's own text and original
     return notice
 
 
-def _alert(data: bytes) -> dict[str, list[Element]]:
-    """The alert's elements, after the checks that refuse the document as a whole."""
-    if len(data) > MAX_BYTES:
-        raise CapError(f"the alert is over {MAX_BYTES} bytes")
-    try:
-        root = SafeXML.fromstring(data)
-    except (SafeXML.ParseError, DefusedXmlException) as e:
-        raise CapError(f"not valid XML: {e}") from e
-    if _local(root) != "alert":
-        raise CapError("the document is not a CAP alert")
-    alert = _children(root, ALERT_ELEMENTS, "alert")
-    scope = _text(alert, "scope", "alert")
+def _checked_alert(root: Any, supersedes: str | None) -> str:
+    scope = text(root, "scope")
     if scope not in ("Restricted", "Private"):
         raise CapError(f"alert/scope: {scope!r}; only Restricted or Private alerts are imported")
-    status = _text(alert, "status", "alert")
-    if status != "Actual":
-        raise CapError(f"alert/status: {status!r}; only Actual alerts are posted")
-    return alert
-
-
-def _message_type(alert: dict[str, list[Element]], supersedes: str | None) -> str:
-    msg_type = _text(alert, "msgType", "alert")
+    status = text(root, "status")
+    if status not in STATUSES:
+        raise CapError(
+            f"alert/status: {status!r}; only Actual, Exercise and Test alerts are notices"
+        )
+    msg_type = text(root, "msgType")
     if msg_type not in ("Alert", "Update", "Cancel"):
-        raise CapError(f"alert/msgType: {msg_type!r} is not imported")
+        raise CapError(f"alert/msgType: {msg_type!r}; only Alert, Update and Cancel are imported")
     if msg_type != "Alert" and supersedes is None:
         raise CapError(
             f"alert/msgType: {msg_type} needs the Liaison notice it supersedes (--supersedes)"
@@ -168,50 +110,81 @@ def _message_type(alert: dict[str, list[Element]], supersedes: str | None) -> st
     return str(msg_type)
 
 
-def _body(
-    alert: dict[str, list[Element]], info: dict[str, list[Element]], area_desc: str | None
-) -> dict[str, Any]:
+def _alert_fields(root: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "event": _text(info, "event", "alert/info"),
-        "urgency": _text(info, "urgency", "alert/info"),
-        "certainty": _text(info, "certainty", "alert/info"),
-        "cap_identifier": _text(alert, "identifier", "alert"),
-        "cap_sender": _text(alert, "sender", "alert"),
+        "cap_identifier": text(root, "identifier"),
+        "cap_sender": text(root, "sender"),
+        "cap_sent": text(root, "sent"),
+        "cap_status": text(root, "status"),
+        "cap_msg_type": text(root, "msgType"),
+        "cap_scope": text(root, "scope"),
     }
-    if info.get("category"):
-        body["category"] = sorted({(c.text or "").strip() for c in info["category"]})
-    for name in ("description", "instruction"):
-        value = _text(info, name, "alert/info", required=False)
+    for element, field in ALERT_TEXT.items():
+        value = text(root, element)
         if value:
-            body[name] = value
-    if area_desc:
-        body["area"] = area_desc
+            body[field] = value
+    if codes := [c for c in texts(root, "code") if c]:
+        body["cap_code"] = codes
     return body
 
 
-def _set_expiry(notice: dict[str, Any], info: dict[str, list[Element]]) -> None:
-    expires = _text(info, "expires", "alert/info", required=False)
+def _info_fields(info: Any, infos: list[Any]) -> dict[str, Any]:
+    """The first info block's fields; the others are in the carried original."""
+    body: dict[str, Any] = {
+        "event": text(info, "event"),
+        "urgency": text(info, "urgency"),
+        "certainty": text(info, "certainty"),
+        "category": sorted(set(texts(info, "category"))),
+    }
+    for element, field in INFO_TEXT.items():
+        value = text(info, element)
+        if value:
+            body[field] = value
+    if responses := texts(info, "responseType"):
+        body["response_type"] = responses
+    for element, field in (("eventCode", "event_code"), ("parameter", "parameter")):
+        if named := pairs(info, element):
+            body[field] = named
+    areas = [text(a, "areaDesc") or "" for a in info.findall(f"{{{NS}}}area")]
+    if any(areas):
+        body["area"] = "; ".join(a for a in areas if a)
+    if len(infos) > 1:
+        body["languages"] = [text(i, "language") or "en-US" for i in infos]
+    return body
+
+
+def _worst(infos: list[Any]) -> str:
+    return min((text(i, "severity") or "Unknown" for i in infos), key=RANK.index)
+
+
+def _set_expiry(notice: dict[str, Any], info: Any) -> None:
+    expires = text(info, "expires")
     if expires:
-        try:
-            notice["expires_at"] = datetime.fromisoformat(expires).isoformat()
-        except ValueError as e:
-            raise CapError(f"alert/info/expires: not a CAP date-time: {expires!r}") from e
+        notice["expires_at"] = datetime.fromisoformat(expires).isoformat()  # schema-checked
 
 
-def _jurisdiction(areas: list[Element]) -> tuple[str, str | None]:
+def _jurisdiction(infos: list[Any]) -> str:
     codes: set[str] = set()
-    descriptions = []
-    for area in areas:
-        found = _children(area, AREA_ELEMENTS, "alert/info/area")
-        descriptions.append(_text(found, "areaDesc", "alert/info/area") or "")
-        for geocode in found.get("geocode", []):
-            parts = {_local(c): (c.text or "").strip() for c in geocode}
-            if parts.get("valueName") == JURISDICTION_CODE and parts.get("value"):
-                codes.add(parts["value"])
-    if len(codes) != 1:
-        where = ", ".join(d for d in descriptions if d) or "the alert's area"
+    descriptions: list[str] = []
+    geometry = ""
+    for info in infos:
+        for area in info.findall(f"{{{NS}}}area"):
+            descriptions.append(text(area, "areaDesc") or "")
+            for code in pairs(area, "geocode"):
+                if code["name"] == JURISDICTION_CODE and code["value"]:
+                    codes.add(code["value"])
+            for shape in ("polygon", "circle"):
+                if area.find(f"{{{NS}}}{shape}") is not None:
+                    geometry = geometry or shape
+    if len(codes) == 1:
+        return codes.pop()
+    if not codes and geometry:
         raise CapError(
-            f"alert/info/area: {where!r} is not mapped to one Liaison jurisdiction "
-            f"(add a geocode with valueName {JURISDICTION_CODE!r})"
+            f"alert/info/area/{geometry}: not resolved to a jurisdiction (the directory holds no "
+            f"geometry); add a geocode with valueName {JURISDICTION_CODE!r}"
         )
-    return codes.pop(), "; ".join(d for d in descriptions if d) or None
+    where = ", ".join(sorted({d for d in descriptions if d})) or "the alert's area"
+    raise CapError(
+        f"alert/info/area: {where!r} is not mapped to one Liaison jurisdiction "
+        f"(add one geocode with valueName {JURISDICTION_CODE!r})"
+    )
