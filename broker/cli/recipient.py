@@ -87,8 +87,8 @@ def _print_cap(verified: Any) -> int:
     """``read --cap``: the notice as CAP 1.2 XML on stdout (the carried original when present)."""
     import sys
 
-    from adapters.client.cap_export import notice_to_cap
-    from adapters.client.cap_xml import CapError
+    from broker.cap.document import CapError
+    from broker.cap.export import notice_to_cap
 
     try:
         document = notice_to_cap(verified.metadata, verified.notice, verified.sender_name)
@@ -101,9 +101,9 @@ def _print_cap(verified: Any) -> int:
 
 def _print_cap_signature(body: dict[str, Any]) -> None:
     """The CAP original's XML signature, verified here again, beside what the sender recorded."""
-    from adapters.client.cap_dsig import verify_signature
-    from adapters.client.cap_export import original
-    from adapters.client.cap_xml import CapError
+    from broker.cap.document import CapError
+    from broker.cap.dsig import verify_signature
+    from broker.cap.export import original
 
     try:
         data = original({"body": body})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.client.cap import CapError, cap_to_notice
+from broker.cap.mapping import CapError, cap_to_notice
 from broker.policy.load import load_policies
 from broker.policy.payload import payload_violations
 from tests.conftest import POLICIES

@@ -19,8 +19,8 @@ from typing import Any
 
 from lxml import etree
 
-from adapters.client.cap import JURISDICTION_CODE, SEVERITY
-from adapters.client.cap_xml import NS, CapError, parse, serialise, validate
+from broker.cap.document import NS, CapError, parse, serialise, validate
+from broker.cap.mapping import JURISDICTION_CODE, SEVERITY
 
 TO_CAP_SEVERITY = {ours: theirs for theirs, ours in SEVERITY.items()}
 CATEGORIES = {"Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env"}

@@ -14,16 +14,14 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 from signxml.exceptions import InvalidInput, InvalidSignature
 from signxml.verifier import XMLVerifier
 
-from adapters.client.cap_xml import DSIG_NS, CapError, parse
+from broker.cap.document import DSIG_NS, CapError, parse
+from broker.crypto.certificates import read_certificate
 
 ABSENT = {"status": "absent"}
 
@@ -42,15 +40,14 @@ def verify_signature(data: bytes) -> dict[str, Any]:
     if certificate is None or not (certificate.text or "").strip():
         return {**result, "status": "invalid", "reason": "no X509Certificate in KeyInfo"}
     try:
-        cert = x509.load_der_x509_certificate(base64.b64decode("".join(certificate.text.split())))
+        cert = read_certificate(base64.b64decode("".join(certificate.text.split())))
     except ValueError as e:
         return {**result, "status": "invalid", "reason": f"unreadable certificate: {e}"}
-    result["signer"] = cert.subject.rfc4514_string()
-    result["certificate_sha256"] = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    result["signer"], result["certificate_sha256"] = cert.subject, cert.sha256
     try:
         XMLVerifier().verify(
             data,
-            x509_cert=cert.public_bytes(Encoding.PEM).decode(),
+            x509_cert=cert.pem,
             ignore_ambiguous_key_info=True,
         )
     except (InvalidSignature, InvalidInput, etree.DocumentInvalid) as e:

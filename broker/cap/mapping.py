@@ -23,13 +23,15 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from adapters.client.cap_dsig import verify_signature
-from adapters.client.cap_xml import NS, CapError, pairs, parse, text, texts
+from broker.cap.document import NS, CapError, pairs, parse, text, texts
+from broker.cap.dsig import verify_signature
 
-__all__ = ["JURISDICTION_CODE", "CapError", "cap_to_notice"]
+__all__ = ["CAP_MEDIA_TYPE", "JURISDICTION_CODE", "CapError", "cap_document", "cap_to_notice"]
 
 JURISDICTION_CODE = "liaison-jurisdiction"
+CAP_MEDIA_TYPE = "application/cap+xml"
 SEVERITY = {
     "Extreme": "critical",
     "Severe": "high",
@@ -89,6 +91,31 @@ def cap_to_notice(
         if msg_type == "Cancel":
             notice["cancel"] = True  # the body stays: the Cancel's own text and original
     return notice
+
+
+def cap_document(
+    data: bytes, target_uri: str, covered: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """The notice an alert posted as ``application/cap+xml`` stands for, on the broker and on the
+    recipient's device alike: the channel is ``public-safety-alert``, and the only query
+    parameter, ``supersedes``, names the notice an Update or Cancel replaces. ``covered`` (the
+    signature's components, on the broker) must cover the query when one is given,
+    so that nobody between the agency and the recipient can change what the alert supersedes."""
+    query = parse_qs(urlsplit(target_uri).query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"supersedes"})
+    if unknown:
+        raise CapError(f"query parameter {unknown[0]!r}: not accepted with a CAP alert")
+    if len(query.get("supersedes", [])) > 1:
+        raise CapError("query parameter 'supersedes': given more than once")
+    supersedes = query["supersedes"][0] if query.get("supersedes") else None
+    if (
+        supersedes is not None
+        and covered is not None
+        and not {"@target-uri", "@query"} & set(covered)
+    ):
+        # authentication refuses an uncovered query already; this keeps the rule local too
+        raise CapError("query parameter 'supersedes': the signature must cover the query")
+    return cap_to_notice(data, supersedes=supersedes)
 
 
 def _checked_alert(root: Any, supersedes: str | None) -> str:
