@@ -26,12 +26,15 @@ from broker.crypto.certificates import read_certificate
 ABSENT = {"status": "absent"}
 
 
-def verify_signature(data: bytes) -> dict[str, Any]:
-    """``{"status": "absent" | "valid" | "invalid", …}`` for the alert's first enveloped signature."""
-    try:
-        root = parse(data)  # the carried original came from the sender: checked like an import
-    except CapError as e:
-        return {"status": "invalid", "reason": str(e)[:300]}
+def verify_signature(data: bytes, root: Any = None) -> dict[str, Any]:
+    """``{"status": "absent" | "valid" | "invalid", …}`` for the alert's first enveloped signature.
+
+    ``root`` is ``data`` already read by ``document.parse``, when the caller has it."""
+    if root is None:
+        try:
+            root = parse(data)  # the carried original came from the sender: checked like an import
+        except CapError as e:
+            return {"status": "invalid", "reason": str(e)[:300]}
     signatures = root.findall(f"{{{DSIG_NS}}}Signature")
     if not signatures:
         return dict(ABSENT)

@@ -75,7 +75,7 @@ def cap_to_notice(
     first = infos[0]
     body = {**_alert_fields(root), **_info_fields(first, infos)}
     body["cap_original"] = base64.b64encode(data).decode()
-    body["cap_signature"] = verify_signature(data)
+    body["cap_signature"] = verify_signature(data, root)
     subject = text(first, "headline") or text(first, "event") or ""
     notice: dict[str, Any] = {
         "channel": channel,
