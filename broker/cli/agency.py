@@ -22,6 +22,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     if (args.notice is None) == (args.cap is None):
         raise ConfigError("give a NOTICE.json or --cap ALERT.xml")
     notice = read_json(Path(args.notice)) if args.notice else _read_cap(args)
+    if args.post_xml and (not args.cap or args.channel != "public-safety-alert"):
+        raise ConfigError("--post-xml posts a --cap alert, on public-safety-alert only")
     if args.cap and args.post_xml:  # checked here first: a refusal stays one local line
         alert = Path(args.cap).read_bytes()
         response = sender_call(args, lambda c: c.post_cap(alert, supersedes=args.supersedes))

@@ -306,3 +306,15 @@ async def test_the_api_refuses_bad_cap_by_name_and_an_unsigned_supersedes(
         url, good, signed_headers(url, good, key, keyid, content_type="text/xml")
     )
     assert status == 415 and problem["type"].endswith("unsupported_media_type")
+
+
+def test_post_xml_is_for_cap_alerts_on_their_channel(broker: tuple[Path, str]) -> None:
+    alert = DATA / "restricted-security.xml"
+    common = ["--data", str(broker[0]), "--url", broker[1], "--as", "mk-bjb"]
+    refused = run_cli(
+        "send", "--cap", alert, "--post-xml", "--channel", "threat-assessment", *common
+    )
+    assert refused.returncode == 1
+    assert (
+        refused.stderr == "liaison: --post-xml posts a --cap alert, on public-safety-alert only\n"
+    )
