@@ -30,6 +30,7 @@ from broker.crypto.httpsig import content_digest, sign_request
 from broker.crypto.keys import load_private_key
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+CAP_XML = "application/cap+xml"
 
 
 class SenderError(BrokerError):
@@ -94,6 +95,14 @@ class SenderClient:
         key = idempotency_key or notice.get("idempotency_key") or secrets.token_urlsafe(18)
         return await self._with_retries("POST", "/v1/notices", body, {"Idempotency-Key": str(key)})
 
+    async def post_cap(self, alert: bytes, *, supersedes: str | None = None) -> Response:
+        """Post a CAP 1.2 alert as it is (``application/cap+xml``): the broker maps it and
+        encrypts these very bytes, so the recipient verifies this signature over the alert
+        itself. ``supersedes`` travels in the query, covered by ``@target-uri``; retries reuse
+        the alert's own idempotency key (``cap:SENDER:IDENTIFIER``)."""
+        path = "/v1/notices" + (f"?{urlencode({'supersedes': supersedes})}" if supersedes else "")
+        return await self._with_retries("POST", path, alert, {}, CAP_XML)
+
     async def status(self, notice_id: str) -> Response:
         return await self._with_retries("GET", f"/v1/notices/{notice_id}/status", None, {})
 
@@ -103,12 +112,17 @@ class SenderClient:
         return await self._with_retries("GET", f"/v1/notices?{query}", None, {})
 
     async def _with_retries(
-        self, method: str, path: str, body: bytes | None, extra: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        extra: dict[str, str],
+        content_type: str = "application/json",
     ) -> Response:
         attempt = 0
         while True:
             try:
-                response = await self._send(method, path, body, extra)
+                response = await self._send(method, path, body, extra, content_type)
             except (aiohttp.ClientConnectionError, TimeoutError) as e:
                 if attempt >= self.retries:
                     raise SenderError(
@@ -121,7 +135,12 @@ class SenderClient:
             await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random()))  # noqa: S311 - jitter
 
     async def _send(
-        self, method: str, path: str, body: bytes | None, extra: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        extra: dict[str, str],
+        content_type: str = "application/json",
     ) -> Response:
         if self._session is None:
             raise SenderError("use SenderClient as an async context manager")
@@ -129,7 +148,7 @@ class SenderClient:
         headers = dict(extra)
         components = ["@method", "@target-uri"]
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
             headers["Content-Digest"] = content_digest(body)
             components += ["content-type", "content-digest"]
         headers.update(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.client.errors import SentToPreviousKey, VerificationFailed
+from broker.cap.mapping import CAP_MEDIA_TYPE, CapError, cap_document
 from broker.crypto.envelope import DecryptionFailed, associated_data, open_sealed, unwrap
 from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
 from broker.errors import TrustRefused
@@ -60,7 +61,7 @@ def verify_notice(
         raise VerificationFailed("the content digest does not match the decrypted notice")
     public, sender_name = agency_key(fetched, pinned, bindings)
     _check_signature(sig, values, public)
-    notice = json.loads(plaintext)
+    notice = _signed_document(plaintext, values)
     for field, meta in (
         ("channel", "channel"),
         ("jurisdiction", "jurisdiction"),
@@ -71,6 +72,20 @@ def verify_notice(
     return VerifiedNotice(
         fetched, notice, plaintext, sig["sender_key_id"], values["content-digest"], sender_name
     )
+
+
+def _signed_document(plaintext: bytes, values: dict[str, str]) -> dict[str, Any]:
+    """What the agency signed, as a notice document: the JSON itself, or, for an alert posted as
+    ``application/cap+xml``, what it maps to here (the mapping the broker applied at intake,
+    with ``supersedes`` from the signed target URI, never from the broker's metadata)."""
+    media_type = values.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != CAP_MEDIA_TYPE:
+        return dict(json.loads(plaintext))
+    try:
+        signed_uri = values.get("@target-uri") or "/" + values.get("@query", "")
+        return cap_document(plaintext, signed_uri)
+    except CapError as e:
+        raise VerificationFailed(f"the signed CAP alert does not map to a notice: {e}") from e
 
 
 def _check_signature(sig: dict[str, Any], values: dict[str, str], public: bytes) -> None:

@@ -22,9 +22,15 @@ def cmd_send(args: argparse.Namespace) -> int:
     if (args.notice is None) == (args.cap is None):
         raise ConfigError("give a NOTICE.json or --cap ALERT.xml")
     notice = read_json(Path(args.notice)) if args.notice else _read_cap(args)
-    response = sender_call(
-        args, lambda c: c.post_notice(notice, idempotency_key=args.idempotency_key)
-    )
+    if args.post_xml and (not args.cap or args.channel != "public-safety-alert"):
+        raise ConfigError("--post-xml posts a --cap alert, on public-safety-alert only")
+    if args.cap and args.post_xml:  # checked here first: a refusal stays one local line
+        alert = Path(args.cap).read_bytes()
+        response = sender_call(args, lambda c: c.post_cap(alert, supersedes=args.supersedes))
+    else:
+        response = sender_call(
+            args, lambda c: c.post_notice(notice, idempotency_key=args.idempotency_key)
+        )
     body = response.body
     if args.json:
         print(json.dumps(body, indent=2))
@@ -40,7 +46,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _read_cap(args: argparse.Namespace) -> dict[str, Any]:
-    from adapters.client.cap import CapError, cap_to_notice
+    from broker.cap.mapping import CapError, cap_to_notice
 
     try:
         data = Path(args.cap).read_bytes()
@@ -124,6 +130,11 @@ def add_agency_commands(sub: Any) -> None:
         "--supersedes",
         metavar="NOTICE_ID",
         help="with --cap: the notice a CAP Update/Cancel replaces",
+    )
+    p.add_argument(
+        "--post-xml",
+        action="store_true",
+        help="with --cap: post the alert itself as application/cap+xml (signed as it is)",
     )
     p.add_argument("--idempotency-key", help="reuse it to retry safely (default: a fresh one)")
     agency_options(p)

@@ -46,6 +46,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     verified = recipient_call(args, lambda c: c.read(args.id))
     meta, notice = verified.metadata, verified.notice
+    if args.cap:
+        return _print_cap(verified)
     if args.json:
         print(
             json.dumps(
@@ -73,8 +75,52 @@ def cmd_read(args: argparse.Namespace) -> int:
             f"supersedes {safe(meta['supersedes'])}"
         )
     print(f"\n{safe(notice['subject'])}\n")
-    print(json.dumps(notice["body"], indent=2, ensure_ascii=False))
+    body = notice["body"]
+    if isinstance(body, dict) and "cap_original" in body:
+        _print_cap_signature(body)
+        body = {k: v for k, v in body.items() if k not in ("cap_original", "cap_signature")}
+    print(json.dumps(body, indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def _print_cap(verified: Any) -> int:
+    """``read --cap``: the notice as CAP 1.2 XML on stdout (the carried original when present)."""
+    import sys
+
+    from broker.cap.document import CapError
+    from broker.cap.export import notice_to_cap
+
+    try:
+        document = notice_to_cap(verified.metadata, verified.notice, verified.sender_name)
+    except CapError as e:
+        raise ConfigError(f"cannot export as CAP 1.2: {e}") from e
+    sys.stdout.buffer.write(document)  # XML bytes as signed; the terminal filter is for text
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _print_cap_signature(body: dict[str, Any]) -> None:
+    """The CAP original's XML signature, verified here again, beside what the sender recorded."""
+    from broker.cap.document import CapError
+    from broker.cap.dsig import verify_signature
+    from broker.cap.export import original
+
+    try:
+        data = original({"body": body})
+    except CapError as e:
+        print(f"CAP original: carried but refused: {safe(str(e))}")
+        return
+    here = verify_signature(data or b"")
+    sent = body.get("cap_signature", {}).get("status", "not recorded")
+    line = f"CAP original carried ({len(data or b'')} bytes; liaison read --cap exports it). "
+    line += (
+        f"XML signature: {safe(here['status'])} (verified here; the sender recorded {safe(sent)})"
+    )
+    if here.get("signer"):
+        line += f"; certificate {safe(here['signer'])}, SHA-256 {safe(here['certificate_sha256'])}"
+    if here.get("reason"):
+        line += f"; {safe(here['reason'])}"
+    print(line)
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
@@ -129,6 +175,11 @@ def add_recipient_commands(sub: Any) -> None:
     )
     p.add_argument("id", metavar="NOTICE_ID")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--cap",
+        action="store_true",
+        help="print the notice as an OASIS CAP 1.2 alert (the carried original when present)",
+    )
     recipient_options(p)
     p = command(
         sub, "ack", cmd_ack, "acknowledge a notice (signed with your key), optionally replying"

@@ -39,9 +39,11 @@ def header_map(request: web.Request) -> dict[str, str]:
 
 async def post_notice(request: web.Request) -> web.Response:
     certificate = require_client_certificate(request, request.app[SETTINGS])
-    if request.content_type != "application/json":
+    if request.content_type not in ("application/json", "application/cap+xml"):
         NOTICES_REFUSED.labels(UnsupportedMediaType.code).inc()
-        raise UnsupportedMediaType("notices are posted as application/json")
+        raise UnsupportedMediaType(
+            "notices are posted as application/json, or as a CAP 1.2 alert (application/cap+xml)"
+        )
     body = await request.read()  # bounded by client_max_size (limits.max_body_bytes): 413 beyond
     incoming = IncomingRequest(
         request.method,

@@ -129,7 +129,11 @@ SPEC: dict[str, Any] = {
                     "Signed with HTTP Message Signatures (RFC 9421, alg ed25519) covering @method, @target-uri "
                     "(or @authority and @path), content-type and content-digest (RFC 9530), with created and nonce; "
                     "exactly one signature label per request. "
-                    "A 201 means the notice, its key wraps and deliveries are durably committed."
+                    "A 201 means the notice, its key wraps and deliveries are durably committed. "
+                    "A CAP 1.2 alert may be posted as it is, as application/cap+xml (channel "
+                    "public-safety-alert; an Update or Cancel names what it supersedes in the "
+                    "query, ?supersedes=ID, which the signature must cover: @target-uri or @query): "
+                    "README, CAP 1.2."
                 ),
                 "security": SIGNED,
                 "parameters": [
@@ -167,7 +171,7 @@ SPEC: dict[str, Any] = {
                     "403": _problem("This agency may not publish this notice"),
                     "409": _problem("The idempotency key was used for another request"),
                     "413": _problem("Body too large"),
-                    "415": _problem("Not application/json"),
+                    "415": _problem("Neither application/json nor application/cap+xml"),
                     "422": _problem(
                         "Unknown channel or jurisdiction, schema violations, no recipients"
                     ),

@@ -158,7 +158,12 @@ class Intake:
     ) -> Accepted:
         try:
             draft = read_draft(
-                request.body, request.headers, agency.organisation, self.limits.max_json_depth
+                request.body,
+                request.headers,
+                agency.organisation,
+                self.limits.max_json_depth,
+                target_uri=request.target_uri,  # a CAP alert's query: what it supersedes
+                covered=agency.signature.components,
             )
         except LiaisonError as e:
             return await self._answered_unread(agency, request, e)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from broker.cap.mapping import CAP_MEDIA_TYPE, CapError, cap_document
 from broker.domain.notice import NoticeFacts, StoredNotice
 from broker.errors import (
     BadRequest,
@@ -114,9 +115,24 @@ class Replay:
     response: dict[str, Any]
 
 
-def read_draft(body: bytes, headers: Mapping[str, str], sender: str, max_depth: int) -> Draft:
-    """The document, its envelope checked, and its idempotency key: nothing read yet."""
-    document = _parse_json(body, max_depth)
+def read_draft(
+    body: bytes,
+    headers: Mapping[str, str],
+    sender: str,
+    max_depth: int,
+    *,
+    target_uri: str = "",
+    covered: tuple[str, ...] = (),
+) -> Draft:
+    """The document, its envelope checked, and its idempotency key: nothing read yet.
+
+    A body posted as ``application/cap+xml`` is a CAP 1.2 alert: its document is what the
+    alert maps to (``broker.cap``), the same mapping the recipient's client applies to the
+    decrypted bytes; the bytes themselves, as signed, are what gets encrypted."""
+    if _media_type(headers) == CAP_MEDIA_TYPE:
+        document = _cap_document(body, target_uri, covered)
+    else:
+        document = _parse_json(body, max_depth)
     facts = notice_facts_from_document(document, sender=sender)
     return Draft(
         document, facts, _idempotency_key(headers, document), hashlib.sha256(body).hexdigest()
@@ -294,6 +310,19 @@ def _with_reply_role(
     ):
         raise SupersedesInvalid("'in_reply_to' does not name a request addressed to this agency")
     return replace(facts, reply_to_role=request.requesting_role)
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _cap_document(body: bytes, target_uri: str, covered: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        document = cap_document(body, target_uri, covered)
+    except CapError as e:
+        raise NoticeInvalid([Violation("", str(e))], "the CAP alert cannot be posted") from e
+    check_no_nul(document)
+    return document
 
 
 def _parse_json(body: bytes, max_depth: int) -> dict[str, Any]:

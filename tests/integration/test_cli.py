@@ -475,7 +475,7 @@ def test_send_a_cap_alert(demo_dir: Path) -> None:
         bad = run_cli("send", "--cap", samples / "unmapped-resource.xml", *common)
         assert bad.returncode == 1
         assert bad.stderr.strip().startswith(
-            f"liaison: {samples / 'unmapped-resource.xml'}: alert/info/resource: not mapped"
+            f"liaison: {samples / 'unmapped-resource.xml'}: alert/info/instruction: not valid CAP 1.2"
         )
         both = run_cli("send", "--cap", samples / "private-flood.xml", "x.json", *common)
         assert both.returncode == 1 and "give a NOTICE.json or --cap ALERT.xml" in both.stderr

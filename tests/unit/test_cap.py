@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.client.cap import CapError, cap_to_notice
+from broker.cap.mapping import CapError, cap_to_notice
 from broker.policy.load import load_policies
 from broker.policy.payload import payload_violations
 from tests.conftest import POLICIES
@@ -37,7 +37,8 @@ def test_update_and_cancel_supersede_a_notice() -> None:
     with pytest.raises(CapError, match="needs the Liaison notice it supersedes"):
         cap_to_notice(data.replace(b"<msgType>Alert", b"<msgType>Update"))
     cancel = cap_to_notice(data.replace(b"<msgType>Alert", b"<msgType>Cancel"), supersedes="n1")
-    assert cancel["supersedes"] == "n1" and cancel["cancel"] is True and cancel["body"] == {}
+    assert cancel["supersedes"] == "n1" and cancel["cancel"] is True
+    assert cancel["body"]["cap_msg_type"] == "Cancel"  # the Cancel's own text is kept
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,11 @@ def test_update_and_cancel_supersede_a_notice() -> None:
             "public-scope.xml",
             "alert/scope: 'Public'; only Restricted or Private alerts are imported",
         ),
-        ("unmapped-resource.xml", "alert/info/resource: not mapped to any notice field"),
+        (
+            "unmapped-resource.xml",
+            "alert/info/instruction: not valid CAP 1.2 (line 21): Element 'instruction': "
+            "This element is not expected",
+        ),
         ("no-geocode.xml", "alert/info/area: 'Kumanovo' is not mapped to one Liaison jurisdiction"),
         ("truncated.xml", "not valid XML"),
         ("entity-bomb.xml", "not valid XML"),
@@ -59,10 +64,28 @@ def test_refusals_name_the_element(sample: str, message: str) -> None:
     assert message in str(caught.value)
 
 
-def test_status_and_info_count() -> None:
+def test_exercise_and_test_are_carried_system_and_draft_refused() -> None:
     data = (SAMPLES / "restricted-security.xml").read_bytes()
-    with pytest.raises(CapError, match="only Actual alerts"):
-        cap_to_notice(data.replace(b"<status>Actual", b"<status>Exercise"))
+    for status in ("Exercise", "Test"):
+        notice = cap_to_notice(data.replace(b"<status>Actual", f"<status>{status}".encode()))
+        assert notice["body"]["cap_status"] == status
+    for status in ("System", "Draft"):
+        with pytest.raises(CapError, match=f"alert/status: '{status}'; only Actual"):
+            cap_to_notice(data.replace(b"<status>Actual", f"<status>{status}".encode()))
+
+
+def test_several_info_blocks_are_kept_and_the_worst_severity_routes() -> None:
+    data = (SAMPLES / "restricted-security.xml").read_bytes()
     start, end = data.index(b"<info>"), data.index(b"</info>") + len(b"</info>")
-    with pytest.raises(CapError, match="2 blocks; exactly one"):
-        cap_to_notice(data[:end] + data[start:end] + data[end:])
+    second = data[start:end].replace(b"<language>en", b"<language>mk")
+    second = second.replace(b"<severity>Severe", b"<severity>Extreme")
+    notice = cap_to_notice(data[:end] + second + data[end:])
+    assert notice["body"]["languages"] == ["en", "mk"] and notice["severity"] == "critical"
+    assert notice["body"]["language"] == "en"  # the first block gives the fields
+
+
+def test_polygon_or_circle_alone_is_refused_by_name() -> None:
+    data = (SAMPLES / "no-geocode.xml").read_bytes()
+    shaped = data.replace(b"</areaDesc>", b"</areaDesc><circle>42.13,21.71 5</circle>")
+    with pytest.raises(CapError, match="alert/info/area/circle: not resolved to a jurisdiction"):
+        cap_to_notice(shaped)

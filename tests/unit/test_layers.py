@@ -109,6 +109,8 @@ RULES = [
     ("broker/domain", ("broker.", "nacl", "cryptography", "jwt", "cedarpy", *IO_LIBRARIES)),
     ("broker/directory", ("broker.store", "broker.http", "broker.service", "aiohttp")),
     ("broker/trust", ("broker.store", "broker.http", "broker.service", *IO_LIBRARIES)),
+    # CAP runs in the intake and on recipients' devices alike: pure, over bytes.
+    ("broker/cap", ("broker.store", "broker.http", "broker.service", "adapters", *IO_LIBRARIES)),
     ("adapters", (*BROKER_OUTER, "sqlalchemy", "sqlmodel")),
     ("adapters/client", ("adapters.delivery",)),
     ("adapters/delivery", ("adapters.client",)),
@@ -130,6 +132,7 @@ VIOLATIONS = {
     "broker/domain": "from aiosmtplib import send\n",
     "broker/directory": "from ..store import engine\n",
     "broker/trust": "import httpx\n",
+    "broker/cap": "from adapters.client.sender import SenderClient\n",
     "adapters": "from broker.service.outbox import Outbox\n",
     "adapters/client": "from ..delivery import webhook\n",
     "adapters/delivery": "from adapters.client.sender import SenderClient\n",
