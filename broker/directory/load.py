@@ -31,6 +31,7 @@ from broker.domain.directory import (
     Webhook,
 )
 from broker.errors import DirectoryFileError, SourceProblem
+from broker.policy.schema_check import format_checker
 from broker.sourcefile import (
     Pointer,
     Source,
@@ -40,9 +41,7 @@ from broker.sourcefile import (
     schema_problems,
 )
 
-_VALIDATOR = jsonschema.Draft202012Validator(
-    DIRECTORY_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-)
+_VALIDATOR = jsonschema.Draft202012Validator(DIRECTORY_SCHEMA, format_checker=format_checker())
 
 
 def load_directory_file(path: Path, *, max_bytes: int) -> tuple[Directory, Source]:

@@ -14,7 +14,7 @@ from broker.metrics import NOTICES_ACCEPTED, NOTICES_REFUSED
 from broker.policy.payload import Violation
 from broker.service.intake import IncomingRequest
 from broker.service.notices import QUERY_INVALID
-from broker.service.sent import list_sent
+from broker.service.sent import PAGE_MAX, list_sent
 from broker.service.status import read_status
 
 
@@ -95,6 +95,8 @@ async def get_sent(request: web.Request) -> web.Response:
         limit = check_integer(int(q.get("limit", "20")), "/limit")
     except ValueError as e:
         raise NoticeInvalid([Violation("/limit", "must be a whole number")], QUERY_INVALID) from e
+    if not 1 <= limit <= PAGE_MAX:  # as documented: refused, not quietly clamped
+        raise NoticeInvalid([Violation("/limit", f"must be from 1 to {PAGE_MAX}")], QUERY_INVALID)
     body = await list_sent(
         state.engine,
         state.view,

@@ -47,6 +47,20 @@ _TOKEN = (
 _SAFE_PATTERN = re.compile(rf"{_TOKEN}*")
 
 
+# The ``format``s checked are fixed here, not by which optional packages happen to be importable:
+# jsonschema checks ``date-time`` only when rfc3339-validator is installed (a test dependency pulls
+# it in), which would change what is refused, with which message, and which schemas the fast
+# validator may take. These need nothing beyond the standard library; times are parsed by our own
+# code, with its own messages ("needs a timezone").
+STABLE_FORMATS = ("email", "idn-email", "ipv4", "ipv6", "regex", "date", "uuid")
+
+
+def format_checker() -> jsonschema.FormatChecker:
+    """A checker of exactly ``STABLE_FORMATS``, wherever Liaison is installed."""
+    known = jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers
+    return jsonschema.FormatChecker(formats=[f for f in STABLE_FORMATS if f in known])
+
+
 class CompiledSchema:
     """One schema, compiled once: ``errors(document)`` as ``jsonschema`` would yield them."""
 

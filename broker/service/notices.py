@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonschema
-
 from broker.domain.notice import SEVERITIES, NoticeFacts
 from broker.errors import NoticeInvalid
 from broker.policy.payload import Violation
-from broker.policy.schema_check import CompiledSchema
+from broker.policy.schema_check import CompiledSchema, format_checker
 
 ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]{0,127}$"}
 
@@ -33,7 +31,7 @@ NOTICE_SCHEMA: dict[str, Any] = {
         "in_reply_to": {"type": "string", "maxLength": 64},
     },
 }
-_VALIDATOR = CompiledSchema(NOTICE_SCHEMA, jsonschema.Draft202012Validator.FORMAT_CHECKER)
+_VALIDATOR = CompiledSchema(NOTICE_SCHEMA, format_checker())
 
 
 QUERY_INVALID = "the query is not valid"  # the message when a query, not a notice, is refused

@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from broker.audit.events import AuditEvent
-from broker.errors import AuthenticationFailed, NoticeInvalid
+from broker.errors import NoticeInvalid
 from broker.policy.payload import Violation
 from broker.service.auth import authenticate_agency
 from broker.service.names import ack_deadline, names
 from broker.service.notices import QUERY_INVALID
-from broker.service.status import _by_role, _time
+from broker.service.status import _by_role, _time, spend_nonce
 from broker.state import View
-from broker.store import Database, intake_repo, sent_repo
+from broker.store import Database, sent_repo
 from broker.store import deliveries_repo as repo
 
 PAGE_MAX = 50
@@ -49,7 +49,7 @@ async def list_sent(
         max_skew=max_skew,
         client_certificate=client_certificate,
     )
-    limit = max(1, min(limit, PAGE_MAX))
+    limit = max(1, min(limit, PAGE_MAX))  # the HTTP layer refuses others; a caller in code too
     stored = await sent_repo.sent_by(db, agency.organisation, before=_cursor(cursor), limit=limit)
     allowed = [
         n for n in stored if view.authorizer.read_status(agency.organisation, n.facts()).allowed
@@ -82,16 +82,7 @@ async def list_sent(
         request=request_id,
         details={"count": len(items)},
     )
-    try:
-        await intake_repo.record_nonce(
-            db,
-            agency.signature.keyid,
-            agency.signature.nonce,
-            agency.nonce_expiry(max_skew),
-            [event],
-        )
-    except intake_repo.NonceReplayed as e:
-        raise AuthenticationFailed(detail="nonce replayed") from e
+    await spend_nonce(db, agency, max_skew, [event])
     last = stored[-1] if len(stored) == limit else None
     return {"items": items, "next_cursor": _encode(last.created_at, last.id) if last else None}
 

@@ -64,19 +64,26 @@ async def read_status(
         event = replace(
             event, action="notice.status_refused", outcome="refused", reason="not_found"
         )
+    await spend_nonce(db, agency, max_skew, [event])
+    if body is None:
+        raise NotFound("no such notice")
+    return body
+
+
+async def spend_nonce(
+    db: Database, agency: Agency, max_skew: int, events: list[AuditEvent]
+) -> None:
+    """A signed read's nonce, spent with its audit events in one transaction; a replay is a 401."""
     try:
         await intake_repo.record_nonce(
             db,
             agency.signature.keyid,
             agency.signature.nonce,
             agency.nonce_expiry(max_skew),
-            [event],
+            events,
         )
     except intake_repo.NonceReplayed as e:
         raise AuthenticationFailed(detail="nonce replayed") from e
-    if body is None:
-        raise NotFound("no such notice")
-    return body
 
 
 async def notice_status(db: Database, view: View, agency: Agency, notice_id: str) -> dict[str, Any]:

@@ -86,3 +86,9 @@ async def test_a_replayed_list_request_and_a_forged_cursor_are_refused(broker: B
             await ministry.sent(cursor="not a cursor")
     assert refused.value.status == 422
     assert refused.value.problem["violations"][0]["pointer"] == "/cursor"
+    async with broker.sender("mk-mvr") as ministry:
+        for limit in (0, 51):  # outside the documented 1..50: refused, not quietly clamped
+            with pytest.raises(SenderError) as refused:
+                await ministry.sent(limit=limit)
+            assert refused.value.status == 422
+            assert refused.value.problem["violations"][0]["pointer"] == "/limit"

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from broker.policy.load import PolicySet
 from broker.policy.payload import payload_violations
-from broker.policy.schema_check import CompiledSchema, compiled
+from broker.policy.schema_check import CompiledSchema, compiled, format_checker
 from broker.service.notices import NOTICE_SCHEMA, envelope_violations
 from tests.conftest import POLICIES
 
 EXAMPLES = [json.loads(p.read_text()) for p in sorted((POLICIES / "examples").glob("*.json"))]
-FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
+FORMATS = format_checker()
 
 # Text where the regex dialects and the length rules part ways: Unicode digits and letters, a
 # final newline (Python's "$" matches before it), lone surrogates (JSON escapes can carry them).

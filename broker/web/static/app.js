@@ -6,25 +6,13 @@ import * as c from "./crypto.js";
 import { LANGUAGES, currentLanguage, formatDateTime, initLanguage, preferLanguage, setLanguage, t } from "./i18n.js";
 import * as trust from "./trust.js";
 import { enrolView } from "./enrol.js";
+import { h } from "./dom.js";
 
 const session = { kind: null, id: null, signing: null, encryption: null, root: null, token: null, expires: 0, auditor: false };
 let stream = null; // AbortController of the live stream
 const main = () => document.getElementById("main");
 
-// -- a tiny DOM helper: no innerHTML anywhere ----------------------------------------------------
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else if (v !== false && v != null) el.setAttribute(k, v);
-  }
-  for (const child of children.flat()) {
-    if (child != null) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
+// -- the page's view: built with dom.js's h(), no innerHTML anywhere --------------------------------
 
 function show(...nodes) { main().replaceChildren(...nodes); }
 

@@ -6,6 +6,7 @@
 // The directory root is pinned here too: from the broker, checked against the fingerprint in
 // the enrolment link when the link carries one (the administrator printed it with the code).
 import * as c from "./crypto.js";
+import { h } from "./dom.js";
 import { t } from "./i18n.js";
 import * as trust from "./trust.js";
 import { randomBytes, sha256 } from "./vendor/noble.js";
@@ -16,19 +17,6 @@ export const STORE = "liaison.keys";
 const ITERATIONS = 310000;
 const BACKUP_FORMAT = "liaison-key-backup-v1";
 export const MIN_PASSPHRASE = 12;
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, "");
-    else if (v !== false && v != null) el.setAttribute(k, v);
-  }
-  for (const child of children.flat()) {
-    if (child != null) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 /** Strong enough to guard keys on a device that may be lost: long, and not a repeated pattern. */
 export function strongEnough(passphrase) {
