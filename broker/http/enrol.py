@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from aiohttp import web
 
-from broker.errors import NoticeInvalid, UnsupportedMediaType
-from broker.http.json_body import json_response
-from broker.http.keys import CLOCK, ENROLMENT, SETTINGS, STATE
+from broker.errors import NoticeInvalid
+from broker.http.json_body import json_response, read_json
+from broker.http.keys import CLOCK, ENROLMENT, STATE
 from broker.http.middleware import REQUEST_ID
 from broker.http.notices import source
-from broker.input import check_json_depth, check_no_nul
 from broker.policy.payload import Violation
 
 MAX_CODE_CHARS = 64
@@ -43,17 +41,9 @@ async def post_enrol(request: web.Request) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("enrolment is posted as application/json")
-    raw = await request.read()
-    check_json_depth(raw, request.app[SETTINGS].limits.max_json_depth)
-    try:
-        body = json.loads(raw)
-    except ValueError as e:
-        raise NoticeInvalid([Violation("", "not valid JSON")]) from e
+    body = await read_json(request, "enrolment is posted as application/json")
     if not isinstance(body, dict):
         raise NoticeInvalid([Violation("", "must be a JSON object")])
-    check_no_nul(body)
     return body
 
 

@@ -14,13 +14,13 @@ from broker.errors import (
     NestingTooDeep,
     NoticeInvalid,
     TokenRequestInvalid,
-    UnsupportedMediaType,
 )
 from broker.http import oauth
+from broker.http.json_body import read_json
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
 from broker.http.middleware import REQUEST_ID, count_refusal
 from broker.http.notices import source
-from broker.input import check_integer, check_json_depth, check_no_nul
+from broker.input import check_integer, check_json_depth
 from broker.policy.payload import Violation
 from broker.service import stream
 from broker.service.tokens import GRANT_TYPE
@@ -118,15 +118,7 @@ async def get_notice(request: web.Request) -> web.Response:
 
 async def post_ack(request: web.Request) -> web.Response:
     contact = _contact(request)
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("acknowledgements are posted as application/json")
-    raw = await request.read()
-    check_json_depth(raw, request.app[SETTINGS].limits.max_json_depth)
-    try:
-        body = json.loads(raw)
-    except ValueError as e:
-        raise NoticeInvalid([Violation("", "not valid JSON")]) from e
-    check_no_nul(body)
+    body = await read_json(request, "acknowledgements are posted as application/json")
     answer = await request.app[RECIPIENTS].acknowledge(
         request.app[STATE].view,
         contact,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.audit.events import FIELDS as EVENT_FIELDS
 from broker.domain.notice import SEVERITIES
 from broker.http.api_doc.examples import NOTICE_EXAMPLES
 from broker.http.api_doc.pages import INBOX_NAMES, NAMES, SENT_SCHEMAS
@@ -406,22 +407,7 @@ COMPONENTS: dict[str, Any] = {
                 "actor, action, object, channel, decision, policies, request, outcome, reason, "
                 "details."
             ),
-            "required": [
-                "seq",
-                "prev",
-                "at",
-                "actor",
-                "action",
-                "object",
-                "channel",
-                "decision",
-                "policies",
-                "request",
-                "outcome",
-                "reason",
-                "details",
-                "leaf_data",
-            ],
+            "required": [*EVENT_FIELDS, "leaf_data"],
             "properties": {
                 "seq": {"type": "integer", "minimum": 1},
                 "prev": {
