@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import Browser, Page, expect
 
@@ -131,4 +134,46 @@ async def test_the_audit_chart_names_its_groups_and_dates_read_day_month_year(
         "(ден.месец.година)"
     )
     await shot(page, "audit-dates-phone-mk")
+    assert not errors, errors
+
+
+# Written out here, not read from the catalogs, so a wrong or missing catalog fails the test.
+HEADING = {
+    "en": "Continuity",
+    "sq": "Vazhdimësia",
+    "bs": "Kontinuitet",
+    "hr": "Kontinuitet",
+    "sr-Latn": "Kontinuitet",
+    "sr-Cyrl": "Континуитет",
+    "cnr": "Kontinuitet",
+    "mk": "Континуитет",
+}
+HOLDER = {
+    "en": "Holder",
+    "sq": "Mbajtësi",
+    "bs": "Nosilac",
+    "hr": "Nositelj",
+    "sr-Latn": "Nosilac",
+    "sr-Cyrl": "Носилац",
+    "cnr": "Nosilac",
+    "mk": "Носител",
+}
+
+
+async def test_the_continuity_page_in_each_of_the_eight_languages(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    page = await new_page(browser, "desktop")
+    errors = watch_errors(page)
+    await sign_in(page, broker.url, demo_dir / "keys", AUDITOR)
+    await page.goto(f"{broker.url}/ui/#/continuity")
+    for code, heading in HEADING.items():
+        await page.select_option("#language", code)
+        await expect(page.locator("main h2")).to_have_text(heading)
+        await expect(page.locator(f'li[data-role="{SWC}"] dt').first).to_have_text(HOLDER[code])
+        # The date is day first in every language ("02.12.2026", Croatian "02. 12. 2026.").
+        today = datetime.now(ZoneInfo("Europe/Skopje"))
+        day_first = rf"0?{today.day}\. ?0?{today.month}\. ?{today.year}"
+        await expect(page.locator("main .hint").first).to_have_text(re.compile(day_first))
+        await shot(page, f"continuity-{code}")
     assert not errors, errors
