@@ -103,6 +103,10 @@ async def test_no_view_has_an_axe_violation(
     await auditor.goto(f"{broker.url}/ui/#/continuity")
     await expect(auditor.locator("#continuity-summary")).to_be_visible()
     await clean(auditor, "continuity")
+    await auditor.check("#continuity-only")
+    await auditor.select_option("#language", "mk")  # another language, another script
+    await expect(auditor.locator("main h2")).to_have_text("Континуитет")
+    await clean(auditor, "continuity, in Macedonian")
     await shot(auditor, f"axe-continuity-{size}")
     assert not errors, errors
 

@@ -2,8 +2,9 @@
 
 The Macedonian ombudsperson opens the continuity page on a phone (390x844): Kumanovo's
 social-welfare centre is held by Aleksandar Petrovski. The administrator removes that holder from
-the directory file and applies it with `liaison directory apply --force` on the host; the page
-then names the role vacant, in words and by name, without sideways scrolling. The audit chart
+the directory file (and ends the council holder's key in ten days) and applies it with `liaison
+directory apply --force` on the host; the page then names the role vacant and the key ending,
+in words and by name, without sideways scrolling. The audit chart
 labels its groups with the channel's title and the municipality's name; the date filters read
 day.month.year whatever the browser's locale (here en-US, whose own picker is month/day/year).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -64,6 +65,14 @@ async def test_a_vacancy_made_by_a_directory_change_shows_on_the_continuity_page
     await expect(page.locator("section[data-jurisdiction^='ba']")).to_have_count(0)  # not theirs
 
     text = (demo_dir / "directory.yaml").read_text()
+    # The council holder's encryption key ends in ten days (a warning, not a refusal).
+    ends = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    csc = re.search(r"\{id: mk-kumanovo-csc\.x25519\.[0-9a-f]+,[^}]*status: active", text)
+    assert csc is not None
+    until = ends.isoformat().replace("+00:00", "Z")
+    text = text.replace(
+        csc.group(0), csc.group(0) + f", from: '2026-01-01T00:00:00Z', until: '{until}'"
+    )
     changed = tmp_path / "directory.yaml"
     changed.write_text(
         "\n".join(x for x in text.splitlines() if f"role: {SWC}, contact: mk-kumanovo-swc" not in x)
@@ -80,10 +89,16 @@ async def test_a_vacancy_made_by_a_directory_change_shows_on_the_continuity_page
     await expect(swc.locator(".holder")).to_have_text("nobody (vacant)")
     await expect(swc.locator(".mark-vacant")).to_be_visible()
     await expect(swc).not_to_contain_text("mk-kumanovo-swc")  # names, not ids
+    council = page.locator('li[data-role="mk-kumanovo.community-safety-council"]')
+    local = ends.astimezone(ZoneInfo("Europe/Skopje"))
+    await expect(council.locator(".mark-ending")).to_have_text(
+        re.compile(rf"The encryption key of .+ ends 0?{local.day}\.0?{local.month}\.{local.year} ")
+    )
+    await expect(council).not_to_contain_text("mk-kumanovo-csc")
     await page.check("#continuity-only")  # only what needs attention: the vacancy is there
     await expect(page.locator("li.continuity-role.fine")).to_have_count(0)
     await expect(swc).to_be_visible()
-    await expect(page.locator("#continuity-summary")).to_contain_text("1 need attention")
+    await expect(page.locator("#continuity-summary")).to_contain_text("2 need attention")
     assert await overflow(page) <= 0, "the continuity page scrolls sideways"
     await shot(page, "continuity-vacancy-phone")
     await page.select_option("#language", "mk")
