@@ -128,12 +128,14 @@ async def test_the_audit_chart_names_its_groups_and_dates_read_day_month_year(
     field = page.locator("#audit-to")
     await expect(page.locator("label", has=field)).to_contain_text("To (date) (day.month.year)")
     await expect(field).to_have_attribute("placeholder", "dd.mm.yyyy")
-    await field.fill("31.2.2026")  # no such day
-    await page.click(".filters button[type=submit]")
-    await expect(page.locator("#page-error")).to_contain_text(
-        "Write the date as day.month.year, for example 25.11.2026."
-    )
-    await expect(field).to_have_attribute("aria-invalid", "true")
+    for wrong in ("31.2.2026", "2020-01-01", "1/13/2020"):  # no such day; not day.month.year
+        await page.evaluate("document.getElementById('page-error')?.remove()")
+        await field.fill(wrong)
+        await page.click(".filters button[type=submit]")
+        await expect(page.locator("#page-error")).to_contain_text(
+            "Write the date as day.month.year, for example 25.11.2026."
+        )
+        await expect(field).to_have_attribute("aria-invalid", "true")
     await field.fill("1.1.2020")  # day first: 1 January, before anything happened
     await page.click(".filters button[type=submit]")
     await expect(page.locator("#audit-page")).to_have_text("No events.")

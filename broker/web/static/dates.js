@@ -21,11 +21,12 @@ export function dayStart(day, end = false) {
   return new Date(day.y, day.m - 1, day.d + (end ? 1 : 0)).toISOString();
 }
 
-/** The field: a text input for day.month.year (inputmode numeric brings the digits keyboard). */
+/** The field: a text input for day.month.year. No `pattern` (the browser would refuse the form
+ *  with its own bubble, in its own language) and no numeric keyboard (some phones' lack a dot):
+ *  readDay says what is wrong, in the page's language, on the page. */
 export function dateInput(id) {
   return h("input", {
-    id, type: "text", inputmode: "numeric", autocomplete: "off", spellcheck: "false",
-    placeholder: t("date_placeholder"), pattern: "\\s*\\d{1,2}\\.\\s*\\d{1,2}\\.\\s*\\d{4}\\.?\\s*", size: "10",
+    id, type: "text", autocomplete: "off", spellcheck: "false", placeholder: t("date_placeholder"), size: "10",
   });
 }
 
