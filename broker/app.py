@@ -233,6 +233,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/audit/checkpoints", audit.get_checkpoints)
     router.add_get("/v1/audit/proof/inclusion", audit.get_inclusion)
     router.add_get("/v1/audit/proof/consistency", audit.get_consistency)
+    router.add_get("/v1/directory/continuity", audit.get_continuity)
     router.add_get("/v1/trust/{name}", trust.get_file)
     router.add_post("/v1/enrol", enrol.post_enrol)
     web_inbox.add_routes(router)

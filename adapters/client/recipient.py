@@ -255,6 +255,11 @@ class RecipientClient:
         params = {"cursor": str(cursor), "limit": str(limit), **filters}
         return await self._request("GET", "/v1/audit/events", params=params)
 
+    async def continuity_report(self, jurisdiction: str | None = None) -> dict[str, Any]:
+        """The continuity report, within this auditor's jurisdiction."""
+        params = {"jurisdiction": jurisdiction} if jurisdiction else {}
+        return await self._request("GET", "/v1/directory/continuity", params=params)
+
     async def audit_inclusion(self, seq: int, size: int) -> dict[str, Any]:
         return await self._request(
             "GET", "/v1/audit/proof/inclusion", params={"seq": str(seq), "size": str(size)}

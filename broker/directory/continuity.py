@@ -47,6 +47,21 @@ class RoleState:
     problems: list[str] = field(default_factory=list)
     ending: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
+    # The same, as data for a page that words it in the reader's language and shows names:
+    # ``flags`` are codes of ``problems``; ``ending_items`` and ``overdue_items`` carry the names.
+    holder_names: list[str] = field(default_factory=list)
+    deputy_names: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    ending_items: list[dict[str, str]] = field(default_factory=list)
+    overdue_items: list[dict[str, str]] = field(default_factory=list)
+
+
+# The code of each problem (the words above are the CLI's; the page has its own, per language).
+FLAGS = {
+    "vacant": "vacant",
+    "held only by a deputy": "deputy_only",
+    "no one acting has a usable encryption key": "keyless",
+}
 
 
 def routed_kinds(channels: Mapping[str, Channel]) -> dict[str, set[str]]:
@@ -108,6 +123,32 @@ def _ending(directory: Directory, role_id: str, now: datetime, horizon: timedelt
     return out
 
 
+def _ending_items(
+    directory: Directory, role_id: str, now: datetime, horizon: timedelta
+) -> list[dict[str, str]]:
+    """``_ending`` as data: what ends (an assignment or a key), whose, and when."""
+    until = now + horizon
+    out = []
+    for a in directory.assignments_of(role_id):
+        end = a.period.end
+        if a.active_at(now) and end is not None and end <= until:
+            out.append(_item("assignment", directory, a.contact, end, as_=a.kind.value))
+    for contact in sorted({a.contact for a in directory.assignments_of(role_id)}):
+        for key in directory.keys_of(contact):
+            end = key.valid.end if key.valid else None
+            if key.type is KeyType.X25519 and key.usable_at(now) and end and end <= until:
+                out.append(_item("key", directory, contact, end, key=key.id))
+    return out
+
+
+def _item(
+    what: str, directory: Directory, contact_id: str, end: datetime, **extra: str
+) -> dict[str, str]:
+    contact = directory.contacts.get(contact_id)
+    named = {"what": what, "contact": contact_id, "name": contact.name if contact else contact_id}
+    return {**named, "ends": _z(end), **{k.rstrip("_"): v for k, v in extra.items()}}
+
+
 def _name(directory: Directory, contact_id: str) -> str:
     contact = directory.contacts.get(contact_id)
     return f"{contact.name} ({contact_id})" if contact else contact_id
@@ -128,19 +169,35 @@ def role_state(
     role = directory.roles[role_id]
     assignments = [a for a in directory.assignments_of(role_id) if a.active_at(now)]
     acting, _ = directory.acting_for(role_id, now)
+    problems = _problems(directory, role_id, now)
+    holders = [a.contact for a in assignments if a.kind is AssignmentKind.HOLDER]
+    deputies = [a.contact for a in assignments if a.kind is AssignmentKind.DEPUTY]
+    overdue = list(overdue)
     return RoleState(
         role=role_id,
         title=role.title,
         kind=role.kind,
         channels=channels,
-        holders=[a.contact for a in assignments if a.kind is AssignmentKind.HOLDER],
-        deputies=[a.contact for a in assignments if a.kind is AssignmentKind.DEPUTY],
+        holders=holders,
+        deputies=deputies,
         acting=[a.contact for a in acting],
         acting_names=[_name(directory, a.contact) for a in acting],
-        problems=_problems(directory, role_id, now),
+        problems=problems,
         ending=_ending(directory, role_id, now, horizon),
         overdue=[f"{o.notice_id} on {o.channel}, due {_z(o.deadline)}" for o in overdue],
+        holder_names=[_plain_name(directory, c) for c in holders],
+        deputy_names=[_plain_name(directory, c) for c in deputies],
+        flags=[FLAGS[p] for p in problems],
+        ending_items=_ending_items(directory, role_id, now, horizon),
+        overdue_items=[
+            {"notice": o.notice_id, "channel": o.channel, "due": _z(o.deadline)} for o in overdue
+        ],
     )
+
+
+def _plain_name(directory: Directory, contact_id: str) -> str:
+    contact = directory.contacts.get(contact_id)
+    return contact.name if contact else contact_id
 
 
 def report(

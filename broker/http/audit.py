@@ -133,3 +133,17 @@ async def get_checkpoints(request: web.Request) -> web.Response:
             request_id=request[REQUEST_ID],
         )
     )
+
+
+async def get_continuity(request: web.Request) -> web.Response:
+    """``GET /v1/directory/continuity``: the continuity report, for auditors (their jurisdiction)."""
+    contact = _contact(request)
+    jurisdiction = request.query.get("jurisdiction") or None
+    return web.json_response(
+        await request.app[AUDIT].continuity(
+            contact,
+            request.app[CLOCK].now(),
+            jurisdiction=jurisdiction,
+            request_id=request[REQUEST_ID],
+        )
+    )

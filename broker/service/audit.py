@@ -27,6 +27,7 @@ from broker.crypto.purpose_keys import LogKeys
 from broker.errors import Forbidden, NotFound, NoticeInvalid
 from broker.policy.decide import AuditScope
 from broker.policy.payload import Violation
+from broker.service.continuity import continuity_report
 from broker.service.notices import QUERY_INVALID
 from broker.state import BrokerState
 from broker.store import audit_repo
@@ -198,6 +199,51 @@ class AuditService:
                 for size, note, at in page
             ],
             "next_cursor": str(page[-1][0]) if more else None,
+        }
+
+    async def continuity(
+        self,
+        contact: str,
+        now: datetime,
+        *,
+        jurisdiction: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The continuity report (``liaison directory report``) for an auditor: only the
+        jurisdictions their ``audit_jurisdiction`` scope holds, so an auditor sees the roles of
+        their own country as they see its events, and nothing of another's. Audited as a read."""
+        self.authorize(contact, now)
+        scope = self.scope(contact, now)
+        view = self.state.view
+        if jurisdiction is not None and jurisdiction not in scope.jurisdictions:
+            raise NotFound(f"no jurisdiction {jurisdiction!r} in the directory")  # as if absent
+        channels = view.policies.channels
+        groups = [
+            g
+            for g in await continuity_report(
+                self.state.engine, view.directory, channels, now, jurisdiction=jurisdiction
+            )
+            if g["jurisdiction"] in scope.jurisdictions
+        ]
+        await self._record(
+            contact,
+            "continuity.read",
+            now,
+            {"jurisdiction": jurisdiction or "", "returned": len(groups)},
+            scope.policy_ids,
+            request_id,
+        )
+        return {
+            "generated_at": now.isoformat().replace("+00:00", "Z"),
+            "directory_revision": view.directory_revision,
+            "channels": {c.id: c.title for c in channels.values()},
+            # Every place this auditor sees, by name (the audit page's chart labels its groups).
+            "jurisdiction_names": {
+                j: view.directory.jurisdictions[j].name
+                for j in sorted(scope.jurisdictions)
+                if j in view.directory.jurisdictions
+            },
+            "jurisdictions": groups,
         }
 
     async def _origins(self) -> list[str]:

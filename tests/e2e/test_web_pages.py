@@ -265,11 +265,11 @@ async def test_the_auditor_pages_past_200_events_and_sees_the_rule_behind_routin
         "mk-kumanovo.pcve-focal-point ← "
     )
     # Date pickers: a day before anything happened shows no events; today shows them again.
-    await page.fill("#audit-to", "2020-01-01")
+    await page.fill("#audit-to", "1.1.2020")
     await page.click(".filters button[type=submit]")
     await expect(page.locator("#audit-page")).to_have_text("No events.")
     await page.fill("#audit-to", "")
-    await page.fill("#audit-from", "2020-01-01")
+    await page.fill("#audit-from", "1. 1. 2020.")
     await page.click(".filters button[type=submit]")
     await expect(rows).to_have_count(200)
     assert await overflow(page) <= 0

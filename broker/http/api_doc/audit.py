@@ -132,3 +132,112 @@ AUDIT_PATHS: dict[str, Any] = {
         }
     },
 }
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_CONTINUITY_ROLE: dict[str, Any] = {
+    "type": "object",
+    "required": ["role", "title", "kind", "channels", "holders", "deputies", "acting", "flags"],
+    "properties": {
+        "role": {"type": "string"},
+        "title": {"type": "string"},
+        "kind": {"type": "string"},
+        "channels": _STRINGS,
+        "holders": _STRINGS,
+        "deputies": _STRINGS,
+        "acting": _STRINGS,
+        "acting_names": _STRINGS,
+        "holder_names": _STRINGS,
+        "deputy_names": _STRINGS,
+        "problems": {**_STRINGS, "description": "in English, as the CLI prints them"},
+        "flags": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["vacant", "deputy_only", "keyless"]},
+        },
+        "ending": _STRINGS,
+        "ending_items": {
+            "type": "array",
+            "description": "assignments (what=assignment, as) and keys (what=key, key) ending "
+            "within 30 days",
+            "items": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "overdue": _STRINGS,
+        "overdue_items": {
+            "type": "array",
+            "description": "notices delivered through the role, past the channel's "
+            "acknowledgement deadline, acknowledged through it by nobody",
+            "items": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+}
+CONTINUITY_PATHS: dict[str, Any] = {
+    "/v1/directory/continuity": {
+        "get": {
+            "operationId": "getContinuityReport",
+            "tags": ["audit"],
+            "summary": "The continuity report (auditors: their jurisdiction only)",
+            "description": (
+                "What `liaison directory report --json` prints: per jurisdiction, every role some "
+                "channel routes to, its holder, deputies, and what needs attention. Read by "
+                "contacts Cedar lets read_audit, filtered to their audit_jurisdiction scope (a "
+                "jurisdiction outside it is a 404, as if absent); operators run the command on "
+                "the host. Each read is an audit event (continuity.read)."
+            ),
+            "security": BEARER,
+            "parameters": [
+                {
+                    "name": "jurisdiction",
+                    "in": "query",
+                    "description": "only this jurisdiction and those below it",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The report",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["jurisdictions", "channels"],
+                                "properties": {
+                                    "generated_at": {"type": "string", "format": "date-time"},
+                                    "directory_revision": {"type": "integer"},
+                                    "channels": {
+                                        "type": "object",
+                                        "description": "channel id -> title",
+                                        "additionalProperties": {"type": "string"},
+                                    },
+                                    "jurisdiction_names": {
+                                        "type": "object",
+                                        "description": "every jurisdiction the auditor sees: "
+                                        "id -> name",
+                                        "additionalProperties": {"type": "string"},
+                                    },
+                                    "jurisdictions": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "jurisdiction": {"type": "string"},
+                                                "name": {"type": "string"},
+                                                "level": {"type": "string"},
+                                                "roles": {
+                                                    "type": "array",
+                                                    "items": _CONTINUITY_ROLE,
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "401": _problem("Not authenticated"),
+                "403": _problem("Not an auditor"),
+                "404": _problem("No such jurisdiction (or one outside the auditor's)"),
+            },
+        }
+    },
+}
+AUDIT_PATHS.update(CONTINUITY_PATHS)

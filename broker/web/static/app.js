@@ -6,6 +6,8 @@ import * as c from "./crypto.js";
 import { LANGUAGES, currentLanguage, formatDateTime, initLanguage, preferLanguage, setLanguage, t } from "./i18n.js";
 import * as trust from "./trust.js";
 import { enrolView } from "./enrol.js";
+import { continuityView } from "./continuity.js";
+import { dateInput, dateLabel, dayStart, readDay } from "./dates.js";
 import { h } from "./dom.js";
 
 const session = { kind: null, id: null, signing: null, encryption: null, root: null, token: null, expires: 0, auditor: false };
@@ -598,14 +600,24 @@ async function allEvents(size, hidden = false) {
   return size === undefined ? events : events.slice(0, size);
 }
 
-function chart(events) {
+/** The chart's names for channels and places (the continuity answer has both for an auditor);
+ *  ids stay where it cannot be had. */
+async function chartNames() {
+  try {
+    const r = await api("GET", "/v1/directory/continuity");
+    return { channels: r.channels || {}, places: r.jurisdiction_names || {} };
+  } catch { return { channels: {}, places: {} }; }
+}
+
+function chart(events, names = { channels: {}, places: {} }) {
   const posted = new Map();
   const groups = new Map();
   for (const e of events) {
     if (e.action === "notice.posted") {
       posted.set(e.object, e);
       const key = `${e.channel} · ${e.details.jurisdiction}`;
-      groups.set(key, groups.get(key) || { count: 0, waits: [] });
+      const label = `${named(names.channels[e.channel], e.channel)} · ${named(names.places[e.details.jurisdiction], e.details.jurisdiction)}`;
+      groups.set(key, groups.get(key) || { count: 0, waits: [], label });
       groups.get(key).count += 1;
     } else if (e.action === "delivery.acknowledged" && posted.has(e.object)) {
       const p = posted.get(e.object);
@@ -628,12 +640,12 @@ function chart(events) {
     text.textContent = content;
     return text;
   };
-  rows.forEach(([label, g], i) => {
+  rows.forEach(([, g], i) => {
     const median = g.waits.length ? g.waits.sort((a, b) => a - b)[Math.floor(g.waits.length / 2)] : null;
     const bar = document.createElementNS(ns, "rect");
     Object.entries({ x: 6, y: 52 * i + 38, height: 9, width: Math.max(2, ((width - 12) * g.count) / max), class: "bar" })
       .forEach(([k, v]) => bar.setAttribute(k, v));
-    svg.append(line(52 * i + 16, label),
+    svg.append(line(52 * i + 16, g.label),
       line(52 * i + 32, `${g.count} — ${median === null ? t("no_acks") : `${median.toFixed(1)} ${t("minutes")}`}`), bar);
   });
   return h("figure", { class: "chart" }, h("figcaption", {}, t("chart_title")), svg);
@@ -691,13 +703,6 @@ async function verifyLog(report) {
 
 const AUDIT_PAGE = 200;
 
-/** The start of a day picked in a date input, in the reader's time zone, as an ISO instant;
- *  `end` gives the start of the next day (the filter's end is exclusive of that). */
-function dayStart(value, end = false) {
-  const [y, m, d] = value.split("-").map(Number);
-  return new Date(y, m - 1, d + (end ? 1 : 0)).toISOString();
-}
-
 /** The rule and the policies behind an event: for routing, each role reached with the rule that
  *  reached it and the role not reached with why; for other decisions, the policies. */
 function ruleCell(e) {
@@ -714,8 +719,8 @@ function ruleCell(e) {
 async function auditView() {
   stop();
   const inputs = {
-    from: h("input", { id: "audit-from", type: "date" }),
-    to: h("input", { id: "audit-to", type: "date" }),
+    from: dateInput("audit-from"),
+    to: dateInput("audit-to"),
     ...Object.fromEntries(["notice", "channel", "actor", "action"].map((k) => [k, h("input", { id: `audit-${k}`, spellcheck: "false" })])),
   };
   const labels = { from: "from_date", to: "to_date" };
@@ -729,8 +734,9 @@ async function auditView() {
   let nextCursor = null;
   const params = () => {
     const q = new URLSearchParams({ limit: String(AUDIT_PAGE) });
-    if (inputs.from.value) q.set("from", dayStart(inputs.from.value));
-    if (inputs.to.value) q.set("to", dayStart(inputs.to.value, true));
+    const [from, to] = [readDay(inputs.from), readDay(inputs.to)]; // day.month.year (dates.js)
+    if (from) q.set("from", dayStart(from));
+    if (to) q.set("to", dayStart(to, true));
     for (const k of ["notice", "channel", "actor", "action"]) if (inputs[k].value.trim()) q.set(k, inputs[k].value.trim());
     return q;
   };
@@ -757,18 +763,19 @@ async function auditView() {
   show(h("section", {},
     h("h2", {}, t("audit")),
     h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); cursors.splice(1); load().catch(failed); } },
-      ...Object.entries(inputs).map(([k, input]) => h("label", {}, t(labels[k] || k), " ", input)),
+      ...Object.entries(inputs).map(([k, input]) => (labels[k] ? dateLabel(t(labels[k]), input) : h("label", {}, t(k), " ", input))),
       h("button", { type: "submit" }, t("search"))),
     h("button", { id: "verify", onclick: () => verifyLog(report).catch(failed) }, t("verify")),
     report, chartArea,
     h("nav", { class: "pager", "aria-label": t("pages") }, previous, info, next),
     h("div", { class: "table-wrap" },
       h("table", { class: "events" }, h("thead", {}, h("tr", {}, columns.map((x) => h("th", { scope: "col" }, x)))), table)),
-    h("nav", { class: "pager", "aria-label": t("pages") },
+    h("div", { class: "pager" }, // the same pager again below the table (one landmark: the first)
       h("button", { type: "button", class: "secondary", onclick: () => previous.click() }, `← ${t("previous_page")}`),
       h("button", { type: "button", class: "secondary", onclick: () => next.click() }, `${t("next_page")} →`))));
   await load();
-  chartArea.replaceChildren(chart(await allEvents()));
+  const [events, names] = await Promise.all([allEvents(), chartNames()]);
+  chartArea.replaceChildren(chart(events, names));
 }
 
 // -- routing ---------------------------------------------------------------------------------------
@@ -777,7 +784,7 @@ function renderHeader() {
   const nav = document.getElementById("nav");
   const links = [];
   if (session.kind === "contact") links.push(h("a", { href: "#/inbox" }, t("inbox")));
-  if (session.auditor) links.push(h("a", { href: "#/audit" }, t("audit")));
+  if (session.auditor) links.push(h("a", { href: "#/audit" }, t("audit")), h("a", { href: "#/continuity" }, t("continuity")));
   if (session.kind === "agency") links.push(h("a", { href: "#/status" }, t("status")));
   if (session.kind) {
     links.push(h("span", { class: "who", id: "who" }, session.id));
@@ -805,6 +812,7 @@ async function draw() {
   if (!session.kind) return signInView();
   if (view === "notice" && arg) return await noticeView(decodeURIComponent(arg));
   if (view === "audit" && session.auditor) return await auditView();
+  if (view === "continuity" && session.auditor) { stop(); return await continuityView(show, api); }
   if (session.kind === "agency") return statusView();
   return await inboxView();
 }
