@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -156,15 +157,19 @@ class Intake:
     async def _accept(
         self, view: View, agency: Agency, request: IncomingRequest, now: datetime
     ) -> Accepted:
+        # Reading a CAP alert runs the CAP 1.2 schema and XML-DSig checks (lxml, signxml):
+        # CPU work on a body up to the size limit, so it runs on the pool, not the event loop.
+        read = functools.partial(
+            read_draft,
+            request.body,
+            request.headers,
+            agency.organisation,
+            self.limits.max_json_depth,
+            target_uri=request.target_uri,  # a CAP alert's query: what it supersedes
+            covered=agency.signature.components,
+        )
         try:
-            draft = read_draft(
-                request.body,
-                request.headers,
-                agency.organisation,
-                self.limits.max_json_depth,
-                target_uri=request.target_uri,  # a CAP alert's query: what it supersedes
-                covered=agency.signature.components,
-            )
+            draft = await asyncio.get_running_loop().run_in_executor(self.pool, read)
         except LiaisonError as e:
             return await self._answered_unread(agency, request, e)
         # A retry may be refused by state its original changed (a cancel finds its target
