@@ -28,6 +28,7 @@ from typing import Any
 
 from broker.audit.events import AuditEvent
 from broker.audit.notice_events import refusal
+from broker.cap.mapping import CAP_MEDIA_TYPE
 from broker.config import Limits
 from broker.domain.notice import new_notice_id
 from broker.errors import AuthenticationFailed, LiaisonError
@@ -41,6 +42,7 @@ from broker.service.intake_plan import (
     Plan,
     Previous,
     Replay,
+    media_type,
     plan,
     read_draft,
     unread_key,
@@ -169,7 +171,12 @@ class Intake:
             covered=agency.signature.components,
         )
         try:
-            draft = await asyncio.get_running_loop().run_in_executor(self.pool, read)
+            # A JSON body is read inline: a pool hop would cost more than its reading.
+            draft = (
+                await asyncio.get_running_loop().run_in_executor(self.pool, read)
+                if media_type(request.headers) == CAP_MEDIA_TYPE
+                else read()
+            )
         except LiaisonError as e:
             return await self._answered_unread(agency, request, e)
         # A retry may be refused by state its original changed (a cancel finds its target

@@ -129,7 +129,7 @@ def read_draft(
     A body posted as ``application/cap+xml`` is a CAP 1.2 alert: its document is what the
     alert maps to (``broker.cap``), the same mapping the recipient's client applies to the
     decrypted bytes; the bytes themselves, as signed, are what gets encrypted."""
-    if _media_type(headers) == CAP_MEDIA_TYPE:
+    if media_type(headers) == CAP_MEDIA_TYPE:
         document = _cap_document(body, target_uri, covered)
     else:
         document = _parse_json(body, max_depth)
@@ -312,7 +312,7 @@ def _with_reply_role(
     return replace(facts, reply_to_role=request.requesting_role)
 
 
-def _media_type(headers: Mapping[str, str]) -> str:
+def media_type(headers: Mapping[str, str]) -> str:
     return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
