@@ -32,9 +32,7 @@ def origin_binding(
     """The sending country's binding of ``key_id`` to ``sender``; ``TrustRefused`` otherwise."""
     try:
         found = root_pin(root)
-    except TrustRefused:
-        raise
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError) as e:  # TrustRefused itself passes through
         raise TrustRefused("the notice's origin root is not a root file") from e
     if found != pin.lower():
         raise TrustRefused(
