@@ -14,16 +14,21 @@ from aiohttp import web
 
 from adapters.delivery.email import SmtpMailer
 from adapters.delivery.jwks import fetch_jwks
+from adapters.delivery.peer import PeerDriver
 from adapters.delivery.webhook import WebhookDriver
 from broker import metrics as metrics_registry
 from broker import web as web_inbox
 from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolved_database_url
 from broker.crypto import purpose_keys
+from broker.crypto.keys import KeyPair
 from broker.errors import ConfigError, LiaisonError, StoreError, StoreUnavailable
+from broker.federation.forward import Forwarding, PeerForwarder
+from broker.federation.receive import Receiver
 from broker.http import (
     audit,
     enrol,
+    federation,
     health,
     metrics,
     notices,
@@ -38,6 +43,7 @@ from broker.http.keys import (
     CLOCK,
     ENROLMENT,
     ESCALATION,
+    FEDERATION,
     INTAKE,
     LISTENER,
     OUTBOX,
@@ -59,7 +65,7 @@ from broker.service.commit_feed import CommitFeed
 from broker.service.custody import load_escrow_key
 from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
-from broker.service.intake import Intake
+from broker.service.intake import CrossBorder, Intake
 from broker.service.outbox import Outbox
 from broker.service.push import Hub
 from broker.service.recipients import Recipients
@@ -75,6 +81,7 @@ from broker.store.commit_watch import CommitWatch, sqlite_file
 from broker.store.engine import create_engine, migrate
 from broker.store.intake_repo import purge_nonces
 from broker.store.listener import Listener
+from broker.trust.files import TRUST_DIR
 
 log = get_logger("liaison.app")
 DIRECTORY_POLL_SECONDS = 5.0
@@ -160,7 +167,9 @@ def _wire_services(
         pool=pool,
         on_committed=recipient_service.announce,
         announcements=outbox.rows_for,
+        cross_border=_federation(app, settings, environ, state, outbox, escrow, refusals),
     )
+    app[FEDERATION].on_committed = recipient_service.announce
     app[RECIPIENTS] = recipient_service
     if _distributed(state):  # started once the broker has started (``_listen``)
         url = engine.url.render_as_string(hide_password=False)
@@ -181,6 +190,38 @@ def _wire_services(
         origin=settings.audit.origin,
     )
     return pool
+
+
+def _federation(
+    app: web.Application,
+    settings: Settings,
+    environ: Mapping[str, str],
+    state: BrokerState,
+    outbox: Outbox,
+    escrow: KeyPair,
+    refusals: Refusals,
+) -> CrossBorder:
+    """Border crossings: the intake hook, the forwarder of ``peer`` outbox rows, the receiver."""
+    escrow_id = escrow.key_id("broker")
+    forwarding = Forwarding(
+        state, escrow_public=escrow.public_raw, escrow_key_id=escrow_id, limits=settings.limits
+    )
+    outbox.peers = PeerForwarder(
+        state,
+        PeerDriver(),
+        purpose_keys.broker_key(settings, environ),
+        settings.data_dir / TRUST_DIR,
+        timeout_seconds=settings.webhooks.timeout_seconds,
+    ).attempt
+    app[FEDERATION] = Receiver(
+        state,
+        escrow_private=escrow.private_raw,
+        escrow_key_id=escrow_id,
+        limits=settings.limits,
+        refusals=refusals,
+        announcements=outbox.rows_for,
+    )
+    return forwarding.accept
 
 
 def _token_keys(rings: purpose_keys.PurposeKeys) -> TokenKeys:
@@ -236,6 +277,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/directory/continuity", audit.get_continuity)
     router.add_get("/v1/trust/{name}", trust.get_file)
     router.add_post("/v1/enrol", enrol.post_enrol)
+    router.add_post("/v1/federation/notices", federation.post_notice)
     web_inbox.add_routes(router)
 
 

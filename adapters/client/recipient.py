@@ -56,6 +56,7 @@ class RecipientClient:
         trust: PinnedRoot | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        peer_roots: dict[str, str] | None = None,
     ) -> None:
         self.max_answer_bytes = max_answer_bytes
         if not isinstance(signing.private, Ed25519PrivateKey) or (
@@ -73,6 +74,9 @@ class RecipientClient:
         self.ssl = ssl
         self.pinned = pinned_agency_keys  # when given, only these agency keys are trusted
         self.trust = trust  # otherwise the agency's key must be bound under this pinned root
+        # A notice from a peer broker: its agency key must be bound under that country's root,
+        # pinned here per peer ("sha256:…", the agreement's directory_root), never this broker's.
+        self.peer_roots = peer_roots or {}
         self.clock = clock  # assertions are dated by it; tests share the broker's clock
         self._token: tuple[str, float] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -172,6 +176,8 @@ class RecipientClient:
             self.pinned,
             bindings,
             own_key_id=self.decryption.key_id(self.contact),
+            peer_roots=self.peer_roots,
+            now=self.clock(),
         )
 
     async def ack(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.client.errors import SentToPreviousKey, VerificationFailed
@@ -19,6 +21,7 @@ from broker.cap.mapping import CAP_MEDIA_TYPE, CapError, cap_document
 from broker.crypto.envelope import DecryptionFailed, associated_data, open_sealed, unwrap
 from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
 from broker.errors import TrustRefused
+from broker.federation.origin import origin_binding
 from broker.trust.core import KeyBindings, sender_binding
 
 
@@ -39,6 +42,8 @@ def verify_notice(
     bindings: KeyBindings | None,
     *,
     own_key_id: str | None = None,
+    peer_roots: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> VerifiedNotice:
     """Decrypt with ``private_raw`` and verify; ``own_key_id`` is that key's id in the directory,
     so that a notice wrapped for another key says so instead of failing as tampered."""
@@ -59,7 +64,10 @@ def verify_notice(
     values: dict[str, str] = sig["signed_values"]
     if not digest_matches(values.get("content-digest", ""), plaintext):
         raise VerificationFailed("the content digest does not match the decrypted notice")
-    public, sender_name = agency_key(fetched, pinned, bindings)
+    if "origin" in fetched:  # received from a peer broker: the sending country's directory
+        public, sender_name = foreign_agency_key(fetched, peer_roots or {}, now)
+    else:
+        public, sender_name = agency_key(fetched, pinned, bindings)
     _check_signature(sig, values, public)
     notice = _signed_document(plaintext, values)
     for field, meta in (
@@ -126,4 +134,31 @@ def agency_key(
         binding = sender_binding(bindings, key_id=key_id, sender=str(fetched.get("sender")))
     except TrustRefused as e:
         raise VerificationFailed(e.message) from e
+    return binding.public, binding.owner_name
+
+
+def foreign_agency_key(
+    fetched: dict[str, Any], peer_roots: Mapping[str, str], now: datetime | None
+) -> tuple[bytes, str]:
+    """The agency key of a notice that crossed a border, as the *sending* country's
+    administrators signed it, under the root this client pinned for that peer (the agreement's
+    ``directory_root``): neither broker can pass a key of its own making."""
+    origin = fetched["origin"]
+    peer = str(origin.get("peer"))
+    pin = peer_roots.get(peer)
+    if pin is None:
+        raise VerificationFailed(
+            f"the notice crossed from peer {peer}, whose directory root this client has not pinned"
+        )
+    try:
+        binding = origin_binding(
+            base64.b64decode(origin.get("root", "")),
+            base64.b64decode(origin.get("bindings", "")),
+            pin=pin,
+            key_id=str(fetched["signature"]["sender_key_id"]),
+            sender=str(fetched.get("sender")),
+            now=now or datetime.now(UTC),
+        )
+    except (TrustRefused, ValueError) as e:
+        raise VerificationFailed(getattr(e, "message", str(e))) from e
     return binding.public, binding.owner_name

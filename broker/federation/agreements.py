@@ -71,6 +71,7 @@ PEER_SCHEMA: dict[str, Any] = {
         "country": JURISDICTION_ID,
         "countries": JURISDICTIONS,
         "broker_key": {"type": "string", "minLength": 40, "maxLength": 64},
+        "escrow_key": {"type": "string", "minLength": 40, "maxLength": 64},
         "directory_root": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
         "agreement": {
             "type": "object",
@@ -147,7 +148,10 @@ class Peer:
     directory_root: str  # "sha256:<hex>" of the peer's signed directory root
     countries: tuple[str, ...]  # the one country of a national peer; the hub's countries
     agreement: Agreement
-    url: str | None = None
+    url: str | None = None  # where its broker listens: forwarding POSTs to URL/v1/federation/...
+    # The peer's escrow public key (X25519), pinned here beside its broker key: a forwarded
+    # notice's data key is wrapped for it. Without it nothing can be forwarded to the peer.
+    escrow_key: bytes | None = None
     file: str = ""
 
 
@@ -166,6 +170,7 @@ def parse_peer(
             )
         )
     key = _broker_key(source, problems)
+    escrow = _escrow_key(source, problems)
     countries = _countries(source, problems)
     valid = _period(source, problems)
     problems += _check_crossings(source, channels)
@@ -198,6 +203,7 @@ def parse_peer(
             ),
         ),
         url=data.get("url"),
+        escrow_key=escrow,
         file=source.file,
     ), []
 
@@ -211,6 +217,23 @@ def _broker_key(source: Source, problems: list[SourceProblem]) -> bytes | None:
         problems.append(
             source.problem(
                 ("broker_key",), "broker_key: not an Ed25519 public key (base64 of 32 bytes)"
+            )
+        )
+        return None
+    return key
+
+
+def _escrow_key(source: Source, problems: list[SourceProblem]) -> bytes | None:
+    if "escrow_key" not in source.data:
+        return None
+    try:
+        key = base64.b64decode(source.data["escrow_key"], validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        problems.append(
+            source.problem(
+                ("escrow_key",), "escrow_key: not an X25519 public key (base64 of 32 bytes)"
             )
         )
         return None

@@ -9,7 +9,8 @@ and the notice's marking. Checked in this order, and the first that fails is the
 4. it must have a line for the channel in that direction;
 5. the sending organisation's kind, 6. the jurisdiction and 7. the marking must be on that line
    (TLP:AMBER+STRICT only under a bilateral agreement, checked again here, not only at load).
-No I/O; time is passed in. Nothing is forwarded by this module, or yet by the broker.
+No I/O; time is passed in. The sending intake (``forward.py``), the receiver (``receive.py``)
+and ``policy explain`` all ask it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A notice is a crossing when its jurisdiction lies outside this broker's directory, or in
 another country than the sending organisation's. The answer comes from the peer agreements of
-the policy set (``broker/federation/crossing.py``); nothing is forwarded, here or yet anywhere.
+the policy set (``broker/federation/crossing.py``), the same the intake asks (``forward.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from broker.federation.agreements import Direction, Peer
 from broker.federation.crossing import CrossingRequest, decide_crossing
 from broker.policy.channel import Channel
 
-NOT_YET = "forwarding across borders is not built yet: the broker refuses such a notice today"
+FORWARDING = (
+    "an allowed crossing is forwarded to the peer when posted; a refused one is refused with "
+    "this reason"
+)
 
 
 def outbound_crossing(
@@ -70,7 +73,7 @@ def explain_crossing(
         "peer": decision.peer,
         "agreement": decision.agreement,
         "agreement_crossing": decision.crossing,
-        "forwarding": NOT_YET,
+        "forwarding": FORWARDING,
     }
 
 

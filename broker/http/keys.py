@@ -7,6 +7,7 @@ from aiohttp import web
 from broker.clock import Clock
 from broker.config import Settings
 from broker.crypto.purpose_keys import PurposeKeys
+from broker.federation.receive import Receiver
 from broker.service.audit import AuditService
 from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
@@ -37,3 +38,4 @@ STARTUP = web.AppKey("startup", Startup)
 REKEY = web.AppKey("rekey", Rekeyer)
 PURPOSE_KEYS = web.AppKey("purpose_keys", PurposeKeys)
 ENROLMENT = web.AppKey("enrolment", Enrolment)
+FEDERATION = web.AppKey("federation", Receiver)

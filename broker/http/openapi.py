@@ -16,6 +16,7 @@ from broker.http.api_doc.common import NO_CONTROL_CHARACTERS, SIGNED, _json, _pr
 from broker.http.api_doc.components import COMPONENTS
 from broker.http.api_doc.enrol import ENROL_PATHS
 from broker.http.api_doc.examples import NOTICE_EXAMPLES
+from broker.http.api_doc.federation import FEDERATION_PATHS
 from broker.http.api_doc.keys import KEY_PATHS
 from broker.http.api_doc.pages import SENT_LIST
 from broker.http.api_doc.recipients import RECIPIENT_PATHS
@@ -35,6 +36,7 @@ SPEC: dict[str, Any] = {
         {"name": "keys", "description": "Published keys and trust metadata"},
         {"name": "operations", "description": "Health, readiness, this document"},
         {"name": "web", "description": "The web inbox"},
+        {"name": "federation", "description": "Peer brokers: notices crossing a border"},
     ],
     "paths": {
         "/": {
@@ -199,6 +201,7 @@ SPEC: dict[str, Any] = {
         **AUDIT_PATHS,
         **KEY_PATHS,
         **ENROL_PATHS,
+        **FEDERATION_PATHS,
     },
     "components": COMPONENTS,
 }

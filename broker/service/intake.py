@@ -59,6 +59,13 @@ __all__ = ["ESCROW", "Accepted", "Announcements", "IncomingRequest", "Intake"]
 log = get_logger("liaison.intake")
 
 
+# The federation hook (``broker/federation/forward.py``): a notice for another country is
+# refused with the agreement's reason or queued for its peer, and answered here; None: intake
+# goes on as for any notice.
+CrossBorder = Callable[
+    ["View", "Agency", "IncomingRequest", Draft, datetime], Awaitable["Accepted | None"]
+]
+
 # Builds the webhook and e-mail rows that announce new deliveries (see service.outbox).
 Announcements = Callable[
     [View, str, Channel, list[tuple[str, str]], datetime], list[dict[str, Any]]
@@ -94,8 +101,10 @@ class Intake:
         refusals: Refusals,
         on_committed: Callable[[str], Awaitable[None]] | None = None,
         announcements: Announcements | None = None,
+        cross_border: CrossBorder | None = None,
     ) -> None:
         self.state = state
+        self.cross_border = cross_border
         self.refusals = refusals  # unauthenticated refusals: counted, summarised
         self.escrow_public = escrow_public
         self.escrow_key_id = escrow_key_id
@@ -179,6 +188,10 @@ class Intake:
             )
         except LiaisonError as e:
             return await self._answered_unread(agency, request, e)
+        if self.cross_border is not None:
+            forwarded = await self.cross_border(view, agency, request, draft, now)
+            if forwarded is not None:
+                return forwarded
         # A retry may be refused by state its original changed (a cancel finds its target
         # cancelled): an answer already given for this key wins. A retry that would succeed
         # is caught at commit, where the key's record already exists.

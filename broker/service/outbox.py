@@ -17,7 +17,7 @@ import base64
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +39,8 @@ from broker.store.outbox_repo import OutboxItem
 
 log = get_logger("liaison.outbox")
 
+PeerAttempt = Callable[[OutboxItem, datetime], Awaitable[WebhookResult]]
+
 ROUND_LIMIT = 200  # messages attempted in one round at most; the next round goes on
 
 
@@ -56,6 +58,8 @@ class Outbox:
         self.environ = environ
         self.webhooks = webhooks  # owns its HTTP session: closed by ``close``
         self.mailer = mailer
+        # Sends ``peer`` rows (notices forwarded across a border, broker/federation/forward.py).
+        self.peers: PeerAttempt | None = None
 
     # -- what a delivery announces --------------------------------------------------------------
     def rows_for(
@@ -160,7 +164,12 @@ class Outbox:
                 meta["channel"],
             )
             return
-        if item.kind == "webhook":
+        if item.kind == "peer" and self.peers is not None:
+            result = await self.peers(item, now)
+            await self._record(
+                item, now, meta["channel"], result.delivered, result.error, result.retry_after
+            )
+        elif item.kind == "webhook":
             await self._attempt_webhook(item, meta, view, now, disabled)
         else:
             error = await self._send_email(item, meta, view)
@@ -343,7 +352,7 @@ class Outbox:
                 "sent",
                 attempts,
                 None,
-                f"{kind}.delivered" if kind == "webhook" else "email.sent",
+                {"email": "email.sent", "peer": "notice.forwarded"}.get(kind, f"{kind}.delivered"),
                 channel,
             )
         elif gone:
@@ -397,7 +406,7 @@ class Outbox:
             outcome="ok" if state == "sent" else "failed",
             reason=None if state == "sent" else "undelivered",
             details={
-                "target": item.target if item.kind == "webhook" else "email",
+                "target": item.target if item.kind != "email" else "email",
                 "msg_id": item.msg_id,
                 "attempts": attempts,
                 "error": error,

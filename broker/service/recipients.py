@@ -32,7 +32,7 @@ from broker.service.live import DeliveredMarks, Publisher, event_data
 from broker.service.names import named_item
 from broker.service.push import Hub
 from broker.state import BrokerState, View
-from broker.store import audit_repo
+from broker.store import audit_repo, federation_repo
 from broker.store import deliveries_repo as repo
 from broker.store.deliveries_repo import InboxItem
 
@@ -128,7 +128,8 @@ class Recipients:
             raise Gone("this notice has been destroyed at the end of its retention")
         fetched = fetched_event(contact, notice_id, row, deliveries, wrap, now, request_id)
         await repo.mark_read(self.state.engine, notice_id, contact, now, [fetched])
-        return notice_answer(view, notice_id, row, deliveries, wrap, now)
+        answer = notice_answer(view, notice_id, row, deliveries, wrap, now)
+        return answer | await foreign_origin(self.state.engine, notice_id)
 
     async def acknowledge(
         self,
@@ -243,3 +244,21 @@ def _cursor(cursor: str | None) -> int | None:
         return check_integer(int(text[2:]), "/cursor")
     except (ValueError, binascii.Error, UnicodeDecodeError) as e:
         raise NoticeInvalid([Violation("/cursor", "not a cursor this broker issued")]) from e
+
+
+async def foreign_origin(db: Any, notice_id: str) -> dict[str, Any]:
+    """For a notice received from a peer broker: the sending country's signed root and key
+    bindings as they came, so the recipient's client checks the agency key against its own pin
+    of that root (``broker/federation/origin.py``), never against this broker's word."""
+    crossing = await federation_repo.crossing_of(db, notice_id)
+    if crossing is None or crossing.direction != "receive":
+        return {}
+    return {
+        "origin": {
+            "peer": crossing.peer,
+            "peer_notice_id": crossing.peer_notice_id,
+            "agreement": crossing.agreement,
+            "root": _b64(crossing.origin_root or b""),
+            "bindings": _b64(crossing.origin_bindings or b""),
+        }
+    }

@@ -322,3 +322,24 @@ class EnrolmentAttemptRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=64, index=True)
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class FederationCrossingRow(SQLModel, table=True):
+    """One notice's half of a border crossing: forwarded from here, or received from a peer.
+
+    Received, it keeps what the recipient's client needs to verify the foreign agency: the
+    sending broker's signed directory root and key bindings, exactly as they came."""
+
+    __tablename__ = "federation_crossing"
+    __table_args__ = (UniqueConstraint("peer", "direction", "peer_notice_id", name="uq_crossing"),)
+    notice_id: str = Field(primary_key=True, max_length=40)
+    peer: str = Field(max_length=64)
+    direction: str = Field(max_length=8)  # send | receive
+    peer_notice_id: str = Field(max_length=40)
+    agreement: str = Field(max_length=128)
+    origin_root: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    origin_bindings: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
+    answer: str = Field(sa_column=Column(Text, nullable=False))  # the 201 body, given again
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -2,7 +2,7 @@
 
 The demo data directory plays Kosovo's broker (its directory holds the region, so a notice of a
 Kosovo agency for Kumanovo is a crossing); the deploy example is its agreement with North
-Macedonia. Nothing is forwarded: explain says whether the notice may cross, and why not.
+Macedonia. Explain says whether the notice may cross, and why not (forwarding: test_federation_forward).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_kosovo_security_service_may_send_a_returnee_notice_to_kumanovo(
     report = json.loads(out)
     assert report["allowed"] and report["peer"] == "mk"
     assert report["agreement"] == "xk-mk-2026-returnees" and report["agreement_crossing"] == 1
-    assert "not built yet" in report["forwarding"]
+    assert "forwarded to the peer" in report["forwarding"]
 
 
 def test_a_crossing_without_an_agreement_is_refused_and_explained(

@@ -355,3 +355,16 @@ def test_amber_strict_is_refused_at_use_too_if_an_agreement_is_not_bilateral(
     decision = decide_crossing(send(), {"mk": loose}, NOW)
     assert decision.code == "amber_strict_needs_bilateral"
     assert "only under a bilateral agreement" in decision.reason
+
+
+def test_a_peer_file_pins_the_escrow_key_and_refuses_a_bad_one_or_a_bad_url(
+    tmp_path: Path,
+) -> None:
+    peer = peers(tmp_path)["mk"]
+    assert peer.url == "https://liaison.mk.example" and len(peer.escrow_key or b"") == 32
+    data = example()
+    data["escrow_key"] = "bm90IGEga2V5IGF0IGFsbCwgbm90IDMyIGJ5dGVz"
+    assert any("escrow_key: not an X25519 public key" in p for p in problems(tmp_path, data))
+    data = example()
+    data["url"] = "ftp://liaison.mk.example"
+    assert any("url" in p for p in problems(tmp_path, data))

@@ -1,0 +1,490 @@
+"""The receiving side of a border crossing: ``POST /v1/federation/notices`` from a declared peer.
+
+Checked in this order; the first failure refuses, audited, and nothing is stored:
+1. the request is signed (RFC 9421) by the broker key a peer file pins, over method, target URI,
+   Content-Digest, Content-Type and Idempotency-Key, and the digest matches the body — otherwise
+   one 401, whatever failed (an unknown key, an altered body, a replay outside the skew);
+2. a notice already received from this peer under this id answers its first answer again (200),
+   so a forwarder's retry never makes a second notice;
+3. the origin: the sending broker's root is the one the agreement pins (``directory_root``), its
+   key bindings bind the agency key to the sender (``federation/origin.py``) — 403 otherwise;
+4. the data key opens with this broker's escrow key, the ciphertext with the notice's associated
+   data, the decrypted bytes match the agency's Content-Digest and its RFC 9421 signature
+   verifies under the bound key; the signed document agrees with the metadata — 403 otherwise;
+5. ``decide_crossing(direction=receive)`` for the peer it came from — 403 with its reason;
+6. this broker's own policy routes it to its own roles (``policy/route.route``: Cedar
+   ``receive``; the within-country guard allows them, the notice's country being theirs).
+The data key is then re-wrapped for each recipient from the escrow wrap (audited as
+``escrow.used``), the ciphertext stored as it came, and ``notice.received_from_peer`` records the
+peer, its notice id, the agreement line and the roles reached. The plaintext exists only in
+memory, for steps 4 and 6.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from broker.audit.events import AuditEvent
+from broker.audit.notice_events import Posting, accepted
+from broker.config import Limits
+from broker.crypto.envelope import (
+    AEAD,
+    DecryptionFailed,
+    associated_data,
+    open_sealed,
+    unwrap,
+    wrap_many,
+)
+from broker.crypto.httpsig import (
+    HttpRequestView,
+    SignatureInvalid,
+    VerifiedSignature,
+    digest_matches,
+    parse_signatures,
+    verify_base,
+    verify_request,
+)
+from broker.crypto.keys import fingerprint
+from broker.domain.notice import NoticeFacts
+from broker.domain.writes import KeyWrap, NewDelivery, NewNotice, NonceUse
+from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError, TrustRefused
+from broker.federation.agreements import Direction, Peer
+from broker.federation.crossing import CrossingDecision, CrossingRequest, decide_crossing
+from broker.federation.forward import COMPONENTS
+from broker.federation.origin import origin_binding
+from broker.input import parse_json
+from broker.logs import get_logger
+from broker.policy.route import Route, check_notice, route
+from broker.service.intake import ESCROW, Accepted, Announcements, IncomingRequest
+from broker.service.notices import notice_facts_from_document
+from broker.service.refusals import Refusals
+from broker.state import BrokerState, View
+from broker.store import audit_repo, federation_repo, rows
+
+log = get_logger("liaison.federation")
+
+REFUSED = "this notice may not cross the border"
+FIELDS = {
+    "notice_id": str,
+    "sender": str,
+    "sender_key_id": str,
+    "channel": str,
+    "jurisdiction": str,
+    "severity": str,
+    "marking": str,
+    "policy_hash": str,
+    "aead": str,
+    "nonce": str,
+    "ciphertext": str,
+    "wrap": dict,
+    "signature_input": str,
+    "signature": str,
+    "signed_values": dict,
+    "content_digest": str,
+    "origin": dict,
+}
+
+
+class Receiver:
+    def __init__(
+        self,
+        state: BrokerState,
+        *,
+        escrow_private: bytes,
+        escrow_key_id: str,
+        limits: Limits,
+        refusals: Refusals,
+        on_committed: Callable[[str], Awaitable[None]] | None = None,
+        announcements: Announcements | None = None,
+    ) -> None:
+        self.state = state
+        self.escrow_private = escrow_private  # in memory only (service/custody.py)
+        self.escrow_key_id = escrow_key_id
+        self.limits = limits
+        self.refusals = refusals
+        self.on_committed = on_committed
+        self.announcements = announcements
+
+    async def receive(self, request: IncomingRequest, now: datetime) -> Accepted:
+        view = self.state.view
+        try:
+            peer, signature = self._authenticate(view, request, now)
+        except AuthenticationFailed as e:
+            event = _event(now, "unknown", "federation.refused", "federation", e, request)
+            await self.refusals.refused(event, request.source, e)
+            raise
+        try:
+            return await self._accept(view, peer, signature, request, now)
+        except LiaisonError as e:
+            if not isinstance(e, AuthenticationFailed):
+                actor = f"peer:{peer.id}"
+                event = _event(now, actor, "notice.receive_refused", "federation", e, request)
+                await audit_repo.append_events(self.state.engine, [event])
+            raise
+
+    def _authenticate(
+        self, view: View, request: IncomingRequest, now: datetime
+    ) -> tuple[Peer, VerifiedSignature]:
+        peers = {fingerprint(p.broker_key): p for p in view.policies.peers.values()}
+        try:
+            signature = verify_request(
+                HttpRequestView(request.method, request.target_uri, request.headers),
+                lookup_key=lambda keyid: peers[keyid].broker_key if keyid in peers else None,
+                now=int(now.timestamp()),
+                max_skew=self.limits.clock_skew_seconds,
+                required=[COMPONENTS],
+            )
+        except (SignatureInvalid, ValueError) as e:
+            raise AuthenticationFailed(detail=str(e)) from e
+        if not digest_matches(request.headers.get("content-digest", ""), request.body):
+            raise AuthenticationFailed(detail="content digest")
+        return peers[signature.keyid], signature
+
+    async def _accept(
+        self,
+        view: View,
+        peer: Peer,
+        signature: VerifiedSignature,
+        request: IncomingRequest,
+        now: datetime,
+    ) -> Accepted:
+        payload = _payload(request.body, self.limits.max_json_depth)
+        peer_notice_id = payload["notice_id"]
+        if request.headers.get("idempotency-key") != peer_notice_id:
+            raise BadRequest("Idempotency-Key must be the peer's notice id")
+        earlier = await federation_repo.received(self.state.engine, peer.id, peer_notice_id)
+        if earlier is not None:
+            return Accepted(earlier.answer, replayed=True)
+        data_key, facts, document = self._open(payload, peer, now)
+        decision = self._decide(view, facts, payload, peer, now)
+        routed = route(facts, view.authorizer, now)
+        if not routed.recipients:
+            raise Forbidden(REFUSED, reason="this broker's policy routes it to no role")
+        write, crossing = self._write(
+            view, peer, signature, payload, document, facts, data_key, routed, decision, now
+        )
+        try:
+            await federation_repo.commit_crossing(self.state.engine, write, crossing)
+        except federation_repo.CrossingRace:
+            earlier = await federation_repo.received(self.state.engine, peer.id, peer_notice_id)
+            if earlier is None:
+                raise
+            return Accepted(earlier.answer, replayed=True)
+        log.info("notice_received_from_peer", notice_id=facts.id, peer=peer.id)
+        if self.on_committed is not None:
+            try:
+                await self.on_committed(facts.id)
+            except LiaisonError:
+                log.warning("notice_push_failed", notice_id=facts.id)
+        return Accepted(json.loads(crossing["answer"]))
+
+    def _open(
+        self, payload: dict[str, Any], peer: Peer, now: datetime
+    ) -> tuple[bytes, NoticeFacts, dict[str, Any]]:
+        """Steps 3 and 4: the origin, then the bytes the agency signed, in memory."""
+        origin = payload["origin"]
+        try:
+            binding = origin_binding(
+                _b64(origin.get("root")),
+                _b64(origin.get("bindings")),
+                pin=peer.directory_root,
+                key_id=payload["sender_key_id"],
+                sender=payload["sender"],
+                now=now,
+            )
+        except TrustRefused as e:
+            raise Forbidden(REFUSED, reason=f"origin not verified: {e.message}") from e
+        aad = associated_data(payload["notice_id"], payload["channel"], payload["policy_hash"])
+        try:
+            data_key = unwrap(_b64(payload["wrap"].get("sealed")), self.escrow_private)
+            plaintext = open_sealed(
+                _b64(payload["ciphertext"]), _b64(payload["nonce"]), aad, data_key
+            )
+        except DecryptionFailed as e:
+            raise Forbidden(REFUSED, reason="the notice does not open with this escrow key") from e
+        values = {str(k): str(v) for k, v in payload["signed_values"].items()}
+        if not digest_matches(values.get("content-digest", ""), plaintext):
+            raise Forbidden(REFUSED, reason="the content digest does not match the notice")
+        if not _agency_signed(payload, values, binding.public):
+            raise Forbidden(REFUSED, reason="the agency's signature does not verify")
+        try:
+            document = parse_json(plaintext)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise Forbidden(REFUSED, reason="only JSON notices cross a border yet") from e
+        facts = notice_facts_from_document(
+            document, sender=payload["sender"], notice_id=payload["notice_id"]
+        )
+        for field in ("channel", "jurisdiction", "severity"):
+            if document.get(field) != payload[field]:
+                raise Forbidden(REFUSED, reason=f"the {field} differs from what the agency signed")
+        return data_key, facts, document
+
+    def _decide(
+        self, view: View, facts: NoticeFacts, payload: dict[str, Any], peer: Peer, now: datetime
+    ) -> CrossingDecision:
+        directory = view.directory
+        channel = check_notice(facts, directory, view.policies.channels)
+        if payload["marking"] != channel.marking.value:
+            raise Forbidden(REFUSED, reason="its marking is not this broker's for the channel")
+        organisation = directory.organisations.get(facts.sender)
+        kind = organisation.kind if organisation else payload.get("sender_kind")
+        lineage = (facts.jurisdiction, *(j.id for j in directory.ancestors(facts.jurisdiction)))
+        decision = decide_crossing(
+            CrossingRequest(
+                Direction.RECEIVE,
+                channel.id,
+                channel.marking,
+                kind if isinstance(kind, str) else None,
+                lineage,
+                directory.country_of(facts.jurisdiction),
+                peer=peer.id,
+            ),
+            view.policies.peers,
+            now,
+        )
+        if not decision.allowed:
+            raise Forbidden(REFUSED, reason=decision.reason)
+        return decision
+
+    def _write(
+        self,
+        view: View,
+        peer: Peer,
+        signature: VerifiedSignature,
+        payload: dict[str, Any],
+        document: dict[str, Any],
+        facts: NoticeFacts,
+        data_key: bytes,
+        routed: Route,
+        decision: CrossingDecision,
+        now: datetime,
+    ) -> tuple[Any, dict[str, Any]]:
+        channel = view.policies.channels[facts.channel]
+        contacts: dict[str, str] = {}
+        for r in routed.recipients:
+            contacts.setdefault(r.contact, r.key_id)
+        publics = [view.directory.keys[k].public for k in contacts.values()]
+        wraps = [
+            KeyWrap(c, k, w)
+            for (c, k), w in zip(contacts.items(), wrap_many(data_key, publics), strict=True)
+        ]
+        wraps.append(KeyWrap(ESCROW, self.escrow_key_id, _b64(payload["wrap"]["sealed"])))
+        expires = _parse_time(payload.get("expires_at"))
+        notice = NewNotice(
+            id=facts.id,
+            sender=facts.sender,
+            sender_key_id=payload["sender_key_id"],
+            channel=facts.channel,
+            jurisdiction=facts.jurisdiction,
+            severity=facts.severity,
+            marking=channel.marking.value,
+            policy_hash=payload["policy_hash"],  # the sender's: the ciphertext is bound to it
+            kind="notice",
+            supersedes=None,
+            addressees=facts.addressees,
+            requesting_role=None,
+            in_reply_to=None,
+            created_at=now,
+            expires_at=expires,
+            retain_until=now + timedelta(days=channel.retention_days),
+            recipient_count=len(contacts),
+            aead=AEAD,
+            aead_nonce=_b64(payload["nonce"]),
+            ciphertext=_b64(payload["ciphertext"]),
+            content_digest=payload["content_digest"],
+            signature_input=payload["signature_input"],
+            signature=payload["signature"],
+            signed_values=payload["signed_values"],
+        )
+        answer = {
+            "id": facts.id,
+            "peer_notice_id": payload["notice_id"],
+            "recipient_count": len(contacts),
+            "policy_hash": view.policies.hash,
+        }
+        events = self._events(view, peer, payload, facts, routed, decision, wraps, now)
+        outbox = (
+            self.announcements(
+                view, facts.id, channel, [(r.contact, r.role) for r in routed.recipients], now
+            )
+            if self.announcements is not None
+            else []
+        )
+        write = rows.notice_write(
+            notice,
+            wraps,
+            [
+                NewDelivery(r.contact, r.role, r.jurisdiction, r.rule, r.policy_ids, r.deputy)
+                for r in routed.recipients
+            ],
+            NonceUse(
+                f"peer:{peer.id}",
+                signature.nonce,
+                datetime.fromtimestamp(signature.created, tz=UTC)
+                + timedelta(seconds=2 * self.limits.clock_skew_seconds),
+            ),
+            None,
+            cancels=None,
+            audit=events,
+            outbox=outbox,
+        )
+        crossing = federation_repo.crossing_row(
+            notice_id=facts.id,
+            peer=peer.id,
+            direction="receive",
+            peer_notice_id=payload["notice_id"],
+            agreement=str(decision.agreement),
+            answer=answer,
+            now=now,
+            origin=(_b64(payload["origin"]["root"]), _b64(payload["origin"]["bindings"])),
+        )
+        return write, crossing
+
+    def _events(
+        self,
+        view: View,
+        peer: Peer,
+        payload: dict[str, Any],
+        facts: NoticeFacts,
+        routed: Route,
+        decision: CrossingDecision,
+        wraps: list[KeyWrap],
+        now: datetime,
+    ) -> list[AuditEvent]:
+        actor = f"peer:{peer.id}"
+        obj = f"notice:{facts.id}"
+        posting = Posting(
+            notice_id=facts.id,
+            channel=facts.channel,
+            jurisdiction=facts.jurisdiction,
+            severity=facts.severity,
+            kind="notice",
+            supersedes=None,
+            sender=facts.sender,
+            sender_key=payload["sender_key_id"],
+            content_digest=payload["content_digest"],
+            signature=_agency_signature(payload),
+            policy_hash=routed.policy_hash,
+            publish_policies=(),
+            recipients=routed.recipients,
+            not_reached=(),
+            wrap_keys={w.recipient: w.key_id for w in wraps},
+            escrow_key=self.escrow_key_id,
+        )
+        return [
+            AuditEvent(
+                now,
+                actor,
+                "notice.received_from_peer",
+                obj,
+                channel=facts.channel,
+                decision="allow",
+                reason=decision.code,
+                details={
+                    "peer": peer.id,
+                    "peer_notice_id": payload["notice_id"],
+                    "agreement": decision.agreement,
+                    "agreement_crossing": decision.crossing,
+                    "sender": facts.sender,
+                    "roles": sorted({r.role for r in routed.recipients}),
+                },
+            ),
+            AuditEvent(
+                now,
+                "broker",
+                "escrow.used",
+                obj,
+                channel=facts.channel,
+                details={
+                    "purpose": "federation.receive",
+                    "escrow_key": self.escrow_key_id,
+                    "rewrapped_for": len(wraps) - 1,
+                },
+            ),
+            *accepted(posting, now, None),
+        ]
+
+
+def _agency_signed(payload: dict[str, Any], values: dict[str, str], public: bytes) -> bool:
+    try:
+        [parsed] = parse_signatures(
+            {"signature-input": payload["signature_input"], "signature": payload["signature"]}
+        )
+    except (SignatureInvalid, ValueError):
+        return False
+    if parsed.params.get("keyid") != payload["sender_key_id"]:
+        return False
+    if not {"content-digest", "@method"} <= set(parsed.components):
+        return False
+    try:
+        return verify_base(
+            public,
+            [(c, values[c]) for c in parsed.components],
+            parsed.signature_params,
+            parsed.signature,
+        )
+    except KeyError:
+        return False
+
+
+def _agency_signature(payload: dict[str, Any]) -> bytes:
+    """The agency's raw signature bytes (checked already by ``_agency_signed``)."""
+    [parsed] = parse_signatures(
+        {"signature-input": payload["signature_input"], "signature": payload["signature"]}
+    )
+    return parsed.signature
+
+
+def _payload(body: bytes, max_depth: int) -> dict[str, Any]:
+    try:
+        payload = parse_json(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest("the body is not valid JSON") from e
+    if not isinstance(payload, dict):
+        raise BadRequest("a forwarded notice is a JSON object")
+    for name, kind in FIELDS.items():
+        if not isinstance(payload.get(name), kind):
+            raise BadRequest(f"a forwarded notice needs {name}")
+    return payload
+
+
+def _b64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BadRequest("a forwarded notice's bytes are base64") from e
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as e:
+        raise BadRequest("expires_at is not a time") from e
+
+
+def _event(
+    now: datetime,
+    actor: str,
+    action: str,
+    obj: str,
+    error: LiaisonError,
+    request: IncomingRequest,
+) -> AuditEvent:
+    return AuditEvent(
+        now,
+        actor,
+        action,
+        obj,
+        outcome="refused",
+        decision="deny",
+        reason=error.code,
+        details={"why": getattr(error, "reason", None) or error.message},
+        request=request.request_id,
+    )

@@ -1,0 +1,121 @@
+"""OpenAPI path of federation: a notice forwarded by a declared peer broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.http.api_doc.common import _problem
+
+B64 = {"type": "string", "description": "base64"}
+
+FEDERATION_PATHS: dict[str, Any] = {
+    "/v1/federation/notices": {
+        "post": {
+            "operationId": "receiveFederatedNotice",
+            "tags": ["federation"],
+            "summary": "Receive a notice a peer broker forwards across a border",
+            "description": (
+                "Signed (RFC 9421) by the broker key a peer file (`policies/peers/<id>.yaml`) "
+                "pins, over `@method`, `@target-uri`, `content-digest`, `content-type` and "
+                "`idempotency-key` (the peer's notice id). The body carries the ciphertext, the "
+                "data key wrapped for this broker's escrow key, the agency's original signature "
+                "and signed values, and the sending broker's signed root and key bindings. "
+                "The same notice sent again answers 200 with the first answer."
+            ),
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": [
+                                "notice_id",
+                                "sender",
+                                "sender_key_id",
+                                "channel",
+                                "jurisdiction",
+                                "severity",
+                                "marking",
+                                "policy_hash",
+                                "aead",
+                                "nonce",
+                                "ciphertext",
+                                "wrap",
+                                "signature_input",
+                                "signature",
+                                "signed_values",
+                                "content_digest",
+                                "origin",
+                            ],
+                            "properties": {
+                                "notice_id": {"type": "string"},
+                                "sender": {"type": "string"},
+                                "sender_kind": {"type": ["string", "null"]},
+                                "sender_key_id": {"type": "string"},
+                                "channel": {"type": "string"},
+                                "jurisdiction": {"type": "string"},
+                                "severity": {"type": "string"},
+                                "marking": {"type": "string"},
+                                "created_at": {"type": ["string", "null"]},
+                                "expires_at": {"type": ["string", "null"]},
+                                "policy_hash": {"type": "string"},
+                                "aead": {"type": "string"},
+                                "nonce": B64,
+                                "ciphertext": B64,
+                                "wrap": {
+                                    "type": "object",
+                                    "properties": {"key_id": {"type": "string"}, "sealed": B64},
+                                },
+                                "signature_input": {"type": "string"},
+                                "signature": {"type": "string"},
+                                "signed_values": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "content_digest": {"type": "string"},
+                                "origin": {
+                                    "type": "object",
+                                    "properties": {"root": B64, "bindings": B64},
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": {
+                    "description": "Received and routed by this broker's policy",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["id", "peer_notice_id", "recipient_count"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "peer_notice_id": {"type": "string"},
+                                    "recipient_count": {"type": "integer"},
+                                    "policy_hash": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "200": {"description": "Already received: the first answer, again"},
+                "400": _problem("Not a forwarded notice"),
+                "401": _problem("Not signed by a declared peer (the same answer for every reason)"),
+                "403": _problem("Refused: origin, bytes or agreement; `reason` says which"),
+                "413": _problem("Body too large"),
+                "415": _problem("Not application/json"),
+                "422": _problem("The notice names an unknown channel or jurisdiction here"),
+            },
+        }
+    },
+}

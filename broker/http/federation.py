@@ -1,0 +1,34 @@
+"""``POST /v1/federation/notices``: a notice forwarded by a peer broker (``federation/receive``).
+
+201 with the notice this broker made of it; 200 with the same body when the peer sends it again
+(``Idempotent-Replayed: true``); one 401 for any signature failure, 403 with the reason when the
+origin, the bytes or the agreement refuse it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.errors import UnsupportedMediaType
+from broker.http.json_body import json_response
+from broker.http.keys import CLOCK, FEDERATION
+from broker.http.middleware import REQUEST_ID
+from broker.http.notices import header_map, source, target_uri
+from broker.service.intake import IncomingRequest
+
+
+async def post_notice(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("a forwarded notice is application/json")
+    incoming = IncomingRequest(
+        request.method,
+        target_uri(request),
+        header_map(request),
+        await request.read(),
+        request[REQUEST_ID],
+        source=source(request),
+    )
+    accepted = await request.app[FEDERATION].receive(incoming, request.app[CLOCK].now())
+    response = json_response(accepted.body, status=200 if accepted.replayed else 201)
+    if accepted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
