@@ -31,6 +31,7 @@ from broker.service.enrolment import approve, fingerprint, invite
 from broker.store.directory_repo import load_directory
 from tests.conftest import POLICIES
 from tests.fault.harness import sender
+from tests.inprocess import apply_directory
 from tests.integration.intake_support import running_broker
 from tests.support import recipient, run_cli, serve_process
 
@@ -72,8 +73,7 @@ async def test_a_lost_key_is_replaced_by_code_and_fingerprint_and_the_old_notice
 ) -> None:
     env = {"LIAISON_DATABASE_URL": database_url}
     data = ("--data", demo_dir)
-    applied = run_cli("directory", "apply", demo_dir / "directory.yaml", *data, env=env)
-    assert applied.returncode == 0, applied.stderr
+    await apply_directory(demo_dir, database_url)  # the store the broker starts from
     signing, encryption, body = _device(tmp_path)
     with serve_process(demo_dir, env=env) as (_, url):
         async with sender(demo_dir, url, "mk-mvr") as ministry:
