@@ -16,6 +16,7 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from broker.config import Settings, load_settings, resolved_database_url
 from broker.crypto.keys import generate, write_private_key
@@ -69,14 +70,20 @@ async def dead_letter_ids(database_url: str) -> list[int]:
         await engine.dispose()
 
 
+async def audit_events(database_url: str) -> list[dict[str, Any]]:
+    """The audit log's events, as ``liaison audit export`` lists them after its header (the
+    same stored bodies, less the ``audit.exported`` event an export adds first)."""
+    engine = create_engine(database_url)
+    try:
+        return [json.loads(body) async for body in audit_repo.all_bodies(engine)]
+    finally:
+        await engine.dispose()
+
+
 async def until_audited(database_url: str, action: str, seconds: float = 30) -> None:
     """Wait for the broker to record ``action`` (read from the store, not via ``liaison audit
     export``): a test then runs the command it checks once, not once per second of waiting."""
     deadline = time.monotonic() + seconds
-    engine = create_engine(database_url)
-    try:
-        while action not in [json.loads(b)["action"] async for b in audit_repo.all_bodies(engine)]:
-            assert time.monotonic() < deadline, f"no {action} in the audit log after {seconds} s"
-            await asyncio.sleep(0.5)
-    finally:
-        await engine.dispose()
+    while action not in [e["action"] for e in await audit_events(database_url)]:
+        assert time.monotonic() < deadline, f"no {action} in the audit log after {seconds} s"
+        await asyncio.sleep(0.5)

@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.conftest import POLICIES
 from tests.fault.harness import sender
-from tests.inprocess import apply_directory, keygen, until_audited
+from tests.inprocess import apply_directory, audit_events, keygen, until_audited
 from tests.support import run_cli, serve_process
 
 EXAMPLE = POLICIES / "examples" / "returnee-repatriation.json"
@@ -69,11 +69,6 @@ async def _send(demo: Path, url: str) -> str:
         return str((await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"])
 
 
-def _audit(demo: Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    out = run_cli("audit", "export", "--data", demo, env=env).stdout.splitlines()[1:]
-    return list(map(json.loads, out))
-
-
 def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told_why(
     demo_dir: Path, database_url: str, tmp_path: Path
 ) -> None:
@@ -105,7 +100,7 @@ def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told
     assert old.returncode == 1 and "REFUSED" not in old.stderr and "Do not act" not in old.stderr
     assert old.stderr.startswith("liaison: this notice was sent to your previous key")
     assert f"it is wrapped for {new_id}" in old.stderr
-    events = _audit(demo_dir, env)
+    events = asyncio.run(audit_events(database_url))  # the log is checked, not the export
     rewrapped = [e for e in events if e.get("action") == "notice.rewrapped"]
     assert [(e["details"]["contact"], e["details"]["to_key"]) for e in rewrapped] == [
         (PCVE, new_id)

@@ -4,20 +4,25 @@ Every ``liaison`` run builds the whole parser, so a library imported at the top 
 under ``broker/cli/`` is paid by every command (and by every test that runs one). The parser
 is built in a fresh interpreter and ``sys.modules`` is checked afterwards; the check is also
 played with a deliberate import first, so that it is seen to fail. Two commands are run the same
-way: ``keygen`` loads no store, and a command that reads the store loads neither the server,
-the policy engine nor structlog. A guard, not a timing.
+way: ``keygen`` loads no store, and a command that reads a store already at the newest schema
+loads neither the server, the policy engine, structlog nor alembic. A guard, not a timing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
 from broker.cli.operator import keys
 from broker.crypto import purpose_keys
+from broker.store.engine import MIGRATIONS, create_engine, migrate, newest_revision
 
 # Libraries (and broker layers) that only the commands that use them may load.
 HEAVY = (
@@ -87,9 +92,11 @@ def test_keygen_loads_the_key_library_and_no_store(tmp_path: Path) -> None:
     assert [m for m in loaded if not m.startswith("cryptography")] == []
 
 
-# Not needed to read or change the store: the server, the HTTP layer, the policy engine, logging.
+# Not needed to read or change a store at the newest schema: the server, the HTTP layer, the
+# policy engine, logging, the migration tool.
 NOT_FOR_THE_STORE = (
     "aiohttp",
+    "alembic",
     "cedarpy",
     "lxml",
     "signxml",
@@ -106,13 +113,31 @@ def test_a_command_that_reads_the_store_loads_no_server_policy_engine_or_logging
     tmp_path: Path,
 ) -> None:
     (tmp_path / "liaison.toml").write_text("")
-    loaded = _loaded(
-        argv=("outbox", "list", "--data", str(tmp_path)),
-        heavy=NOT_FOR_THE_STORE,
-        env={"LIAISON_DATABASE_URL": f"sqlite:///{tmp_path / 'liaison.db'}"},
-    )
-    assert (tmp_path / "liaison.db").exists()
+    store = tmp_path / "liaison.db"
+    asyncio.run(_migrated(f"sqlite+aiosqlite:///{store}"))
+    argv = ("outbox", "list", "--data", str(tmp_path))
+    env = {"LIAISON_DATABASE_URL": f"sqlite:///{store}"}
+    loaded = _loaded(argv=argv, heavy=NOT_FOR_THE_STORE, env=env)
     assert {m.split(".")[0] for m in loaded} == {"sqlalchemy"}
+    store.unlink()  # a new store: the same command needs alembic, and the check sees it
+    assert "alembic" in {
+        m.split(".")[0] for m in _loaded(argv=argv, heavy=NOT_FOR_THE_STORE, env=env)
+    }
+    assert store.exists()
+
+
+async def _migrated(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def test_the_newest_revision_read_without_alembic_is_alembics_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert newest_revision() == ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_the_parsers_purposes_are_the_key_rings() -> None:
