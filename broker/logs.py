@@ -2,6 +2,10 @@
 
 Invariant: keys, tokens, signatures and notice contents never reach a log line. Callers log ids
 and outcomes only; the redaction processor is the safety net for a field that slips through.
+
+structlog is imported when a line is logged or logging is configured, not when a module asks
+for its logger: the store's modules hold one each, and a ``liaison`` command that only reads the
+store would otherwise load structlog (and whatever it loads, e.g. rich) without writing a line.
 """
 
 from __future__ import annotations
@@ -10,8 +14,6 @@ import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
-
-import structlog
 
 # Field names whose values must never be written, whatever their content.
 REDACTED_FIELDS = frozenset(
@@ -59,6 +61,8 @@ def _process_fields(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog once for the process: console on a TTY, JSON lines otherwise."""
+    import structlog
+
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
@@ -93,6 +97,8 @@ class _ToStructlog(logging.Handler):
     its status, not a traceback in the operator's log."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        import structlog
+
         log = structlog.get_logger(record.name)
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and type(error).__module__ == "aiohttp.http_exceptions":
@@ -107,4 +113,23 @@ def _level_number(level: str) -> int:
 
 
 def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)
+
+
+class _Logger:
+    """``structlog.get_logger(name)``, made on first use. That is itself a lazy proxy which
+    reads the configuration at every call, so a logger made before ``configure_logging``
+    logs as configured, as before."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute in ("_name", "_logger"):  # not set yet (a copy made without __init__)
+            raise AttributeError(attribute)
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attribute)

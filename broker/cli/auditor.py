@@ -19,15 +19,16 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broker.audit.verify import read_export, verify_export
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command, data_option, group
 from broker.cli.operator.audit import local_export, write_lines
 from broker.cli.principals import recipient_call, recipient_options
 from broker.errors import ConfigError
 from broker.terminal import safe_print as print  # untrusted text: control characters escaped
-from broker.trust.monitor import MonitorReport, monitor
+
+if TYPE_CHECKING:
+    from broker.trust.monitor import MonitorReport
 
 # -- audit export and verify -----------------------------------------------------------------
 
@@ -139,6 +140,8 @@ def _check_cosignatures(
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from broker.audit.verify import read_export, verify_export
+
     key = _checkpoint_keys(args.checkpoint_key)
     cosigned, witnesses = _cosigned(args)
     if cosigned is not None and not (args.file or args.url or args.as_):
@@ -210,6 +213,9 @@ def _export(args: argparse.Namespace) -> list[bytes]:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
+    from broker.audit.verify import read_export, verify_export
+    from broker.trust.monitor import monitor
+
     try:
         header, lines = read_export(_export(args))
         lines = list(lines)

@@ -23,22 +23,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broker.audit.witness import (
-    Cosigned,
-    WitnessRefused,
-    WitnessState,
-    advance,
-    dumps,
-    read_checkpoint,
-)
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command
 from broker.cli.principals import recipient_call, recipient_options
-from broker.crypto.cosignature import cosign, vkey
-from broker.crypto.keys import Signer, ed25519_signer, read_private_key
 from broker.errors import ConfigError
 from broker.terminal import safe_print as print  # untrusted text: control characters escaped
+
+if TYPE_CHECKING:  # the witness and key libraries load only when the command runs
+    from broker.audit.witness import Cosigned, WitnessRefused, WitnessState
+    from broker.crypto.keys import Signer
 
 
 def _log_key(text: str | None) -> bytes | None:
@@ -70,6 +64,8 @@ def _locked(state_file: Path) -> Iterator[None]:
 
 
 def _read_state(path: Path, pinned: bytes | None) -> WitnessState | None:
+    from broker.audit.witness import WitnessState
+
     if not path.exists():
         return None
     try:
@@ -107,6 +103,9 @@ async def _round(
     client: Any, args: argparse.Namespace, key: Signer, pinned: bytes | None
 ) -> Cosigned:
     """Fetch, check, cosign, remember: one witness round; WitnessRefused if the log misbehaves."""
+    from broker.audit.witness import WitnessRefused, WitnessState, advance, dumps, read_checkpoint
+    from broker.crypto.cosignature import cosign
+
     state_file = Path(args.state)
     with _locked(state_file):
         state = _read_state(state_file, pinned)
@@ -146,6 +145,8 @@ async def _round(
 
 def _hashes(proof: Any) -> list[bytes]:
     """A consistency proof's hashes (base64 each); WitnessRefused for anything else."""
+    from broker.audit.witness import WitnessRefused
+
     if not isinstance(proof, list) or len(proof) > 63:
         raise WitnessRefused("bad_proof", "the consistency proof is not a list of hashes")
     try:
@@ -162,6 +163,10 @@ def _report(cosigned: Cosigned, name: str) -> None:
 
 
 def cmd_witness(args: argparse.Namespace) -> int:
+    from broker.audit.witness import WitnessRefused
+    from broker.crypto.cosignature import vkey
+    from broker.crypto.keys import ed25519_signer, read_private_key
+
     key = ed25519_signer(read_private_key(Path(args.cosigning_key), expected="ed25519"))
     try:
         verifier = vkey(args.name, key.public_key().public_bytes_raw())

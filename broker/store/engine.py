@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from broker.errors import StoreUnavailable
 from broker.store import boundary
 from broker.store.health import health_of
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -54,6 +55,8 @@ def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -68,14 +71,57 @@ async def migrate(engine: AsyncEngine) -> None:
     """
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "head"))
+            await conn.run_sync(_upgrade)
     except (OperationalError, OSError) as e:
         cause = health_of(engine).failed(e)
         raise StoreUnavailable("database unreachable", detail=f"{cause}: {type(e).__name__}") from e
 
 
+def _upgrade(conn: Connection) -> None:
+    """alembic's ``upgrade head``; not even imported (a third of a second, paid by every
+    ``liaison`` command that opens the store) when the store is at the one newest revision."""
+    if _at_newest(conn):
+        return
+    from alembic import command
+
+    command.upgrade(_alembic_config(conn), "head")
+
+
+def _at_newest(conn: Connection) -> bool:
+    newest = newest_revision()
+    if newest is None or not inspect(conn).has_table("alembic_version"):
+        return False
+    stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return list(stored) == [newest]
+
+
+_REVISION = re.compile(r'^revision(?:: *[\w| \[\],]+)? *= *"([^"]+)" *$', re.M)
+_DOWN = re.compile(r'^down_revision(?:: *[\w| \[\],]+)? *= *(?:None|"([^"]+)") *$', re.M)
+
+
+@cache
+def newest_revision() -> str | None:
+    """The head of the migration scripts, read from their ``revision = "…"`` and
+    ``down_revision = "…"`` lines; None (alembic decides) unless every script has both lines in
+    that plain form and they make one head. ``tests/unit/test_cli_imports.py`` compares it
+    with alembic's own ``get_current_head``."""
+    chain: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.findall(source), _DOWN.findall(source)
+        if len(revision) != 1 or len(down) != 1:
+            return None
+        chain[revision[0]] = down[0] or None
+    heads = set(chain) - set(chain.values())
+    return heads.pop() if len(heads) == 1 else None
+
+
 async def schema_state(engine: AsyncEngine) -> tuple[str | None, str]:
     """(current revision, newest revision): equal when the database is up to date."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     def read(conn: Connection) -> tuple[str | None, str]:
         current = MigrationContext.configure(conn).get_current_revision()

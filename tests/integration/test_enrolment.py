@@ -31,6 +31,7 @@ from broker.service.enrolment import approve, fingerprint, invite
 from broker.store.directory_repo import load_directory
 from tests.conftest import POLICIES
 from tests.fault.harness import sender
+from tests.inprocess import apply_directory, audit_events
 from tests.integration.intake_support import running_broker
 from tests.support import recipient, run_cli, serve_process
 
@@ -58,11 +59,10 @@ async def _post(url: str, body: Any) -> tuple[int, str, Any]:
         return response.status, response.content_type, await response.json(content_type=None)
 
 
-def _events(demo: Path, env: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """The audit log, exported once, by action."""
-    out = run_cli("audit", "export", "--data", demo, env=env).stdout.splitlines()[1:]
+async def _events(database_url: str) -> dict[str, list[dict[str, Any]]]:
+    """The audit log, by action (read in-process: the export is not what is tested here)."""
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in map(json.loads, out):
+    for event in await audit_events(database_url):
         events[event["action"]].append(event)
     return events
 
@@ -72,8 +72,7 @@ async def test_a_lost_key_is_replaced_by_code_and_fingerprint_and_the_old_notice
 ) -> None:
     env = {"LIAISON_DATABASE_URL": database_url}
     data = ("--data", demo_dir)
-    applied = run_cli("directory", "apply", demo_dir / "directory.yaml", *data, env=env)
-    assert applied.returncode == 0, applied.stderr
+    await apply_directory(demo_dir, database_url)  # the store the broker starts from
     signing, encryption, body = _device(tmp_path)
     with serve_process(demo_dir, env=env) as (_, url):
         async with sender(demo_dir, url, "mk-mvr") as ministry:
@@ -115,7 +114,7 @@ async def test_a_lost_key_is_replaced_by_code_and_fingerprint_and_the_old_notice
                 lost_refused = True
     assert opened.notice["subject"] == json.loads(EXAMPLE.read_text())["subject"]
     assert lost_refused
-    events = _events(demo_dir, env)
+    events = await _events(database_url)
     assert [e["details"]["contact"] for e in events["enrolment.invited"]] == [PCVE]
     assert [e["details"]["fingerprint"] for e in events["enrolment.submitted"]] == [heard]
     refused = events["enrolment.approval_refused"]

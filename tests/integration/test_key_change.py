@@ -10,6 +10,7 @@ role holder must not receive anything new). Every re-wrap is in the audit log, a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import POLICIES
+from tests.fault.harness import sender
+from tests.inprocess import apply_directory, audit_events, keygen, until_audited
 from tests.support import run_cli, serve_process
 
 EXAMPLE = POLICIES / "examples" / "returnee-repatriation.json"
@@ -26,9 +29,7 @@ PCVE, SWC = "mk-kumanovo-pcve", "mk-kumanovo-swc"
 def _new_x25519(tmp_path: Path, contact: str) -> tuple[Path, str, str]:
     """A fresh key pair: its PEM file, its directory entry (YAML flow) and its id."""
     pem = tmp_path / f"{contact}.new.x25519.pem"
-    made = run_cli("keygen", "--type", "x25519", "--owner", contact, "--out", pem)
-    assert made.returncode == 0, made.stderr
-    entry = json.loads(made.stdout.strip().splitlines()[-1].strip().removeprefix("- "))
+    entry = keygen("x25519", contact, pem)  # set-up: `liaison keygen` is tested in test_cli
     flow = f"{{id: {entry['id']}, type: x25519, public: {entry['public']}, status: active}}"
     return pem, flow, str(entry["id"])
 
@@ -63,9 +64,9 @@ def _read(url: str, demo: Path, contact: str, enc_key: Path, notice_id: str) -> 
     )
 
 
-def _audit(demo: Path, env: dict[str, str], action: str) -> list[dict[str, Any]]:
-    out = run_cli("audit", "export", "--data", demo, env=env).stdout.splitlines()[1:]
-    return [e for e in map(json.loads, out) if e.get("action") == action]
+async def _send(demo: Path, url: str) -> str:
+    async with sender(demo, url, "mk-mvr") as ministry:
+        return str((await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"])
 
 
 def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told_why(
@@ -73,7 +74,7 @@ def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told
 ) -> None:
     env = {"LIAISON_DATABASE_URL": database_url}
     directory = demo_dir / "directory.yaml"
-    assert run_cli("directory", "apply", directory, "--data", demo_dir, env=env).returncode == 0
+    asyncio.run(apply_directory(demo_dir, database_url))  # the store the broker starts from
     new_pem, flow, new_id = _new_x25519(tmp_path, PCVE)
     _, swc_flow, _ = _new_x25519(tmp_path, SWC)
     old_pem = demo_dir / "keys" / f"{PCVE}.x25519.pem"
@@ -81,14 +82,13 @@ def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told
     text = _replace_key(_replace_key(directory.read_text(), PCVE, flow), SWC, swc_flow)
     changed.write_text(_end_assignment(text, SWC))
     with serve_process(demo_dir, env=env) as (_, url):
-        sent = run_cli("send", EXAMPLE, "--data", demo_dir, "--url", url, "--as", "mk-mvr")
-        assert sent.returncode == 0, sent.stderr
-        notice_id = sent.stdout.split()[2].rstrip(":")
+        notice_id = asyncio.run(_send(demo_dir, url))  # set-up: `liaison send` is test_cli's
         assert _read(url, demo_dir, PCVE, old_pem, notice_id).returncode == 0
         # --force: the social welfare centre is left vacant on purpose (apply warns of it).
         applied = run_cli("directory", "apply", changed, "--data", demo_dir, "--force", env=env)
         assert applied.returncode == 0, applied.stderr
-        deadline = time.monotonic() + 30  # the broker polls the directory, then re-wraps
+        asyncio.run(until_audited(database_url, "notice.rewrapped"))  # polls, then re-wraps
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             fresh = _read(url, demo_dir, PCVE, new_pem, notice_id)
             if fresh.returncode == 0:
@@ -100,14 +100,15 @@ def test_after_a_key_change_the_new_key_reads_the_notice_and_the_old_key_is_told
     assert old.returncode == 1 and "REFUSED" not in old.stderr and "Do not act" not in old.stderr
     assert old.stderr.startswith("liaison: this notice was sent to your previous key")
     assert f"it is wrapped for {new_id}" in old.stderr
-    rewrapped = _audit(demo_dir, env, "notice.rewrapped")
+    events = asyncio.run(audit_events(database_url))  # the log is checked, not the export
+    rewrapped = [e for e in events if e.get("action") == "notice.rewrapped"]
     assert [(e["details"]["contact"], e["details"]["to_key"]) for e in rewrapped] == [
         (PCVE, new_id)
     ]  # the former holder (the social welfare centre, assignment ended) got nothing new
     escrow = [
         e
-        for e in _audit(demo_dir, env, "escrow.used")
-        if e["details"]["purpose"] == "notice.rewrapped"
+        for e in events
+        if e.get("action") == "escrow.used" and e["details"]["purpose"] == "notice.rewrapped"
     ]
     assert [e["details"]["recipient"] for e in escrow] == [PCVE]
 

@@ -27,6 +27,7 @@ from adapters.client.sender import SenderClient
 from broker.crypto.keys import read_private_key
 from broker.store.engine import MIGRATIONS, create_engine
 from tests.conftest import fresh_pg_database
+from tests.inprocess import apply_directory
 from tests.support import run_cli, serve_process
 
 EXAMPLE = json.loads(
@@ -137,14 +138,7 @@ async def test_restore_from_a_backup_into_a_fresh_data_directory(
                 {"LIAISON_DATABASE_URL": target},
             )
             dump_from, restore_to = _libpq(source), _libpq(target)
-            _ok(
-                "directory",
-                "apply",
-                demo_dir / "directory.yaml",
-                "--data",
-                demo_dir,
-                env=source_env,
-            )
+            await apply_directory(demo_dir, source)  # set-up: the demo's store has it already
         posted = await _make_data(demo_dir, source_env)
         before = _export(demo_dir, tmp_path / "before.jsonl", source_env)
         assert before["checkpoints"], "no checkpoint was signed before the backup"
@@ -214,7 +208,7 @@ async def test_the_current_broker_upgrades_a_store_of_the_previous_schema_in_pla
             url = f"sqlite+aiosqlite:///{demo_dir / 'liaison.db'}"
         else:
             env, url = {"LIAISON_DATABASE_URL": pg}, pg
-            _ok("directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env)
+            await apply_directory(demo_dir, pg)  # set-up: the demo's store has it already
         posted = await _make_data(demo_dir, env)
         before = _export(demo_dir, tmp_path / "before.jsonl", env)
         key = before["public_key"]

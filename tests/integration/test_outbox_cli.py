@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters.client.sender import SenderClient
 from broker.crypto.keys import read_private_key
+from tests.inprocess import apply_directory, dead_letter_ids
 from tests.integration.test_adapters import Receiver, add_webhooks
 from tests.support import run_cli, serve_process
 
@@ -68,15 +69,15 @@ async def test_replay_delivers_a_dead_letter_once_and_drop_never(
     env = {"LIAISON_DATABASE_URL": database_url, **ENV}
     receiver = Receiver(["500"] * 4)  # two notices, two attempts each: both dead-lettered
     add_webhooks(demo_dir, {"mk-kumanovo-pcve": receiver.url})
-    await _cli("directory", "apply", demo_dir / "directory.yaml", "--data", demo_dir, env=env)
+    await apply_directory(demo_dir, database_url)  # with the webhooks: the broker starts from it
     await receiver.start()
     try:
         with serve_process(demo_dir, env=env) as (_, url):
             first = await _post(url, demo_dir, "outbox-1")
             second = await _post(url, demo_dir, "outbox-2")
 
-            async def both_dead() -> bool:
-                return len(await _dead(demo_dir, env)) == 2
+            async def both_dead() -> bool:  # watched in the store; the CLI lists them below
+                return len(await dead_letter_ids(database_url)) == 2
 
             await _until(both_dead)
             letters = {x["notice_id"]: x for x in await _dead(demo_dir, env)}

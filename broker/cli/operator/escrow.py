@@ -12,19 +12,13 @@ from typing import Any
 
 from broker.cli.common import command, data_dir, group
 from broker.config import Settings, load_settings, resolve_secret
-from broker.crypto import escrow
 from broker.errors import ConfigError
-from broker.service.custody import (
-    kek_file_for,
-    require_outside_data_dir,
-    reseal,
-    seal_plaintext,
-    write_secret_file,
-)
 from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 
 
 def cmd_escrow_split(args: argparse.Namespace) -> int:
+    from broker.service.custody import reseal
+
     data = data_dir(args)
     settings = load_settings(data, os.environ)
     done = reseal(settings, os.environ, args.custodian, args.threshold, Path(args.out))
@@ -44,6 +38,9 @@ def cmd_escrow_split(args: argparse.Namespace) -> int:
 
 
 def cmd_escrow_seal(args: argparse.Namespace) -> int:
+    from broker.crypto import escrow
+    from broker.service.custody import kek_file_for, seal_plaintext, write_secret_file
+
     data = data_dir(args)
     settings = load_settings(data, os.environ)
     if args.escrow_kek:
@@ -64,6 +61,8 @@ def cmd_escrow_seal(args: argparse.Namespace) -> int:
 def _resolve(reference: str, settings: Settings) -> bytes:
     if not reference.startswith(("env:", "file:/")):
         raise ConfigError("--escrow-kek: give env:NAME or file:/absolute/path")
+    from broker.service.custody import require_outside_data_dir
+
     require_outside_data_dir(reference, settings, "--escrow-kek")
     return resolve_secret(reference, settings, os.environ)
 

@@ -10,14 +10,18 @@ import argparse
 import base64
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.cli.common import command, data_dir, data_option
 from broker.config import Settings, load_settings
-from broker.crypto import purpose_keys
-from broker.crypto.note import verifier_key
-from broker.crypto.purpose_keys import PURPOSES, PurposeKey, PurposeKeys, whpk
 from broker.terminal import safe_print as print  # manifest text: control characters escaped
+
+if TYPE_CHECKING:  # the key libraries load only when a command runs
+    from broker.crypto.purpose_keys import PurposeKey, PurposeKeys
+
+# purpose_keys.PURPOSES, spelt out so that building the parser loads no key library
+# (tests/unit/test_cli_imports.py checks the two agree).
+PURPOSES = ("tokens", "log", "webhooks")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -25,6 +29,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _public_form(rings: PurposeKeys, purpose: str, key: PurposeKey) -> str:
+    from broker.crypto.note import verifier_key
+    from broker.crypto.purpose_keys import whpk
+
     if purpose == "webhooks":
         return whpk(key.public)
     if purpose == "log":
@@ -33,6 +40,8 @@ def _public_form(rings: PurposeKeys, purpose: str, key: PurposeKey) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from broker.crypto import purpose_keys
+
     settings = _settings(args)
     rings = purpose_keys.load_for(settings, os.environ)
     for purpose in PURPOSES:
@@ -48,6 +57,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
+    from broker.crypto import purpose_keys
+
     settings = _settings(args)
     manifest = purpose_keys.manifest_path(settings)
     doc = purpose_keys.read_manifest(manifest)
@@ -61,6 +72,8 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from broker.crypto import purpose_keys
+
     settings = _settings(args)
     manifest = purpose_keys.manifest_path(settings)
     done = purpose_keys.remove(manifest, args.purpose, args.kid)

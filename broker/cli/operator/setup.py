@@ -22,11 +22,7 @@ from typing import Any
 
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command, data_dir, data_option
 from broker.config import load_settings
-from broker.control import Endpoint
-from broker.control import serve as serve_control
-from broker.crypto.keys import generate, write_private_key
 from broker.errors import ConfigError, LiaisonError, SourceError
-from broker.logs import configure_logging
 from broker.terminal import safe_print as print  # every line printed has control characters escaped
 
 RUN_DIR = "run"  # per serving process: DIR/run/liaison-<port>.pid and .sock (0700 folder)
@@ -60,6 +56,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
 
     from broker.datafiles import private_umask, tighten
+    from broker.logs import configure_logging
 
     private_umask()  # the database, its -wal and -shm, pid files: 0600
     data = data_dir(args)
@@ -165,6 +162,8 @@ def _control(run_dir: Path, *, supervised: bool = False) -> Callable[[Any], Asyn
     whose reload also asks the supervisor to pass SIGHUP to every worker."""
 
     async def install(app: Any) -> AsyncIterator[None]:
+        from broker.control import Endpoint
+        from broker.control import serve as serve_control
         from broker.http.keys import STARTUP, STATE
 
         endpoint = Endpoint.for_port(run_dir, app[STARTUP].port)  # the port bound, never 0
@@ -232,6 +231,8 @@ async def _reload(state: Any) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from broker.crypto.keys import generate, write_private_key
+
     pair = generate(args.type)
     out = Path(args.out)
     if out.exists():
@@ -253,6 +254,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from broker.demo import run_demo
+    from broker.logs import configure_logging
 
     keep = Path(args.keep) if args.keep else None
     if keep is not None and keep.exists():

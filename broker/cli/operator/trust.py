@@ -12,17 +12,17 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-from securesystemslib.signer import Key, SSlibKey
-from tuf.api.metadata import Metadata, Root
+from typing import TYPE_CHECKING, Any
 
 from broker.cli.common import command, group
-from broker.crypto.keys import KeyPair, read_private_key
 from broker.errors import ConfigError, TrustRefused
 from broker.terminal import safe_print as print  # untrusted text: control characters escaped
-from broker.trust import build, core
-from broker.trust.files import bindings_for, read_metadata_version
+
+if TYPE_CHECKING:  # tuf, securesystemslib and the key libraries load only when a command runs
+    from securesystemslib.signer import Key
+    from tuf.api.metadata import Metadata, Root
+
+    from broker.crypto.keys import KeyPair
 
 
 def _expires(text: str, now: datetime) -> datetime:
@@ -33,10 +33,14 @@ def _expires(text: str, now: datetime) -> datetime:
 
 
 def _keys(paths: list[str] | None) -> list[KeyPair]:
+    from broker.crypto.keys import read_private_key
+
     return [read_private_key(Path(p), expected="ed25519") for p in paths or []]
 
 
 def _public_keys(paths: list[str] | None) -> list[Key]:
+    from securesystemslib.signer import SSlibKey
+
     keys: list[Key] = []
     for p in paths or []:
         try:
@@ -55,16 +59,23 @@ def _read(path: Path) -> bytes:
 
 
 def _read_root(path: Path) -> Metadata[Root]:
+    from broker.trust import core
+
     return core.parse_root(_read(path))
 
 
 def cmd_pubkey(args: argparse.Namespace) -> int:
+    from broker.crypto.keys import read_private_key
+    from broker.trust import build
+
     key = build.public_key(read_private_key(Path(args.key), expected="ed25519"))
     print(json.dumps({"keyid": key.keyid, "key": key.to_dict()}, indent=1))
     return 0
 
 
 def cmd_init_root(args: argparse.Namespace) -> int:
+    from broker.trust import build
+
     pairs = _keys(args.key)
     keys = [build.public_key(p) for p in pairs] + _public_keys(args.public_key)
     root = build.new_root(
@@ -75,6 +86,8 @@ def cmd_init_root(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_root(args: argparse.Namespace) -> int:
+    from broker.trust import build
+
     current = _read_root(Path(args.root))
     pairs = _keys(args.key)
     keys = [build.public_key(p) for p in pairs] + _public_keys(args.public_key)
@@ -87,6 +100,9 @@ def cmd_rotate_root(args: argparse.Namespace) -> int:
 
 
 def cmd_sign_bindings(args: argparse.Namespace) -> int:
+    from broker.trust import build
+    from broker.trust.files import bindings_for, read_metadata_version
+
     _read_root(Path(args.root))  # refuse early when the root is not one
     out = Path(args.out)
     version = args.version or read_metadata_version(out) + 1
@@ -100,6 +116,10 @@ def cmd_sign_bindings(args: argparse.Namespace) -> int:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     """Add this administrator's signature to a root or bindings file another one started."""
+    from tuf.api.metadata import Metadata
+
+    from broker.trust import build
+
     path = Path(args.file)
     data = _read(path)
     try:
@@ -113,6 +133,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check a bindings file (and root rotations) against a pinned root, as a client would."""
+    from broker.trust import core
+
     updates = [_read(Path(p)) for p in args.rotation or []]
     root = core.final_root(_read(Path(args.root)), updates, datetime.now(UTC))
     bindings = core.verify_bindings(root, _read(Path(args.bindings)), now=datetime.now(UTC))
