@@ -19,6 +19,7 @@ from broker.http.api_doc.examples import NOTICE_EXAMPLES
 from broker.http.api_doc.keys import KEY_PATHS
 from broker.http.api_doc.pages import SENT_LIST
 from broker.http.api_doc.recipients import RECIPIENT_PATHS
+from broker.http.api_doc.release import RELEASE_PATHS
 from broker.input import MAX_INT64
 
 SPEC: dict[str, Any] = {
@@ -199,6 +200,7 @@ SPEC: dict[str, Any] = {
         **AUDIT_PATHS,
         **KEY_PATHS,
         **ENROL_PATHS,
+        **RELEASE_PATHS,
     },
     "components": COMPONENTS,
 }
