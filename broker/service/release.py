@@ -20,6 +20,7 @@ Time is passed in.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -322,6 +323,9 @@ def _decided(
             "officer_key": agency.signature.keyid,
             "poster_key": held.sender_key_id,
             "content_digest": held.content_digest,
+            # What the second officer signed: an auditor re-verifies it against the directory.
+            "signature_input": agency.signature.signature_input_header,
+            "signature": base64.b64encode(agency.signature.signature).decode(),
         },
     )
 

@@ -10,6 +10,7 @@ reads and verifies it. Refusal by an officer and by timeout close it unrouted, a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from broker.crypto.httpsig import content_digest
 from broker.crypto.keys import KeyPair, generate
 from broker.http.keys import RELEASE
 from tests.integration.intake_support import Broker, example, running_broker
-from tests.support import free_port, run_cli
+from tests.support import LIAISON, free_port, run_cli
 
 CHANNEL, POSTER, PCVE = "returnee-repatriation", "mk-mvr", "mk-kumanovo-pcve"
 
@@ -226,3 +227,44 @@ def test_policy_check_names_file_and_line_of_a_bad_release_option(demo_dir: Path
     assert checked.returncode != 0
     assert f"{CHANNEL}.yaml:" in checked.stderr + checked.stdout
     assert "release" in checked.stderr + checked.stdout
+
+
+async def _cli(*args: str | Path) -> tuple[int, str, str]:
+    """The command as a child process, awaited: the broker runs in this test's event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        *LIAISON,
+        *map(str, args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return int(proc.returncode or 0), out.decode(), err.decode()
+
+
+async def test_the_second_officer_approves_with_liaison_approve_and_status_shows_it(
+    release_dir: tuple[Path, KeyPair], tmp_path: Path
+) -> None:
+    demo_dir, officer = release_dir
+    key = tmp_path / "officer.pem"
+    key.write_bytes(officer.pem())
+    reviewed = tmp_path / "reviewed.json"
+    reviewed.write_text(json.dumps(example(CHANNEL)))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'liaison.db'}"
+    async with running_broker(demo_dir, url) as broker:
+        agency = ["--data", demo_dir, "--url", broker.url, "--as", POSTER]
+        code, out, err = await _cli("send", reviewed, *agency)
+        assert code == 0, err
+        notice_id = out.split()[2].rstrip(":")
+        code, out, err = await _cli("status", notice_id, *agency)
+        assert code == 0, err
+        assert "release: waiting for a second officer until " in out
+        code, out, err = await _cli("approve", notice_id, reviewed, *agency)
+        assert code == 1 and "the officer who posted a notice cannot release it" in err
+        second = ["--url", broker.url, "--key", key, "--keyid", officer.key_id(POSTER)]
+        code, out, err = await _cli("approve", notice_id, reviewed, *second)
+        assert code == 0, err
+        assert out.strip() == f"Notice {notice_id}: approved by {officer.key_id(POSTER)}"
+        code, out, err = await _cli("status", notice_id, *agency)
+    assert code == 0, err
+    assert f"release: approved by {officer.key_id(POSTER)} at " in out
+    assert "]: pending" in out or "]: delivered" in out  # routed to its roles now
