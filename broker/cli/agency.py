@@ -40,6 +40,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         f"Accepted notice {safe(body['id'])}{replay}: {safe(body['recipient_count'])} recipient(s), "
         f"policy {safe(body['policy_hash'])}"
     )
+    if body.get("release") == "waiting":
+        print("  held for two-person release: a second officer must approve (liaison approve)")
     for missing in body.get("not_reached", []):
         print(f"  not reached: {safe(missing['role'])} ({safe(missing['reason'])})")
     return EXIT_OK

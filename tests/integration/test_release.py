@@ -255,6 +255,7 @@ async def test_the_second_officer_approves_with_liaison_approve_and_status_shows
         code, out, err = await _cli("send", reviewed, *agency)
         assert code == 0, err
         notice_id = out.split()[2].rstrip(":")
+        assert "held for two-person release" in out
         code, out, err = await _cli("status", notice_id, *agency)
         assert code == 0, err
         assert "release: waiting for a second officer until " in out
