@@ -235,12 +235,10 @@ class Release:
                 channel=held.channel,
                 decision="allow",
                 details={
-                    "recipients": [
-                        {"contact": d["contact_id"], "role": d["role_id"], "rule": d["rule"]}
-                        for d in deliveries
-                    ],
+                    "recipients": [_routed(d, wraps) for d in deliveries],
                     "not_reached": [{"contact": c, "reason": "no_encryption_key"} for c in missing],
                     "released_by": agency.signature.keyid,
+                    "escrow_key": held.escrow_key_id,
                 },
             ),
         ]
@@ -283,6 +281,20 @@ class Release:
             ):
                 done += 1
         return done
+
+
+def _routed(delivery: Mapping[str, Any], wraps: list[dict[str, Any]]) -> dict[str, Any]:
+    """One recipient as intake's ``notice.routed`` lists it, with the key its wrap is for."""
+    keys = {w["recipient_id"]: w["key_id"] for w in wraps}
+    return {
+        "contact": delivery["contact_id"],
+        "role": delivery["role_id"],
+        "jurisdiction": delivery["jurisdiction_id"],
+        "rule": delivery["rule"],
+        "deputy": delivery["deputy"],
+        "policies": json.loads(delivery["policy_ids"]),
+        "wrap_key": keys.get(delivery["contact_id"]),
+    }
 
 
 def _document(body: bytes) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class Held:
     state: str
     deliveries: list[dict[str, Any]]
     escrow_wrap: bytes
+    escrow_key_id: str
 
 
 async def held(db: Database, notice_id: str) -> Held | None:
@@ -57,6 +58,7 @@ async def held(db: Database, notice_id: str) -> Held | None:
             notice_t.c.channel,
             notice_t.c.content_digest,
             wrap_t.c.wrap,
+            wrap_t.c.key_id,
         )
         .join(notice_t, notice_t.c.id == release_t.c.notice_id)
         .join(wrap_t, and_(wrap_t.c.notice_id == notice_t.c.id, wrap_t.c.recipient_id == ESCROW))
@@ -74,6 +76,7 @@ async def held(db: Database, notice_id: str) -> Held | None:
         row.state,
         json.loads(row.deliveries),
         bytes(row.wrap),
+        row.key_id,
     )
 
 

@@ -147,6 +147,9 @@ async def test_a_red_notice_waits_for_a_second_officer_and_no_one_else_can_relea
     assert actions.count("notice.routed") == 1  # not at intake: only when released
     refused = [e for e in events if e["action"] == "notice.release_refused"]
     assert [e["reason"] for e in refused] == ["same_officer", "not_found", "digest", "approved"]
+    routed = next(e for e in events if e["action"] == "notice.routed")
+    assert {r["contact"] for r in routed["details"]["recipients"]} == {PCVE, "mk-kumanovo-swc"}
+    assert all(r["wrap_key"] for r in routed["details"]["recipients"])
     approved = next(e for e in events if e["action"] == "notice.approved")
     assert approved["details"]["officer_key"] == officer.key_id(POSTER)
     assert approved["details"]["content_digest"] == _digest(notice)
