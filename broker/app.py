@@ -36,6 +36,7 @@ from broker.http import (
     openapi,
     published_keys,
     recipients,
+    release,
     trust,
 )
 from broker.http.keys import (
@@ -51,6 +52,7 @@ from broker.http.keys import (
     RECIPIENTS,
     REFUSALS,
     REKEY,
+    RELEASE,
     SETTINGS,
     SHREDDER,
     STARTUP,
@@ -71,6 +73,7 @@ from broker.service.push import Hub
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
 from broker.service.rekey import Rekeyer
+from broker.service.release import Release
 from broker.service.retention import Shredder
 from broker.service.startup import Startup
 from broker.service.tokens import TokenKeys, TokenService
@@ -87,6 +90,7 @@ log = get_logger("liaison.app")
 DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
+RELEASE_SECONDS = 30.0  # held notices past their deadline are refused by timeout
 JWKS_REFRESH_SECONDS = 3600.0
 START_RETRY_CAP_SECONDS = 5.0  # a broker waiting for its store tries at least this often
 # SQLite with several workers: how often each looks for another's commit (the push latency added).
@@ -179,6 +183,13 @@ def _wire_services(
         state, recipient_service, escrow.private_raw, outbox.rows_for
     )
     app[REKEY] = Rekeyer(state, escrow.private_raw)  # a key change re-wraps open notices
+    app[RELEASE] = Release(  # two-person release: a second officer's approval routes
+        state,
+        escrow.private_raw,
+        settings.limits.clock_skew_seconds,
+        outbox.rows_for,
+        recipient_service.announce,
+    )
     app[SHREDDER] = Shredder(engine)
     app[ENROLMENT] = Enrolment(engine)  # one-time codes in, pending keys out
     app[OUTBOX] = outbox
@@ -260,6 +271,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/v1/notices", notices.post_notice)
     router.add_get("/v1/notices/{id}/status", notices.get_status)
     router.add_get("/v1/notices", notices.get_sent)
+    release.add_routes(router)
     router.add_post("/v1/token", recipients.post_token)
     router.add_get("/.well-known/oauth-authorization-server", oauth.metadata)
     router.add_get("/.well-known/jwks.json", oauth.jwks)
@@ -414,6 +426,7 @@ def _broker_wide(app: web.Application, *, run_workers: bool) -> list[Worker]:
             ),
             # As often as the directory is polled: a key change re-wraps at once (cheap otherwise).
             Worker("rekey", DIRECTORY_POLL_SECONDS, lambda: app[REKEY].run(clock.now())),
+            Worker("release", RELEASE_SECONDS, lambda: app[RELEASE].expire(clock.now())),
         ]
     return workers
 

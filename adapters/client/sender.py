@@ -106,6 +106,16 @@ class SenderClient:
     async def status(self, notice_id: str) -> Response:
         return await self._with_retries("GET", f"/v1/notices/{notice_id}/status", None, {})
 
+    async def approve(self, notice_id: str, content_digest: str) -> Response:
+        """Release a notice held for two-person release, as a second officer of its agency."""
+        body = json.dumps({"content_digest": content_digest}).encode()
+        return await self._with_retries("POST", f"/v1/notices/{notice_id}/approve", body, {})
+
+    async def refuse(self, notice_id: str, content_digest: str, reason: str) -> Response:
+        """Refuse a held notice: it is never routed."""
+        body = json.dumps({"content_digest": content_digest, "reason": reason}).encode()
+        return await self._with_retries("POST", f"/v1/notices/{notice_id}/refuse", body, {})
+
     async def sent(self, *, cursor: str | None = None, limit: int = 20) -> Response:
         """A page of this agency's own notices, newest first (``GET /v1/notices``)."""
         query = urlencode({"limit": limit, **({"cursor": cursor} if cursor else {})})

@@ -40,6 +40,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         f"Accepted notice {safe(body['id'])}{replay}: {safe(body['recipient_count'])} recipient(s), "
         f"policy {safe(body['policy_hash'])}"
     )
+    if body.get("release") == "waiting":
+        print("  held for two-person release: a second officer must approve (liaison approve)")
     for missing in body.get("not_reached", []):
         print(f"  not reached: {safe(missing['role'])} ({safe(missing['reason'])})")
     return EXIT_OK
@@ -68,6 +70,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"Notice {safe(body['id'])} on {safe(body['channel'])} ({safe(body['status'])}), "
         f"posted {safe(body['created_at'])}"
     )
+    if body.get("release"):
+        print(f"  release: {_release_line(body['release'])}")
     for role in body["roles"]:
         when = _state_time(role)
         print(
@@ -79,6 +83,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{safe(_open_reply(args, body['id'], reply))}"
         )
     return EXIT_OK
+
+
+def _release_line(release: dict[str, Any]) -> str:
+    """Two-person release: waiting (until when), approved or refused by whom, or timed out."""
+    state = release["state"]
+    if state == "waiting":
+        return f"waiting for a second officer until {safe(release['deadline'])}"
+    if state == "timed_out":
+        return f"refused: timed out at {safe(release['decided_at'])}"
+    line = f"{safe(state)} by {safe(release['decided_by'])} at {safe(release['decided_at'])}"
+    return line + (f" ({safe(release['reason'])})" if release.get("reason") else "")
 
 
 _STATE_TIME = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from broker.cli import agency, auditor, recipient, witness
+from broker.cli import agency, auditor, recipient, release, witness
 from broker.cli.common import EXIT_USAGE, run_command
 from broker.cli.operator import directory, escrow, keys, outbox, policy, setup, store, trust
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     directory.add_directory_commands(sub)
     policy.add_policy_commands(sub)
     agency.add_agency_commands(sub)  # send, status
+    release.add_release_commands(sub)  # approve, refuse (two-person release)
     recipient.add_recipient_commands(sub)  # inbox, read, ack, watch
     auditor.add_audit_commands(sub)
     trust.add_trust_commands(sub)

@@ -17,6 +17,7 @@ from broker.service.outbox import Outbox
 from broker.service.recipients import Recipients
 from broker.service.refusals import Refusals
 from broker.service.rekey import Rekeyer
+from broker.service.release import Release
 from broker.service.retention import Shredder
 from broker.service.startup import Startup
 from broker.service.tokens import TokenService
@@ -39,3 +40,4 @@ REKEY = web.AppKey("rekey", Rekeyer)
 PURPOSE_KEYS = web.AppKey("purpose_keys", PurposeKeys)
 ENROLMENT = web.AppKey("enrolment", Enrolment)
 FEDERATION = web.AppKey("federation", Receiver)
+RELEASE = web.AppKey("release", Release)

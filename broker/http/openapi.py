@@ -20,6 +20,7 @@ from broker.http.api_doc.federation import FEDERATION_PATHS
 from broker.http.api_doc.keys import KEY_PATHS
 from broker.http.api_doc.pages import SENT_LIST
 from broker.http.api_doc.recipients import RECIPIENT_PATHS
+from broker.http.api_doc.release import RELEASE_PATHS
 from broker.input import MAX_INT64
 
 SPEC: dict[str, Any] = {
@@ -202,6 +203,7 @@ SPEC: dict[str, Any] = {
         **KEY_PATHS,
         **ENROL_PATHS,
         **FEDERATION_PATHS,
+        **RELEASE_PATHS,
     },
     "components": COMPONENTS,
 }

@@ -77,6 +77,17 @@ CHANNEL_SCHEMA: dict[str, Any] = {
         },
         "jurisdiction_levels": LEVELS,
         "replies": {"type": "boolean"},
+        # Two-person release: a notice waits, wrapped for the escrow only, until a second
+        # officer of the sending agency approves it (broker.service.release).
+        "release": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["approvals"],
+            "properties": {
+                "approvals": {"const": 2},
+                "timeout_hours": {"type": "integer", "minimum": 1, "maximum": 168},
+            },
+        },
         "delivery": {
             "type": "object",
             "additionalProperties": False,
@@ -165,6 +176,7 @@ class Channel:
     jurisdiction_levels: tuple[str, ...] = ()
     replies: bool = False
     delivery: Delivery = field(default_factory=Delivery)
+    release_hours: int | None = None  # two-person release: hours to wait; None: not required
     line: int = 1  # where the channel's file starts, for messages
 
 
@@ -212,11 +224,17 @@ def parse_channel(source: Source, expected_id: str) -> tuple[Channel | None, lis
         severities=tuple(data.get("severities", SEVERITIES)),
         jurisdiction_levels=tuple(data.get("jurisdiction_levels", ())),
         replies=data.get("replies", False),
+        release_hours=_release_hours(data),
         delivery=Delivery(
             delivery.get("push", True), delivery.get("webhook", "off"), delivery.get("email", "off")
         ),
     )
     return channel, []
+
+
+def _release_hours(data: dict[str, Any]) -> int | None:
+    release = data.get("release")
+    return None if release is None else int(release.get("timeout_hours", 4))
 
 
 def payload_json_schema(payload: dict[str, Any]) -> dict[str, Any]:

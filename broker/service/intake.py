@@ -22,7 +22,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from broker.domain.notice import new_notice_id
 from broker.errors import AuthenticationFailed, LiaisonError
 from broker.logs import get_logger
 from broker.policy.channel import Channel
+from broker.service import release
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.group_commit import CommitBatcher
 from broker.service.intake_plan import (
@@ -234,7 +235,11 @@ class Intake:
             notice_id=new_notice_id(now),
             max_recipients=self.limits.max_recipients,
         )
-        return planned, seal_for(planned, body, view, self.escrow_public, self.escrow_key_id)
+        sealed = seal_for(planned, body, view, self.escrow_public, self.escrow_key_id)
+        if release.required(planned.channel):  # two-person release: the escrow's wrap alone
+            planned = replace(planned, response={**planned.response, "release": "waiting"})
+            sealed = release.escrow_only(sealed)
+        return planned, sealed
 
     async def _answered(
         self, agency: Agency, key: str | None, request_hash: str
@@ -273,10 +278,13 @@ class Intake:
         sealed: Sealed,
     ) -> Accepted:
         """Step 4: commit once (grouped with concurrent notices); then log and push."""
-        outbox = self._announcements(view, planned, now)
+        held = release.required(planned.channel)
+        outbox = [] if held else self._announcements(view, planned, now)
         write = notice_write(
             agency, draft, planned, sealed, now, self.limits, request.request_id, outbox
         )
+        if held:
+            write = release.hold(write, planned, now)
         try:
             await self.batcher.commit(write)
         except repo.IdempotencyRace:
@@ -295,7 +303,7 @@ class Intake:
             recipients=planned.response["recipient_count"],
             kind=planned.kind,
         )
-        if self.on_committed is not None:
+        if self.on_committed is not None and not held:
             try:
                 await self.on_committed(notice_id)
             except LiaisonError:  # the notice is committed; push is best effort, the inbox has it

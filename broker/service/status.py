@@ -17,6 +17,7 @@ from broker.domain.notice import DeliveryState
 from broker.errors import AuthenticationFailed, NotFound
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.names import ack_deadline, names
+from broker.service.release import release_status
 from broker.state import View
 from broker.store import Database, intake_repo
 from broker.store import deliveries_repo as repo
@@ -107,6 +108,7 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
         **names(view, channel=notice.channel, jurisdiction=notice.jurisdiction),
         "ack_deadline": ack_deadline(view, notice.channel, notice.created_at),
         "roles": _by_role(view, deliveries),
+        "release": await release_status(db, notice_id),  # two-person release, if required
         # Replies are encrypted to the agency's X25519 key: the broker passes them on unread.
         "replies": [
             {

@@ -23,13 +23,21 @@ from broker.domain.notice import StoredNotice
 from broker.store import Database, audit_repo, outbox_repo
 from broker.store.boundary import connection, fetch_all, fetch_first, transaction
 from broker.store.listener import notify
-from broker.store.tables import DeliveryRow, IdempotencyRow, NonceRow, NoticeRow, WrapRow
+from broker.store.tables import (
+    DeliveryRow,
+    IdempotencyRow,
+    NonceRow,
+    NoticeRow,
+    ReleaseRow,
+    WrapRow,
+)
 
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
 wrap_t = WrapRow.__table__  # type: ignore[attr-defined]
 delivery_t = DeliveryRow.__table__  # type: ignore[attr-defined]
 nonce_t = NonceRow.__table__  # type: ignore[attr-defined]
 idempotency_t = IdempotencyRow.__table__  # type: ignore[attr-defined]
+release_t = ReleaseRow.__table__  # type: ignore[attr-defined]
 
 
 class NonceReplayed(Exception):
@@ -64,6 +72,7 @@ class NoticeWrite:
     cancels: str | None = None  # id of the notice this one cancels
     audit: Sequence[AuditEvent] = ()
     outbox: Sequence[dict[str, Any]] = ()
+    release: dict[str, Any] | None = None  # held for two-person release (store.release_repo)
 
 
 async def commit_notice(db: Database, write: NoticeWrite) -> None:
@@ -75,7 +84,10 @@ async def commit_notice(db: Database, write: NoticeWrite) -> None:
             await _insert_idempotency(conn, write.idempotency)
         await conn.execute(insert(notice_t), [write.notice])
         await conn.execute(insert(wrap_t), write.wraps)
-        await conn.execute(insert(delivery_t), write.deliveries)
+        if write.deliveries:  # a notice held for release has none yet
+            await conn.execute(insert(delivery_t), write.deliveries)
+        if write.release is not None:
+            await conn.execute(insert(release_t), [write.release])
         if write.cancels is not None:
             await conn.execute(
                 update(notice_t).where(notice_t.c.id == write.cancels).values(status="cancelled")
@@ -99,7 +111,12 @@ async def commit_notices(db: Database, writes: Sequence[NoticeWrite]) -> None:
             await conn.execute(insert(idempotency_t), idempotency)
         await conn.execute(insert(notice_t), [w.notice for w in writes])
         await conn.execute(insert(wrap_t), [row for w in writes for row in w.wraps])
-        await conn.execute(insert(delivery_t), [row for w in writes for row in w.deliveries])
+        deliveries = [row for w in writes for row in w.deliveries]
+        if deliveries:
+            await conn.execute(insert(delivery_t), deliveries)
+        releases = [w.release for w in writes if w.release is not None]
+        if releases:
+            await conn.execute(insert(release_t), releases)
         cancels = [w.cancels for w in writes if w.cancels is not None]
         if cancels:
             await conn.execute(

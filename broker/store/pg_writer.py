@@ -40,6 +40,7 @@ class AsyncpgGroupWriter:
         self._notice = RawTable(intake_repo.notice_t, dialect, numbered=True)
         self._wrap = RawTable(intake_repo.wrap_t, dialect, numbered=True)
         self._delivery = RawTable(intake_repo.delivery_t, dialect, numbered=True)
+        self._release = RawTable(intake_repo.release_t, dialect, numbered=True)  # held notices
         self._nonce = RawTable(intake_repo.nonce_t, dialect, numbered=True)
         self._idempotency = RawTable(intake_repo.idempotency_t, dialect, numbered=True)
         # The outbox skips a message that exists already, as ``outbox_repo.add`` does.
@@ -74,6 +75,8 @@ class AsyncpgGroupWriter:
         await _insert(raw, self._notice, [w.notice for w in writes], conflict)
         await _insert(raw, self._wrap, [r for w in writes for r in w.wraps], conflict)
         await _insert(raw, self._delivery, [r for w in writes for r in w.deliveries], conflict)
+        releases = [w.release for w in writes if w.release is not None]
+        await _insert(raw, self._release, releases, conflict)
         cancels = [(w.cancels,) for w in writes if w.cancels is not None]
         if cancels:
             await raw.executemany("UPDATE notice SET status = 'cancelled' WHERE id = $1", cancels)

@@ -45,6 +45,7 @@ class SqliteGroupWriter:
         self._notice = RawTable(intake_repo.notice_t, dialect)
         self._wrap = RawTable(intake_repo.wrap_t, dialect)
         self._delivery = RawTable(intake_repo.delivery_t, dialect)
+        self._release = RawTable(intake_repo.release_t, dialect)  # held notices
         self._nonce = RawTable(intake_repo.nonce_t, dialect)
         self._idempotency = RawTable(intake_repo.idempotency_t, dialect)
         # The outbox skips a message that exists already, as ``outbox_repo.add`` does.
@@ -88,6 +89,8 @@ class SqliteGroupWriter:
         self._insert(conn, self._notice, [w.notice for w in writes], conflict)
         self._insert(conn, self._wrap, [r for w in writes for r in w.wraps], conflict)
         self._insert(conn, self._delivery, [r for w in writes for r in w.deliveries], conflict)
+        releases = [w.release for w in writes if w.release is not None]
+        self._insert(conn, self._release, releases, conflict)
         cancels = [(w.cancels,) for w in writes if w.cancels is not None]
         if cancels:
             conn.executemany("UPDATE \"notice\" SET status = 'cancelled' WHERE id = ?", cancels)

@@ -343,3 +343,17 @@ class FederationCrossingRow(SQLModel, table=True):
     )
     answer: str = Field(sa_column=Column(Text, nullable=False))  # the 201 body, given again
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ReleaseRow(SQLModel, table=True):
+    """A notice held for two-person release: its planned deliveries (JSON) until a second
+    officer approves, and the decision (waiting, approved, refused, timed_out)."""
+
+    __tablename__ = "notice_release"
+    notice_id: str = Field(max_length=40, primary_key=True)
+    state: str = Field(max_length=16, index=True)
+    deadline: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    deliveries: str = Field(sa_column=Column(Text(), nullable=False))
+    decided_by: str | None = Field(default=None, max_length=128)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    reason: str | None = Field(default=None, max_length=500)

@@ -8,6 +8,7 @@ from broker.audit.events import FIELDS as EVENT_FIELDS
 from broker.domain.notice import SEVERITIES
 from broker.http.api_doc.examples import NOTICE_EXAMPLES
 from broker.http.api_doc.pages import INBOX_NAMES, NAMES, SENT_SCHEMAS
+from broker.http.api_doc.release import RELEASE_STATE
 from broker.service.notices import NOTICE_SCHEMA
 from broker.service.tokens import GRANT_TYPE as GRANT
 
@@ -79,6 +80,7 @@ COMPONENTS: dict[str, Any] = {
                 "policy_hash": STRING,
                 "status_url": STRING,
                 "not_reached": {"type": "array", "items": _ref("NotReached")},
+                "release": {"const": "waiting", "description": "held for two-person release"},
             },
         },
         "NotReached": {
@@ -119,6 +121,7 @@ COMPONENTS: dict[str, Any] = {
                 **NAMES,
                 "roles": {"type": "array", "items": _ref("RoleStatus")},
                 "replies": {"type": "array", "items": _ref("Reply")},
+                "release": RELEASE_STATE,
             },
         },
         "RoleStatus": {
