@@ -33,11 +33,12 @@ from broker.errors import BadRequest, Forbidden, LiaisonError, NotFound
 from broker.input import parse_json
 from broker.logs import get_logger
 from broker.policy.channel import Channel
+from broker.policy.route import Recipient, deliver_to
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.intake_plan import Plan
 from broker.service.intake_write import ESCROW, Sealed
 from broker.state import BrokerState, View
-from broker.store import Database, release_repo
+from broker.store import Database, intake_repo, release_repo
 from broker.store.intake_repo import NoticeWrite
 
 log = get_logger("liaison.release")
@@ -189,20 +190,26 @@ class Release:
         nonce: tuple[str, str, datetime],
     ) -> dict[str, Any]:
         data_key = unwrap(held.escrow_wrap, self.escrow_private)
+        stored = await intake_repo.get_notice(self.state.engine, held.notice_id)
+        if stored is None:
+            raise NotFound("no such notice", detail="not_found")
+        # Who receives it is decided now, as for an update or an escalation (one function for
+        # every delivery path): the roles planned at posting, through whoever acts for them at
+        # approval under the policy in force — never a holder who left while it waited.
+        planned = list(dict.fromkeys((row["role_id"], row["rule"]) for row in held.deliveries))
+        found, not_reached = deliver_to(stored.facts(), planned, view.authorizer, now)
         wraps: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
-        missing: list[str] = []
-        for row in held.deliveries:
-            key = view.directory.encryption_key(row["contact_id"], now)
-            if key is None:
-                missing.append(row["contact_id"])
+        for r in found:
+            key = view.directory.encryption_key(r.contact, now)
+            if key is None:  # deliver_to reaches only contacts with a usable key
                 continue
-            deliveries.append({**row, "state": "pending", "created_at": now})
-            if all(w["recipient_id"] != row["contact_id"] for w in wraps):
+            deliveries.append(_delivery(held.notice_id, r, now))
+            if all(w["recipient_id"] != r.contact for w in wraps):
                 wraps.append(
                     {
                         "notice_id": held.notice_id,
-                        "recipient_id": row["contact_id"],
+                        "recipient_id": r.contact,
                         "key_id": key.id,
                         "wrap": wrap(data_key, key.public),
                     }
@@ -236,7 +243,10 @@ class Release:
                 decision="allow",
                 details={
                     "recipients": [_routed(d, wraps) for d in deliveries],
-                    "not_reached": [{"contact": c, "reason": "no_encryption_key"} for c in missing],
+                    "not_reached": [
+                        {"role": n.role, "jurisdiction": n.jurisdiction, "reason": n.reason}
+                        for n in not_reached
+                    ],
                     "released_by": agency.signature.keyid,
                     "escrow_key": held.escrow_key_id,
                 },
@@ -281,6 +291,21 @@ class Release:
             ):
                 done += 1
         return done
+
+
+def _delivery(notice_id: str, r: Recipient, now: datetime) -> dict[str, Any]:
+    """A delivery row for a recipient decided at approval, as intake writes one."""
+    return {
+        "notice_id": notice_id,
+        "contact_id": r.contact,
+        "role_id": r.role,
+        "jurisdiction_id": r.jurisdiction,
+        "rule": r.rule,
+        "policy_ids": json.dumps(list(r.policy_ids)),
+        "deputy": r.deputy,
+        "state": "pending",
+        "created_at": now,
+    }
 
 
 def _routed(delivery: Mapping[str, Any], wraps: list[dict[str, Any]]) -> dict[str, Any]:

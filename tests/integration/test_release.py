@@ -24,7 +24,14 @@ from broker.clock import FrozenClock
 from broker.crypto.httpsig import content_digest
 from broker.crypto.keys import KeyPair, generate
 from broker.http.keys import RELEASE
-from tests.integration.intake_support import Broker, example, running_broker
+from broker.service.directory import apply_directory_file
+from tests.integration.intake_support import (
+    SUCCESSOR,
+    Broker,
+    example,
+    hand_over_swc,
+    running_broker,
+)
 from tests.support import LIAISON, free_port, run_cli
 
 CHANNEL, POSTER, PCVE = "returnee-repatriation", "mk-mvr", "mk-kumanovo-pcve"
@@ -153,6 +160,45 @@ async def test_a_red_notice_waits_for_a_second_officer_and_no_one_else_can_relea
     approved = next(e for e in events if e["action"] == "notice.approved")
     assert approved["details"]["officer_key"] == officer.key_id(POSTER)
     assert approved["details"]["content_digest"] == _digest(notice)
+
+
+async def test_a_role_handed_over_while_the_notice_waits_reaches_the_successor_on_approval(
+    release_dir: tuple[Path, KeyPair], database_url: str, tmp_path: Path
+) -> None:
+    """Attacker: a former role holder. Who receives a released notice is decided at approval,
+    as for an update or an escalation, so a holder who left while it waited gets nothing."""
+    demo_dir, officer = release_dir
+    notice = example(CHANNEL)
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    async with running_broker(demo_dir, database_url, clock=clock) as broker:
+        async with broker.sender(POSTER, clock) as poster:
+            notice_id = (await poster.post_notice(notice)).body["id"]
+        changed = tmp_path / "directory-changed.yaml"
+        changed.write_text(hand_over_swc(broker, clock.now() + timedelta(hours=1)))
+        await apply_directory_file(
+            broker.state.engine, changed, actor="test", now=clock.now(), max_bytes=10**7
+        )
+        assert await broker.state.refresh_directory()
+        clock.advance(timedelta(hours=2))  # within the 4 h the notice may wait
+        second = SenderClient.from_pem(
+            broker.url,
+            officer.pem(),
+            officer.key_id(POSTER),
+            retries=0,
+            clock=lambda: clock.now().timestamp(),
+        )
+        async with second:
+            await second.approve(notice_id, _digest(notice))
+        delivered = await broker.rows(
+            "SELECT contact_id FROM delivery WHERE notice_id = :n", n=notice_id
+        )
+        wrapped = await broker.rows(
+            "SELECT recipient_id FROM notice_wrap WHERE notice_id = :n", n=notice_id
+        )
+        assert {d[0] for d in delivered} == {PCVE, SUCCESSOR}
+        assert "mk-kumanovo-swc" not in {w[0] for w in wrapped}
+        async with broker.recipient(SUCCESSOR, clock) as successor:
+            assert (await successor.read(notice_id)).notice["subject"] == notice["subject"]
 
 
 async def test_refused_and_timed_out_notices_are_never_routed_and_status_says_so(
