@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.common import EXIT_OK, command, data_dir, read_json
+from broker.cli.i18n import _
 from broker.cli.principals import agency_options, sender_call
 from broker.errors import ConfigError
 from broker.terminal import safe
@@ -20,7 +21,7 @@ from broker.terminal import safe_print as print  # untrusted text: control chara
 
 def cmd_send(args: argparse.Namespace) -> int:
     if (args.notice is None) == (args.cap is None):
-        raise ConfigError("give a NOTICE.json or --cap ALERT.xml")
+        raise ConfigError(_("give a NOTICE.json or --cap ALERT.xml"))
     notice = read_json(Path(args.notice)) if args.notice else _read_cap(args)
     if args.post_xml and (not args.cap or args.channel != "public-safety-alert"):
         raise ConfigError("--post-xml posts a --cap alert, on public-safety-alert only")
@@ -35,15 +36,26 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body, indent=2))
         return EXIT_OK
-    replay = " (the earlier answer to the same idempotency key)" if response.replayed else ""
+    replay = _(" (the earlier answer to the same idempotency key)") if response.replayed else ""
     print(
-        f"Accepted notice {safe(body['id'])}{replay}: {safe(body['recipient_count'])} recipient(s), "
-        f"policy {safe(body['policy_hash'])}"
+        _(
+            "Accepted notice {id}{replay}: {count} recipient(s), policy {policy}",
+            id=safe(body["id"]),
+            replay=replay,
+            count=safe(body["recipient_count"]),
+            policy=safe(body["policy_hash"]),
+        )
     )
     if body.get("release") == "waiting":
         print("  held for two-person release: a second officer must approve (liaison approve)")
     for missing in body.get("not_reached", []):
-        print(f"  not reached: {safe(missing['role'])} ({safe(missing['reason'])})")
+        print(
+            _(
+                "  not reached: {role} ({reason})",
+                role=safe(missing["role"]),
+                reason=safe(missing["reason"]),
+            )
+        )
     return EXIT_OK
 
 
@@ -67,8 +79,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(body, indent=2, ensure_ascii=False))
         return EXIT_OK
     print(
-        f"Notice {safe(body['id'])} on {safe(body['channel'])} ({safe(body['status'])}), "
-        f"posted {safe(body['created_at'])}"
+        _(
+            "Notice {id} on {channel} ({status}), posted {at}",
+            id=safe(body["id"]),
+            channel=safe(body["channel"]),
+            status=safe(body["status"]),
+            at=safe(body["created_at"]),
+        )
     )
     if body.get("release"):
         print(f"  release: {_release_line(body['release'])}")
@@ -79,8 +96,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     for reply in body.get("replies", []):
         print(
-            f"  reply from {safe(reply['role'])} at {safe(reply['created_at'])}: "
-            f"{safe(_open_reply(args, body['id'], reply))}"
+            _(
+                "  reply from {role} at {at}: {text}",
+                role=safe(reply["role"]),
+                at=safe(reply["created_at"]),
+                text=safe(_open_reply(args, body["id"], reply)),
+            )
         )
     return EXIT_OK
 
@@ -117,14 +138,14 @@ def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any])
     from broker.crypto.keys import read_private_key
 
     if args.as_ is None:
-        return "(encrypted to the agency's X25519 key)"
+        return _("(encrypted to the agency's X25519 key)")
     path = data_dir(args) / "keys" / f"{args.as_}.x25519.pem"
     try:
         return repr(
             decrypt_reply(reply, notice_id, read_private_key(path, expected="x25519").private_raw)
         )
     except (ConfigError, DecryptionFailed):
-        return "(encrypted; this agency key cannot open it)"
+        return _("(encrypted; this agency key cannot open it)")
 
 
 def add_agency_commands(sub: Any) -> None:

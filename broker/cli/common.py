@@ -33,11 +33,12 @@ def run_command(args: argparse.Namespace) -> int:
         return result
     except SourceError as e:
         print(e.diagnostics(), file=sys.stderr)
-        print(
-            f"liaison: refused ({len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}); "
-            "nothing was changed",
-            file=sys.stderr,
-        )
+        from broker.cli.i18n import N_, _
+
+        refused = N_("liaison: refused ({count} problems); nothing was changed")
+        if len(e.problems) == 1:
+            refused = N_("liaison: refused (1 problem); nothing was changed")
+        print(_(refused, count=len(e.problems)), file=sys.stderr)
         return EXIT_FAILED
     except LiaisonError as e:
         print(f"liaison: {safe(e.diagnostics())}", file=sys.stderr)  # one line, whatever it quotes

@@ -10,12 +10,14 @@ from collections.abc import Sequence
 
 from broker.cli import agency, auditor, recipient, release, witness
 from broker.cli.common import EXIT_USAGE, run_command
+from broker.cli.i18n import CODES, choose, use
 from broker.cli.operator import directory, escrow, keys, outbox, policy, setup, store, trust
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    use(choose(args.lang))  # before any message to a person
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
@@ -25,6 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liaison", description="Liaison: a secure inter-agency information-sharing broker."
+    )
+    parser.add_argument(
+        "--lang",
+        choices=CODES,
+        help="language of messages to people (default: $LIAISON_LANG, else the locale, else en)",
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     setup.add_setup_commands(sub)  # init, serve, keygen

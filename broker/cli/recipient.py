@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from broker.cli.common import EXIT_OK, command
+from broker.cli.i18n import N_, _
 from broker.cli.principals import recipient_call, recipient_options
 from broker.errors import ConfigError
 from broker.terminal import safe
@@ -30,16 +31,16 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         print(json.dumps(page, indent=2))
         return EXIT_OK
     if not page["items"]:
-        print("No notices.")
+        print(_("No notices."))
     for item in page["items"]:
         mark = "" if item["status"] == "active" else f" [{item['status']}]"
         print(
             f"{safe(item['created_at'])}  {safe(item['notice_id'])}  {safe(item['channel'])}  "
             f"TLP:{safe(item['marking'])}  {safe(item['severity'])}  {safe(item['state'])}{safe(mark)}  "
-            f"(as {safe(item['role'])})"
+            + _("(as {role})", role=safe(item["role"]))
         )
     if page["next_cursor"]:
-        print(f"More: --cursor {safe(page['next_cursor'])}")
+        print(_("More: --cursor {cursor}", cursor=safe(page["next_cursor"])))
     return EXIT_OK
 
 
@@ -66,14 +67,18 @@ def cmd_read(args: argparse.Namespace) -> int:
         f"TLP:{safe(meta['marking'])}  {safe(meta['channel'])}  {safe(meta['severity'])}  {safe(meta['id'])}"
     )
     print(
-        f"Signed by {safe(verified.sender_name)} (key {safe(verified.sender_key_id)}): verified "
-        "against the signed directory"
+        _(
+            "Signed by {name} (key {key}): verified against the signed directory",
+            name=safe(verified.sender_name),
+            key=safe(verified.sender_key_id),
+        )
     )
     if meta["status"] != "active" or meta["kind"] != "notice":
-        print(
-            f"This is a{'n' if meta['kind'] == 'update' else ''} {safe(meta['kind'])} ({safe(meta['status'])}); "
-            f"supersedes {safe(meta['supersedes'])}"
-        )
+        kind = N_("This is an update ({status}); supersedes {supersedes}")
+        if meta["kind"] != "update":
+            kind = N_("This is a {kind} ({status}); supersedes {supersedes}")
+        fields = {k: safe(meta[k]) for k in ("kind", "status", "supersedes")}
+        print(_(kind, **fields))
     print(f"\n{safe(notice['subject'])}\n")
     body = notice["body"]
     if isinstance(body, dict) and "cap_original" in body:
@@ -132,12 +137,12 @@ def cmd_ack(args: argparse.Namespace) -> int:
             fetched = await client._request("GET", f"/v1/notices/{args.id}")
             key = fetched.get("reply_key")
             if key is None:
-                raise ConfigError("this notice's channel takes no replies")
+                raise ConfigError(_("this notice's channel takes no replies"))
             agency_key = (key["key_id"], base64.b64decode(key["public"]))
         return await client.ack(args.id, reply=args.reply, agency_key=agency_key)
 
     answer = recipient_call(args, run)
-    print(f"Acknowledged {safe(answer['id'])} at {safe(answer['acknowledged_at'])}")
+    print(_("Acknowledged {id} at {at}", id=safe(answer["id"]), at=safe(answer["acknowledged_at"])))
     return EXIT_OK
 
 
@@ -151,7 +156,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             print(
                 f"{safe(event_id)}  {safe(event['created_at'])}  {safe(event['notice_id'])}  "
                 f"{safe(event['channel'])}  TLP:{safe(event['marking'])}  {safe(event['severity'])}  "
-                f"(as {safe(event['role'])})",
+                + _("(as {role})", role=safe(event["role"])),
                 flush=True,
             )
         return EXIT_OK

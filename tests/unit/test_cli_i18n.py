@@ -1,0 +1,104 @@
+"""The CLI's language: which one a run picks, and that every catalog translates every message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from babel.messages.pofile import read_po
+
+from broker import locale
+from broker.cli import i18n
+from broker.cli.main import build_parser
+
+TEMPLATE = locale.HERE / "liaison.pot"
+CLI_SOURCES = ("recipient.py", "agency.py", "common.py")
+
+
+def cli_msgids() -> set[str]:
+    """Every message the CLI sources pass to ``_`` or mark with ``N_`` (literal first argument)."""
+    found: set[str] = set()
+    for name in CLI_SOURCES:
+        text = (locale.HERE.parent / "cli" / name).read_text()
+        for match in re.finditer(r'\bN?_\(\s*"((?:[^"\\]|\\.)*)"', text):
+            found.add(match.group(1).replace("\\'", "'"))
+    return found
+
+
+def test_the_cli_marks_messages_and_the_template_has_them() -> None:
+    ids = cli_msgids()
+    assert len(ids) >= 15 and "No notices." in ids
+    with TEMPLATE.open("rb") as f:
+        template = {m.id for m in read_po(f) if m.id}
+    assert ids <= template, ids - template  # `make messages` was run after the code changed
+
+
+@pytest.mark.parametrize("code", list(locale.LANGUAGES))
+def test_every_cli_message_is_translated_in_every_catalog(code: str) -> None:
+    with locale.catalog_path(code).open("rb") as f:
+        catalog = read_po(f)
+    for msgid in cli_msgids():
+        message = catalog.get(msgid)
+        assert message is not None and message.string, (code, msgid)
+        assert "fuzzy" not in message.flags, (code, msgid)
+        placeholders = set(re.findall(r"\{\w+\}", msgid))
+        assert set(re.findall(r"\{\w+\}", message.string)) == placeholders, (code, msgid)
+        if code not in ("en",) and msgid not in ("(as {role})",):
+            assert message.string != msgid, (code, msgid)  # a translation, not a copy
+
+
+def test_serbian_cyrillic_has_no_latin_words_but_the_untranslatable() -> None:
+    with locale.catalog_path("sr-Cyrl").open("rb") as f:
+        catalog = read_po(f)
+    for msgid in cli_msgids():
+        left = re.sub(r"\{\w+\}|--\S+|[A-Z]+\.(json|xml)|X25519|liaison", "", catalog[msgid].string)
+        assert not re.search(r"[A-Za-zčćšžđČĆŠŽĐ]", left), catalog[msgid].string
+
+
+def test_the_codes_are_the_catalogs() -> None:
+    assert tuple(locale.LANGUAGES) == i18n.CODES
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "en"),
+        ({"LANG": "mk_MK.UTF-8"}, "mk"),
+        ({"LANG": "sr_RS.UTF-8"}, "sr-Cyrl"),
+        ({"LANG": "sr_RS@latin"}, "sr-Latn"),
+        ({"LANG": "sr_RS.UTF-8@latin"}, "sr-Latn"),
+        ({"LANG": "sr"}, "sr-Cyrl"),
+        ({"LANG": "sq_AL.UTF-8"}, "sq"),
+        ({"LANG": "bs_BA.UTF-8"}, "bs"),
+        ({"LANG": "hr_HR.UTF-8"}, "hr"),
+        ({"LANG": "cnr_ME.UTF-8"}, "cnr"),
+        ({"LANG": "me_ME.UTF-8"}, "cnr"),
+        ({"LANG": "de_DE.UTF-8"}, "en"),
+        ({"LANG": "C.UTF-8"}, "en"),
+        ({"LC_ALL": "hr_HR.UTF-8", "LANG": "mk_MK.UTF-8"}, "hr"),
+        ({"LC_ALL": "C", "LANG": "mk_MK.UTF-8"}, "en"),
+        ({"LANGUAGE": "de:sq", "LC_ALL": "mk_MK"}, "sq"),
+        ({"LANGUAGE": "", "LANG": "mk_MK"}, "mk"),
+        ({"LIAISON_LANG": "sr-Latn", "LANGUAGE": "mk", "LANG": "hr_HR"}, "sr-Latn"),
+        ({"LIAISON_LANG": "sr-Cyrl"}, "sr-Cyrl"),
+    ],
+)
+def test_the_language_comes_from_the_environment(environ: dict[str, str], expected: str) -> None:
+    assert i18n.choose(None, environ) == expected
+
+
+def test_the_flag_wins_over_the_environment() -> None:
+    assert i18n.choose("cnr", {"LIAISON_LANG": "mk", "LANG": "hr_HR"}) == "cnr"
+    assert build_parser().parse_args(["--lang", "sr-Cyrl", "inbox"]).lang == "sr-Cyrl"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--lang", "xx", "inbox"])
+
+
+def test_messages_are_translated_then_filled_in() -> None:
+    try:
+        i18n.use("mk")
+        assert i18n._("Acknowledged {id} at {at}", id="{x}", at="t") == "Потврдено {x} во t"
+        i18n.use("en")
+        assert i18n._("No notices.") == "No notices."
+    finally:
+        i18n.use("en")
