@@ -29,6 +29,7 @@ from typing import Any
 
 from broker.audit.events import AuditEvent
 from broker.crypto.envelope import unwrap, wrap
+from broker.domain.writes import NewDelivery
 from broker.errors import BadRequest, Forbidden, LiaisonError, NotFound
 from broker.input import parse_json
 from broker.logs import get_logger
@@ -40,6 +41,7 @@ from broker.service.intake_write import ESCROW, Sealed
 from broker.state import BrokerState, View
 from broker.store import Database, intake_repo, release_repo
 from broker.store.intake_repo import NoticeWrite
+from broker.store.rows import delivery_rows
 
 log = get_logger("liaison.release")
 
@@ -295,17 +297,8 @@ class Release:
 
 def _delivery(notice_id: str, r: Recipient, now: datetime) -> dict[str, Any]:
     """A delivery row for a recipient decided at approval, as intake writes one."""
-    return {
-        "notice_id": notice_id,
-        "contact_id": r.contact,
-        "role_id": r.role,
-        "jurisdiction_id": r.jurisdiction,
-        "rule": r.rule,
-        "policy_ids": json.dumps(list(r.policy_ids)),
-        "deputy": r.deputy,
-        "state": "pending",
-        "created_at": now,
-    }
+    new = NewDelivery(r.contact, r.role, r.jurisdiction, r.rule, r.policy_ids, r.deputy)
+    return delivery_rows(notice_id, [new], now)[0]
 
 
 def _routed(delivery: Mapping[str, Any], wraps: list[dict[str, Any]]) -> dict[str, Any]:
