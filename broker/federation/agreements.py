@@ -209,32 +209,24 @@ def parse_peer(
 
 
 def _broker_key(source: Source, problems: list[SourceProblem]) -> bytes | None:
-    try:
-        key = base64.b64decode(source.data["broker_key"], validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != 32:
-        problems.append(
-            source.problem(
-                ("broker_key",), "broker_key: not an Ed25519 public key (base64 of 32 bytes)"
-            )
-        )
-        return None
-    return key
+    return _raw_key(source, problems, "broker_key", "Ed25519")
 
 
 def _escrow_key(source: Source, problems: list[SourceProblem]) -> bytes | None:
     if "escrow_key" not in source.data:
         return None
+    return _raw_key(source, problems, "escrow_key", "X25519")
+
+
+def _raw_key(source: Source, problems: list[SourceProblem], field: str, kind: str) -> bytes | None:
+    """A pinned 32-byte public key, base64 in ``field``; a problem named by field otherwise."""
     try:
-        key = base64.b64decode(source.data["escrow_key"], validate=True)
-    except (binascii.Error, ValueError):
+        key = base64.b64decode(source.data[field], validate=True)
+    except (binascii.Error, ValueError, TypeError):
         key = b""
     if len(key) != 32:
         problems.append(
-            source.problem(
-                ("escrow_key",), "escrow_key: not an X25519 public key (base64 of 32 bytes)"
-            )
+            source.problem((field,), f"{field}: not an {kind} public key (base64 of 32 bytes)")
         )
         return None
     return key
