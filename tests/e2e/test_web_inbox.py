@@ -18,44 +18,25 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+import pytest_asyncio
+from playwright.async_api import Browser, Page, expect
 
 from adapters.client.sender import decrypt_reply
 from broker.crypto.keys import read_private_key
-from tests.ci import cannot_run_here
 from tests.fault.harness import BrokerProcess, sender
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
 SHOTS = Path(__file__).resolve().parents[1] / "_artifacts" / "web"
 EXAMPLE = (
     Path(__file__).resolve().parents[2] / "policies" / "examples" / "returnee-repatriation.json"
 )
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not HAVE_CHROMIUM:
-        cannot_run_here(
-            "Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
-        )
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(chromium: Browser) -> AsyncIterator[Browser]:
+    """The worker's one Chromium, with every context a test opened closed after it."""
+    yield chromium
+    for context in list(chromium.contexts):
+        await context.close()
 
 
 @pytest.fixture
