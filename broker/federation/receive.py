@@ -41,22 +41,20 @@ from broker.crypto.envelope import (
     wrap_many,
 )
 from broker.crypto.httpsig import (
-    HttpRequestView,
     SignatureInvalid,
     VerifiedSignature,
     digest_matches,
     parse_signatures,
     verify_base,
-    verify_request,
 )
-from broker.crypto.keys import fingerprint
 from broker.domain.notice import NoticeFacts
 from broker.domain.writes import KeyWrap, NewDelivery, NewNotice, NonceUse
 from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError, TrustRefused
 from broker.federation.agreements import Direction, Peer
 from broker.federation.crossing import CrossingDecision, CrossingRequest, decide_crossing
-from broker.federation.forward import COMPONENTS
 from broker.federation.origin import origin_binding
+from broker.federation.peer_auth import authenticate_peer, refused_event
+from broker.federation.reporter import status_row
 from broker.input import parse_json
 from broker.logs import get_logger
 from broker.policy.route import Route, check_notice, route
@@ -113,9 +111,9 @@ class Receiver:
     async def receive(self, request: IncomingRequest, now: datetime) -> Accepted:
         view = self.state.view
         try:
-            peer, signature = self._authenticate(view, request, now)
+            peer, signature = authenticate_peer(view, request, now, self.limits.clock_skew_seconds)
         except AuthenticationFailed as e:
-            event = _event(now, "unknown", "federation.refused", "federation", e, request)
+            event = refused_event(now, "unknown", "federation.refused", "federation", e, request)
             await self.refusals.refused(event, request.source, e)
             raise
         try:
@@ -123,27 +121,11 @@ class Receiver:
         except LiaisonError as e:
             if not isinstance(e, AuthenticationFailed):
                 actor = f"peer:{peer.id}"
-                event = _event(now, actor, "notice.receive_refused", "federation", e, request)
+                event = refused_event(
+                    now, actor, "notice.receive_refused", "federation", e, request
+                )
                 await audit_repo.append_events(self.state.engine, [event])
             raise
-
-    def _authenticate(
-        self, view: View, request: IncomingRequest, now: datetime
-    ) -> tuple[Peer, VerifiedSignature]:
-        peers = {fingerprint(p.broker_key): p for p in view.policies.peers.values()}
-        try:
-            signature = verify_request(
-                HttpRequestView(request.method, request.target_uri, request.headers),
-                lookup_key=lambda keyid: peers[keyid].broker_key if keyid in peers else None,
-                now=int(now.timestamp()),
-                max_skew=self.limits.clock_skew_seconds,
-                required=[COMPONENTS],
-            )
-        except (SignatureInvalid, ValueError) as e:
-            raise AuthenticationFailed(detail=str(e)) from e
-        if not digest_matches(request.headers.get("content-digest", ""), request.body):
-            raise AuthenticationFailed(detail="content digest")
-        return peers[signature.keyid], signature
 
     async def _accept(
         self,
@@ -315,6 +297,8 @@ class Receiver:
             if self.announcements is not None
             else []
         )
+        if peer.url is not None:  # the per-role status goes back to the sender (reporter.py)
+            outbox.append(status_row(facts.id, peer.id, payload["notice_id"], now))
         write = rows.notice_write(
             notice,
             wraps,
@@ -467,24 +451,3 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError as e:
         raise BadRequest("expires_at is not a time") from e
-
-
-def _event(
-    now: datetime,
-    actor: str,
-    action: str,
-    obj: str,
-    error: LiaisonError,
-    request: IncomingRequest,
-) -> AuditEvent:
-    return AuditEvent(
-        now,
-        actor,
-        action,
-        obj,
-        outcome="refused",
-        decision="deny",
-        reason=error.code,
-        details={"why": getattr(error, "reason", None) or error.message},
-        request=request.request_id,
-    )
