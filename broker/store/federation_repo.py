@@ -70,6 +70,10 @@ async def commit_crossing(db: Database, write: NoticeWrite, crossing: dict[str, 
         await conn.execute(insert(wrap_t), write.wraps)
         if write.deliveries:
             await conn.execute(insert(delivery_t), write.deliveries)
+        if write.cancels is not None:  # a cancel that crossed (either side)
+            await conn.execute(
+                update(notice_t).where(notice_t.c.id == write.cancels).values(status="cancelled")
+            )
         await outbox_repo.add(conn, write.outbox)
         await audit_repo.append(conn, write.audit)
         await notify(conn, {"notice": write.notice["id"]})

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from broker.federation.reporter import STATUS_PATH
 from broker.service.custody import load_escrow_key
 from broker.service.setup import init_data_dir
 from tests.conftest import POLICIES
+from tests.integration.intake_support import SUCCESSOR, hand_over_swc
 from tests.support import TcpProxy, output, run_cli, serve_process
 
 ENV = {"LIAISON_WEBHOOKS_BACKOFF_SECONDS": "1", "LIAISON_WEBHOOKS_MAX_BACKOFF_SECONDS": "1"}
@@ -547,3 +548,56 @@ async def test_only_the_peer_a_notice_went_to_may_report_on_it(brokers: Pair) ->
     assert status == 200 and replayed == 401
     acks = "SELECT count(*) FROM audit_event WHERE object = ? AND action = ?"
     assert a.scalar(acks, f"notice:{notice_id}", "notice.acknowledged_abroad") <= 1
+
+
+# -- updates and cancels cross under the same agreement ----------------------------------------
+
+
+def contacts_on(side: Side, notice_id: str) -> set[str]:
+    return {
+        r[0]
+        for r in side.db().execute(
+            "SELECT contact_id FROM delivery WHERE notice_id = ?", (notice_id,)
+        )
+    }
+
+
+async def test_an_update_crosses_to_the_successor_never_the_former_holder_and_a_cancel_follows(
+    brokers: Pair,
+) -> None:
+    a, b = brokers.a, brokers.b
+    async with a.sender("xk-aki") as client:
+        first = (await client.post_notice(returnee())).body["id"]
+    await until(lambda: delivered(b, first))
+    assert "mk-kumanovo-swc" in contacts_on(b, first)
+    # B's operator hands Kumanovo's social-welfare centre to a successor, on B's store alone.
+    handover = b.data / "handover.yaml"
+    handover.write_text(
+        hand_over_swc(b, datetime.now(UTC) + timedelta(seconds=1))
+    )  # a Side has .data
+    applied = await asyncio.to_thread(
+        run_cli, "directory", "apply", handover, "--data", b.data, "--force"
+    )
+    assert applied.returncode == 0, applied.stderr
+    await asyncio.sleep(6)  # B reads its directory every 5 s
+    update = {**returnee(), "supersedes": first, "subject": "Arrival moved"}
+    async with a.sender("xk-aki") as client:
+        second = (await client.post_notice(update)).body["id"]
+    await until(lambda: delivered(b, second))
+    reached = contacts_on(b, second)
+    assert SUCCESSOR in reached and "mk-kumanovo-swc" not in reached
+    assert b.scalar("SELECT kind || ' ' || supersedes_id FROM notice WHERE id = ?", second) == (
+        f"update {first}"
+    )
+    cancel = {**returnee(), "supersedes": second, "cancel": True, "body": {}, "subject": "Off"}
+    async with a.sender("xk-aki") as client:
+        third = (await client.post_notice(cancel)).body["id"]
+    await until(lambda: delivered(b, third))
+    assert b.scalar("SELECT status FROM notice WHERE id = ?", second) == "cancelled"
+    assert a.scalar("SELECT status FROM notice WHERE id = ?", second) == "cancelled"
+    assert "mk-kumanovo-swc" not in contacts_on(b, third)
+    # An update of a notice that never crossed to this peer is refused at intake, here.
+    async with a.sender("xk-aki") as client:
+        with pytest.raises(SenderError) as refused:
+            await client.post_notice({**returnee(), "supersedes": "0" * 32})
+    assert refused.value.status == 422, refused.value.problem
