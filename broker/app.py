@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -22,9 +22,12 @@ from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolved_database_url
 from broker.crypto import purpose_keys
 from broker.crypto.keys import KeyPair
+from broker.domain.delivery import WebhookResult
 from broker.errors import ConfigError, LiaisonError, StoreError, StoreUnavailable
 from broker.federation.forward import Forwarding, PeerForwarder
 from broker.federation.receive import Receiver
+from broker.federation.reporter import StatusReporter, is_status
+from broker.federation.reports_in import ReportIntake
 from broker.http import (
     audit,
     enrol,
@@ -45,6 +48,7 @@ from broker.http.keys import (
     ENROLMENT,
     ESCALATION,
     FEDERATION,
+    FEDERATION_STATUS,
     INTAKE,
     LISTENER,
     OUTBOX,
@@ -53,6 +57,7 @@ from broker.http.keys import (
     REFUSALS,
     REKEY,
     RELEASE,
+    REPORTER,
     SETTINGS,
     SHREDDER,
     STARTUP,
@@ -84,6 +89,7 @@ from broker.store.commit_watch import CommitWatch, sqlite_file
 from broker.store.engine import create_engine, migrate
 from broker.store.intake_repo import purge_nonces
 from broker.store.listener import Listener
+from broker.store.outbox_repo import OutboxItem
 from broker.trust.files import TRUST_DIR
 
 log = get_logger("liaison.app")
@@ -91,6 +97,7 @@ DIRECTORY_POLL_SECONDS = 5.0
 NONCE_PURGE_SECONDS = 60.0
 OUTBOX_SECONDS = 1.0
 RELEASE_SECONDS = 30.0  # held notices past their deadline are refused by timeout
+REPORT_SWEEP_SECONDS = 2.0  # how late a foreign acknowledgement may be queued for its sender
 JWKS_REFRESH_SECONDS = 3600.0
 START_RETRY_CAP_SECONDS = 5.0  # a broker waiting for its store tries at least this often
 # SQLite with several workers: how often each looks for another's commit (the push latency added).
@@ -212,18 +219,28 @@ def _federation(
     escrow: KeyPair,
     refusals: Refusals,
 ) -> CrossBorder:
-    """Border crossings: the intake hook, the forwarder of ``peer`` outbox rows, the receiver."""
+    """Border crossings: the intake hook, the sender of ``peer`` outbox rows (forwards and
+    status reports), the receiver of notices and of reports."""
     escrow_id = escrow.key_id("broker")
     forwarding = Forwarding(
         state, escrow_public=escrow.public_raw, escrow_key_id=escrow_id, limits=settings.limits
     )
-    outbox.peers = PeerForwarder(
-        state,
-        PeerDriver(),
-        purpose_keys.broker_key(settings, environ),
-        settings.data_dir / TRUST_DIR,
-        timeout_seconds=settings.webhooks.timeout_seconds,
-    ).attempt
+    driver = PeerDriver()  # one session for both kinds of row
+    broker_key = purpose_keys.broker_key(settings, environ)
+    timeout = settings.webhooks.timeout_seconds
+    forwarder = PeerForwarder(
+        state, driver, broker_key, settings.data_dir / TRUST_DIR, timeout_seconds=timeout
+    )
+    reporter = StatusReporter(state, driver, broker_key, timeout_seconds=timeout)
+    app[REPORTER] = reporter
+
+    async def peer_attempt(item: OutboxItem, now: datetime) -> WebhookResult:
+        if is_status(item):
+            return await reporter.attempt(item, now)
+        return await forwarder.attempt(item, now)
+
+    outbox.peers = peer_attempt
+    app[FEDERATION_STATUS] = ReportIntake(state, limits=settings.limits, refusals=refusals)
     app[FEDERATION] = Receiver(
         state,
         escrow_private=escrow.private_raw,
@@ -290,6 +307,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/trust/{name}", trust.get_file)
     router.add_post("/v1/enrol", enrol.post_enrol)
     router.add_post("/v1/federation/notices", federation.post_notice)
+    router.add_post("/v1/federation/status", federation.post_status)
     web_inbox.add_routes(router)
 
 
@@ -427,6 +445,8 @@ def _broker_wide(app: web.Application, *, run_workers: bool) -> list[Worker]:
             # As often as the directory is polled: a key change re-wraps at once (cheap otherwise).
             Worker("rekey", DIRECTORY_POLL_SECONDS, lambda: app[REKEY].run(clock.now())),
             Worker("release", RELEASE_SECONDS, lambda: app[RELEASE].expire(clock.now())),
+            # Received notices whose per-role state changed: their report is queued again.
+            Worker("peer_reports", REPORT_SWEEP_SECONDS, lambda: app[REPORTER].sweep(clock.now())),
         ]
     return workers
 

@@ -89,10 +89,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     if body.get("release"):
         print(f"  release: {_release_line(body['release'])}")
+    abroad = body.get("abroad")
+    if abroad:
+        print(
+            _(
+                "  forwarded to {peer}: {state}",
+                peer=safe(abroad["peer_title"]),
+                state=safe(abroad["forward"]),
+            )
+        )
     for role in body["roles"]:
         when = _state_time(role)
+        where = ""
+        if role.get("foreign"):
+            where = " (" + _("abroad, {peer}", peer=safe(role["peer"])) + ")"
         print(
-            f"  {safe(role['role_title'])} [{safe(role['role'])}]: {safe(role['state'])} {safe(when)}".rstrip()
+            f"  {safe(role['role_title'])} [{safe(role['role'])}]{where}: {safe(role['state'])} {safe(when)}".rstrip()
         )
     for reply in body.get("replies", []):
         print(

@@ -25,6 +25,11 @@ signed values (its Content-Digest included) unchanged, and this broker's signed 
 (``trust/root.json`` and ``bindings.json``) to ``URL/v1/federation/notices``, signed (RFC 9421)
 with this broker's own key under ``Idempotency-Key: <notice id>``. The peer answers the same
 201 to a repeat, so an outage delays a notice and never loses or doubles it.
+
+An update or cancel crosses the same way, under the same decision, when the notice it names is
+this agency's, active, on the same channel and was forwarded to the same peer (``_earlier``);
+its kind and ``supersedes`` travel with it, and a cancel marks the notice cancelled here too.
+A reply for another country is refused.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from broker.crypto.keys import KeyPair, fingerprint
 from broker.domain.delivery import WebhookResult
 from broker.domain.notice import new_notice_id
 from broker.domain.writes import KeyWrap
-from broker.errors import Forbidden, NoticeInvalid
+from broker.errors import Forbidden, NoticeInvalid, SupersedesInvalid
 from broker.federation.agreements import Peer
 from broker.federation.crossing import CrossingDecision, decide_crossing
 from broker.federation.explain import outbound_crossing
@@ -106,7 +111,8 @@ class Forwarding:
             if previous is not None and previous.request_hash == draft.request_hash:
                 return Accepted(previous.response, replayed=True)
         peer = view.policies.peers[str(decision.peer)]
-        write, crossing = self._write(view, agency, request, draft, decision, peer, now)
+        earlier = await self._earlier(agency, draft, decision)
+        write, crossing = self._write(view, agency, request, draft, decision, peer, now, earlier)
         try:
             await federation_repo.commit_crossing(self.state.engine, write, crossing)
         except repo.IdempotencyRace:
@@ -139,12 +145,38 @@ class Forwarding:
                 reason=f"peer {peer.id} declares no url and escrow_key: nothing is forwarded to it",
             )
         document = draft.document
-        if document.get("supersedes") or document.get("cancel") or "in_reply_to" in document:
+        if "in_reply_to" in document or (document.get("cancel") and not document.get("supersedes")):
             raise Forbidden(
                 "this notice may not cross the border",
-                reason="updates, cancels and replies do not cross a border yet",
+                reason="replies do not cross a border yet; a cancel names what it cancels",
             )
         return decision
+
+    async def _earlier(
+        self, agency: Agency, draft: Draft, decision: CrossingDecision
+    ) -> tuple[str, str] | None:
+        """An update or cancel: (its kind, the notice it supersedes), which must be this
+        agency's, active, on the same channel, and forwarded to the same peer; None otherwise."""
+        earlier_id = draft.document.get("supersedes")
+        if earlier_id is None:
+            return None
+        engine = self.state.engine
+        earlier = await repo.get_notice(engine, str(earlier_id))
+        crossing = await federation_repo.crossing_of(engine, str(earlier_id))
+        if (
+            earlier is None
+            or earlier.sender != agency.organisation
+            or crossing is None
+            or crossing.direction != "send"
+        ):
+            raise SupersedesInvalid("'supersedes' does not name an earlier notice of this agency")
+        if crossing.peer != decision.peer:
+            raise SupersedesInvalid("an update crosses to the peer its notice went to")
+        if earlier.status != "active":
+            raise SupersedesInvalid(f"the earlier notice is {earlier.status}")
+        if earlier.channel != draft.facts.channel:
+            raise SupersedesInvalid("an update must stay on the channel of the notice it updates")
+        return ("cancel" if draft.document.get("cancel") else "update"), earlier.id
 
     def _write(
         self,
@@ -155,11 +187,14 @@ class Forwarding:
         decision: CrossingDecision,
         peer: Peer,
         now: datetime,
+        earlier: tuple[str, str] | None = None,
     ) -> tuple[repo.NoticeWrite, dict[str, Any]]:
         channel = view.policies.channels[draft.facts.channel]
-        violations = payload_violations(channel, draft.document["body"])
-        if violations:
-            raise NoticeInvalid(violations)
+        kind, supersedes = earlier or ("notice", None)
+        if kind != "cancel" or draft.document["body"]:
+            violations = payload_violations(channel, draft.document["body"])
+            if violations:
+                raise NoticeInvalid(violations)
         notice_id = new_notice_id(now)
         facts = replace(draft.facts, id=notice_id)
         response = {
@@ -179,8 +214,8 @@ class Forwarding:
         planned = Plan(
             facts,
             channel,
-            "notice",
-            None,
+            kind,
+            supersedes,
             (),
             (),
             view.policies.hash,
@@ -222,7 +257,9 @@ class Forwarding:
             },
             request=request.request_id,
         )
-        write = replace(write, audit=[*write.audit, queued])
+        write = replace(
+            write, audit=[*write.audit, queued], cancels=supersedes if kind == "cancel" else None
+        )
         crossing = federation_repo.crossing_row(
             notice_id=notice_id,
             peer=peer.id,
@@ -314,6 +351,8 @@ def crossing_payload(
         "severity": row["severity"],
         "marking": row["marking"],
         "created_at": _time(row["created_at"]),
+        "kind": row["kind"],  # notice, update or cancel
+        "supersedes": row["supersedes_id"],  # this broker's id, as the peer received it
         "expires_at": _time(row["expires_at"]),
         "policy_hash": row["policy_hash"],  # the associated data binds the ciphertext to it
         "aead": row["aead"],

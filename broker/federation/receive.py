@@ -14,6 +14,9 @@ Checked in this order; the first failure refuses, audited, and nothing is stored
 5. ``decide_crossing(direction=receive)`` for the peer it came from — 403 with its reason;
 6. this broker's own policy routes it to its own roles (``policy/route.route``: Cedar
    ``receive``; the within-country guard allows them, the notice's country being theirs).
+An update or cancel must name a notice received from the same peer (active, same agency and
+channel; 403 otherwise); it is routed afresh, and the earlier notice's roles are asked again
+through ``deliver_to`` now (``_route``): a former holder gets nothing, a successor gets it.
 The data key is then re-wrapped for each recipient from the escrow wrap (audited as
 ``escrow.used``), the ciphertext stored as it came, and ``notice.received_from_peer`` records the
 peer, its notice id, the agreement line and the roles reached. The plaintext exists only in
@@ -26,6 +29,7 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,30 +45,28 @@ from broker.crypto.envelope import (
     wrap_many,
 )
 from broker.crypto.httpsig import (
-    HttpRequestView,
     SignatureInvalid,
     VerifiedSignature,
     digest_matches,
     parse_signatures,
     verify_base,
-    verify_request,
 )
-from broker.crypto.keys import fingerprint
 from broker.domain.notice import NoticeFacts
 from broker.domain.writes import KeyWrap, NewDelivery, NewNotice, NonceUse
 from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError, TrustRefused
 from broker.federation.agreements import Direction, Peer
 from broker.federation.crossing import CrossingDecision, CrossingRequest, decide_crossing
-from broker.federation.forward import COMPONENTS
 from broker.federation.origin import origin_binding
+from broker.federation.peer_auth import authenticate_peer, refused_event
+from broker.federation.reporter import status_row
 from broker.input import parse_json
 from broker.logs import get_logger
-from broker.policy.route import Route, check_notice, route
+from broker.policy.route import Route, check_notice, deliver_to, route
 from broker.service.intake import ESCROW, Accepted, Announcements, IncomingRequest
 from broker.service.notices import notice_facts_from_document
 from broker.service.refusals import Refusals
 from broker.state import BrokerState, View
-from broker.store import audit_repo, federation_repo, rows
+from broker.store import audit_repo, deliveries_repo, federation_repo, intake_repo, rows
 
 log = get_logger("liaison.federation")
 
@@ -113,9 +115,9 @@ class Receiver:
     async def receive(self, request: IncomingRequest, now: datetime) -> Accepted:
         view = self.state.view
         try:
-            peer, signature = self._authenticate(view, request, now)
+            peer, signature = authenticate_peer(view, request, now, self.limits.clock_skew_seconds)
         except AuthenticationFailed as e:
-            event = _event(now, "unknown", "federation.refused", "federation", e, request)
+            event = refused_event(now, "unknown", "federation.refused", "federation", e, request)
             await self.refusals.refused(event, request.source, e)
             raise
         try:
@@ -123,27 +125,11 @@ class Receiver:
         except LiaisonError as e:
             if not isinstance(e, AuthenticationFailed):
                 actor = f"peer:{peer.id}"
-                event = _event(now, actor, "notice.receive_refused", "federation", e, request)
+                event = refused_event(
+                    now, actor, "notice.receive_refused", "federation", e, request
+                )
                 await audit_repo.append_events(self.state.engine, [event])
             raise
-
-    def _authenticate(
-        self, view: View, request: IncomingRequest, now: datetime
-    ) -> tuple[Peer, VerifiedSignature]:
-        peers = {fingerprint(p.broker_key): p for p in view.policies.peers.values()}
-        try:
-            signature = verify_request(
-                HttpRequestView(request.method, request.target_uri, request.headers),
-                lookup_key=lambda keyid: peers[keyid].broker_key if keyid in peers else None,
-                now=int(now.timestamp()),
-                max_skew=self.limits.clock_skew_seconds,
-                required=[COMPONENTS],
-            )
-        except (SignatureInvalid, ValueError) as e:
-            raise AuthenticationFailed(detail=str(e)) from e
-        if not digest_matches(request.headers.get("content-digest", ""), request.body):
-            raise AuthenticationFailed(detail="content digest")
-        return peers[signature.keyid], signature
 
     async def _accept(
         self,
@@ -162,11 +148,22 @@ class Receiver:
             return Accepted(earlier.answer, replayed=True)
         data_key, facts, document = self._open(payload, peer, now)
         decision = self._decide(view, facts, payload, peer, now)
-        routed = route(facts, view.authorizer, now)
+        superseded = await self._superseded(peer, facts, document, payload)
+        routed = _route(view, facts, superseded, now)
         if not routed.recipients:
             raise Forbidden(REFUSED, reason="this broker's policy routes it to no role")
         write, crossing = self._write(
-            view, peer, signature, payload, document, facts, data_key, routed, decision, now
+            view,
+            peer,
+            signature,
+            payload,
+            document,
+            facts,
+            data_key,
+            routed,
+            decision,
+            now,
+            superseded,
         )
         try:
             await federation_repo.commit_crossing(self.state.engine, write, crossing)
@@ -182,6 +179,37 @@ class Receiver:
             except LiaisonError:
                 log.warning("notice_push_failed", notice_id=facts.id)
         return Accepted(json.loads(crossing["answer"]))
+
+    async def _superseded(
+        self, peer: Peer, facts: NoticeFacts, document: dict[str, Any], payload: dict[str, Any]
+    ) -> Superseded | None:
+        """An update or cancel: the notice received from this peer that it supersedes, which
+        must be active, from the same agency, on the same channel; and the roles it reached."""
+        named = document.get("supersedes")
+        if payload.get("supersedes") != named:
+            raise Forbidden(REFUSED, reason="supersedes differs from what the agency signed")
+        if named is None:
+            if document.get("cancel"):
+                raise Forbidden(REFUSED, reason="a cancel names the notice it cancels")
+            return None
+        engine = self.state.engine
+        crossing = await federation_repo.received(engine, peer.id, str(named))
+        earlier = (
+            None if crossing is None else await intake_repo.get_notice(engine, crossing.notice_id)
+        )
+        if (
+            earlier is None
+            or earlier.sender != facts.sender
+            or earlier.status != "active"
+            or earlier.channel != facts.channel
+        ):
+            raise Forbidden(REFUSED, reason="it updates no active notice received from this peer")
+        deliveries = await deliveries_repo.deliveries_of(engine, earlier.id)
+        return Superseded(
+            "cancel" if document.get("cancel") else "update",
+            earlier.id,
+            tuple(dict.fromkeys(d.role for d in deliveries)),
+        )
 
     def _open(
         self, payload: dict[str, Any], peer: Peer, now: datetime
@@ -263,8 +291,11 @@ class Receiver:
         routed: Route,
         decision: CrossingDecision,
         now: datetime,
+        superseded: Superseded | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         channel = view.policies.channels[facts.channel]
+        kind = superseded.kind if superseded else "notice"
+        supersedes = superseded.notice_id if superseded else None
         contacts: dict[str, str] = {}
         for r in routed.recipients:
             contacts.setdefault(r.contact, r.key_id)
@@ -284,8 +315,8 @@ class Receiver:
             severity=facts.severity,
             marking=channel.marking.value,
             policy_hash=payload["policy_hash"],  # the sender's: the ciphertext is bound to it
-            kind="notice",
-            supersedes=None,
+            kind=kind,
+            supersedes=supersedes,
             addressees=facts.addressees,
             requesting_role=None,
             in_reply_to=None,
@@ -307,7 +338,9 @@ class Receiver:
             "recipient_count": len(contacts),
             "policy_hash": view.policies.hash,
         }
-        events = self._events(view, peer, payload, facts, routed, decision, wraps, now)
+        events = self._events(
+            view, peer, payload, facts, routed, decision, wraps, now, (kind, supersedes)
+        )
         outbox = (
             self.announcements(
                 view, facts.id, channel, [(r.contact, r.role) for r in routed.recipients], now
@@ -315,6 +348,8 @@ class Receiver:
             if self.announcements is not None
             else []
         )
+        if peer.url is not None:  # the per-role status goes back to the sender (reporter.py)
+            outbox.append(status_row(facts.id, peer.id, payload["notice_id"], now))
         write = rows.notice_write(
             notice,
             wraps,
@@ -329,7 +364,7 @@ class Receiver:
                 + timedelta(seconds=2 * self.limits.clock_skew_seconds),
             ),
             None,
-            cancels=None,
+            cancels=supersedes if kind == "cancel" else None,
             audit=events,
             outbox=outbox,
         )
@@ -355,6 +390,7 @@ class Receiver:
         decision: CrossingDecision,
         wraps: list[KeyWrap],
         now: datetime,
+        kind: tuple[str, str | None] = ("notice", None),
     ) -> list[AuditEvent]:
         actor = f"peer:{peer.id}"
         obj = f"notice:{facts.id}"
@@ -363,8 +399,8 @@ class Receiver:
             channel=facts.channel,
             jurisdiction=facts.jurisdiction,
             severity=facts.severity,
-            kind="notice",
-            supersedes=None,
+            kind=kind[0],
+            supersedes=kind[1],
             sender=facts.sender,
             sender_key=payload["sender_key_id"],
             content_digest=payload["content_digest"],
@@ -408,6 +444,34 @@ class Receiver:
             ),
             *accepted(posting, now, None),
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class Superseded:
+    kind: str  # update | cancel
+    notice_id: str  # this broker's id of the notice it supersedes
+    roles: tuple[str, ...]  # the roles that notice reached
+
+
+def _route(view: View, facts: NoticeFacts, superseded: Superseded | None, now: datetime) -> Route:
+    """This broker's own routing; an update or cancel also goes to the roles the earlier notice
+    reached, through ``deliver_to`` now: to whoever acts for each role at this moment (a
+    successor, a standing-in deputy), never a former holder — as a local update does."""
+    routed = route(facts, view.authorizer, now)
+    if superseded is None:
+        return routed
+    decided = {r.role for r in routed.recipients} | {n.role for n in routed.not_reached}
+    more, missing = deliver_to(
+        facts,
+        [(role, "supersedes") for role in superseded.roles if role not in decided],
+        view.authorizer,
+        now,
+    )
+    return replace(
+        routed,
+        recipients=(*routed.recipients, *more),
+        not_reached=(*routed.not_reached, *missing),
+    )
 
 
 def _agency_signed(payload: dict[str, Any], values: dict[str, str], public: bytes) -> bool:
@@ -467,24 +531,3 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError as e:
         raise BadRequest("expires_at is not a time") from e
-
-
-def _event(
-    now: datetime,
-    actor: str,
-    action: str,
-    obj: str,
-    error: LiaisonError,
-    request: IncomingRequest,
-) -> AuditEvent:
-    return AuditEvent(
-        now,
-        actor,
-        action,
-        obj,
-        outcome="refused",
-        decision="deny",
-        reason=error.code,
-        details={"why": getattr(error, "reason", None) or error.message},
-        request=request.request_id,
-    )

@@ -1,8 +1,13 @@
-"""``POST /v1/federation/notices``: a notice forwarded by a peer broker (``federation/receive``).
+"""Peer brokers' endpoints.
 
+``POST /v1/federation/notices``: a notice forwarded by a peer broker (``federation/receive``).
 201 with the notice this broker made of it; 200 with the same body when the peer sends it again
 (``Idempotent-Replayed: true``); one 401 for any signature failure, 403 with the reason when the
-origin, the bytes or the agreement refuse it."""
+origin, the bytes or the agreement refuse it.
+
+``POST /v1/federation/status``: a peer's per-role report on a notice forwarded to it
+(``federation/reports_in``). 200; one 401 for any signature failure or a replay; one 403 when the
+notice was not forwarded to that peer."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from aiohttp import web
 
 from broker.errors import UnsupportedMediaType
 from broker.http.json_body import json_response
-from broker.http.keys import CLOCK, FEDERATION
+from broker.http.keys import CLOCK, FEDERATION, FEDERATION_STATUS
 from broker.http.middleware import REQUEST_ID
 from broker.http.notices import header_map, source, target_uri
 from broker.service.intake import IncomingRequest
@@ -32,3 +37,18 @@ async def post_notice(request: web.Request) -> web.Response:
     if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+async def post_status(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("a status report is application/json")
+    incoming = IncomingRequest(
+        request.method,
+        target_uri(request),
+        header_map(request),
+        await request.read(),
+        request[REQUEST_ID],
+        source=source(request),
+    )
+    body = await request.app[FEDERATION_STATUS].receive(incoming, request.app[CLOCK].now())
+    return json_response(body)

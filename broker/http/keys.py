@@ -8,6 +8,8 @@ from broker.clock import Clock
 from broker.config import Settings
 from broker.crypto.purpose_keys import PurposeKeys
 from broker.federation.receive import Receiver
+from broker.federation.reporter import StatusReporter
+from broker.federation.reports_in import ReportIntake
 from broker.service.audit import AuditService
 from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
@@ -40,4 +42,6 @@ REKEY = web.AppKey("rekey", Rekeyer)
 PURPOSE_KEYS = web.AppKey("purpose_keys", PurposeKeys)
 ENROLMENT = web.AppKey("enrolment", Enrolment)
 FEDERATION = web.AppKey("federation", Receiver)
+FEDERATION_STATUS = web.AppKey("federation_status", ReportIntake)
+REPORTER = web.AppKey("reporter", StatusReporter)
 RELEASE = web.AppKey("release", Release)

@@ -352,7 +352,7 @@ class Outbox:
                 "sent",
                 attempts,
                 None,
-                {"email": "email.sent", "peer": "notice.forwarded"}.get(kind, f"{kind}.delivered"),
+                _sent_action(item),
                 channel,
             )
         elif gone:
@@ -423,6 +423,14 @@ class Outbox:
             events=[event],
             disable=disable,
         )
+
+
+def _sent_action(item: OutboxItem) -> str:
+    """The audit action of a message sent: a ``peer`` row is a forward, or a status report
+    (``msg_id`` ``status:<peer's notice id>``, broker/federation/reporter.py)."""
+    if item.kind == "peer":
+        return "notice.status_reported" if item.msg_id.startswith("status:") else "notice.forwarded"
+    return {"email": "email.sent"}.get(item.kind, f"{item.kind}.delivered")
 
 
 def _b64(data: bytes) -> str:

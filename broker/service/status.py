@@ -15,11 +15,12 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState
 from broker.errors import AuthenticationFailed, NotFound
+from broker.federation.report import TIMES
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.names import ack_deadline, names
 from broker.service.release import release_status
 from broker.state import View
-from broker.store import Database, intake_repo
+from broker.store import Database, federation_repo, intake_repo, outbox_repo
 from broker.store import deliveries_repo as repo
 
 STATE_ORDER = ("pending", "delivered", "read", "acknowledged", "escalated")
@@ -95,6 +96,9 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
     ):
         raise NotFound("no such notice")
     deliveries = await repo.deliveries_of(db, notice_id)
+    crossing = await federation_repo.crossing_of(db, notice_id)
+    if crossing is not None and crossing.direction != "send":
+        crossing = None  # a notice received from a peer: its sender reads it over there
     return {
         "id": notice.id,
         "channel": notice.channel,
@@ -107,7 +111,8 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
         "policy_hash": notice.policy_hash,
         **names(view, channel=notice.channel, jurisdiction=notice.jurisdiction),
         "ack_deadline": ack_deadline(view, notice.channel, notice.created_at),
-        "roles": _by_role(view, deliveries),
+        "roles": _by_role(view, deliveries) + _abroad_roles(view, crossing),
+        "abroad": await _abroad(db, view, crossing),
         "release": await release_status(db, notice_id),  # two-person release, if required
         # Replies are encrypted to the agency's X25519 key: the broker passes them on unread.
         "replies": [
@@ -122,6 +127,54 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
             for r in await repo.replies_of(db, notice_id)
         ],
     }
+
+
+async def _abroad(
+    db: Database, view: View, crossing: federation_repo.CrossingRecord | None
+) -> dict[str, Any] | None:
+    """A forwarded notice: the peer, whether it has it yet, and its latest report."""
+    if crossing is None:
+        return None
+    peer = view.policies.peers.get(crossing.peer)
+    rows = [r for r in await outbox_repo.items(db, crossing.notice_id) if r["kind"] == "peer"]
+    report = crossing.foreign_status or {}
+    return {
+        "peer": crossing.peer,
+        "peer_title": peer.title if peer else crossing.peer,
+        "agreement": crossing.agreement,
+        "forward": rows[0]["state"] if rows else "unknown",  # pending | sent | dead
+        "peer_notice_id": report.get("reporter_notice_id"),
+        "reported_at": report.get("as_of"),
+        "status": report.get("status"),
+    }
+
+
+def _abroad_roles(
+    view: View, crossing: federation_repo.CrossingRecord | None
+) -> list[dict[str, Any]]:
+    """The peer's roles, as it reported them: ids and states (its directory is not ours)."""
+    if crossing is None or crossing.foreign_status is None:
+        return []
+    peer = view.policies.peers.get(crossing.peer)
+    out = []
+    for role in crossing.foreign_status["roles"]:
+        jurisdiction = view.directory.jurisdictions.get(role["jurisdiction"])
+        out.append(
+            {
+                "role": role["role"],
+                "role_title": role["role"],
+                "jurisdiction": role["jurisdiction"],
+                "jurisdiction_name": jurisdiction.name if jurisdiction else None,
+                "rule": None,
+                "recipients": role["recipients"],
+                "state": role["state"],
+                **{name: role[name] for name in TIMES},
+                "foreign": True,
+                "peer": crossing.peer,
+                "peer_title": peer.title if peer else crossing.peer,
+            }
+        )
+    return out
 
 
 def _b64(data: bytes) -> str:

@@ -9,13 +9,15 @@ a second delivery of the same notice by a peer finds the first answer instead of
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from broker.audit.events import AuditEvent
 from broker.store import Database, audit_repo, outbox_repo
 from broker.store.boundary import connection, transaction
 from broker.store.intake_repo import (
@@ -28,6 +30,7 @@ from broker.store.intake_repo import (
     wrap_t,
 )
 from broker.store.listener import notify
+from broker.store.outbox_repo import outbox_t
 from broker.store.tables import FederationCrossingRow
 
 crossing_t = FederationCrossingRow.__table__  # type: ignore[attr-defined]
@@ -47,6 +50,7 @@ class CrossingRecord:
     origin_root: bytes | None
     origin_bindings: bytes | None
     answer: dict[str, Any]
+    foreign_status: dict[str, Any] | None = None  # sent: the peer's latest report, merged
 
 
 async def commit_crossing(db: Database, write: NoticeWrite, crossing: dict[str, Any]) -> None:
@@ -66,6 +70,10 @@ async def commit_crossing(db: Database, write: NoticeWrite, crossing: dict[str, 
         await conn.execute(insert(wrap_t), write.wraps)
         if write.deliveries:
             await conn.execute(insert(delivery_t), write.deliveries)
+        if write.cancels is not None:  # a cancel that crossed (either side)
+            await conn.execute(
+                update(notice_t).where(notice_t.c.id == write.cancels).values(status="cancelled")
+            )
         await outbox_repo.add(conn, write.outbox)
         await audit_repo.append(conn, write.audit)
         await notify(conn, {"notice": write.notice["id"]})
@@ -105,6 +113,7 @@ def _record(row: Any) -> CrossingRecord:
         row.origin_root,
         row.origin_bindings,
         json.loads(row.answer),
+        json.loads(row.foreign_status) if row.foreign_status else None,
     )
 
 
@@ -156,4 +165,110 @@ async def count_crossings(db: Database, direction: str) -> int:
         )
 
 
-__all__ = ["CrossingRace", "CrossingRecord", "IdempotencyRace"]
+# -- status reports: the receiving side's queue, the sending side's view -------------------------
+
+
+@dataclass(frozen=True)
+class OpenReport:
+    """A received notice whose status is reported to its peer, with its outbox row."""
+
+    notice_id: str
+    peer: str
+    outbox_id: int
+    outbox_state: str
+    armed: str | None
+    sent: str | None
+
+
+async def open_reports(db: Database, now: datetime, *, limit: int) -> list[OpenReport]:
+    """Received notices still kept here (not past retention) and their status rows."""
+    query = (
+        select(
+            crossing_t.c.notice_id,
+            crossing_t.c.peer,
+            crossing_t.c.report_armed,
+            crossing_t.c.report_sent,
+            outbox_t.c.id,
+            outbox_t.c.state,
+        )
+        .join(
+            outbox_t,
+            and_(
+                outbox_t.c.notice_id == crossing_t.c.notice_id,
+                outbox_t.c.kind == "peer",
+                outbox_t.c.target == crossing_t.c.peer,
+            ),
+        )
+        .join(notice_t, notice_t.c.id == crossing_t.c.notice_id)
+        .where(and_(crossing_t.c.direction == "receive", notice_t.c.retain_until > now))
+        .order_by(crossing_t.c.created_at.desc())
+        .limit(limit)
+    )
+    async with connection(db) as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        OpenReport(r.notice_id, r.peer, r.id, r.state, r.report_armed, r.report_sent) for r in rows
+    ]
+
+
+async def arm_report(db: Database, report: OpenReport, digest: str, now: datetime) -> None:
+    """Queue the status row again: the state changed since the peer last accepted a report."""
+    async with transaction(db) as conn:
+        await conn.execute(
+            update(outbox_t)
+            .where(outbox_t.c.id == report.outbox_id)
+            .values(state="pending", attempts=0, next_attempt_at=now, last_error=None)
+        )
+        await conn.execute(
+            update(crossing_t)
+            .where(crossing_t.c.notice_id == report.notice_id)
+            .values(report_armed=digest)
+        )
+
+
+async def report_accepted(db: Database, notice_id: str, digest: str) -> None:
+    """The peer accepted a report of this snapshot."""
+    async with transaction(db) as conn:
+        await conn.execute(
+            update(crossing_t).where(crossing_t.c.notice_id == notice_id).values(report_sent=digest)
+        )
+
+
+MergeReport = Callable[[dict[str, Any] | None], tuple[dict[str, Any], datetime, list[AuditEvent]]]
+
+
+async def record_report(
+    db: Database, notice_id: str, nonce: dict[str, Any], merge: MergeReport
+) -> list[AuditEvent]:
+    """A peer's report, merged into the view kept of the notice, with its nonce and audit
+    events, in one transaction (so two reports at once cannot lose one another's roles)."""
+    async with transaction(db) as conn:
+        await audit_repo.lock_head(conn)
+        await _insert_nonce(conn, nonce)
+        stored = (
+            await conn.execute(
+                select(crossing_t.c.foreign_status).where(crossing_t.c.notice_id == notice_id)
+            )
+        ).scalar_one()
+        merged, as_of, events = merge(None if stored is None else json.loads(stored))
+        await conn.execute(
+            update(crossing_t)
+            .where(crossing_t.c.notice_id == notice_id)
+            .values(foreign_status=json.dumps(merged, sort_keys=True), foreign_status_at=as_of)
+        )
+        await audit_repo.append(conn, events)
+    return events
+
+
+async def foreign_status(db: Database, notice_id: str) -> dict[str, Any] | None:
+    """What the peer last reported of a forwarded notice (None: nothing yet, or not forwarded)."""
+    async with connection(db) as conn:
+        stored = (
+            await conn.execute(
+                select(crossing_t.c.foreign_status).where(crossing_t.c.notice_id == notice_id)
+            )
+        ).scalar_one_or_none()
+    return None if stored is None else dict(json.loads(stored))
+
+
+__all__ = ["CrossingRace", "CrossingRecord", "IdempotencyRace", "OpenReport"]

@@ -343,6 +343,14 @@ class FederationCrossingRow(SQLModel, table=True):
     )
     answer: str = Field(sa_column=Column(Text, nullable=False))  # the 201 body, given again
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # Received: digests of the per-role snapshot last queued for the peer, and last accepted.
+    report_armed: str | None = Field(default=None, max_length=64)
+    report_sent: str | None = Field(default=None, max_length=64)
+    # Forwarded: the peer's per-role states (JSON, role ids and states only), as of its report.
+    foreign_status: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    foreign_status_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
 
 
 class ReleaseRow(SQLModel, table=True):

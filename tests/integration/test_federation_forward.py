@@ -17,12 +17,13 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from adapters.client.errors import VerificationFailed
 from adapters.client.recipient import RecipientClient
@@ -33,10 +34,12 @@ from broker.crypto import purpose_keys
 from broker.crypto.keys import KeyPair, generate, read_private_key
 from broker.federation.forward import PATH, crossing_payload, signed_headers
 from broker.federation.origin import root_pin
+from broker.federation.reporter import STATUS_PATH
 from broker.service.custody import load_escrow_key
 from broker.service.setup import init_data_dir
 from tests.conftest import POLICIES
-from tests.support import TcpProxy, output, serve_process
+from tests.integration.intake_support import SUCCESSOR, hand_over_swc
+from tests.support import TcpProxy, output, run_cli, serve_process
 
 ENV = {"LIAISON_WEBHOOKS_BACKOFF_SECONDS": "1", "LIAISON_WEBHOOKS_MAX_BACKOFF_SECONDS": "1"}
 
@@ -111,21 +114,41 @@ class Pair:
     b: Side  # North Macedonia
     proxy: TcpProxy  # A reaches B through it
     logs: tuple[Any, Any] = (None, None)
+    intruder: KeyPair | None = None  # the broker key of a third declared peer (ba), held here
 
 
-@pytest.fixture
-async def brokers(tmp_path: Path) -> AsyncIterator[Pair]:
+# One pair of brokers for the module (each test works on its own notices): two `liaison serve`
+# processes cost seconds to start, and the suite is over its budget.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def brokers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pair]:
     now = datetime.now(UTC)
+    tmp_path = tmp_path_factory.mktemp("federation")
     a, b = Side(tmp_path / "xk"), Side(tmp_path / "mk")
     for side in (a, b):
         await init_data_dir(side.data, demo=True, now=now, environ={})
-    proxy = TcpProxy(0)
-    a.url = "http://127.0.0.1:9"  # B never sends to A in these tests; set once A listens
+    proxy, a_proxy = TcpProxy(0), TcpProxy(0)
+    a.url = f"http://127.0.0.1:{a_proxy.port}"  # what B and the test call A by (never cut)
     b.url = f"http://127.0.0.1:{proxy.port}"  # what A and the test call B by
     (a.data / "policies" / "peers").mkdir()
     (b.data / "policies" / "peers").mkdir()
     (a.data / "policies" / "peers" / "mk.yaml").write_text(
         peer_file("mk", "Broker of North Macedonia", b.url, b.card(), "send", "mk-kumanovo")
+    )
+    # A third peer A declares (Bosnia and Herzegovina), whose key the test holds: it plays a
+    # declared peer reporting on a notice that was forwarded to another.
+    intruder = generate("ed25519")
+    (a.data / "policies" / "peers" / "ba.yaml").write_text(
+        peer_file(
+            "ba",
+            "Broker of Bosnia and Herzegovina",
+            "http://127.0.0.1:9",
+            {**b.card(), "broker_key": base64.b64encode(intruder.public_raw).decode()},
+            "send",
+            "ba-sarajevo",
+        )
     )
     (b.data / "policies" / "peers" / "xk.yaml").write_text(
         peer_file("xk", "Broker of Kosovo", a.url, a.card(), "receive", "mk")
@@ -133,12 +156,17 @@ async def brokers(tmp_path: Path) -> AsyncIterator[Pair]:
     with serve_process(b.data, env={**ENV, "LIAISON_SERVER_PUBLIC_URL": b.url}) as (bp, b_real):
         proxy.upstream = ("127.0.0.1", int(b_real.rsplit(":", 1)[1]))
         await proxy.start()
-        with serve_process(a.data, env=ENV) as (ap, a_url):
-            a.url = a_url
+        with serve_process(a.data, env={**ENV, "LIAISON_SERVER_PUBLIC_URL": a.url}) as (
+            ap,
+            a_real,
+        ):
+            a_proxy.upstream = ("127.0.0.1", int(a_real.rsplit(":", 1)[1]))
+            await a_proxy.start()
             try:
-                yield Pair(a, b, proxy, (ap, bp))
+                yield Pair(a, b, proxy, (ap, bp), intruder)
             finally:
                 await proxy.cut()
+                await a_proxy.cut()
 
 
 def returnee() -> dict[str, Any]:
@@ -215,23 +243,27 @@ async def test_a_kosovo_notice_reaches_kumanovo_and_verifies_against_kosovo(
 async def test_a_crossing_the_agreement_refuses_is_403_with_the_reason(brokers: Pair) -> None:
     hate = json.loads((POLICIES / "examples" / "hate-incident.json").read_text())
     hate["jurisdiction"] = "mk-kumanovo"
+    crossings = brokers.a.scalar("SELECT count(*) FROM federation_crossing")
     async with brokers.a.sender("xk-kp") as client:
         with pytest.raises(SenderError) as refused:
             await client.post_notice(hate)
     assert refused.value.status == 403
     assert refused.value.problem["reason"] == "no agreement with mk for hate-incident (to send)"
-    assert brokers.a.scalar("SELECT count(*) FROM federation_crossing") == 0
+    assert brokers.a.scalar("SELECT count(*) FROM federation_crossing") == crossings
 
 
 async def test_a_peer_outage_delays_and_never_loses_or_doubles(brokers: Pair) -> None:
     a, b = brokers.a, brokers.b
+    before = b.scalar("SELECT count(*) FROM notice")
+    received = b.scalar("SELECT count(*) FROM federation_crossing WHERE direction = 'receive'")
     await brokers.proxy.cut()
     ids = []
     async with a.sender("xk-aki") as client:
         for _ in range(3):
             ids.append((await client.post_notice(returnee())).body["id"])
-    await until(lambda: a.scalar("SELECT min(attempts) FROM outbox WHERE kind = 'peer'") >= 2, 20)
-    assert b.scalar("SELECT count(*) FROM notice") == 0
+    attempts = "SELECT attempts FROM outbox WHERE kind = 'peer' AND notice_id = ?"
+    await until(lambda: min(a.scalar(attempts, i) for i in ids) >= 2, 20)
+    assert b.scalar("SELECT count(*) FROM notice") == before
     await brokers.proxy.restore()
     await until(lambda: all(delivered(b, i) for i in ids))
     await asyncio.sleep(2)  # a late duplicate would land now
@@ -245,12 +277,16 @@ async def test_a_peer_outage_delays_and_never_loses_or_doubles(brokers: Pair) ->
             )
             == 1
         )
-    assert a.scalar("SELECT count(*) FROM outbox WHERE kind = 'peer' AND state = 'sent'") == 3
-    assert b.scalar("SELECT count(*) FROM federation_crossing WHERE direction = 'receive'") == 3
+    sent = "SELECT state FROM outbox WHERE kind = 'peer' AND notice_id = ?"
+    assert [a.scalar(sent, i) for i in ids] == ["sent"] * 3
+    assert (
+        b.scalar("SELECT count(*) FROM federation_crossing WHERE direction = 'receive'")
+        == received + 3
+    )
     # The forwarder's retry after a lost answer: the same notice again is the same answer.
     status, body = await forward_again(a, b, ids[0], a.broker_key())
     assert status == 200 and body["peer_notice_id"] == ids[0]
-    assert b.scalar("SELECT count(*) FROM notice") == 3
+    assert b.scalar("SELECT count(*) FROM notice") == before + 3
 
 
 async def forward_again(
@@ -353,3 +389,215 @@ async def test_a_notice_the_receiving_broker_forges_fails_the_recipients_check(
     async with b.recipient(contact, {"xk": a.card()["directory_root"]}) as reader:
         with pytest.raises(VerificationFailed):
             await reader.read(notice_id)
+
+
+# -- what flows back: per-role status and acknowledgements -----------------------------------
+
+
+def foreign(side: Side, notice_id: str) -> dict[str, Any] | None:
+    stored = side.scalar(
+        "SELECT foreign_status FROM federation_crossing WHERE notice_id = ?", notice_id
+    )
+    return None if stored is None else dict(json.loads(stored))
+
+
+def actions(side: Side, notice_id: str) -> list[str]:
+    return [
+        r[0]
+        for r in side.db().execute(
+            "SELECT action FROM audit_event WHERE object = ? ORDER BY seq", (f"notice:{notice_id}",)
+        )
+    ]
+
+
+async def test_the_foreign_roles_state_and_acknowledgement_reach_the_sender(
+    brokers: Pair,
+) -> None:
+    a, b = brokers.a, brokers.b
+    async with a.sender("xk-aki") as client:
+        notice_id = (await client.post_notice(returnee())).body["id"]
+    await until(lambda: foreign(a, notice_id) is not None)
+    contacts = [
+        r[0]
+        for r in b.db().execute("SELECT contact_id FROM delivery WHERE notice_id = ?", (notice_id,))
+    ]
+    role = b.scalar("SELECT role_id FROM delivery WHERE contact_id = ?", contacts[0])
+    async with a.sender("xk-aki") as client:
+        status = (await client.status(notice_id)).body
+    assert status["abroad"]["peer"] == "mk" and status["abroad"]["forward"] == "sent"
+    abroad = {r["role"]: r for r in status["roles"] if r.get("foreign")}
+    assert role in abroad and abroad[role]["peer_title"] == "Broker of North Macedonia"
+    assert abroad[role]["state"] in ("pending", "delivered")
+    # Kumanovo's focal point acknowledges on B; A hears of it through the next report.
+    async with b.recipient(contacts[0], {"xk": a.card()["directory_root"]}) as reader:
+        await reader.ack(notice_id)
+    await until(
+        lambda: any(
+            r["role"] == role and r["state"] == "acknowledged"
+            for r in (foreign(a, notice_id) or {}).get("roles", [])
+        )
+    )
+    async with a.sender("xk-aki") as client:
+        status = (await client.status(notice_id)).body
+    acked = next(r for r in status["roles"] if r.get("foreign") and r["role"] == role)
+    assert acked["state"] == "acknowledged" and acked["acknowledged_at"]
+    # The CLI prints the foreign role, marked abroad, with its peer.
+    # (in a thread: A is reached through a proxy that runs on this event loop)
+    shown = await asyncio.to_thread(
+        run_cli,
+        "--lang",
+        "en",
+        "status",
+        notice_id,
+        "--data",
+        a.data,
+        "--url",
+        a.url,
+        "--as",
+        "xk-aki",
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"[{role}] (abroad, mk): acknowledged" in shown.stdout
+    assert "forwarded to Broker of North Macedonia: sent" in shown.stdout
+    # Each side audits its half with the other's ids.
+    sent_side = actions(a, notice_id)
+    assert (
+        "notice.routed_abroad" in sent_side and sent_side.count("notice.acknowledged_abroad") == 1
+    )
+    event = json.loads(
+        a.scalar(
+            "SELECT body FROM audit_event WHERE object = ? "
+            "AND action = 'notice.acknowledged_abroad'",
+            f"notice:{notice_id}",
+        )
+    )["details"]
+    assert event["peer"] == "mk" and event["peer_notice_id"] == notice_id and event["role"] == role
+    assert "delivery.acknowledged" in actions(b, notice_id)
+    assert actions(b, notice_id).count("notice.status_reported") >= 2
+    # What crossed holds roles and states, never who holds them.
+    stored = json.dumps(foreign(a, notice_id))
+    assert not any(contact in stored for contact in contacts)
+
+
+async def post_report(
+    a: Side, report: dict[str, Any], key: KeyPair, *, key_id: str | None = None
+) -> tuple[int, dict[str, Any], Any]:
+    """POST a status report to A as a peer's reporter does, signed with ``key``."""
+    body = json.dumps(report).encode()
+    url = a.url + STATUS_PATH
+    headers = signed_headers(url, body, f"{report['notice_id']}:x", key, datetime.now(UTC))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=body, headers=headers) as response:
+            answer = (response.status, await response.json(content_type=None))
+        async with session.post(url, data=body, headers=headers) as again:
+            return *answer, again.status
+
+
+def report_on(notice_id: str, **extra: Any) -> dict[str, Any]:
+    role = {
+        "role": "mk-kumanovo.pcve-focal-point",
+        "jurisdiction": "mk-kumanovo",
+        "state": "acknowledged",
+        "recipients": 1,
+        "delivered_at": None,
+        "read_at": None,
+        "acknowledged_at": "2026-12-01T10:00:00Z",
+        "escalated_at": None,
+        **extra,
+    }
+    return {
+        "notice_id": notice_id,
+        "reporter_notice_id": notice_id,
+        "as_of": datetime.now(UTC).isoformat(),
+        "status": "active",
+        "roles": [role],
+    }
+
+
+async def test_only_the_peer_a_notice_went_to_may_report_on_it(brokers: Pair) -> None:
+    a, b = brokers.a, brokers.b
+    async with a.sender("xk-aki") as client:
+        notice_id = (await client.post_notice(returnee())).body["id"]
+    await until(lambda: delivered(b, notice_id))
+    assert brokers.intruder is not None
+    # A key no peer file pins: one 401.
+    status, problem, _ = await post_report(a, report_on(notice_id), generate("ed25519"))
+    assert status == 401 and problem["code"] == "authentication_failed"
+    # A declared peer (ba), on a notice forwarded to mk; B, on a notice never forwarded: the
+    # same 403 for both, each audited with why.
+    status, wrong_peer, _ = await post_report(a, report_on(notice_id), brokers.intruder)
+    assert status == 403
+    status, unknown, _ = await post_report(a, report_on("0" * 32), b.broker_key())
+    assert status == 403 and unknown["detail"] == wrong_peer["detail"]
+    refused = [
+        json.loads(r[0])["details"]["why"]
+        for r in a.db().execute(
+            "SELECT body FROM audit_event WHERE action = 'federation.report_refused' "
+            "ORDER BY seq DESC LIMIT 4"
+        )
+    ]
+    assert (
+        refused == ["no such notice here"] * 2 + ["forwarded to mk, not ba"] * 2
+    )  # each sent twice
+    # B itself may not slip a person into a report, and may not replay one.
+    status, _, _ = await post_report(
+        a, report_on(notice_id, contact="mk-kumanovo.pcve-focal-point.1"), b.broker_key()
+    )
+    assert status == 400
+    status, _, replayed = await post_report(a, report_on(notice_id), b.broker_key())
+    assert status == 200 and replayed == 401
+    acks = "SELECT count(*) FROM audit_event WHERE object = ? AND action = ?"
+    assert a.scalar(acks, f"notice:{notice_id}", "notice.acknowledged_abroad") <= 1
+
+
+# -- updates and cancels cross under the same agreement ----------------------------------------
+
+
+def contacts_on(side: Side, notice_id: str) -> set[str]:
+    return {
+        r[0]
+        for r in side.db().execute(
+            "SELECT contact_id FROM delivery WHERE notice_id = ?", (notice_id,)
+        )
+    }
+
+
+async def test_an_update_crosses_to_the_successor_never_the_former_holder_and_a_cancel_follows(
+    brokers: Pair,
+) -> None:
+    a, b = brokers.a, brokers.b
+    async with a.sender("xk-aki") as client:
+        first = (await client.post_notice(returnee())).body["id"]
+    await until(lambda: delivered(b, first))
+    assert "mk-kumanovo-swc" in contacts_on(b, first)
+    # B's operator hands Kumanovo's social-welfare centre to a successor, on B's store alone.
+    handover = b.data / "handover.yaml"
+    handover.write_text(
+        hand_over_swc(b, datetime.now(UTC) + timedelta(seconds=1))
+    )  # a Side has .data
+    applied = await asyncio.to_thread(
+        run_cli, "directory", "apply", handover, "--data", b.data, "--force"
+    )
+    assert applied.returncode == 0, applied.stderr
+    await asyncio.sleep(6)  # B reads its directory every 5 s
+    update = {**returnee(), "supersedes": first, "subject": "Arrival moved"}
+    async with a.sender("xk-aki") as client:
+        second = (await client.post_notice(update)).body["id"]
+    await until(lambda: delivered(b, second))
+    reached = contacts_on(b, second)
+    assert SUCCESSOR in reached and "mk-kumanovo-swc" not in reached
+    assert b.scalar("SELECT kind || ' ' || supersedes_id FROM notice WHERE id = ?", second) == (
+        f"update {first}"
+    )
+    cancel = {**returnee(), "supersedes": second, "cancel": True, "body": {}, "subject": "Off"}
+    async with a.sender("xk-aki") as client:
+        third = (await client.post_notice(cancel)).body["id"]
+    await until(lambda: delivered(b, third))
+    assert b.scalar("SELECT status FROM notice WHERE id = ?", second) == "cancelled"
+    assert a.scalar("SELECT status FROM notice WHERE id = ?", second) == "cancelled"
+    assert "mk-kumanovo-swc" not in contacts_on(b, third)
+    # An update of a notice that never crossed to this peer is refused at intake, here.
+    async with a.sender("xk-aki") as client:
+        with pytest.raises(SenderError) as refused:
+            await client.post_notice({**returnee(), "supersedes": "0" * 32})
+    assert refused.value.status == 422, refused.value.problem

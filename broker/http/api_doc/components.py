@@ -122,6 +122,22 @@ COMPONENTS: dict[str, Any] = {
                 "roles": {"type": "array", "items": _ref("RoleStatus")},
                 "replies": {"type": "array", "items": _ref("Reply")},
                 "release": RELEASE_STATE,
+                "abroad": {
+                    "type": ["object", "null"],
+                    "description": (
+                        "A notice forwarded to a peer broker: the peer, the forward's state, and "
+                        "the peer's latest report (its roles are in `roles`, `foreign: true`)"
+                    ),
+                    "properties": {
+                        "peer": STRING,
+                        "peer_title": STRING,
+                        "agreement": STRING,
+                        "forward": {"enum": ["pending", "sent", "dead", "unknown"]},
+                        "peer_notice_id": NULLABLE_STRING,
+                        "reported_at": NULLABLE_TIME,
+                        "status": NULLABLE_STRING,
+                    },
+                },
             },
         },
         "RoleStatus": {
@@ -152,6 +168,9 @@ COMPONENTS: dict[str, Any] = {
                 "read_at": NULLABLE_TIME,
                 "acknowledged_at": NULLABLE_TIME,
                 "escalated_at": NULLABLE_TIME,
+                "foreign": {"type": "boolean", "description": "a peer broker's role, abroad"},
+                "peer": STRING,
+                "peer_title": STRING,
             },
         },
         "Reply": {

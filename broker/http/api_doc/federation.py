@@ -1,4 +1,5 @@
-"""OpenAPI path of federation: a notice forwarded by a declared peer broker."""
+"""OpenAPI paths of federation: a notice forwarded by a declared peer broker, and a peer's
+status report on a notice forwarded to it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,48 @@ from typing import Any
 from broker.http.api_doc.common import _problem
 
 B64 = {"type": "string", "description": "base64"}
+TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+STATUS_REPORT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["notice_id", "reporter_notice_id", "as_of", "status", "roles"],
+    "properties": {
+        "notice_id": {"type": "string", "description": "the sending broker's notice id"},
+        "reporter_notice_id": {"type": "string", "description": "the reporting broker's id"},
+        "as_of": {"type": "string", "format": "date-time"},
+        "status": {"enum": ["active", "superseded", "cancelled", "expired"]},
+        "roles": {
+            "type": "array",
+            "maxItems": 256,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": [
+                    "role",
+                    "jurisdiction",
+                    "state",
+                    "recipients",
+                    "delivered_at",
+                    "read_at",
+                    "acknowledged_at",
+                    "escalated_at",
+                ],
+                "properties": {
+                    "role": {"type": "string"},
+                    "jurisdiction": {"type": "string"},
+                    "state": {
+                        "enum": ["pending", "delivered", "read", "acknowledged", "escalated"]
+                    },
+                    "recipients": {"type": "integer", "minimum": 0},
+                    "delivered_at": TIME_OR_NULL,
+                    "read_at": TIME_OR_NULL,
+                    "acknowledged_at": TIME_OR_NULL,
+                    "escalated_at": TIME_OR_NULL,
+                },
+            },
+        },
+    },
+}
 
 FEDERATION_PATHS: dict[str, Any] = {
     "/v1/federation/notices": {
@@ -115,6 +158,54 @@ FEDERATION_PATHS: dict[str, Any] = {
                 "413": _problem("Body too large"),
                 "415": _problem("Not application/json"),
                 "422": _problem("The notice names an unknown channel or jurisdiction here"),
+            },
+        }
+    },
+    "/v1/federation/status": {
+        "post": {
+            "operationId": "receiveFederatedStatus",
+            "tags": ["federation"],
+            "summary": "A peer broker reports the per-role state of a notice forwarded to it",
+            "description": (
+                "Signed (RFC 9421) by the pinned broker key of the peer the notice was forwarded "
+                "to, over the same components as a forward; `Idempotency-Key` begins with the "
+                "notice id. Role ids, jurisdiction ids, states, counts and times only: any other "
+                "field is refused. Merged monotonically (a state never goes back). A report on a "
+                "notice not forwarded to that peer is one 403."
+            ),
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": STATUS_REPORT}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Merged into the sender's view of its notice",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["notice_id", "changes"],
+                                "properties": {
+                                    "notice_id": {"type": "string"},
+                                    "changes": {"type": "integer", "minimum": 0},
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": _problem("Not a status report (or a field it may not carry)"),
+                "401": _problem("Not signed by a declared peer, or replayed (one answer)"),
+                "403": _problem("No notice was forwarded to this peer under this id"),
+                "413": _problem("Body too large"),
+                "415": _problem("Not application/json"),
             },
         }
     },

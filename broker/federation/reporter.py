@@ -1,0 +1,121 @@
+"""The receiving side reports back: each received notice's per-role state goes to its sender.
+
+Pushed, not pulled: the report is a request this broker signs (RFC 9421, its broker key) and
+POSTs to ``URL/v1/federation/status`` of the peer it received the notice from, from the same
+outbox as a forward (a ``peer`` row, ``msg_id`` ``status:<peer's notice id>``, written in the
+transaction that received the notice): retries with backoff, leases, dead letters and
+``liaison outbox replay`` come with it, a peer outage delays a report and never loses it, and the
+sender needs no poller, no credentials here, and learns of an acknowledgement when it happens.
+
+What is sent is computed when it is sent (``report.snapshot`` of the deliveries as they are
+then), so many changes make one report. Level-triggered: ``sweep`` (a worker) compares each open
+received notice's current snapshot with the one the peer last accepted and queues the row again
+when they differ — whatever changed the deliveries (a delivery, a read, an acknowledgement, an
+escalation, a successor's delivery, a cancel), with no hook in each of those paths, and a change
+that raced a send is caught by the next sweep. A dead-lettered row is queued again only by a
+new change.
+
+A report carries role ids, jurisdiction ids, states, counts and times: no contact, no person,
+no key, no content (``report.py``; the sender refuses anything more).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from broker.crypto.keys import KeyPair
+from broker.domain.delivery import WebhookResult
+from broker.federation.forward import PeerPoster, signed_headers
+from broker.federation.report import digest, snapshot
+from broker.logs import get_logger
+from broker.state import BrokerState
+from broker.store import deliveries_repo, federation_repo, intake_repo
+from broker.store.outbox_repo import OutboxItem
+
+log = get_logger("liaison.federation")
+
+STATUS_PATH = "/v1/federation/status"
+STATUS_PREFIX = "status:"  # the msg_id of a status row; a forward's is the notice id
+SWEEP_LIMIT = 1000  # open received notices looked at per sweep, newest first
+
+
+def status_row(notice_id: str, peer: str, peer_notice_id: str, now: datetime) -> dict[str, object]:
+    """The outbox row that reports a received notice's status to ``peer``."""
+    return {
+        "notice_id": notice_id,
+        "contact_id": None,
+        "kind": "peer",
+        "target": peer,
+        "msg_id": STATUS_PREFIX + peer_notice_id,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def is_status(item: OutboxItem) -> bool:
+    return item.kind == "peer" and item.msg_id.startswith(STATUS_PREFIX)
+
+
+class StatusReporter:
+    def __init__(
+        self, state: BrokerState, poster: PeerPoster, broker_key: KeyPair, *, timeout_seconds: float
+    ) -> None:
+        self.state = state
+        self.poster = poster
+        self.broker_key = broker_key
+        self.timeout_seconds = timeout_seconds
+
+    async def current(self, notice_id: str) -> dict[str, object] | None:
+        """The snapshot of a received notice now (None: it is gone)."""
+        engine = self.state.engine
+        notice = await intake_repo.get_notice(engine, notice_id)
+        if notice is None:
+            return None
+        return snapshot(await deliveries_repo.deliveries_of(engine, notice_id), notice.status)
+
+    async def sweep(self, now: datetime) -> int:
+        """Queue again every status row whose snapshot changed since the peer accepted one."""
+        armed = 0
+        engine = self.state.engine
+        for report in await federation_repo.open_reports(engine, now, limit=SWEEP_LIMIT):
+            if report.outbox_state not in ("sent", "dead"):
+                continue  # queued: what is sent is read when it is sent
+            state = await self.current(report.notice_id)
+            if state is None:
+                continue
+            changed = digest(state)
+            if (report.outbox_state == "sent" and changed != report.sent) or (
+                report.outbox_state == "dead" and changed != report.armed
+            ):
+                await federation_repo.arm_report(engine, report, changed, now)
+                armed += 1
+        return armed
+
+    async def attempt(self, item: OutboxItem, now: datetime) -> WebhookResult:
+        """Send one report: the snapshot as it is now, signed, to the peer it came from."""
+        peer = self.state.view.policies.peers.get(item.target)
+        if peer is None or peer.url is None:
+            return WebhookResult(410, f"peer {item.target} is no longer declared with a url")
+        state = await self.current(item.notice_id)
+        if state is None:
+            return WebhookResult(410, "the notice is gone (shredded or removed)")
+        peer_notice_id = item.msg_id.removeprefix(STATUS_PREFIX)
+        changed = digest(state)
+        report = {
+            "notice_id": peer_notice_id,
+            "reporter_notice_id": item.notice_id,
+            "as_of": now.isoformat().replace("+00:00", "Z"),
+            **state,
+        }
+        body = json.dumps(report, sort_keys=True).encode()
+        url = peer.url.rstrip("/") + STATUS_PATH
+        key = f"{peer_notice_id}:{changed[:16]}"
+        headers = signed_headers(url, body, key, self.broker_key, now)
+        result = await self.poster.post(url, headers, body, seconds=self.timeout_seconds)
+        if result.delivered:
+            await federation_repo.report_accepted(self.state.engine, item.notice_id, changed)
+            log.info("notice_status_reported", notice_id=item.notice_id, peer=peer.id)
+        return result

@@ -1,0 +1,146 @@
+"""The sending side hears back: ``POST /v1/federation/status``, a peer's report on a notice.
+
+Checked in this order; the first failure refuses, audited, and nothing is stored:
+1. signed by a peer's pinned broker key (``peer_auth``) — otherwise one 401, whatever failed;
+2. the report has the fields of ``report.parse_report`` and nothing else (no person, no
+   contact, no content can be stored through it) — 400;
+3. the notice it names was forwarded from here **to that peer** — a report on a notice never
+   forwarded, or forwarded to another peer, is one 403 (the same for both: a peer learns
+   nothing of notices that are not its own), audited ``federation.report_refused`` with why;
+4. the signature's nonce is new — a replayed report is a 401.
+It is then merged (monotonic, ``report.merge``) into the view kept of the notice, in one
+transaction with the nonce and one audit event per role that moved forward
+(``notice.routed_abroad``, ``notice.delivered_abroad``, ``notice.read_abroad``,
+``notice.acknowledged_abroad``, ``notice.escalated_abroad``), each with the peer, the peer's
+notice id, the role and its jurisdiction. The agency reads it in its notice's status.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from broker.audit.events import AuditEvent
+from broker.config import Limits
+from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError
+from broker.federation.agreements import Peer
+from broker.federation.peer_auth import authenticate_peer, refused_event
+from broker.federation.report import merge, parse_report
+from broker.input import parse_json
+from broker.logs import get_logger
+from broker.service.intake import IncomingRequest
+from broker.service.refusals import Refusals
+from broker.state import BrokerState
+from broker.store import audit_repo, federation_repo
+from broker.store.intake_repo import NonceReplayed
+
+log = get_logger("liaison.federation")
+
+NOT_YOURS = "no notice was forwarded to this peer under this id"
+
+
+class ReportIntake:
+    def __init__(self, state: BrokerState, *, limits: Limits, refusals: Refusals) -> None:
+        self.state = state
+        self.limits = limits
+        self.refusals = refusals
+
+    async def receive(self, request: IncomingRequest, now: datetime) -> dict[str, Any]:
+        view = self.state.view
+        try:
+            peer, signature = authenticate_peer(view, request, now, self.limits.clock_skew_seconds)
+        except AuthenticationFailed as e:
+            event = refused_event(now, "unknown", "federation.refused", "federation", e, request)
+            await self.refusals.refused(event, request.source, e)
+            raise
+        report = _report(request.body)
+        if not str(request.headers.get("idempotency-key", "")).startswith(report["notice_id"]):
+            raise BadRequest("Idempotency-Key must begin with the notice id")
+        await self._check_forwarded(peer, report, request, now)
+        nonce = {
+            "key_id": f"peer:{peer.id}",
+            "nonce": signature.nonce,
+            "expires_at": datetime.fromtimestamp(signature.created, tz=UTC)
+            + timedelta(seconds=2 * self.limits.clock_skew_seconds),
+        }
+        try:
+            events = await federation_repo.record_report(
+                self.state.engine,
+                report["notice_id"],
+                nonce,
+                lambda stored: _merged(stored, report, peer, now, request.request_id),
+            )
+        except NonceReplayed as e:
+            raise AuthenticationFailed(detail="nonce replayed") from e
+        log.info("notice_status_received", notice_id=report["notice_id"], peer=peer.id)
+        return {"notice_id": report["notice_id"], "changes": len(events)}
+
+    async def _check_forwarded(
+        self, peer: Peer, report: dict[str, Any], request: IncomingRequest, now: datetime
+    ) -> None:
+        crossing = await federation_repo.crossing_of(self.state.engine, report["notice_id"])
+        if crossing is not None and crossing.direction == "send" and crossing.peer == peer.id:
+            return
+        why = (
+            "no such notice here"
+            if crossing is None
+            else f"forwarded to {crossing.peer}, not {peer.id}"
+            if crossing.direction == "send"
+            else "a notice received here, not forwarded"
+        )
+        error = Forbidden(NOT_YOURS, reason=NOT_YOURS)
+        event = AuditEvent(
+            now,
+            f"peer:{peer.id}",
+            "federation.report_refused",
+            f"notice:{report['notice_id']}",
+            outcome="refused",
+            decision="deny",
+            reason=error.code,
+            details={"why": why, "peer_notice_id": report["reporter_notice_id"]},
+            request=request.request_id,
+        )
+        await audit_repo.append_events(self.state.engine, [event])
+        raise error
+
+
+def _report(body: bytes) -> dict[str, Any]:
+    try:
+        payload = parse_json(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest("the body is not valid JSON") from e
+    try:
+        return parse_report(payload)
+    except LiaisonError:
+        raise
+    except (TypeError, ValueError) as e:  # a wrong type deep in a field
+        raise BadRequest("not a status report") from e
+
+
+def _merged(
+    stored: dict[str, Any] | None,
+    report: dict[str, Any],
+    peer: Peer,
+    now: datetime,
+    request_id: str | None,
+) -> tuple[dict[str, Any], datetime, list[AuditEvent]]:
+    merged, transitions = merge(stored, report)
+    obj = f"notice:{report['notice_id']}"
+    events = [
+        AuditEvent(
+            now,
+            f"peer:{peer.id}",
+            f"notice.{t.state}_abroad",
+            obj,
+            details={
+                "peer": peer.id,
+                "peer_notice_id": report["reporter_notice_id"],
+                "role": t.role,
+                "jurisdiction": t.jurisdiction,
+                "at": t.at,
+            },
+            request=request_id,
+        )
+        for t in transitions
+    ]
+    return merged, datetime.fromisoformat(merged["as_of"]), events
