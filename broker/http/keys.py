@@ -7,7 +7,9 @@ from aiohttp import web
 from broker.clock import Clock
 from broker.config import Settings
 from broker.crypto.purpose_keys import PurposeKeys
+from broker.federation.cosigning import CheckpointSubmitter
 from broker.federation.receive import Receiver
+from broker.federation.witnessing import PeerWitness
 from broker.service.audit import AuditService
 from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
@@ -41,3 +43,5 @@ PURPOSE_KEYS = web.AppKey("purpose_keys", PurposeKeys)
 ENROLMENT = web.AppKey("enrolment", Enrolment)
 FEDERATION = web.AppKey("federation", Receiver)
 RELEASE = web.AppKey("release", Release)
+WITNESS = web.AppKey("witness", PeerWitness)
+COSIGNING = web.AppKey("cosigning", CheckpointSubmitter)
