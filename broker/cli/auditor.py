@@ -173,13 +173,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.file}: {e}") from e
     else:
 
-        async def fetch(client: Any) -> list[bytes]:
-            return [line async for line in client.audit_export()]
+        async def fetch(client: Any) -> tuple[list[bytes], list[str]]:
+            lines = [line async for line in client.audit_export()]
+            # Without --cosigned, the witnesses' cosignatures are on the served checkpoints.
+            served = await client.audit_checkpoints() if witnesses and not cosigned else []
+            return lines, served
 
-        exported = recipient_call(args, fetch)
+        exported, served = recipient_call(args, fetch)
         try:
             header, lines = read_export(exported)
-            witnessed = _witnessed(header, cosigned, witnesses, key)
+            witnessed = _witnessed(header, cosigned, witnesses, key, served)
             result = verify_export(header, lines, trusted_keys=key)
         except ValueError as e:
             raise ConfigError(f"the broker's audit export: {e}") from e
@@ -200,26 +203,34 @@ def _origin(note: str) -> str:
 
 
 def _witnessed(
-    header: dict[str, Any], note: str | None, witnesses: list[tuple[str, bytes]], keys: list[bytes]
+    header: dict[str, Any],
+    note: str | None,
+    witnesses: list[tuple[str, bytes]],
+    keys: list[bytes],
+    served: list[str] | None = None,
 ) -> str:
     """Check the cosignatures, then hold the export to the cosigned root as to its own
     checkpoints: a log that shows the witness one history and the auditor another fails.
     Without ``--cosigned``, the witnesses' cosignatures are looked for on the checkpoints the
     broker serves (its peers' witnesses append theirs there)."""
     if note is None:
-        return _served(header, witnesses, keys) if witnesses else ""
+        return _served(header, witnesses, keys, served or []) if witnesses else ""
     said = _check_cosignatures(note, witnesses, header, keys)
     header["checkpoints"] = [*header.get("checkpoints", []), note]
     return f"; the witnessed checkpoint ({said}) matches this log"
 
 
-def _served(header: dict[str, Any], witnesses: list[tuple[str, bytes]], keys: list[bytes]) -> str:
-    """For each witness, the largest served checkpoint it cosigned (checked, with the log's
-    signature); a one-line refusal when a witness cosigned none. The export's own check then
-    holds every served checkpoint, these included, to the events."""
+def _served(
+    header: dict[str, Any], witnesses: list[tuple[str, bytes]], keys: list[bytes], served: list[str]
+) -> str:
+    """For each witness, the largest checkpoint it cosigned of those served (up to the export's
+    size), checked with the log's signature; a one-line refusal when a witness cosigned none.
+    Each is added to the export's checkpoints, so the export is then held to it."""
     from broker.crypto.cosignature import verify_cosignature
 
-    notes = [n for n in header.get("checkpoints", []) if isinstance(n, str)]
+    own = [n for n in header.get("checkpoints", []) if isinstance(n, str)]
+    limit = max((_size(n) for n in own), default=0)
+    notes = sorted(own + [n for n in served if _size(n) <= limit], key=_size)
     said = []
     for name, public in witnesses:
         for note in reversed(notes):
@@ -228,6 +239,7 @@ def _served(header: dict[str, Any], witnesses: list[tuple[str, bytes]], keys: li
             except ValueError:
                 continue
             said.append(_check_cosignatures(note, [(name, public)], header, keys))
+            header["checkpoints"] = [*header.get("checkpoints", []), note]
             break
         else:
             raise ConfigError(
