@@ -16,18 +16,22 @@ from adapters.delivery.email import SmtpMailer
 from adapters.delivery.jwks import fetch_jwks
 from adapters.delivery.peer import PeerDriver
 from adapters.delivery.webhook import WebhookDriver
+from adapters.delivery.witness import WitnessDriver
 from broker import metrics as metrics_registry
 from broker import web as web_inbox
 from broker.clock import Clock, SystemClock
 from broker.config import Settings, resolved_database_url
 from broker.crypto import purpose_keys
-from broker.crypto.keys import KeyPair
+from broker.crypto.keys import KeyPair, ed25519_signer
 from broker.domain.delivery import WebhookResult
 from broker.errors import ConfigError, LiaisonError, StoreError, StoreUnavailable
+from broker.federation.agreements import witness_name
+from broker.federation.cosigning import CheckpointSubmitter
 from broker.federation.forward import Forwarding, PeerForwarder
 from broker.federation.receive import Receiver
 from broker.federation.reporter import StatusReporter, is_status
 from broker.federation.reports_in import ReportIntake
+from broker.federation.witnessing import PeerWitness
 from broker.http import (
     audit,
     enrol,
@@ -41,10 +45,12 @@ from broker.http import (
     recipients,
     release,
     trust,
+    witness,
 )
 from broker.http.keys import (
     AUDIT,
     CLOCK,
+    COSIGNING,
     ENROLMENT,
     ESCALATION,
     FEDERATION,
@@ -63,6 +69,7 @@ from broker.http.keys import (
     STARTUP,
     STATE,
     TOKENS,
+    WITNESS,
 )
 from broker.http.middleware import request_context
 from broker.logs import get_logger
@@ -207,7 +214,26 @@ def _wire_services(
         scan_max=settings.audit.scan_max_events,
         origin=settings.audit.origin,
     )
+    _witnessing(app, settings, environ, state)
     return pool
+
+
+def _witnessing(
+    app: web.Application, settings: Settings, environ: Mapping[str, str], state: BrokerState
+) -> None:
+    """The witness of the peers' logs, and the client that has them cosign this one's: both
+    under ``witness_name(<this log's origin>)`` with the broker key (pinned in peer files)."""
+    key = ed25519_signer(purpose_keys.broker_key(settings, environ), source="keys.signing_key")
+    origin = app[AUDIT].origin
+    app[WITNESS] = PeerWitness(state, key, witness_name(origin))
+    app[COSIGNING] = CheckpointSubmitter(
+        state,
+        WitnessDriver(),
+        origin,
+        timeout_seconds=settings.webhooks.timeout_seconds,
+        backoff_seconds=settings.webhooks.backoff_seconds,
+        max_backoff_seconds=settings.webhooks.max_backoff_seconds,
+    )
 
 
 def _federation(
@@ -294,6 +320,8 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/.well-known/jwks.json", oauth.jwks)
     router.add_get("/v1/keys/log", published_keys.log_keys)
     router.add_get("/v1/keys/webhooks", published_keys.webhook_keys)
+    router.add_get("/v1/keys/witness", witness.witness_key)
+    router.add_post("/v1/witness/add-checkpoint", witness.add_checkpoint)
     router.add_get("/v1/inbox", recipients.get_inbox)
     router.add_get("/v1/notices/{id}", recipients.get_notice)
     router.add_post("/v1/notices/{id}/ack", recipients.post_ack)
@@ -425,7 +453,7 @@ def _broker_wide(app: web.Application, *, run_workers: bool) -> list[Worker]:
         Worker(
             "checkpoint",
             float(settings.audit.checkpoint_interval_seconds),
-            lambda: app[AUDIT].checkpoint(clock.now()),
+            lambda: _checkpoint(app, witnesses=run_workers),
             first_delay=0.0,
         ),
     ]
@@ -449,6 +477,14 @@ def _broker_wide(app: web.Application, *, run_workers: bool) -> list[Worker]:
             Worker("peer_reports", REPORT_SWEEP_SECONDS, lambda: app[REPORTER].sweep(clock.now())),
         ]
     return workers
+
+
+async def _checkpoint(app: web.Application, *, witnesses: bool) -> None:
+    """Sign the log as it stands, then have the peers' witnesses cosign the latest checkpoint."""
+    clock = app[CLOCK]
+    await app[AUDIT].checkpoint(clock.now())
+    if witnesses:
+        await app[COSIGNING].tick(clock.now())
 
 
 def _feed(app: web.Application, *, shared: bool) -> list[asyncio.Task[None]]:
@@ -505,5 +541,6 @@ async def _stop(
     await app[RECIPIENTS].close()
     pool.shutdown(wait=True)
     await app[OUTBOX].close()
+    await app[COSIGNING].close()
     if own_engine:
         await app[STATE].engine.dispose()

@@ -13,14 +13,20 @@ most specific class in the table wins), not here; ``tests/unit/test_errors.py`` 
     ├── StoreError             the database cannot be reached or refused the operation
     │   └── StoreUnavailable
     ├── BadRequest             the request cannot be read at all (a body that is not JSON)
+    │   └── CheckpointRequestInvalid  not an add-checkpoint body (c2sp.org/tlog-witness)
     ├── UnsupportedMediaType   a body of a type the endpoint does not take
     ├── NoticeInvalid          a notice, acknowledgement or query that breaks its schema
     ├── NotFound               unknown id (and ids the caller may not see: no oracle)
+    │   └── UnknownLog         a checkpoint for a log this witness does not know
     ├── Gone                   a notice destroyed at the end of its retention
     ├── AuthenticationFailed   one answer for every authentication failure
     ├── Forbidden              authenticated, but policy does not allow it
+    │   └── CheckpointNotSigned  no signature on a checkpoint verifies with the pinned log key
     ├── Conflict               the request contradicts what the broker already holds
-    │   └── IdempotencyConflict  an Idempotency-Key reused for a different request
+    │   ├── IdempotencyConflict  an Idempotency-Key reused for a different request
+    │   ├── CheckpointConflict   an old size that is not the one this witness cosigned last
+    │   └── CheckpointFork       same size as the last cosigned checkpoint, another root
+    ├── CheckpointInconsistent  a consistency proof that fails: the log rewrote its history
     ├── SupersedesInvalid      an update or cancel that names no notice it may replace
     ├── NoRecipients           no one may receive the notice under the policies in force
     ├── TooManyRecipients      more recipients than limits.max_recipients
@@ -131,6 +137,10 @@ class BadRequest(LiaisonError):
     code = "bad_request"
 
 
+class CheckpointRequestInvalid(BadRequest):
+    code = "checkpoint_request_invalid"
+
+
 class UnsupportedMediaType(LiaisonError):
     code = "unsupported_media_type"
 
@@ -155,6 +165,10 @@ class NoticeInvalid(LiaisonError):
 
 class NotFound(LiaisonError):
     code = "not_found"
+
+
+class UnknownLog(NotFound):
+    code = "unknown_log"
 
 
 class Gone(LiaisonError):
@@ -205,6 +219,28 @@ class Conflict(LiaisonError):
 
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
+
+
+class CheckpointNotSigned(Forbidden):
+    code = "checkpoint_not_signed"
+
+
+class CheckpointConflict(Conflict):
+    """``size``: what this witness cosigned last (the 409's ``text/x.tlog.size`` body)."""
+
+    code = "checkpoint_conflict"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class CheckpointFork(Conflict):
+    code = "checkpoint_fork"
+
+
+class CheckpointInconsistent(LiaisonError):
+    code = "checkpoint_inconsistent"
 
 
 class SupersedesInvalid(LiaisonError):

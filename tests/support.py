@@ -46,17 +46,18 @@ def free_port() -> int:
 
 @contextmanager
 def serve_process(
-    data: Path, *, env: dict[str, str] | None = None, workers: int = 1
+    data: Path, *, env: dict[str, str] | None = None, workers: int = 1, port: int | None = None
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`liaison serve` as a child process on a free loopback port; stopped with SIGTERM.
 
     One worker process unless told (the default, one per core, costs start-up time per test);
-    tests/integration/test_workers.py runs two.
+    tests/integration/test_workers.py runs two. ``port``: one chosen beforehand (``free_port``),
+    for brokers that must name each other before either starts.
 
     Its output goes to a file (``proc.log``), never to a pipe: a pipe nobody drains fills up and
     blocks the broker's event loop on its next log line.
     """
-    port = free_port()
+    port = port or free_port()
     env = env or {}
     # The broker never takes its URL from a request's Host: tell it the one the tests use.
     scheme = "https" if env.get("LIAISON_SERVER_TLS_CERT") else "http"

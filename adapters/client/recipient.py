@@ -255,6 +255,18 @@ class RecipientClient:
             "GET", "/v1/audit/checkpoint", params={"fresh": "1"} if fresh else {}
         )
 
+    async def audit_checkpoints(self) -> list[str]:
+        """Every checkpoint the broker serves, smallest first, with the witnesses' cosignature
+        lines its peers returned appended (``GET /v1/audit/checkpoints``, page by page)."""
+        notes: list[str] = []
+        cursor = "0"
+        while True:
+            page = await self._request("GET", "/v1/audit/checkpoints", params={"cursor": cursor})
+            notes += [c["note"] for c in page.get("checkpoints", []) if isinstance(c, dict)]
+            if not page.get("next_cursor"):
+                return notes
+            cursor = str(page["next_cursor"])
+
     async def audit_events(
         self, *, cursor: int = 0, limit: int = 1000, **filters: str
     ) -> dict[str, Any]:

@@ -79,29 +79,42 @@ def _checkpoint_keys(texts: list[str] | None) -> list[bytes]:
 
 
 def _cosigned(args: argparse.Namespace) -> tuple[str | None, list[tuple[str, bytes]]]:
-    """--cosigned FILE (a witness's --out, or its state file) and each --witness-key VKEY."""
+    """--cosigned FILE (a witness's --out, or its state file), each --witness-key VKEY, and the
+    key each --peer URL publishes as its witness's (asked of the peer, not of the broker)."""
     from broker.crypto.cosignature import parse_vkey
 
+    texts = [("--witness-key", t) for t in args.witness_key or ()]
+    texts += [(f"--peer {url}", _peer_vkey(url)) for url in args.peer or ()]
     witnesses = []
-    for text in args.witness_key or ():
+    for option, text in texts:
         try:
             witnesses.append(parse_vkey(text))
         except ValueError as e:
-            raise ConfigError(f"--witness-key: {e}") from e
-    if bool(witnesses) != bool(args.cosigned):
-        raise ConfigError("--witness-key and --cosigned FILE go together")
+            raise ConfigError(f"{option}: {e}") from e
+    if args.cosigned and not witnesses:
+        raise ConfigError("--cosigned FILE needs the --witness-key (or --peer) to check it with")
     if not args.cosigned:
-        return None, []
+        return None, witnesses
     try:
         text = Path(args.cosigned).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise ConfigError(f"cannot read {args.cosigned}: {e}") from e
     if text.lstrip().startswith("{"):  # a witness's state file: its last cosigned checkpoint
         try:
-            text = str(json.loads(text)["checkpoint"])
+            text = json.loads(text)["checkpoint"]
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{args.cosigned}: not a witness state") from e
     return text, witnesses
+
+
+def _peer_vkey(url: str) -> str:
+    from adapters.client.errors import RecipientError
+    from adapters.client.witness import witness_key
+
+    try:
+        return asyncio.run(witness_key(url))
+    except RecipientError as e:
+        raise ConfigError(f"--peer {url}: {e}") from e
 
 
 def _check_cosignatures(
@@ -160,13 +173,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.file}: {e}") from e
     else:
 
-        async def fetch(client: Any) -> list[bytes]:
-            return [line async for line in client.audit_export()]
+        async def fetch(client: Any) -> tuple[list[bytes], list[str]]:
+            lines = [line async for line in client.audit_export()]
+            # Without --cosigned, the witnesses' cosignatures are on the served checkpoints.
+            served = await client.audit_checkpoints() if witnesses and not cosigned else []
+            return lines, served
 
-        exported = recipient_call(args, fetch)
+        exported, served = recipient_call(args, fetch)
         try:
             header, lines = read_export(exported)
-            witnessed = _witnessed(header, cosigned, witnesses, key)
+            witnessed = _witnessed(header, cosigned, witnesses, key, served)
             result = verify_export(header, lines, trusted_keys=key)
         except ValueError as e:
             raise ConfigError(f"the broker's audit export: {e}") from e
@@ -187,15 +203,56 @@ def _origin(note: str) -> str:
 
 
 def _witnessed(
-    header: dict[str, Any], note: str | None, witnesses: list[tuple[str, bytes]], keys: list[bytes]
+    header: dict[str, Any],
+    note: str | None,
+    witnesses: list[tuple[str, bytes]],
+    keys: list[bytes],
+    served: list[str] | None = None,
 ) -> str:
     """Check the cosignatures, then hold the export to the cosigned root as to its own
-    checkpoints: a log that shows the witness one history and the auditor another fails."""
+    checkpoints: a log that shows the witness one history and the auditor another fails.
+    Without ``--cosigned``, the witnesses' cosignatures are looked for on the checkpoints the
+    broker serves (its peers' witnesses append theirs there)."""
     if note is None:
-        return ""
+        return _served(header, witnesses, keys, served or []) if witnesses else ""
     said = _check_cosignatures(note, witnesses, header, keys)
     header["checkpoints"] = [*header.get("checkpoints", []), note]
     return f"; the witnessed checkpoint ({said}) matches this log"
+
+
+def _served(
+    header: dict[str, Any], witnesses: list[tuple[str, bytes]], keys: list[bytes], served: list[str]
+) -> str:
+    """For each witness, the largest checkpoint it cosigned of those served (up to the export's
+    size), checked with the log's signature; a one-line refusal when a witness cosigned none.
+    Each is added to the export's checkpoints, so the export is then held to it."""
+    from broker.crypto.cosignature import verify_cosignature
+
+    own = [n for n in header.get("checkpoints", []) if isinstance(n, str)]
+    limit = max((_size(n) for n in own), default=0)
+    notes = sorted(own + [n for n in served if _size(n) <= limit], key=_size)
+    said = []
+    for name, public in witnesses:
+        for note in reversed(notes):
+            try:
+                verify_cosignature(note, name, public)
+            except ValueError:
+                continue
+            said.append(_check_cosignatures(note, [(name, public)], header, keys))
+            header["checkpoints"] = [*header.get("checkpoints", []), note]
+            break
+        else:
+            raise ConfigError(
+                f"NOT witnessed: no checkpoint this log serves carries a valid cosignature "
+                f"from {name}"
+            )
+    latest = _size(notes[-1]) if notes else 0
+    return f"; witnessed: {'; '.join(said)} (latest checkpoint: size {latest})"
+
+
+def _size(note: str) -> int:
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
 
 
 # -- keys monitor ----------------------------------------------------------------------------
@@ -276,7 +333,15 @@ def add_audit_commands(sub: Any) -> None:
         "--witness-key",
         action="append",
         metavar="VKEY",
-        help="a witness's verifier key (`liaison witness --vkey`); its cosignature must be on --cosigned (repeat)",
+        help="a witness's verifier key (`liaison witness --vkey`); its cosignature must be on "
+        "--cosigned, else on a checkpoint the broker serves (repeat)",
+    )
+    p.add_argument(
+        "--peer",
+        action="append",
+        metavar="URL",
+        help="a peer broker: its witness key (asked of it) must have cosigned a checkpoint "
+        "the broker serves (repeat)",
     )
     p.add_argument(
         "--cosigned",

@@ -17,6 +17,16 @@ class WebhookResult:
 
 
 @dataclass(frozen=True)
+class WitnessAnswer:
+    """A witness's answer to ``add-checkpoint`` (c2sp.org/tlog-witness), its body bounded."""
+
+    status: int | None  # None: no HTTP answer (refused, reset, timed out)
+    content_type: str = ""
+    text: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class SmtpConfig:
     host: str
     port: int

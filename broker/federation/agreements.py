@@ -12,7 +12,8 @@ Invariants enforced at load time (each refusal names file, line and field):
 - every crossing names a channel of the same policy set, and lists that channel's marking (a
   crossing that could never match is a mistake, not a policy);
 - a channel crosses at most once per direction per peer; a country is served by one national
-  peer only; no two peers share a broker key;
+  peer only; no two peers share a broker key or a log origin;
+- a peer's log is declared whole (``log_origin`` with ``log_key``) or not at all;
 - an agreement's period ends after it starts.
 """
 
@@ -73,6 +74,10 @@ PEER_SCHEMA: dict[str, Any] = {
         "broker_key": {"type": "string", "minLength": 40, "maxLength": 64},
         "escrow_key": {"type": "string", "minLength": 40, "maxLength": 64},
         "directory_root": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
+        # The peer's audit log, which this broker witnesses (and which witnesses this one's):
+        # its checkpoint origin and the Ed25519 key its checkpoints are signed with.
+        "log_origin": {"type": "string", "pattern": r"^[!-*,-~]{1,200}$"},
+        "log_key": {"type": "string", "minLength": 40, "maxLength": 64},
         "agreement": {
             "type": "object",
             "additionalProperties": False,
@@ -152,7 +157,23 @@ class Peer:
     # The peer's escrow public key (X25519), pinned here beside its broker key: a forwarded
     # notice's data key is wrapped for it. Without it nothing can be forwarded to the peer.
     escrow_key: bytes | None = None
+    # The peer's audit log (c2sp.org/tlog-witness): this broker cosigns checkpoints signed by
+    # ``log_key`` for ``log_origin`` once they extend what it cosigned before, and submits its
+    # own checkpoints to the peer's witness (``witness_name(log_origin)``, the broker key).
+    log_origin: str | None = None
+    log_key: bytes | None = None
     file: str = ""
+
+    @property
+    def witness_name(self) -> str | None:
+        """The name the peer cosigns under, when it declares a log (see ``witness_name``)."""
+        return None if self.log_origin is None else witness_name(self.log_origin)
+
+
+def witness_name(log_origin: str) -> str:
+    """A broker's witness name: its log's origin and ``/witness``. Its cosigning key is its
+    broker key, so a peer file's ``log_origin`` and ``broker_key`` pin the peer's witness too."""
+    return f"{log_origin}/witness"
 
 
 def parse_peer(
@@ -171,6 +192,7 @@ def parse_peer(
         )
     key = _broker_key(source, problems)
     escrow = _escrow_key(source, problems)
+    log_key = _log(source, problems)
     countries = _countries(source, problems)
     valid = _period(source, problems)
     problems += _check_crossings(source, channels)
@@ -204,6 +226,8 @@ def parse_peer(
         ),
         url=data.get("url"),
         escrow_key=escrow,
+        log_origin=data.get("log_origin") if log_key else None,
+        log_key=log_key,
         file=source.file,
     ), []
 
@@ -216,6 +240,18 @@ def _escrow_key(source: Source, problems: list[SourceProblem]) -> bytes | None:
     if "escrow_key" not in source.data:
         return None
     return _raw_key(source, problems, "escrow_key", "X25519")
+
+
+def _log(source: Source, problems: list[SourceProblem]) -> bytes | None:
+    """The peer's log key, declared with its origin or not at all."""
+    data = source.data
+    if ("log_key" in data) != ("log_origin" in data):
+        field = "log_origin" if "log_key" in data else "log_key"
+        problems.append(source.problem((field,), f"{field}: log_key and log_origin go together"))
+        return None
+    if "log_key" not in data:
+        return None
+    return _raw_key(source, problems, "log_key", "Ed25519")
 
 
 def _raw_key(source: Source, problems: list[SourceProblem], field: str, kind: str) -> bytes | None:
@@ -349,7 +385,16 @@ def check_peers(peers: Mapping[str, Peer]) -> list[SourceProblem]:
     problems: list[SourceProblem] = []
     countries: dict[str, str] = {}
     keys: dict[bytes, str] = {}
+    logs: dict[str, str] = {}
     for peer in peers.values():
+        if peer.log_origin is not None and peer.log_origin in logs:
+            problems.append(
+                SourceProblem(
+                    peer.file, 1, f"log_origin: the same log as peer {logs[peer.log_origin]!r}"
+                )
+            )
+        if peer.log_origin is not None:
+            logs.setdefault(peer.log_origin, peer.id)
         if peer.kind is PeerKind.NATIONAL:
             country = peer.countries[0]
             if country in countries:

@@ -7,9 +7,11 @@ from aiohttp import web
 from broker.clock import Clock
 from broker.config import Settings
 from broker.crypto.purpose_keys import PurposeKeys
+from broker.federation.cosigning import CheckpointSubmitter
 from broker.federation.receive import Receiver
 from broker.federation.reporter import StatusReporter
 from broker.federation.reports_in import ReportIntake
+from broker.federation.witnessing import PeerWitness
 from broker.service.audit import AuditService
 from broker.service.enrolment import Enrolment
 from broker.service.escalation import EscalationWorker
@@ -45,3 +47,5 @@ FEDERATION = web.AppKey("federation", Receiver)
 FEDERATION_STATUS = web.AppKey("federation_status", ReportIntake)
 REPORTER = web.AppKey("reporter", StatusReporter)
 RELEASE = web.AppKey("release", Release)
+WITNESS = web.AppKey("witness", PeerWitness)
+COSIGNING = web.AppKey("cosigning", CheckpointSubmitter)

@@ -21,6 +21,7 @@ from broker.http.api_doc.keys import KEY_PATHS
 from broker.http.api_doc.pages import SENT_LIST
 from broker.http.api_doc.recipients import RECIPIENT_PATHS
 from broker.http.api_doc.release import RELEASE_PATHS
+from broker.http.api_doc.witness import WITNESS_PATHS
 from broker.input import MAX_INT64
 
 SPEC: dict[str, Any] = {
@@ -203,6 +204,7 @@ SPEC: dict[str, Any] = {
         **KEY_PATHS,
         **ENROL_PATHS,
         **FEDERATION_PATHS,
+        **WITNESS_PATHS,
         **RELEASE_PATHS,
     },
     "components": COMPONENTS,

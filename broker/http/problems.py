@@ -14,6 +14,7 @@ from aiohttp import web
 from broker.errors import (
     AuthenticationFailed,
     BadRequest,
+    CheckpointInconsistent,
     ConfigError,
     Conflict,
     Forbidden,
@@ -59,6 +60,7 @@ STATUS: dict[type[LiaisonError], int] = {
     Gone: 410,
     UnsupportedMediaType: 415,
     NoticeInvalid: 422,
+    CheckpointInconsistent: 422,
     SupersedesInvalid: 422,
     NoRecipients: 422,
     TooManyRecipients: 422,

@@ -365,3 +365,32 @@ class ReleaseRow(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=128)
     decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     reason: str | None = Field(default=None, max_length=500)
+
+
+class WitnessLogRow(SQLModel, table=True):
+    """What this broker, as a witness of a peer's log (c2sp.org/tlog-witness), cosigned last:
+    one row per log origin, moved forward only by a compare-and-swap on (size, root)."""
+
+    __tablename__ = "witness_log"
+    origin: str = Field(primary_key=True, max_length=200)
+    peer: str = Field(max_length=64)
+    size: int
+    root: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    cosigned_at: int
+    checkpoint: str = Field(sa_column=Column(Text(), nullable=False))  # with our cosignature
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class WitnessEvidenceRow(SQLModel, table=True):
+    """A checkpoint a peer signed that this witness refused (a rewritten history, a fork): the
+    request exactly as it came, kept as proof of the log's misbehaviour (once per request)."""
+
+    __tablename__ = "witness_evidence"
+    id: int | None = Field(default=None, primary_key=True)
+    origin: str = Field(max_length=200, index=True)
+    peer: str = Field(max_length=64)
+    code: str = Field(max_length=64)
+    message: str = Field(max_length=1000)
+    digest: str = Field(max_length=64, unique=True, index=True)  # SHA-256 of the request body
+    request: str = Field(sa_column=Column(Text(), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -368,3 +368,22 @@ def test_a_peer_file_pins_the_escrow_key_and_refuses_a_bad_one_or_a_bad_url(
     data = example()
     data["url"] = "ftp://liaison.mk.example"
     assert any("url" in p for p in problems(tmp_path, data))
+
+
+def test_a_peer_file_declares_its_log_whole_or_not_at_all_and_once(tmp_path: Path) -> None:
+    key = "5xq2dHKt0h3I2J0Wm9vC4vq7rKoiR4ZxP2mmC9S3yfA="
+    data = {**example(), "log_origin": "liaison.mk.example/audit", "log_key": key}
+    peer = load_policies(policy_set(tmp_path, mk=data)).peers["mk"]
+    assert peer.log_origin == "liaison.mk.example/audit" and len(peer.log_key or b"") == 32
+    assert peer.witness_name == "liaison.mk.example/audit/witness"
+    alone = {**example(), "log_origin": "liaison.mk.example/audit"}
+    assert any(
+        "log_key: log_key and log_origin go together" in p for p in problems(tmp_path, alone)
+    )
+    plus = {**data, "log_origin": "liaison.mk.example/a+b"}  # a signed-note name has no '+'
+    assert any("log_origin" in p for p in problems(tmp_path, plus))
+    twin = {**data, "id": "rs", "country": "rs", "broker_key": "A" * 43 + "="}
+    with pytest.raises(PolicyFileError) as refused:
+        load_policies(policy_set(tmp_path, mk=data, rs=twin))
+    found = [str(p) for p in refused.value.problems]
+    assert any("log_origin: the same log as peer 'mk'" in p for p in found)
