@@ -178,6 +178,7 @@ async def test_a_two_language_cap_alert_posted_as_xml_reads_in_the_page_language
     signature verified in the page (an altered copy: failed; an unsigned one: not signed), and
     "Download as CAP 1.2" gives the very XML `liaison read --cap` prints, valid against the XSD —
     for the posted alert (its original) and for a JSON notice (built in the page)."""
+    from broker.cap.languages import page_language
     from tests.integration.test_cap import (
         DATA,
         MK_HEADLINE,
@@ -244,4 +245,13 @@ async def test_a_two_language_cap_alert_posted_as_xml_reads_in_the_page_language
     )
     assert cli.returncode == 0, cli.stderr
     assert exported == cli.stdout.encode() and schema_valid(exported)
+    # The page maps CAP language tags as broker/cap/languages.py does.
+    tags = ["mk-MK", "sq-XK", "sr", "sr-RS", "sr-Cyrl-RS", "hr-HR", "bs-BA", "cnr-ME", "me"]
+    tags += ["en-US", "fr-CA", ""]
+    found = await page.evaluate(
+        "async (tags) => { const m = await import('/ui/cap.js');"
+        " return tags.map((tag) => m.pageLanguage(tag)); }",
+        tags,
+    )
+    assert found == [page_language(tag) for tag in tags]
     assert not errors, errors
