@@ -79,11 +79,15 @@ def cmd_read(args: argparse.Namespace) -> int:
             kind = N_("This is a {kind} ({status}); supersedes {supersedes}")
         fields = {k: safe(meta[k]) for k in ("kind", "status", "supersedes")}
         print(_(kind, **fields))
-    print(f"\n{safe(notice['subject'])}\n")
-    body = notice["body"]
+    subject, body, lines = notice["subject"], notice["body"], []
     if isinstance(body, dict) and "cap_original" in body:
-        _print_cap_signature(body)
-        body = {k: v for k, v in body.items() if k not in ("cap_original", "cap_signature")}
+        from broker.cli.cap_view import cap_view
+
+        view = cap_view(notice, verified.plaintext)
+        subject, body, lines = view.subject, view.body, view.lines
+    print(f"\n{safe(subject)}\n")
+    for line in lines:
+        print(line)
     print(json.dumps(body, indent=2, ensure_ascii=False))
     return EXIT_OK
 
@@ -102,30 +106,6 @@ def _print_cap(verified: Any) -> int:
     sys.stdout.buffer.write(document)  # XML bytes as signed; the terminal filter is for text
     sys.stdout.flush()
     return EXIT_OK
-
-
-def _print_cap_signature(body: dict[str, Any]) -> None:
-    """The CAP original's XML signature, verified here again, beside what the sender recorded."""
-    from broker.cap.document import CapError
-    from broker.cap.dsig import verify_signature
-    from broker.cap.export import original
-
-    try:
-        data = original({"body": body})
-    except CapError as e:
-        print(f"CAP original: carried but refused: {safe(str(e))}")
-        return
-    here = verify_signature(data or b"")
-    sent = body.get("cap_signature", {}).get("status", "not recorded")
-    line = f"CAP original carried ({len(data or b'')} bytes; liaison read --cap exports it). "
-    line += (
-        f"XML signature: {safe(here['status'])} (verified here; the sender recorded {safe(sent)})"
-    )
-    if here.get("signer"):
-        line += f"; certificate {safe(here['signer'])}, SHA-256 {safe(here['certificate_sha256'])}"
-    if here.get("reason"):
-        line += f"; {safe(here['reason'])}"
-    print(line)
 
 
 def cmd_ack(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ sending date day first (never US order). A screenshot per language goes to tests
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -160,3 +161,97 @@ async def test_the_page_matches_language_tags_as_the_broker_does(
         response = await page.request.get(f"{broker.url}/ui/locales/{language}.json")
         assert response.ok and response.headers["content-type"].startswith("application/json")
         assert (await response.json())["tagline"] == TAGLINE[language]
+
+
+async def download(page: Page) -> bytes:
+    async with page.expect_download() as info:
+        await page.click("#download-cap")
+    path = await (await info.value).path()
+    return await asyncio.to_thread(Path(path).read_bytes)  # a small file, off the loop
+
+
+async def test_a_two_language_cap_alert_posted_as_xml_reads_in_the_page_language_and_downloads_as_cap(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    """The Bureau posts a signed alert in English and Macedonian as application/cap+xml; the
+    mayor's page shows the mk-MK block in Macedonian and the en block in English, the XML
+    signature verified in the page (an altered copy: failed; an unsigned one: not signed), and
+    "Download as CAP 1.2" gives the very XML `liaison read --cap` prints, valid against the XSD —
+    for the posted alert (its original) and for a JSON notice (built in the page)."""
+    from broker.cap.languages import page_language
+    from tests.integration.test_cap import (
+        DATA,
+        MK_HEADLINE,
+        run_cli,
+        schema_valid,
+        signed,
+        two_languages,
+    )
+
+    english = "Heightened risk around the Saturday market gathering"
+    alert = (DATA / "restricted-security.xml").read_bytes().replace(b"2026-12-31", b"2099-12-31")
+    data = signed(two_languages(alert.replace(b"0042", b"0042-page")))
+    changed = data.replace(b"avoid public statements", b"make public statements")
+    plain = {
+        "channel": "public-safety-alert",
+        "jurisdiction": "mk-kumanovo",
+        "severity": "medium",
+        "subject": "Water & power <interrupted> in the old town",
+        "expires_at": "2099-01-01T00:00:00Z",
+        "body": {
+            "event": "Outage",
+            "urgency": "Expected",
+            "certainty": "Likely",
+            "cap_identifier": "none",
+            "description": 'Until Friday & after: "ČŠŽ"',
+        },
+    }
+    async with sender(demo_dir, broker.url, "mk-bjb") as bureau:
+        posted = (await bureau.post_cap(data)).body["id"]
+        altered = (await bureau.post_cap(changed.replace(b"0042-page", b"0042-altered"))).body["id"]
+        unsigned = (await bureau.post_cap(alert.replace(b"0042", b"0042-plain"))).body["id"]
+        built = (await bureau.post_notice(plain)).body["id"]
+    page = await american_page(browser)
+    errors = watch_errors(page)
+    await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-mayor")
+    for language, headline, other in (
+        ("mk", MK_HEADLINE, "en (English)"),
+        ("en", english, "mk-MK"),
+    ):
+        await page.select_option("#language", language)
+        await page.goto(f"{broker.url}/ui/#/notice/{posted}")
+        await expect(page.locator("#subject")).to_have_text(headline)
+        await expect(page.locator("#verdict")).to_have_class("verdict ok")
+        await expect(page.locator("#cap-languages")).to_contain_text(other)
+        await expect(page.locator("#cap-signature")).to_have_attribute("data-status", "valid")
+        await expect(page.locator("#cap-signer")).to_contain_text("CN=alerts.mk-bjb.demo.invalid")
+        await shot(page, f"cap-{language}")
+    assert "проверен" not in (await page.locator("#cap-signature").text_content() or "")
+    exported = await download(page)
+    assert exported == data and schema_valid(exported)
+
+    await page.goto(f"{broker.url}/ui/#/notice/{altered}")
+    await expect(page.locator("#cap-signature")).to_have_attribute("data-status", "invalid")
+    await expect(page.locator("#cap-signature")).to_contain_text("Digest mismatch")
+    await page.goto(f"{broker.url}/ui/#/notice/{unsigned}")
+    await expect(page.locator("#cap-signature")).to_have_attribute("data-status", "absent")
+    await expect(page.locator("#cap-languages")).to_have_count(0)
+
+    await page.goto(f"{broker.url}/ui/#/notice/{built}")
+    await expect(page.locator("#subject")).to_have_text(plain["subject"])
+    exported = await download(page)
+    cli = run_cli(
+        "read", built, "--cap", "--data", demo_dir, "--url", broker.url, "--as", "mk-kumanovo-mayor"
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert exported == cli.stdout.encode() and schema_valid(exported)
+    # The page maps CAP language tags as broker/cap/languages.py does.
+    tags = ["mk-MK", "sq-XK", "sr", "sr-RS", "sr-Cyrl-RS", "hr-HR", "bs-BA", "cnr-ME", "me"]
+    tags += ["en-US", "fr-CA", ""]
+    found = await page.evaluate(
+        "async (tags) => { const m = await import('/ui/cap.js');"
+        " return tags.map((tag) => m.pageLanguage(tag)); }",
+        tags,
+    )
+    assert found == [page_language(tag) for tag in tags]
+    assert not errors, errors

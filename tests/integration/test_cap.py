@@ -62,9 +62,19 @@ def send(broker: tuple[Path, str], name: str, data: bytes, *extra: str) -> str:
     return str(json.loads(sent.stdout)["id"])
 
 
-def read(broker: tuple[Path, str], notice_id: str, *extra: str) -> str:
+def read(broker: tuple[Path, str], notice_id: str, *extra: str, lang: str = "en") -> str:
     shown = run_cli(
-        "read", notice_id, "--data", broker[0], "--url", broker[1], "--as", MAYOR, *extra
+        "--lang",
+        lang,
+        "read",
+        notice_id,
+        "--data",
+        broker[0],
+        "--url",
+        broker[1],
+        "--as",
+        MAYOR,
+        *extra,
     )
     assert shown.returncode == 0, shown.stderr
     return shown.stdout
@@ -162,16 +172,61 @@ def test_a_signed_alert_is_verified_for_the_recipient_and_a_changed_one_is_not(
     )
     notice_id = send(broker, "signed.xml", data)
     shown = read(broker, notice_id)
-    assert "XML signature: valid (verified here; the sender recorded valid)" in shown
-    assert "certificate CN=alerts.mk-bjb.demo.invalid, SHA-256 " in shown
+    assert VERIFIED in shown and "recorded at import: verified" in shown
+    assert "Signer: CN=alerts.mk-bjb.demo.invalid, certificate SHA-256 " in shown
     assert "cap_original" not in shown  # the base64 is exported with --cap, not printed here
     exported = read(broker, notice_id, "--cap").encode()
     assert exported == data and verify_signature(exported)["status"] == "valid"
     changed = data.replace(b"avoid public statements", b"make public statements")
     changed = changed.replace(b"MK-BJB-2026-11-0042", b"MK-BJB-2026-11-0043")
     shown = read(broker, send(broker, "changed.xml", changed))
-    assert "XML signature: invalid (verified here; the sender recorded invalid)" in shown
+    assert "XML signature: failed; the alert changed after signing" in shown
+    assert "recorded at import: failed" in shown
     assert "Signature verification failed" in shown or "Digest mismatch" in shown
+
+
+def two_languages(data: bytes) -> bytes:
+    """The alert with a second info block after the first, in Macedonian (``mk-MK``)."""
+    start, end = data.index(b"<info>"), data.index(b"</info>") + len(b"</info>")
+    second = data[start:end].replace(b"<language>en", b"<language>mk-MK")
+    second = re.sub(rb"<headline>[^<]*", f"<headline>{MK_HEADLINE}".encode(), second)
+    second = re.sub(rb"<instruction>[^<]*", f"<instruction>{MK_INSTRUCTION}".encode(), second)
+    return data[:end] + second + data[end:]
+
+
+MK_HEADLINE = "Зголемен ризик околу собирот на сабота на пазарот"
+MK_INSTRUCTION = "Координирајте го редарството со офицерот за врска од полицијата."
+VERIFIED = (
+    "XML signature: verified here; the alert is unchanged since this certificate's key signed it."
+)
+
+
+def test_each_reader_sees_the_info_block_in_their_language_and_the_signature_lines_translated(
+    broker: tuple[Path, str],
+) -> None:
+    """A signed two-language alert posted as XML: the CLI in Macedonian shows the mk-MK block and
+    says the alert is also in English; in English the en block and that it is also in mk-MK; in
+    Albanian (no sq block) the alert's first block. The signature lines come from the catalogs."""
+    data = two_languages((DATA / "restricted-security.xml").read_bytes())
+    data = signed(data.replace(b"2026-12-31", b"2099-12-31").replace(b"0042", b"0042-two"))
+    notice_id = send(broker, "two-languages.xml", data, "--post-xml")
+    mk = read(broker, notice_id, lang="mk")
+    assert f"\n{MK_HEADLINE}\n" in mk and MK_INSTRUCTION in mk
+    assert "Прикажано на mk-MK (Македонски); предупредувањето го има и на: en (English)" in mk
+    assert "XML потпис: проверен тука;" in mk and "Потписник: CN=alerts.mk-bjb.demo.invalid" in mk
+    assert "recorded" not in mk and "забележал" not in mk  # posted as XML: nothing recorded
+    en = read(broker, notice_id, lang="en")
+    assert "\nHeightened risk around the Saturday market gathering\n" in en
+    assert "Shown in en (English); the alert is also in: mk-MK (Македонски)" in en
+    assert VERIFIED in en and MK_HEADLINE not in en
+    sq = read(broker, notice_id, lang="sq")
+    assert "\nHeightened risk around the Saturday market gathering\n" in sq  # the first block
+    assert "Shfaqur në en (English); sinjalizimi është edhe në: mk-MK (Македонски)" in sq
+    assert "Nënshkrimi XML: verifikuar këtu;" in sq
+    unsigned = (DATA / "restricted-security.xml").read_bytes().replace(b"2026-12-31", b"2099-12-31")
+    shown = read(broker, send(broker, "unsigned.xml", unsigned.replace(b"0042", b"0042-u")))
+    assert "XML signature: not signed; only the sending agency's own signature vouches" in shown
+    assert "recorded at import: not signed" in shown and "Shown in" not in shown
 
 
 def test_a_real_signed_alert_with_sha1_is_reported_with_its_reason() -> None:

@@ -89,3 +89,54 @@ def test_polygon_or_circle_alone_is_refused_by_name() -> None:
     shaped = data.replace(b"</areaDesc>", b"</areaDesc><circle>42.13,21.71 5</circle>")
     with pytest.raises(CapError, match="alert/info/area/circle: not resolved to a jurisdiction"):
         cap_to_notice(shaped)
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"),
+    [
+        ("mk-MK", "mk"),
+        ("mk", "mk"),
+        ("sq", "sq"),
+        ("sq-AL", "sq"),
+        ("sq-XK", "sq"),
+        ("sr-Cyrl", "sr-Cyrl"),
+        ("sr-Cyrl-RS", "sr-Cyrl"),
+        ("sr", "sr-Latn"),
+        ("sr-RS", "sr-Latn"),
+        ("sr-Latn-ME", "sr-Latn"),
+        ("hr-HR", "hr"),
+        ("bs-BA", "bs"),
+        ("cnr", "cnr"),
+        ("cnr-ME", "cnr"),
+        ("me", "cnr"),
+        ("en-US", "en"),
+        ("EN-us", "en"),
+        ("fr-CA", None),
+        ("de", None),
+        ("", None),
+    ],
+)
+def test_cap_language_tags_map_to_the_eight_page_languages(tag: str, code: str | None) -> None:
+    from broker.cap.languages import page_language
+
+    assert page_language(tag) == code
+
+
+def test_the_reader_gets_their_block_else_the_first() -> None:
+    from broker.cap.document import parse
+    from broker.cap.languages import blocks, choose, localised
+
+    data = (SAMPLES / "restricted-security.xml").read_bytes()
+    start, end = data.index(b"<info>"), data.index(b"</info>") + len(b"</info>")
+    second = data[start:end].replace(b"<language>en", b"<language>sr-Cyrl-RS")
+    second = second.replace(b"<headline>Heightened", "<headline>Повећан".encode())
+    found = blocks(parse(data[:end] + second + data[end:]))
+    assert [(b.tag, b.language) for b in found] == [("en", "en"), ("sr-Cyrl-RS", "sr-Cyrl")]
+    chosen, others = choose(found, "sr-Cyrl")
+    assert chosen.tag == "sr-Cyrl-RS" and [b.tag for b in others] == ["en"]
+    subject, body = localised(
+        {"subject": "x", "body": {"event": "e", "cap_status": "Actual"}}, chosen
+    )
+    assert subject.startswith("Повећан") and body["language"] == "sr-Cyrl-RS"
+    assert body["cap_status"] == "Actual" and body["area"] == "Kumanovo"
+    assert choose(found, "hr")[0].tag == "en"  # no Croatian block: the alert's first

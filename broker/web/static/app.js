@@ -9,6 +9,8 @@ import { enrolView } from "./enrol.js";
 import { continuityView } from "./continuity.js";
 import { dateInput, dateLabel, dayStart, readDay } from "./dates.js";
 import { h } from "./dom.js";
+import * as cap from "./cap.js";
+import { verifySignature } from "./xmldsig.js";
 
 const session = { kind: null, id: null, signing: null, encryption: null, root: null, token: null, expires: 0, auditor: false };
 let stream = null; // AbortController of the live stream
@@ -430,11 +432,75 @@ function openNotice(fetched, bindings) {
   if (!c.verify(bound.public, base, c.signatureValue(sig.signature, parsed.label))) {
     throw new Error("the agency's signature does not verify");
   }
-  const notice = JSON.parse(new TextDecoder().decode(plaintext));
+  const notice = signedDocument(plaintext, values);
   for (const field of ["channel", "jurisdiction", "severity"]) {
     if (notice[field] !== fetched[field]) throw new Error(`the broker's ${field} differs from what the agency signed`);
   }
-  return { notice, digest: values["content-digest"], sender: bound.name };
+  const posted = mediaType(values) === cap.CAP_MEDIA_TYPE;
+  return { notice, digest: values["content-digest"], sender: bound.name, posted };
+}
+
+const mediaType = (values) => (values["content-type"] || "").split(";")[0].trim().toLowerCase();
+
+/** What the agency signed, as a notice: the JSON itself, or for an alert posted as
+ *  application/cap+xml what it maps to here, supersedes from the signed target URI only
+ *  (adapters/client/verify.py does the same). */
+function signedDocument(plaintext, values) {
+  if (mediaType(values) !== cap.CAP_MEDIA_TYPE) return JSON.parse(new TextDecoder().decode(plaintext));
+  try {
+    return cap.capDocument(plaintext, values["@target-uri"] || `/${values["@query"] || ""}`);
+  } catch (e) {
+    throw new Error(`the signed CAP alert does not map to a notice: ${e.message}`);
+  }
+}
+
+const CARRIED = ["cap_original", "cap_signature"];
+const SIGNATURE_CLASS = { valid: "ok", absent: "note", invalid: "bad" };
+
+/** A notice carrying a CAP alert: its info block in the page language (else the alert's first),
+ *  the other languages it has, and its XML signature verified here from the decrypted original,
+ *  with the sending agency's client's record beside it (an alert posted as XML has none). */
+async function capView(opened) {
+  const body = Object.fromEntries(Object.entries(opened.notice.body).filter(([k]) => !CARRIED.includes(k)));
+  let doc;
+  try {
+    doc = cap.parse(cap.original(opened.notice));
+  } catch (e) {
+    const line = h("p", { class: "verdict bad", id: "cap-signature" }, t("cap_sig_invalid", { reason: e.message }));
+    return { subject: opened.notice.subject, body, section: h("section", { class: "cap", id: "cap" }, line) };
+  }
+  const { chosen, others } = cap.choose(cap.blocks(doc), currentLanguage());
+  const shown = cap.localised({ ...opened.notice, body }, chosen);
+  const result = await verifySignature(doc);
+  const lines = [];
+  if (others.length) {
+    lines.push(h("p", { id: "cap-languages" }, t("cap_languages",
+      { language: cap.languageName(chosen), others: others.map(cap.languageName).join(", ") })));
+  }
+  lines.push(h("p", { class: `verdict ${SIGNATURE_CLASS[result.status]}`, id: "cap-signature", "data-status": result.status },
+    h("strong", {}, `${t("cap_signature")}: ${t(`cap_result_${result.status}`)}`), " — ",
+    t(`cap_sig_${result.status}`, { reason: result.reason || "" })));
+  if (result.signer) lines.push(h("p", { id: "cap-signer" }, t("cap_signer", { subject: result.signer, fingerprint: result.certificate_sha256 })));
+  const recorded = opened.posted ? null : opened.notice.body.cap_signature;
+  if (recorded && recorded.status in SIGNATURE_CLASS) {
+    lines.push(h("p", { id: "cap-recorded", class: "hint" }, t("cap_recorded", { result: t(`cap_result_${recorded.status}`) })));
+  }
+  return { ...shown, section: h("section", { class: "cap", id: "cap" }, lines) };
+}
+
+/** "Download as CAP 1.2": the same XML as `liaison read --cap`, made here from the decrypted notice. */
+function downloadCap(fetched, opened) {
+  let bytes;
+  try { bytes = cap.noticeToCap(fetched, opened.notice, opened.sender); } catch (e) {
+    notify(t("cap_export_failed", { reason: e.message }), "error");
+    return;
+  }
+  const url = URL.createObjectURL(new Blob([bytes], { type: cap.CAP_MEDIA_TYPE }));
+  const link = h("a", { href: url, download: `${fetched.id}.cap.xml`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 /** The data key from this contact's wrap. A wrap for another key of this contact that this key
@@ -491,6 +557,8 @@ async function noticeView(id) {
     const done = await api("POST", `/v1/notices/${encodeURIComponent(fetched.id)}/ack`, body);
     ackArea.replaceChildren(h("p", { class: "verdict ok", id: "acked" }, t("acked", { at: when(done.acknowledged_at) })));
   };
+  let shown = opened ? { subject: opened.notice.subject, body: opened.notice.body, section: null } : null;
+  if (opened && typeof opened.notice.body?.cap_original === "string") shown = await capView(opened);
   if (fetched.acknowledged_at) ackArea.append(h("p", { class: "verdict ok", id: "acked" }, t("acked", { at: when(fetched.acknowledged_at) })));
   else if (opened) {
     if (fetched.reply_key) ackArea.append(h("label", { for: "reply" }, t("reply")), reply);
@@ -500,7 +568,7 @@ async function noticeView(id) {
     tlpBlock(fetched.marking),
     h("a", { href: "#/inbox", class: "back" }, `← ${t("back")}`),
     verdict,
-    opened ? h("h2", { id: "subject" }, opened.notice.subject) : h("h2", { class: "visually-hidden" }, t("notice")),
+    shown ? h("h2", { id: "subject" }, shown.subject) : h("h2", { class: "visually-hidden" }, t("notice")),
     deadline(fetched.ack_deadline, fetched.acknowledged_at, "deadline"),
     h("dl", { class: "meta" },
       h("dt", {}, t("from")), h("dd", {}, opened ? opened.sender : named(fetched.sender_name, fetched.sender)),
@@ -510,7 +578,9 @@ async function noticeView(id) {
       h("dt", {}, t("severity")), h("dd", {}, severityText(fetched.severity)),
       h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at)),
       h("dt", {}, t("root")), h("dd", { id: "root-fingerprint" }, session.root ? `${trust.fingerprint(session.root).slice(0, 16)}…` : "—")),
-    opened ? fields(opened.notice.body) : null,
+    shown ? shown.section : null,
+    shown ? fields(shown.body) : null,
+    opened ? h("button", { type: "button", class: "secondary", id: "download-cap", onclick: () => downloadCap(fetched, opened) }, t("download_cap")) : null,
     ackArea));
 }
 
