@@ -17,6 +17,7 @@ from tuf.api.serialization.json import JSONSerializer
 from broker.crypto.keys import KeyPair
 from broker.domain.directory import Directory
 from broker.errors import TrustRefused
+from broker.titles import Translations
 from broker.trust.core import BINDINGS_FIELD
 
 SPEC_VERSION = "1.0.31"
@@ -59,12 +60,19 @@ def next_root(
 def bindings_metadata(
     directory: Directory, *, version: int, expires: datetime
 ) -> Metadata[Targets]:
-    """Unsigned key bindings: every key of the directory, with its owner, type and status."""
-    names = {o.id: ("organisation", o.name) for o in directory.organisations.values()}
-    names.update({c.id: ("contact", c.name) for c in directory.contacts.values()})
+    """Unsigned key bindings: every key of the directory, with its owner, type and status.
+
+    An organisation whose name the file gives in several languages carries them as
+    ``owner_names`` (signed with the rest), so a client shows the sender's name in its reader's
+    language from what the administrators signed; a plain name adds nothing, and bindings of a
+    directory without translations are what they were before."""
+    names: dict[str, tuple[str, str, Translations]] = {
+        o.id: ("organisation", o.name, o.names) for o in directory.organisations.values()
+    }
+    names.update({c.id: ("contact", c.name, ()) for c in directory.contacts.values()})
     entries = {}
     for key in sorted(directory.keys.values(), key=lambda k: k.id):
-        kind, name = names.get(key.owner, ("unknown", key.owner))
+        kind, name, translated = names.get(key.owner, ("unknown", key.owner, ()))
         entries[key.id] = {
             "owner": key.owner,
             "owner_name": name,
@@ -72,6 +80,7 @@ def bindings_metadata(
             "type": key.type.value,
             "public": base64.b64encode(key.public).decode(),
             "status": key.status.value,
+            **({"owner_names": dict(translated)} if translated else {}),
         }
     targets = Targets(
         version=version,
