@@ -205,7 +205,9 @@ def test_the_key_bindings_sign_the_senders_translated_name() -> None:
     assert bindings.keys["mvr-1"].owner_names == names and bindings.keys["bjb-1"].owner_names == ()
     # A translation changed after signing does not verify: it is inside what is signed.
     document = json.loads(signed)
-    document["signed"][core.BINDINGS_FIELD]["mvr-1"]["owner_names"]["mk"] = "Министерство за одбрана"
+    document["signed"][core.BINDINGS_FIELD]["mvr-1"]["owner_names"]["mk"] = (
+        "Министерство за одбрана"
+    )
     tampered = json.dumps(document).encode()
     with pytest.raises(TrustRefused):
         core.verify_bindings(core.parse_root(build.to_bytes(root)), tampered, now=NOW)
