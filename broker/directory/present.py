@@ -209,7 +209,9 @@ def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         a, b = old.get(name), new.get(name)
         if a == b:
             continue
-        if _with_ids(a) and _with_ids(b):
+        if isinstance(a, dict) and isinstance(b, dict):  # a name by language: each one
+            out += [f"{name}.{change}" for change in field_changes(a, b)]
+        elif _with_ids(a) and _with_ids(b):
             before = {i["id"]: i for i in a or []}
             after = {i["id"]: i for i in b or []}
             out += [f"{name}: + {i}" for i in sorted(after.keys() - before.keys())]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from adapters.client.recipient import RecipientClient
 from broker.crypto.keys import read_private_key
-
 from tests.conftest import POLICIES
 from tests.support import run_cli, serve_process
 

@@ -69,7 +69,9 @@ def test_a_changed_translation_is_a_change_the_dry_run_shows() -> None:
     new = parse_directory_text(TRANSLATED.replace("mk: Куманово", "mk: Кумaново"), "d.yaml")
     changes = diff(old, new)
     assert changes.changed == {"jurisdictions": ["mk-kumanovo"]}
-    assert "name:" in changes.details[("jurisdictions", "mk-kumanovo")][0]
+    assert changes.details[("jurisdictions", "mk-kumanovo")] == [
+        "name.mk: 'Куманово' -> 'Кумaново'"
+    ]
 
 
 @pytest.mark.parametrize(
