@@ -213,3 +213,30 @@ def test_the_key_bindings_sign_the_senders_translated_name() -> None:
     tampered = json.dumps(document).encode()
     with pytest.raises(TrustRefused):
         core.verify_bindings(core.parse_root(build.to_bytes(root)), tampered, now=NOW)
+
+
+def test_a_translation_added_after_signing_is_noted_as_unsigned_names(tmp_path: Path) -> None:
+    """`directory apply` notes stale bindings; a names-only change says so, not "refused"."""
+    from broker.trust.files import TRUST_DIR, bindings_for, stale_bindings
+
+    key = generate("ed25519").public_b64
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(
+        BASE.replace(
+            "jurisdiction: mk-kumanovo}",
+            f"jurisdiction: mk-kumanovo, keys: [{{id: mun-1, type: ed25519, public: '{key}'}}]}}",
+        )
+    )
+    translated = tmp_path / "translated.yaml"
+    translated.write_text(
+        plain.read_text().replace(
+            "name: Municipality of Kumanovo,",
+            "name: {en: Municipality of Kumanovo, mk: Општина Куманово},",
+        )
+    )
+    (tmp_path / TRUST_DIR).mkdir()
+    signed = bindings_for(plain, version=1, expires=LATER)
+    (tmp_path / TRUST_DIR / "bindings.json").write_bytes(build.to_bytes(signed))
+    assert stale_bindings(tmp_path, plain, max_bytes=1_000_000) is None
+    note = stale_bindings(tmp_path, translated, max_bytes=1_000_000) or ""
+    assert note.startswith("the names of 1 key owner(s) (e.g. mun-1) are not in "), note
