@@ -118,8 +118,12 @@ def _scalar(node: yaml.Node, file: str) -> Any:
         raise SourceParseError(
             SourceProblem(file, node.start_mark.line + 1, "a key must be plain text")
         )
-    if node.tag == "tag:yaml.org,2002:timestamp":
-        return node.value  # times stay text: the schema and the domain parse them explicitly
+    if node.tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:str"):
+        # Times stay text: the schema and the domain parse them explicitly. A string is its
+        # value as SafeConstructor.construct_yaml_str gives it, without building a constructor
+        # for each one (most scalars of a directory are strings, and names in eight languages
+        # multiply them).
+        return node.value
     constructor = yaml.SafeLoader("")
     try:
         return constructor.construct_object(node, deep=True)

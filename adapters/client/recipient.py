@@ -57,8 +57,11 @@ class RecipientClient:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         peer_roots: dict[str, str] | None = None,
+        language: str | None = None,
     ) -> None:
         self.max_answer_bytes = max_answer_bytes
+        # Accept-Language: names of channels, roles and places in answers (broker.titles).
+        self.language = language
         if not isinstance(signing.private, Ed25519PrivateKey) or (
             decryption is not None and decryption.type != "x25519"
         ):
@@ -352,6 +355,8 @@ class RecipientClient:
     ) -> dict[str, Any]:
         session = self._require_session()
         headers = {"Authorization": f"Bearer {await self.token()}"} if auth else {}
+        if self.language:
+            headers["Accept-Language"] = self.language
         try:
             async with session.request(
                 method, self.base_url + path, params=params, json=json_body, headers=headers

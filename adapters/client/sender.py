@@ -59,9 +59,12 @@ class SenderClient:
         clock: Callable[[], float] = time.time,
         ssl: ssl_module.SSLContext | None = None,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        language: str | None = None,
     ) -> None:
         self.max_answer_bytes = max_answer_bytes
         self.base_url = base_url.rstrip("/")
+        # Accept-Language: names of channels, roles and places in answers (broker.titles).
+        self.language = language
         self.key = key
         self.keyid = keyid
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -156,6 +159,8 @@ class SenderClient:
             raise SenderError("use SenderClient as an async context manager")
         url = self.base_url + path
         headers = dict(extra)
+        if self.language:
+            headers["Accept-Language"] = self.language
         components = ["@method", "@target-uri"]
         if body is not None:
             headers["Content-Type"] = content_type

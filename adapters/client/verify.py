@@ -22,7 +22,8 @@ from broker.crypto.envelope import DecryptionFailed, associated_data, open_seale
 from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
 from broker.errors import TrustRefused
 from broker.federation.origin import origin_binding
-from broker.trust.core import KeyBindings, sender_binding
+from broker.titles import Translations, pick
+from broker.trust.core import Binding, KeyBindings, sender_binding
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class VerifiedNotice:
     sender_key_id: str
     content_digest: str
     sender_name: str = ""  # as the administrators signed it (empty with pinned_agency_keys)
+    sender_names: Translations = ()  # that name by language, as they signed it (broker.titles)
+
+    def sender_name_in(self, language: str | None) -> str:
+        return pick(self.sender_name, self.sender_names, language)
 
 
 def verify_notice(
@@ -64,10 +69,11 @@ def verify_notice(
     values: dict[str, str] = sig["signed_values"]
     if not digest_matches(values.get("content-digest", ""), plaintext):
         raise VerificationFailed("the content digest does not match the decrypted notice")
+    binding: Binding | None
     if "origin" in fetched:  # received from a peer broker: the sending country's directory
-        public, sender_name = foreign_agency_key(fetched, peer_roots or {}, now)
+        public, binding = foreign_agency_key(fetched, peer_roots or {}, now)
     else:
-        public, sender_name = agency_key(fetched, pinned, bindings)
+        public, binding = agency_key(fetched, pinned, bindings)
     _check_signature(sig, values, public)
     notice = _signed_document(plaintext, values)
     for field, meta in (
@@ -78,7 +84,13 @@ def verify_notice(
         if notice.get(field) != fetched.get(meta):
             raise VerificationFailed(f"the broker's {meta} differs from what the agency signed")
     return VerifiedNotice(
-        fetched, notice, plaintext, sig["sender_key_id"], values["content-digest"], sender_name
+        fetched,
+        notice,
+        plaintext,
+        sig["sender_key_id"],
+        values["content-digest"],
+        binding.owner_name if binding else "",
+        binding.owner_names if binding else (),
     )
 
 
@@ -119,13 +131,13 @@ def _check_signature(sig: dict[str, Any], values: dict[str, str], public: bytes)
 
 def agency_key(
     fetched: dict[str, Any], pinned: dict[str, bytes] | None, bindings: KeyBindings | None
-) -> tuple[bytes, str]:
+) -> tuple[bytes, Binding | None]:
     """The sender's public key and name from what this client trusts, never from the broker."""
     key_id = str(fetched["signature"]["sender_key_id"])
     if pinned is not None:
         if key_id not in pinned:
             raise VerificationFailed(f"agency key {key_id} is not one this client trusts")
-        return pinned[key_id], ""
+        return pinned[key_id], None
     if bindings is None:
         raise VerificationFailed(
             "no pinned directory root: the agency's key cannot be told from one the broker made"
@@ -134,12 +146,12 @@ def agency_key(
         binding = sender_binding(bindings, key_id=key_id, sender=str(fetched.get("sender")))
     except TrustRefused as e:
         raise VerificationFailed(e.message) from e
-    return binding.public, binding.owner_name
+    return binding.public, binding
 
 
 def foreign_agency_key(
     fetched: dict[str, Any], peer_roots: Mapping[str, str], now: datetime | None
-) -> tuple[bytes, str]:
+) -> tuple[bytes, Binding]:
     """The agency key of a notice that crossed a border, as the *sending* country's
     administrators signed it, under the root this client pinned for that peer (the agreement's
     ``directory_root``): neither broker can pass a key of its own making."""
@@ -161,4 +173,4 @@ def foreign_agency_key(
         )
     except (TrustRefused, ValueError) as e:
         raise VerificationFailed(getattr(e, "message", str(e))) from e
-    return binding.public, binding.owner_name
+    return binding.public, binding

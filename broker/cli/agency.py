@@ -82,7 +82,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _(
             "Notice {id} on {channel} ({status}), posted {at}",
             id=safe(body["id"]),
-            channel=safe(body["channel"]),
+            channel=f"{safe(body.get('channel_title') or body['channel'])} [{safe(body['channel'])}]",
             status=safe(body["status"]),
             at=safe(body["created_at"]),
         )

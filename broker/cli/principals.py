@@ -84,14 +84,24 @@ def _sender(args: argparse.Namespace) -> Any:
         settings = load_settings(data, os.environ)
         pair = read_private_key(data / "keys" / f"{args.as_}.pem", expected="ed25519")
         url = args.url or settings.public_url
-        return SenderClient.from_pem(url, pair.pem(), pair.key_id(args.as_), ssl=tls)
+        return SenderClient.from_pem(
+            url, pair.pem(), pair.key_id(args.as_), ssl=tls, language=_names_language(args)
+        )
     if not (args.url and args.key and args.keyid):
         raise ConfigError("give --url, --key and --keyid, or --data DIR --as AGENCY_ID")
     try:
         pem = Path(args.key).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {args.key}: {e.strerror}") from e
-    return SenderClient.from_pem(args.url, pem, args.keyid, ssl=tls)
+    return SenderClient.from_pem(args.url, pem, args.keyid, ssl=tls, language=_names_language(args))
+
+
+def _names_language(args: argparse.Namespace) -> str | None:
+    """The CLI's language for names in the broker's answers; none for ``--json`` (never
+    translated: the files' default text, as scripts read it)."""
+    from broker.cli.i18n import language
+
+    return None if getattr(args, "json", False) else language()
 
 
 def sender_call(args: argparse.Namespace, call: Call) -> Any:
@@ -142,7 +152,9 @@ def _recipient(args: argparse.Namespace) -> Any:
         x25519 = data / "keys" / f"{args.as_}.x25519.pem"
         demo = read_private_key(x25519, expected="x25519") if x25519.exists() else None
         trust = _pinned_root(args, data / "trust" / "root.json")
-        return RecipientClient(url, args.as_, signing, demo, ssl=tls, trust=trust)
+        return RecipientClient(
+            url, args.as_, signing, demo, ssl=tls, trust=trust, language=_names_language(args)
+        )
     contact = args.contact or args.as_
     if not (args.url and args.key and contact):
         raise ConfigError(
@@ -152,7 +164,9 @@ def _recipient(args: argparse.Namespace) -> Any:
     signing = read_private_key(Path(args.key), expected="ed25519")
     own = read_private_key(Path(args.enc_key), expected="x25519") if args.enc_key else None
     trust = _pinned_root(args, None)
-    return RecipientClient(args.url, contact, signing, own, ssl=tls, trust=trust)
+    return RecipientClient(
+        args.url, contact, signing, own, ssl=tls, trust=trust, language=_names_language(args)
+    )
 
 
 def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:

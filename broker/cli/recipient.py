@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from broker.cli.common import EXIT_OK, command
-from broker.cli.i18n import N_, _
+from broker.cli.i18n import N_, _, language
 from broker.cli.principals import recipient_call, recipient_options
 from broker.errors import ConfigError
 from broker.terminal import safe
@@ -35,9 +35,9 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     for item in page["items"]:
         mark = "" if item["status"] == "active" else f" [{item['status']}]"
         print(
-            f"{safe(item['created_at'])}  {safe(item['notice_id'])}  {safe(item['channel'])}  "
+            f"{safe(item['created_at'])}  {safe(item['notice_id'])}  {_where(item)}  "
             f"TLP:{safe(item['marking'])}  {safe(item['severity'])}  {safe(item['state'])}{safe(mark)}  "
-            + _("(as {role})", role=safe(item["role"]))
+            + _("(as {role})", role=safe(item.get("role_title") or item["role"]))
         )
     if page["next_cursor"]:
         print(_("More: --cursor {cursor}", cursor=safe(page["next_cursor"])))
@@ -64,12 +64,13 @@ def cmd_read(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     print(
-        f"TLP:{safe(meta['marking'])}  {safe(meta['channel'])}  {safe(meta['severity'])}  {safe(meta['id'])}"
+        f"TLP:{safe(meta['marking'])}  {_where(meta)}  {safe(meta['severity'])}  {safe(meta['id'])}"
     )
     print(
         _(
             "Signed by {name} (key {key}): verified against the signed directory",
-            name=safe(verified.sender_name),
+            # The name as the administrators signed it, in this CLI's language when they did.
+            name=safe(verified.sender_name_in(language())),
             key=safe(verified.sender_key_id),
         )
     )
@@ -90,6 +91,14 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(line)
     print(json.dumps(body, indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def _where(item: dict[str, Any]) -> str:
+    """The channel's title [its id] and the jurisdiction's name, in the language the broker was
+    asked for (``Accept-Language``: this CLI's); ids where the broker knows no name."""
+    channel = f"{safe(item.get('channel_title') or item['channel'])} [{safe(item['channel'])}]"
+    place = item.get("jurisdiction_name") or item["jurisdiction"]
+    return f"{channel} · {safe(place)}"
 
 
 def _print_cap(verified: Any) -> int:

@@ -207,8 +207,10 @@ def report(
     *,
     overdue: Iterable[Overdue] = (),
     jurisdiction: str | None = None,
+    language: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per jurisdiction (under ``jurisdiction`` when given), each routed role and its state."""
+    """Per jurisdiction (under ``jurisdiction`` when given), each routed role and its state;
+    names and titles in ``language`` (broker.titles), else the directory's default text."""
     within = None
     if jurisdiction is not None:
         within = {jurisdiction, *(j.id for j in directory.descendants(jurisdiction))}
@@ -220,11 +222,12 @@ def report(
         jid = directory.jurisdiction_of_role(role_id)
         if within is None or jid in within:
             state = role_state(directory, role_id, found, now, late.get(role_id, ()))
-            groups.setdefault(jid, []).append(asdict(state))
+            item = asdict(state) | {"title": directory.roles[role_id].title_in(language)}
+            groups.setdefault(jid, []).append(item)
     return [
         {
             "jurisdiction": jid,
-            "name": directory.jurisdictions[jid].name,
+            "name": directory.jurisdictions[jid].name_in(language),
             "level": directory.jurisdictions[jid].level,
             "roles": roles,
         }

@@ -40,6 +40,7 @@ from broker.sourcefile import (
     read_yaml,
     schema_problems,
 )
+from broker.titles import Text, read
 
 _VALIDATOR = jsonschema.Draft202012Validator(DIRECTORY_SCHEMA, format_checker=format_checker())
 
@@ -82,6 +83,12 @@ class _Builder:
     def fail(self, pointer: Pointer, reason: str) -> None:
         self.problems.append(self.source.problem(pointer, reason))
 
+    def text(self, pointer: Pointer, value: object) -> Text:
+        """A translatable name; an unknown language tag is a problem at its own line."""
+        text, problems = read(value, pointer, self.source.problem)
+        self.problems += problems
+        return text
+
     def build(self) -> Directory:
         jurisdictions = self._jurisdictions()
         organisations, org_keys = self._organisations(jurisdictions)
@@ -112,9 +119,10 @@ class _Builder:
 
     def _jurisdictions(self) -> dict[str, Jurisdiction]:
         result: dict[str, Jurisdiction] = {}
-        for _, item in self._unique("jurisdictions"):
+        for i, item in self._unique("jurisdictions"):
+            name = self.text(("jurisdictions", i, "name"), item["name"])
             result[item["id"]] = Jurisdiction(
-                item["id"], item["name"], item["level"], item.get("parent")
+                item["id"], name.default, item["level"], item.get("parent"), name.translations
             )
         for i, item in enumerate(self.data["jurisdictions"]):
             where: Pointer = ("jurisdictions", i)
@@ -153,8 +161,9 @@ class _Builder:
                     ("organisations", i, "jurisdiction"),
                     f"unknown jurisdiction {item['jurisdiction']!r}",
                 )
+            name = self.text(("organisations", i, "name"), item["name"])
             result[item["id"]] = Organisation(
-                item["id"], item["name"], item["kind"], item["jurisdiction"]
+                item["id"], name.default, item["kind"], item["jurisdiction"], name.translations
             )
             keys += self._keys(("organisations", i), item)
         return result, keys
@@ -167,8 +176,12 @@ class _Builder:
                     ("roles", i, "organisation"), f"unknown organisation {item['organisation']!r}"
                 )
                 continue
-            title = item.get("title") or item["kind"].replace("-", " ")
-            result[item["id"]] = Role(item["id"], item["organisation"], item["kind"], title)
+            title = self.text(
+                ("roles", i, "title"), item.get("title") or item["kind"].replace("-", " ")
+            )
+            result[item["id"]] = Role(
+                item["id"], item["organisation"], item["kind"], title.default, title.translations
+            )
         return result
 
     def _contacts(

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from broker.domain.directory import Directory, Period, PublicKey, Webhook
+from broker.titles import Translations
 
 
 def _time(value: datetime) -> str:
@@ -42,6 +43,11 @@ def _hook(hook: Webhook) -> dict[str, Any]:
     return out
 
 
+def _text(default: str, translations: Translations) -> str | dict[str, str]:
+    """A name as the file wrote it: plain text, or its translations (the default among them)."""
+    return dict(translations) if translations else default
+
+
 def to_document(directory: Directory) -> dict[str, Any]:
     """The directory in file form (version 1); ``parse_directory`` reads it back unchanged."""
     d = directory
@@ -50,7 +56,7 @@ def to_document(directory: Directory) -> dict[str, Any]:
         "jurisdictions": [
             {
                 "id": j.id,
-                "name": j.name,
+                "name": _text(j.name, j.names),
                 "level": j.level,
                 **({"parent": j.parent} if j.parent else {}),
             }
@@ -59,7 +65,7 @@ def to_document(directory: Directory) -> dict[str, Any]:
         "organisations": [
             {
                 "id": o.id,
-                "name": o.name,
+                "name": _text(o.name, o.names),
                 "kind": o.kind,
                 "jurisdiction": o.jurisdiction,
                 **({"keys": [_key(k) for k in d.keys_of(o.id)]} if d.keys_of(o.id) else {}),
@@ -72,7 +78,12 @@ def to_document(directory: Directory) -> dict[str, Any]:
             for o in d.organisations.values()
         ],
         "roles": [
-            {"id": r.id, "organisation": r.organisation, "kind": r.kind, "title": r.title}
+            {
+                "id": r.id,
+                "organisation": r.organisation,
+                "kind": r.kind,
+                "title": _text(r.title, r.titles),
+            }
             for r in d.roles.values()
         ],
         "contacts": [
@@ -198,7 +209,9 @@ def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         a, b = old.get(name), new.get(name)
         if a == b:
             continue
-        if _with_ids(a) and _with_ids(b):
+        if isinstance(a, dict) and isinstance(b, dict):  # a name by language: each one
+            out += [f"{name}.{change}" for change in field_changes(a, b)]
+        elif _with_ids(a) and _with_ids(b):
             before = {i["id"]: i for i in a or []}
             after = {i["id"]: i for i in b or []}
             out += [f"{name}: + {i}" for i in sorted(after.keys() - before.keys())]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.titles import text_schema
+
 ID = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._-]{0,127}$"}
 TIME = {"type": "string", "format": "date-time", "minLength": 10, "maxLength": 40}
 TEXT = {"type": "string", "minLength": 1, "maxLength": 300}
 KIND = {"type": "string", "pattern": r"^[a-z][a-z0-9-]{0,63}$"}
+NAME = text_schema(300)  # plain text, or {language tag: text} (broker.titles)
 LEVELS = ["country", "entity", "region", "canton", "district", "county", "municipality"]
 
 PERIOD: dict[str, Any] = {
@@ -60,7 +63,7 @@ DIRECTORY_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["id", "name", "level"],
-                "properties": {"id": ID, "name": TEXT, "level": {"enum": LEVELS}, "parent": ID},
+                "properties": {"id": ID, "name": NAME, "level": {"enum": LEVELS}, "parent": ID},
             },
         },
         "organisations": {
@@ -72,7 +75,7 @@ DIRECTORY_SCHEMA: dict[str, Any] = {
                 "required": ["id", "name", "kind", "jurisdiction"],
                 "properties": {
                     "id": ID,
-                    "name": TEXT,
+                    "name": NAME,
                     "kind": KIND,
                     "jurisdiction": ID,
                     "keys": {"type": "array", "maxItems": 16, "items": KEY},
@@ -87,7 +90,7 @@ DIRECTORY_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["id", "organisation", "kind"],
-                "properties": {"id": ID, "organisation": ID, "kind": KIND, "title": TEXT},
+                "properties": {"id": ID, "organisation": ID, "kind": KIND, "title": NAME},
             },
         },
         "contacts": {

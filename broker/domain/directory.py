@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+# A name by language: (tag, text) pairs in file order, tags among the eight of broker.titles;
+# empty for a plain name. broker.titles reads them from files.
+Translations = tuple[tuple[str, str], ...]
+
+
+def pick(default: str, translations: Translations, language: str | None) -> str:
+    """The text in ``language``, else the default: never another language's, never transliterated."""
+    for code, text in translations:
+        if code == language:
+            return text
+    return default
+
 
 class KeyType(StrEnum):
     ED25519 = "ed25519"  # signing requests and assertions
@@ -56,9 +68,13 @@ class PublicKey:
 @dataclass(frozen=True, slots=True)
 class Jurisdiction:
     id: str
-    name: str
+    name: str  # the default text; ``names`` by language (broker.titles)
     level: str
     parent: str | None = None
+    names: Translations = ()
+
+    def name_in(self, language: str | None) -> str:
+        return pick(self.name, self.names, language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,10 @@ class Organisation:
     name: str
     kind: str
     jurisdiction: str
+    names: Translations = ()
+
+    def name_in(self, language: str | None) -> str:
+        return pick(self.name, self.names, language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,10 @@ class Role:
     organisation: str
     kind: str
     title: str
+    titles: Translations = ()
+
+    def title_in(self, language: str | None) -> str:
+        return pick(self.title, self.titles, language)
 
 
 @dataclass(frozen=True, slots=True)

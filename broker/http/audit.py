@@ -9,6 +9,7 @@ from aiohttp import web
 
 from broker.errors import NoticeInvalid
 from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
+from broker.http.language import in_language, reader_language
 from broker.http.middleware import REQUEST_ID
 from broker.input import check_integer
 from broker.policy.payload import Violation
@@ -139,11 +140,12 @@ async def get_continuity(request: web.Request) -> web.Response:
     """``GET /v1/directory/continuity``: the continuity report, for auditors (their jurisdiction)."""
     contact = _contact(request)
     jurisdiction = request.query.get("jurisdiction") or None
-    return web.json_response(
-        await request.app[AUDIT].continuity(
-            contact,
-            request.app[CLOCK].now(),
-            jurisdiction=jurisdiction,
-            request_id=request[REQUEST_ID],
-        )
+    language = reader_language(request)
+    report = await request.app[AUDIT].continuity(
+        contact,
+        request.app[CLOCK].now(),
+        jurisdiction=jurisdiction,
+        request_id=request[REQUEST_ID],
+        language=language,
     )
+    return in_language(web.json_response(report), language)

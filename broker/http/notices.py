@@ -7,6 +7,7 @@ from aiohttp import web
 from broker.errors import LiaisonError, NoticeInvalid, UnsupportedMediaType
 from broker.http.json_body import json_response
 from broker.http.keys import CLOCK, INTAKE, SETTINGS, STATE
+from broker.http.language import in_language, reader_language
 from broker.http.middleware import REQUEST_ID
 from broker.http.tls import require_client_certificate
 from broker.input import check_integer
@@ -82,8 +83,9 @@ async def get_status(request: web.Request) -> web.Response:
         now=request.app[CLOCK].now(),
         max_skew=request.app[SETTINGS].limits.clock_skew_seconds,
         request_id=request[REQUEST_ID],
+        language=reader_language(request),
     )
-    return json_response(body)
+    return in_language(json_response(body), reader_language(request))
 
 
 async def get_sent(request: web.Request) -> web.Response:
@@ -109,5 +111,6 @@ async def get_sent(request: web.Request) -> web.Response:
         request_id=request[REQUEST_ID],
         cursor=q.get("cursor"),
         limit=limit,
+        language=reader_language(request),
     )
-    return json_response(body)
+    return in_language(json_response(body), reader_language(request))

@@ -12,7 +12,13 @@ from aiohttp import web
 
 from broker import __version__
 from broker.http.api_doc.audit import AUDIT_PATHS
-from broker.http.api_doc.common import NO_CONTROL_CHARACTERS, SIGNED, _json, _problem
+from broker.http.api_doc.common import (
+    ACCEPT_LANGUAGE,
+    NO_CONTROL_CHARACTERS,
+    SIGNED,
+    _json,
+    _problem,
+)
 from broker.http.api_doc.components import COMPONENTS
 from broker.http.api_doc.enrol import ENROL_PATHS
 from broker.http.api_doc.examples import NOTICE_EXAMPLES
@@ -190,7 +196,8 @@ SPEC: dict[str, Any] = {
                 "summary": "Delivery and acknowledgement status of one's own notice, per role",
                 "security": SIGNED,
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    ACCEPT_LANGUAGE,
                 ],
                 "responses": {
                     "200": _json("Status per role and jurisdiction", "NoticeStatus"),

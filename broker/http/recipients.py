@@ -18,6 +18,7 @@ from broker.errors import (
 from broker.http import oauth
 from broker.http.json_body import read_json
 from broker.http.keys import CLOCK, RECIPIENTS, SETTINGS, STATE, TOKENS
+from broker.http.language import in_language, reader_language
 from broker.http.middleware import REQUEST_ID, count_refusal
 from broker.http.notices import source
 from broker.input import check_integer, check_json_depth
@@ -91,6 +92,7 @@ async def get_inbox(request: web.Request) -> web.Response:
     check_integer(limit, "/limit")
     if q.get("status") not in (None, *INBOX_STATES):
         raise NoticeInvalid([Violation("/status", "must be one of " + ", ".join(INBOX_STATES))])
+    language = reader_language(request)
     page = await request.app[RECIPIENTS].inbox(
         request.app[STATE].view,
         contact,
@@ -100,20 +102,23 @@ async def get_inbox(request: web.Request) -> web.Response:
         limit=limit,
         state=q.get("status"),
         channel=q.get("channel"),
+        language=language,
     )
-    return web.json_response(page)
+    return in_language(web.json_response(page), language)
 
 
 async def get_notice(request: web.Request) -> web.Response:
     contact = _contact(request)
+    language = reader_language(request)
     body = await request.app[RECIPIENTS].fetch(
         request.app[STATE].view,
         contact,
         request.match_info["id"],
         request.app[CLOCK].now(),
         request_id=request[REQUEST_ID],
+        language=language,
     )
-    return web.json_response(body)
+    return in_language(web.json_response(body), language)
 
 
 async def post_ack(request: web.Request) -> web.Response:

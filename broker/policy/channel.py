@@ -19,6 +19,7 @@ import jsonschema
 
 from broker.errors import SourceProblem
 from broker.sourcefile import Source, schema_problems
+from broker.titles import Text, Translations, read, text_schema
 
 RULE_ID = {"type": "string", "pattern": r"^[a-z][a-z0-9-]{0,63}$"}
 KIND = {"type": "string", "pattern": r"^[a-z][a-z0-9-]{0,63}$"}
@@ -63,7 +64,7 @@ CHANNEL_SCHEMA: dict[str, Any] = {
     "required": ["id", "title", "marking", "retention_days", "publishers", "recipients", "payload"],
     "properties": {
         "id": {"type": "string", "pattern": r"^[a-z][a-z0-9-]{0,63}$"},
-        "title": {"type": "string", "minLength": 1, "maxLength": 200},
+        "title": text_schema(200),
         "description": {"type": "string", "maxLength": 4000},
         "marking": {"enum": [m.value for m in Marking]},
         "retention_days": {"type": "integer", "minimum": 1, "maximum": 3650},
@@ -135,6 +136,17 @@ CHANNEL_SCHEMA: dict[str, Any] = {
                 },
                 "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
                 "forbidden": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                # What a page shows for a field's name and for an enum value, by language:
+                # names declared anywhere in the fields (nested properties too), values of
+                # their enums. Presentation only: never part of the JSON Schema a body meets.
+                "labels": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "fields": {"type": "object", "additionalProperties": text_schema(200)},
+                        "values": {"type": "object", "additionalProperties": text_schema(200)},
+                    },
+                },
             },
         },
     },
@@ -159,9 +171,23 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Labels:
+    """A channel's names for its body's fields and enum values, each a ``Text``."""
+
+    fields: dict[str, Text] = field(default_factory=dict)
+    values: dict[str, Text] = field(default_factory=dict)
+
+    def pick(self, language: str | None) -> dict[str, dict[str, str]]:
+        return {
+            "fields": {k: t.pick(language) for k, t in self.fields.items()},
+            "values": {k: t.pick(language) for k, t in self.values.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     id: str
-    title: str
+    title: str  # the default text (English, else the file's first language)
     marking: Marking
     retention_days: int
     recipients: tuple[RecipientRule, ...]
@@ -178,6 +204,8 @@ class Channel:
     delivery: Delivery = field(default_factory=Delivery)
     release_hours: int | None = None  # two-person release: hours to wait; None: not required
     line: int = 1  # where the channel's file starts, for messages
+    titles: Translations = ()  # the title by language (broker.titles)
+    labels: Labels = field(default_factory=Labels)
 
 
 def parse_channel(source: Source, expected_id: str) -> tuple[Channel | None, list[SourceProblem]]:
@@ -195,13 +223,18 @@ def parse_channel(source: Source, expected_id: str) -> tuple[Channel | None, lis
     problems += _check_payload(source)
     problems += _check_handling(source)
     problems += _check_rules(source)
+    title, found = read(data["title"], ("title",), source.problem)
+    labels, found_labels = _labels(source)
+    problems += found + found_labels
     if problems:
         return None, problems
     payload = data["payload"]
     delivery = data.get("delivery", {})
     channel = Channel(
         id=data["id"],
-        title=data["title"],
+        title=title.default,
+        titles=title.translations,
+        labels=labels,
         marking=Marking(data["marking"]),
         retention_days=data["retention_days"],
         recipients=tuple(
@@ -230,6 +263,45 @@ def parse_channel(source: Source, expected_id: str) -> tuple[Channel | None, lis
         ),
     )
     return channel, []
+
+
+def _labels(source: Source) -> tuple[Labels, list[SourceProblem]]:
+    """The payload's labels, each naming a declared field or enum value (a typo is refused)."""
+    payload = source.data["payload"]
+    given = payload.get("labels", {})
+    names, values = _declared(payload["fields"])
+    problems: list[SourceProblem] = []
+    out: dict[str, dict[str, Text]] = {"fields": {}, "values": {}}
+    for section, known, what in (("fields", names, "field"), ("values", values, "enum value")):
+        for key, value in given.get(section, {}).items():
+            where = ("payload", "labels", section, key)
+            if key not in known:
+                problems.append(source.problem(where, f"label for {what} {key!r}, not declared"))
+            text, found = read(value, where, source.problem)
+            problems += found
+            out[section][key] = text
+    return Labels(out["fields"], out["values"]), problems
+
+
+def _declared(fields: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Every property name and every string enum or const value in the payload's schemas."""
+    names: set[str] = set(fields)
+    values: set[str] = set()
+    stack: list[Any] = list(fields.values())
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack += node
+        if not isinstance(node, dict):
+            continue
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            names.update(properties)
+        values.update(v for v in node.get("enum", ()) if isinstance(v, str))
+        if isinstance(node.get("const"), str):
+            values.add(node["const"])
+        stack += [v for v in node.values() if isinstance(v, dict | list)]
+    return names, values
 
 
 def _release_hours(data: dict[str, Any]) -> int | None:

@@ -32,6 +32,7 @@ from broker.service.notices import QUERY_INVALID
 from broker.state import BrokerState
 from broker.store import audit_repo
 from broker.store.audit_repo import EventFilter
+from broker.titles import pick
 
 SCAN_BATCH = 1000  # events read from the store at a time (at most audit.scan_max_events a page)
 
@@ -208,6 +209,7 @@ class AuditService:
         *,
         jurisdiction: str | None = None,
         request_id: str | None = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
         """The continuity report (``liaison directory report``) for an auditor: only the
         jurisdictions their ``audit_jurisdiction`` scope holds, so an auditor sees the roles of
@@ -221,7 +223,12 @@ class AuditService:
         groups = [
             g
             for g in await continuity_report(
-                self.state.engine, view.directory, channels, now, jurisdiction=jurisdiction
+                self.state.engine,
+                view.directory,
+                channels,
+                now,
+                jurisdiction=jurisdiction,
+                language=language,
             )
             if g["jurisdiction"] in scope.jurisdictions
         ]
@@ -236,10 +243,10 @@ class AuditService:
         return {
             "generated_at": now.isoformat().replace("+00:00", "Z"),
             "directory_revision": view.directory_revision,
-            "channels": {c.id: c.title for c in channels.values()},
+            "channels": {c.id: pick(c.title, c.titles, language) for c in channels.values()},
             # Every place this auditor sees, by name (the audit page's chart labels its groups).
             "jurisdiction_names": {
-                j: view.directory.jurisdictions[j].name
+                j: view.directory.jurisdictions[j].name_in(language)
                 for j in sorted(scope.jurisdictions)
                 if j in view.directory.jurisdictions
             },

@@ -35,8 +35,11 @@ async def continuity_report(
     now: datetime,
     *,
     jurisdiction: str | None = None,
+    language: str | None = None,
 ) -> list[dict[str, Any]]:
     if jurisdiction is not None and jurisdiction not in directory.jurisdictions:
         raise NotFound(f"no jurisdiction {jurisdiction!r} in the directory")
     overdue = await overdue_notices(db, channels, now)
-    return report(directory, channels, now, overdue=overdue, jurisdiction=jurisdiction)
+    return report(
+        directory, channels, now, overdue=overdue, jurisdiction=jurisdiction, language=language
+    )

@@ -11,7 +11,7 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.crypto.envelope import associated_data
 from broker.domain.directory import KeyType
-from broker.service.names import ack_deadline, names
+from broker.service.names import ack_deadline, names, role_title
 from broker.state import View
 from broker.store.deliveries_repo import InboxItem
 
@@ -45,11 +45,12 @@ def notice_answer(
     deliveries: list[InboxItem],
     wrap: tuple[str, bytes],
     now: datetime,
+    language: str | None = None,
 ) -> dict[str, Any]:
     sender = view.directory.organisations.get(row["sender_id"])
     channel = view.policies.channels.get(row["channel"])
     return {
-        "sender_name": sender.name if sender else None,
+        "sender_name": sender.name_in(language) if sender else None,
         "reply_key": reply_key(view, row["sender_id"], now)
         if channel and channel.replies
         else None,
@@ -71,19 +72,25 @@ def notice_answer(
         ),
         "encryption": _encryption(notice_id, row, wrap),
         "signature": _signature(view, row),
-        **_names(view, row, deliveries),
+        **_names(view, row, deliveries, language),
     }
 
 
-def _names(view: View, row: dict[str, Any], deliveries: list[InboxItem]) -> dict[str, Any]:
-    """Titles beside the ids, and the acknowledgement deadline, for the page (additive)."""
-    roles = view.directory.roles
+def _names(
+    view: View, row: dict[str, Any], deliveries: list[InboxItem], language: str | None
+) -> dict[str, Any]:
+    """Titles beside the ids, the body's field and value labels, and the acknowledgement
+    deadline, for the page (additive), in the reader's language."""
+    channel = view.policies.channels.get(row["channel"])
     return {
-        **names(view, channel=row["channel"], jurisdiction=row["jurisdiction_id"]),
+        **names(
+            view, channel=row["channel"], jurisdiction=row["jurisdiction_id"], language=language
+        ),
         "role_titles": {
-            d.role: roles[d.role].title if d.role in roles else None
+            d.role: role_title(view, d.role, language)
             for d in sorted(deliveries, key=lambda d: d.role)
         },
+        "labels": channel.labels.pick(language) if channel else {"fields": {}, "values": {}},
         "ack_deadline": ack_deadline(view, row["channel"], row["created_at"]),
     }
 

@@ -85,6 +85,7 @@ class Recipients:
         limit: int,
         state: str | None,
         channel: str | None,
+        language: str | None = None,
     ) -> dict[str, Any]:
         limit = max(1, min(limit, self.page_max))
         before = _cursor(cursor)
@@ -98,7 +99,7 @@ class Recipients:
             "items": [
                 {
                     **event_data(i),
-                    **named_item(view, i),
+                    **named_item(view, i, language),
                     "delivery_id": i.delivery_id,
                     "state": "delivered" if i.state == "pending" else i.state,
                 }
@@ -115,6 +116,7 @@ class Recipients:
         now: datetime,
         *,
         request_id: str | None = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
         copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
         if copy is None or not copy[1] or not self.visible(view, contact, copy[1], now):
@@ -128,7 +130,7 @@ class Recipients:
             raise Gone("this notice has been destroyed at the end of its retention")
         fetched = fetched_event(contact, notice_id, row, deliveries, wrap, now, request_id)
         await repo.mark_read(self.state.engine, notice_id, contact, now, [fetched])
-        answer = notice_answer(view, notice_id, row, deliveries, wrap, now)
+        answer = notice_answer(view, notice_id, row, deliveries, wrap, now, language)
         return answer | await foreign_origin(self.state.engine, notice_id)
 
     async def acknowledge(
@@ -140,6 +142,7 @@ class Recipients:
         now: datetime,
         *,
         request_id: str | None = None,
+        language: str | None = None,
     ) -> dict[str, Any]:
         copy = await repo.recipient_copy(self.state.engine, notice_id, contact)
         if copy is None or not copy[1] or not self.visible(view, contact, copy[1], now):

@@ -38,6 +38,7 @@ async def list_sent(
     request_id: str | None,
     cursor: str | None,
     limit: int,
+    language: str | None = None,
 ) -> dict[str, Any]:
     agency = authenticate_agency(
         view.directory,
@@ -68,9 +69,9 @@ async def list_sent(
                 "kind": n.kind,
                 "status": n.status,
                 "created_at": _time(n.created_at),
-                **names(view, channel=n.channel, jurisdiction=n.jurisdiction),
+                **names(view, channel=n.channel, jurisdiction=n.jurisdiction, language=language),
                 "ack_deadline": ack_deadline(view, n.channel, n.created_at),
-                "roles": _by_role(view, deliveries),
+                "roles": _by_role(view, deliveries, language),
                 "replies": replies.get(n.id, 0),
             }
         )

@@ -38,6 +38,7 @@ async def read_status(
     now: datetime,
     max_skew: int,
     request_id: str | None,
+    language: str | None = None,
 ) -> dict[str, Any]:
     """GET /v1/notices/{id}/status: authenticate the signed request, answer the status, and
     record the nonce with the read (or the refusal) in one transaction: a replayed request is
@@ -60,7 +61,7 @@ async def read_status(
         request=request_id,
     )
     try:
-        body: dict[str, Any] | None = await notice_status(db, view, agency, notice_id)
+        body: dict[str, Any] | None = await notice_status(db, view, agency, notice_id, language)
     except NotFound:
         body = None
         event = replace(
@@ -88,7 +89,9 @@ async def spend_nonce(
         raise AuthenticationFailed(detail="nonce replayed") from e
 
 
-async def notice_status(db: Database, view: View, agency: Agency, notice_id: str) -> dict[str, Any]:
+async def notice_status(
+    db: Database, view: View, agency: Agency, notice_id: str, language: str | None = None
+) -> dict[str, Any]:
     notice = await intake_repo.get_notice(db, notice_id)
     if (
         notice is None
@@ -109,9 +112,9 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
         "created_at": _time(notice.created_at),
         "supersedes": notice.supersedes,
         "policy_hash": notice.policy_hash,
-        **names(view, channel=notice.channel, jurisdiction=notice.jurisdiction),
+        **names(view, channel=notice.channel, jurisdiction=notice.jurisdiction, language=language),
         "ack_deadline": ack_deadline(view, notice.channel, notice.created_at),
-        "roles": _by_role(view, deliveries) + _abroad_roles(view, crossing),
+        "roles": _by_role(view, deliveries, language) + _abroad_roles(view, crossing),
         "abroad": await _abroad(db, view, crossing),
         "release": await release_status(db, notice_id),  # two-person release, if required
         # Replies are encrypted to the agency's X25519 key: the broker passes them on unread.
@@ -181,7 +184,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _by_role(view: View, deliveries: list[DeliveryState]) -> list[dict[str, Any]]:
+def _by_role(
+    view: View, deliveries: list[DeliveryState], language: str | None = None
+) -> list[dict[str, Any]]:
     groups: dict[str, list[DeliveryState]] = {}
     for d in deliveries:
         groups.setdefault(d.role, []).append(d)
@@ -192,9 +197,9 @@ def _by_role(view: View, deliveries: list[DeliveryState]) -> list[dict[str, Any]
         out.append(
             {
                 "role": role_id,
-                "role_title": role.title if role else role_id,
+                "role_title": role.title_in(language) if role else role_id,
                 "jurisdiction": items[0].jurisdiction,
-                "jurisdiction_name": jurisdiction.name if jurisdiction else None,
+                "jurisdiction_name": jurisdiction.name_in(language) if jurisdiction else None,
                 "rule": items[0].rule,
                 "recipients": len(items),
                 "state": max((d.state for d in items), key=STATE_ORDER.index),

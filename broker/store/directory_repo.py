@@ -44,6 +44,7 @@ from broker.store.tables import (
     RoleRow,
     WebhookRow,
 )
+from broker.titles import Translations
 
 
 def _t(cls: Any) -> Any:
@@ -62,12 +63,17 @@ async def _load(conn: AsyncConnection) -> tuple[Directory, int]:
 
     revision = await _revision(conn)
     jurisdictions = [
-        Jurisdiction(r.id, r.name, r.level, r.parent_id) for r in await rows(JurisdictionRow)
+        Jurisdiction(r.id, r.name, r.level, r.parent_id, _translations(r.translations))
+        for r in await rows(JurisdictionRow)
     ]
     organisations = [
-        Organisation(r.id, r.name, r.kind, r.jurisdiction_id) for r in await rows(OrganisationRow)
+        Organisation(r.id, r.name, r.kind, r.jurisdiction_id, _translations(r.translations))
+        for r in await rows(OrganisationRow)
     ]
-    roles = [Role(r.id, r.organisation_id, r.kind, r.title) for r in await rows(RoleRow)]
+    roles = [
+        Role(r.id, r.organisation_id, r.kind, r.title, _translations(r.translations))
+        for r in await rows(RoleRow)
+    ]
     contacts = [
         Contact(r.id, r.name, r.organisation_id, r.email, r.language)
         for r in await rows(ContactRow)
@@ -99,6 +105,15 @@ async def _load(conn: AsyncConnection) -> tuple[Directory, int]:
     return Directory.build(
         jurisdictions, organisations, roles, contacts, assignments, keys, webhooks
     ), revision
+
+
+def _translations(text: str | None) -> Translations:
+    """The stored JSON object back as pairs, in the order the file wrote them."""
+    return tuple(json.loads(text).items()) if text else ()
+
+
+def _translations_doc(pairs: Translations) -> str | None:
+    return json.dumps(dict(pairs), ensure_ascii=False) if pairs else None
 
 
 def _period(item: dict[str, str | None]) -> Period:
@@ -181,15 +196,33 @@ def _rows(d: Directory) -> list[tuple[Any, list[dict[str, Any]]]]:
 
 
 def _jurisdiction_row(j: Jurisdiction) -> dict[str, Any]:
-    return {"id": j.id, "name": j.name, "level": j.level, "parent_id": j.parent}
+    return {
+        "id": j.id,
+        "name": j.name,
+        "level": j.level,
+        "parent_id": j.parent,
+        "translations": _translations_doc(j.names),
+    }
 
 
 def _organisation_row(o: Organisation) -> dict[str, Any]:
-    return {"id": o.id, "name": o.name, "kind": o.kind, "jurisdiction_id": o.jurisdiction}
+    return {
+        "id": o.id,
+        "name": o.name,
+        "kind": o.kind,
+        "jurisdiction_id": o.jurisdiction,
+        "translations": _translations_doc(o.names),
+    }
 
 
 def _role_row(r: Role) -> dict[str, Any]:
-    return {"id": r.id, "organisation_id": r.organisation, "kind": r.kind, "title": r.title}
+    return {
+        "id": r.id,
+        "organisation_id": r.organisation,
+        "kind": r.kind,
+        "title": r.title,
+        "translations": _translations_doc(r.titles),
+    }
 
 
 def _contact_row(c: Contact) -> dict[str, Any]:

@@ -20,6 +20,8 @@ class JurisdictionRow(SQLModel, table=True):
     name: str = Field(max_length=300)
     level: str = Field(max_length=32)
     parent_id: str | None = Field(default=None, max_length=128, index=True)
+    # {language tag: text} as JSON beside the default name (broker.titles); NULL: plain text.
+    translations: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
 
 
 class OrganisationRow(SQLModel, table=True):
@@ -28,6 +30,7 @@ class OrganisationRow(SQLModel, table=True):
     name: str = Field(max_length=300)
     kind: str = Field(max_length=64)
     jurisdiction_id: str = Field(max_length=128, index=True)
+    translations: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
 
 
 class RoleRow(SQLModel, table=True):
@@ -36,6 +39,7 @@ class RoleRow(SQLModel, table=True):
     organisation_id: str = Field(max_length=128, index=True)
     kind: str = Field(max_length=64)
     title: str = Field(max_length=300)
+    translations: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
 
 
 class ContactRow(SQLModel, table=True):

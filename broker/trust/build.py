@@ -7,6 +7,7 @@ Liaison uses ``root`` (who the administrators are) and ``targets`` (who signs ke
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -15,8 +16,9 @@ from tuf.api.metadata import TOP_LEVEL_ROLE_NAMES, Metadata, Role, Root, Targets
 from tuf.api.serialization.json import JSONSerializer
 
 from broker.crypto.keys import KeyPair
-from broker.domain.directory import Directory
+from broker.domain.directory import Directory, KeyType
 from broker.errors import TrustRefused
+from broker.titles import Translations
 from broker.trust.core import BINDINGS_FIELD
 
 SPEC_VERSION = "1.0.31"
@@ -59,12 +61,20 @@ def next_root(
 def bindings_metadata(
     directory: Directory, *, version: int, expires: datetime
 ) -> Metadata[Targets]:
-    """Unsigned key bindings: every key of the directory, with its owner, type and status."""
-    names = {o.id: ("organisation", o.name) for o in directory.organisations.values()}
-    names.update({c.id: ("contact", c.name) for c in directory.contacts.values()})
+    """Unsigned key bindings: every key of the directory, with its owner, type and status.
+
+    An organisation whose name the file gives in several languages carries them as
+    ``owner_names`` (signed with the rest), so a client shows the sender's name in its reader's
+    language from what the administrators signed (on its Ed25519 keys, which sign notices); a
+    plain name adds nothing, and bindings of a directory without translations are what they were
+    before."""
+    names: dict[str, tuple[str, str, Translations]] = {
+        o.id: ("organisation", o.name, o.names) for o in directory.organisations.values()
+    }
+    names.update({c.id: ("contact", c.name, ()) for c in directory.contacts.values()})
     entries = {}
     for key in sorted(directory.keys.values(), key=lambda k: k.id):
-        kind, name = names.get(key.owner, ("unknown", key.owner))
+        kind, name, translated = names.get(key.owner, ("unknown", key.owner, ()))
         entries[key.id] = {
             "owner": key.owner,
             "owner_name": name,
@@ -72,6 +82,13 @@ def bindings_metadata(
             "type": key.type.value,
             "public": base64.b64encode(key.public).decode(),
             "status": key.status.value,
+            # Only on signing keys: the name is shown for the sender of a notice (an Ed25519
+            # key of an organisation), and the file travels with every forwarded notice.
+            **(
+                {"owner_names": dict(translated)}
+                if translated and key.type is KeyType.ED25519
+                else {}
+            ),
         }
     targets = Targets(
         version=version,
@@ -89,4 +106,13 @@ def sign(metadata: Metadata[Root] | Metadata[Targets], signers: Iterable[Signer]
 
 
 def to_bytes(metadata: Metadata[Root] | Metadata[Targets]) -> bytes:
+    """The file: a root indented for people; key bindings compact and in UTF-8, not ``\\u``
+    escapes (names in Cyrillic would triple in size; the file travels with every forwarded
+    notice). Signatures are over the canonical form either way, so both read back the same."""
+    if isinstance(metadata.signed, Targets):
+        document = metadata.to_dict()
+        return (
+            json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+            + b"\n"
+        )
     return metadata.to_bytes(JSONSerializer(compact=False)) + b"\n"

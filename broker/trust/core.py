@@ -31,6 +31,7 @@ from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, Targets
 
 from broker.errors import KeyNotBound, KeyRevoked, TrustRefused
+from broker.titles import CODES, Translations
 
 BINDINGS_FIELD = "liaison_key_bindings"
 BINDINGS_ROLE = Targets.type  # the bindings are signed by the root's "targets" keys
@@ -50,6 +51,7 @@ class Binding:
     type: str  # "ed25519" or "x25519"
     public: bytes  # raw 32 bytes
     status: str  # "active", "retired" or "revoked"
+    owner_names: Translations = ()  # the owner's name by language, when the file gave some
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,4 +177,14 @@ def _binding(key_id: str, entry: Any) -> Binding:
         entry["type"],
         public,
         entry["status"],
+        _names(key_id, entry.get("owner_names", {})),
     )
+
+
+def _names(key_id: str, names: Any) -> Translations:
+    """``owner_names``: signed like the rest of the binding; absent in bindings made before it."""
+    if not isinstance(names, dict) or any(
+        tag not in CODES or not isinstance(text, str) for tag, text in names.items()
+    ):
+        raise TrustRefused(f"the binding of {key_id} is malformed")
+    return tuple(names.items())

@@ -51,6 +51,16 @@ def bindings_for(
     return build.bindings_metadata(directory, version=version, expires=expires)
 
 
+def _names_only(signed: object, wanted: dict[str, object]) -> bool:
+    """True when a signed binding differs from the wanted one only in its owner's names."""
+    if not isinstance(signed, dict):
+        return False
+    names = ("owner_name", "owner_names")
+    return {k: v for k, v in signed.items() if k not in names} == {
+        k: v for k, v in wanted.items() if k not in names
+    }
+
+
 def init_demo_trust(data_dir: Path, directory_file: Path, *, now: datetime) -> int:
     """Two demo administrators, a 2-of-2 root, and the demo directory's key bindings, signed."""
     admins: list[KeyPair] = []
@@ -88,6 +98,12 @@ def stale_bindings(data_dir: Path, directory_file: Path, *, max_bytes: int) -> s
     changed = sorted(k for k, v in entries.items() if signed.get(k) != v)
     if not changed:
         return None
+    if all(_names_only(signed.get(k), entries[k]) for k in changed):
+        return (
+            f"the names of {len(changed)} key owner(s) (e.g. {changed[0]}) are not in {path} as "
+            "they are here: clients show the signed names until administrators sign new "
+            "bindings (liaison trust sign-bindings)"
+        )
     return (
         f"{len(changed)} key(s) of this directory are not in {path} as they are here "
         f"(e.g. {changed[0]}): clients refuse them until administrators sign new bindings "

@@ -177,6 +177,14 @@ HOLDER = {
 }
 
 
+SWC_TITLE = {
+    "en": "Social-welfare centre, Kumanovo",
+    "sq": "Qendra e mirëqenies sociale, Kumanovë",
+    "sr-Cyrl": "Центар за социјални рад, Куманово",
+    "mk": "Центар за социјална работа, Куманово",
+}
+
+
 async def test_the_continuity_page_in_each_of_the_eight_languages(
     browser: Browser, broker: BrokerProcess, demo_dir: Path
 ) -> None:
@@ -188,6 +196,8 @@ async def test_the_continuity_page_in_each_of_the_eight_languages(
         await page.select_option("#language", code)
         await expect(page.locator("main h2")).to_have_text(heading)
         await expect(page.locator(f'li[data-role="{SWC}"] dt').first).to_have_text(HOLDER[code])
+        if code in SWC_TITLE:  # the role's title from the directory file, in that language
+            await expect(page.locator(f'li[data-role="{SWC}"] h4')).to_have_text(SWC_TITLE[code])
         # The date is day first in every language ("02.12.2026", Croatian "02. 12. 2026.").
         today = datetime.now(ZoneInfo("Europe/Skopje"))
         day_first = rf"0?{today.day}\. ?0?{today.month}\. ?{today.year}"

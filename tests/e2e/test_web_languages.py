@@ -3,8 +3,10 @@
 Kumanovo's two focal points are given Serbian Cyrillic and Montenegrin in the directory; each
 signs in to a browser set to American English and reads the page in their directory language
 without touching the switch. Then one reads the same notice in each of the eight languages
-through the switch: translated labels, the signature line with its names filled in, and the
-sending date day first (never US order). A screenshot per language goes to tests/_artifacts/web/.
+through the switch: translated labels, the signature line with its names filled in (the signing
+ministry's name as the signed key bindings give it in that language), the channel's title, the
+municipality's name and a field's label from the policy and directory files, and the sending
+date day first (never US order). A screenshot per language goes to tests/_artifacts/web/.
 """
 
 from __future__ import annotations
@@ -59,6 +61,29 @@ SENT = {
     "cnr": "Poslato",
     "mk": "Испратено",
 }
+# Names from the policy and directory files (broker.titles), as the shipped files give them.
+CHANNEL = {
+    "en": "Returnee repatriation",
+    "sq": "Riatdhesimi i të kthyerve",
+    "bs": "Repatrijacija povratnika",
+    "hr": "Repatrijacija povratnika",
+    "sr-Latn": "Repatrijacija povratnika",
+    "sr-Cyrl": "Репатријација повратника",
+    "cnr": "Repatrijacija povratnika",
+    "mk": "Репатријација на повратници",
+}
+PLACE = {"en": "Kumanovo", "sq": "Kumanovë", "sr-Cyrl": "Куманово", "mk": "Куманово"}
+MINISTRY = {  # signed in the key bindings: the verdict line's "signed by"
+    "en": "Ministry of Interior of North Macedonia",
+    "sq": "Ministria e Punëve të Brendshme e Maqedonisë së Veriut",
+    "bs": "Ministarstvo unutrašnjih poslova Sjeverne Makedonije",
+    "hr": "Ministarstvo unutarnjih poslova Sjeverne Makedonije",
+    "sr-Latn": "Ministarstvo unutrašnjih poslova Severne Makedonije",
+    "sr-Cyrl": "Министарство унутрашњих послова Северне Македоније",
+    "cnr": "Ministarstvo unutrašnjih poslova Sjeverne Makedonije",
+    "mk": "Министерство за внатрешни работи на Северна Македонија",
+}
+ADULTS = {"en": "Adults", "sq": "Të rritur", "mk": "Возрасни"}  # a field's label
 DIRECTORY_LANGUAGE = {"mk-kumanovo-pcve": "sr-Cyrl", "mk-kumanovo-swc": "cnr"}
 
 
@@ -120,7 +145,13 @@ async def test_the_directory_language_and_each_of_the_eight_through_the_switch(
         await expect(page.locator("#tagline")).to_have_text(TAGLINE[language])
         await expect(page.locator("#ack")).to_have_text(ACKNOWLEDGE[language])
         verdict = await page.locator("#verdict").text_content() or ""
-        assert "Ministry of Interior of North Macedonia" in verdict and "{" not in verdict
+        assert MINISTRY[language] in verdict and "{" not in verdict, verdict
+        await expect(page.locator("#meta-channel")).to_have_text(CHANNEL[language])
+        if language in PLACE:
+            await expect(page.locator("#meta-jurisdiction")).to_have_text(PLACE[language])
+        if language in ADULTS:
+            adults = page.locator('table.fields tr[data-field="adults"] th')
+            await expect(adults).to_have_text(ADULTS[language])
         sent = page.locator("dl.meta dt", has_text=re.compile(f"^{SENT[language]}$"))
         shown = await sent.locator("xpath=following-sibling::dd[1]").text_content() or ""
         day_first = re.match(r"^0?(\d{1,2})\D+0?(\d{1,2})\D+(\d{4})\D+(\d{2}):(\d{2})", shown)

@@ -94,9 +94,11 @@ def test_directory_apply_shows_changes_and_dry_run_changes_nothing(
     dry = run_cli("directory", "apply", changed, "--data", demo_dir, "--dry-run")
     assert dry.returncode == 0 and dry.stdout.splitlines() == [
         "~ organisation mk-kumanovo.municipality",
-        "    name: 'Municipality of Kumanovo' -> 'Opština Kumanovo'",
+        "    name.en: 'Municipality of Kumanovo' -> 'Opština Kumanovo'",
         "Dry run: 0 added, 0 removed, 1 changed; nothing applied.",
     ]
+    # The municipality's names are signed in the key bindings: the change is not signed yet.
+    assert "clients show the signed names until administrators sign new bindings" in dry.stderr
     real = run_cli("directory", "apply", changed, "--data", demo_dir)
     assert (
         real.stdout.splitlines()[-1]

@@ -37,9 +37,9 @@ def _broken(demo: Path, tmp_path: Path) -> tuple[Path, str, datetime]:
     text = "\n".join(
         x for x in text.splitlines() if "contact: mk-kumanovo-swc, as: holder" not in x
     )
-    text = text.replace(
-        "kind: mayor, title: 'Mayor, Kumanovo'", "kind: mayr, title: 'Mayor, Kumanovo'"
-    )
+    mayor = "organisation: mk-kumanovo.municipality, kind: mayor, title: {en: 'Mayor, Kumanovo'"
+    assert mayor in text
+    text = text.replace(mayor, mayor.replace("kind: mayor", "kind: mayr"))
     ends = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
     csc = re.search(r"\{id: mk-kumanovo-csc\.x25519\.[0-9a-f]+,[^}]*status: active", text)
     assert csc is not None

@@ -119,7 +119,12 @@ def test_yaml_syntax_error(copy: Path) -> None:
             "name: {type",
             "both declared and forbidden",
         ),
-        ("    adults: {type: integer,", "    adults: {type: integr,", "adults:", "field 'adults'"),
+        (
+            "    adults: {type: integer,",
+            "    adults: {type: integr,",
+            "adults: {type",
+            "field 'adults'",
+        ),
         (
             "ack_deadline_hours: 24\n",
             "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.http.api_doc.common import BEARER, _json, _problem
+from broker.http.api_doc.common import ACCEPT_LANGUAGE, BEARER, _json, _problem
 
 AUDIT_PATHS: dict[str, Any] = {
     "/v1/audit/events": {
@@ -189,7 +189,8 @@ CONTINUITY_PATHS: dict[str, Any] = {
                     "in": "query",
                     "description": "only this jurisdiction and those below it",
                     "schema": {"type": "string"},
-                }
+                },
+                ACCEPT_LANGUAGE,
             ],
             "responses": {
                 "200": {

@@ -26,3 +26,18 @@ NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$"
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 NOTICE_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+# The reader's language for names from the policy and directory files (broker.titles): the
+# channel's title, field and value labels, role titles, jurisdiction and organisation names.
+ACCEPT_LANGUAGE: dict[str, Any] = {
+    "name": "Accept-Language",
+    "in": "header",
+    "description": (
+        "Names in this language (en, sq, bs, hr, sr-Latn, sr-Cyrl, cnr, mk; sr reads sr-Latn); "
+        "a name the files do not give in it, or no header, is the files' default text "
+        "(English, else the file's first language). The answer has Vary: Accept-Language and "
+        "Content-Language when one was chosen."
+    ),
+    "schema": {"type": "string", "maxLength": 500},
+}

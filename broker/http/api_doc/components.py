@@ -330,6 +330,18 @@ COMPONENTS: dict[str, Any] = {
                     "additionalProperties": NULLABLE_STRING,
                     "description": "The title of each role the notice reached you through",
                 },
+                "labels": {
+                    "type": "object",
+                    "description": (
+                        "The channel's names for the body's fields and enum values, in the "
+                        "Accept-Language asked (policy file payload.labels); presentation only"
+                    ),
+                    "required": ["fields", "values"],
+                    "properties": {
+                        "fields": {"type": "object", "additionalProperties": STRING},
+                        "values": {"type": "object", "additionalProperties": STRING},
+                    },
+                },
                 "policy_hash": STRING,
                 "created_at": TIME,
                 "expires_at": NULLABLE_TIME,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.http.api_doc.common import SIGNED, _json, _problem
+from broker.http.api_doc.common import ACCEPT_LANGUAGE, SIGNED, _json, _problem
 
 _NAME = {"type": ["string", "null"]}
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
@@ -14,7 +14,10 @@ _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 # the directory (null when the id is no longer known), and when an acknowledgement is due
 # (null when the channel sets no deadline).
 NAMES: dict[str, Any] = {
-    "channel_title": {**_NAME, "description": "The channel's title in the policies"},
+    "channel_title": {
+        **_NAME,
+        "description": "The channel's title in the policies, in the Accept-Language asked",
+    },
     "jurisdiction_name": {**_NAME, "description": "The jurisdiction's name in the directory"},
     "ack_deadline": {
         **_TIME_OR_NULL,
@@ -73,6 +76,7 @@ SENT_LIST: dict[str, Any] = {
             "in": "query",
             "schema": {"type": "integer", "minimum": 1, "maximum": 50},
         },
+        ACCEPT_LANGUAGE,
     ],
     "responses": {
         "200": _json("A page of the agency's notices", "SentNotices"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.http.api_doc.common import BEARER, NOTICE_ID, _json, _problem
+from broker.http.api_doc.common import ACCEPT_LANGUAGE, BEARER, NOTICE_ID, _json, _problem
 from broker.http.api_doc.components import DELIVERY_STATES
 
 EVENT_ID: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{1,64}$"}
@@ -89,6 +89,7 @@ RECIPIENT_PATHS: dict[str, Any] = {
                     "schema": {"type": "string", "enum": DELIVERY_STATES},
                 },
                 {"name": "channel", "in": "query", "schema": {"type": "string"}},
+                ACCEPT_LANGUAGE,
             ],
             "responses": {
                 "200": _json("A page of the inbox", "Inbox"),
@@ -103,7 +104,7 @@ RECIPIENT_PATHS: dict[str, Any] = {
             "tags": ["recipients"],
             "summary": "A notice for its recipient: ciphertext, this contact's wrap, the agency's signature material",
             "security": BEARER,
-            "parameters": NOTICE_ID,
+            "parameters": [*NOTICE_ID, ACCEPT_LANGUAGE],
             "responses": {
                 "200": _json("The encrypted notice", "RecipientNotice"),
                 "401": _problem("Not authenticated"),

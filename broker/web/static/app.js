@@ -115,7 +115,8 @@ async function signInContact() {
 
 async function api(method, path, body) {
   if (session.kind === "contact" && Date.now() > session.expires) await signInContact();
-  const headers = {};
+  // Names from the policies and the directory come in the language the switch shows.
+  const headers = { "Accept-Language": currentLanguage() };
   if (session.kind === "contact") headers.Authorization = `Bearer ${session.token}`;
   else Object.assign(headers, c.signRequest(session.signing, session.keyid, method, location.origin + path));
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -437,7 +438,9 @@ function openNotice(fetched, bindings) {
     if (notice[field] !== fetched[field]) throw new Error(`the broker's ${field} differs from what the agency signed`);
   }
   const posted = mediaType(values) === cap.CAP_MEDIA_TYPE;
-  return { notice, digest: values["content-digest"], sender: bound.name, posted };
+  // The sender's name as the administrators signed it, in the reader's language when they did.
+  const sender = (bound.names || {})[currentLanguage()] || bound.name;
+  return { notice, digest: values["content-digest"], sender, posted };
 }
 
 const mediaType = (values) => (values["content-type"] || "").split(";")[0].trim().toLowerCase();
@@ -515,15 +518,21 @@ function unwrapOwn(wrap) {
   }
 }
 
-function plain(value) {
-  if (Array.isArray(value)) return value.map(plain).join(", ");
-  if (value && typeof value === "object") return Object.entries(value).map(([k, v]) => `${k.replace(/_/g, " ")}: ${plain(v)}`).join("; ");
+/** The channel's labels (policy file, in the reader's language) for a field or an enum value;
+ *  own-property lookups only, so a body's "__proto__" or "constructor" stays its own text. */
+const own = (map, key) => (map && Object.prototype.hasOwnProperty.call(map, key) ? map[key] : null);
+const fieldName = (labels, k) => own(labels.fields, k) || k.replace(/_/g, " ");
+
+function plain(value, labels) {
+  if (Array.isArray(value)) return value.map((v) => plain(v, labels)).join(", ");
+  if (value && typeof value === "object") return Object.entries(value).map(([k, v]) => `${fieldName(labels, k)}: ${plain(v, labels)}`).join("; ");
+  if (typeof value === "string") return own(labels.values, value) || value;
   return String(value);
 }
 
-function fields(body) {
+function fields(body, labels = {}) {
   const rows = Object.entries(body || {}).map(([k, v]) =>
-    h("tr", {}, h("th", { scope: "row" }, k.replace(/_/g, " ")), h("td", {}, plain(v))));
+    h("tr", { "data-field": k }, h("th", { scope: "row" }, fieldName(labels, k)), h("td", {}, plain(v, labels))));
   return h("table", { class: "fields" }, h("tbody", {}, rows));
 }
 
@@ -579,7 +588,7 @@ async function noticeView(id) {
       h("dt", {}, t("sent")), h("dd", {}, when(fetched.created_at)),
       h("dt", {}, t("root")), h("dd", { id: "root-fingerprint" }, session.root ? `${trust.fingerprint(session.root).slice(0, 16)}…` : "—")),
     shown ? shown.section : null,
-    shown ? fields(shown.body) : null,
+    shown ? fields(shown.body, fetched.labels) : null,
     opened ? h("button", { type: "button", class: "secondary", id: "download-cap", onclick: () => downloadCap(fetched, opened) }, t("download_cap")) : null,
     ackArea));
 }

@@ -115,5 +115,7 @@ export function senderBinding(bindings, keyId, sender) {
   if (b.status === "revoked") throw new Error(`key ${keyId} of ${b.owner_name} has been revoked since; ${where} lists it as revoked`);
   const pub = b64decode(b.public);
   if (pub.length !== 32) throw new Error(`the binding of ${keyId} has a malformed public key`);
-  return { public: pub, name: b.owner_name };
+  // owner_names: the name by language, signed with the rest (absent in older bindings).
+  const names = b.owner_names && typeof b.owner_names === "object" ? b.owner_names : {};
+  return { public: pub, name: b.owner_name, names };
 }
