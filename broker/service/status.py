@@ -102,6 +102,7 @@ async def notice_status(db: Database, view: View, agency: Agency, notice_id: str
         "kind": notice.kind,
         "status": notice.status,
         "marking": notice.marking,
+        "exercise": notice.exercise,
         "created_at": _time(notice.created_at),
         "supersedes": notice.supersedes,
         "policy_hash": notice.policy_hash,
