@@ -83,6 +83,12 @@ def verify_notice(
     ):
         if notice.get(field) != fetched.get(meta):
             raise VerificationFailed(f"the broker's {meta} differs from what the agency signed")
+    # The exercise or test marking: a host that strips it (a drill read as real) or adds it (a
+    # real notice shrugged off) is caught here, as the signed document is the reference.
+    if notice.get("exercise") != fetched.get("exercise"):
+        raise VerificationFailed(
+            "the broker's exercise marking differs from what the agency signed"
+        )
     return VerifiedNotice(
         fetched,
         notice,

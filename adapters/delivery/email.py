@@ -1,7 +1,8 @@
 """E-mail alerts: a short, content-free message that a notice is waiting, in the recipient's
 language from the directory (the eight of ``broker.locale``: gettext catalogs in
 ``broker/locale/<tag>/LC_MESSAGES/liaison.po``). Never the content, the channel or the
-jurisdiction: only the handling marking and where to read it.
+jurisdiction: only the handling marking and where to read it. An exercise or test notice says
+so first in the subject and the body, so nobody takes a drill for an emergency.
 """
 
 from __future__ import annotations
@@ -19,13 +20,28 @@ BODY = N_(
     "A new notice (TLP:{marking}) is waiting for you in Liaison.\n"
     "Open your inbox to read it: {url}\n\nThis message carries no content. Do not reply."
 )
+# The exercise or test marking: a tag before the subject, a line before the body.
+EXERCISE_TAGS = {"exercise": N_("[EXERCISE]"), "test": N_("[TEST]")}
+EXERCISE_LINES = {
+    "exercise": N_("EXERCISE: this notice is an exercise, not a real event."),
+    "test": N_("TEST: this notice is a test, not a real event."),
+}
 
 
 def alert(
-    to: str, sender: str, language: str, marking: str, inbox_url: str, msg_id: str
+    to: str,
+    sender: str,
+    language: str,
+    marking: str,
+    inbox_url: str,
+    msg_id: str,
+    exercise: str | None = None,
 ) -> EmailMessage:
     catalog = translations(language)  # BCP 47 matched: sr-Cyrl, sr-Latn, cnr, hr, ...
     subject, body = catalog.gettext(SUBJECT), catalog.gettext(BODY)
+    if exercise is not None:
+        subject = f"{catalog.gettext(EXERCISE_TAGS[exercise])} {subject}"
+        body = f"{catalog.gettext(EXERCISE_LINES[exercise])}\n\n{body}"
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, to, subject
     message["Message-ID"] = (
@@ -62,7 +78,9 @@ class SmtpMailer:
         to: str,
         language: str,
         marking: str,
+        exercise: str | None,
         inbox_url: str,
         msg_id: str,
     ) -> None:
-        await send(alert(to, config.sender, language, marking, inbox_url, msg_id), config)
+        message = alert(to, config.sender, language, marking, inbox_url, msg_id, exercise)
+        await send(message, config)

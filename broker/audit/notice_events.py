@@ -70,6 +70,7 @@ class Posting:
     not_reached: Sequence[Unreached]
     wrap_keys: Mapping[str, str]  # recipient (or escrow) -> key id its wrap is for
     escrow_key: str
+    exercise: str | None = None  # "exercise" | "test": in both leaves, so auditors can tell
 
 
 def accepted(p: Posting, now: datetime, request_id: str | None) -> list[AuditEvent]:
@@ -103,8 +104,14 @@ def _posted(p: Posting, now: datetime, request_id: str | None) -> AuditEvent:
             "signature": base64.b64encode(p.signature).decode(),
             "policy_hash": p.policy_hash,
             "recipients": len({r.contact for r in p.recipients}),
+            **_marked(p),
         },
     )
+
+
+def _marked(p: Posting) -> dict[str, str]:
+    """The exercise or test marking, only when there is one (real notices' leaves unchanged)."""
+    return {} if p.exercise is None else {"exercise": p.exercise}
 
 
 def _routed(p: Posting, now: datetime, request_id: str | None) -> AuditEvent:
@@ -125,6 +132,7 @@ def _routed(p: Posting, now: datetime, request_id: str | None) -> AuditEvent:
             "recipients": [_recipient(p, r) for r in p.recipients],
             "not_reached": [_not_reached(n) for n in p.not_reached],
             "escrow_key": p.escrow_key,
+            **_marked(p),
         },
     )
 

@@ -20,7 +20,9 @@ from typing import Any
 from lxml import etree
 
 from broker.cap.document import NS, CapError, parse, serialise, validate
-from broker.cap.mapping import JURISDICTION_CODE, SEVERITY
+from broker.cap.mapping import EXERCISE_OF_STATUS, JURISDICTION_CODE, SEVERITY
+
+STATUS_OF_EXERCISE = {marking: status for status, marking in EXERCISE_OF_STATUS.items()}
 
 TO_CAP_SEVERITY = {ours: theirs for theirs, ours in SEVERITY.items()}
 CATEGORIES = {"Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env"}
@@ -61,7 +63,7 @@ def _build(metadata: dict[str, Any], notice: dict[str, Any], sender: str) -> Any
     _add(alert, "identifier", str(metadata.get("id") or ""))
     _add(alert, "sender", str(metadata.get("sender") or "unknown"))
     _add(alert, "sent", _cap_time(metadata.get("created_at")) or _cap_time(_now()) or "")
-    _add(alert, "status", "Actual")
+    _add(alert, "status", STATUS_OF_EXERCISE.get(str(notice.get("exercise")), "Actual"))
     _add(alert, "msgType", kind)
     _add(alert, "scope", "Restricted")
     _add(

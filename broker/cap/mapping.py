@@ -5,8 +5,9 @@ Every element of a valid CAP 1.2 alert is kept: the ones Liaison has a field for
 base64-encoded in the notice body (``cap_original``), so it is encrypted with the notice and only
 recipients read it. Mapping:
 - ``scope`` Restricted or Private only (public warnings belong on public warning systems);
-  ``status`` Actual, Exercise or Test (carried as ``cap_status``; System and Draft are not
-  notices); ``msgType`` Alert, or Update/Cancel with the notice it supersedes given;
+  ``status`` Actual, Exercise or Test (carried as ``cap_status``; Exercise and Test also give
+  the notice its ``exercise`` marking, so it is labelled and never escalated; System and Draft
+  are not notices); ``msgType`` Alert, or Update/Cancel with the notice it supersedes given;
 - the jurisdiction comes from the ``area/geocode`` entries whose ``valueName`` is
   ``liaison-jurisdiction`` (one code over all info blocks); ``polygon`` and ``circle`` are carried
   but never routed on: the directory holds no geometry to resolve them, so an alert that has only
@@ -41,6 +42,8 @@ SEVERITY = {
 }
 RANK = list(SEVERITY)  # most severe first
 STATUSES = ("Actual", "Exercise", "Test")
+# CAP status -> the notice's exercise marking (an Actual alert has none); export reverses it.
+EXERCISE_OF_STATUS = {"Exercise": "exercise", "Test": "test"}
 # Alert-level optional elements, carried under a cap_ name (the spelling of the README table).
 ALERT_TEXT = {
     "source": "cap_source",
@@ -85,6 +88,8 @@ def cap_to_notice(
         "body": body,
         "idempotency_key": f"cap:{body['cap_sender']}:{body['cap_identifier']}"[:128],
     }
+    if marking := EXERCISE_OF_STATUS.get(str(body["cap_status"])):
+        notice["exercise"] = marking  # labelled everywhere, never escalated (README)
     _set_expiry(notice, first)
     if supersedes is not None:
         notice["supersedes"] = supersedes

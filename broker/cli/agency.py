@@ -14,6 +14,7 @@ from typing import Any
 from broker.cli.common import EXIT_OK, command, data_dir, read_json
 from broker.cli.i18n import _
 from broker.cli.principals import agency_options, sender_call
+from broker.cli.recipient import print_exercise_line
 from broker.errors import ConfigError
 from broker.terminal import safe
 from broker.terminal import safe_print as print  # untrusted text: control characters escaped
@@ -78,6 +79,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(body, indent=2, ensure_ascii=False))
         return EXIT_OK
+    print_exercise_line(body)
     print(
         _(
             "Notice {id} on {channel} ({status}), posted {at}",

@@ -19,6 +19,27 @@ from broker.errors import ConfigError
 from broker.terminal import safe
 from broker.terminal import safe_print as print  # untrusted text: control characters escaped
 
+# An exercise or test notice is labelled on every line that shows it: a tag in lists, a line
+# of its own above a notice (the same words as the e-mail alert's, from the same catalogs).
+EXERCISE_TAGS = {"exercise": N_("[EXERCISE]"), "test": N_("[TEST]")}
+EXERCISE_LINES = {
+    "exercise": N_("EXERCISE: this notice is an exercise, not a real event."),
+    "test": N_("TEST: this notice is a test, not a real event."),
+}
+
+
+def exercise_tag(meta: dict[str, Any]) -> str:
+    """``[EXERCISE]  `` (translated) before a listed notice so marked; empty for a real one."""
+    marked = meta.get("exercise")
+    return f"{_(EXERCISE_TAGS[marked])}  " if marked in EXERCISE_TAGS else ""
+
+
+def print_exercise_line(meta: dict[str, Any]) -> None:
+    """The marking's own line above a notice or its status; nothing for a real notice."""
+    marked = meta.get("exercise")
+    if marked in EXERCISE_LINES:
+        print(f"*** {_(EXERCISE_LINES[marked])} ***")
+
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     page = recipient_call(
@@ -35,7 +56,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     for item in page["items"]:
         mark = "" if item["status"] == "active" else f" [{item['status']}]"
         print(
-            f"{safe(item['created_at'])}  {safe(item['notice_id'])}  {_where(item)}  "
+            exercise_tag(item)
+            + f"{safe(item['created_at'])}  {safe(item['notice_id'])}  {_where(item)}  "
             f"TLP:{safe(item['marking'])}  {safe(item['severity'])}  {safe(item['state'])}{safe(mark)}  "
             + _("(as {role})", role=safe(item.get("role_title") or item["role"]))
         )
@@ -63,6 +85,8 @@ def cmd_read(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
+    # From the signed document (verify_notice refused a broker copy that differs from it).
+    print_exercise_line(notice)
     print(
         f"TLP:{safe(meta['marking'])}  {_where(meta)}  {safe(meta['severity'])}  {safe(meta['id'])}"
     )
@@ -143,7 +167,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
             last = int(newest[0]["delivery_id"]) if newest else 0
         async for event_id, event in client.follow(last_event_id=last):
             print(
-                f"{safe(event_id)}  {safe(event['created_at'])}  {safe(event['notice_id'])}  "
+                exercise_tag(event)
+                + f"{safe(event_id)}  {safe(event['created_at'])}  {safe(event['notice_id'])}  "
                 f"{safe(event['channel'])}  TLP:{safe(event['marking'])}  {safe(event['severity'])}  "
                 + _("(as {role})", role=safe(event["role"])),
                 flush=True,

@@ -5,7 +5,8 @@ Pure functions over a directory snapshot and the channels, time passed in:
   (at a jurisdiction level the rule allows);
 - ``report``: per jurisdiction, each routed role with its holder, deputies, and what is wrong
   (vacant, held only by a deputy, nobody acting with a usable encryption key, keys or
-  assignments ending within ``horizon``, notices past their acknowledgement deadline);
+  assignments ending within ``horizon``, notices past their acknowledgement deadline, with
+  exercise and test notices apart);
 - ``apply_warnings``: what a new directory would break that the old one did not — a routed role
   left vacant or keyless, keys removed or revoked with no replacement, a role kind no channel (and no existing role)
   knows. ``liaison directory apply`` refuses on any of them without ``--force``.
@@ -32,6 +33,7 @@ class Overdue:
     role: str
     channel: str
     deadline: datetime
+    exercise: str | None = None  # an exercise or test notice: reported apart, never as real
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class RoleState:
     flags: list[str] = field(default_factory=list)
     ending_items: list[dict[str, str]] = field(default_factory=list)
     overdue_items: list[dict[str, str]] = field(default_factory=list)
+    # Exercise and test notices past their deadline: the same shapes, apart from the real ones
+    # (``overdue`` counts only real notices), each item with its ``exercise`` marking.
+    exercise_overdue: list[str] = field(default_factory=list)
+    exercise_overdue_items: list[dict[str, str]] = field(default_factory=list)
 
 
 # The code of each problem (the words above are the CLI's; the page has its own, per language).
@@ -172,7 +178,8 @@ def role_state(
     problems = _problems(directory, role_id, now)
     holders = [a.contact for a in assignments if a.kind is AssignmentKind.HOLDER]
     deputies = [a.contact for a in assignments if a.kind is AssignmentKind.DEPUTY]
-    overdue = list(overdue)
+    real = [o for o in overdue if o.exercise is None]
+    drills = [o for o in overdue if o.exercise is not None]
     return RoleState(
         role=role_id,
         title=role.title,
@@ -184,13 +191,25 @@ def role_state(
         acting_names=[_name(directory, a.contact) for a in acting],
         problems=problems,
         ending=_ending(directory, role_id, now, horizon),
-        overdue=[f"{o.notice_id} on {o.channel}, due {_z(o.deadline)}" for o in overdue],
+        overdue=[f"{o.notice_id} on {o.channel}, due {_z(o.deadline)}" for o in real],
         holder_names=[_plain_name(directory, c) for c in holders],
         deputy_names=[_plain_name(directory, c) for c in deputies],
         flags=[FLAGS[p] for p in problems],
         ending_items=_ending_items(directory, role_id, now, horizon),
         overdue_items=[
-            {"notice": o.notice_id, "channel": o.channel, "due": _z(o.deadline)} for o in overdue
+            {"notice": o.notice_id, "channel": o.channel, "due": _z(o.deadline)} for o in real
+        ],
+        exercise_overdue=[
+            f"{o.notice_id} on {o.channel} ({o.exercise}), due {_z(o.deadline)}" for o in drills
+        ],
+        exercise_overdue_items=[
+            {
+                "notice": o.notice_id,
+                "channel": o.channel,
+                "due": _z(o.deadline),
+                "exercise": str(o.exercise),
+            }
+            for o in drills
         ],
     )
 

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+# A notice marked as one of these routes as any other but is labelled on every surface, never
+# escalates up a chain and is counted apart (README, "Exercise and test notices").
+EXERCISES = ("exercise", "test")
+# The audit events filter: events about notices so marked, or ("none") about none marked.
+EXERCISE_FILTERS = (*EXERCISES, "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +25,7 @@ class NoticeFacts:
     id: str = "draft"
     addressees: tuple[str, ...] = ()  # organisations a notice is addressed to (`to`)
     reply_to_role: str | None = None  # the role that asked, when this notice answers a request
+    exercise: str | None = None  # "exercise" or "test" (EXERCISES); None for a real notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,7 @@ class StoredNotice:
     recipient_count: int
     addressees: tuple[str, ...] = ()
     requesting_role: str | None = None
+    exercise: str | None = None
 
     def facts(self) -> NoticeFacts:
         return NoticeFacts(
@@ -50,6 +57,7 @@ class StoredNotice:
             self.sender,
             id=self.id,
             addressees=self.addressees,
+            exercise=self.exercise,
         )
 
 

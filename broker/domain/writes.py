@@ -40,6 +40,7 @@ class NewNotice:
     signature_input: str
     signature: str
     signed_values: Mapping[str, str]
+    exercise: str | None = None  # "exercise" | "test", as the agency signed it
 
 
 @dataclass(frozen=True, slots=True)

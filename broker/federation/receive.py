@@ -331,6 +331,7 @@ class Receiver:
             signature_input=payload["signature_input"],
             signature=payload["signature"],
             signed_values=payload["signed_values"],
+            exercise=facts.exercise,  # from the signed document, never from the payload
         )
         answer = {
             "id": facts.id,
@@ -411,6 +412,7 @@ class Receiver:
             not_reached=(),
             wrap_keys={w.recipient: w.key_id for w in wraps},
             escrow_key=self.escrow_key_id,
+            exercise=facts.exercise,
         )
         return [
             AuditEvent(

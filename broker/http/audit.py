@@ -7,6 +7,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from broker.domain.notice import EXERCISE_FILTERS
 from broker.errors import NoticeInvalid
 from broker.http.keys import AUDIT, CLOCK, STATE, TOKENS
 from broker.http.language import in_language, reader_language
@@ -64,7 +65,13 @@ async def get_events(request: web.Request) -> web.Response:
         "action": q.get("action"),
         "notice": q.get("notice"),
         "channel": q.get("channel"),
+        "exercise": q.get("exercise"),
     }
+    if where["exercise"] not in (None, *EXERCISE_FILTERS):
+        raise NoticeInvalid(
+            [Violation("/exercise", f"must be one of {', '.join(EXERCISE_FILTERS)}")],
+            QUERY_INVALID,
+        )
     if not CURSOR.fullmatch(q.get("cursor", "0")):  # as documented: the seq a page ended at
         raise NoticeInvalid(
             [Violation("/cursor", "not a cursor this broker issued")], QUERY_INVALID

@@ -103,7 +103,8 @@ class AuditService:
         """A page of the events this auditor sees. With ``hidden_leaves`` (and no filter), every
         other event is in its place as ``{"seq", "hidden": true, "leaf"}``: the chain and the
         Merkle root recompute, and nothing of its content is shown. ``filters`` are the fields
-        of ``EventFilter`` (since, until, actor, action, notice, channel), None where unset."""
+        of ``EventFilter`` (since, until, actor, action, notice, channel, exercise), None where
+        unset."""
         where = EventFilter(**filters)
         self.authorize(contact, now)
         scope = self.scope(contact, now)

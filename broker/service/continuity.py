@@ -24,7 +24,7 @@ async def overdue_notices(
             continue
         deadline = u.delivered_at + timedelta(hours=channel.ack_deadline_hours)
         if deadline <= now:
-            out.append(Overdue(u.notice_id, u.role, u.channel, deadline))
+            out.append(Overdue(u.notice_id, u.role, u.channel, deadline, u.exercise))
     return out
 
 

@@ -3,9 +3,12 @@
 - Escalation: a delivery that nobody acknowledged through its role within the channel's
   ``ack_deadline_hours`` is escalated to the next role kind of the channel's chain, in the same
   jurisdiction (level n escalates to chain[n]). The source delivery is marked escalated in the
-  same transaction that adds the new one, so it escalates once.
+  same transaction that adds the new one, so it escalates once. An exercise or test notice
+  never escalates ("beyond the exercise" is any role kind the channel's chain adds): it stays
+  with the roles routing chose, and the continuity report lists it overdue apart.
 - Succession: when a role passes to a new holder (or a deputy stands in), each contact now acting
-  for a role with an open notice (no one acknowledged it through that role) receives it.
+  for a role with an open notice (no one acknowledged it through that role) receives it;
+  exercise and test notices too, since the new holder stands in the same, exercised role.
 - Both re-wrap the notice's data key from the broker's escrow wrap for the new recipient; the
   escrow key is used for nothing else, and every use is logged with the notice and recipient.
 Time is passed to ``tick``: tests drive it with a frozen clock.

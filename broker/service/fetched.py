@@ -59,6 +59,7 @@ def notice_answer(
         "jurisdiction": row["jurisdiction_id"],
         "severity": row["severity"],
         "marking": row["marking"],
+        "exercise": row["exercise"],
         "kind": row["kind"],
         "status": row["status"],
         "supersedes": row["supersedes_id"],

@@ -285,6 +285,11 @@ def _superseded(
         raise SupersedesInvalid(f"the earlier notice is {earlier.status}")
     if earlier.channel != facts.channel:
         raise SupersedesInvalid("an update must stay on the channel of the notice it updates")
+    if earlier.exercise != facts.exercise:
+        # An exercise never turns real (or a real notice into an exercise) by an update.
+        raise SupersedesInvalid(
+            "an update must keep the exercise or test marking of the notice it updates"
+        )
     return earlier
 
 

@@ -116,6 +116,7 @@ def new_notice(
         signature_input=sig.signature_input_header,
         signature=sig.signature_header,
         signed_values=sig.values,
+        exercise=facts.exercise,
     )
 
 
@@ -139,4 +140,5 @@ def posting(agency: Agency, planned: Plan, sealed: Sealed) -> Posting:
         not_reached=planned.not_reached,
         wrap_keys={w.recipient: w.key_id for w in sealed.wraps},
         escrow_key=sealed.wraps[-1].key_id,
+        exercise=facts.exercise,
     )

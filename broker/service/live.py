@@ -47,6 +47,7 @@ def event_data(item: InboxItem) -> dict[str, Any]:
         "jurisdiction": item.jurisdiction,
         "severity": item.severity,
         "marking": item.marking,
+        "exercise": item.exercise,
         "kind": item.kind,
         "status": item.status,
         "supersedes": item.supersedes,
@@ -60,7 +61,12 @@ def event_data(item: InboxItem) -> dict[str, Any]:
 
 def facts_of(item: InboxItem) -> NoticeFacts:
     return NoticeFacts(
-        item.channel, item.jurisdiction, item.severity, item.sender, id=item.notice_id
+        item.channel,
+        item.jurisdiction,
+        item.severity,
+        item.sender,
+        id=item.notice_id,
+        exercise=item.exercise,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.domain.notice import SEVERITIES, NoticeFacts
+from broker.domain.notice import EXERCISES, SEVERITIES, NoticeFacts
 from broker.errors import NoticeInvalid
 from broker.policy.payload import Violation
 from broker.policy.schema_check import CompiledSchema, format_checker
@@ -29,6 +29,8 @@ NOTICE_SCHEMA: dict[str, Any] = {
         "to": {"type": "array", "items": ID, "minItems": 1, "maxItems": 16, "uniqueItems": True},
         "requesting_role": ID,
         "in_reply_to": {"type": "string", "maxLength": 64},
+        # Signed like every field: the broker keeps a copy, recipients compare it on reading.
+        "exercise": {"enum": list(EXERCISES)},
     },
 }
 _VALIDATOR = CompiledSchema(NOTICE_SCHEMA, format_checker())
@@ -59,4 +61,5 @@ def notice_facts_from_document(
         id=notice_id,
         addressees=tuple(document.get("to", ())),
         reply_to_role=reply_to_role,
+        exercise=document.get("exercise"),
     )

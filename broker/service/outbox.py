@@ -140,6 +140,7 @@ class Outbox:
                 "jurisdiction_id",
                 "severity",
                 "marking",
+                "exercise",
                 "kind",
                 "status",
                 "supersedes_id",
@@ -271,6 +272,7 @@ class Outbox:
             "jurisdiction": meta["jurisdiction_id"],
             "severity": meta["severity"],
             "marking": meta["marking"],
+            "exercise": meta["exercise"],
             "kind": meta["kind"],
             "status": meta["status"],
             "supersedes": meta["supersedes_id"],
@@ -323,6 +325,7 @@ class Outbox:
                 to=item.target,
                 language=contact.language if contact else "en",
                 marking=meta["marking"],
+                exercise=meta["exercise"],
                 # The notice in the web inbox (sign-in first): a page, not the JSON API.
                 inbox_url=f"{self.settings.public_url}/ui/#/notice/{quote(item.notice_id, safe='')}",
                 msg_id=item.msg_id,

@@ -36,6 +36,7 @@ class AlertMailer(Protocol):
         to: str,
         language: str,
         marking: str,
+        exercise: str | None,
         inbox_url: str,
         msg_id: str,
     ) -> None: ...

@@ -66,6 +66,7 @@ async def list_sent(
                 "jurisdiction": n.jurisdiction,
                 "severity": n.severity,
                 "marking": n.marking,
+                "exercise": n.exercise,
                 "kind": n.kind,
                 "status": n.status,
                 "created_at": _time(n.created_at),

@@ -109,6 +109,7 @@ async def notice_status(
         "kind": notice.kind,
         "status": notice.status,
         "marking": notice.marking,
+        "exercise": notice.exercise,
         "created_at": _time(notice.created_at),
         "supersedes": notice.supersedes,
         "policy_hash": notice.policy_hash,

@@ -105,6 +105,9 @@ class EventFilter:
     action: str | None = None
     notice: str | None = None
     channel: str | None = None
+    # Events about exercise/test notices: "exercise", "test", or "none" (every event not about
+    # a marked notice, so an auditor can leave exercises out). Read from the notice's column.
+    exercise: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,10 @@ async def read_events(
     ):
         if value is not None:
             conditions.append(column == value)
+    if where.exercise == "none":
+        conditions.append(notice_t.c.exercise.is_(None))
+    elif where.exercise is not None:
+        conditions.append(notice_t.c.exercise == where.exercise)
     if where.since is not None:
         conditions.append(event_t.c.at >= where.since)
     if where.until is not None:

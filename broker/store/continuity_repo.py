@@ -21,6 +21,7 @@ class Unacknowledged:
     role: str
     channel: str
     delivered_at: datetime  # the first delivery through the role
+    exercise: str | None = None  # the notice's exercise or test marking
 
 
 async def unacknowledged(db: Database) -> list[Unacknowledged]:
@@ -30,14 +31,17 @@ async def unacknowledged(db: Database) -> list[Unacknowledged]:
             delivery_t.c.notice_id,
             delivery_t.c.role_id,
             notice_t.c.channel,
+            notice_t.c.exercise,
             func.min(delivery_t.c.created_at).label("first"),
         )
         .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
         .where(notice_t.c.status == "active")
-        .group_by(delivery_t.c.notice_id, delivery_t.c.role_id, notice_t.c.channel)
+        .group_by(
+            delivery_t.c.notice_id, delivery_t.c.role_id, notice_t.c.channel, notice_t.c.exercise
+        )
         .having(func.max(delivery_t.c.acked_at).is_(None))
     )
     return [
-        Unacknowledged(r.notice_id, r.role_id, r.channel, r.first)
+        Unacknowledged(r.notice_id, r.role_id, r.channel, r.first, r.exercise)
         for r in await fetch_all(db, query)
     ]

@@ -65,6 +65,7 @@ class InboxItem:
     supersedes: str | None
     sender: str
     created_at: datetime
+    exercise: str | None = None
 
 
 _INBOX_COLUMNS = [
@@ -84,6 +85,7 @@ _INBOX_COLUMNS = [
     notice_t.c.supersedes_id,
     notice_t.c.sender_id,
     notice_t.c.created_at,
+    notice_t.c.exercise,
 ]
 
 
@@ -105,6 +107,7 @@ def _inbox_item(r: Any) -> InboxItem:
         r.supersedes_id,
         r.sender_id,
         r.created_at,
+        r.exercise,
     )
 
 

@@ -41,7 +41,9 @@ class OpenDelivery:
 
 
 async def open_deliveries(db: Database, channels: Sequence[str]) -> list[OpenDelivery]:
-    """Deliveries of active notices on ``channels`` not yet acknowledged or escalated."""
+    """Deliveries of active notices on ``channels`` not yet acknowledged or escalated. An
+    exercise or test notice is never among them: it does not escalate beyond the roles it was
+    routed to (the continuity report counts it overdue apart)."""
     if not channels:
         return []
     acked = (
@@ -75,6 +77,7 @@ async def open_deliveries(db: Database, channels: Sequence[str]) -> list[OpenDel
             and_(
                 notice_t.c.status == "active",
                 notice_t.c.channel.in_(list(channels)),
+                notice_t.c.exercise.is_(None),
                 delivery_t.c.acked_at.is_(None),
                 delivery_t.c.escalated_at.is_(None),
             )

@@ -197,6 +197,7 @@ _META = [
         "recipient_count",
         "addressees",
         "requesting_role",
+        "exercise",
     )
 ]
 
@@ -218,6 +219,7 @@ def _stored(row: Any) -> StoredNotice:
         row.recipient_count,
         tuple(json.loads(row.addressees)),
         row.requesting_role,
+        row.exercise,
     )
 
 

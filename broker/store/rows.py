@@ -46,6 +46,7 @@ def notice_row(n: NewNotice) -> dict[str, Any]:
         "jurisdiction_id": n.jurisdiction,
         "severity": n.severity,
         "marking": n.marking,
+        "exercise": n.exercise,
         "policy_hash": n.policy_hash,
         "kind": n.kind,
         "supersedes_id": n.supersedes,

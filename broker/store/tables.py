@@ -100,6 +100,9 @@ class NoticeRow(SQLModel, table=True):
     jurisdiction_id: str = Field(max_length=128)
     severity: str = Field(max_length=16)
     marking: str = Field(max_length=16)
+    # "exercise" or "test" when the agency marked the notice so (a copy of the signed field:
+    # recipients check it against what they decrypt); None for a real notice.
+    exercise: str | None = Field(default=None, max_length=16)
     policy_hash: str = Field(max_length=80)
     kind: str = Field(max_length=16)  # notice | update | cancel
     supersedes_id: str | None = Field(default=None, max_length=40, index=True)

@@ -126,6 +126,21 @@ async def test_a_focal_point_reads_verifies_and_acknowledges_in_the_browser(
     await page.select_option("#language", "mk")
     await expect(page.locator("#tagline")).to_contain_text("Безбедни известувања")
     await page.select_option("#language", "en")
+
+    # An exercise notice: verified like any other, with its tag in the inbox and its banner.
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        drill = (await ministry.post_notice({**example, "exercise": "exercise"})).body["id"]
+    reader = await browser.new_page()
+    errors += watch_errors(reader)
+    await sign_in(reader, broker.url, keys, "mk-kumanovo-swc")
+    row = reader.locator(f'#notices li[data-id="{drill}"]')
+    # The social-welfare centre reads Macedonian (its language in the directory).
+    await expect(row.locator(".exercise-tag")).to_have_text("Вежба", timeout=10_000)
+    await row.locator("a").click()
+    await expect(reader.locator("#verdict")).to_have_class("verdict ok")
+    await expect(reader.locator("#exercise-banner")).to_have_text(
+        "Вежба: ова известување е вежба, а не вистински настан."
+    )
     assert not errors, errors
 
 

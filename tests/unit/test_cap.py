@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
+from broker.cap.export import notice_to_cap
 from broker.cap.mapping import CapError, cap_to_notice
 from broker.policy.load import load_policies
 from broker.policy.payload import payload_violations
+from broker.service.notices import notice_facts_from_document
 from tests.conftest import POLICIES
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "cap"
+CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 
 
 def test_a_restricted_security_alert_becomes_a_kumanovo_notice() -> None:
@@ -66,9 +70,16 @@ def test_refusals_name_the_element(sample: str, message: str) -> None:
 
 def test_exercise_and_test_are_carried_system_and_draft_refused() -> None:
     data = (SAMPLES / "restricted-security.xml").read_bytes()
-    for status in ("Exercise", "Test"):
+    assert "exercise" not in cap_to_notice(data)  # an Actual alert is a real notice
+    for status, marking in (("Exercise", "exercise"), ("Test", "test")):
         notice = cap_to_notice(data.replace(b"<status>Actual", f"<status>{status}".encode()))
         assert notice["body"]["cap_status"] == status
+        assert notice["exercise"] == marking  # the notice's own marking: labelled, not escalated
+        assert notice_facts_from_document(notice, sender="mk-bjb").exercise == marking
+        # Exported (built, with no carried original), the marking is the CAP status again.
+        built = {k: v for k, v in notice.items() if k != "body"} | {"body": {"event": "drill"}}
+        root = etree.fromstring(notice_to_cap({"id": "n1", "sender": "mk-bjb"}, built, "MVR"))
+        assert root.findtext(f"{CAP}status") == status
     for status in ("System", "Draft"):
         with pytest.raises(CapError, match=f"alert/status: '{status}'; only Actual"):
             cap_to_notice(data.replace(b"<status>Actual", f"<status>{status}".encode()))

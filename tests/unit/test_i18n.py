@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from adapters.delivery.email import BODY, SUBJECT, alert
+from adapters.delivery.email import BODY, EXERCISE_LINES, EXERCISE_TAGS, SUBJECT, alert
 from broker.locale import HERE, LANGUAGES, catalog_path, match, translations
 from tests.unit.test_cli_i18n import cli_msgids
 
@@ -30,6 +30,9 @@ NOT_WORDS = re.compile(
 )
 LATIN = re.compile(r"[A-Za-zčćđšžČĆĐŠŽ]")
 CYRILLIC = re.compile(r"[\u0400-\u04FF]")
+
+# Every message an e-mail alert may carry (an exercise's tag and line beside the two).
+ALERT = {SUBJECT, BODY, *EXERCISE_TAGS.values(), *EXERCISE_LINES.values()}
 
 
 def page_catalog(code: str) -> dict[str, str]:
@@ -77,7 +80,7 @@ def test_every_page_message_exists_in_every_language(code: str) -> None:
 def test_every_alert_message_exists_in_every_language(code: str) -> None:
     template = po_catalog("en")
     catalog = po_catalog(code)
-    assert sorted(catalog) == sorted(template) == sorted({SUBJECT, BODY} | cli_msgids())
+    assert sorted(catalog) == sorted(template) == sorted(ALERT | cli_msgids())
     for msgid, text in catalog.items():
         assert text.strip(), f"{code}: {msgid!r} is untranslated"
         assert braces(text) == braces(msgid), f"{code}: placeholders differ in {msgid!r}"
@@ -87,7 +90,7 @@ def test_every_alert_message_exists_in_every_language(code: str) -> None:
 
 def test_the_template_lists_every_message_the_code_marks() -> None:
     with (HERE / "liaison.pot").open("rb") as source:
-        assert {m.id for m in read_po(source) if m.id} == {SUBJECT, BODY} | cli_msgids()
+        assert {m.id for m in read_po(source) if m.id} == ALERT | cli_msgids()
 
 
 @pytest.mark.parametrize("code", ["sr-Cyrl", "mk"])
@@ -195,6 +198,30 @@ def test_an_alert_is_written_in_the_contacts_language(code: str) -> None:
     body = message.get_content()
     assert "TLP:AMBER" in body and "https://l.invalid/ui/" in body
     assert "{" not in body  # every placeholder filled
+
+
+EXERCISE_TAGS_SHOWN = {
+    "en": "[EXERCISE]",
+    "sq": "[USHTRIM]",
+    "bs": "[VJEŽBA]",
+    "hr": "[VJEŽBA]",
+    "sr-Latn": "[VEŽBA]",
+    "sr-Cyrl": "[ВЕЖБА]",
+    "cnr": "[VJEŽBA]",
+    "mk": "[ВЕЖБА]",
+}
+
+
+@pytest.mark.parametrize("code", EIGHT)
+def test_an_exercise_alert_says_so_first_in_subject_and_body(code: str) -> None:
+    message = alert(
+        "a@x.invalid", "b@x.invalid", code, "AMBER", "https://l.invalid/", "m1", "exercise"
+    )
+    assert message["Subject"] == f"{EXERCISE_TAGS_SHOWN[code]} {SUBJECTS[code]}"
+    first = message.get_content().splitlines()[0]
+    assert first == translations(code).gettext(EXERCISE_LINES["exercise"]) != ""
+    test = alert("a@x.invalid", "b@x.invalid", code, "AMBER", "https://l.invalid/", "m1", "test")
+    assert test["Subject"].startswith(translations(code).gettext(EXERCISE_TAGS["test"]) + " ")
 
 
 def test_an_installed_broker_carries_every_catalog() -> None:

@@ -124,6 +124,8 @@ def _report_lines(groups: list[dict[str, Any]]) -> list[str]:
             marks = role["problems"] + role["ending"] + [f"overdue: {o}" for o in role["overdue"]]
             flagged += bool(marks)
             lines += [f"    ! {m}" for m in marks]
+            # Exercise and test notices: shown, but they need no one's attention for real.
+            lines += [f"    ~ exercise overdue: {o}" for o in role.get("exercise_overdue", [])]
     roles = sum(len(g["roles"]) for g in groups)
     lines.append(
         f"{roles} routed role(s) in {len(groups)} jurisdiction(s); {flagged} need attention."

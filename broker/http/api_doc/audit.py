@@ -36,6 +36,13 @@ AUDIT_PATHS: dict[str, Any] = {
                 },
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                 {"name": "hidden", "in": "query", "schema": {"type": "string", "enum": ["leaves"]}},
+                {
+                    "name": "exercise",
+                    "in": "query",
+                    "description": "events about exercise (or test) notices only; none: every "
+                    "event not about a notice so marked",
+                    "schema": {"type": "string", "enum": ["exercise", "test", "none"]},
+                },
             ],
             "responses": {
                 "200": _json("A page of events", "AuditEvents"),
@@ -164,7 +171,14 @@ _CONTINUITY_ROLE: dict[str, Any] = {
         "overdue_items": {
             "type": "array",
             "description": "notices delivered through the role, past the channel's "
-            "acknowledgement deadline, acknowledged through it by nobody",
+            "acknowledgement deadline, acknowledged through it by nobody (real notices only)",
+            "items": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "exercise_overdue": _STRINGS,
+        "exercise_overdue_items": {
+            "type": "array",
+            "description": "the same for exercise and test notices, apart: each item also has "
+            "its `exercise` marking; they never escalate",
             "items": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.audit.events import FIELDS as EVENT_FIELDS
-from broker.domain.notice import SEVERITIES
+from broker.domain.notice import EXERCISES, SEVERITIES
 from broker.http.api_doc.examples import NOTICE_EXAMPLES
 from broker.http.api_doc.pages import INBOX_NAMES, NAMES, SENT_SCHEMAS
 from broker.http.api_doc.release import RELEASE_STATE
@@ -23,6 +23,12 @@ BASE64: dict[str, Any] = {"type": "string", "contentEncoding": "base64"}
 TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 NULLABLE_TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
 SEVERITY: dict[str, Any] = {"type": "string", "enum": list(SEVERITIES)}
+# The agency's exercise or test marking (signed in the notice; null for a real notice).
+EXERCISE: dict[str, Any] = {
+    "type": ["string", "null"],
+    "enum": [*EXERCISES, None],
+    "description": "exercise or test: labelled everywhere, never escalated; null: a real notice",
+}
 DELIVERY_STATES = ["pending", "delivered", "read", "acknowledged", "escalated"]
 DELIVERY_STATE: dict[str, Any] = {"type": "string", "enum": DELIVERY_STATES}
 # The metadata of one delivery (``broker.service.live.event_data``): the inbox and the stream.
@@ -32,6 +38,7 @@ DELIVERY_PROPERTIES: dict[str, Any] = {
     "jurisdiction": STRING,
     "severity": SEVERITY,
     "marking": STRING,
+    "exercise": EXERCISE,
     "kind": STRING,
     "status": STRING,
     "supersedes": NULLABLE_STRING,
@@ -102,6 +109,7 @@ COMPONENTS: dict[str, Any] = {
                 "kind",
                 "status",
                 "marking",
+                "exercise",
                 "created_at",
                 "supersedes",
                 "policy_hash",
@@ -115,6 +123,7 @@ COMPONENTS: dict[str, Any] = {
                 "kind": STRING,
                 "status": STRING,
                 "marking": STRING,
+                "exercise": EXERCISE,
                 "created_at": TIME,
                 "supersedes": NULLABLE_STRING,
                 "policy_hash": STRING,
@@ -299,6 +308,7 @@ COMPONENTS: dict[str, Any] = {
                 "jurisdiction",
                 "severity",
                 "marking",
+                "exercise",
                 "kind",
                 "status",
                 "supersedes",
@@ -319,6 +329,7 @@ COMPONENTS: dict[str, Any] = {
                 "jurisdiction": STRING,
                 "severity": SEVERITY,
                 "marking": STRING,
+                "exercise": EXERCISE,
                 "kind": STRING,
                 "status": STRING,
                 "supersedes": NULLABLE_STRING,

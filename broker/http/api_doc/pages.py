@@ -47,6 +47,10 @@ SENT_SCHEMAS: dict[str, Any] = {
                         "jurisdiction": {"type": "string"},
                         "severity": {"type": "string"},
                         "marking": {"type": "string"},
+                        "exercise": {
+                            "type": ["string", "null"],
+                            "enum": ["exercise", "test", None],
+                        },
                         "kind": {"type": "string"},
                         "status": {"type": "string"},
                         "created_at": {"type": "string", "format": "date-time"},

@@ -340,6 +340,16 @@ function signInView() {
 const MARKINGS = { "CLEAR": "clear", "GREEN": "green", "AMBER": "amber", "AMBER+STRICT": "amber-strict", "RED": "red" };
 const banner = (marking) => h("div", { class: `tlp tlp-${MARKINGS[marking] || "amber"}`, role: "note", title: tlpMeaning(marking) }, `TLP:${marking}`);
 const tlpMeaning = (marking) => t(`tlp_${MARKINGS[marking] || "amber"}`);
+/** An exercise or test notice (the agency's signed marking): a banner above everything else, so
+ *  nobody takes a drill for an emergency; nothing for a real notice. */
+const EXERCISES = ["exercise", "test"];
+const exerciseBanner = (exercise, id = null) => (EXERCISES.includes(exercise)
+  ? h("p", { class: `exercise exercise-${exercise}`, role: "note", id }, t(`exercise_banner_${exercise}`))
+  : null);
+/** The same marking as a short tag in lists (inbox, sent notices). */
+const exerciseTag = (exercise) => (EXERCISES.includes(exercise)
+  ? h("span", { class: `exercise-tag exercise-${exercise}` }, t(`exercise_tag_${exercise}`))
+  : null);
 /** The banner with its one line on whom the notice may be shared with (FIRST TLP 2.0). */
 const tlpBlock = (marking) => h("div", { class: "tlp-block" }, banner(marking),
   h("p", { class: "tlp-meaning", id: "tlp-meaning" }, tlpMeaning(marking)));
@@ -367,7 +377,8 @@ async function inboxView() {
     if (list.querySelector(`[data-id="${CSS.escape(event.notice_id)}"]`)) return;
     list.querySelector(".empty")?.remove();
     list.prepend(item({ ...event, state: "delivered" }, true));
-    notify(`${t("new_notice")}: ${event.channel} · ${event.jurisdiction}`);
+    const tag = EXERCISES.includes(event.exercise) ? `${t(`exercise_tag_${event.exercise}`)} · ` : "";
+    notify(`${tag}${t("new_notice")}: ${event.channel} · ${event.jurisdiction}`);
     nameFresh(list, event.notice_id).catch(() => {}); // the live event carries ids only
     chime();
   });
@@ -380,7 +391,7 @@ function inboxRow(n, fresh = false) {
   return h("li", { class: `notice ${fresh ? "fresh" : ""}`, "data-id": n.notice_id },
     banner(n.marking),
     h("a", { href: `#/notice/${encodeURIComponent(n.notice_id)}`, class: "what" },
-      h("strong", {}, named(n.channel_title, n.channel)), " · ", named(n.jurisdiction_name, n.jurisdiction),
+      exerciseTag(n.exercise), h("strong", {}, named(n.channel_title, n.channel)), " · ", named(n.jurisdiction_name, n.jurisdiction),
       h("span", { class: "sub" }, [n.role_title, `${t("severity")}: ${severityText(n.severity)}`].filter(Boolean).join(" · "))),
     h("span", { class: `state state-${n.state}` }, t(n.state)),
     h("time", { datetime: n.created_at }, when(n.created_at)),
@@ -437,6 +448,8 @@ function openNotice(fetched, bindings) {
   for (const field of ["channel", "jurisdiction", "severity"]) {
     if (notice[field] !== fetched[field]) throw new Error(`the broker's ${field} differs from what the agency signed`);
   }
+  // The exercise marking too: a host that strips it (or adds it) is caught here.
+  if ((notice.exercise ?? null) !== (fetched.exercise ?? null)) throw new Error("the broker's exercise marking differs from what the agency signed");
   const posted = mediaType(values) === cap.CAP_MEDIA_TYPE;
   // The sender's name as the administrators signed it, in the reader's language when they did.
   const sender = (bound.names || {})[currentLanguage()] || bound.name;
@@ -575,6 +588,8 @@ async function noticeView(id) {
   }
   show(h("article", { class: "card notice-view" },
     tlpBlock(fetched.marking),
+    // From the signed notice once verified (openNotice refused a broker copy that differs).
+    exerciseBanner(opened ? opened.notice.exercise : fetched.exercise, "exercise-banner"),
     h("a", { href: "#/inbox", class: "back" }, `← ${t("back")}`),
     verdict,
     shown ? h("h2", { id: "subject" }, shown.subject) : h("h2", { class: "visually-hidden" }, t("notice")),
@@ -603,6 +618,7 @@ function statusView() {
     const s = await api("GET", `/v1/notices/${encodeURIComponent(id)}/status`);
     localStorage.setItem("liaison.sent", JSON.stringify([id, ...remembered.filter((x) => x !== id)].slice(0, 20)));
     out.replaceChildren(h("h3", {}, `${named(s.channel_title, s.channel)} · ${named(s.jurisdiction_name, s.jurisdiction)} · ${when(s.created_at)}`), tlpBlock(s.marking),
+      exerciseBanner(s.exercise, "exercise-banner"),
       deadline(s.ack_deadline, s.roles.length && s.roles.every((r) => r.acknowledged_at), "deadline"),
       h("ol", { class: "timeline" }, s.roles.map((r) => h("li", { class: `state-${r.state}` },
         h("strong", {}, r.role_title), " — ", r.jurisdiction_name || r.jurisdiction, " ",
@@ -630,6 +646,7 @@ function sentSection(open) {
     list.append(...page.items.map((n) => h("li", { class: "sent-notice", "data-id": n.id },
       banner(n.marking),
       h("div", { class: "what" },
+        exerciseTag(n.exercise),
         h("button", { type: "button", class: "link", onclick: () => open(n.id) },
           `${named(n.channel_title, n.channel)} · ${named(n.jurisdiction_name, n.jurisdiction)}`),
         h("span", { class: "sub" }, `${when(n.created_at)}${n.replies ? ` · ${t("replies_count", { n: n.replies })}` : ""}`),
@@ -801,6 +818,9 @@ async function auditView() {
     from: dateInput("audit-from"),
     to: dateInput("audit-to"),
     ...Object.fromEntries(["notice", "channel", "actor", "action"].map((k) => [k, h("input", { id: `audit-${k}`, spellcheck: "false" })])),
+    // Events about exercise or test notices (the broker joins each event to its notice's marking).
+    exercise: h("select", { id: "audit-exercise" }, h("option", { value: "" }, t("all")),
+      ...[...EXERCISES, "none"].map((v) => h("option", { value: v }, t(`exercise_filter_${v}`)))),
   };
   const labels = { from: "from_date", to: "to_date" };
   const table = h("tbody", {});
@@ -816,7 +836,7 @@ async function auditView() {
     const [from, to] = [readDay(inputs.from), readDay(inputs.to)]; // day.month.year (dates.js)
     if (from) q.set("from", dayStart(from));
     if (to) q.set("to", dayStart(to, true));
-    for (const k of ["notice", "channel", "actor", "action"]) if (inputs[k].value.trim()) q.set(k, inputs[k].value.trim());
+    for (const k of ["notice", "channel", "actor", "action", "exercise"]) if (inputs[k].value.trim()) q.set(k, inputs[k].value.trim());
     return q;
   };
   const load = async () => {
@@ -825,7 +845,7 @@ async function auditView() {
     const page = await api("GET", `/v1/audit/events?${q}`);
     nextCursor = page.next_cursor;
     table.replaceChildren(...page.events.map((e) => h("tr", { "data-seq": e.seq },
-      ...[e.seq, when(e.at), e.actor, e.action, e.object, e.outcome, e.reason || ""].map((v, i) => h("td", { "data-label": columns[i] }, v)),
+      ...[e.seq, when(e.at), e.actor, e.action, e.object, e.outcome, e.reason || ""].map((v, i) => h("td", { "data-label": columns[i] }, v, i === 4 ? exerciseTag(e.details && e.details.exercise) : null)),
       h("td", { "data-label": columns[7] }, ruleCell(e)))));
     const first = page.events.length ? page.events[0].seq : null;
     const last = page.events.length ? page.events[page.events.length - 1].seq : null;
@@ -842,7 +862,7 @@ async function auditView() {
   show(h("section", {},
     h("h2", {}, t("audit")),
     h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); cursors.splice(1); load().catch(failed); } },
-      ...Object.entries(inputs).map(([k, input]) => (labels[k] ? dateLabel(t(labels[k]), input) : h("label", {}, t(k), " ", input))),
+      ...Object.entries(inputs).map(([k, input]) => (labels[k] ? dateLabel(t(labels[k]), input) : h("label", {}, t(k === "exercise" ? "exercise_filter" : k), " ", input))),
       h("button", { type: "submit" }, t("search"))),
     h("button", { id: "verify", onclick: () => verifyLog(report).catch(failed) }, t("verify")),
     report, chartArea,

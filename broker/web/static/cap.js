@@ -68,6 +68,9 @@ function capToNotice(bytes, supersedes) {
     body,
     idempotency_key: `cap:${body.cap_sender}:${body.cap_identifier}`.slice(0, 128),
   };
+  // CAP status Exercise/Test is the notice's exercise marking, as broker/cap/mapping.py maps it.
+  const marking = EXERCISE_OF_STATUS[body.cap_status];
+  if (marking) notice.exercise = marking;
   const expires = text(first, "expires");
   if (expires) notice.expires_at = expires;
   if (supersedes !== null) {
@@ -76,6 +79,10 @@ function capToNotice(bytes, supersedes) {
   }
   return notice;
 }
+
+// CAP status -> the notice's exercise marking (an Actual alert has none); export reverses it.
+const EXERCISE_OF_STATUS = { Exercise: "exercise", Test: "test" };
+const STATUS_OF_EXERCISE = { exercise: "Exercise", test: "Test" };
 
 function checked(root, supersedes) {
   const scope = text(root, "scope");
@@ -201,7 +208,7 @@ function build(fetched, notice, sender) {
     el("identifier", String(fetched.id || "")),
     el("sender", String(fetched.sender || "unknown")),
     el("sent", capTime(fetched.created_at) || capTime(new Date().toISOString()) || ""),
-    el("status", "Actual"), el("msgType", kind), el("scope", "Restricted"),
+    el("status", STATUS_OF_EXERCISE[notice.exercise] || "Actual"), el("msgType", kind), el("scope", "Restricted"),
     el("restriction", `TLP:${fetched.marking ?? "AMBER"}; Liaison channel ${pyStr(notice.channel)}`),
   ];
   if (notice.supersedes) parts.push(el("note", `Supersedes Liaison notice ${notice.supersedes}`));

@@ -24,6 +24,14 @@ function marks(role, channels) {
   return out;
 }
 
+/** Exercise and test notices past their deadline: listed apart, never as needing attention
+ *  (they do not escalate, and no real notice waits). */
+function drills(role, channels) {
+  const items = (role.exercise_overdue_items || []).map((o) => h("li", { class: `mark mark-exercise exercise-${o.exercise}` },
+    t("continuity_exercise_overdue", { kind: t(`exercise_tag_${o.exercise}`), channel: channels[o.channel] || o.channel, at: when(o.due) })));
+  return items.length ? h("ul", { class: "marks exercise-marks" }, items) : null;
+}
+
 function roleItem(role, channels) {
   const flagged = marks(role, channels);
   const holder = names(role.holder_names);
@@ -36,7 +44,8 @@ function roleItem(role, channels) {
       h("dt", {}, t("continuity_channels")), h("dd", {}, role.channels.map((c) => channels[c] || c).join(", "))),
     flagged.length
       ? h("ul", { class: "marks" }, flagged)
-      : h("p", { class: "mark-ok" }, `✓ ${t("continuity_ok")}`));
+      : h("p", { class: "mark-ok" }, `✓ ${t("continuity_ok")}`),
+    drills(role, channels));
 }
 
 function place(group, channels, onlyAttention) {
