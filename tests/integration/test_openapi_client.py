@@ -51,7 +51,11 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("openapi-python-client is a test dependency; install the test extra")
     root = tmp_path_factory.mktemp("generated")
     (root / "openapi.json").write_text(json.dumps(SPEC))
-    (root / "config.yaml").write_text("post_hooks: []\n")  # no formatter run: exactly as generated
+    # No formatter run: exactly as generated. The generator has no text/plain request bodies (the
+    # witness's add-checkpoint, c2sp.org/tlog-witness); its documented option sends them as bytes.
+    (root / "config.yaml").write_text(
+        "post_hooks: []\ncontent_type_overrides:\n  text/plain: application/octet-stream\n"
+    )
     result = subprocess.run(
         [
             str(GENERATOR),
