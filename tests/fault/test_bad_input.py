@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXAMPLES = 10 * SCALE  # per operation, beside the coverage phase's own boundary cases
 # Each of the four runs (anonymous, token, auditor, agency) stops by then: at most 48 s in all in
-# the suite (its 15-minute budget), four times as long in the fault suite's long form (SCALE).
+# the suite (its 15-minute budget), LIAISON_FAULT_SCALE times as long in the long form.
 MAX_SECONDS = 12 * SCALE
 AGENCY = "mk-anb"  # may publish returnee-repatriation in mk-kumanovo: the example is a 201
 
