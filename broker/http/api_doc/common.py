@@ -37,7 +37,8 @@ ACCEPT_LANGUAGE: dict[str, Any] = {
         "Names in this language (en, sq, bs, hr, sr-Latn, sr-Cyrl, cnr, mk; sr reads sr-Latn); "
         "a name the files do not give in it, or no header, is the files' default text "
         "(English, else the file's first language). The answer has Vary: Accept-Language and "
-        "Content-Language when one was chosen."
+        "Content-Language when one was chosen. A negotiation hint: any value is taken, and "
+        "one naming none of these languages gives the default text."
     ),
-    "schema": {"type": "string", "maxLength": 500},
+    "schema": {"type": "string"},
 }
