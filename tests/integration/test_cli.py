@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from tests.conftest import POLICIES
-from tests.support import run_cli
+from tests.support import run_cli, start_watch, stop_watch
 
 
 def test_init_demo_creates_a_working_data_directory(tmp_path: Path) -> None:
@@ -347,21 +347,12 @@ def test_send_without_a_broker_fails_in_one_line(demo_dir: Path) -> None:
 
 
 def test_the_recipient_story_with_the_cli(demo_dir: Path) -> None:
-    import os
-    import signal
-    import subprocess
 
     from tests.support import LIAISON, serve_process
 
     with serve_process(demo_dir) as (_, url):
         common = ["--data", str(demo_dir), "--url", url]
-        watcher = subprocess.Popen(
-            [*LIAISON, "watch", *common, "--as", "mk-kumanovo-swc"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        watcher = start_watch([*LIAISON, "watch", *common, "--as", "mk-kumanovo-swc"])
         try:
             import time
 
@@ -403,8 +394,7 @@ def test_the_recipient_story_with_the_cli(demo_dir: Path) -> None:
             assert denied.returncode == 1 and "404 not_found" in denied.stderr
             time.sleep(1)
         finally:
-            watcher.send_signal(signal.SIGINT)
-            out, _ = watcher.communicate(timeout=15)
+            out = stop_watch(watcher)
         assert notice_id in out and "returnee-repatriation" in out
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from broker.clock import FrozenClock
 from broker.http.keys import ESCALATION
 from tests.conftest import POLICIES
 from tests.integration.intake_support import running_broker
-from tests.support import LIAISON, run_cli, serve_process
+from tests.support import LIAISON, run_cli, serve_process, start_watch, stop_watch
 
 EXAMPLE = POLICIES / "examples" / "returnee-repatriation.json"
 
@@ -126,19 +125,11 @@ def test_a_mistyped_checkpoint_key_on_a_file_is_one_line(tmp_path: Path) -> None
 
 
 def _watch(common: list[str], *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*LIAISON, "watch", *common, "--as", "mk-kumanovo-pcve", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return start_watch([*LIAISON, "watch", *common, "--as", "mk-kumanovo-pcve", *extra])
 
 
 def _stop(watcher: subprocess.Popen[str]) -> str:
-    watcher.send_signal(signal.SIGINT)
-    out, _ = watcher.communicate(timeout=15)
-    return out
+    return stop_watch(watcher)
 
 
 def test_watch_starts_from_now_unless_given_a_last_event_id(demo_dir: Path) -> None:
