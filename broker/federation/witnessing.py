@@ -43,7 +43,7 @@ from broker.errors import (
 from broker.federation.agreements import Peer
 from broker.logs import get_logger
 from broker.state import BrokerState
-from broker.store import audit_repo, witness_repo
+from broker.store import witness_repo
 
 log = get_logger("liaison.witness")
 RACES = 3  # decisions retried when another request moved the state first
@@ -120,23 +120,27 @@ class PeerWitness:
         request_id: str | None,
     ) -> None:
         request = format_request(submission.old, submission.proof, submission.note).decode()
-        engine = self.state.engine
+        event = AuditEvent(
+            now,
+            "broker",
+            "witness.refused",
+            f"log:{submission.origin}",
+            outcome="refused",
+            reason=refusal.code,
+            details={"peer": peer.id, "old": submission.old, "message": refusal.message},
+            request=request_id,
+        )
         new = await witness_repo.keep_evidence(
-            engine, submission.origin, peer.id, refusal.code, refusal.message, request, now
+            self.state.engine,
+            submission.origin,
+            peer.id,
+            refusal.code,
+            refusal.message,
+            request,
+            now,
+            event,
         )
         log.warning("checkpoint_refused", peer=peer.id, code=refusal.code, kept=new)
-        if new:
-            event = AuditEvent(
-                now,
-                "broker",
-                "witness.refused",
-                f"log:{submission.origin}",
-                outcome="refused",
-                reason=refusal.code,
-                details={"peer": peer.id, "old": submission.old, "message": refusal.message},
-                request=request_id,
-            )
-            await audit_repo.append_events(engine, [event])
 
 
 def _error(refusal: Refusal) -> LiaisonError:

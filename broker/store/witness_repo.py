@@ -17,7 +17,8 @@ from sqlalchemy import and_, func, insert, select, update
 
 from broker.audit.witness import WitnessState
 from broker.crypto.note import DASH
-from broker.store import Database
+from broker.audit.events import AuditEvent
+from broker.store import Database, audit_repo
 from broker.store.audit_repo import checkpoint_t
 from broker.store.boundary import fetch_all, fetch_first, transaction
 from broker.store.tables import WitnessEvidenceRow, WitnessLogRow
@@ -73,12 +74,21 @@ async def advance(
 
 
 async def keep_evidence(
-    db: Database, origin: str, peer: str, code: str, message: str, request: str, now: datetime
+    db: Database,
+    origin: str,
+    peer: str,
+    code: str,
+    message: str,
+    request: str,
+    now: datetime,
+    event: AuditEvent,
 ) -> bool:
     """Keep a refused request (once per distinct body, at most ``EVIDENCE_MAX_PER_LOG`` per
-    log); True when it was new."""
+    log) and record ``event`` in the same transaction, so evidence is never kept unrecorded;
+    True when it was new."""
     digest = hashlib.sha256(request.encode()).hexdigest()
     async with transaction(db) as conn:
+        await audit_repo.lock_head(conn)
         held = (
             await conn.execute(
                 select(func.count()).select_from(evidence_t).where(evidence_t.c.origin == origin)
@@ -100,6 +110,7 @@ async def keep_evidence(
                 created_at=now,
             )
         )
+        await audit_repo.append(conn, [event])
     return True
 
 

@@ -204,9 +204,13 @@ async def test_a_kosovo_notice_reaches_kumanovo_and_verifies_against_kosovo(
             a.db().execute("SELECT state, attempts, last_error FROM outbox").fetchall(),
             output(brokers.logs[1])[-3000:],
         ) from None
-    assert a.scalar(
-        "SELECT state FROM outbox WHERE notice_id = ? AND kind = 'peer'", notice_id
-    ) == ("sent")
+    # B answers once it holds the notice; A marks its outbox row sent when the answer arrives.
+    await until(
+        lambda: (
+            a.scalar("SELECT state FROM outbox WHERE notice_id = ? AND kind = 'peer'", notice_id)
+            == "sent"
+        )
+    )
     assert a.scalar("SELECT count(*) FROM delivery WHERE notice_id = ?", notice_id) == 0
     contacts = [
         r[0]
@@ -278,7 +282,7 @@ async def test_a_peer_outage_delays_and_never_loses_or_doubles(brokers: Pair) ->
             == 1
         )
     sent = "SELECT state FROM outbox WHERE kind = 'peer' AND notice_id = ?"
-    assert [a.scalar(sent, i) for i in ids] == ["sent"] * 3
+    await until(lambda: [a.scalar(sent, i) for i in ids] == ["sent"] * 3)
     assert (
         b.scalar("SELECT count(*) FROM federation_crossing WHERE direction = 'receive'")
         == received + 3
