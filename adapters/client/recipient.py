@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.bounded import MAX_ANSWER_BYTES, read_at_most
 from adapters.client.errors import RecipientError, VerificationFailed
 from adapters.client.trust import PinnedRoot
-from adapters.client.verify import VerifiedNotice, verify_notice
+from adapters.client.verify import VerifiedNotice, foreign_reply_key, verify_notice
 from broker.audit.events import recanonical
 from broker.audit.verify import hidden_line
 from broker.crypto.envelope import (
@@ -190,8 +190,15 @@ class RecipientClient:
         reply: str | None = None,
         agency_key: tuple[str, bytes] | None = None,
     ) -> dict[str, Any]:
-        """Acknowledge after verifying; with ``reply`` (and the agency's X25519 key), reply encrypted."""
+        """Acknowledge after verifying; with ``reply`` (and the agency's X25519 key), reply encrypted.
+
+        For a notice that crossed a border the key is the one the sending country bound to the
+        agency (``agency_key`` may be omitted; if given, it must be that one)."""
         verified = await self.read(notice_id)
+        if reply is not None and "origin" in verified.metadata:
+            agency_key = foreign_reply_key(
+                verified.metadata, self.peer_roots, agency_key, self.clock()
+            )
         statement = ack_statement(notice_id, self.contact, verified.content_digest)
         body: dict[str, Any] = {
             "key_id": self.signing.key_id(self.contact),

@@ -21,7 +21,7 @@ from broker.cap.mapping import CAP_MEDIA_TYPE, CapError, cap_document
 from broker.crypto.envelope import DecryptionFailed, associated_data, open_sealed, unwrap
 from broker.crypto.httpsig import SignatureInvalid, digest_matches, parse_signatures, verify_base
 from broker.errors import TrustRefused
-from broker.federation.origin import origin_binding
+from broker.federation.origin import origin_binding, origin_reply_keys
 from broker.titles import Translations, pick
 from broker.trust.core import Binding, KeyBindings, sender_binding
 
@@ -180,3 +180,40 @@ def foreign_agency_key(
     except (TrustRefused, ValueError) as e:
         raise VerificationFailed(getattr(e, "message", str(e))) from e
     return binding.public, binding
+
+
+def foreign_reply_key(
+    fetched: dict[str, Any],
+    peer_roots: Mapping[str, str],
+    offered: tuple[str, bytes] | None,
+    now: datetime | None,
+) -> tuple[str, bytes]:
+    """The key a reply to a notice that crossed a border is sealed to: the sending agency's
+    X25519 key as its own country bound it, under the root pinned for that peer. A key the
+    receiving broker offers (``offered``) is taken only when those bindings hold it: a broker
+    that offers a key of its own to read the reply is caught here."""
+    origin = fetched["origin"]
+    peer = str(origin.get("peer"))
+    pin = peer_roots.get(peer)
+    if pin is None:
+        raise VerificationFailed(
+            f"the notice crossed from peer {peer}, whose directory root this client has not pinned"
+        )
+    try:
+        keys = origin_reply_keys(
+            base64.b64decode(origin.get("root", "")),
+            base64.b64decode(origin.get("bindings", "")),
+            pin=pin,
+            sender=str(fetched.get("sender")),
+            now=now or datetime.now(UTC),
+        )
+    except (TrustRefused, ValueError) as e:
+        raise VerificationFailed(getattr(e, "message", str(e))) from e
+    bound = {k.key_id: k.public for k in keys}
+    if offered is not None and bound.get(offered[0]) != offered[1]:
+        raise VerificationFailed(
+            f"reply key {offered[0]} is not the sending agency's in its country's directory"
+        )
+    if not keys:
+        raise VerificationFailed("the sending country's directory gives the agency no reply key")
+    return offered or (keys[-1].key_id, keys[-1].public)

@@ -29,7 +29,9 @@ with this broker's own key under ``Idempotency-Key: <notice id>``. The peer answ
 An update or cancel crosses the same way, under the same decision, when the notice it names is
 this agency's, active, on the same channel and was forwarded to the same peer (``_earlier``);
 its kind and ``supersedes`` travel with it, and a cancel marks the notice cancelled here too.
-A reply for another country is refused.
+A notice *in reply to* a request (``in_reply_to``) for another country is refused; a
+recipient's reply (with an acknowledgement) to a notice received from a peer flows back with
+the status report, sealed for the sending agency (``replies.py``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ sender merges it. Pure: plain data in, plain data out, time passed in.
 Invariants:
 - a report carries role ids, jurisdiction ids, states, counts and times, and nothing else: no
   contact, no person, no key, no plaintext. ``parse_report`` refuses any other field, so a peer
-  cannot make this broker store more than that;
+  cannot make this broker store more than that; the one addition is ``replies``, the recipients'
+  replies sealed for the sending agency (``federation/replies.py``: role, time, key id and sealed
+  bytes, still no person);
+- a reply id is merged once (``reply_ids``): a report repeated or late adds no second reply;
 - merging is monotonic: a role's state only moves forward (``STATE_ORDER``), its times keep the
   earliest value seen, a role once reported stays; so reports may arrive late, twice or out of
   order and the sender's view never goes back;
@@ -24,11 +27,13 @@ from typing import Any
 
 from broker.domain.notice import DeliveryState
 from broker.errors import BadRequest
+from broker.federation.replies import crossing_replies, parse_replies
 
 STATE_ORDER = ("pending", "delivered", "read", "acknowledged", "escalated")
 TIMES = ("delivered_at", "read_at", "acknowledged_at", "escalated_at")
 ROLE_FIELDS = {"role", "jurisdiction", "state", "recipients", *TIMES}
 REPORT_FIELDS = {"notice_id", "reporter_notice_id", "as_of", "status", "roles"}
+OPTIONAL_FIELDS = {"replies"}
 STATUSES = ("active", "superseded", "cancelled", "expired")
 MAX_ROLES = 256
 MAX_ID = 128
@@ -44,7 +49,9 @@ class Transition:
     at: str | None
 
 
-def snapshot(deliveries: Sequence[DeliveryState], status: str) -> dict[str, Any]:
+def snapshot(
+    deliveries: Sequence[DeliveryState], status: str, replies: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     """The per-role state of a received notice, as reported: one entry per (role, jurisdiction)."""
     groups: dict[tuple[str, str], list[DeliveryState]] = {}
     for d in deliveries:
@@ -62,21 +69,31 @@ def snapshot(deliveries: Sequence[DeliveryState], status: str) -> dict[str, Any]
         }
         for (role, jurisdiction), items in sorted(groups.items())
     ]
-    return {"status": status, "roles": roles}
+    state: dict[str, Any] = {"status": status, "roles": roles}
+    if replies:
+        state["replies"] = crossing_replies(replies)
+    return state
 
 
 def digest(state: dict[str, Any]) -> str:
     """What identifies a snapshot's content (not its time): a report is due when it changes."""
-    canonical = json.dumps(
-        {"status": state["status"], "roles": state["roles"]}, sort_keys=True, separators=(",", ":")
-    )
+    content: dict[str, Any] = {"status": state["status"], "roles": state["roles"]}
+    if state.get("replies"):
+        content["replies"] = sorted(r["id"] for r in state["replies"])
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_report(payload: Any) -> dict[str, Any]:
     """The report as sent, checked field by field; ``BadRequest`` for anything else."""
-    if not isinstance(payload, dict) or set(payload) != REPORT_FIELDS:
-        raise BadRequest(f"a status report has exactly {', '.join(sorted(REPORT_FIELDS))}")
+    if not isinstance(payload, dict) or not REPORT_FIELDS <= set(payload) <= (
+        REPORT_FIELDS | OPTIONAL_FIELDS
+    ):
+        raise BadRequest(
+            f"a status report has exactly {', '.join(sorted(REPORT_FIELDS))} (and replies)"
+        )
+    if "replies" in payload:
+        parse_replies(payload["replies"])
     for name in ("notice_id", "reporter_notice_id"):
         _identifier(payload[name], name)
     _time(payload["as_of"], "as_of")
@@ -116,6 +133,9 @@ def merge(
         "reporter_notice_id": report["reporter_notice_id"],
         "roles": [by_key[k] for k in sorted(by_key)],
     }
+    seen = {*previous.get("reply_ids", ()), *(r["id"] for r in report.get("replies", ()))}
+    if seen:
+        merged["reply_ids"] = sorted(seen)
     return merged, transitions
 
 

@@ -16,7 +16,9 @@ that raced a send is caught by the next sweep. A dead-lettered row is queued aga
 new change.
 
 A report carries role ids, jurisdiction ids, states, counts and times: no contact, no person,
-no key, no content (``report.py``; the sender refuses anything more).
+no key, no content (``report.py``; the sender refuses anything more) — and the recipients'
+replies, sealed for the sending agency (``replies.py``): a reply is one more change of the
+snapshot, so it travels as an acknowledgement does, through the same row, exactly once.
 """
 
 from __future__ import annotations
@@ -74,7 +76,11 @@ class StatusReporter:
         notice = await intake_repo.get_notice(engine, notice_id)
         if notice is None:
             return None
-        return snapshot(await deliveries_repo.deliveries_of(engine, notice_id), notice.status)
+        return snapshot(
+            await deliveries_repo.deliveries_of(engine, notice_id),
+            notice.status,
+            await deliveries_repo.replies_of(engine, notice_id),
+        )
 
     async def sweep(self, now: datetime) -> int:
         """Queue again every status row whose snapshot changed since the peer accepted one."""

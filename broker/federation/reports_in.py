@@ -13,25 +13,35 @@ transaction with the nonce and one audit event per role that moved forward
 (``notice.routed_abroad``, ``notice.delivered_abroad``, ``notice.read_abroad``,
 ``notice.acknowledged_abroad``, ``notice.escalated_abroad``), each with the peer, the peer's
 notice id, the role and its jurisdiction. The agency reads it in its notice's status.
+
+A report's ``replies`` (``federation/replies.py``) must each be sealed to an X25519 key this
+directory gives the notice's sending agency (400 otherwise); each reply id not seen before for
+the notice becomes one reply row (contact ``peer:<id>``, the role it came from), in the same
+transaction, audited ``reply.received_from_peer`` (peer, peer's notice id, its reply id, role).
+The agency reads it where it reads a local reply: ``GET /v1/notices/{id}/status`` and
+``liaison status``.
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from broker.audit.events import AuditEvent
 from broker.config import Limits
+from broker.domain.directory import KeyType
 from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError
 from broker.federation.agreements import Peer
 from broker.federation.peer_auth import authenticate_peer, refused_event
+from broker.federation.replies import new_replies, reply_row, reply_time
 from broker.federation.report import merge, parse_report
 from broker.input import parse_json
 from broker.logs import get_logger
 from broker.service.intake import IncomingRequest
 from broker.service.refusals import Refusals
 from broker.state import BrokerState
-from broker.store import audit_repo, federation_repo
+from broker.store import audit_repo, federation_repo, intake_repo
 from broker.store.intake_repo import NonceReplayed
 
 log = get_logger("liaison.federation")
@@ -57,6 +67,7 @@ class ReportIntake:
         if not str(request.headers.get("idempotency-key", "")).startswith(report["notice_id"]):
             raise BadRequest("Idempotency-Key must begin with the notice id")
         await self._check_forwarded(peer, report, request, now)
+        await self._check_reply_keys(report)
         nonce = {
             "key_id": f"peer:{peer.id}",
             "nonce": signature.nonce,
@@ -74,6 +85,22 @@ class ReportIntake:
             raise AuthenticationFailed(detail="nonce replayed") from e
         log.info("notice_status_received", notice_id=report["notice_id"], peer=peer.id)
         return {"notice_id": report["notice_id"], "changes": len(events)}
+
+    async def _check_reply_keys(self, report: dict[str, Any]) -> None:
+        """Each reply is sealed to an X25519 key of the agency that sent the notice, here."""
+        if not report.get("replies"):
+            return
+        notice = await intake_repo.get_notice(self.state.engine, report["notice_id"])
+        keys = self.state.view.directory.keys
+        for reply in report["replies"]:
+            key = keys.get(reply["key_id"])
+            if (
+                notice is None
+                or key is None
+                or key.owner != notice.sender
+                or key.type is not KeyType.X25519
+            ):
+                raise BadRequest("a reply is sealed to an X25519 key of the sending agency")
 
     async def _check_forwarded(
         self, peer: Peer, report: dict[str, Any], request: IncomingRequest, now: datetime
@@ -123,7 +150,8 @@ def _merged(
     peer: Peer,
     now: datetime,
     request_id: str | None,
-) -> tuple[dict[str, Any], datetime, list[AuditEvent]]:
+) -> tuple[dict[str, Any], datetime, list[AuditEvent], list[dict[str, Any]]]:
+    fresh = new_replies((stored or {}).get("reply_ids", ()), report.get("replies", ()))
     merged, transitions = merge(stored, report)
     obj = f"notice:{report['notice_id']}"
     events = [
@@ -143,4 +171,23 @@ def _merged(
         )
         for t in transitions
     ]
-    return merged, datetime.fromisoformat(merged["as_of"]), events
+    events += [
+        AuditEvent(
+            now,
+            f"peer:{peer.id}",
+            "reply.received_from_peer",
+            obj,
+            details={
+                "peer": peer.id,
+                "peer_notice_id": report["reporter_notice_id"],
+                "peer_reply_id": r["id"],
+                "role": r["role"],
+                "to_key": r["key_id"],
+                "bytes": len(base64.b64decode(r["ciphertext"])),
+            },
+            request=request_id,
+        )
+        for r in fresh
+    ]
+    rows = [reply_row(report["notice_id"], peer.id, r, reply_time(r)) for r in fresh]
+    return merged, datetime.fromisoformat(merged["as_of"]), events, rows

@@ -5,8 +5,8 @@
 (``Idempotent-Replayed: true``); one 401 for any signature failure, 403 with the reason when the
 origin, the bytes or the agreement refuse it.
 
-``POST /v1/federation/status``: a peer's per-role report on a notice forwarded to it
-(``federation/reports_in``). 200; one 401 for any signature failure or a replay; one 403 when the
+``POST /v1/federation/status``: a peer's per-role report on a notice forwarded to it, with its
+recipients' replies sealed for the agency (``federation/reports_in``, ``federation/replies``). 200; one 401 for any signature failure or a replay; one 403 when the
 notice was not forwarded to that peer."""
 
 from __future__ import annotations

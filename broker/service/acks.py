@@ -57,8 +57,12 @@ def reply_row(
     deliveries: list[InboxItem],
     reply: Any,
     now: datetime,
+    foreign_keys: set[str] | None = None,
 ) -> dict[str, Any] | None:
-    """The reply row to store, or None without a reply; ``NoticeInvalid`` for a bad one."""
+    """The reply row to store, or None without a reply; ``NoticeInvalid`` for a bad one.
+
+    ``foreign_keys``: for a notice received from a peer, the key ids the sending country binds
+    to the agency (``federation/replies.py``); the reply must be sealed to one of them."""
     if reply is None:
         return None
     channel = view.policies.channels.get(row["channel"])
@@ -67,7 +71,12 @@ def reply_row(
     if not isinstance(reply, dict):
         raise NoticeInvalid([Violation("/reply", "must be an object")])
     key = view.directory.keys.get(str(reply.get("key_id")))
-    if (
+    if foreign_keys is not None:
+        if str(reply.get("key_id")) not in foreign_keys:
+            raise NoticeInvalid(
+                [Violation("/reply/key_id", "must be a current X25519 key of the sending agency")]
+            )
+    elif (
         key is None
         or key.owner != row["sender_id"]
         or key.type is not KeyType.X25519
@@ -81,7 +90,7 @@ def reply_row(
         "contact_id": contact,
         "role_id": deliveries[0].role,
         "created_at": now,
-        "key_id": key.id,
+        "key_id": str(reply.get("key_id")),
         "wrap": unb64(reply.get("wrap"), "/reply/wrap"),
         "nonce": unb64(reply.get("nonce"), "/reply/nonce"),
         "ciphertext": unb64(reply.get("ciphertext"), "/reply/ciphertext"),
@@ -97,8 +106,11 @@ def ack_events(
     reply: dict[str, Any] | None,
     now: datetime,
     request_id: str | None,
+    *,
+    peer: tuple[str, str] | None = None,
 ) -> list[AuditEvent]:
-    """The audit events an acknowledgement (and its reply) commits with it."""
+    """The audit events an acknowledgement (and its reply) commits with it; ``peer``: the peer
+    and its notice id, for a notice received from it (the reply goes back there)."""
     events = [
         AuditEvent(
             at=now,
@@ -123,7 +135,11 @@ def ack_events(
                 action="reply.received",
                 object=f"notice:{notice_id}",
                 channel=row["channel"],
-                details={"to_key": reply["key_id"], "bytes": len(reply["ciphertext"])},
+                details={
+                    "to_key": reply["key_id"],
+                    "bytes": len(reply["ciphertext"]),
+                    **({"peer": peer[0], "peer_notice_id": peer[1]} if peer else {}),
+                },
                 request=request_id,
             )
         )

@@ -22,6 +22,7 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.domain.notice import NoticeFacts
 from broker.errors import Gone, NotFound, NoticeInvalid
+from broker.federation.replies import reply_key, reply_keys
 from broker.input import check_integer
 from broker.policy.payload import Violation
 from broker.service.acks import ack_events, reply_row, verify_ack
@@ -35,6 +36,7 @@ from broker.state import BrokerState, View
 from broker.store import audit_repo, federation_repo
 from broker.store import deliveries_repo as repo
 from broker.store.deliveries_repo import InboxItem
+from broker.trust.core import Binding
 
 
 def _past_its_end(row: dict[str, Any], now: datetime) -> bool:
@@ -131,7 +133,12 @@ class Recipients:
         fetched = fetched_event(contact, notice_id, row, deliveries, wrap, now, request_id)
         await repo.mark_read(self.state.engine, notice_id, contact, now, [fetched])
         answer = notice_answer(view, notice_id, row, deliveries, wrap, now, language)
-        return answer | await foreign_origin(self.state.engine, notice_id)
+        crossing = await federation_repo.crossing_of(self.state.engine, notice_id)
+        if crossing is None or crossing.direction != "receive":
+            return answer
+        if answer["reply_key"] is not None:  # the agency's key as its own country bound it
+            answer["reply_key"] = reply_key(_reply_keys(view, crossing, row, now))
+        return answer | origin_of(crossing)
 
     async def acknowledge(
         self,
@@ -152,11 +159,26 @@ class Recipients:
             raise NotFound("no such notice")
         row, deliveries, _ = copy
         verify_ack(view, contact, notice_id, row, body, now)
-        reply = reply_row(view, row, contact, deliveries, body.get("reply"), now)
+        crossing = await federation_repo.crossing_of(self.state.engine, notice_id)
+        abroad = crossing if crossing is not None and crossing.direction == "receive" else None
+        foreign = (
+            {k.key_id for k in _reply_keys(view, abroad, row, now)} if abroad is not None else None
+        )
+        reply = reply_row(view, row, contact, deliveries, body.get("reply"), now, foreign)
         earlier = min((d.acked_at for d in deliveries if d.acked_at), default=None)
         if earlier is not None:  # acknowledged before: the first acknowledgement stands
             return {"id": notice_id, "acknowledged_at": _time(earlier)}
-        events = ack_events(contact, notice_id, row, deliveries, body, reply, now, request_id)
+        events = ack_events(
+            contact,
+            notice_id,
+            row,
+            deliveries,
+            body,
+            reply,
+            now,
+            request_id,
+            peer=(abroad.peer, abroad.peer_notice_id) if abroad is not None else None,
+        )
         await repo.acknowledge(
             self.state.engine, notice_id, contact, body["signature"], now, reply, events
         )
@@ -249,13 +271,17 @@ def _cursor(cursor: str | None) -> int | None:
         raise NoticeInvalid([Violation("/cursor", "not a cursor this broker issued")]) from e
 
 
-async def foreign_origin(db: Any, notice_id: str) -> dict[str, Any]:
+def _reply_keys(
+    view: View, crossing: federation_repo.CrossingRecord, row: dict[str, Any], now: datetime
+) -> list[Binding]:
+    origin = (crossing.origin_root or b"", crossing.origin_bindings or b"")
+    return reply_keys(view, crossing.peer, origin, row["sender_id"], now)
+
+
+def origin_of(crossing: federation_repo.CrossingRecord) -> dict[str, Any]:
     """For a notice received from a peer broker: the sending country's signed root and key
     bindings as they came, so the recipient's client checks the agency key against its own pin
     of that root (``broker/federation/origin.py``), never against this broker's word."""
-    crossing = await federation_repo.crossing_of(db, notice_id)
-    if crossing is None or crossing.direction != "receive":
-        return {}
     return {
         "origin": {
             "peer": crossing.peer,

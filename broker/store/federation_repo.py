@@ -31,9 +31,10 @@ from broker.store.intake_repo import (
 )
 from broker.store.listener import notify
 from broker.store.outbox_repo import outbox_t
-from broker.store.tables import FederationCrossingRow
+from broker.store.tables import FederationCrossingRow, ReplyRow
 
 crossing_t = FederationCrossingRow.__table__  # type: ignore[attr-defined]
+reply_t = ReplyRow.__table__  # type: ignore[attr-defined]
 
 
 class CrossingRace(Exception):
@@ -234,7 +235,10 @@ async def report_accepted(db: Database, notice_id: str, digest: str) -> None:
         )
 
 
-MergeReport = Callable[[dict[str, Any] | None], tuple[dict[str, Any], datetime, list[AuditEvent]]]
+MergeReport = Callable[
+    [dict[str, Any] | None],
+    tuple[dict[str, Any], datetime, list[AuditEvent], list[dict[str, Any]]],
+]
 
 
 async def record_report(
@@ -250,7 +254,9 @@ async def record_report(
                 select(crossing_t.c.foreign_status).where(crossing_t.c.notice_id == notice_id)
             )
         ).scalar_one()
-        merged, as_of, events = merge(None if stored is None else json.loads(stored))
+        merged, as_of, events, replies = merge(None if stored is None else json.loads(stored))
+        if replies:
+            await conn.execute(insert(reply_t), replies)
         await conn.execute(
             update(crossing_t)
             .where(crossing_t.c.notice_id == notice_id)

@@ -25,15 +25,18 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from adapters.client.errors import VerificationFailed
+from adapters.client.errors import RecipientError, VerificationFailed
 from adapters.client.recipient import RecipientClient
-from adapters.client.sender import SenderClient, SenderError
+from adapters.client.sender import SenderClient, SenderError, decrypt_reply
 from adapters.client.trust import PinnedRoot
 from broker.config import load_settings
 from broker.crypto import purpose_keys
+from broker.crypto.envelope import seal, wrap
 from broker.crypto.keys import KeyPair, generate, read_private_key
+from broker.domain.notice import ack_statement
 from broker.federation.forward import PATH, crossing_payload, signed_headers
 from broker.federation.origin import root_pin
+from broker.federation.replies import crossing_replies
 from broker.federation.reporter import STATUS_PATH
 from broker.service.custody import load_escrow_key
 from broker.service.setup import init_data_dir
@@ -41,7 +44,11 @@ from tests.conftest import POLICIES
 from tests.integration.intake_support import SUCCESSOR, hand_over_swc
 from tests.support import TcpProxy, output, run_cli, serve_process
 
-ENV = {"LIAISON_WEBHOOKS_BACKOFF_SECONDS": "1", "LIAISON_WEBHOOKS_MAX_BACKOFF_SECONDS": "1"}
+ENV = {
+    "LIAISON_WEBHOOKS_BACKOFF_SECONDS": "1",
+    "LIAISON_WEBHOOKS_MAX_BACKOFF_SECONDS": "1",
+    "LIAISON_DELIVERY_ESCALATION_INTERVAL_SECONDS": "1",  # the escalation test ages a delivery
+}
 
 
 @dataclass
@@ -605,3 +612,211 @@ async def test_an_update_crosses_to_the_successor_never_the_former_holder_and_a_
         with pytest.raises(SenderError) as refused:
             await client.post_notice({**returnee(), "supersedes": "0" * 32})
     assert refused.value.status == 422, refused.value.problem
+
+
+# -- replies and escalations flow back -------------------------------------------------------
+
+
+REPLY = "The family reached Kumanovo; the school place is arranged."
+
+
+def reply_rows(side: Side, notice_id: str) -> int:
+    return int(side.scalar("SELECT count(*) FROM reply WHERE notice_id = ?", notice_id))
+
+
+def on_disk(side: Side, needle: bytes) -> list[str]:
+    """Files of a broker's data directory (its store and write-ahead log) holding ``needle``."""
+    return [str(f) for f in side.data.rglob("*") if f.is_file() and needle in f.read_bytes()]
+
+
+async def ack_sealed_to(reader: RecipientClient, notice_id: str, key: tuple[str, bytes]) -> Any:
+    """An acknowledgement whose reply is sealed to ``key``, as a client that trusted the
+    receiving broker's word for the agency's key would send it."""
+    verified = await reader.read(notice_id)
+    statement = ack_statement(notice_id, reader.contact, verified.content_digest)
+    sealed = seal(b"for the wrong reader", f"liaison-reply-v1\n{notice_id}".encode())
+    body = {
+        "key_id": reader.signing.key_id(reader.contact),
+        "signature": base64.b64encode(reader._signer.sign(statement)).decode(),
+        "reply": {
+            "key_id": key[0],
+            "wrap": base64.b64encode(wrap(sealed.data_key, key[1])).decode(),
+            "nonce": base64.b64encode(sealed.nonce).decode(),
+            "ciphertext": base64.b64encode(sealed.ciphertext).decode(),
+        },
+    }
+    return await reader._request("POST", f"/v1/notices/{notice_id}/ack", json_body=body)
+
+
+async def test_a_reply_in_kumanovo_reaches_the_kosovo_agency_sealed_for_it_alone(
+    brokers: Pair,
+) -> None:
+    a, b = brokers.a, brokers.b
+    async with a.sender("xk-aki") as client:
+        notice_id = (await client.post_notice(returnee())).body["id"]
+    await until(lambda: delivered(b, notice_id))
+    contacts = sorted(contacts_on(b, notice_id))
+    pin = {"xk": a.card()["directory_root"]}
+    agency = read_private_key(a.data / "keys" / "xk-aki.x25519.pem", expected="x25519")
+    # B's own directory has an xk-aki too (each demo directory does), with a key B's side holds:
+    # a reply sealed to it is refused by the client, and by B if a client sends it anyway.
+    local = read_private_key(b.data / "keys" / "xk-aki.x25519.pem", expected="x25519")
+    local_key = (local.key_id("xk-aki"), local.public_raw)
+    async with b.recipient(contacts[0], pin) as reader:
+        with pytest.raises(VerificationFailed, match="not the sending agency's"):
+            await reader.ack(notice_id, reply="x", agency_key=local_key)
+        with pytest.raises(RecipientError) as refused:
+            await ack_sealed_to(reader, notice_id, local_key)
+        assert refused.value.status == 422
+        fetched = await reader._request("GET", f"/v1/notices/{notice_id}")
+        assert fetched["reply_key"]["key_id"] == agency.key_id("xk-aki")
+        await reader.ack(notice_id, reply=REPLY)
+    await until(lambda: reply_rows(a, notice_id) == 1)
+    # B's reporter sending again (a lost answer, a later change): the reply is not stored twice.
+    with b.db() as conn:
+        conn.row_factory = sqlite3.Row
+        stored = [
+            dict(r) for r in conn.execute("SELECT * FROM reply WHERE notice_id = ?", (notice_id,))
+        ]
+    stored[0]["created_at"] = datetime.fromisoformat(stored[0]["created_at"]).replace(tzinfo=UTC)
+    again = {**report_on(notice_id), "replies": crossing_replies(stored)}
+    status, _, _ = await post_report(a, again, b.broker_key())
+    assert status == 200
+    assert reply_rows(a, notice_id) == 1 and reply_rows(b, notice_id) == 1
+    # The agency opens it where it opens a local reply: the API ...
+    async with a.sender("xk-aki") as client:
+        status = (await client.status(notice_id)).body
+    [reply] = status["replies"]
+    role = b.scalar(
+        "SELECT role_id FROM delivery WHERE contact_id = ? AND notice_id = ?",
+        contacts[0],
+        notice_id,
+    )
+    assert reply["role"] == role
+    assert decrypt_reply(reply, notice_id, agency.private_raw) == REPLY
+    # ... and the CLI.
+    shown = await asyncio.to_thread(
+        run_cli,
+        "--lang",
+        "en",
+        "status",
+        notice_id,
+        "--data",
+        a.data,
+        "--url",
+        a.url,
+        "--as",
+        "xk-aki",
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"reply from {role}" in shown.stdout and repr(REPLY) in shown.stdout
+    # The plaintext is on neither broker's disk.
+    assert on_disk(a, REPLY.encode()) == [] and on_disk(b, REPLY.encode()) == []
+    # Each side audits its half with the other's ids; no person crossed.
+    [sent] = [
+        json.loads(r[0])["details"]
+        for r in b.db().execute(
+            "SELECT body FROM audit_event WHERE object = ? AND action = 'reply.received'",
+            (f"notice:{notice_id}",),
+        )
+    ]
+    assert sent["peer"] == "xk" and sent["peer_notice_id"] == notice_id
+    [came] = [
+        json.loads(r[0])["details"]
+        for r in a.db().execute(
+            "SELECT body FROM audit_event WHERE object = ? AND action = 'reply.received_from_peer'",
+            (f"notice:{notice_id}",),
+        )
+    ]
+    assert came["peer"] == "mk" and came["peer_notice_id"] == notice_id and came["role"] == role
+    assert a.scalar("SELECT contact_id FROM reply WHERE notice_id = ?", notice_id) == "peer:mk"
+
+
+def roles_on(side: Side, notice_id: str) -> set[str]:
+    return {
+        r[0]
+        for r in side.db().execute("SELECT role_id FROM delivery WHERE notice_id = ?", (notice_id,))
+    }
+
+
+def sealed_reply(key_id: str) -> dict[str, Any]:
+    return {
+        "id": "1",
+        "role": "mk-kumanovo.pcve-focal-point",
+        "created_at": datetime.now(UTC).isoformat(),
+        "key_id": key_id,
+        "wrap": base64.b64encode(b"w" * 80).decode(),
+        "nonce": base64.b64encode(b"n" * 24).decode(),
+        "ciphertext": base64.b64encode(b"c" * 40).decode(),
+    }
+
+
+async def test_only_the_peer_a_notice_went_to_may_bring_a_reply_to_the_agencys_key(
+    brokers: Pair,
+) -> None:
+    a, b = brokers.a, brokers.b
+    async with a.sender("xk-aki") as client:
+        notice_id = (await client.post_notice(returnee())).body["id"]
+    await until(lambda: delivered(b, notice_id))
+    agency = read_private_key(a.data / "keys" / "xk-aki.x25519.pem", expected="x25519")
+    with_reply = {**report_on(notice_id), "replies": [sealed_reply(agency.key_id("xk-aki"))]}
+    assert brokers.intruder is not None
+    status, problem, _ = await post_report(a, with_reply, generate("ed25519"))
+    assert status == 401 and problem["code"] == "authentication_failed"
+    status, _, _ = await post_report(a, with_reply, brokers.intruder)
+    assert status == 403
+    why = json.loads(
+        a.scalar(
+            "SELECT body FROM audit_event WHERE action = 'federation.report_refused' "
+            "ORDER BY seq DESC LIMIT 1"
+        )
+    )["details"]["why"]
+    assert why == "forwarded to mk, not ba"
+    # B itself may bring a reply only sealed to the agency's key, and only without a person.
+    other = {**with_reply, "replies": [sealed_reply("xk-kp.x25519")]}
+    status, _, _ = await post_report(a, other, b.broker_key())
+    assert status == 400
+    person = {**with_reply, "replies": [{**sealed_reply(agency.key_id("xk-aki")), "contact": "x"}]}
+    status, _, _ = await post_report(a, person, b.broker_key())
+    assert status == 400
+    assert reply_rows(a, notice_id) == 0
+    status, _, replayed = await post_report(a, with_reply, b.broker_key())
+    assert status == 200 and replayed == 401 and reply_rows(a, notice_id) == 1
+
+
+async def test_an_escalation_in_kumanovo_shows_the_kosovo_agency_escalated_abroad(
+    brokers: Pair,
+) -> None:
+    a, b = brokers.a, brokers.b
+    async with a.sender("xk-aki") as client:
+        notice_id = (await client.post_notice(returnee())).body["id"]
+    await until(lambda: delivered(b, notice_id))
+    first = roles_on(b, notice_id)
+    # Nobody in Kumanovo acknowledges within the channel's 24 hours: B's own store is aged.
+    aged = (datetime.now(UTC) - timedelta(hours=25)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with b.db() as conn:
+        conn.execute("UPDATE delivery SET created_at = ? WHERE notice_id = ?", (aged, notice_id))
+    await until(lambda: "notice.escalated" in actions(b, notice_id))
+    mayors = roles_on(b, notice_id) - first
+    assert mayors and all(r.endswith(".mayor") for r in mayors)
+    await until(
+        lambda: (
+            "notice.escalated_abroad" in actions(a, notice_id)
+            and any(r["role"] in mayors for r in (foreign(a, notice_id) or {}).get("roles", []))
+        )
+    )
+    async with a.sender("xk-aki") as client:
+        status = (await client.status(notice_id)).body
+    abroad = {r["role"]: r for r in status["roles"] if r.get("foreign")}
+    assert {r for r in abroad if abroad[r]["state"] == "escalated"} == first
+    assert all(abroad[r]["escalated_at"] for r in first)
+    assert set(mayors) <= set(abroad)
+    details = [
+        json.loads(r[0])["details"]
+        for r in a.db().execute(
+            "SELECT body FROM audit_event WHERE object = ? AND action = 'notice.escalated_abroad'",
+            (f"notice:{notice_id}",),
+        )
+    ]
+    assert {d["role"] for d in details} == first
+    assert all(d["peer"] == "mk" and d["peer_notice_id"] == notice_id for d in details)

@@ -11,6 +11,7 @@ import pytest
 
 from broker.domain.notice import DeliveryState
 from broker.errors import BadRequest
+from broker.federation.replies import crossing_replies, new_replies
 from broker.federation.report import digest, merge, parse_report, snapshot
 
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -95,3 +96,58 @@ def test_reports_in_any_order_end_in_the_furthest_state_each_step_audited_once()
         assert stored["as_of"] == "2026-12-01T10:06:00Z"
         assert seen.count("routed") == 1 and seen.count("acknowledged") == 1
         assert len(seen) == len(set(seen))
+
+
+# -- replies ride the report (broker/federation/replies.py) ----------------------------------
+
+
+def stored_reply(reply_id: int) -> dict[str, Any]:
+    return {
+        "id": reply_id,
+        "role_id": "mk-kumanovo.pcve-focal-point",
+        "created_at": T0,
+        "key_id": "xk-aki.x25519",
+        "wrap": b"w" * 80,
+        "nonce": b"n" * 24,
+        "ciphertext": b"sealed",
+        "contact_id": "mk-kumanovo.pcve-focal-point.1",  # never crosses
+    }
+
+
+def test_a_reply_changes_the_snapshot_and_crosses_without_its_contact() -> None:
+    deliveries = [delivery("c1", "acknowledged", acked_at=T0)]
+    without = snapshot(deliveries, "active")
+    with_reply = snapshot(deliveries, "active", [stored_reply(7)])
+    assert digest(without) != digest(with_reply)
+    assert "replies" not in without  # a report without replies is as before
+    [crossing] = with_reply["replies"]
+    assert crossing["id"] == "7" and "contact_id" not in crossing
+    assert "mk-kumanovo.pcve-focal-point.1" not in str(with_reply)
+    parse_report({**report("acknowledged", "2026-12-01T10:06:00Z"), **with_reply})
+
+
+def test_a_reply_id_is_taken_once_whatever_the_reports_order() -> None:
+    reply = crossing_replies([stored_reply(7)])
+    first = {**report("acknowledged", "2026-12-01T10:06:00Z"), "replies": reply}
+    merged, _ = merge(None, first)
+    assert new_replies((), reply) == reply
+    assert new_replies(merged["reply_ids"], reply) == []
+    again, _ = merge(merged, {**report("acknowledged", "2026-12-01T10:01:00Z")})
+    assert again["reply_ids"] == ["7"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"contact": "mk-kumanovo.pcve-focal-point.1"},
+        {"ciphertext": "not base64!"},
+        {"created_at": "2026-12-01T10:00:00"},  # no zone
+        {"role": "two words"},
+    ],
+)
+def test_a_reply_may_carry_nothing_more_and_nothing_malformed(change: dict[str, Any]) -> None:
+    [reply] = crossing_replies([stored_reply(7)])
+    with pytest.raises(BadRequest):
+        parse_report(
+            {**report("acknowledged", "2026-12-01T10:06:00Z"), "replies": [reply | change]}
+        )

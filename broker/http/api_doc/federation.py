@@ -48,6 +48,28 @@ STATUS_REPORT: dict[str, Any] = {
                 },
             },
         },
+        "replies": {
+            "type": "array",
+            "maxItems": 64,
+            "description": (
+                "Recipients' replies, sealed to the sending agency's X25519 key as its own "
+                "country's directory binds it; stored once per id; no person"
+            ),
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "role", "created_at", "key_id", "wrap", "nonce", "ciphertext"],
+                "properties": {
+                    "id": {"type": "string", "description": "the reporting broker's reply id"},
+                    "role": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "key_id": {"type": "string", "description": "an X25519 key of the agency"},
+                    "wrap": B64,
+                    "nonce": B64,
+                    "ciphertext": B64,
+                },
+            },
+        },
     },
 }
 
@@ -169,9 +191,10 @@ FEDERATION_PATHS: dict[str, Any] = {
             "description": (
                 "Signed (RFC 9421) by the pinned broker key of the peer the notice was forwarded "
                 "to, over the same components as a forward; `Idempotency-Key` begins with the "
-                "notice id. Role ids, jurisdiction ids, states, counts and times only: any other "
-                "field is refused. Merged monotonically (a state never goes back). A report on a "
-                "notice not forwarded to that peer is one 403."
+                "notice id. Role ids, jurisdiction ids, states, counts and times, and the "
+                "recipients' replies sealed to the agency's X25519 key: any other field is "
+                "refused. Merged monotonically (a state never goes back; a reply id is stored "
+                "once). A report on a notice not forwarded to that peer is one 403."
             ),
             "parameters": [
                 {
@@ -201,7 +224,10 @@ FEDERATION_PATHS: dict[str, Any] = {
                         }
                     },
                 },
-                "400": _problem("Not a status report (or a field it may not carry)"),
+                "400": _problem(
+                    "Not a status report (or a field it may not carry, or a reply not sealed "
+                    "to the agency's key)"
+                ),
                 "401": _problem("Not signed by a declared peer, or replayed (one answer)"),
                 "403": _problem("No notice was forwarded to this peer under this id"),
                 "413": _problem("Body too large"),
