@@ -6,8 +6,9 @@
 origin, the bytes or the agreement refuse it.
 
 ``POST /v1/federation/status``: a peer's per-role report on a notice forwarded to it, with its
-recipients' replies sealed for the agency (``federation/reports_in``, ``federation/replies``). 200; one 401 for any signature failure or a replay; one 403 when the
-notice was not forwarded to that peer."""
+recipients' replies sealed for the agency (``federation/reports_in``, ``replies``). 200; one
+401 for any signature failure or a replay; one 403 when the notice was not forwarded to that
+peer."""
 
 from __future__ import annotations
 
