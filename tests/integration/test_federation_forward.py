@@ -685,8 +685,8 @@ async def test_a_reply_in_kumanovo_reaches_the_kosovo_agency_sealed_for_it_alone
     assert reply_rows(a, notice_id) == 1 and reply_rows(b, notice_id) == 1
     # The agency opens it where it opens a local reply: the API ...
     async with a.sender("xk-aki") as client:
-        status = (await client.status(notice_id)).body
-    [reply] = status["replies"]
+        seen = (await client.status(notice_id)).body
+    [reply] = seen["replies"]
     role = b.scalar(
         "SELECT role_id FROM delivery WHERE contact_id = ? AND notice_id = ?",
         contacts[0],
