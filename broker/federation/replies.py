@@ -35,6 +35,10 @@ REPLY_FIELDS = {"id", "role", "created_at", "key_id", "wrap", "nonce", "cipherte
 MAX_REPLIES = 64  # replies per report: one per acknowledging contact of the notice
 MAX_SEALED = 350_000  # base64 characters of a reply's ciphertext, as intake takes it
 MAX_SMALL = 256  # base64 characters of a wrap or a nonce
+# What a notice's replies may weigh together, in base64 characters, so that a report carrying
+# them all (with up to 256 roles) stays under a peer's default 256 KiB body limit: a reply that
+# would pass it is refused at the acknowledgement (422), never cut from a report.
+MAX_REPLIES_CHARS = 160_000
 
 
 def reply_keys(
@@ -59,6 +63,16 @@ def reply_key(keys: Sequence[Binding]) -> dict[str, str] | None:
     return {"key_id": keys[-1].key_id, "public": _b64(keys[-1].public)}
 
 
+def fits(stored: Sequence[dict[str, Any]], reply: dict[str, Any]) -> bool:
+    """Whether ``reply`` still fits in the reports of a notice that has ``stored`` replies."""
+    weight = sum(_weight(r) for r in stored) + _weight(reply)
+    return len(stored) < MAX_REPLIES and weight <= MAX_REPLIES_CHARS
+
+
+def _weight(reply: dict[str, Any]) -> int:
+    return sum(4 * ((len(reply[name]) + 2) // 3) for name in ("wrap", "nonce", "ciphertext"))
+
+
 def crossing_replies(replies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The replies as a status report carries them back to the sending broker."""
     return [
@@ -71,7 +85,7 @@ def crossing_replies(replies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "nonce": _b64(r["nonce"]),
             "ciphertext": _b64(r["ciphertext"]),
         }
-        for r in replies[:MAX_REPLIES]
+        for r in replies
     ]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.domain.notice import NoticeFacts
 from broker.errors import Gone, NotFound, NoticeInvalid
-from broker.federation.replies import reply_key, reply_keys
+from broker.federation.replies import fits, reply_key, reply_keys
 from broker.input import check_integer
 from broker.policy.payload import Violation
 from broker.service.acks import ack_events, reply_row, verify_ack
@@ -159,12 +159,7 @@ class Recipients:
             raise NotFound("no such notice")
         row, deliveries, _ = copy
         verify_ack(view, contact, notice_id, row, body, now)
-        crossing = await federation_repo.crossing_of(self.state.engine, notice_id)
-        abroad = crossing if crossing is not None and crossing.direction == "receive" else None
-        foreign = (
-            {k.key_id for k in _reply_keys(view, abroad, row, now)} if abroad is not None else None
-        )
-        reply = reply_row(view, row, contact, deliveries, body.get("reply"), now, foreign)
+        reply, abroad = await self._reply(view, row, contact, deliveries, body, now)
         earlier = min((d.acked_at for d in deliveries if d.acked_at), default=None)
         if earlier is not None:  # acknowledged before: the first acknowledgement stands
             return {"id": notice_id, "acknowledged_at": _time(earlier)}
@@ -183,6 +178,34 @@ class Recipients:
             self.state.engine, notice_id, contact, body["signature"], now, reply, events
         )
         return {"id": notice_id, "acknowledged_at": _time(now)}
+
+    async def _reply(
+        self,
+        view: View,
+        row: dict[str, Any],
+        contact: str,
+        deliveries: list[InboxItem],
+        body: dict[str, Any],
+        now: datetime,
+    ) -> tuple[dict[str, Any] | None, federation_repo.CrossingRecord | None]:
+        """The reply row, and the crossing it goes back over when the notice came from a peer:
+        then sealed to a key the sending country binds to the agency, and within what one
+        report carries back (``federation/replies.py``)."""
+        crossing = await federation_repo.crossing_of(self.state.engine, row["id"])
+        abroad = crossing if crossing is not None and crossing.direction == "receive" else None
+        foreign = (
+            {k.key_id for k in _reply_keys(view, abroad, row, now)} if abroad is not None else None
+        )
+        reply = reply_row(view, row, contact, deliveries, body.get("reply"), now, foreign)
+        if (
+            reply is not None
+            and abroad is not None
+            and not fits(await repo.replies_of(self.state.engine, row["id"]), reply)
+        ):
+            raise NoticeInvalid(
+                [Violation("/reply", "the replies to this notice are over what crosses back")]
+            )
+        return reply, abroad
 
     async def delivered(
         self,

@@ -11,7 +11,13 @@ import pytest
 
 from broker.domain.notice import DeliveryState
 from broker.errors import BadRequest
-from broker.federation.replies import crossing_replies, new_replies
+from broker.federation.replies import (
+    MAX_REPLIES,
+    MAX_REPLIES_CHARS,
+    crossing_replies,
+    fits,
+    new_replies,
+)
 from broker.federation.report import digest, merge, parse_report, snapshot
 
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -151,3 +157,11 @@ def test_a_reply_may_carry_nothing_more_and_nothing_malformed(change: dict[str, 
         parse_report(
             {**report("acknowledged", "2026-12-01T10:06:00Z"), "replies": [reply | change]}
         )
+
+
+def test_replies_that_would_not_fit_in_one_report_are_refused_before_they_are_taken() -> None:
+    small = stored_reply(1)
+    assert fits([], small) and fits([small] * 62, small)
+    assert not fits([small] * MAX_REPLIES, small)  # the count
+    big = {**small, "ciphertext": b"c" * (MAX_REPLIES_CHARS // 4 * 3)}
+    assert not fits([small], big)  # the weight: the report would pass a peer's body limit
