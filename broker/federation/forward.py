@@ -317,7 +317,14 @@ class PeerForwarder:
         wrap = next((w for w in row["wraps"] if w["recipient_id"] == peer_wrap_id(peer.id)), None)
         if wrap is None:
             return WebhookResult(410, f"no wrap for peer {peer.id}")
-        body = json.dumps(self.payload(row, wrap), sort_keys=True).encode()
+        crossing = await federation_repo.crossing_of(self.state.engine, item.notice_id)
+        relayed = crossing is not None and crossing.relay_to == peer.id
+        payload = (
+            self.relayed_payload(row, wrap, crossing)
+            if relayed and crossing is not None
+            else self.payload(row, wrap)
+        )
+        body = json.dumps(payload, sort_keys=True).encode()
         url = peer.url.rstrip("/") + PATH
         headers = signed_headers(url, body, item.notice_id, self.broker_key, now)
         return await self.poster.post(url, headers, body, seconds=self.timeout_seconds)
@@ -332,12 +339,34 @@ class PeerForwarder:
             (self.trust_dir / "bindings.json").read_bytes(),
         )
 
+    def relayed_payload(
+        self, row: dict[str, Any], wrap: dict[str, Any], crossing: federation_repo.CrossingRecord
+    ) -> dict[str, Any]:
+        """A relayed notice goes on with the directory it came with (the sending country's),
+        named by country, never this broker's: the final receiver checks the agency's key
+        against the root of the country it came from."""
+        organisation = self.state.view.directory.organisations.get(row["sender_id"])
+        return crossing_payload(
+            row,
+            wrap,
+            organisation.kind if organisation else None,
+            crossing.origin_root or b"",
+            crossing.origin_bindings or b"",
+            origin_country=crossing.origin_country,
+        )
+
     async def close(self) -> None:
         await self.poster.close()
 
 
 def crossing_payload(
-    row: dict[str, Any], wrap: dict[str, Any], sender_kind: str | None, root: bytes, bindings: bytes
+    row: dict[str, Any],
+    wrap: dict[str, Any],
+    sender_kind: str | None,
+    root: bytes,
+    bindings: bytes,
+    *,
+    origin_country: str | None = None,
 ) -> dict[str, Any]:
     """What crosses: metadata, ciphertext and the peer's wrap, the agency's evidence as it was
     signed, and this broker's signed directory (the origin the recipient checks)."""
@@ -363,7 +392,8 @@ def crossing_payload(
         "signature": row["signature"],
         "signed_values": json.loads(row["signed_values"]),
         "content_digest": row["content_digest"],
-        "origin": {"root": _b64(root), "bindings": _b64(bindings)},
+        "origin": {"root": _b64(root), "bindings": _b64(bindings)}
+        | ({} if origin_country is None else {"country": origin_country}),
     }
 
 

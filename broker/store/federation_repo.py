@@ -51,6 +51,8 @@ class CrossingRecord:
     origin_bindings: bytes | None
     answer: dict[str, Any]
     foreign_status: dict[str, Any] | None = None  # sent: the peer's latest report, merged
+    relay_to: str | None = None  # received and relayed (the hub): the peer it went on to
+    origin_country: str | None = None  # whose directory origin_root is (None: the peer's)
 
 
 async def commit_crossing(db: Database, write: NoticeWrite, crossing: dict[str, Any]) -> None:
@@ -89,8 +91,12 @@ def crossing_row(
     answer: dict[str, Any],
     now: datetime,
     origin: tuple[bytes, bytes] | None = None,
+    origin_country: str | None = None,
+    relay_to: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "relay_to": relay_to,
+        "origin_country": origin_country,
         "notice_id": notice_id,
         "peer": peer,
         "direction": direction,
@@ -114,6 +120,8 @@ def _record(row: Any) -> CrossingRecord:
         row.origin_bindings,
         json.loads(row.answer),
         json.loads(row.foreign_status) if row.foreign_status else None,
+        row.relay_to,
+        row.origin_country,
     )
 
 
