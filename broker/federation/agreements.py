@@ -186,12 +186,13 @@ class Peer:
     file: str = ""
 
     def origin_pin(self, country: str | None) -> str | None:
-        """The root a notice from this peer must carry: its own, or (a hub relaying) the pinned
-        root of the member country it came from; None when nothing is pinned for it."""
-        if country is None or (self.kind is PeerKind.NATIONAL and country in self.countries):
+        """The root a notice from this peer must carry: a national peer's own, or (a hub
+        relaying) the pinned root of the member country it came from; None when nothing is
+        pinned for it (a hub's own directory vouches for no agency: it only relays)."""
+        if self.kind is PeerKind.HUB:  # the hub relays; it originates no notice
+            return None if country is None else self.member_roots.get(country)
+        if country is None or country in self.countries:
             return self.directory_root
-        if self.kind is PeerKind.HUB:
-            return self.member_roots.get(country)
         return None
 
     @property

@@ -231,7 +231,8 @@ class Receiver:
         country = origin.get("country")
         pin = peer.origin_pin(country if isinstance(country, str) else None)
         if pin is None:
-            raise Forbidden(REFUSED, reason=f"peer {peer.id} pins no directory root for {country}")
+            named = country if isinstance(country, str) else "a notice of its own"
+            raise Forbidden(REFUSED, reason=f"peer {peer.id} pins no directory root for {named}")
         try:
             binding = origin_binding(
                 _b64(origin.get("root")),
@@ -308,6 +309,17 @@ class Receiver:
         if payload["marking"] != channel.marking.value:
             raise Forbidden(REFUSED, reason="its marking is not this broker's for the channel")
         organisation = directory.organisations.get(facts.sender)
+        came_from = origin_country(peer, payload)
+        if organisation is not None and came_from is not None:
+            # The directory carried must be the sender's own country's: a hub (or any peer)
+            # cannot vouch for an agency of another country with a directory it pins.
+            home = directory.country_of(organisation.jurisdiction)
+            if home is not None and home != came_from:
+                raise Forbidden(
+                    REFUSED,
+                    reason=f"the sender {facts.sender} is not of {came_from}, whose "
+                    "directory the notice carries",
+                )
         kind = organisation.kind if organisation else payload.get("sender_kind")
         lineage = (facts.jurisdiction, *(j.id for j in directory.ancestors(facts.jurisdiction)))
         return CrossingRequest(
