@@ -360,3 +360,21 @@ async def test_forged_relays_are_refused(region: Trio) -> None:
     status, problem = await relay_again(region, notice_id, hub_key)
     assert status == 201, problem
     assert delivered(mk, notice_id)
+
+
+async def test_an_update_and_a_cancel_are_relayed_where_the_notice_went(region: Trio) -> None:
+    xk, hub, mk = region.xk, region.hub, region.mk
+    first = await post(region, hate_incident())
+    await reached_mk(region, first)
+    second = await post(region, {**hate_incident(), "supersedes": first, "subject": "Repainted"})
+    await reached_mk(region, second)
+    kind = "SELECT kind || ' ' || supersedes_id FROM notice WHERE id = ?"
+    assert mk.scalar(kind, second) == hub.scalar(kind, second) == f"update {first}"
+    assert mk.scalar("SELECT count(*) FROM delivery WHERE notice_id = ?", second) >= 1
+    cancel = {**hate_incident(), "supersedes": second, "cancel": True, "body": {}}
+    third = await post(region, {**cancel, "subject": "Off"})
+    await reached_mk(region, third)
+    status = "SELECT status FROM notice WHERE id = ?"
+    assert mk.scalar(status, second) == hub.scalar(status, second) == "cancelled"
+    assert xk.scalar(status, second) == "cancelled"
+    assert details(hub, third, "notice.relayed")["to_peer"] == "mk"
