@@ -17,7 +17,8 @@ from broker.federation.agreements import Agreement, Crossing, Direction, Peer, P
 from broker.federation.crossing import CrossingRequest, decide_relay, relays
 from broker.federation.relay import Relay, relay_rows
 from broker.policy.channel import Marking
-from tests.unit.test_federation_agreements import NOW, example, problems
+from broker.policy.load import load_policies
+from tests.unit.test_federation_agreements import NOW, ROOT, example, policy_set, problems
 
 ROOT_XK = "sha256:" + "a" * 64
 
@@ -224,3 +225,12 @@ def test_a_relay_rewraps_for_the_next_peer_and_keeps_no_escrow_wrap_unless_agree
         "peer:mk",
         "broker-escrow",
     }
+
+
+def test_the_deploy_example_of_the_hubs_side_is_a_valid_peer_file_that_relays(
+    tmp_path: Path,
+) -> None:
+    text = (ROOT / "deploy" / "federation" / "hub-agreement.yaml").read_text()
+    peer = load_policies(policy_set(tmp_path, xk=text)).peers["xk"]
+    assert peer.agreement.relay and not peer.agreement.keep_escrow
+    assert {c.channel for c in peer.agreement.crossings} == {"hate-incident", "information-request"}
