@@ -269,6 +269,7 @@ async def test_a_relay_the_hubs_agreement_with_mk_refuses_is_explained_there(
     )
     assert explained.returncode == 1, explained.stdout + explained.stderr
     assert reason in explained.stdout + explained.stderr
+    assert "relayed: from xk (agreement xk-hub-2026) on to mk" in explained.stdout
     # Kosovo's side explains its own half: allowed, to the hub.
     explained = await asyncio.to_thread(
         run_cli, "policy", "explain", "--data", xk.data, path, "--as", "xk-kp"

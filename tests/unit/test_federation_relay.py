@@ -15,6 +15,7 @@ from broker.domain.notice import NoticeFacts
 from broker.domain.writes import NewNotice, NonceUse
 from broker.federation.agreements import Agreement, Crossing, Direction, Peer, PeerKind
 from broker.federation.crossing import CrossingRequest, decide_relay, relays
+from broker.federation.explain import crossing_text, explain_crossing
 from broker.federation.relay import Relay, relay_rows
 from broker.policy.channel import Marking
 from broker.policy.load import load_policies
@@ -234,3 +235,22 @@ def test_the_deploy_example_of_the_hubs_side_is_a_valid_peer_file_that_relays(
     peer = load_policies(policy_set(tmp_path, xk=text)).peers["xk"]
     assert peer.agreement.relay and not peer.agreement.keep_escrow
     assert {c.channel for c in peer.agreement.crossings} == {"hate-incident", "information-request"}
+
+
+def test_policy_explain_on_the_hub_gives_both_halves_of_a_relay() -> None:
+    peers = hub_peers()
+    facts = NoticeFacts("hate-incident", "mk-kumanovo", "medium", "xk-kp")
+    asked = replace(received(), direction=Direction.SEND, peer=None)
+    report = explain_crossing(asked, facts, peers, NOW, "xk")
+    assert report["allowed"] and report["peer"] == "mk"
+    assert report["relay"] == {
+        "from": "xk",
+        "received_under": "region-2026",
+        "received_crossing": 1,
+        "to": "mk",
+    }
+    assert "relayed: from xk (agreement region-2026) on to mk" in crossing_text(report)
+    refused = explain_crossing(replace(asked, channel="threat-assessment"), facts, peers, NOW, "xk")
+    assert not refused["allowed"]
+    assert refused["reason"] == "no agreement with xk for threat-assessment (to receive)"
+    assert "relay" not in explain_crossing(asked, facts, peers, NOW)  # a national broker's view
