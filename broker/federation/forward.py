@@ -327,7 +327,28 @@ class PeerForwarder:
         body = json.dumps(payload, sort_keys=True).encode()
         url = peer.url.rstrip("/") + PATH
         headers = signed_headers(url, body, item.notice_id, self.broker_key, now)
-        return await self.poster.post(url, headers, body, seconds=self.timeout_seconds)
+        result = await self.poster.post(url, headers, body, seconds=self.timeout_seconds)
+        if relayed and result.delivered and crossing is not None:
+            await self._relayed(crossing, now)
+        return result
+
+    async def _relayed(self, crossing: federation_repo.CrossingRecord, now: datetime) -> None:
+        """The next peer holds a relayed notice: unless the agreement it came under says
+        ``keep_escrow``, the hub drops its ciphertext and wraps and keeps the metadata only."""
+        came_from = self.state.view.policies.peers.get(crossing.peer)
+        if came_from is None or came_from.agreement.keep_escrow:
+            return
+
+        def event(digest: str) -> AuditEvent:
+            return AuditEvent(
+                now,
+                "broker",
+                "notice.relay_body_dropped",
+                f"notice:{crossing.notice_id}",
+                details={"to_peer": crossing.relay_to, "ciphertext_sha256": digest},
+            )
+
+        await federation_repo.drop_relayed_body(self.state.engine, crossing.notice_id, event)
 
     def payload(self, row: dict[str, Any], wrap: dict[str, Any]) -> dict[str, Any]:
         organisation = self.state.view.directory.organisations.get(row["sender_id"])

@@ -9,8 +9,9 @@ transaction that received it (``receive.Receiver._relay``):
 - the data key, opened in memory from the wrap for this broker's escrow, wrapped for the next
   peer's pinned escrow key (audited ``escrow.used``, purpose ``federation.relay``). The wrap for
   this broker's escrow is kept only when the agreement says ``keep_escrow``; otherwise nothing
-  kept here opens the notice once this transaction commits (the ciphertext stays for the
-  forwarder's retries, unreadable here);
+  kept here opens the notice once this transaction commits, and once the next peer holds it the
+  forwarder drops its ciphertext and wraps too (``notice.relay_body_dropped``, with the
+  ciphertext's SHA-256): the hub keeps metadata only;
 - a ``peer`` outbox row to the next peer (the forwarder sends the stored row with the *origin's*
   directory, so the final receiver checks the sending country's root, not this broker's), and
   the status row back to the peer it came from (``reporter.py`` reports what the next peer

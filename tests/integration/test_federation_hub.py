@@ -26,8 +26,11 @@ import pytest
 import pytest_asyncio
 
 from adapters.client.errors import VerificationFailed
+from broker.config import load_settings
+from broker.crypto.envelope import unwrap, wrap_many
 from broker.crypto.keys import KeyPair, generate, read_private_key
 from broker.federation.forward import PATH, crossing_payload, signed_headers
+from broker.service.custody import load_escrow_key
 from broker.service.setup import init_data_dir
 from tests.conftest import POLICIES
 from tests.integration.test_federation_forward import ENV, Side, actions, delivered, foreign, until
@@ -174,16 +177,16 @@ async def test_a_kosovo_notice_is_relayed_by_the_hub_and_verifies_in_kumanovo(
     document = hate_incident()
     notice_id = await post(region, document)
     await reached_mk(region, notice_id)
-    # The hub routed nothing to its own roles; it kept no wrap its escrow opens (the agreement
-    # does not say keep_escrow), only the one for mk's escrow key.
+    # The hub routed nothing to its own roles, and once mk holds the notice it keeps metadata
+    # only (the agreement does not say keep_escrow): no ciphertext, no wrap.
     assert hub.scalar("SELECT count(*) FROM delivery WHERE notice_id = ?", notice_id) == 0
-    wraps = [
-        r[0]
-        for r in hub.db().execute(
-            "SELECT recipient_id FROM notice_wrap WHERE notice_id = ?", (notice_id,)
-        )
-    ]
-    assert wraps == ["peer:mk"]
+    await until(
+        lambda: hub.scalar("SELECT ciphertext IS NULL FROM notice WHERE id = ?", notice_id) == 1
+    )
+    assert hub.scalar("SELECT count(*) FROM notice_wrap WHERE notice_id = ?", notice_id) == 0
+    assert hub.scalar("SELECT channel FROM notice WHERE id = ?", notice_id) == "hate-incident"
+    dropped = details(hub, notice_id, "notice.relay_body_dropped")
+    assert dropped["to_peer"] == "mk" and len(dropped["ciphertext_sha256"]) == 64
     # The agency's evidence went through unchanged: the same signature on all three brokers.
     evidence = "SELECT signature_input || signature || content_digest FROM notice WHERE id = ?"
     assert xk.scalar(evidence, notice_id) == hub.scalar(evidence, notice_id)
@@ -287,39 +290,30 @@ async def relay_again(
     country: str | None = "xk",
     **change: Any,
 ) -> tuple[int, dict[str, Any]]:
-    """Offer mk the hub's stored relay again, as the hub's forwarder sends it, signed with
-    ``key``; ``origin``: another directory than Kosovo's; ``change``: fields altered after
-    signing (``None`` to drop one)."""
-    hub, mk = region.hub, region.mk
-    with hub.db() as conn:
+    """Offer mk the relay again, as the hub's forwarder sends it (the hub dropped its copy: it is
+    rebuilt from Kosovo's, the key re-wrapped as the hub does), signed with ``key``; ``origin``:
+    another directory than Kosovo's; ``change``: fields altered after signing."""
+    xk, hub, mk = region.xk, region.hub, region.mk
+    with xk.db() as conn:
         conn.row_factory = sqlite3.Row
         row = dict(conn.execute("SELECT * FROM notice WHERE id = ?", (notice_id,)).fetchone())
-        wrap = dict(
-            conn.execute(
-                "SELECT * FROM notice_wrap WHERE notice_id = ? AND recipient_id = 'peer:mk'",
-                (notice_id,),
-            ).fetchone()
-        )
-        crossing = conn.execute(
-            "SELECT origin_root, origin_bindings FROM federation_crossing WHERE notice_id = ?",
+        sealed = conn.execute(
+            "SELECT wrap FROM notice_wrap WHERE notice_id = ? AND recipient_id = 'peer:hub'",
             (notice_id,),
-        ).fetchone()
+        ).fetchone()[0]
+    data_key = unwrap(sealed, load_escrow_key(load_settings(hub.data, {}), {}).private_raw)
+    mk_escrow = load_escrow_key(load_settings(mk.data, {}), {}).public_raw
+    wrap = {"key_id": "mk", "wrap": wrap_many(data_key, [mk_escrow])[0]}
     for name in ("created_at", "expires_at"):
         row[name] = datetime.fromisoformat(row[name]) if row[name] else None
-    root, bindings = tuple(crossing)
-    if origin is not None:
-        root, bindings = (
-            (origin / "root.json").read_bytes(),
-            (origin / "bindings.json").read_bytes(),
-        )
+    trust = origin or xk.data / "trust"
+    root, bindings = (trust / "root.json").read_bytes(), (trust / "bindings.json").read_bytes()
     payload = crossing_payload(row, wrap, "police", root, bindings, origin_country=country)
     body = json.dumps(payload).encode()
     url = mk.url + PATH
     headers = signed_headers(url, body, notice_id, key, datetime.now(UTC))
     if change:
-        payload.update(change)
-        payload = {k: v for k, v in payload.items() if v is not None}
-        body = json.dumps(payload).encode()
+        body = json.dumps(payload | change).encode()
     async with (
         aiohttp.ClientSession() as session,
         session.post(url, data=body, headers=headers) as response,
