@@ -6,12 +6,16 @@ Checked in this order; the first failure refuses, audited, and nothing is stored
    one 401, whatever failed (an unknown key, an altered body, a replay outside the skew);
 2. a notice already received from this peer under this id answers its first answer again (200),
    so a forwarder's retry never makes a second notice;
-3. the origin: the sending broker's root is the one the agreement pins (``directory_root``), its
-   key bindings bind the agency key to the sender (``federation/origin.py``) — 403 otherwise;
+3. the origin: the root is the one the peer file pins for the country it names
+   (``Peer.origin_pin``: a national peer's ``directory_root``; through the hub, the member's
+   ``member_roots`` entry), its key bindings bind the agency key to the sender
+   (``federation/origin.py``), and the sender is an organisation of that country — 403 otherwise;
 4. the data key opens with this broker's escrow key, the ciphertext with the notice's associated
    data, the decrypted bytes match the agency's Content-Digest and its RFC 9421 signature
    verifies under the bound key; the signed document agrees with the metadata — 403 otherwise;
-5. ``decide_crossing(direction=receive)`` for the peer it came from — 403 with its reason;
+5. ``decide_crossing(direction=receive)`` for the peer it came from — 403 with its reason; or,
+   when that peer's agreement says ``relay`` (the hub), ``decide_relay`` for both halves and
+   the notice goes on to the next peer instead of step 6 (``relay.py``);
 6. this broker's own policy routes it to its own roles (``policy/route.route``: Cedar
    ``receive``; the within-country guard allows them, the notice's country being theirs).
 An update or cancel must name a notice received from the same peer (active, same agency and
