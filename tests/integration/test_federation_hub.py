@@ -13,6 +13,7 @@ with mk refuses (explained by `liaison policy explain` on the hub), and forged r
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ import pytest_asyncio
 from adapters.client.errors import VerificationFailed
 from broker.config import load_settings
 from broker.crypto.envelope import unwrap, wrap_many
+from broker.crypto.httpsig import parse_signatures, signature_base
 from broker.crypto.keys import KeyPair, generate, read_private_key
 from broker.federation.forward import PATH, crossing_payload, signed_headers
 from broker.service.custody import load_escrow_key
@@ -373,3 +375,62 @@ async def test_an_update_and_a_cancel_are_relayed_where_the_notice_went(region: 
     assert mk.scalar(status, second) == hub.scalar(status, second) == "cancelled"
     assert xk.scalar(status, second) == "cancelled"
     assert details(hub, third, "notice.relayed")["to_peer"] == "mk"
+
+
+async def test_a_directory_vouches_only_for_its_own_countrys_agencies(region: Trio) -> None:
+    """Kosovo's demo directory also binds keys for North Macedonian agencies (it holds the
+    region), and Kosovo's host holds them: it re-signs a notice as mk-bjb, North Macedonia's
+    police, and sends it to the hub under Kosovo's root. Every signature verifies; the hub
+    refuses it, because mk-bjb is not an agency of the country whose directory it carries."""
+    xk, hub = region.xk, region.hub
+    notice_id = await post(region, hate_incident())
+    await reached_mk(region, notice_id)
+    with hub.db() as conn:  # the hub forgets it, so the forgery is not a replay
+        for table in ("federation_crossing", "outbox", "notice_wrap"):
+            conn.execute(f"DELETE FROM {table} WHERE notice_id = ?", (notice_id,))  # noqa: S608
+        conn.execute("DELETE FROM notice WHERE id = ?", (notice_id,))
+    with xk.db() as conn:
+        conn.row_factory = sqlite3.Row
+        row = dict(conn.execute("SELECT * FROM notice WHERE id = ?", (notice_id,)).fetchone())
+        wrap = dict(
+            conn.execute(
+                "SELECT * FROM notice_wrap WHERE notice_id = ? AND recipient_id = 'peer:hub'",
+                (notice_id,),
+            ).fetchone()
+        )
+    for name in ("created_at", "expires_at"):
+        row[name] = datetime.fromisoformat(row[name]) if row[name] else None
+    bjb = read_private_key(xk.data / "keys" / "mk-bjb.pem", expected="ed25519")
+    [parsed] = parse_signatures(
+        {"signature-input": row["signature_input"], "signature": row["signature"]}
+    )
+    params = parsed.signature_params.replace(parsed.params["keyid"], bjb.key_id("mk-bjb"))
+    values = json.loads(row["signed_values"])
+    raw = bjb.private.sign(signature_base([(c, values[c]) for c in parsed.components], params))
+    row |= {
+        "sender_id": "mk-bjb",
+        "sender_key_id": bjb.key_id("mk-bjb"),
+        "signature_input": f"{parsed.label}={params}",
+        "signature": f"{parsed.label}=:{base64.b64encode(raw).decode()}:",
+    }
+    trust = xk.data / "trust"
+    payload = crossing_payload(
+        row,
+        wrap,
+        "police",
+        (trust / "root.json").read_bytes(),
+        (trust / "bindings.json").read_bytes(),
+    )
+    body = json.dumps(payload).encode()
+    url = hub.url + PATH
+    headers = signed_headers(url, body, notice_id, xk.broker_key(), datetime.now(UTC))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
+        status, problem = response.status, await response.json(content_type=None)
+    assert status == 403, problem
+    assert problem["reason"] == (
+        "the sender mk-bjb is not of xk, whose directory the notice carries"
+    )
+    assert not delivered(hub, notice_id)
