@@ -62,6 +62,7 @@ from broker.federation.agreements import Direction, Peer
 from broker.federation.crossing import (
     CrossingDecision,
     CrossingRequest,
+    RelayDecision,
     decide_crossing,
     decide_relay,
     relays,
@@ -156,15 +157,19 @@ class Receiver:
             return Accepted(earlier.answer, replayed=True)
         data_key, facts, document = self._open(payload, peer, now)
         asked = self._request(view, facts, payload, peer)
-        superseded = await self._superseded(peer, facts, document, payload)
         if relays(asked, view.policies.peers):  # the hub: on to the peer of its country
+            relay = decide_relay(asked, view.policies.peers, now)
+            if not relay.allowed:
+                raise Forbidden(REFUSED, reason=relay.refusal.reason)
+            superseded = await self._superseded(peer, facts, document, payload)
             write, crossing = await self._relay(
-                view, peer, signature, payload, facts, data_key, asked, now, superseded
+                view, peer, signature, payload, facts, data_key, relay, now, superseded
             )
         else:
             decision = decide_crossing(asked, view.policies.peers, now)
             if not decision.allowed:
                 raise Forbidden(REFUSED, reason=decision.reason)
+            superseded = await self._superseded(peer, facts, document, payload)
             routed = _route(view, facts, superseded, now)
             if not routed.recipients:
                 raise Forbidden(REFUSED, reason="this broker's policy routes it to no role")
@@ -281,14 +286,11 @@ class Receiver:
         payload: dict[str, Any],
         facts: NoticeFacts,
         data_key: bytes,
-        asked: CrossingRequest,
+        decision: RelayDecision,
         now: datetime,
         superseded: Superseded | None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Both halves decided (``decide_relay``), then the rows that send it on (``relay.py``)."""
-        decision = decide_relay(asked, view.policies.peers, now)
-        if not decision.allowed:
-            raise Forbidden(REFUSED, reason=decision.refusal.reason)
+        """The rows that send an allowed relay on (``relay.py``)."""
         onward = view.policies.peers[str(decision.onward.peer)]
         if superseded is not None:
             earlier = await federation_repo.crossing_of(self.state.engine, superseded.notice_id)
