@@ -130,8 +130,8 @@ async def region(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trio
             roots=f"member_roots:\n  xk: {xk_root}\n",
         )
     )
-    # Kosovo gives up on a refused forward after two attempts (a 4xx is retried as an outage).
-    xk_env = {**ENV, "LIAISON_WEBHOOKS_MAX_ATTEMPTS": "2"}
+    # Kosovo gives up on a refused forward after three attempts (a 4xx is retried as an outage).
+    xk_env = {**ENV, "LIAISON_WEBHOOKS_MAX_ATTEMPTS": "3"}
     with (
         serve_process(mk.data, env=ENV, port=ports["mk"]) as (mp, _),
         serve_process(hub.data, env=ENV, port=ports["hub"]) as (hp, _),
