@@ -163,10 +163,15 @@ def foreign_agency_key(
     ``directory_root``): neither broker can pass a key of its own making."""
     origin = fetched["origin"]
     peer = str(origin.get("peer"))
-    pin = peer_roots.get(peer)
+    # Relayed by the hub, the notice carries the sending country's directory, named by country:
+    # the client's own pin of that country's root decides, never the hub's or its broker's word.
+    country = origin.get("country")
+    source = str(country) if country else peer
+    pin = peer_roots.get(source)
     if pin is None:
+        via = f" (relayed by {peer})" if source != peer else ""
         raise VerificationFailed(
-            f"the notice crossed from peer {peer}, whose directory root this client has not pinned"
+            f"the notice crossed from {source}{via}, whose directory root this client has not pinned"
         )
     try:
         binding = origin_binding(

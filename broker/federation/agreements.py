@@ -14,7 +14,14 @@ Invariants enforced at load time (each refusal names file, line and field):
 - a channel crosses at most once per direction per peer; a country is served by one national
   peer only; no two peers share a broker key or a log origin;
 - a peer's log is declared whole (``log_origin`` with ``log_key``) or not at all;
-- an agreement's period ends after it starts.
+- an agreement's period ends after it starts;
+- a hub's ``member_roots`` pin only countries the hub names, and only a hub has them;
+  ``keep_escrow`` is only for an agreement that relays.
+
+Relaying (the hub): an agreement with ``relay: true`` makes what this broker receives from that
+peer go on to the peer serving the notice's country (``crossing.decide_relay``), never to roles
+here; ``keep_escrow: true`` lets this broker keep a wrap of such a notice's data key for its own
+escrow — without it, once the wrap for the next peer is made, nothing kept here opens the notice.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -78,6 +85,14 @@ PEER_SCHEMA: dict[str, Any] = {
         # its checkpoint origin and the Ed25519 key its checkpoints are signed with.
         "log_origin": {"type": "string", "pattern": r"^[!-*,-~]{1,200}$"},
         "log_key": {"type": "string", "minLength": 40, "maxLength": 64},
+        # A hub's member countries' directory roots (country: sha256 pin), each read out by that
+        # country: a notice the hub relays is checked against the root of the country it came from.
+        "member_roots": {
+            "type": "object",
+            "maxProperties": 256,
+            "propertyNames": JURISDICTION_ID,
+            "additionalProperties": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
+        },
         "agreement": {
             "type": "object",
             "additionalProperties": False,
@@ -86,6 +101,8 @@ PEER_SCHEMA: dict[str, Any] = {
                 "id": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{0,127}$"},
                 "description": {"type": "string", "maxLength": 4000},
                 "bilateral": {"type": "boolean"},
+                "relay": {"type": "boolean"},
+                "keep_escrow": {"type": "boolean"},
                 "valid_from": TIME,
                 "valid_until": TIME,
                 "crossings": {
@@ -142,6 +159,8 @@ class Agreement:
     crossings: tuple[Crossing, ...]
     bilateral: bool = False
     description: str = ""
+    relay: bool = False  # received from this peer: relayed on to the peer of its country
+    keep_escrow: bool = False  # relayed: a wrap for this broker's escrow is kept too
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +181,19 @@ class Peer:
     # own checkpoints to the peer's witness (``witness_name(log_origin)``, the broker key).
     log_origin: str | None = None
     log_key: bytes | None = None
+    # A hub's member countries' directory roots ("sha256:<hex>" by country), from the agreement.
+    member_roots: Mapping[str, str] = field(default_factory=dict)
     file: str = ""
+
+    def origin_pin(self, country: str | None) -> str | None:
+        """The root a notice from this peer must carry: a national peer's own, or (a hub
+        relaying) the pinned root of the member country it came from; None when nothing is
+        pinned for it (a hub's own directory vouches for no agency: it only relays)."""
+        if self.kind is PeerKind.HUB:  # the hub relays; it originates no notice
+            return None if country is None else self.member_roots.get(country)
+        if country is None or country in self.countries:
+            return self.directory_root
+        return None
 
     @property
     def witness_name(self) -> str | None:
@@ -195,6 +226,7 @@ def parse_peer(
     log_key = _log(source, problems)
     countries = _countries(source, problems)
     valid = _period(source, problems)
+    problems += _relay_terms(source, countries)
     problems += _check_crossings(source, channels)
     if problems or key is None or valid is None:
         return None, problems
@@ -211,6 +243,8 @@ def parse_peer(
             valid_from=valid[0],
             valid_until=valid[1],
             bilateral=agreement.get("bilateral", False),
+            relay=agreement.get("relay", False),
+            keep_escrow=agreement.get("keep_escrow", False),
             description=agreement.get("description", ""),
             crossings=tuple(
                 Crossing(
@@ -228,6 +262,7 @@ def parse_peer(
         escrow_key=escrow,
         log_origin=data.get("log_origin") if log_key else None,
         log_key=log_key,
+        member_roots=dict(data.get("member_roots", {})),
         file=source.file,
     ), []
 
@@ -294,6 +329,30 @@ def _countries(source: Source, problems: list[SourceProblem]) -> tuple[str, ...]
             )
         )
     return tuple(data["countries"])
+
+
+def _relay_terms(source: Source, countries: tuple[str, ...]) -> list[SourceProblem]:
+    data = source.data
+    problems = []
+    stray = sorted(set(data.get("member_roots", {})) - set(countries))
+    if data.get("member_roots") and data["kind"] != PeerKind.HUB:
+        problems.append(source.problem(("member_roots",), "member_roots: only a hub has members"))
+    elif stray:
+        problems.append(
+            source.problem(
+                ("member_roots",),
+                f"member_roots: {', '.join(stray)} is not among the hub's countries",
+            )
+        )
+    agreement = data["agreement"]
+    if agreement.get("keep_escrow") and not agreement.get("relay"):
+        problems.append(
+            source.problem(
+                ("agreement", "keep_escrow"),
+                "agreement/keep_escrow: only an agreement that relays keeps an escrow wrap",
+            )
+        )
+    return problems
 
 
 def _period(source: Source, problems: list[SourceProblem]) -> tuple[datetime, datetime] | None:

@@ -9,6 +9,9 @@ and the notice's marking. Checked in this order, and the first that fails is the
 4. it must have a line for the channel in that direction;
 5. the sending organisation's kind, 6. the jurisdiction and 7. the marking must be on that line
    (TLP:AMBER+STRICT only under a bilateral agreement, checked again here, not only at load).
+A relay (``decide_relay``, the hub) is two crossings decided by the same rules: received from
+the peer it came from, under that agreement (which must say ``relay``), then sent to the peer
+that serves the notice's country — never back to the peer it came from.
 No I/O; time is passed in. The sending intake (``forward.py``), the receiver (``receive.py``)
 and ``policy explain`` all ask it.
 """
@@ -16,7 +19,7 @@ and ``policy explain`` all ask it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from broker.federation.agreements import Crossing, Direction, Peer, PeerKind
@@ -164,3 +167,46 @@ def _refused(code: str, reason: str, peer: Peer | None = None) -> CrossingDecisi
 
 def _when(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RelayDecision:
+    """Both halves of a relay: received from one peer, sent on to another."""
+
+    received: CrossingDecision
+    onward: CrossingDecision
+
+    @property
+    def allowed(self) -> bool:
+        return self.received.allowed and self.onward.allowed
+
+    @property
+    def refusal(self) -> CrossingDecision:
+        return self.received if not self.received.allowed else self.onward
+
+
+def relays(request: CrossingRequest, peers: Mapping[str, Peer]) -> bool:
+    """Whether a notice received from ``request.peer`` is one to relay: its agreement says
+    ``relay`` (a national broker's agreements never do, so it routes what it receives)."""
+    peer = peers.get(request.peer) if request.peer is not None else None
+    return peer is not None and peer.agreement.relay
+
+
+def decide_relay(
+    request: CrossingRequest, peers: Mapping[str, Peer], now: datetime
+) -> RelayDecision:
+    """A notice received from ``request.peer`` and relayed: the receiving half under that
+    peer's agreement, then the sending half to the peer of the notice's country, whose
+    agreement must allow it as any crossing. The first refusal is the reason given."""
+    received = decide_crossing(replace(request, direction=Direction.RECEIVE), peers, now)
+    if not received.allowed:
+        return RelayDecision(received, received)
+    sending = replace(request, direction=Direction.SEND, peer=None)
+    others = {k: p for k, p in peers.items() if k != request.peer}
+    onward = decide_crossing(sending, others, now)
+    if onward.code == "no_peer":
+        where = request.country or request.lineage[0]
+        onward = _refused(
+            "no_peer", f"no peer agreement covers {where}, other than {request.peer}'s"
+        )
+    return RelayDecision(received, onward)

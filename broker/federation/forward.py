@@ -319,10 +319,38 @@ class PeerForwarder:
         wrap = next((w for w in row["wraps"] if w["recipient_id"] == peer_wrap_id(peer.id)), None)
         if wrap is None:
             return WebhookResult(410, f"no wrap for peer {peer.id}")
-        body = json.dumps(self.payload(row, wrap), sort_keys=True).encode()
+        crossing = await federation_repo.crossing_of(self.state.engine, item.notice_id)
+        relayed = crossing is not None and crossing.relay_to == peer.id
+        payload = (
+            self.relayed_payload(row, wrap, crossing)
+            if relayed and crossing is not None
+            else self.payload(row, wrap)
+        )
+        body = json.dumps(payload, sort_keys=True).encode()
         url = peer.url.rstrip("/") + PATH
         headers = signed_headers(url, body, item.notice_id, self.broker_key, now)
-        return await self.poster.post(url, headers, body, seconds=self.timeout_seconds)
+        result = await self.poster.post(url, headers, body, seconds=self.timeout_seconds)
+        if relayed and result.delivered and crossing is not None:
+            await self._relayed(crossing, now)
+        return result
+
+    async def _relayed(self, crossing: federation_repo.CrossingRecord, now: datetime) -> None:
+        """The next peer holds a relayed notice: unless the agreement it came under says
+        ``keep_escrow``, the hub drops its ciphertext and wraps and keeps the metadata only."""
+        came_from = self.state.view.policies.peers.get(crossing.peer)
+        if came_from is None or came_from.agreement.keep_escrow:
+            return
+
+        def event(digest: str) -> AuditEvent:
+            return AuditEvent(
+                now,
+                "broker",
+                "notice.relay_body_dropped",
+                f"notice:{crossing.notice_id}",
+                details={"to_peer": crossing.relay_to, "ciphertext_sha256": digest},
+            )
+
+        await federation_repo.drop_relayed_body(self.state.engine, crossing.notice_id, event)
 
     def payload(self, row: dict[str, Any], wrap: dict[str, Any]) -> dict[str, Any]:
         organisation = self.state.view.directory.organisations.get(row["sender_id"])
@@ -334,12 +362,34 @@ class PeerForwarder:
             (self.trust_dir / "bindings.json").read_bytes(),
         )
 
+    def relayed_payload(
+        self, row: dict[str, Any], wrap: dict[str, Any], crossing: federation_repo.CrossingRecord
+    ) -> dict[str, Any]:
+        """A relayed notice goes on with the directory it came with (the sending country's),
+        named by country, never this broker's: the final receiver checks the agency's key
+        against the root of the country it came from."""
+        organisation = self.state.view.directory.organisations.get(row["sender_id"])
+        return crossing_payload(
+            row,
+            wrap,
+            organisation.kind if organisation else None,
+            crossing.origin_root or b"",
+            crossing.origin_bindings or b"",
+            origin_country=crossing.origin_country,
+        )
+
     async def close(self) -> None:
         await self.poster.close()
 
 
 def crossing_payload(
-    row: dict[str, Any], wrap: dict[str, Any], sender_kind: str | None, root: bytes, bindings: bytes
+    row: dict[str, Any],
+    wrap: dict[str, Any],
+    sender_kind: str | None,
+    root: bytes,
+    bindings: bytes,
+    *,
+    origin_country: str | None = None,
 ) -> dict[str, Any]:
     """What crosses: metadata, ciphertext and the peer's wrap, the agency's evidence as it was
     signed, and this broker's signed directory (the origin the recipient checks)."""
@@ -365,7 +415,8 @@ def crossing_payload(
         "signature": row["signature"],
         "signed_values": json.loads(row["signed_values"]),
         "content_digest": row["content_digest"],
-        "origin": {"root": _b64(root), "bindings": _b64(bindings)},
+        "origin": {"root": _b64(root), "bindings": _b64(bindings)}
+        | ({} if origin_country is None else {"country": origin_country}),
     }
 
 

@@ -24,6 +24,7 @@ from broker.errors import AuthenticationFailed, LiaisonError
 from broker.federation.agreements import Peer
 from broker.federation.forward import COMPONENTS
 from broker.service.intake import IncomingRequest
+from broker.service.refusals import Refusals
 from broker.state import View
 
 
@@ -45,6 +46,19 @@ def authenticate_peer(
     if not digest_matches(request.headers.get("content-digest", ""), request.body):
         raise AuthenticationFailed(detail="content digest")
     return peers[signature.keyid], signature
+
+
+async def authenticated_peer(
+    view: View, request: IncomingRequest, now: datetime, max_skew: int, refusals: Refusals
+) -> tuple[Peer, VerifiedSignature]:
+    """``authenticate_peer``, with its refusal counted and audited (``federation.refused``,
+    actor ``unknown``: whoever it was, it proved no peer's key) before the one 401."""
+    try:
+        return authenticate_peer(view, request, now, max_skew)
+    except AuthenticationFailed as e:
+        event = refused_event(now, "unknown", "federation.refused", "federation", e, request)
+        await refusals.refused(event, request.source, e)
+        raise
 
 
 def refused_event(

@@ -6,12 +6,16 @@ Checked in this order; the first failure refuses, audited, and nothing is stored
    one 401, whatever failed (an unknown key, an altered body, a replay outside the skew);
 2. a notice already received from this peer under this id answers its first answer again (200),
    so a forwarder's retry never makes a second notice;
-3. the origin: the sending broker's root is the one the agreement pins (``directory_root``), its
-   key bindings bind the agency key to the sender (``federation/origin.py``) — 403 otherwise;
+3. the origin: the root is the one the peer file pins for the country it names
+   (``Peer.origin_pin``: a national peer's ``directory_root``; through the hub, the member's
+   ``member_roots`` entry), its key bindings bind the agency key to the sender
+   (``federation/origin.py``), and the sender is an organisation of that country — 403 otherwise;
 4. the data key opens with this broker's escrow key, the ciphertext with the notice's associated
    data, the decrypted bytes match the agency's Content-Digest and its RFC 9421 signature
    verifies under the bound key; the signed document agrees with the metadata — 403 otherwise;
-5. ``decide_crossing(direction=receive)`` for the peer it came from — 403 with its reason;
+5. ``decide_crossing(direction=receive)`` for the peer it came from — 403 with its reason; or,
+   when that peer's agreement says ``relay`` (the hub), ``decide_relay`` for both halves and
+   the notice goes on to the next peer instead of step 6 (``relay.py``);
 6. this broker's own policy routes it to its own roles (``policy/route.route``: Cedar
    ``receive``; the within-country guard allows them, the notice's country being theirs).
 An update or cancel must name a notice received from the same peer (active, same agency and
@@ -55,9 +59,17 @@ from broker.domain.notice import NoticeFacts
 from broker.domain.writes import KeyWrap, NewDelivery, NewNotice, NonceUse
 from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError, TrustRefused
 from broker.federation.agreements import Direction, Peer
-from broker.federation.crossing import CrossingDecision, CrossingRequest, decide_crossing
+from broker.federation.crossing import (
+    CrossingDecision,
+    CrossingRequest,
+    RelayDecision,
+    decide_crossing,
+    decide_relay,
+    relays,
+)
 from broker.federation.origin import origin_binding
-from broker.federation.peer_auth import authenticate_peer, refused_event
+from broker.federation.peer_auth import authenticated_peer, refused_event
+from broker.federation.relay import Relay, origin_country, relay_rows
 from broker.federation.reporter import status_row
 from broker.input import parse_json
 from broker.logs import get_logger
@@ -114,12 +126,9 @@ class Receiver:
 
     async def receive(self, request: IncomingRequest, now: datetime) -> Accepted:
         view = self.state.view
-        try:
-            peer, signature = authenticate_peer(view, request, now, self.limits.clock_skew_seconds)
-        except AuthenticationFailed as e:
-            event = refused_event(now, "unknown", "federation.refused", "federation", e, request)
-            await self.refusals.refused(event, request.source, e)
-            raise
+        peer, signature = await authenticated_peer(
+            view, request, now, self.limits.clock_skew_seconds, self.refusals
+        )
         try:
             return await self._accept(view, peer, signature, request, now)
         except LiaisonError as e:
@@ -147,24 +156,36 @@ class Receiver:
         if earlier is not None:
             return Accepted(earlier.answer, replayed=True)
         data_key, facts, document = self._open(payload, peer, now)
-        decision = self._decide(view, facts, payload, peer, now)
-        superseded = await self._superseded(peer, facts, document, payload)
-        routed = _route(view, facts, superseded, now)
-        if not routed.recipients:
-            raise Forbidden(REFUSED, reason="this broker's policy routes it to no role")
-        write, crossing = self._write(
-            view,
-            peer,
-            signature,
-            payload,
-            document,
-            facts,
-            data_key,
-            routed,
-            decision,
-            now,
-            superseded,
-        )
+        asked = self._request(view, facts, payload, peer)
+        if relays(asked, view.policies.peers):  # the hub: on to the peer of its country
+            relay = decide_relay(asked, view.policies.peers, now)
+            if not relay.allowed:
+                raise Forbidden(REFUSED, reason=relay.refusal.reason)
+            superseded = await self._superseded(peer, facts, document, payload)
+            write, crossing = await self._relay(
+                view, peer, signature, payload, facts, data_key, relay, now, superseded
+            )
+        else:
+            decision = decide_crossing(asked, view.policies.peers, now)
+            if not decision.allowed:
+                raise Forbidden(REFUSED, reason=decision.reason)
+            superseded = await self._superseded(peer, facts, document, payload)
+            routed = _route(view, facts, superseded, now)
+            if not routed.recipients:
+                raise Forbidden(REFUSED, reason="this broker's policy routes it to no role")
+            write, crossing = self._write(
+                view,
+                peer,
+                signature,
+                payload,
+                document,
+                facts,
+                data_key,
+                routed,
+                decision,
+                now,
+                superseded,
+            )
         try:
             await federation_repo.commit_crossing(self.state.engine, write, crossing)
         except federation_repo.CrossingRace:
@@ -216,11 +237,16 @@ class Receiver:
     ) -> tuple[bytes, NoticeFacts, dict[str, Any]]:
         """Steps 3 and 4: the origin, then the bytes the agency signed, in memory."""
         origin = payload["origin"]
+        country = origin.get("country")
+        pin = peer.origin_pin(country if isinstance(country, str) else None)
+        if pin is None:
+            named = country if isinstance(country, str) else "a notice of its own"
+            raise Forbidden(REFUSED, reason=f"peer {peer.id} pins no directory root for {named}")
         try:
             binding = origin_binding(
                 _b64(origin.get("root")),
                 _b64(origin.get("bindings")),
-                pin=peer.directory_root,
+                pin=pin,
                 key_id=payload["sender_key_id"],
                 sender=payload["sender"],
                 now=now,
@@ -252,32 +278,65 @@ class Receiver:
                 raise Forbidden(REFUSED, reason=f"the {field} differs from what the agency signed")
         return data_key, facts, document
 
-    def _decide(
-        self, view: View, facts: NoticeFacts, payload: dict[str, Any], peer: Peer, now: datetime
-    ) -> CrossingDecision:
+    async def _relay(
+        self,
+        view: View,
+        peer: Peer,
+        signature: VerifiedSignature,
+        payload: dict[str, Any],
+        facts: NoticeFacts,
+        data_key: bytes,
+        decision: RelayDecision,
+        now: datetime,
+        superseded: Superseded | None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """The rows that send an allowed relay on (``relay.py``)."""
+        onward = view.policies.peers[str(decision.onward.peer)]
+        if superseded is not None:
+            earlier = await federation_repo.crossing_of(self.state.engine, superseded.notice_id)
+            if earlier is None or earlier.relay_to != onward.id:
+                raise Forbidden(REFUSED, reason="an update is relayed where its notice went")
+        kind = superseded.kind if superseded else "notice"
+        supersedes = superseded.notice_id if superseded else None
+        notice = self._notice(view, payload, facts, (kind, supersedes), 0, now)
+        return relay_rows(
+            Relay(peer, onward, decision, payload, facts, data_key, self.escrow_key_id),
+            notice,
+            _nonce(peer, signature, self.limits),
+            now,
+        )
+
+    def _request(
+        self, view: View, facts: NoticeFacts, payload: dict[str, Any], peer: Peer
+    ) -> CrossingRequest:
+        """What the agreements are asked of a notice received from ``peer``."""
         directory = view.directory
         channel = check_notice(facts, directory, view.policies.channels)
         if payload["marking"] != channel.marking.value:
             raise Forbidden(REFUSED, reason="its marking is not this broker's for the channel")
         organisation = directory.organisations.get(facts.sender)
+        came_from = origin_country(peer, payload)
+        if organisation is not None and came_from is not None:
+            # The directory carried must be the sender's own country's: a hub (or any peer)
+            # cannot vouch for an agency of another country with a directory it pins.
+            home = directory.country_of(organisation.jurisdiction)
+            if home is not None and home != came_from:
+                raise Forbidden(
+                    REFUSED,
+                    reason=f"the sender {facts.sender} is not of {came_from}, whose "
+                    "directory the notice carries",
+                )
         kind = organisation.kind if organisation else payload.get("sender_kind")
         lineage = (facts.jurisdiction, *(j.id for j in directory.ancestors(facts.jurisdiction)))
-        decision = decide_crossing(
-            CrossingRequest(
-                Direction.RECEIVE,
-                channel.id,
-                channel.marking,
-                kind if isinstance(kind, str) else None,
-                lineage,
-                directory.country_of(facts.jurisdiction),
-                peer=peer.id,
-            ),
-            view.policies.peers,
-            now,
+        return CrossingRequest(
+            Direction.RECEIVE,
+            channel.id,
+            channel.marking,
+            kind if isinstance(kind, str) else None,
+            lineage,
+            directory.country_of(facts.jurisdiction),
+            peer=peer.id,
         )
-        if not decision.allowed:
-            raise Forbidden(REFUSED, reason=decision.reason)
-        return decision
 
     def _write(
         self,
@@ -305,34 +364,7 @@ class Receiver:
             for (c, k), w in zip(contacts.items(), wrap_many(data_key, publics), strict=True)
         ]
         wraps.append(KeyWrap(ESCROW, self.escrow_key_id, _b64(payload["wrap"]["sealed"])))
-        expires = _parse_time(payload.get("expires_at"))
-        notice = NewNotice(
-            id=facts.id,
-            sender=facts.sender,
-            sender_key_id=payload["sender_key_id"],
-            channel=facts.channel,
-            jurisdiction=facts.jurisdiction,
-            severity=facts.severity,
-            marking=channel.marking.value,
-            policy_hash=payload["policy_hash"],  # the sender's: the ciphertext is bound to it
-            kind=kind,
-            supersedes=supersedes,
-            addressees=facts.addressees,
-            requesting_role=None,
-            in_reply_to=None,
-            created_at=now,
-            expires_at=expires,
-            retain_until=now + timedelta(days=channel.retention_days),
-            recipient_count=len(contacts),
-            aead=AEAD,
-            aead_nonce=_b64(payload["nonce"]),
-            ciphertext=_b64(payload["ciphertext"]),
-            content_digest=payload["content_digest"],
-            signature_input=payload["signature_input"],
-            signature=payload["signature"],
-            signed_values=payload["signed_values"],
-            exercise=facts.exercise,  # from the signed document, never from the payload
-        )
+        notice = self._notice(view, payload, facts, (kind, supersedes), len(contacts), now)
         answer = {
             "id": facts.id,
             "peer_notice_id": payload["notice_id"],
@@ -358,12 +390,7 @@ class Receiver:
                 NewDelivery(r.contact, r.role, r.jurisdiction, r.rule, r.policy_ids, r.deputy)
                 for r in routed.recipients
             ],
-            NonceUse(
-                f"peer:{peer.id}",
-                signature.nonce,
-                datetime.fromtimestamp(signature.created, tz=UTC)
-                + timedelta(seconds=2 * self.limits.clock_skew_seconds),
-            ),
+            _nonce(peer, signature, self.limits),
             None,
             cancels=supersedes if kind == "cancel" else None,
             audit=events,
@@ -378,8 +405,49 @@ class Receiver:
             answer=answer,
             now=now,
             origin=(_b64(payload["origin"]["root"]), _b64(payload["origin"]["bindings"])),
+            origin_country=origin_country(peer, payload),
         )
         return write, crossing
+
+    def _notice(
+        self,
+        view: View,
+        payload: dict[str, Any],
+        facts: NoticeFacts,
+        kind_of: tuple[str, str | None],
+        recipient_count: int,
+        now: datetime,
+    ) -> NewNotice:
+        """The notice as stored here: the sender's metadata, ciphertext and evidence as they came."""
+        channel = view.policies.channels[facts.channel]
+        kind, supersedes = kind_of
+        return NewNotice(
+            id=facts.id,
+            sender=facts.sender,
+            sender_key_id=payload["sender_key_id"],
+            channel=facts.channel,
+            jurisdiction=facts.jurisdiction,
+            severity=facts.severity,
+            marking=channel.marking.value,
+            policy_hash=payload["policy_hash"],  # the sender's: the ciphertext is bound to it
+            kind=kind,
+            supersedes=supersedes,
+            addressees=facts.addressees,
+            requesting_role=None,
+            in_reply_to=None,
+            created_at=now,
+            expires_at=_parse_time(payload.get("expires_at")),
+            retain_until=now + timedelta(days=channel.retention_days),
+            recipient_count=recipient_count,
+            aead=AEAD,
+            aead_nonce=_b64(payload["nonce"]),
+            ciphertext=_b64(payload["ciphertext"]),
+            content_digest=payload["content_digest"],
+            signature_input=payload["signature_input"],
+            signature=payload["signature"],
+            signed_values=payload["signed_values"],
+            exercise=facts.exercise,  # from the signed document, never from the payload
+        )
 
     def _events(
         self,
@@ -533,3 +601,13 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError as e:
         raise BadRequest("expires_at is not a time") from e
+
+
+def _nonce(peer: Peer, signature: VerifiedSignature, limits: Limits) -> NonceUse:
+    """The peer's request nonce, kept as long as a replay could still pass the clock check."""
+    return NonceUse(
+        f"peer:{peer.id}",
+        signature.nonce,
+        datetime.fromtimestamp(signature.created, tz=UTC)
+        + timedelta(seconds=2 * limits.clock_skew_seconds),
+    )

@@ -15,6 +15,9 @@ escalation, a successor's delivery, a cancel), with no hook in each of those pat
 that raced a send is caught by the next sweep. A dead-lettered row is queued again only by a
 new change.
 
+A notice the hub relayed has no deliveries here: its report is the one the next peer sent
+(``relayed``), merged here as the sender of the relay, and the sweep passes each change back.
+
 A report carries role ids, jurisdiction ids, states, counts and times: no contact, no person,
 no key, no content (``report.py``; the sender refuses anything more) — and the recipients'
 replies, sealed for the sending agency (``replies.py``): a reply is one more change of the
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from broker.crypto.keys import KeyPair
 from broker.domain.delivery import WebhookResult
@@ -57,6 +61,14 @@ def status_row(notice_id: str, peer: str, peer_notice_id: str, now: datetime) ->
     }
 
 
+def relayed(foreign: dict[str, Any] | None, status: str) -> dict[str, Any]:
+    """A relayed notice's report: what the next peer reported (this broker has no roles in it),
+    passed back as it was merged here, fields for fields."""
+    if foreign is None:
+        return {"status": status, "roles": []}
+    return {"status": foreign["status"], "roles": [dict(r) for r in foreign["roles"]]}
+
+
 def is_status(item: OutboxItem) -> bool:
     return item.kind == "peer" and item.msg_id.startswith(STATUS_PREFIX)
 
@@ -76,6 +88,9 @@ class StatusReporter:
         notice = await intake_repo.get_notice(engine, notice_id)
         if notice is None:
             return None
+        crossing = await federation_repo.crossing_of(engine, notice_id)
+        if crossing is not None and crossing.relay_to is not None:
+            return relayed(crossing.foreign_status, notice.status)
         return snapshot(
             await deliveries_repo.deliveries_of(engine, notice_id),
             notice.status,

@@ -4,7 +4,7 @@ Checked in this order; the first failure refuses, audited, and nothing is stored
 1. signed by a peer's pinned broker key (``peer_auth``) — otherwise one 401, whatever failed;
 2. the report has the fields of ``report.parse_report`` and nothing else (no person, no
    contact, no content can be stored through it) — 400;
-3. the notice it names was forwarded from here **to that peer** — a report on a notice never
+3. the notice it names was forwarded (or relayed, by the hub) from here **to that peer** — a report on a notice never
    forwarded, or forwarded to another peer, is one 403 (the same for both: a peer learns
    nothing of notices that are not its own), audited ``federation.report_refused`` with why;
 4. the signature's nonce is new — a replayed report is a 401.
@@ -33,7 +33,7 @@ from broker.config import Limits
 from broker.domain.directory import KeyType
 from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError
 from broker.federation.agreements import Peer
-from broker.federation.peer_auth import authenticate_peer, refused_event
+from broker.federation.peer_auth import authenticated_peer
 from broker.federation.replies import new_replies, reply_row, reply_time
 from broker.federation.report import merge, parse_report
 from broker.input import parse_json
@@ -57,12 +57,9 @@ class ReportIntake:
 
     async def receive(self, request: IncomingRequest, now: datetime) -> dict[str, Any]:
         view = self.state.view
-        try:
-            peer, signature = authenticate_peer(view, request, now, self.limits.clock_skew_seconds)
-        except AuthenticationFailed as e:
-            event = refused_event(now, "unknown", "federation.refused", "federation", e, request)
-            await self.refusals.refused(event, request.source, e)
-            raise
+        peer, signature = await authenticated_peer(
+            view, request, now, self.limits.clock_skew_seconds, self.refusals
+        )
         report = _report(request.body)
         if not str(request.headers.get("idempotency-key", "")).startswith(report["notice_id"]):
             raise BadRequest("Idempotency-Key must begin with the notice id")
@@ -106,13 +103,14 @@ class ReportIntake:
         self, peer: Peer, report: dict[str, Any], request: IncomingRequest, now: datetime
     ) -> None:
         crossing = await federation_repo.crossing_of(self.state.engine, report["notice_id"])
-        if crossing is not None and crossing.direction == "send" and crossing.peer == peer.id:
+        went_to = None if crossing is None else _went_to(crossing)
+        if went_to == peer.id:
             return
         why = (
             "no such notice here"
             if crossing is None
-            else f"forwarded to {crossing.peer}, not {peer.id}"
-            if crossing.direction == "send"
+            else f"forwarded to {went_to}, not {peer.id}"
+            if went_to is not None
             else "a notice received here, not forwarded"
         )
         error = Forbidden(NOT_YOURS, reason=NOT_YOURS)
@@ -129,6 +127,11 @@ class ReportIntake:
         )
         await audit_repo.append_events(self.state.engine, [event])
         raise error
+
+
+def _went_to(crossing: federation_repo.CrossingRecord) -> str | None:
+    """The peer a notice was sent to from here: forwarded, or relayed (the hub)."""
+    return crossing.peer if crossing.direction == "send" else crossing.relay_to
 
 
 def _report(body: bytes) -> dict[str, Any]:

@@ -23,16 +23,7 @@ from broker.service.intake import IncomingRequest
 
 
 async def post_notice(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("a forwarded notice is application/json")
-    incoming = IncomingRequest(
-        request.method,
-        target_uri(request),
-        header_map(request),
-        await request.read(),
-        request[REQUEST_ID],
-        source=source(request),
-    )
+    incoming = await _incoming(request, "a forwarded notice")
     accepted = await request.app[FEDERATION].receive(incoming, request.app[CLOCK].now())
     response = json_response(accepted.body, status=200 if accepted.replayed else 201)
     if accepted.replayed:
@@ -41,9 +32,16 @@ async def post_notice(request: web.Request) -> web.Response:
 
 
 async def post_status(request: web.Request) -> web.Response:
+    incoming = await _incoming(request, "a status report")
+    body = await request.app[FEDERATION_STATUS].receive(incoming, request.app[CLOCK].now())
+    return json_response(body)
+
+
+async def _incoming(request: web.Request, what: str) -> IncomingRequest:
+    """A peer's request as the federation services read it (they authenticate the peer)."""
     if request.content_type != "application/json":
-        raise UnsupportedMediaType("a status report is application/json")
-    incoming = IncomingRequest(
+        raise UnsupportedMediaType(f"{what} is application/json")
+    return IncomingRequest(
         request.method,
         target_uri(request),
         header_map(request),
@@ -51,5 +49,3 @@ async def post_status(request: web.Request) -> web.Response:
         request[REQUEST_ID],
         source=source(request),
     )
-    body = await request.app[FEDERATION_STATUS].receive(incoming, request.app[CLOCK].now())
-    return json_response(body)

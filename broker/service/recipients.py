@@ -309,6 +309,8 @@ def origin_of(crossing: federation_repo.CrossingRecord) -> dict[str, Any]:
         "origin": {
             "peer": crossing.peer,
             "peer_notice_id": crossing.peer_notice_id,
+            # Relayed by the hub: the country whose directory ``root`` is (the client's pin).
+            "country": crossing.origin_country,
             "agreement": crossing.agreement,
             "root": _b64(crossing.origin_root or b""),
             "bindings": _b64(crossing.origin_bindings or b""),

@@ -8,13 +8,14 @@ a second delivery of the same notice by a peer finds the first answer instead of
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from broker.audit.events import AuditEvent
@@ -52,6 +53,8 @@ class CrossingRecord:
     origin_bindings: bytes | None
     answer: dict[str, Any]
     foreign_status: dict[str, Any] | None = None  # sent: the peer's latest report, merged
+    relay_to: str | None = None  # received and relayed (the hub): the peer it went on to
+    origin_country: str | None = None  # whose directory origin_root is (None: the peer's)
 
 
 async def commit_crossing(db: Database, write: NoticeWrite, crossing: dict[str, Any]) -> None:
@@ -90,8 +93,12 @@ def crossing_row(
     answer: dict[str, Any],
     now: datetime,
     origin: tuple[bytes, bytes] | None = None,
+    origin_country: str | None = None,
+    relay_to: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "relay_to": relay_to,
+        "origin_country": origin_country,
         "notice_id": notice_id,
         "peer": peer,
         "direction": direction,
@@ -115,6 +122,8 @@ def _record(row: Any) -> CrossingRecord:
         row.origin_bindings,
         json.loads(row.answer),
         json.loads(row.foreign_status) if row.foreign_status else None,
+        row.relay_to,
+        row.origin_country,
     )
 
 
@@ -151,6 +160,30 @@ async def forwarded_notice(db: Database, notice_id: str) -> dict[str, Any] | Non
             return None
         wraps = (await conn.execute(select(wrap_t).where(wrap_t.c.notice_id == notice_id))).all()
     return {**dict(row._mapping), "wraps": [dict(w._mapping) for w in wraps]}
+
+
+async def drop_relayed_body(
+    db: Database, notice_id: str, make_event: Callable[[str], AuditEvent]
+) -> bool:
+    """A relayed notice the next peer holds: its ciphertext, nonce and every wrap removed here,
+    so the hub keeps metadata only; audited with the ciphertext's SHA-256 (``make_event``).
+    False when already done."""
+    async with transaction(db) as conn:
+        await audit_repo.lock_head(conn)
+        row = (
+            await conn.execute(select(notice_t.c.ciphertext).where(notice_t.c.id == notice_id))
+        ).first()
+        if row is None or row.ciphertext is None:
+            return False
+        digest = hashlib.sha256(bytes(row.ciphertext)).hexdigest()
+        await conn.execute(
+            update(notice_t)
+            .where(notice_t.c.id == notice_id)
+            .values(ciphertext=None, aead_nonce=None)
+        )
+        await conn.execute(delete(wrap_t).where(wrap_t.c.notice_id == notice_id))
+        await audit_repo.append(conn, [make_event(digest)])
+    return True
 
 
 async def count_crossings(db: Database, direction: str) -> int:

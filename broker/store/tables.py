@@ -344,6 +344,10 @@ class FederationCrossingRow(SQLModel, table=True):
     direction: str = Field(max_length=8)  # send | receive
     peer_notice_id: str = Field(max_length=40)
     agreement: str = Field(max_length=128)
+    # Relayed (the hub): the peer a notice received here is forwarded on to; None otherwise.
+    relay_to: str | None = Field(default=None, max_length=64)
+    # The country whose directory ``origin_root`` is (None: the peer's own, a direct crossing).
+    origin_country: str | None = Field(default=None, max_length=128)
     origin_root: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     origin_bindings: bytes | None = Field(
         default=None, sa_column=Column(LargeBinary, nullable=True)

@@ -223,7 +223,7 @@ async def test_the_current_broker_upgrades_a_store_of_the_previous_schema_in_pla
             await asyncio.sleep(2.5)
         assert status.returncode == 0, status.stderr
         version, tables = await _schema(url)
-        assert version == "0012_exercise" and "enrolment_code" in tables
+        assert version == "0013_relay" and "enrolment_code" in tables
         _export(demo_dir, tmp_path / "after.jsonl", env)
         assert _verified(tmp_path / "after.jsonl", key).startswith("OK: ")
         assert _events(tmp_path / "after.jsonl")[: len(_events(tmp_path / "before.jsonl"))] == (

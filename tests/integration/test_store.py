@@ -32,7 +32,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def test_migrations_reach_head_and_match_the_models(engine: AsyncEngine) -> None:
     current, head = await schema_state(engine)
-    assert current == head == "0012_exercise"
+    assert current == head == "0013_relay"
 
     def differences(conn: Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn), SQLModel.metadata))
@@ -43,7 +43,7 @@ async def test_migrations_reach_head_and_match_the_models(engine: AsyncEngine) -
 
 async def test_migrating_twice_changes_nothing(engine: AsyncEngine) -> None:
     await migrate(engine)
-    assert (await schema_state(engine))[0] == "0012_exercise"
+    assert (await schema_state(engine))[0] == "0013_relay"
 
 
 async def test_sqlite_is_durable_by_default(tmp_path: Path) -> None:

@@ -108,7 +108,12 @@ def _explain_crossing(
 ) -> int | None:
     """A notice that would leave the country is explained by the peer agreements (issue 20);
     None for a notice that stays, which the local routing explains."""
-    from broker.federation.explain import crossing_text, explain_crossing, outbound_crossing
+    from broker.federation.explain import (
+        crossing_text,
+        explain_crossing,
+        outbound_crossing,
+        relaying_peer,
+    )
 
     policies = authorizer.policies
     request = outbound_crossing(
@@ -116,7 +121,8 @@ def _explain_crossing(
     )
     if request is None:
         return None
-    report = explain_crossing(request, facts, policies.peers, now)
+    came_from = relaying_peer(facts, authorizer.directory, policies.peers) if args.sender else None
+    report = explain_crossing(request, facts, policies.peers, now, came_from)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else crossing_text(report))
     if not report["allowed"]:
         print(f"liaison: crossing refused: {report['reason']}", file=sys.stderr)

@@ -85,7 +85,9 @@ FEDERATION_PATHS: dict[str, Any] = {
                 "`idempotency-key` (the peer's notice id). The body carries the ciphertext, the "
                 "data key wrapped for this broker's escrow key, the agency's original signature "
                 "and signed values, and the sending broker's signed root and key bindings. "
-                "The same notice sent again answers 200 with the first answer."
+                "The same notice sent again answers 200 with the first answer. A broker whose "
+                "agreement with the sending peer says `relay` (the hub) routes nothing here "
+                "but forwards the notice to the peer of its country, its origin unchanged."
             ),
             "parameters": [
                 {
@@ -148,7 +150,18 @@ FEDERATION_PATHS: dict[str, Any] = {
                                 "content_digest": {"type": "string"},
                                 "origin": {
                                     "type": "object",
-                                    "properties": {"root": B64, "bindings": B64},
+                                    "properties": {
+                                        "root": B64,
+                                        "bindings": B64,
+                                        "country": {
+                                            "type": "string",
+                                            "description": (
+                                                "Relayed by the hub: the country whose signed "
+                                                "directory this is (its root pinned in the "
+                                                "hub's peer file, `member_roots`)"
+                                            ),
+                                        },
+                                    },
                                 },
                             },
                         }
@@ -168,6 +181,19 @@ FEDERATION_PATHS: dict[str, Any] = {
                                     "peer_notice_id": {"type": "string"},
                                     "recipient_count": {"type": "integer"},
                                     "policy_hash": {"type": "string"},
+                                    "relayed": {
+                                        "type": "object",
+                                        "description": (
+                                            "The hub: not routed here but queued for the peer "
+                                            "that serves the notice's country"
+                                        ),
+                                        "properties": {
+                                            "peer": {"type": "string"},
+                                            "agreement": {"type": "string"},
+                                            "agreement_crossing": {"type": "integer"},
+                                            "state": {"type": "string"},
+                                        },
+                                    },
                                 },
                             }
                         }
