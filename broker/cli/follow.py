@@ -12,18 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broker.audit.follow import (
-    FollowFailed,
-    Proved,
-    Witnessed,
-    peer_notice_ids,
-    proved,
-    received_as,
-    witnessed,
-)
 from broker.errors import ConfigError
+
+if TYPE_CHECKING:  # the checks (and their crypto) load only when the command runs
+    from broker.audit.follow import Proved, Witnessed
 
 
 def follow_options(p: argparse.ArgumentParser) -> None:
@@ -61,6 +55,7 @@ def follow(args: argparse.Namespace, log_keys: list[bytes], peer_keys: list[byte
     if not args.peer_as:
         raise ConfigError("--follow needs --peer-as (your auditor id at the peer)")
     from adapters.client.errors import RecipientError
+    from broker.audit.follow import FollowFailed
 
     try:
         return asyncio.run(_follow(args, log_keys, peer_keys))
@@ -74,6 +69,7 @@ async def _follow(
     args: argparse.Namespace, log_keys: list[bytes], peer_keys: list[bytes]
 ) -> list[str]:
     from adapters.client.witness import witness_key
+    from broker.audit.follow import FollowFailed, peer_notice_ids, received_as
     from broker.cli.principals import _recipient
     from broker.crypto.cosignature import parse_vkey
 
@@ -114,6 +110,8 @@ async def _half(
     client: Any, notice_id: str, log_keys: list[bytes], witness: tuple[str, bytes]
 ) -> tuple[list[Proved], Witnessed]:
     """One log's events of a notice, each proved in its other side's cosigned checkpoint."""
+    from broker.audit.follow import FollowFailed, proved, witnessed
+
     events: list[dict[str, Any]] = []
     cursor = 0
     while True:
