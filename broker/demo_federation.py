@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import json
 import os
 import shutil
@@ -31,9 +32,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from adapters.client.errors import VerificationFailed
+from adapters.client.errors import RecipientError, VerificationFailed
 from adapters.client.recipient import RecipientClient
-from adapters.client.sender import SenderClient
+from adapters.client.sender import SenderClient, SenderError
 from adapters.client.trust import PinnedRoot
 from broker.crypto.keys import read_private_key
 from broker.demo_region import PEERINGS, REGION, BrokerSpec, Member, Peering, write_peer_files
@@ -83,7 +84,10 @@ class FederationDemo:
         now = datetime.now(UTC)
         for spec in self.region:
             member = Member(spec, self.root / spec.id, _free_port())
-            await init_data_dir(member.data, demo=True, now=now, environ={})
+            # Its port and URL in its liaison.toml, so `--data DIR --as ID` reaches it.
+            await init_data_dir(
+                member.data, demo=True, now=now, environ={}, port=member.port, public_url=member.url
+            )
             self.members[spec.id] = member
         files = write_peer_files(self.members, self.peerings)
         for member in self.members.values():
@@ -243,7 +247,7 @@ class FederationDemo:
         )
         ok = True
         for member in self.members.values():
-            peers = [self.members[p] for p in self._peers_of(member.spec.id)]
+            peers = [self.members[p] for p in self.peers_of(member.spec.id)]
             await self._until_witnessed(member, peers)
             args = ["audit", "verify", *_auditor(member), "--checkpoint-key", _b64(member.log()[1])]
             for peer in peers:
@@ -269,7 +273,7 @@ class FederationDemo:
         ]  # fmt: skip
         return await self._run(args)
 
-    def _peers_of(self, broker: str) -> list[str]:
+    def peers_of(self, broker: str) -> list[str]:
         found = []
         for p in self.peerings:
             other = p.receiver if p.sender == broker else p.sender if p.receiver == broker else None
@@ -300,6 +304,19 @@ class FederationDemo:
             if line.strip() and not line.startswith("note: the checkpoint key"):
                 self.say(f"   {line}")
         return proc.returncode == 0
+
+
+def _hints(demo: FederationDemo, say: Callable[[str], None]) -> None:
+    """What to try while the brokers serve on (each data directory names its broker's URL)."""
+    origin = demo.members[demo.peerings[0].sender]
+    destination = demo.members[demo.peerings[-1].receiver]
+    say("\nThe brokers keep running; try, in another terminal:")
+    say(f"   liaison status NOTICE_ID --data {origin.data} --as {AGENCY}")
+    say(f"   liaison inbox --data {destination.data} --as {READER}")
+    for member in demo.members.values():
+        peers = " ".join(f"--peer {demo.members[p].url}" for p in demo.peers_of(member.spec.id))
+        say(f"   liaison audit verify --data {member.data} --as {member.spec.auditor} {peers}")
+    say("Ctrl-C stops them.")
 
 
 def _cosigned_at(notes: list[str], peer: Member, size: int) -> bool:
@@ -373,7 +390,22 @@ def _serve(member: Member) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "broker.cli", "serve", "--data", str(member.data),
              "--port", str(member.port), "--workers", "1"],
             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            # Its own session: Ctrl-C reaches the demo alone, which stops each broker in turn
+            # (a broker that stopped first would fail the story's next call mid-step) ...
+            start_new_session=True,
+            preexec_fn=_die_with_demo(),
         )  # fmt: skip
+
+
+def _die_with_demo() -> Callable[[], None] | None:
+    """... and, should the demo itself be killed, the kernel stops its brokers: Linux's
+    PR_SET_PDEATHSIG, set in the child before exec (elsewhere, None: they outlive a killed demo).
+    The C function is looked up here, in the parent, so the child only calls it."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 async def _until_ready(member: Member, proc: subprocess.Popen[bytes]) -> None:
@@ -415,14 +447,11 @@ async def run_federation_demo(
         await demo.start()
         ok = await demo.story()
         if ok and not once:
-            say("\nThe brokers keep running; try, in another terminal:")
-            for member in demo.members.values():
-                say(f"   liaison audit verify --data {member.data} --as {member.spec.auditor}")
-            say("Ctrl-C stops them.")
+            _hints(demo, say)
             while demo.running():  # noqa: ASYNC110 - child processes have no event to await
                 await asyncio.sleep(0.5)
         return ok
-    except DemoFailed as e:
+    except (DemoFailed, RecipientError, SenderError) as e:
         _step(say, "FAILED", str(e))
         return False
     finally:
