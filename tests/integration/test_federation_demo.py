@@ -124,6 +124,15 @@ def test_an_auditor_follows_the_crossing_through_both_logs_and_ctrl_c_stops_it(
         assert wrong.stderr.startswith(
             "liaison: NOT followed: no checkpoint signed with the pinned log key"
         )
+        # On Kosovo's broker the crossing is Kosovo's to audit: North Macedonia's ombudsperson
+        # (whom that broker's demo directory also knows) sees none of its events there.
+        foreign = run_cli(
+            "audit", "verify", "--data", xk.data, "--as", mk.spec.auditor, "--peer", mk.url,
+            "--checkpoint-key", base64.b64encode(xk.log()[1]).decode(), "--follow", notice_id,
+            "--peer-data", mk.data, "--peer-as", mk.spec.auditor,
+            "--peer-checkpoint-key", base64.b64encode(mk.log()[1]).decode(),
+        )  # fmt: skip
+        assert foreign.returncode == 1 and "NOT followed: no event of notice" in foreign.stderr
         # A notice that never crossed has no half abroad to follow.
         local = _follow(xk, mk, "0" * 32, mk.log()[1])
         assert local.returncode == 1 and "NOT followed: no event of notice" in local.stderr
