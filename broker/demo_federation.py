@@ -80,7 +80,7 @@ class FederationDemo:
         _step(
             self.say,
             "Setting up",
-            f"{len(self.region)} sovereign brokers on loopback, under {self.root}",
+            f"{len(self.region)} sovereign brokers on loopback, under {self.root} (DEMO below)",
         )
         now = datetime.now(UTC)
         for spec in self.region:

@@ -47,10 +47,8 @@ class Proved:
         e = self.event
         details = e.get("details") or {}
         said = [f"{k}={details[k]}" for k in ("peer", "peer_notice_id", "role") if details.get(k)]
-        return (
-            f"#{self.seq:<4} {e.get('at', '')}  {e.get('actor', '')}  {e.get('action', '')}  "
-            + (", ".join(said))
-        )
+        head = f"#{self.seq:<4} {e.get('at', '')}  {e.get('actor', '')}  {e.get('action', '')}"
+        return f"{head}  {', '.join(said)}" if said else head
 
 
 def witnessed(
