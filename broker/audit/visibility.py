@@ -6,6 +6,10 @@ jurisdictions a Cedar ``audit_jurisdiction`` decision allowed). Invariants:
 
 - an event about a notice belongs to the notice's jurisdiction, whoever caused it (the sender,
   the broker's routing and escalation, a recipient's read or acknowledgement, a refused read);
+- except an event about a notice this broker forwarded to a peer (its jurisdiction is in another
+  country): it belongs to the sending agency's jurisdiction, so the sending country's auditors
+  oversee their agencies' crossings here, and the receiving country's see the other half on
+  their own broker;
 - any other event belongs to the jurisdiction of the agency or contact that caused it (a refused
   post, a token, an auditor's own reads of the log);
 - an event caused by an agency or contact the directory does not know (any more), and one by
@@ -36,16 +40,23 @@ class EventPlace:
     actor: str
     notice_jurisdiction: str | None  # None when the event is about no (existing) notice
     about_notice: bool = False  # the event names a notice id (existing or not)
+    sent_abroad_by: str | None = None  # the sending agency of a notice forwarded to a peer
+
+
+def _organisation_place(organisation_id: str, directory: Directory) -> str:
+    organisation = directory.organisations.get(organisation_id)
+    return organisation.jurisdiction if organisation is not None else HIDDEN
 
 
 def jurisdiction_of(place: EventPlace, directory: Directory) -> str | None:
     """The event's jurisdiction; ``None`` for a log-wide event; ``HIDDEN`` when undecidable."""
+    if place.sent_abroad_by is not None:
+        return _organisation_place(place.sent_abroad_by, directory)
     if place.notice_jurisdiction is not None:
         return place.notice_jurisdiction
     kind, _, ident = place.actor.partition(":")
     if kind == "agency":
-        organisation = directory.organisations.get(ident)
-        return organisation.jurisdiction if organisation is not None else HIDDEN
+        return _organisation_place(ident, directory)
     if kind == "contact":
         contact = directory.contacts.get(ident)
         if contact is None or contact.organisation not in directory.organisations:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broker.cli.common import EXIT_FAILED, EXIT_OK, command, data_option, group
+from broker.cli.follow import follow_options
 from broker.cli.operator.audit import local_export, write_lines
 from broker.cli.principals import recipient_call, recipient_options
 from broker.errors import ConfigError
@@ -156,6 +157,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from broker.audit.verify import read_export, verify_export
 
     key = _checkpoint_keys(args.checkpoint_key)
+    if args.follow and (args.file or args.cosigned or not (args.url or args.as_)):
+        raise ConfigError(
+            "--follow follows a live broker's log: give --url or --data/--as, no FILE"
+        )
     cosigned, witnesses = _cosigned(args)
     if cosigned is not None and not (args.file or args.url or args.as_):
         header = {"key_name": _origin(cosigned), "public_key": ""}
@@ -195,6 +200,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         print(f"liaison: audit log does NOT verify: {result.message}", file=sys.stderr)
         return EXIT_FAILED
     print(f"OK: {result.message}{witnessed}")
+    if args.follow:
+        from broker.cli.follow import follow
+
+        for line in follow(args, key, _checkpoint_keys(args.peer_checkpoint_key)):
+            print(line)
     return EXIT_OK
 
 
@@ -348,6 +358,7 @@ def add_audit_commands(sub: Any) -> None:
         metavar="FILE",
         help="a checkpoint cosigned by the witnesses (`liaison witness --out`, or its --state file)",
     )
+    follow_options(p)
     recipient_options(p)
 
 

@@ -22,12 +22,19 @@ from broker.audit.merkle import CompactRange, leaf_hash
 from broker.audit.visibility import EventPlace
 from broker.store import Database
 from broker.store.boundary import fetch_all, transaction
-from broker.store.tables import AuditCheckpointRow, AuditEventRow, AuditHeadRow, NoticeRow
+from broker.store.tables import (
+    AuditCheckpointRow,
+    AuditEventRow,
+    AuditHeadRow,
+    FederationCrossingRow,
+    NoticeRow,
+)
 
 event_t = AuditEventRow.__table__  # type: ignore[attr-defined]
 head_t = AuditHeadRow.__table__  # type: ignore[attr-defined]
 checkpoint_t = AuditCheckpointRow.__table__  # type: ignore[attr-defined]
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
+crossing_t = FederationCrossingRow.__table__  # type: ignore[attr-defined]
 
 
 async def lock_head(conn: AsyncConnection) -> None:
@@ -121,8 +128,12 @@ class StoredEvent:
 
 
 def _placed(conditions: list[Any]) -> Any:
-    """Events joined to the jurisdiction of the notice they are about (if it exists)."""
-    joined = event_t.outerjoin(notice_t, notice_t.c.id == event_t.c.notice_id)
+    """Events joined to the jurisdiction of the notice they are about (if it exists), and to
+    its sender when this broker forwarded it to a peer (broker/audit/visibility.py)."""
+    joined = event_t.outerjoin(notice_t, notice_t.c.id == event_t.c.notice_id).outerjoin(
+        crossing_t,
+        and_(crossing_t.c.notice_id == event_t.c.notice_id, crossing_t.c.direction == "send"),
+    )
     return (
         select(
             event_t.c.seq,
@@ -131,6 +142,8 @@ def _placed(conditions: list[Any]) -> Any:
             event_t.c.actor,
             event_t.c.notice_id,
             notice_t.c.jurisdiction_id,
+            notice_t.c.sender_id,
+            crossing_t.c.direction,
         )
         .select_from(joined)
         .where(and_(*conditions))
@@ -140,7 +153,8 @@ def _placed(conditions: list[Any]) -> Any:
 
 def _stored(row: Any) -> StoredEvent:
     about_notice = row.notice_id not in (None, "-")
-    place = EventPlace(row.actor, row.jurisdiction_id, about_notice)
+    sent_abroad_by = row.sender_id if row.direction == "send" else None
+    place = EventPlace(row.actor, row.jurisdiction_id, about_notice, sent_abroad_by)
     return StoredEvent(row.seq, row.body, bytes(row.leaf), place)
 
 

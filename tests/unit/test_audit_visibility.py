@@ -36,6 +36,11 @@ AUTHORIZER = Authorizer(load_policies(POLICIES), DIRECTORY)
         (EventPlace("broker", None), None),
         (EventPlace("operator:root", None), None),
         (EventPlace("unknown", None), None),
+        # A notice this broker forwarded abroad: its sender's country, whoever caused the event
+        # (the peer reporting an acknowledgement, the forwarder), never the destination's.
+        (EventPlace("peer:mk", "mk-kumanovo", True, sent_abroad_by="xk-mpb"), "xk"),
+        (EventPlace("broker", "mk-kumanovo", True, sent_abroad_by="xk-mpb"), "xk"),
+        (EventPlace("broker", "mk-kumanovo", True, sent_abroad_by="no-such-agency"), HIDDEN),
     ],
 )
 def test_each_event_is_placed_by_its_notice_else_by_who_caused_it(
@@ -58,6 +63,14 @@ def test_the_shipped_policy_gives_each_ombudsperson_their_own_country_only() -> 
     assert visible(kumanovo, DIRECTORY, mk.jurisdictions)
     assert not visible(kumanovo, DIRECTORY, ba.jurisdictions)
     assert visible(EventPlace("broker", None), DIRECTORY, ba.jurisdictions)
+    # Kosovo's ombudsperson oversees a Kosovo ministry's crossing on Kosovo's broker; North
+    # Macedonia's sees its half on its own broker, not this one (attacker: an auditor of one
+    # country reading another's trail).
+    xk = AUTHORIZER.audit_scope("xk-ombudsman-auditor", NOW)
+    crossed = EventPlace("peer:mk", "mk-kumanovo", True, sent_abroad_by="xk-mpb")
+    assert visible(crossed, DIRECTORY, xk.jurisdictions)
+    assert not visible(crossed, DIRECTORY, mk.jurisdictions)
+    assert not visible(crossed, DIRECTORY, ba.jurisdictions)
     assert not visible(EventPlace("agency:gone", None), DIRECTORY, ba.jurisdictions)
 
 

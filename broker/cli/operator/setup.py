@@ -260,7 +260,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if keep is not None and keep.exists():
         raise ConfigError(f"{keep} exists; --keep needs a new directory")
     configure_logging("warning", "console")  # the narration is the output; warnings still show
-    ok = asyncio.run(run_demo(lambda line: print(line, flush=True), keep))
+    say = lambda line: print(line, flush=True)  # noqa: E731 - one line, named for reading
+    if args.federation:
+        from broker.demo_federation import run_federation_demo
+
+        ok = asyncio.run(run_federation_demo(say, keep, once=args.once))
+    else:
+        ok = asyncio.run(run_demo(say, keep))
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -312,3 +318,13 @@ def add_demo_command(sub: Any) -> None:
     """``liaison demo``."""
     p = command(sub, "demo", cmd_demo, "tell the whole story against a temporary embedded broker")
     p.add_argument("--keep", metavar="DIR", help="keep the demo's data directory here")
+    p.add_argument(
+        "--federation",
+        action="store_true",
+        help="two national brokers on loopback (Kosovo, North Macedonia): a notice crosses",
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="with --federation: stop when the story is told (else serve on until Ctrl-C)",
+    )

@@ -1,0 +1,146 @@
+"""``liaison demo --federation`` as a user runs it, and ``audit verify --follow`` on its brokers.
+
+The demo is a subprocess that starts two real brokers on loopback (Kosovo, North Macedonia) and
+tells the crossing. Once with ``--once``: it must tell the whole story and exit 0. Once
+interactively: while its brokers serve on, an auditor follows the notice through both logs from
+the command line (and is refused with a wrong pinned key, or a notice that never crossed); then
+Ctrl-C stops the demo and both brokers.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from broker.demo_region import REGION, Member
+from tests.support import LIAISON, run_cli
+
+STORY = (
+    "== 1. A Kosovo ministry posts",
+    "for mk under agreement xk-mk-2026-returnees: queued",
+    "forwarded to Broker of North Macedonia: sent",
+    "signed by Ministry of Internal Affairs of Kosovo (key xk-mpb.ed25519.",
+    "the same device without the Kosovo pin refuses: the notice crossed from peer xk",
+    "[mk-kumanovo.pcve-focal-point] (abroad, mk): acknowledged",
+    "== 5. Each side's auditor verifies",
+    "== 6. Following the notice through both logs",
+    "notice.forward_queued  peer=mk",
+    "peer:mk  notice.acknowledged_abroad  peer=mk",
+    "peer:xk  notice.received_from_peer  peer=xk",
+    "contact:mk-kumanovo-pcve  delivery.acknowledged",
+    "== Done: the story crossed a border on this machine",
+)
+
+
+def test_the_federation_demo_tells_the_crossing_and_exits(tmp_path: Path) -> None:
+    result = run_cli("demo", "--federation", "--once", "--keep", tmp_path / "region", timeout=240)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    for expected in STORY:
+        assert expected in out, expected
+    # Both auditors' `audit verify --peer` and the follow passed, each cosigned by the other.
+    assert len(re.findall(r"^   OK: verified \d+ events", out, re.MULTILINE)) == 3
+    assert "OK: followed " in out and "each included in a checkpoint the other side cosigned" in out
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out)  # no raw control characters
+    for peer, other in (("xk", "mk"), ("mk", "xk")):
+        assert (tmp_path / "region" / peer / "policies" / "peers" / f"{other}.yaml").exists()
+
+
+@contextmanager
+def interactive(root: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The demo without --once, until it says the brokers keep running; killed if still up."""
+    output = root.with_name("demo.out")
+    with output.open("w") as sink:
+        # Its own process group, as a shell starts it: Ctrl-C goes to the demo and its brokers.
+        demo = subprocess.Popen(
+            [*LIAISON, "demo", "--federation", "--keep", str(root)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "Ctrl-C stops them." not in output.read_text():
+            assert demo.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.5)
+        yield demo, output.read_text()
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+
+
+def _members(root: Path, output: str) -> dict[str, Member]:
+    ports = dict(re.findall(r"\((\w\w)\): http://127\.0\.0\.1:(\d+)", output))
+    return {s.id: Member(s, root / s.id, int(ports[s.id])) for s in REGION}
+
+
+def _follow(
+    xk: Member, mk: Member, notice_id: str, peer_key: bytes
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "audit", "verify", "--data", xk.data, "--url", xk.url, "--as", xk.spec.auditor,
+        "--checkpoint-key", base64.b64encode(xk.log()[1]).decode(), "--peer", mk.url,
+        "--follow", notice_id, "--peer-data", mk.data, "--peer-as", mk.spec.auditor,
+        "--peer-checkpoint-key", base64.b64encode(peer_key).decode(),
+    )  # fmt: skip
+
+
+def test_an_auditor_follows_the_crossing_through_both_logs_and_ctrl_c_stops_it(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "region"
+    with interactive(root) as (demo, text):
+        members = _members(root, text)
+        xk, mk = members["xk"], members["mk"]
+        found = re.search(r"accepted: notice ([0-9a-f]{32})", text)
+        assert found is not None
+        notice_id = found.group(1)
+        deadline = time.monotonic() + 60
+        while True:  # a late status report may be newer than the last cosigned checkpoint
+            followed = _follow(xk, mk, notice_id, mk.log()[1])
+            if "try again after the next checkpoint" not in followed.stderr:
+                break
+            assert time.monotonic() < deadline, followed.stderr
+            time.sleep(1)
+        assert followed.returncode == 0, followed.stderr
+        assert f"received as {notice_id}" in followed.stdout
+        assert "notice.received_from_peer" in followed.stdout
+        assert "notice.routed_abroad" in followed.stdout
+        # The peer's log held to a key that did not sign it: nothing there counts.
+        wrong = _follow(xk, mk, notice_id, xk.log()[1])
+        assert wrong.returncode == 1
+        assert wrong.stderr.startswith(
+            "liaison: NOT followed: no checkpoint signed with the pinned log key"
+        )
+        # On Kosovo's broker the crossing is Kosovo's to audit: North Macedonia's ombudsperson
+        # (whom that broker's demo directory also knows) sees none of its events there.
+        foreign = run_cli(
+            "audit", "verify", "--data", xk.data, "--as", mk.spec.auditor, "--peer", mk.url,
+            "--checkpoint-key", base64.b64encode(xk.log()[1]).decode(), "--follow", notice_id,
+            "--peer-data", mk.data, "--peer-as", mk.spec.auditor,
+            "--peer-checkpoint-key", base64.b64encode(mk.log()[1]).decode(),
+        )  # fmt: skip
+        assert foreign.returncode == 1 and "NOT followed: no event of notice" in foreign.stderr
+        # A notice that never crossed has no half abroad to follow.
+        local = _follow(xk, mk, "0" * 32, mk.log()[1])
+        assert local.returncode == 1 and "NOT followed: no event of notice" in local.stderr
+        # Ctrl-C (to the demo's process group, as a terminal sends it) stops it and its brokers.
+        os.killpg(demo.pid, signal.SIGINT)
+        assert demo.wait(timeout=60) == 130
+    for member in members.values():
+        # A broker that stopped cleanly removed its pid file and control socket; none answers.
+        assert not list((member.data / "run").iterdir()), member.spec.id
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", member.port), timeout=2).close()
