@@ -178,6 +178,7 @@ def test_a_signed_alert_is_verified_for_the_recipient_and_a_changed_one_is_not(
     assert "cap_original" not in shown  # the base64 is exported with --cap, not printed here
     exported = read(broker, notice_id, "--cap").encode()
     assert exported == data and verify_signature(exported)["status"] == "valid"
+    assert schema_valid(exported)  # the signature is the schema's own extension point
     changed = data.replace(b"avoid public statements", b"make public statements")
     changed = changed.replace(b"MK-BJB-2026-11-0042", b"MK-BJB-2026-11-0043")
     shown = read(broker, send(broker, "changed.xml", changed))
