@@ -5,7 +5,9 @@ time left and the TLP marking with one line on what it allows; no view scrolls s
 phone; focus and the page title follow the view; an error stays on the page. Sign-in refuses a
 key pair that is not the contact's and says which file is wrong. The ministry lists its own
 notices with each role's state and reads a reply decrypted in the page; an auditor pages past
-the first 200 events and sees the rule and policy behind a routing event. Screenshots of each
+the first 200 events and sees the rule and policy behind a routing event. Exercise and test
+notices (one a CAP alert posted as XML) are labelled in the sent list, the status and notice
+views and the auditor's filter (issue 18). Screenshots of each
 view at each size go to tests/_artifacts/web/.
 """
 
@@ -274,4 +276,63 @@ async def test_the_auditor_pages_past_200_events_and_sees_the_rule_behind_routin
     await expect(rows).to_have_count(200)
     assert await overflow(page) <= 0
     await shot(page, "pages-audit-paging-phone")
+    assert not errors, errors
+
+
+CAP_ALERT = Path(__file__).resolve().parents[1] / "data" / "cap" / "restricted-security.xml"
+
+
+async def test_exercise_and_test_notices_are_labelled_in_the_sent_list_status_and_audit_views(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    """The ministry's exercise in its sent list and status view; a CAP alert whose ``status`` is
+    Test, posted as ``application/cap+xml``, in the mayor's inbox and notice view (the page maps
+    the marking from the signed XML itself and compares it with the broker's copy); the
+    auditor's filter shows only the test notice's events, its posted and routed ones tagged."""
+    keys = demo_dir / "keys"
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        drill = await ministry.post_notice(
+            {**json.loads(EXAMPLE.read_text()), "exercise": "exercise"}
+        )
+        drill_id = drill.body["id"]
+    alert = CAP_ALERT.read_bytes().replace(b"2026-12-31", b"2099-12-31")
+    async with sender(demo_dir, broker.url, "mk-bjb") as bureau:
+        cap_id = (await bureau.post_cap(alert.replace(b"<status>Actual", b"<status>Test"))).body[
+            "id"
+        ]
+
+    page = await new_page(browser, "desktop")
+    errors = watch_errors(page)
+    await sign_in(page, broker.url, keys, "mk-mvr", agency=True)
+    await page.select_option("#language", "en")
+    row = page.locator(f'#sent li[data-id="{drill_id}"]')
+    await expect(row.locator(".exercise-tag")).to_have_text("Exercise", timeout=10_000)
+    await row.locator("button.link").click()
+    await expect(page.locator("#exercise-banner")).to_have_text(
+        "Exercise: this notice is an exercise, not a real event."
+    )
+
+    mayor = await new_page(browser, "desktop")
+    errors += watch_errors(mayor)
+    await sign_in(mayor, broker.url, keys, "mk-kumanovo-mayor")
+    await mayor.select_option("#language", "en")
+    row = mayor.locator(f'#notices li[data-id="{cap_id}"]')
+    await expect(row.locator(".exercise-tag")).to_have_text("Test", timeout=10_000)
+    await row.locator("a").click()
+    await expect(mayor.locator("#verdict")).to_have_class("verdict ok")
+    await expect(mayor.locator("#exercise-banner")).to_have_text(
+        "Test: this notice is a test, not a real event."
+    )
+
+    auditor = await new_page(browser, "desktop")
+    errors += watch_errors(auditor)
+    await sign_in(auditor, broker.url, keys, "mk-ombudsman-auditor")
+    await auditor.select_option("#language", "en")
+    await auditor.select_option("#audit-exercise", "test")
+    await auditor.click(".filters button[type=submit]")
+    rows = auditor.locator("table.events tbody tr")
+    await expect(rows.filter(has_text=f"notice:{drill_id}")).to_have_count(0)  # filtered now
+    for action in ("notice.posted", "notice.routed"):  # the leaves that carry the marking
+        event = rows.filter(has_text=f"notice:{cap_id}").filter(has_text=action)
+        await expect(event.locator(".exercise-tag")).to_have_text("Test")
     assert not errors, errors

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -177,6 +178,7 @@ def test_a_signed_alert_is_verified_for_the_recipient_and_a_changed_one_is_not(
     assert "cap_original" not in shown  # the base64 is exported with --cap, not printed here
     exported = read(broker, notice_id, "--cap").encode()
     assert exported == data and verify_signature(exported)["status"] == "valid"
+    assert schema_valid(exported)  # the signature is the schema's own extension point
     changed = data.replace(b"avoid public statements", b"make public statements")
     changed = changed.replace(b"MK-BJB-2026-11-0042", b"MK-BJB-2026-11-0043")
     shown = read(broker, send(broker, "changed.xml", changed))
@@ -239,8 +241,11 @@ def test_a_real_signed_alert_with_sha1_is_reported_with_its_reason() -> None:
     assert verify_signature((DATA / "real" / "canada.cap").read_bytes()) == {"status": "absent"}
 
 
-def test_a_notice_not_from_cap_exports_as_valid_cap(broker: tuple[Path, str]) -> None:
-    notice = {
+@pytest.mark.parametrize(("marking", "status"), [(None, "Actual"), ("exercise", "Exercise")])
+def test_a_notice_not_from_cap_exports_as_valid_cap(
+    broker: tuple[Path, str], marking: str | None, status: str
+) -> None:
+    notice: dict[str, Any] = {
         "channel": "public-safety-alert",
         "jurisdiction": "mk-kumanovo",
         "severity": "medium",
@@ -254,7 +259,9 @@ def test_a_notice_not_from_cap_exports_as_valid_cap(broker: tuple[Path, str]) ->
             "description": "Until Friday.",
         },
     }
-    path = broker[0] / "plain.json"
+    if marking is not None:
+        notice["exercise"] = marking
+    path = broker[0] / f"plain-{status}.json"
     path.write_text(json.dumps(notice))
     sent = run_cli(
         "send", path, "--data", broker[0], "--url", broker[1], "--as", "mk-bjb", "--json"
@@ -267,6 +274,7 @@ def test_a_notice_not_from_cap_exports_as_valid_cap(broker: tuple[Path, str]) ->
     assert root.findtext(f"{CAP}info/{CAP}severity") == "Moderate"
     assert root.findtext(f"{CAP}info/{CAP}area/{CAP}geocode/{CAP}value") == "mk-kumanovo"
     assert root.findtext(f"{CAP}info/{CAP}senderName") == "Public Security Bureau"
+    assert root.findtext(f"{CAP}status") == status  # an exercise exports as one
 
 
 @pytest.mark.parametrize(
@@ -373,3 +381,42 @@ def test_post_xml_is_for_cap_alerts_on_their_channel(broker: tuple[Path, str]) -
     assert (
         refused.stderr == "liaison: --post-xml posts a --cap alert, on public-safety-alert only\n"
     )
+
+
+LABELS = {
+    "exercise": ("[EXERCISE]", "*** EXERCISE: this notice is an exercise, not a real event. ***"),
+    "test": ("[TEST]", "*** TEST: this notice is a test, not a real event. ***"),
+}
+
+
+@pytest.mark.parametrize(("status", "marking"), [("Exercise", "exercise"), ("Test", "test")])
+def test_an_exercise_or_test_alert_posted_as_cap_xml_is_labelled_for_its_readers(
+    broker: tuple[Path, str], status: str, marking: str
+) -> None:
+    """A CAP alert whose ``status`` is Exercise or Test, POSTed to ``liaison serve`` as
+    ``application/cap+xml`` and signed like any notice: routed to the mayor and the
+    community-safety council as a real alert is, labelled in their inbox, above ``read`` and
+    above the poster's ``status``, and exported as the original, still saying so. (Webhook,
+    e-mail and escalation: tests/integration/test_exercise.py, whose broker's clock is the
+    test's.)"""
+    data = (DATA / "restricted-security.xml").read_bytes().replace(b"2026-12-31", b"2099-12-31")
+    data = data.replace(b"<status>Actual", f"<status>{status}".encode())
+    data = data.replace(b"0042", f"0042-{marking}".encode())
+    notice_id = send(broker, f"{marking}.xml", data, "--post-xml")
+    tag, line = LABELS[marking]
+    shown = json.loads(read(broker, notice_id, "--json"))
+    assert shown["notice"]["exercise"] == shown["metadata"]["exercise"] == marking
+    assert shown["notice"]["body"]["cap_status"] == status
+    assert read(broker, notice_id).splitlines()[0] == line
+    common = ["--data", str(broker[0]), "--url", broker[1]]
+    for reader in (MAYOR, "mk-kumanovo-csc"):  # routed as the real alert: both local leaders
+        inbox = run_cli("--lang", "en", "inbox", "--as", reader, *common)
+        assert inbox.returncode == 0, inbox.stderr
+        [listed] = [row for row in inbox.stdout.splitlines() if notice_id in row]
+        assert listed.startswith(f"{tag}  ")
+    status_shown = run_cli("--lang", "en", "status", notice_id, "--as", "mk-bjb", *common)
+    assert status_shown.returncode == 0, status_shown.stderr
+    assert status_shown.stdout.splitlines()[0] == line
+    exported = read(broker, notice_id, "--cap").encode()
+    assert exported == data and schema_valid(exported)
+    assert etree.fromstring(exported).findtext(f"{CAP}status") == status

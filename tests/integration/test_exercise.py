@@ -8,8 +8,11 @@ leaves and the auditor's filter. The attacker is a compromised broker host editi
 copy of the marking (the agency signed the original inside the notice): the recipient's
 verification refuses the notice. An update cannot make an exercise real. Past the deadline the
 exercise does not escalate to the mayor while a real notice does, and the continuity report
-counts it apart. One broker per store (SQLite file, then PostgreSQL) for the whole module, its
-clock frozen so the test drives escalation; the test that moves the clock runs last.
+counts it apart. A CAP 1.2 alert whose ``status`` is Exercise or Test, posted as
+``application/cap+xml``, gets the marking from the broker's own mapping of the signed XML and is
+alerted and kept from escalation the same way. One broker per store (SQLite file, then
+PostgreSQL) for the whole module, its clock frozen so the test drives escalation; the tests that
+move the clock run last.
 """
 
 from __future__ import annotations
@@ -39,13 +42,16 @@ from tests.support import free_port, run_cli
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CHANNEL, POSTER = "returnee-repatriation", "mk-mvr"
-PCVE, SWC, MAYOR, AUDITOR = (
+PCVE, SWC, MAYOR, CSC, AUDITOR = (
     "mk-kumanovo-pcve",
     "mk-kumanovo-swc",
     "mk-kumanovo-mayor",
+    "mk-kumanovo-csc",
     "mk-ombudsman-auditor",
 )
 MAYOR_ROLE, PCVE_ROLE = "mk-kumanovo.mayor", "mk-kumanovo.pcve-focal-point"
+CSC_ROLE = "mk-kumanovo.community-safety-council"
+CAP_ALERT = Path(__file__).resolve().parents[1] / "data" / "cap" / "restricted-security.xml"
 MK_LINE = "*** ВЕЖБА: ова известување е вежба, а не вистински настан. ***"
 
 
@@ -73,7 +79,7 @@ async def drill(
     data = tmp_path_factory.mktemp("exercise") / "demo"
     shutil.copytree(demo_template, data)
     hook, mailbox, smtp_port = Receiver(), Mailbox(), free_port()
-    add_webhooks(data, {PCVE: hook.url})
+    add_webhooks(data, {PCVE: hook.url, CSC: hook.url})  # CSC: only public-safety alerts reach it
     env = {
         "LIAISON_SMTP_HOST": "127.0.0.1",
         "LIAISON_SMTP_PORT": str(smtp_port),
@@ -220,10 +226,76 @@ async def test_an_update_cannot_turn_an_exercise_real(drill: Drill) -> None:
         assert kept.status == 201
 
 
+def cap_alert(status: str) -> bytes:
+    """The Public Security Bureau's restricted alert for Kumanovo, with this ``status``."""
+    data = CAP_ALERT.read_bytes().replace(b"2026-12-31", b"2099-12-31")
+    data = data.replace(b"<status>Actual", f"<status>{status}".encode())
+    return data.replace(b"-0042<", f"-0042-drill-{status}<".encode())
+
+
+async def test_a_cap_exercise_or_test_posted_as_xml_alerts_as_one_and_never_escalates(
+    drill: Drill,
+) -> None:
+    """The alerts are the agency's signed XML; the marking comes from the broker's mapping of it.
+    Moves the broker's clock past the channel's 12-hour deadline: runs after every CLI test."""
+    async with drill.broker.sender("mk-bjb", drill.clock) as bureau:
+        ids = {
+            status: str((await bureau.post_cap(cap_alert(status))).body["id"])
+            for status in ("Exercise", "Test", "Actual")
+        }
+    marking = {ids["Exercise"]: "exercise", ids["Test"]: "test", ids["Actual"]: None}
+    routed = await drill.broker.rows(
+        "SELECT notice_id, role_id FROM delivery WHERE notice_id IN (:a, :b, :c)",
+        a=ids["Exercise"],
+        b=ids["Test"],
+        c=ids["Actual"],
+    )
+    for notice_id in marking:  # as the real alert: the mayor and the community-safety council
+        assert sorted(r for n, r in routed if n == notice_id) == sorted([CSC_ROLE, MAYOR_ROLE])
+    async with drill.broker.recipient(MAYOR, drill.clock) as mayor:
+        items = {i["notice_id"]: i for i in (await mayor.inbox())["items"]}
+        for notice_id, marked in marking.items():
+            assert items[notice_id]["exercise"] == marked
+            verified = await mayor.read(notice_id)  # mapped again from the signed XML, here
+            assert verified.notice.get("exercise") == verified.metadata["exercise"] == marked
+    await drill.broker.app[OUTBOX].tick(drill.clock.now())
+    payloads = {
+        json.loads(body)["data"]["notice_id"]: json.loads(body)["data"]
+        for _, body, _ in drill.hook.received
+    }
+    for notice_id, marked in marking.items():  # the community-safety council's webhook
+        assert payloads[notice_id]["exercise"] == marked
+    mails = [message_from_bytes(m.content, policy=policy.default) for m in drill.mailbox.messages]
+    subjects = {
+        notice_id: {m["Subject"] for m in mails if notice_id in m.get_content()}
+        for notice_id in marking
+    }
+    new_notice = "Liaison: ве чека ново известување"
+    assert subjects[ids["Exercise"]] == {f"[ВЕЖБА] {new_notice}"}  # mayor and council, in mk
+    assert subjects[ids["Test"]] == {f"[ТЕСТ] {new_notice}"}
+    assert subjects[ids["Actual"]] == {new_notice}
+    drill.clock.advance(timedelta(hours=13))  # public-safety-alert: 12 hours, then P/CVE
+    await drill.broker.app[ESCALATION].tick(drill.clock.now())
+    escalated = {
+        n
+        for (n,) in await drill.broker.rows(
+            "SELECT notice_id FROM delivery WHERE role_id = :r", r=PCVE_ROLE
+        )
+    }
+    assert ids["Actual"] in escalated
+    assert ids["Exercise"] not in escalated and ids["Test"] not in escalated
+    async with drill.broker.recipient(AUDITOR, drill.clock) as auditor:
+        report = await auditor.continuity_report("mk-kumanovo")
+    roles = {r["role"]: r for g in report["jurisdictions"] for r in g["roles"]}
+    apart = json.dumps(roles[MAYOR_ROLE]["exercise_overdue_items"])
+    assert ids["Exercise"] in apart and ids["Test"] in apart and ids["Actual"] not in apart
+    assert ids["Exercise"] not in json.dumps(roles[MAYOR_ROLE]["overdue_items"])
+
+
 async def test_an_overdue_exercise_does_not_escalate_while_a_real_notice_does(
     drill: Drill,
 ) -> None:
-    """Runs last in this module: it moves the broker's clock past the deadline."""
+    """Runs last in this module (after the CAP one): it moves the broker's clock past the deadline."""
     drill_id = await post(drill, exercise())
     real_id = await post(drill, example(CHANNEL))
     drill.clock.advance(timedelta(hours=25))  # the channel's deadline is 24 hours
