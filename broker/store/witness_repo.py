@@ -15,9 +15,9 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, insert, select, update
 
+from broker.audit.events import AuditEvent
 from broker.audit.witness import WitnessState
 from broker.crypto.note import DASH
-from broker.audit.events import AuditEvent
 from broker.store import Database, audit_repo
 from broker.store.audit_repo import checkpoint_t
 from broker.store.boundary import fetch_all, fetch_first, transaction

@@ -178,7 +178,17 @@ async def test_the_page_matches_language_tags_as_the_broker_does(
     browser: Browser, broker: BrokerProcess
 ) -> None:
     tags = ["en-GB", "sq-XK", "bs-Latn-BA", "hr-HR", "sr", "sr-ME", "sr_Latn", "SR-CYRL"]
-    tags += ["sr-Cyrl-BA", "sr-RS-Cyrl", "cnr", "cnr-ME", "mk-MK", "de", "x-klingon"]
+    tags += [
+        "sr-Cyrl-BA",
+        "sr-RS-Cyrl",
+        "cnr",
+        "cnr-ME",
+        "me",
+        "mk-MK",
+        "de",
+        "x-klingon",
+        "toString",
+    ]
     page = await american_page(browser)
     await page.goto(f"{broker.url}/")
     found = await page.evaluate(
