@@ -113,8 +113,37 @@ def cmd_read(args: argparse.Namespace) -> int:
     print(f"\n{safe(subject)}\n")
     for line in lines:
         print(line)
-    print(json.dumps(body, indent=2, ensure_ascii=False))
+    for line in body_lines(body, meta.get("labels") or {}):
+        print(line)
     return EXIT_OK
+
+
+def body_lines(body: Any, labels: dict[str, Any]) -> list[str]:
+    """The body one field a line, ``Label: value``, with the channel's labels for fields and
+    enum values in the reader's language (the policy file's, as the broker answered them for
+    this CLI's Accept-Language); a field or value without a label reads as the sender wrote it.
+    A body that is not an object is shown as JSON. The page shows the same (app.js ``fields``)."""
+    if not isinstance(body, dict):
+        return [safe(json.dumps(body, indent=2, ensure_ascii=False), multiline=True)]
+    fields, values = labels.get("fields") or {}, labels.get("values") or {}
+
+    def name(key: str) -> str:
+        label = fields.get(key)
+        return label if isinstance(label, str) else key.replace("_", " ")
+
+    def plain(value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(plain(v) for v in value)
+        if isinstance(value, dict):
+            return "; ".join(f"{name(k)}: {plain(v)}" for k, v in value.items())
+        if isinstance(value, str):
+            label = values.get(value)
+            return label if isinstance(label, str) else value
+        return json.dumps(
+            value, ensure_ascii=False
+        )  # numbers, true/false, null as JSON writes them
+
+    return [f"{safe(name(k))}: {safe(plain(v))}" for k, v in body.items()]
 
 
 def _where(item: dict[str, Any]) -> str:
