@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.common import data_dir, data_option
+from broker.cli.refusals import refusal_line
 from broker.config import load_settings
 from broker.errors import ConfigError
 
@@ -115,22 +116,7 @@ def sender_call(args: argparse.Namespace, call: Call) -> Any:
     try:
         return asyncio.run(run())
     except SenderError as e:
-        raise ConfigError(_refusal(str(e), e.problem)) from e
-
-
-def _refusal(message: str, problem: dict[str, Any]) -> str:
-    """The broker's refusal in one line, with what the problem document says beyond its detail:
-    each schema violation with its JSON pointer, and a 403's reason."""
-    violations = problem.get("violations")
-    if isinstance(violations, list) and violations:
-        parts = [
-            f"{v.get('pointer') or '/'}: {v.get('message', '')}"
-            for v in violations
-            if isinstance(v, dict)
-        ]
-        return f"{message} ({'; '.join(parts)})"
-    reason = problem.get("reason")
-    return f"{message} ({reason})" if isinstance(reason, str) and reason else message
+        raise ConfigError(refusal_line(e.status, e.problem, str(e))) from e
 
 
 # -- a recipient (contacts and auditors) -----------------------------------------------------
@@ -192,4 +178,4 @@ def recipient_call(args: argparse.Namespace, call: Call) -> Any:
     except VerificationFailed as e:
         raise ConfigError(f"REFUSED: {e}. Do not act on this notice; report it.") from e
     except RecipientError as e:
-        raise ConfigError(str(e)) from e
+        raise ConfigError(refusal_line(e.status, e.problem, str(e))) from e

@@ -12,7 +12,8 @@ from broker.cli import i18n
 from broker.cli.main import build_parser
 
 TEMPLATE = locale.HERE / "liaison.pot"
-CLI_SOURCES = ("recipient.py", "agency.py", "common.py", "cap_view.py")
+# Every module of the CLI (not its operator commands, which stay in English).
+CLI_SOURCES = tuple(sorted(p.name for p in (locale.HERE.parent / "cli").glob("*.py")))
 
 
 def cli_msgids() -> set[str]:
