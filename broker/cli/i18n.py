@@ -1,15 +1,17 @@
 """The language the CLI speaks to people: ``--lang``, else ``$LIAISON_LANG``, else the locale.
 
 Only what a recipient or an officer reads is translated (``inbox``, ``read``, ``ack``, ``watch``,
-``send``, ``status`` and ``run_command``'s refusal line); operator and admin commands stay in
-English, and ``--json`` output is never translated. Messages come from the same gettext catalogs
-as the e-mail alerts (``broker/locale``), which are compiled only when a non-English language is
-chosen, so an English run imports nothing beyond this module (the CLI imports lazily).
+``send``, ``status``, their ``--help``, the broker's refusals (``broker.cli.refusals``) and
+``run_command``'s refusal line); operator and admin commands stay in English, and ``--json`` output
+is never translated. ``main`` reads ``--lang`` before it builds the parser, for ``--help``.
+Messages come from the same gettext catalogs as the e-mail alerts (``broker/locale``), which are
+compiled only when a non-English language is chosen, so an English run imports nothing beyond this
+module (the CLI imports lazily).
 
 POSIX locales name Serbian by script the other way round from BCP 47: ``sr_RS`` is Cyrillic and
-``sr_RS@latin`` is Latin, so ``sr`` from the environment means Cyrillic here (a ``--lang sr``
-or ``LIAISON_LANG=sr`` too, for one rule); every other tag is read by
-``broker.languages.serving``, as the broker reads a directory's ``language``.
+``sr_RS@latin`` is Latin, so ``sr`` from the environment means Cyrillic here (a ``--lang sr`` or
+``LIAISON_LANG=sr`` too, for one rule); every other tag is read by ``broker.languages.serving``, as
+the broker reads a directory's ``language``.
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def add_recipient_commands(sub: Any) -> None:
     """``liaison inbox``, ``read``, ``ack`` and ``watch``."""
-    p = command(sub, "inbox", cmd_inbox, "list your notices (metadata only)")
+    p = command(sub, "inbox", cmd_inbox, _("list your notices (metadata only)"), person=True)
     p.add_argument(
         "--status", choices=["pending", "delivered", "read", "acknowledged", "escalated"]
     )
@@ -219,26 +219,36 @@ def add_recipient_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     recipient_options(p)
     p = command(
-        sub, "read", cmd_read, "fetch a notice, decrypt it here and verify the agency's signature"
+        sub,
+        "read",
+        cmd_read,
+        _("fetch a notice, decrypt it here and verify the agency's signature"),
+        person=True,
     )
     p.add_argument("id", metavar="NOTICE_ID")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--cap",
         action="store_true",
-        help="print the notice as an OASIS CAP 1.2 alert (the carried original when present)",
+        help=_("print the notice as an OASIS CAP 1.2 alert (the carried original when present)"),
     )
     recipient_options(p)
     p = command(
-        sub, "ack", cmd_ack, "acknowledge a notice (signed with your key), optionally replying"
+        sub,
+        "ack",
+        cmd_ack,
+        _("acknowledge a notice (signed with your key), optionally replying"),
+        person=True,
     )
     p.add_argument("id", metavar="NOTICE_ID")
-    p.add_argument("--reply", help="a reply to the sending agency, encrypted to its key")
+    p.add_argument("--reply", help=_("a reply to the sending agency, encrypted to its key"))
     recipient_options(p)
-    p = command(sub, "watch", cmd_watch, "print new notices as they arrive (Ctrl-C to stop)")
+    p = command(
+        sub, "watch", cmd_watch, _("print new notices as they arrive (Ctrl-C to stop)"), person=True
+    )
     p.add_argument(
         "--last-event-id",
         type=int,
-        help="replay what came after this event (default: only what arrives from now on)",
+        help=_("replay what came after this event (default: only what arrives from now on)"),
     )
     recipient_options(p)
