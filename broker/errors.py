@@ -204,13 +204,20 @@ class Forbidden(LiaisonError):
     code = "forbidden"
 
     def __init__(
-        self, message: str, *, detail: str | None = None, reason: str | None = None
+        self,
+        message: str,
+        *,
+        detail: str | None = None,
+        reason: str | None = None,
+        why: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message, detail=detail)
         self.reason = reason
+        self.why = why  # the reason as data ({"rule": ..., its fields}), for a client to translate
 
     def extensions(self) -> dict[str, object]:
-        return {"reason": self.reason} if self.reason else {}
+        given = {"reason": self.reason, "why": self.why}
+        return {k: v for k, v in given.items() if v}
 
 
 class Conflict(LiaisonError):

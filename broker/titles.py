@@ -25,11 +25,9 @@ from typing import Any
 from broker.domain.directory import Translations as Translations
 from broker.domain.directory import pick as pick
 from broker.errors import SourceProblem
-
-# The tags of broker.locale.LANGUAGES (tests/unit/test_titles.py keeps the two equal); listed
-# here so that the policy core need not import Babel.
-CODES = ("en", "sq", "bs", "hr", "sr-Latn", "sr-Cyrl", "cnr", "mk")
-DEFAULT = "en"
+from broker.languages import CODES as CODES
+from broker.languages import DEFAULT as DEFAULT
+from broker.languages import serving
 
 
 def text_schema(max_length: int) -> dict[str, Any]:
@@ -78,15 +76,8 @@ def _unknown(tag: str) -> str:
 
 
 def supported(tag: str) -> str | None:
-    """The one of ``CODES`` that serves a BCP 47 ``tag`` (as ``broker.locale.match``), or None."""
-    subtags = tag.strip().replace("_", "-").lower().split("-")
-    for code in CODES:
-        if code.lower() == "-".join(subtags):
-            return code
-    primary, rest = subtags[0], subtags[1:]
-    if primary == "sr":
-        return "sr-Cyrl" if "cyrl" in rest else "sr-Latn"
-    return primary if primary in CODES else None
+    """The one of ``CODES`` that serves a BCP 47 ``tag`` (``broker.languages.serving``), or None."""
+    return serving(tag)
 
 
 def from_accept_language(header: str | None) -> str | None:

@@ -5,9 +5,9 @@ RFC 3066 ``language`` (absent means ``en-US``). Import keeps every block (the ca
 a reader is shown the block in their language and told which other languages the alert has.
 
 Invariants:
-- a tag maps to one of the eight interface languages by the rules of ``broker.locale.match``
+- a tag maps to one of the eight interface languages by ``broker.languages.serving``
   (``mk-MK`` → ``mk``, ``sr`` → ``sr-Latn`` unless ``Cyrl`` is given, ``me``/``cnr-ME`` →
-  ``cnr``), except that a tag outside the eight maps to nothing, not to English;
+  ``cnr``); a tag outside the eight maps to nothing, not to English;
 - the reader's block is the first whose language maps to the reader's, else the alert's first
   block: a reader is never shown nothing, and never a block chosen by the broker;
 - the web inbox applies the same rules (``broker/web/static/cap.js``; a test compares them).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.cap.document import NS, text
-from broker.locale import LANGUAGES
+from broker.languages import serving
 
 DEFAULT_TAG = "en-US"  # CAP 1.2 §3.2.2: the language of an info block without one
 # The text of an info block a reader reads, with the notice body field each maps to.
@@ -45,16 +45,7 @@ class Block:
 
 def page_language(tag: str | None) -> str | None:
     """The interface language (of the eight) that serves a CAP language tag, or None."""
-    subtags = (tag or "").strip().replace("_", "-").lower().split("-")
-    for code in LANGUAGES:
-        if code.lower() == "-".join(subtags):
-            return code
-    primary, rest = subtags[0], subtags[1:]
-    if primary == "sr":
-        return "sr-Cyrl" if "cyrl" in rest else "sr-Latn"
-    if primary in ("me", "cnr"):
-        return "cnr"
-    return primary if primary in LANGUAGES else None
+    return serving(tag)
 
 
 def blocks(root: Any) -> list[Block]:

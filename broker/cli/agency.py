@@ -165,31 +165,39 @@ def _open_reply(args: argparse.Namespace, notice_id: str, reply: dict[str, Any])
 def add_agency_commands(sub: Any) -> None:
     """``liaison send`` and ``liaison status``."""
     p = command(
-        sub, "send", cmd_send, "post a signed notice (or an OASIS CAP 1.2 alert) as an agency"
+        sub,
+        "send",
+        cmd_send,
+        _("post a signed notice (or an OASIS CAP 1.2 alert) as an agency"),
+        person=True,
     )
     p.add_argument("notice", metavar="NOTICE.json", nargs="?")
     p.add_argument(
-        "--cap", metavar="ALERT.xml", help="import this CAP 1.2 alert instead of a notice file"
+        "--cap", metavar="ALERT.xml", help=_("import this CAP 1.2 alert instead of a notice file")
     )
     p.add_argument(
         "--channel",
         default="public-safety-alert",
-        help="with --cap: the channel (default: %(default)s)",
+        help=_("with --cap: the channel (default: %(default)s)"),
     )
     p.add_argument(
         "--supersedes",
         metavar="NOTICE_ID",
-        help="with --cap: the notice a CAP Update/Cancel replaces",
+        help=_("with --cap: the notice a CAP Update/Cancel replaces"),
     )
     p.add_argument(
         "--post-xml",
         action="store_true",
-        help="with --cap: post the alert itself as application/cap+xml (signed as it is)",
+        help=_("with --cap: post the alert itself as application/cap+xml (signed as it is)"),
     )
-    p.add_argument("--idempotency-key", help="reuse it to retry safely (default: a fresh one)")
+    p.add_argument("--idempotency-key", help=_("reuse it to retry safely (default: a fresh one)"))
     agency_options(p)
     p = command(
-        sub, "status", cmd_status, "delivery status of one of the agency's notices, per role"
+        sub,
+        "status",
+        cmd_status,
+        _("delivery status of one of the agency's notices, per role"),
+        person=True,
     )
     p.add_argument("id", metavar="NOTICE_ID")
     agency_options(p)

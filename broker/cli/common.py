@@ -90,11 +90,34 @@ def read_json(path: Path) -> dict[str, Any]:
 # -- building the parser ---------------------------------------------------------------------
 
 
-def command(parent: Any, name: str, run: Run, help: str) -> argparse.ArgumentParser:
-    """Add the command ``name`` under ``parent`` (a subparsers action); ``help`` is its description."""
-    p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+def command(
+    parent: Any, name: str, run: Run, help: str, *, person: bool = False
+) -> argparse.ArgumentParser:
+    """Add the command ``name`` under ``parent`` (a subparsers action); ``help`` is its description.
+
+    ``person``: a command an official runs, whose ``--help`` is in the CLI's language (the caller
+    passes its texts through ``_``; argparse's ``usage:`` and ``-h`` line are translated here).
+    """
+    if not person:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+    else:
+        from broker.cli.i18n import _
+
+        p = parent.add_parser(
+            name, help=help, description=help, add_help=False, formatter_class=HelpFormatter
+        )
+        p.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))
     p.set_defaults(run=run)
     return p
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help with its ``usage:`` prefix in the CLI's language."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        from broker.cli.i18n import _
+
+        super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
 
 
 def group(sub: Any, name: str, help: str, *, usage_on_stdout: bool = False) -> Any:
@@ -111,8 +134,10 @@ def group(sub: Any, name: str, help: str, *, usage_on_stdout: bool = False) -> A
 
 
 def data_option(p: argparse.ArgumentParser) -> None:
+    from broker.cli.i18n import _
+
     p.add_argument(
         "--data",
         metavar="DIR",
-        help="data directory (default: $LIAISON_DATA or ./liaison-data)",
+        help=_("data directory (default: $LIAISON_DATA or ./liaison-data)"),
     )

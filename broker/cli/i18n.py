@@ -1,14 +1,17 @@
 """The language the CLI speaks to people: ``--lang``, else ``$LIAISON_LANG``, else the locale.
 
 Only what a recipient or an officer reads is translated (``inbox``, ``read``, ``ack``, ``watch``,
-``send``, ``status`` and ``run_command``'s refusal line); operator and admin commands stay in
-English, and ``--json`` output is never translated. Messages come from the same gettext catalogs
-as the e-mail alerts (``broker/locale``), which are compiled only when a non-English language is
-chosen, so an English run imports nothing beyond this module (the CLI imports lazily).
+``send``, ``status``, their ``--help``, the broker's refusals (``broker.cli.refusals``) and
+``run_command``'s refusal line); operator and admin commands stay in English, and ``--json`` output
+is never translated. ``main`` reads ``--lang`` before it builds the parser, for ``--help``.
+Messages come from the same gettext catalogs as the e-mail alerts (``broker/locale``), which are
+compiled only when a non-English language is chosen, so an English run imports nothing beyond this
+module (the CLI imports lazily).
 
 POSIX locales name Serbian by script the other way round from BCP 47: ``sr_RS`` is Cyrillic and
-``sr_RS@latin`` is Latin, so ``sr`` from the environment means Cyrillic here (a ``--lang sr``
-or ``LIAISON_LANG=sr`` too, for one rule), and ``me``/``cnr`` is Montenegrin.
+``sr_RS@latin`` is Latin, so ``sr`` from the environment means Cyrillic here (a ``--lang sr`` or
+``LIAISON_LANG=sr`` too, for one rule); every other tag is read by ``broker.languages.serving``, as
+the broker reads a directory's ``language``.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-# The tags broker.locale.LANGUAGES serves (a unit test keeps the two equal).
-CODES = ("en", "sq", "bs", "hr", "sr-Latn", "sr-Cyrl", "cnr", "mk")
-DEFAULT = "en"
+from broker.languages import CODES as CODES
+from broker.languages import DEFAULT as DEFAULT
+from broker.languages import serving
+
 # Where the language comes from when --lang is not given, first set and understood wins.
 ENVIRONMENT = ("LIAISON_LANG", "LANGUAGE", "LC_ALL", "LANG")
 
@@ -35,15 +39,10 @@ def from_locale(value: str) -> str | None:
     if name in ("C", "POSIX"):
         return DEFAULT
     subtags = name.replace("_", "-").lower().split("-")
-    for code in CODES:
-        if code.lower() == "-".join(subtags):
-            return code
-    primary, rest = subtags[0], subtags[1:]
-    if primary == "sr":
-        return "sr-Latn" if "latn" in rest or modifier.lower() == "latin" else "sr-Cyrl"
-    if primary in ("me", "cnr"):
-        return "cnr"
-    return primary if primary in CODES else None
+    if subtags[0] == "sr":  # POSIX: Cyrillic unless Latin is named (BCP 47 reads it the other way)
+        latin = "latn" in subtags[1:] or modifier.lower() == "latin"
+        return "sr-Latn" if latin else "sr-Cyrl"
+    return serving(name)
 
 
 def choose(flag: str | None, environ: Mapping[str, str] | None = None) -> str:

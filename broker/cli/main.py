@@ -6,22 +6,37 @@ A command never prints a traceback: ``run_command`` turns errors into one line a
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from broker.cli import agency, auditor, recipient, release, witness
 from broker.cli.common import EXIT_USAGE, run_command
-from broker.cli.i18n import CODES, choose, use
+from broker.cli.i18n import CODES, _, choose, use
 from broker.cli.operator import directory, escrow, keys, outbox, policy, setup, store, trust
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    use(choose(_lang_flag(given)))  # before the parser: its --help speaks that language
     parser = build_parser()
-    args = parser.parse_args(argv)
-    use(choose(args.lang))  # before any message to a person
+    args = parser.parse_args(given)
+    use(choose(args.lang))  # the same choice, as argparse read it
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
     return run_command(args)
+
+
+def _lang_flag(argv: list[str]) -> str | None:
+    """``--lang X`` or ``--lang=X`` before the command (where the parser takes it), if given."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.partition("=")[2]
+        if not arg.startswith("-"):
+            return None  # the command: --lang belongs before it
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lang",
         choices=CODES,
-        help="language of messages to people (default: $LIAISON_LANG, else the locale, else en)",
+        help=_("language of messages to people (default: $LIAISON_LANG, else the locale, else en)"),
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     setup.add_setup_commands(sub)  # init, serve, keygen

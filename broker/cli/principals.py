@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.common import data_dir, data_option
+from broker.cli.refusals import refusal_line
 from broker.config import load_settings
 from broker.errors import ConfigError
 
@@ -23,35 +24,45 @@ Call = Callable[[Any], Coroutine[Any, Any, Any]]
 
 
 def agency_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="broker URL (default with --data: server.public_url)")
-    p.add_argument("--key", metavar="PEM", help="the agency's Ed25519 private key (PKCS#8 PEM)")
-    p.add_argument("--keyid", help="the key's id in the directory")
+    """An agency's options; their help in the CLI's language (``send``, ``status``)."""
+    from broker.cli.i18n import _
+
+    p.add_argument("--url", help=_("broker URL (default with --data: server.public_url)"))
+    p.add_argument("--key", metavar="PEM", help=_("the agency's Ed25519 private key (PKCS#8 PEM)"))
+    p.add_argument("--keyid", help=_("the key's id in the directory"))
     data_option(p)
     p.add_argument(
-        "--as", dest="as_", metavar="AGENCY_ID", help="with --data: act as this demo agency"
+        "--as", dest="as_", metavar="AGENCY_ID", help=_("with --data: act as this demo agency")
     )
-    p.add_argument("--ca", metavar="PEM", help="trust this CA for the broker's HTTPS certificate")
-    p.add_argument("--client-cert", metavar="PEM", help="present this client certificate (mTLS)")
-    p.add_argument("--client-key", metavar="PEM", help="the client certificate's private key")
+    p.add_argument(
+        "--ca", metavar="PEM", help=_("trust this CA for the broker's HTTPS certificate")
+    )
+    p.add_argument("--client-cert", metavar="PEM", help=_("present this client certificate (mTLS)"))
+    p.add_argument("--client-key", metavar="PEM", help=_("the client certificate's private key"))
     p.add_argument("--json", action="store_true")
 
 
 def recipient_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="broker URL (default with --data: server.public_url)")
-    p.add_argument("--contact", help="your contact id in the directory")
-    p.add_argument("--key", metavar="PEM", help="your Ed25519 signing key (PKCS#8 PEM)")
-    p.add_argument("--enc-key", metavar="PEM", help="your X25519 decryption key (PKCS#8 PEM)")
+    """A recipient's options; their help in the CLI's language (``inbox``, ``read``, ...)."""
+    from broker.cli.i18n import _
+
+    p.add_argument("--url", help=_("broker URL (default with --data: server.public_url)"))
+    p.add_argument("--contact", help=_("your contact id in the directory"))
+    p.add_argument("--key", metavar="PEM", help=_("your Ed25519 signing key (PKCS#8 PEM)"))
+    p.add_argument("--enc-key", metavar="PEM", help=_("your X25519 decryption key (PKCS#8 PEM)"))
     data_option(p)
     p.add_argument(
-        "--as", dest="as_", metavar="CONTACT_ID", help="with --data: act as this demo contact"
+        "--as", dest="as_", metavar="CONTACT_ID", help=_("with --data: act as this demo contact")
     )
-    p.add_argument("--ca", metavar="PEM", help="trust this CA for the broker's HTTPS certificate")
+    p.add_argument(
+        "--ca", metavar="PEM", help=_("trust this CA for the broker's HTTPS certificate")
+    )
     p.add_argument("--client-cert", metavar="PEM", help=argparse.SUPPRESS)
     p.add_argument("--client-key", metavar="PEM", help=argparse.SUPPRESS)
     p.add_argument(
         "--root",
         metavar="FILE",
-        help="the directory root pinned at enrolment (default with --data: DIR/trust/root.json)",
+        help=_("the directory root pinned at enrolment (default with --data: DIR/trust/root.json)"),
     )
 
 
@@ -115,22 +126,7 @@ def sender_call(args: argparse.Namespace, call: Call) -> Any:
     try:
         return asyncio.run(run())
     except SenderError as e:
-        raise ConfigError(_refusal(str(e), e.problem)) from e
-
-
-def _refusal(message: str, problem: dict[str, Any]) -> str:
-    """The broker's refusal in one line, with what the problem document says beyond its detail:
-    each schema violation with its JSON pointer, and a 403's reason."""
-    violations = problem.get("violations")
-    if isinstance(violations, list) and violations:
-        parts = [
-            f"{v.get('pointer') or '/'}: {v.get('message', '')}"
-            for v in violations
-            if isinstance(v, dict)
-        ]
-        return f"{message} ({'; '.join(parts)})"
-    reason = problem.get("reason")
-    return f"{message} ({reason})" if isinstance(reason, str) and reason else message
+        raise ConfigError(refusal_line(e.status, e.problem, str(e))) from e
 
 
 # -- a recipient (contacts and auditors) -----------------------------------------------------
@@ -192,4 +188,4 @@ def recipient_call(args: argparse.Namespace, call: Call) -> Any:
     except VerificationFailed as e:
         raise ConfigError(f"REFUSED: {e}. Do not act on this notice; report it.") from e
     except RecipientError as e:
-        raise ConfigError(str(e)) from e
+        raise ConfigError(refusal_line(e.status, e.problem, str(e))) from e

@@ -113,8 +113,37 @@ def cmd_read(args: argparse.Namespace) -> int:
     print(f"\n{safe(subject)}\n")
     for line in lines:
         print(line)
-    print(json.dumps(body, indent=2, ensure_ascii=False))
+    for line in body_lines(body, meta.get("labels") or {}):
+        print(line)
     return EXIT_OK
+
+
+def body_lines(body: Any, labels: dict[str, Any]) -> list[str]:
+    """The body one field a line, ``Label: value``, with the channel's labels for fields and
+    enum values in the reader's language (the policy file's, as the broker answered them for
+    this CLI's Accept-Language); a field or value without a label reads as the sender wrote it.
+    A body that is not an object is shown as JSON. The page shows the same (app.js ``fields``)."""
+    if not isinstance(body, dict):
+        return [safe(json.dumps(body, indent=2, ensure_ascii=False), multiline=True)]
+    fields, values = labels.get("fields") or {}, labels.get("values") or {}
+
+    def name(key: str) -> str:
+        label = fields.get(key)
+        return label if isinstance(label, str) else key.replace("_", " ")
+
+    def plain(value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(plain(v) for v in value)
+        if isinstance(value, dict):
+            return "; ".join(f"{name(k)}: {plain(v)}" for k, v in value.items())
+        if isinstance(value, str):
+            label = values.get(value)
+            return label if isinstance(label, str) else value
+        return json.dumps(
+            value, ensure_ascii=False
+        )  # numbers, true/false, null as JSON writes them
+
+    return [f"{safe(name(k))}: {safe(plain(v))}" for k, v in body.items()]
 
 
 def _where(item: dict[str, Any]) -> str:
@@ -180,7 +209,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def add_recipient_commands(sub: Any) -> None:
     """``liaison inbox``, ``read``, ``ack`` and ``watch``."""
-    p = command(sub, "inbox", cmd_inbox, "list your notices (metadata only)")
+    p = command(sub, "inbox", cmd_inbox, _("list your notices (metadata only)"), person=True)
     p.add_argument(
         "--status", choices=["pending", "delivered", "read", "acknowledged", "escalated"]
     )
@@ -190,26 +219,36 @@ def add_recipient_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     recipient_options(p)
     p = command(
-        sub, "read", cmd_read, "fetch a notice, decrypt it here and verify the agency's signature"
+        sub,
+        "read",
+        cmd_read,
+        _("fetch a notice, decrypt it here and verify the agency's signature"),
+        person=True,
     )
     p.add_argument("id", metavar="NOTICE_ID")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--cap",
         action="store_true",
-        help="print the notice as an OASIS CAP 1.2 alert (the carried original when present)",
+        help=_("print the notice as an OASIS CAP 1.2 alert (the carried original when present)"),
     )
     recipient_options(p)
     p = command(
-        sub, "ack", cmd_ack, "acknowledge a notice (signed with your key), optionally replying"
+        sub,
+        "ack",
+        cmd_ack,
+        _("acknowledge a notice (signed with your key), optionally replying"),
+        person=True,
     )
     p.add_argument("id", metavar="NOTICE_ID")
-    p.add_argument("--reply", help="a reply to the sending agency, encrypted to its key")
+    p.add_argument("--reply", help=_("a reply to the sending agency, encrypted to its key"))
     recipient_options(p)
-    p = command(sub, "watch", cmd_watch, "print new notices as they arrive (Ctrl-C to stop)")
+    p = command(
+        sub, "watch", cmd_watch, _("print new notices as they arrive (Ctrl-C to stop)"), person=True
+    )
     p.add_argument(
         "--last-event-id",
         type=int,
-        help="replay what came after this event (default: only what arrives from now on)",
+        help=_("replay what came after this event (default: only what arrives from now on)"),
     )
     recipient_options(p)

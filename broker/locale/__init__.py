@@ -5,9 +5,9 @@
 every catalog). The .po files are compiled in memory through Babel the first time a language is
 used, so no compiled .mo file is committed or can go stale beside its source.
 
-A directory ``language`` is matched to a catalog by ``match``: exact tags first (``sr-Cyrl``,
-``cnr``, ``hr``), then by language with Serbian in Latin unless Cyrillic is asked for, then
-English. The web inbox (``broker/web/static/i18n.js``) applies the same rules.
+A directory ``language`` is matched to a catalog by ``match``: the rules of
+``broker.languages.serving`` (exact tags, Serbian in Latin unless Cyrillic is asked for,
+``me`` as Montenegrin, the primary subtag), then English.
 """
 
 from __future__ import annotations
@@ -20,20 +20,12 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from broker.languages import DEFAULT as DEFAULT
+from broker.languages import LANGUAGES as LANGUAGES
+from broker.languages import serving
+
 HERE = Path(__file__).parent
 DOMAIN = "liaison"
-# The supported tags, each with its name in its own language.
-LANGUAGES: dict[str, str] = {
-    "en": "English",
-    "sq": "Shqip",
-    "bs": "Bosanski",
-    "hr": "Hrvatski",
-    "sr-Latn": "Srpski (latinica)",
-    "sr-Cyrl": "Српски (ћирилица)",
-    "cnr": "Crnogorski",
-    "mk": "Македонски",
-}
-DEFAULT = "en"
 
 
 def N_(message: str) -> str:
@@ -42,15 +34,8 @@ def N_(message: str) -> str:
 
 
 def match(tag: str | None) -> str:
-    """The supported tag that serves a BCP 47 ``tag`` (case and ``_`` tolerated), else English."""
-    subtags = (tag or "").replace("_", "-").lower().split("-")
-    for code in LANGUAGES:
-        if code.lower() == "-".join(subtags):
-            return code
-    primary, rest = subtags[0], subtags[1:]
-    if primary == "sr":
-        return "sr-Cyrl" if "cyrl" in rest else "sr-Latn"
-    return primary if primary in LANGUAGES else DEFAULT
+    """The supported tag that serves a BCP 47 ``tag`` (``broker.languages.serving``), else English."""
+    return serving(tag) or DEFAULT
 
 
 def catalog_path(code: str) -> Path:

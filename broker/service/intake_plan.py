@@ -167,6 +167,18 @@ def _why_not(facts: NoticeFacts, policy_ids: tuple[str, ...]) -> str:
     )
 
 
+def _why_not_data(facts: NoticeFacts, policy_ids: tuple[str, ...]) -> dict[str, object]:
+    """``_why_not`` as data, which the CLI says in its reader's language (broker/cli/refusals.py)."""
+    if policy_ids:
+        return {"rule": "forbidden_by_policy", "policies": list(policy_ids)}
+    return {
+        "rule": "no_policy_permits",
+        "sender": facts.sender,
+        "channel": facts.channel,
+        "jurisdiction": facts.jurisdiction,
+    }
+
+
 def _decide(
     view: View,
     draft: Draft,
@@ -190,6 +202,7 @@ def _decide(
             "this agency may not publish this notice",
             detail=",".join(decision.policy_ids),
             reason=_why_not(facts, decision.policy_ids),
+            why=_why_not_data(facts, decision.policy_ids),
         )
     cancel = bool(document.get("cancel"))
     if cancel and earlier is None:

@@ -10,6 +10,7 @@ in the page. Screenshots of every page go to tests/_artifacts/web/.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
@@ -94,7 +95,11 @@ async def test_a_focal_point_reads_verifies_and_acknowledges_in_the_browser(
         notice_id = (await ministry.post_notice(example)).body["id"]
     fresh = page.locator(f'#notices li.fresh[data-id="{notice_id}"]')
     await expect(fresh).to_be_visible(timeout=10_000)  # arrived live, with its cue
-    await expect(page.locator(".toast").first).to_contain_text("returnee-repatriation")
+    # The toast names the channel and the municipality as the row does, not by their ids.
+    title = await fresh.locator("strong").inner_text()
+    assert title and title != "returnee-repatriation", title
+    await expect(page.locator(".toast", has_text=title)).to_have_count(1)
+    await expect(page.locator(".toast").first).not_to_contain_text("returnee-repatriation")
     await shot(page, "2-inbox-live")
 
     await fresh.locator("a").click()
@@ -127,15 +132,39 @@ async def test_a_focal_point_reads_verifies_and_acknowledges_in_the_browser(
     await expect(page.locator("#tagline")).to_contain_text("Безбедни известувања")
     await page.select_option("#language", "en")
 
+    # Back in the inbox the row reads acknowledged; filtered to acknowledged notices, a notice
+    # pushed live is announced by name but not listed among them.
+    await page.click("a.back")
+    row = page.locator(f'#notices li[data-id="{notice_id}"]')
+    await expect(row.locator(".state")).to_have_class(re.compile(r"\bstate-acknowledged\b"))
+    await page.select_option("#filter-state", "acknowledged")
+    await page.click(".filters button[type=submit]")
+    await expect(page.locator("#notices li.notice")).to_have_count(1)
+    await expect(page.locator("#live")).to_have_class("live on")
+    await page.evaluate("document.querySelectorAll('.toast').forEach((t) => t.remove())")
+    title = await row.locator("strong").inner_text()  # now in the switch's English
+
     # An exercise notice: verified like any other, with its tag in the inbox and its banner.
     async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
         drill = (await ministry.post_notice({**example, "exercise": "exercise"})).body["id"]
+    await expect(page.locator(".toast", has_text=title)).to_have_count(1, timeout=10_000)
+    await expect(page.locator(f'#notices li[data-id="{drill}"]')).to_have_count(0)
+    await expect(page.locator("#notices li.notice")).to_have_count(1)
     reader = await browser.new_page()
     errors += watch_errors(reader)
+    streams: list[str | None] = []
+    reader.on(
+        "request",
+        lambda r: streams.append(r.headers.get("last-event-id")) if "/v1/stream" in r.url else None,
+    )
     await sign_in(reader, broker.url, keys, "mk-kumanovo-swc")
     row = reader.locator(f'#notices li[data-id="{drill}"]')
     # The social-welfare centre reads Macedonian (its language in the directory).
     await expect(row.locator(".exercise-tag")).to_have_text("Вежба", timeout=10_000)
+    # The stream starts after the newest delivery listed, as `liaison watch` does: the broker
+    # does not replay the inbox's past deliveries (each a toast and a chime).
+    await expect(reader.locator("#live")).to_have_class("live on")
+    assert streams and streams[0] is not None and int(streams[0]) > 0, streams
     await row.locator("a").click()
     await expect(reader.locator("#verdict")).to_have_class("verdict ok")
     await expect(reader.locator("#exercise-banner")).to_have_text(

@@ -178,7 +178,17 @@ async def test_the_page_matches_language_tags_as_the_broker_does(
     browser: Browser, broker: BrokerProcess
 ) -> None:
     tags = ["en-GB", "sq-XK", "bs-Latn-BA", "hr-HR", "sr", "sr-ME", "sr_Latn", "SR-CYRL"]
-    tags += ["sr-Cyrl-BA", "sr-RS-Cyrl", "cnr", "cnr-ME", "mk-MK", "de", "x-klingon"]
+    tags += [
+        "sr-Cyrl-BA",
+        "sr-RS-Cyrl",
+        "cnr",
+        "cnr-ME",
+        "me",
+        "mk-MK",
+        "de",
+        "x-klingon",
+        "toString",
+    ]
     page = await american_page(browser)
     await page.goto(f"{broker.url}/")
     found = await page.evaluate(
@@ -286,3 +296,46 @@ async def test_a_two_language_cap_alert_posted_as_xml_reads_in_the_page_language
     )
     assert found == [page_language(tag) for tag in tags]
     assert not errors, errors
+
+
+PAGES = Path(__file__).resolve().parents[2] / "broker" / "web" / "static" / "locales"
+# Each view with the page it is drawn on, its address and the catalog key of its heading.
+VIEWS = {
+    "signin": ("out", "#/", "signin"),
+    "enrol": ("out", "#/enrol", "enrol_title"),
+    "inbox": ("contact", "#/inbox", "inbox"),
+    "agency": ("agency", "#/status", "status"),
+    "audit": ("auditor", "#/audit", "audit"),
+}
+
+
+async def test_every_view_in_each_of_the_eight_languages_fits_a_phone(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    """Sign-in, enrolment, the inbox, the agency's list and the audit log (the notice and the
+    continuity page have tests of their own) at 390x844 in each language: the heading in that
+    language, no sideways scrolling, and a screenshot each in tests/_artifacts/web/."""
+    from tests.e2e.test_web_pages import new_page, overflow
+
+    keys = demo_dir / "keys"
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        await ministry.post_notice(json.loads(EXAMPLE.read_text()))  # a row in every list
+    pages = {on: await new_page(browser, "phone") for on in ("out", "contact", "agency", "auditor")}
+    errors = [watch_errors(page) for page in pages.values()]
+    await pages["out"].goto(f"{broker.url}/ui/")
+    await sign_in(pages["contact"], broker.url, keys, "mk-kumanovo-pcve")
+    await sign_in(pages["agency"], broker.url, keys, "mk-mvr", agency=True)
+    await sign_in(pages["auditor"], broker.url, keys, "mk-ombudsman-auditor")
+    english = json.loads((PAGES / "en.json").read_text())
+    for code in TAGLINE:
+        catalog = json.loads((PAGES / f"{code}.json").read_text())
+        for name, (on, address, heading) in VIEWS.items():
+            page = pages[on]
+            await page.select_option("#language", code)
+            await page.goto(f"{broker.url}/ui/{address}")
+            await expect(page.locator("#tagline")).to_have_text(TAGLINE[code])
+            await expect(page.locator("main h2").first).to_have_text(catalog[heading])
+            assert code == "en" or catalog[heading] != english[heading], (code, heading)
+            assert await overflow(page) <= 0, f"{name} in {code} scrolls sideways"
+            await shot(page, f"lang-{code}-{name}")
+    assert not [e for found in errors for e in found], errors

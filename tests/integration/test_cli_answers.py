@@ -38,6 +38,10 @@ def test_send_prints_each_violation_with_its_pointer_and_a_403_with_its_reason(
         common = ["--data", demo_dir, "--url", url]
         invalid = run_cli("send", path, *common, "--as", "mk-mvr")
         refused = run_cli("send", EXAMPLE, *common, "--as", "mk-bjb")
+        # The same refusal in the CLI's language: the broker's sentence and its reason (as data).
+        in_albanian = run_cli(
+            "send", EXAMPLE, *common, "--as", "mk-bjb", env={"LIAISON_LANG": "sq"}
+        )
     assert invalid.returncode == 1 and len(invalid.stderr.splitlines()) == 1
     line = invalid.stderr.strip()
     assert line.startswith("liaison: 422 payload_invalid: the notice does not match its schema (")
@@ -46,6 +50,11 @@ def test_send_prints_each_violation_with_its_pointer_and_a_403_with_its_reason(
     assert refused.stderr.strip() == (
         "liaison: 403 forbidden: this agency may not publish this notice "
         "(no policy permits mk-bjb to publish on returnee-repatriation for mk-kumanovo)"
+    )
+    assert in_albanian.returncode == 1
+    assert in_albanian.stderr.strip() == (
+        "liaison: 403 forbidden: kjo agjenci nuk mund ta publikojë këtë njoftim (asnjë politikë "
+        "nuk e lejon mk-bjb të publikojë në returnee-repatriation për mk-kumanovo)"
     )
 
 

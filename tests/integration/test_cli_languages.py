@@ -60,6 +60,15 @@ def test_inbox_and_read_in_macedonian_and_serbian_cyrillic(demo_dir: Path) -> No
         assert signed.endswith("): проверено према потписаном именику")
         assert "  Репатријација повратника [returnee-repatriation] · Куманово  " in read.stdout
         assert "Repatriation of two families to Kumanovo" in read.stdout  # the notice as sent
+        # The body one field a line, labelled from the channel's file in the reader's language.
+        body = read.stdout.splitlines()[-5:]
+        assert body == [
+            "Одрасли: 3",
+            "Деца: 5",
+            "Период доласка: Од: 2026-12-14; До: 2026-12-20",
+            "Потребе за подршком: Психосоцијална, Образовање, Здравство, Становање",
+            "Улога за везу у агенцији: mk-mvr.liaison-officer",
+        ], read.stdout
 
         latin = run_cli(
             "read", notice_id, *common, "--as", "mk-kumanovo-pcve", env=locale("sr_RS@latin")
@@ -79,6 +88,7 @@ def test_inbox_and_read_in_macedonian_and_serbian_cyrillic(demo_dir: Path) -> No
         assert ": verified against the signed directory" in flag.stdout
         assert "Signed by Ministry of Interior of North Macedonia (key " in flag.stdout
         assert "  Returnee repatriation [returnee-repatriation] · Kumanovo  " in flag.stdout
+        assert "\nSupport needs: Psychosocial, Education, Health, Housing\n" in flag.stdout
         as_json = run_cli(
             "inbox", *common, "--as", "ba-fbih-ks-sarajevo-pcve", "--json", env=locale("mk_MK")
         )

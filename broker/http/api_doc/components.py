@@ -579,6 +579,22 @@ COMPONENTS: dict[str, Any] = {
                 "detail": {"type": "string"},
                 "code": {"type": "string"},
                 "instance": {"type": "string"},
+                "reason": {
+                    "type": "string",
+                    "description": "why an agency may not publish its notice (403)",
+                },
+                "why": {
+                    "type": "object",
+                    "description": "the reason as data: its rule and the rule's fields",
+                    "properties": {
+                        "rule": {"enum": ["forbidden_by_policy", "no_policy_permits"]},
+                        "policies": {"type": "array", "items": {"type": "string"}},
+                        "sender": {"type": "string"},
+                        "channel": {"type": "string"},
+                        "jurisdiction": {"type": "string"},
+                    },
+                    "required": ["rule"],
+                },
                 "violations": {
                     "type": "array",
                     "items": {

@@ -127,12 +127,13 @@ async function api(method, path, body) {
   return data;
 }
 
-/** Server-Sent Events over fetch (EventSource cannot send a bearer token); resumes by id. */
-async function live(onEvent) {
+/** Server-Sent Events over fetch (EventSource cannot send a bearer token); from ``after``
+ *  (an event id) and resumes by id. */
+async function live(onEvent, after = null) {
   stop();
   const controller = new AbortController();
   stream = controller;
-  let last = null;
+  let last = after;
   const status = document.getElementById("live");
   while (!controller.signal.aborted) {
     try {
@@ -364,24 +365,35 @@ async function inboxView() {
     if (state.value) params.set("status", state.value);
     if (channel.value.trim()) params.set("channel", channel.value.trim());
     const page = await api("GET", `/v1/inbox?${params}`);
-    list.replaceChildren(...(page.items.length ? page.items.map(item) : [h("li", { class: "empty" }, t("empty"))]));
+    list.replaceChildren(...(page.items.length ? page.items.map((n) => inboxRow(n)) : [h("li", { class: "empty" }, t("empty"))]));
+    return page;
   };
-  const item = (n, fresh = false) => inboxRow(n, fresh);
+  /** A row the filters shown would list (the broker filters the same way on load). */
+  const listed = (n) => (!state.value || n.state === state.value) && (!channel.value.trim() || n.channel === channel.value.trim());
+  const isListed = (id) => list.querySelector(`[data-id="${CSS.escape(id)}"]`);
+  /** A live event carries ids only: the inbox's first page gives the names (in the switch's
+   *  language) for the toast and the row; the row joins the list only if the filters allow. */
+  const arrived = async (event) => {
+    if (isListed(event.notice_id)) return; // the same notice through another role
+    chime();
+    const found = (await api("GET", "/v1/inbox?limit=20").catch(() => ({ items: [] }))).items
+      .find((n) => n.notice_id === event.notice_id);
+    const n = found || event;
+    const tag = EXERCISES.includes(n.exercise) ? `${t(`exercise_tag_${n.exercise}`)} · ` : "";
+    notify(`${tag}${t("new_notice")}: ${named(n.channel_title, n.channel)} · ${named(n.jurisdiction_name, n.jurisdiction)}`);
+    if (!listed(n) || isListed(n.notice_id)) return;
+    list.querySelector(".empty")?.remove();
+    list.prepend(inboxRow(n, true));
+  };
   show(h("section", {},
     h("div", { class: "toolbar" }, h("h2", {}, t("inbox")), h("span", { id: "live", class: "live off" }, t("offline"))),
     h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load(); } },
       h("label", {}, t("state"), " ", state), h("label", {}, t("channel"), " ", channel), h("button", { type: "submit" }, t("show"))),
     list));
-  await load();
-  live((event) => {
-    if (list.querySelector(`[data-id="${CSS.escape(event.notice_id)}"]`)) return;
-    list.querySelector(".empty")?.remove();
-    list.prepend(item({ ...event, state: "delivered" }, true));
-    const tag = EXERCISES.includes(event.exercise) ? `${t(`exercise_tag_${event.exercise}`)} · ` : "";
-    notify(`${tag}${t("new_notice")}: ${event.channel} · ${event.jurisdiction}`);
-    nameFresh(list, event.notice_id).catch(() => {}); // the live event carries ids only
-    chime();
-  });
+  const first = await load();
+  // From now, as `liaison watch`: the stream replays only what came after the newest delivery
+  // listed (without it the broker replays every past delivery, each a toast and a chime).
+  live((event) => { arrived(event).catch(() => {}); }, Math.max(0, ...first.items.map((n) => n.delivery_id || 0)));
 }
 
 /** One inbox row: the TLP marking, the channel's title and the municipality's name (not their
@@ -396,14 +408,6 @@ function inboxRow(n, fresh = false) {
     h("span", { class: `state state-${n.state}` }, t(n.state)),
     h("time", { datetime: n.created_at }, when(n.created_at)),
     due);
-}
-
-/** A live event carries ids only: fetch the inbox's first page for the new row's names. */
-async function nameFresh(list, noticeId) {
-  const page = await api("GET", "/v1/inbox?limit=20");
-  const found = page.items.find((n) => n.notice_id === noticeId);
-  const row = list.querySelector(`[data-id="${CSS.escape(noticeId)}"]`);
-  if (found && row) row.replaceWith(inboxRow(found, true));
 }
 
 // -- one notice: decrypt, verify, acknowledge ----------------------------------------------------------
@@ -895,7 +899,15 @@ function renderHeader() {
   document.getElementById("tagline").textContent = t("tagline");
 }
 
-async function route() {
+/** Views are drawn one after another, each for the address at its turn: a view still loading
+ *  (a notice re-drawn for the language switch) cannot finish after, and over, the next one. */
+let drawing = Promise.resolve();
+function route() {
+  drawing = drawing.then(drawOnce);
+  return drawing;
+}
+
+async function drawOnce() {
   try {
     await draw();
   } catch (e) {

@@ -7,7 +7,7 @@
 //   the same XML as `liaison read --cap` (the e2e test compares them and validates the XSD).
 // The page cannot run the XSD; the broker and the agency's client did at intake, and a download
 // is checked against it in tests. Text from the alert only ever becomes a text node.
-import { LANGUAGES } from "./i18n.js";
+import { LANGUAGES, match } from "./i18n.js";
 
 export const NS = "urn:oasis:names:tc:emergency:cap:1.2";
 export const CAP_MEDIA_TYPE = "application/cap+xml";
@@ -135,16 +135,8 @@ function jurisdiction(infos) {
 
 // -- languages (broker/cap/languages.py) -------------------------------------------------------------
 
-/** The page language (of the eight) that serves a CAP language tag, or null. */
-export function pageLanguage(tag) {
-  const subtags = String(tag || "").trim().replace(/_/g, "-").toLowerCase().split("-");
-  const exact = Object.keys(LANGUAGES).find((code) => code.toLowerCase() === subtags.join("-"));
-  if (exact) return exact;
-  const [primary, ...rest] = subtags;
-  if (primary === "sr") return rest.includes("cyrl") ? "sr-Cyrl" : "sr-Latn";
-  if (primary === "me" || primary === "cnr") return "cnr";
-  return primary in LANGUAGES ? primary : null;
-}
+/** The page language (of the eight) that serves a CAP language tag, or null: i18n.js's match. */
+export const pageLanguage = (tag) => match(tag);
 
 /** Every info block: its tag, page language, the text a reader reads, and its areas. */
 export function blocks(doc) {

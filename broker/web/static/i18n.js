@@ -20,15 +20,15 @@ const CHOSEN = "liaison.lang";
 const catalogs = {};
 let language = "en";
 
-/** The supported tag that serves a BCP 47 tag (same rules as broker/i18n.py), or null. */
+/** The supported tag that serves a BCP 47 tag (the rules of broker/languages.py), or null. */
 export function match(tag) {
-  if (!tag) return null;
-  const subtags = String(tag).toLowerCase().split(/[-_]/);
+  const subtags = String(tag || "").trim().replace(/_/g, "-").toLowerCase().split("-");
   const exact = Object.keys(LANGUAGES).find((code) => code.toLowerCase() === subtags.join("-"));
   if (exact) return exact;
   const [primary, ...rest] = subtags;
   if (primary === "sr") return rest.includes("cyrl") ? "sr-Cyrl" : "sr-Latn"; // Latin unless Cyrillic is asked for
-  return Object.keys(LANGUAGES).find((code) => code === primary) ?? null;
+  if (primary === "me" || primary === "cnr") return "cnr";
+  return Object.hasOwn(LANGUAGES, primary) ? primary : null; // not "toString" from the prototype
 }
 
 async function load(code) {
