@@ -1,14 +1,17 @@
-"""``liaison demo --federation``: two sovereign brokers on loopback, and a notice that crosses.
+"""``liaison demo --federation``: Kosovo, the regional hub and North Macedonia on loopback.
 
 The region (broker/demo_region.py) is a declared list of brokers and peerings; each broker is a
 ``liaison serve`` process with a data directory of its own, and the peer files each side keeps
 are written from the keys and roots the other generated. The story: a Kosovo ministry posts a
-returnee notice for Kumanovo on Kosovo's broker; it crosses; Kumanovo's focal point, on North
-Macedonia's broker, decrypts it and verifies the ministry's signature against the Kosovo root
-pinned in the agreement; the acknowledgement reaches Prishtina; each side's auditor verifies its
-log with the peer's cosignature, and follows the notice through both logs. Real time, real
-processes: the brokers' own workers forward, report and cosign. ``once``: stop when the story
-is told; else the brokers keep running for the user until Ctrl-C.
+returnee notice for Kumanovo on Kosovo's broker — TLP:AMBER+STRICT, so it crosses under the
+bilateral agreement, never through the hub — and Kosovo Police post a hate-incident notice for
+Kumanovo, which the hub relays (holding metadata only once it is delivered); Kumanovo's focal
+point, on North Macedonia's broker, decrypts both and verifies each agency's signature against
+the Kosovo root it pinned for xk; the acknowledgements reach Prishtina, one through the hub;
+each broker's auditor verifies its log with every peer's cosignature, and Kosovo's follows the
+returnee notice through both logs. Real time, real processes: the brokers' own workers forward,
+relay, report and cosign. ``once``: stop when the story is told; else the brokers keep running
+for the user until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -37,11 +40,26 @@ from adapters.client.recipient import RecipientClient
 from adapters.client.sender import SenderClient, SenderError
 from adapters.client.trust import PinnedRoot
 from broker.crypto.keys import read_private_key
-from broker.demo_region import PEERINGS, REGION, BrokerSpec, Member, Peering, write_peer_files
+from broker.demo_region import (
+    PEERINGS,
+    REGION,
+    RELAYED,
+    BrokerSpec,
+    Member,
+    Peering,
+    write_peer_files,
+)
 from broker.service.setup import SHIPPED_POLICIES, init_data_dir
 
 EXAMPLE = SHIPPED_POLICIES / "examples" / "returnee-repatriation.json"
+RELAYED_EXAMPLE = SHIPPED_POLICIES / "examples" / f"{RELAYED}.json"
 AGENCY = "xk-mpb"  # the Ministry of Internal Affairs of Kosovo
+POLICE = "xk-kp"  # Kosovo Police
+# What the narration shows of the hub's relay events (ids of peers and agreements, a digest).
+HUB_DETAILS = ("from_peer", "relay_to", "to_peer", "received_under", "sent_under", "purpose",
+               "escrow_wrap_kept", "ciphertext_sha256")  # fmt: skip
+HUB_EVENTS = ("notice.received_from_peer", "notice.relayed", "escrow.used",
+              "notice.relay_body_dropped", "notice.forwarded")  # fmt: skip
 READER = "mk-kumanovo-pcve"  # Kumanovo's P/CVE focal point, on North Macedonia's broker
 # The brokers' workers at a demo's pace: a checkpoint (and its cosigning) every second, and a
 # forward retried after a second.
@@ -98,9 +116,9 @@ class FederationDemo:
             )
         for peering in self.peerings:
             self.say(
-                f"   agreement {peering.agreement}: {peering.sender} may send {_channel()} "
-                f"(AMBER+STRICT) to {', '.join(peering.to)}; {peering.receiver} receives it within "
-                f"{', '.join(peering.within)}"
+                f"   agreement {peering.agreement}: {peering.sender} may send {peering.channel} "
+                f"({peering.marking}) to {', '.join(peering.to)}; {peering.receiver} receives it "
+                f"within {', '.join(peering.within)}" + (", and relays it" if peering.relay else "")
             )
         self.say(
             f"   {len(files)} peer files, each pinning the other side's broker, escrow and log "
@@ -129,120 +147,193 @@ class FederationDemo:
 
     # -- the story -------------------------------------------------------------------------
     async def story(self) -> bool:
-        first = self.peerings[0]
-        origin, destination = self.members[first.sender], self.members[self.peerings[-1].receiver]
-        notice_id = await self._post(origin)
-        roles = await self._cross(origin, notice_id)
-        await self._read(origin, destination, notice_id)
-        await self._acknowledge(origin, destination, notice_id, roles)
+        direct = next(p for p in self.peerings if not p.relay and p.sender != "hub")
+        relay = next(p for p in self.peerings if p.relay)
+        origin, destination = self.members[direct.sender], self.members[direct.receiver]
+        hub = self.members[relay.receiver]
+        returnee = await self._post(origin, direct)
+        relayed = await self._post_relayed(origin, hub)
+        roles = await self._cross(origin, {returnee: AGENCY, relayed: POLICE})
+        await self._relay(hub, relayed)
+        await self._read(origin, destination, hub, returnee, relayed)
+        await self._acknowledge(origin, destination, [returnee, relayed], roles)
         verified = await self._verify()
-        followed = await self._follow(origin, destination, notice_id)
+        followed = await self._follow(origin, destination, returnee)
         ok = verified and followed
         _step(
             self.say,
             "Done" if ok else "FAILED",
-            "the story crossed a border on this machine" if ok else "see above",
+            "the story crossed a border, directly and through the hub, on this machine"
+            if ok
+            else "see above",
         )
         return ok
 
-    async def _post(self, origin: Member) -> str:
+    async def _post(self, origin: Member, peering: Peering) -> str:
         notice = json.loads(EXAMPLE.read_text(encoding="utf-8"))
         notice["jurisdiction"] = "mk-kumanovo"
         _step(
             self.say,
             "1. A Kosovo ministry posts",
             "the Ministry of Internal Affairs of Kosovo signs a returnee-repatriation notice for "
-            "Kumanovo (RFC 9421, Ed25519) and posts it to Kosovo's own broker",
+            "Kumanovo (RFC 9421, Ed25519) and posts it to Kosovo's own broker. It is "
+            "TLP:AMBER+STRICT, which crosses only under a bilateral agreement between two "
+            f"countries, never through the hub: it goes straight to {peering.receiver}",
         )
         async with _sender(origin, AGENCY) as ministry:
             posted = (await ministry.post_notice(notice)).body
+        self._accepted(posted)
+        return str(posted["id"])
+
+    async def _post_relayed(self, origin: Member, hub: Member) -> str:
+        notice = json.loads(RELAYED_EXAMPLE.read_text(encoding="utf-8"))
+        notice["jurisdiction"] = "mk-kumanovo"
+        _step(
+            self.say,
+            "2. Kosovo Police post through the hub",
+            f"a {RELAYED} notice (TLP:AMBER) for Kumanovo: Kosovo's agreement with North "
+            f"Macedonia does not cover it, its agreement with {hub.spec.title.lower()} does, "
+            "so it goes to the hub",
+        )
+        async with _sender(origin, POLICE) as police:
+            posted = (await police.post_notice(notice)).body
+        self._accepted(posted)
+        return str(posted["id"])
+
+    def _accepted(self, posted: dict[str, Any]) -> None:
         forwarded = posted.get("forwarded") or {}
         self.say(
             f"   accepted: notice {posted['id']}, {posted['recipient_count']} recipients here; "
             f"for {forwarded.get('peer')} under agreement {forwarded.get('agreement')}: "
             f"{forwarded.get('state')} (the Kosovo broker holds only ciphertext)"
         )
-        return str(posted["id"])
 
-    async def _cross(self, origin: Member, notice_id: str) -> list[str]:
+    async def _cross(self, origin: Member, notices: dict[str, str]) -> list[str]:
+        """Until each notice (id: its agency) is reported from abroad."""
         _step(
             self.say,
-            "2. It crosses",
-            "the Kosovo broker forwards it signed with its broker key, the data key wrapped for "
-            "the peer's escrow key; North Macedonia checks the agreement and the ministry's "
-            "signature, and routes it by its own policy to its own roles",
+            "3. They cross",
+            "the Kosovo broker forwards each signed with its broker key, the data key wrapped for "
+            "the peer's escrow key; North Macedonia checks the agreement and the agency's "
+            "signature, and routes each by its own policy to its own roles",
         )
+        roles: list[str] = []
+        for notice_id, sender in notices.items():
 
-        async def abroad() -> dict[str, Any] | None:
-            async with _sender(origin, AGENCY) as ministry:
-                status = (await ministry.status(notice_id)).body
-            foreign = [r for r in status["roles"] if r.get("foreign")]
-            return status if foreign and status["abroad"]["forward"] == "sent" else None
+            async def abroad(notice_id: str = notice_id) -> dict[str, Any] | None:
+                async with _sender(origin, notices[notice_id]) as agency:
+                    status = (await agency.status(notice_id)).body
+                foreign = [r for r in status["roles"] if r.get("foreign")]
+                return status if foreign and status["abroad"]["forward"] == "sent" else None
 
-        status = await _until(abroad, "the peer's first status report")
-        self.say(
-            f"   forwarded to {status['abroad'].get('peer_title') or status['abroad']['peer']}: sent"
-        )
-        roles = []
-        for role in status["roles"]:
-            if role.get("foreign"):
-                roles.append(str(role["role"]))
-                self.say(f"   [{role['role']}] (abroad, {role['peer']}): {role['state']}")
+            status = await _until(abroad, f"the first status report on {sender}'s {notice_id}")
+            title = status["abroad"].get("peer_title") or status["abroad"]["peer"]
+            self.say(f"   {notice_id}: forwarded to {title}: sent")
+            for role in status["roles"]:
+                if role.get("foreign"):
+                    roles.append(str(role["role"]))
+                    self.say(f"   [{role['role']}] (abroad, {role['peer']}): {role['state']}")
         return roles
 
-    async def _read(self, origin: Member, destination: Member, notice_id: str) -> None:
+    async def _relay(self, hub: Member, notice_id: str) -> None:
+        _step(
+            self.say,
+            "4. The hub relays",
+            "it routes nothing to roles of its own: it re-wraps the data key for North "
+            "Macedonia's escrow key, forwards the notice with Kosovo's signature and directory "
+            "unchanged, and once North Macedonia holds it drops the ciphertext and every wrap. "
+            f"Its log, as {hub.spec.auditor} reads it (a relayed notice's events belong to "
+            "the jurisdiction it is for, Kumanovo):",
+        )
+        wanted = ("notice.received_from_peer", "notice.relayed", "notice.relay_body_dropped")
+        async with _recipient(hub, hub.spec.auditor, None) as auditor:
+
+            async def logged() -> list[dict[str, Any]] | None:
+                events = list((await auditor.audit_events(notice=notice_id))["events"])
+                done = {e.get("action") for e in events} >= set(wanted)
+                return events if done else None
+
+            events = await _until(logged, "the hub to relay and drop its copy")
+        for event in (e for e in events if e.get("action") in HUB_EVENTS):
+            details = event.get("details") or {}
+            shown = {k: details[k] for k in HUB_DETAILS if k in details}
+            self.say(
+                f"   {event['action']}  "
+                + "  ".join(f"{k}={_shown(str(v), self.root)}" for k, v in shown.items())
+            )
+        self.say(
+            "   the hub holds metadata only: routing fields, the agency's signature and digest, "
+            "Kosovo's directory and the crossing rows; nothing it keeps opens the notice"
+        )
+
+    async def _read(
+        self, origin: Member, destination: Member, hub: Member, returnee: str, relayed: str
+    ) -> None:
         pin = origin.root_pin()
         _step(
             self.say,
-            "3. Kumanovo's focal point reads it",
-            "on their own device: decrypted, and the ministry's signature verified with the key "
-            f"Kosovo's administrators bound, under the Kosovo root pinned in the agreement ({pin[:23]}…)",
+            "5. Kumanovo's focal point reads them",
+            "on their own device: decrypted, and each agency's signature verified with the key "
+            "Kosovo's administrators bound, under the Kosovo root the device pinned for xk "
+            f"({pin[:23]}…), whichever way the notice came",
         )
         async with _recipient(destination, READER, {origin.spec.id: pin}) as reader:
             inbox = await reader.inbox()
-            verified = await reader.read(notice_id)
-        self.say(
-            f"   {READER}: {len(inbox['items'])} notice in the inbox; signed by "
-            f"{verified.sender_name} (key {verified.sender_key_id}), verified; "
-            f'"{verified.notice["subject"]}"'
-        )
+            self.say(f"   {READER}: {len(inbox['items'])} notices in the inbox")
+            for notice_id in (returnee, relayed):
+                verified = await reader.read(notice_id)
+                self.say(
+                    f"   {notice_id}: signed by {verified.sender_name} "
+                    f'(key {verified.sender_key_id}), verified; "{verified.notice["subject"]}"'
+                )
         async with _recipient(destination, READER, None) as unpinned:
-            try:
-                await unpinned.read(notice_id)
-                self.say("   without the pin it was shown as verified (this must never happen)")
-                raise DemoFailed("a foreign notice verified without its root pinned")
-            except VerificationFailed as e:
-                self.say(f"   the same device without the Kosovo pin refuses: {e}")
+            await self._refused(unpinned, returnee, "without the Kosovo pin")
+        hub_pin = {hub.spec.id: hub.root_pin()}
+        async with _recipient(destination, READER, hub_pin) as wrong:
+            await self._refused(wrong, relayed, "pinning the hub's root instead")
+
+    async def _refused(self, reader: RecipientClient, notice_id: str, how: str) -> None:
+        try:
+            await reader.read(notice_id)
+        except VerificationFailed as e:
+            self.say(f"   the same device {how} refuses: {e}")
+            return
+        self.say(f"   {how} it was shown as verified (this must never happen)")
+        raise DemoFailed("a foreign notice verified without the origin's root pinned")
 
     async def _acknowledge(
-        self, origin: Member, destination: Member, notice_id: str, roles: list[str]
+        self, origin: Member, destination: Member, notices: list[str], roles: list[str]
     ) -> None:
         _step(
             self.say,
-            "4. The acknowledgement reaches Prishtina",
-            "the focal point acknowledges, signed over the content digest; North Macedonia "
-            "reports each role's state back to the Kosovo broker (roles and times, never persons)",
+            "6. The acknowledgements reach Prishtina",
+            "the focal point acknowledges each, signed over the content digest; North Macedonia "
+            "reports each role's state back (roles and times, never persons), the relayed one "
+            "through the hub",
         )
         async with _recipient(destination, READER, {origin.spec.id: origin.root_pin()}) as reader:
-            acked = await reader.ack(notice_id)
-        self.say(f"   acknowledged in Kumanovo at {acked['acknowledged_at']}")
+            for notice_id in notices:
+                acked = await reader.ack(notice_id)
+                self.say(f"   {notice_id}: acknowledged in Kumanovo at {acked['acknowledged_at']}")
+        sender = {notices[0]: AGENCY, notices[1]: POLICE}
+        for notice_id in notices:
 
-        async def reported() -> dict[str, Any] | None:
-            async with _sender(origin, AGENCY) as ministry:
-                status = (await ministry.status(notice_id)).body
-            states = [r["state"] for r in status["roles"] if r.get("foreign")]
-            return status if "acknowledged" in states else None
+            async def reported(notice_id: str = notice_id) -> dict[str, Any] | None:
+                async with _sender(origin, sender[notice_id]) as agency:
+                    status = (await agency.status(notice_id)).body
+                states = [r["state"] for r in status["roles"] if r.get("foreign")]
+                return status if "acknowledged" in states else None
 
-        status = await _until(reported, "the acknowledgement to reach Kosovo")
-        self.say(f"   the ministry's `liaison status {notice_id}` on the Kosovo broker:")
-        for role in status["roles"]:
-            where = f" (abroad, {role['peer']})" if role.get("foreign") else ""
-            self.say(f"     [{role['role']}]{where}: {role['state']}")
+            status = await _until(reported, f"the acknowledgement of {notice_id} to reach Kosovo")
+            self.say(f"   `liaison status {notice_id}` on the Kosovo broker ({sender[notice_id]}):")
+            for role in status["roles"]:
+                where = f" (abroad, {role['peer']})" if role.get("foreign") else ""
+                self.say(f"     [{role['role']}]{where}: {role['state']}")
 
     async def _verify(self) -> bool:
         _step(
             self.say,
-            "5. Each side's auditor verifies",
+            "7. Each side's auditor verifies",
             "its own log against the log key pinned at enrolment, and that each peer cosigned a "
             "checkpoint of it (c2sp.org/tlog-cosignature)",
         )
@@ -253,14 +344,14 @@ class FederationDemo:
             args = ["audit", "verify", *_auditor(member), "--checkpoint-key", _b64(member.log()[1])]
             for peer in peers:
                 args += ["--peer", peer.url]
-            self.say(f"   {member.spec.title}'s ombudsperson:")
+            self.say(f"   {member.spec.title}'s auditor ({member.spec.auditor}):")
             ok = await self._run(args) and ok
         return ok
 
     async def _follow(self, origin: Member, destination: Member, notice_id: str) -> bool:
         _step(
             self.say,
-            "6. Following the notice through both logs",
+            "8. Following the returnee notice through both logs",
             "each side's events with the other's ids, every one proved included in a checkpoint "
             "the other side cosigned",
         )
@@ -349,12 +440,6 @@ def _shown(arg: str, root: Path) -> str:
 
 def _auditor(member: Member) -> list[str]:
     return ["--data", str(member.data), "--url", member.url, "--as", member.spec.auditor]
-
-
-def _channel() -> str:
-    from broker.demo_region import CHANNEL
-
-    return CHANNEL
 
 
 def _step(say: Callable[[str], None], title: str, text: str) -> None:

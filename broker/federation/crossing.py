@@ -4,7 +4,8 @@ Fail closed: a crossing is allowed only when one line of one in-force agreement 
 channel, direction, the sending organisation's kind, a jurisdiction at or above the notice's,
 and the notice's marking. Checked in this order, and the first that fails is the reason given:
 1. TLP:RED never crosses, whatever any agreement says;
-2. a peer must serve the notice's country (a national peer for it, else the hub relaying to it);
+2. a peer must serve the notice's country (a national peer for it, else the hub relaying to it;
+   of those, the first whose agreement sends the channel);
 3. the agreement with that peer must be in force at ``now``;
 4. it must have a line for the channel in that direction;
 5. the sending organisation's kind, 6. the jurisdiction and 7. the marking must be on that line
@@ -54,21 +55,34 @@ class CrossingDecision:
     crossing: int | None = None  # the agreement line that allowed it
 
 
-def peer_for(peers: Mapping[str, Peer], jurisdiction: str, country: str | None) -> Peer | None:
+def peer_for(
+    peers: Mapping[str, Peer], jurisdiction: str, country: str | None, channel: str | None = None
+) -> Peer | None:
     """The peer a notice for ``jurisdiction`` goes to: the national peer of its country, else
-    the hub that relays to it. A jurisdiction outside this broker's directory (country unknown)
-    is matched by the agreements that name it."""
+    the hub that relays to it — the first of them whose agreement has a send line for
+    ``channel``, so a country may keep a bilateral agreement for what must not go through the
+    hub (TLP:AMBER+STRICT) and send the rest through the hub; when none has, the first of them
+    (whose agreement then gives the refusal). A jurisdiction outside this broker's directory
+    (country unknown) is matched by the agreements that name it."""
     ranked = sorted(peers.values(), key=lambda p: (p.kind is PeerKind.HUB, p.id))
-    for peer in ranked:
-        if country is not None and country in peer.countries:
-            return peer
+    serving = [p for p in ranked if country is not None and country in p.countries]
     if country is None:
-        for peer in ranked:
-            if any(jurisdiction in c.jurisdictions for c in peer.agreement.crossings):
-                return peer
-            if jurisdiction in peer.countries:
-                return peer
-    return None
+        serving = [
+            p
+            for p in ranked
+            if any(jurisdiction in c.jurisdictions for c in p.agreement.crossings)
+            or jurisdiction in p.countries
+        ]
+    agreed = [p for p in serving if channel is None or _sends(p, channel)]
+    first = agreed or serving
+    return first[0] if first else None
+
+
+def _sends(peer: Peer, channel: str) -> bool:
+    return any(
+        c.channel == channel and c.direction.covers(Direction.SEND)
+        for c in peer.agreement.crossings
+    )
 
 
 def decide_crossing(
@@ -81,7 +95,7 @@ def decide_crossing(
     peer = (
         peers.get(request.peer)
         if request.peer is not None
-        else peer_for(peers, jurisdiction, request.country)
+        else peer_for(peers, jurisdiction, request.country, request.channel)
     )
     if peer is None:
         where = request.peer or request.country or jurisdiction

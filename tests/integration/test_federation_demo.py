@@ -1,10 +1,11 @@
 """``liaison demo --federation`` as a user runs it, and ``audit verify --follow`` on its brokers.
 
-The demo is a subprocess that starts two real brokers on loopback (Kosovo, North Macedonia) and
-tells the crossing. Once with ``--once``: it must tell the whole story and exit 0. Once
+The demo is a subprocess that starts three real brokers on loopback (Kosovo, the regional hub,
+North Macedonia) and tells the crossings: the returnee notice directly, a police notice through
+the hub. Once with ``--once``: it must tell the whole story and exit 0. Once
 interactively: while its brokers serve on, an auditor follows the notice through both logs from
 the command line (and is refused with a wrong pinned key, or a notice that never crossed); then
-Ctrl-C stops the demo and both brokers.
+Ctrl-C stops the demo and its brokers.
 """
 
 from __future__ import annotations
@@ -28,17 +29,32 @@ from tests.support import LIAISON, run_cli
 STORY = (
     "== 1. A Kosovo ministry posts",
     "for mk under agreement xk-mk-2026-returnees: queued",
-    "forwarded to Broker of North Macedonia: sent",
+    "== 2. Kosovo Police post through the hub",
+    "for hub under agreement xk-hub-2026: queued",
+    ": forwarded to Broker of North Macedonia: sent",
+    ": forwarded to Regional hub: sent",
+    # The hub's own log: it relayed under both agreements, re-wrapped, and dropped its copy.
+    "== 4. The hub relays",
+    "   notice.received_from_peer  relay_to=mk\n",
+    "   notice.relayed  from_peer=xk  to_peer=mk  received_under=xk-hub-2026#1  "
+    "sent_under=mk-hub-2026#1\n",
+    "   escrow.used  purpose=federation.relay  escrow_wrap_kept=False\n",
+    "   notice.relay_body_dropped  to_peer=mk  ciphertext_sha256=",
+    "mk-kumanovo-pcve: 2 notices in the inbox",
     "signed by Ministry of Internal Affairs of Kosovo (key xk-mpb.ed25519.",
-    "the same device without the Kosovo pin refuses: the notice crossed from peer xk",
+    "signed by Kosovo Police (key xk-kp.ed25519.",
+    "the same device without the Kosovo pin refuses: the notice crossed from xk,",
+    "pinning the hub's root instead refuses: the notice crossed from xk (relayed by hub),",
     "[mk-kumanovo.pcve-focal-point] (abroad, mk): acknowledged",
-    "== 5. Each side's auditor verifies",
-    "== 6. Following the notice through both logs",
+    "[mk-kumanovo.pcve-focal-point] (abroad, hub): acknowledged",
+    "== 7. Each side's auditor verifies",
+    "Regional hub's auditor (mk-ombudsman-auditor):",
+    "== 8. Following the returnee notice through both logs",
     "notice.forward_queued  peer=mk",
     "peer:mk  notice.acknowledged_abroad  peer=mk",
     "peer:xk  notice.received_from_peer  peer=xk",
     "contact:mk-kumanovo-pcve  delivery.acknowledged",
-    "== Done: the story crossed a border on this machine",
+    "== Done: the story crossed a border, directly and through the hub, on this machine",
 )
 
 
@@ -48,11 +64,16 @@ def test_the_federation_demo_tells_the_crossing_and_exits(tmp_path: Path) -> Non
     assert result.returncode == 0, out + result.stderr
     for expected in STORY:
         assert expected in out, expected
-    # Both auditors' `audit verify --peer` and the follow passed, each cosigned by the other.
-    assert len(re.findall(r"^   OK: verified \d+ events", out, re.MULTILINE)) == 3
+    # Three auditors' `audit verify --peer` (each log cosigned by both its peers) and the follow.
+    assert len(re.findall(r"^   OK: verified \d+ events", out, re.MULTILINE)) == 4
+    cosigned = (
+        r"^   OK: verified \d+ events .*; witnessed: size \d+ cosigned by .*; size \d+ cosigned by "
+    )
+    assert len(re.findall(cosigned, out, re.MULTILINE)) == 3
     assert "OK: followed " in out and "each included in a checkpoint the other side cosigned" in out
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out)  # no raw control characters
-    for peer, other in (("xk", "mk"), ("mk", "xk")):
+    pairs = (("xk", "mk"), ("mk", "xk"), ("xk", "hub"), ("hub", "xk"), ("hub", "mk"), ("mk", "hub"))
+    for peer, other in pairs:
         assert (tmp_path / "region" / peer / "policies" / "peers" / f"{other}.yaml").exists()
 
 
@@ -82,7 +103,7 @@ def interactive(root: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 
 def _members(root: Path, output: str) -> dict[str, Member]:
-    ports = dict(re.findall(r"\((\w\w)\): http://127\.0\.0\.1:(\d+)", output))
+    ports = dict(re.findall(r"\((\w+)\): http://127\.0\.0\.1:(\d+)", output))
     return {s.id: Member(s, root / s.id, int(ports[s.id])) for s in REGION}
 
 

@@ -346,6 +346,36 @@ def test_the_hub_relays_to_a_country_without_a_national_peer_but_never_amber_str
     assert decide_crossing(strict, known, NOW).code == "no_agreement"
 
 
+def test_a_channel_the_national_agreement_lacks_goes_through_the_hub_amber_strict_never(
+    tmp_path: Path,
+) -> None:
+    """Kosovo keeps its bilateral agreement with North Macedonia for returnees and sends police
+    notices through the hub: the peer chosen is the first serving mk whose agreement sends the
+    channel; with none, the national peer, whose agreement gives the refusal."""
+    hub = example()
+    hub.update(id="hub", kind="hub", countries=["mk"])
+    hub["broker_key"] = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+    del hub["country"]
+    line = {"channel": "hate-incident", "direction": "send", "organisation_kinds": ["police"]}
+    hub["agreement"] = {  # type: ignore[assignment]
+        "id": "xk-hub-2026",
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_until": "2030-01-01T00:00:00Z",
+        "crossings": [line | {"jurisdictions": ["mk-kumanovo"], "markings": ["AMBER"]}],
+    }
+    known = load_policies(policy_set(tmp_path, mk=example(), hub=hub)).peers
+    kumanovo = {"lineage": ("mk-kumanovo", "mk"), "country": "mk"}
+    returnees = decide_crossing(send(**kumanovo), known, NOW)
+    assert returnees.allowed and returnees.peer == "mk"  # AMBER+STRICT: bilateral, direct
+    incident = decide_crossing(send("hate-incident", organisation_kind="police", **kumanovo),
+                               known, NOW)  # fmt: skip
+    assert incident.allowed and incident.peer == "hub"
+    neither = decide_crossing(send("threat-assessment", **kumanovo), known, NOW)
+    assert neither.peer == "mk" and neither.reason == (
+        "no agreement with mk for threat-assessment (to send)"
+    )
+
+
 def test_amber_strict_is_refused_at_use_too_if_an_agreement_is_not_bilateral(
     tmp_path: Path,
 ) -> None:
