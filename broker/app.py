@@ -72,6 +72,7 @@ from broker.http.keys import (
     WITNESS,
 )
 from broker.http.middleware import request_context
+from broker.http.tls import peer_client_context
 from broker.logs import get_logger
 from broker.service.audit import AuditService
 from broker.service.backoff import retry_delay
@@ -228,7 +229,7 @@ def _witnessing(
     app[WITNESS] = PeerWitness(state, key, witness_name(origin))
     app[COSIGNING] = CheckpointSubmitter(
         state,
-        WitnessDriver(),
+        WitnessDriver(peer_client_context(settings)),
         origin,
         timeout_seconds=settings.webhooks.timeout_seconds,
         backoff_seconds=settings.webhooks.backoff_seconds,
@@ -251,7 +252,7 @@ def _federation(
     forwarding = Forwarding(
         state, escrow_public=escrow.public_raw, escrow_key_id=escrow_id, limits=settings.limits
     )
-    driver = PeerDriver()  # one session for both kinds of row
+    driver = PeerDriver(peer_client_context(settings))  # one session for both kinds of row
     broker_key = purpose_keys.broker_key(settings, environ)
     timeout = settings.webhooks.timeout_seconds
     forwarder = PeerForwarder(

@@ -143,6 +143,17 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FederationSettings:
+    # Mutual TLS towards peer brokers: the client certificate chain and key (PEM, relative to
+    # the data directory) presented on every outgoing federation request (forwards, status
+    # reports, add-checkpoint), and the CA a peer's https server certificate must chain to.
+    # Empty CA: the system's trust store. Empty certificate: none is presented.
+    tls_cert: str = ""
+    tls_key: str = ""
+    server_ca: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpSettings:
     # Empty host: no e-mail alerts.
     host: str = ""
@@ -210,6 +221,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
@@ -248,6 +260,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "retention": RetentionSettings,
     "webhooks": WebhookSettings,
     "smtp": SmtpSettings,
+    "federation": FederationSettings,
     "logging": LoggingSettings,
     "metrics": MetricsSettings,
 }
@@ -324,6 +337,8 @@ def _check(settings: Settings, environ: Mapping[str, str]) -> None:
         raise ConfigError("[server] public_url must be an http:// or https:// URL")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError("[server] tls_cert and tls_key go together")
+    if bool(settings.federation.tls_cert) != bool(settings.federation.tls_key):
+        raise ConfigError("[federation] tls_cert and tls_key go together")
     if settings.server.client_ca and not settings.server.tls_cert:
         raise ConfigError("[server] client_ca needs tls_cert and tls_key: mutual TLS is TLS first")
     if not 0 <= settings.server.workers <= MAX_WORKERS:

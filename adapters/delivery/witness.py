@@ -6,20 +6,25 @@ the answer, and turns every failure into an answer without a status (the caller 
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
 
+from adapters.delivery.peer import certificate_error
 from broker.domain.delivery import WitnessAnswer
 
 MAX_ANSWER = 64 * 1024  # bytes: a few cosignature lines, or a size
 
 
 class WitnessDriver:
-    def __init__(self) -> None:
+    def __init__(self, context: ssl.SSLContext | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._context = context  # broker.http.tls.peer_client_context: the CA, this broker's cert
 
     async def add_checkpoint(self, url: str, body: bytes, *, seconds: float) -> WitnessAnswer:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(ssl=self._context) if self._context else None
+            self._session = aiohttp.ClientSession(connector=connector)
         try:
             async with self._session.post(
                 url,
@@ -34,6 +39,8 @@ class WitnessDriver:
                 )
         except TimeoutError:
             return WitnessAnswer(None, error="timed out")
+        except aiohttp.ClientConnectorCertificateError as e:
+            return WitnessAnswer(None, error=certificate_error(e))
         except aiohttp.ClientError as e:
             return WitnessAnswer(None, error=type(e).__name__)
 

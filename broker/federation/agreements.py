@@ -85,6 +85,15 @@ PEER_SCHEMA: dict[str, Any] = {
         # its checkpoint origin and the Ed25519 key its checkpoints are signed with.
         "log_origin": {"type": "string", "pattern": r"^[!-*,-~]{1,200}$"},
         "log_key": {"type": "string", "minLength": 40, "maxLength": 64},
+        # Under mutual TLS (server.client_ca): the SHA-256 of the DER of each client certificate
+        # the peer may present ("sha256:<hex>", more than one while it rotates).
+        "tls_client_sha256": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 4,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
+        },
         # A hub's member countries' directory roots (country: sha256 pin), each read out by that
         # country: a notice the hub relays is checked against the root of the country it came from.
         "member_roots": {
@@ -183,7 +192,15 @@ class Peer:
     log_key: bytes | None = None
     # A hub's member countries' directory roots ("sha256:<hex>" by country), from the agreement.
     member_roots: Mapping[str, str] = field(default_factory=dict)
+    # The SHA-256 digests of the client certificates the peer presents under mutual TLS: a
+    # request signed by its broker key over a connection with another certificate is refused.
+    tls_client_sha256: frozenset[bytes] = frozenset()
     file: str = ""
+
+    def holds_certificate(self, certificate: bytes | None) -> bool:
+        """Under mutual TLS (``certificate``: the verified one's SHA-256) this file must pin
+        it; without mutual TLS (None) there is nothing to bind."""
+        return certificate is None or certificate in self.tls_client_sha256
 
     def origin_pin(self, country: str | None) -> str | None:
         """The root a notice from this peer must carry: a national peer's own, or (a hub
@@ -263,6 +280,9 @@ def parse_peer(
         log_origin=data.get("log_origin") if log_key else None,
         log_key=log_key,
         member_roots=dict(data.get("member_roots", {})),
+        tls_client_sha256=frozenset(
+            bytes.fromhex(pin.removeprefix("sha256:")) for pin in data.get("tls_client_sha256", [])
+        ),
         file=source.file,
     ), []
 

@@ -2,7 +2,10 @@
 
 Every federation endpoint asks this first. A request is a peer's only when it is signed by a
 pinned broker key over ``COMPONENTS`` (method, target URI, Content-Digest, Content-Type,
-Idempotency-Key) within the clock skew, and its body matches the digest. Any failure — an
+Idempotency-Key) within the clock skew, and its body matches the digest. Under mutual TLS
+(``server.client_ca``) the connection's verified client certificate must also be one the
+signing peer's file pins (``tls_client_sha256``; attacker: a peer broker holding another peer's
+stolen broker key but only its own certificate). Any failure — an
 unknown key, a bad signature, an altered body, a stale request — is one ``AuthenticationFailed``
 (one 401): the caller cannot tell which.
 """
@@ -45,7 +48,10 @@ def authenticate_peer(
         raise AuthenticationFailed(detail=str(e)) from e
     if not digest_matches(request.headers.get("content-digest", ""), request.body):
         raise AuthenticationFailed(detail="content digest")
-    return peers[signature.keyid], signature
+    peer = peers[signature.keyid]
+    if not peer.holds_certificate(request.client_certificate):
+        raise AuthenticationFailed(detail="client certificate not pinned for the peer")
+    return peer, signature
 
 
 async def authenticated_peer(

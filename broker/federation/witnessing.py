@@ -32,6 +32,7 @@ from broker.audit.witness import Cosigned, WitnessState
 from broker.crypto.cosignature import cosign, vkey
 from broker.crypto.keys import Signer
 from broker.errors import (
+    AuthenticationFailed,
     CheckpointConflict,
     CheckpointFork,
     CheckpointInconsistent,
@@ -57,13 +58,23 @@ class PeerWitness:
         self.name = name
         self.vkey = vkey(name, key.public_key().public_bytes_raw())
 
-    async def add_checkpoint(self, body: bytes, now: datetime, request_id: str | None) -> str:
-        """The cosignature line(s) for the submitted checkpoint; a ``LiaisonError`` otherwise."""
+    async def add_checkpoint(
+        self,
+        body: bytes,
+        now: datetime,
+        request_id: str | None,
+        client_certificate: bytes | None = None,
+    ) -> str:
+        """The cosignature line(s) for the submitted checkpoint; a ``LiaisonError`` otherwise.
+        ``client_certificate``: the verified mTLS certificate's SHA-256 (None without mTLS),
+        which the peer whose log it is must pin."""
         try:
             submission = parse_request(body)
         except Refusal as r:
             raise CheckpointRequestInvalid(r.message) from r
         peer, log_key = self._peer(submission.origin)
+        if not peer.holds_certificate(client_certificate):
+            raise AuthenticationFailed(detail="client certificate not pinned for the peer")
         for _ in range(RACES):
             current = await witness_repo.state(self.state.engine, submission.origin, log_key)
             cosigned = await self._decide(peer, current, submission, now, request_id)

@@ -16,9 +16,10 @@ from aiohttp import web
 
 from broker.errors import UnsupportedMediaType
 from broker.http.json_body import json_response
-from broker.http.keys import CLOCK, FEDERATION, FEDERATION_STATUS
+from broker.http.keys import CLOCK, FEDERATION, FEDERATION_STATUS, SETTINGS
 from broker.http.middleware import REQUEST_ID
 from broker.http.notices import header_map, source, target_uri
+from broker.http.tls import require_client_certificate
 from broker.service.intake import IncomingRequest
 
 
@@ -38,7 +39,9 @@ async def post_status(request: web.Request) -> web.Response:
 
 
 async def _incoming(request: web.Request, what: str) -> IncomingRequest:
-    """A peer's request as the federation services read it (they authenticate the peer)."""
+    """A peer's request as the federation services read it (they authenticate the peer, and
+    bind the mutual-TLS certificate, required under ``server.client_ca``, to it)."""
+    certificate = require_client_certificate(request, request.app[SETTINGS])
     if request.content_type != "application/json":
         raise UnsupportedMediaType(f"{what} is application/json")
     return IncomingRequest(
@@ -48,4 +51,5 @@ async def _incoming(request: web.Request, what: str) -> IncomingRequest:
         await request.read(),
         request[REQUEST_ID],
         source=source(request),
+        client_certificate=certificate,
     )

@@ -46,3 +46,21 @@ def require_client_certificate(request: web.Request, settings: Settings) -> byte
     if not der:  # with CERT_OPTIONAL, a certificate is only returned once it has verified
         raise AuthenticationFailed(detail="no verified client certificate")
     return hashlib.sha256(der).digest()
+
+
+def peer_client_context(settings: Settings) -> ssl.SSLContext:
+    """Outgoing federation requests: a peer's https certificate must chain to
+    ``federation.server_ca`` (the system's trust store without it) and name the host; with
+    ``federation.tls_cert`` this broker presents its own client certificate (mutual TLS)."""
+    federation = settings.federation
+    try:
+        cafile = settings.path(federation.server_ca) if federation.server_ca else None
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if federation.tls_cert:
+            context.load_cert_chain(
+                settings.path(federation.tls_cert), settings.path(federation.tls_key)
+            )
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"[federation] TLS set-up failed: {e}") from e
+    return context

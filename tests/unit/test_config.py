@@ -92,3 +92,12 @@ def test_the_example_production_config_loads(tmp_path: Path) -> None:
     )
     assert url == "postgresql+asyncpg://liaison:pw@db:5432/liaison"
     assert settings.logging.format == "json" and settings.database.pool_size == 10
+
+
+def test_the_federation_client_certificate_and_key_go_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[federation\] tls_cert and tls_key go together"):
+        load_settings(tmp_path, {"LIAISON_FEDERATION_TLS_CERT": "xk.pem"})
+    settings = load_settings(
+        tmp_path, {"LIAISON_FEDERATION_TLS_CERT": "xk.pem", "LIAISON_FEDERATION_TLS_KEY": "k.pem"}
+    )
+    assert (settings.federation.tls_cert, settings.federation.server_ca) == ("xk.pem", "")

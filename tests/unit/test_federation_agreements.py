@@ -417,3 +417,16 @@ def test_a_peer_file_declares_its_log_whole_or_not_at_all_and_once(tmp_path: Pat
         load_policies(policy_set(tmp_path, mk=data, rs=twin))
     found = [str(p) for p in refused.value.problems]
     assert any("log_origin: the same log as peer 'mk'" in p for p in found)
+
+
+def test_pinned_client_certificates_are_read_and_malformed_ones_refused(tmp_path: Path) -> None:
+    digest = "ab" * 32
+    pinned = load_policies(
+        policy_set(tmp_path, mk={**example(), "tls_client_sha256": [f"sha256:{digest}"]})
+    ).peers["mk"]
+    assert pinned.holds_certificate(bytes.fromhex(digest))
+    assert not pinned.holds_certificate(bytes(32))
+    assert pinned.holds_certificate(None)  # without mutual TLS there is nothing to bind
+    assert not peers(tmp_path)["mk"].holds_certificate(bytes.fromhex(digest))
+    found = problems(tmp_path, {**example(), "tls_client_sha256": ["ab" * 32]})
+    assert any("tls_client_sha256/0" in p and "does not match" in p for p in found), found
