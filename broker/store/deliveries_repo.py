@@ -176,7 +176,7 @@ async def deliveries_after_each(
             .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
             .where(
                 delivery_t.c.contact_id.in_(list(after)),
-                delivery_t.c.id > case(*branches, value=delivery_t.c.contact_id),
+                delivery_t.c.id > case(*((delivery_t.c.contact_id == c, a) for c, a in branches)),
             )
             .subquery()
         )
