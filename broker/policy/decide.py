@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import cedarpy
+import orjson
 
 from broker.domain.directory import Directory
 from broker.domain.notice import NoticeFacts
@@ -54,7 +55,7 @@ class Authorizer:
         base = directory_entities(directory, policies.channels)
         self._entities = cedarpy.Entities.from_json_str(json.dumps(base))
         self._ids_matter = policies_name_notices(policies)
-        self._cache: dict[tuple[str, str, str], Decision] = {}
+        self._cache: dict[tuple[str, str, bytes], Decision] = {}
         self._counts = threading.Lock()
         self.cache_hits = 0
         self.cache_misses = 0
@@ -109,9 +110,9 @@ class Authorizer:
         """Decisions on ``notice`` for each (principal uid, action), in order: cached ones from
         the cache, the others in one Cedar batch over one entity set."""
         entity = self.notice_entity(notice)
-        key = json.dumps(entity["attrs"], sort_keys=True, separators=(",", ":"))
+        key = attributes_key(entity["attrs"])
         if self._ids_matter:
-            key += "\0" + notice.id
+            key += b"\0" + notice.id.encode("utf-8", "surrogatepass")
         found = [self._cache.get((principal, action, key)) for principal, action in asks]
         missing = [k for k, decision in enumerate(found) if decision is None]
         with self._counts:
@@ -215,6 +216,17 @@ class AuditScope:
 
     jurisdictions: frozenset[str]
     policy_ids: tuple[str, ...]
+
+
+def attributes_key(attrs: dict[str, Any]) -> bytes:
+    """A notice entity's attributes as the decision cache's key: equal keys for equal attributes
+    and only then. orjson with sorted keys (a tenth of ``json.dumps``'s cost, three times per
+    intake); a string orjson refuses (a lone surrogate) falls back to ``json.dumps``, under
+    another first byte, so the two encodings never meet."""
+    try:
+        return b"o" + orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return b"j" + json.dumps(attrs, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _publish_asks(notice: NoticeFacts) -> list[tuple[str, str]]:

@@ -8,7 +8,9 @@ Invariants:
 - a connected contact receives an event only when policy lets them read that notice now: one
   Cedar batch decides for every connected recipient of the announced deliveries;
 - "delivered" marks of many live streams share one transaction (group commit), with an audit
-  event for each delivery marked.
+  event for each delivery marked;
+- streams that open (or page on) together read their backlogs in one query
+  (``BacklogReads``), each answer exactly the one-contact read.
 
 Measured before (2,000 connected recipients of one broadcast): every stream read its delivery
 from the store, asked Cedar on its own and committed its own mark: the last one had the notice
@@ -29,10 +31,12 @@ from broker.logs import get_logger
 from broker.service.push import Hub, PushEvent
 from broker.service.rounds import Rounds, settle
 from broker.state import BrokerState
+from broker.store import Database
 from broker.store import deliveries_repo as repo
 from broker.store.deliveries_repo import InboxItem
 
 log = get_logger("liaison.live")
+STREAM_BACKLOG = 500  # deliveries replayed per read; a client far behind pages through the inbox
 
 
 def _time(value: datetime | None) -> str | None:
@@ -161,3 +165,39 @@ class DeliveredMarks:
             max(now for _, _, now, _ in batch),
             events_for,
         )
+
+
+Start = tuple[str, int, "asyncio.Future[list[InboxItem]]"]
+
+
+class BacklogReads:
+    """Backlog reads of streams that open together, in one query (5,000 clients connecting
+    after a restart read the store a few times, not 5,000 times)."""
+
+    def __init__(self, db: Database, limit: int = STREAM_BACKLOG) -> None:
+        self.db = db
+        self.limit = limit
+        self._rounds: Rounds[Start] = Rounds("backlog-reads", self._round, 1000)
+
+    async def read(self, contact: str, after: int) -> list[InboxItem]:
+        """The contact's deliveries above ``after``, oldest first, at most ``limit``."""
+        done: asyncio.Future[list[InboxItem]] = asyncio.get_running_loop().create_future()
+        self._rounds.put((contact, after, done))
+        return await done
+
+    async def close(self) -> None:
+        await self._rounds.close()
+
+    async def _round(self, batch: list[Start]) -> None:
+        try:
+            answers = await repo.deliveries_after_each(
+                self.db, [(c, after) for c, after, _ in batch], self.limit
+            )
+        except Exception as e:  # every waiter hears the store's failure, none is left hanging
+            for *_, done in batch:
+                if not done.done():
+                    done.set_exception(e)
+            return
+        for (*_, done), items in zip(batch, answers, strict=True):
+            if not done.done():  # a stream closed while it waited
+                done.set_result(items)

@@ -29,7 +29,7 @@ from broker.service.acks import ack_events, reply_row, verify_ack
 from broker.service.fetched import b64 as _b64
 from broker.service.fetched import fetched_event, notice_answer
 from broker.service.fetched import time_text as _time
-from broker.service.live import DeliveredMarks, Publisher, event_data
+from broker.service.live import STREAM_BACKLOG, BacklogReads, DeliveredMarks, Publisher, event_data
 from broker.service.names import named_item
 from broker.service.push import Hub
 from broker.state import BrokerState, View
@@ -55,10 +55,12 @@ class Recipients:
         self.distributed = distributed  # PostgreSQL: every process learns of deliveries by NOTIFY
         self.publisher = Publisher(state, hub)
         self.marks = DeliveredMarks(state)
+        self.backlogs = BacklogReads(state.engine, STREAM_BACKLOG)
 
     async def close(self) -> None:
         await self.publisher.close()
         await self.marks.close()
+        await self.backlogs.close()
 
     def visible(
         self, view: View, contact: str, items: list[InboxItem], now: datetime
@@ -275,11 +277,11 @@ class Recipients:
 
     async def catch_up(self) -> None:
         """After the listener reconnects: push what may have committed while it was away."""
-        for contact in self.hub.contacts():
-            items = await repo.deliveries_after(
-                self.state.engine, contact, self.hub.high_water, 500
-            )
-            self.publisher.publish(items)
+        contacts = self.hub.contacts()
+        answers = await repo.deliveries_after_each(
+            self.state.engine, [(c, self.hub.high_water) for c in contacts], STREAM_BACKLOG
+        )
+        self.publisher.publish(sorted((i for a in answers for i in a), key=lambda i: i.delivery_id))
 
 
 def _cursor(cursor: str | None) -> int | None:

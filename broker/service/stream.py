@@ -21,14 +21,12 @@ from broker.clock import Clock
 from broker.config import DeliverySettings
 from broker.errors import TooManyStreams
 from broker.logs import get_logger
-from broker.service.live import event_data
+from broker.service.live import STREAM_BACKLOG, event_data
 from broker.service.push import Subscription
 from broker.service.recipients import Recipients
 from broker.service.tokens import Bearer, still_entitled
-from broker.store import deliveries_repo as repo
 
 log = get_logger("liaison.stream")
-STREAM_BACKLOG = 500  # deliveries replayed per resume; a client far behind pages through the inbox
 Write = Callable[[bytes], Awaitable[None]]
 
 
@@ -100,10 +98,10 @@ async def send_backlog(
     request_id: str | None,
 ) -> int:
     """Send the contact's deliveries above ``after`` from the store, in id order, when a stream
-    opens or resumes; returns the new position."""
+    opens or resumes; returns the new position. Streams opening together share the read."""
     state = recipients.state
     while True:
-        items = await repo.deliveries_after(state.engine, contact, after, STREAM_BACKLOG)
+        items = await recipients.backlogs.read(contact, after)
         if not items:
             return after
         now = clock.now()

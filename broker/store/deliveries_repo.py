@@ -150,6 +150,64 @@ async def deliveries_after(db: Database, contact: str, after: int, limit: int) -
     return [_inbox_item(r) for r in await fetch_all(db, query)]
 
 
+async def deliveries_after_each(
+    db: Database, starts: Sequence[tuple[str, int]], limit: int
+) -> list[list[InboxItem]]:
+    """``deliveries_after(contact, after, limit)`` for each (contact, after) of ``starts``, in
+    order, in one query per ``BACKLOG_CHUNK`` distinct contacts (streams opening together).
+
+    Each contact's threshold is chosen by a CASE on the contact and its rows numbered by a
+    window, so every answer is exactly the one-contact query's; a contact named twice (two
+    streams at different positions) goes in a later query, never with a shared threshold."""
+    answers: list[list[InboxItem]] = [[] for _ in starts]
+    for chunk in _one_per_contact(starts, BACKLOG_CHUNK):
+        after = {starts[k][0]: starts[k][1] for k in chunk}
+        # The CASE has a power of two of branches (the last repeated: the same answer), so at
+        # most nine statement shapes reach SQLAlchemy's compiled cache, not one per count.
+        branches = list(after.items())
+        branches += branches[-1:] * ((1 << (len(branches) - 1).bit_length()) - len(branches))
+        numbered = (
+            select(
+                *_INBOX_COLUMNS,
+                func.row_number()
+                .over(partition_by=delivery_t.c.contact_id, order_by=delivery_t.c.id)
+                .label("position"),
+            )
+            .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+            .where(
+                delivery_t.c.contact_id.in_(list(after)),
+                delivery_t.c.id > case(*((delivery_t.c.contact_id == c, a) for c, a in branches)),
+            )
+            .subquery()
+        )
+        query = select(numbered).where(numbered.c.position <= limit).order_by(numbered.c.id)
+        found: dict[str, list[InboxItem]] = {}
+        for r in await fetch_all(db, query):
+            found.setdefault(r.contact_id, []).append(_inbox_item(r))
+        for k in chunk:
+            answers[k] = found.get(starts[k][0], [])
+    return answers
+
+
+BACKLOG_CHUNK = 256  # contacts per backlog query: three bound values each, well within limits
+
+
+def _one_per_contact(starts: Sequence[tuple[str, int]], size: int) -> list[list[int]]:
+    """Indexes of ``starts`` in chunks of at most ``size``, no contact twice in one chunk."""
+    chunks: list[list[int]] = []
+    seen: list[set[str]] = []
+    for k, (contact, _) in enumerate(starts):
+        for chunk, contacts in zip(chunks, seen, strict=True):
+            if contact not in contacts and len(chunk) < size:
+                chunk.append(k)
+                contacts.add(contact)
+                break
+        else:
+            chunks.append([k])
+            seen.append({contact})
+    return chunks
+
+
 async def deliveries_since(db: Database, after: int, limit: int) -> list[InboxItem]:
     """Every contact's deliveries with an id above ``after``, oldest first (push on SQLite
     served by several processes: ids are given out in commit order, so this is a gap-free tail)."""

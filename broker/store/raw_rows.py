@@ -45,23 +45,36 @@ class RawTable:
         """(SQL, parameters) per run of rows naming the same columns, in the rows' order."""
         runs: list[tuple[str, list[tuple[Any, ...]]]] = []
         last: tuple[str, ...] | None = None
+        # Per column, the last value processed and its result: the rows of one notice share
+        # their datetimes (one ``now``), so most bind processors run once per column, not per row.
+        memo: list[tuple[Any, Any] | None] = [None] * len(self.columns)
         for row in rows:
-            names, values = self._row(row)
+            names, values = self._row(row, memo)
             if names != last:
                 runs.append((self._statement(names), []))
                 last = names
             runs[-1][1].append(values)
         return runs
 
-    def _row(self, row: dict[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    def _row(
+        self, row: dict[str, Any], memo: list[tuple[Any, Any] | None]
+    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         names: list[str] = []
         values: list[Any] = []
-        for c in self.columns:
+        for k, c in enumerate(self.columns):
             value = row.get(c.name, c.default)
             if value is _NO_DEFAULT:
                 continue  # not given, no default: the column's own (NULL, server default, rowid)
             names.append(c.name)
-            values.append(value if c.process is None else c.process(value))
+            if c.process is not None:
+                seen = memo[k]
+                if seen is not None and seen[0] is value:  # the very same object: same result
+                    value = seen[1]
+                else:
+                    processed = c.process(value)
+                    memo[k] = (value, processed)
+                    value = processed
+            values.append(value)
         return tuple(names), tuple(values)
 
     def _statement(self, names: tuple[str, ...]) -> str:

@@ -78,18 +78,24 @@ def wrap_rows(notice_id: str, wraps: Sequence[KeyWrap]) -> list[dict[str, Any]]:
 def delivery_rows(
     notice_id: str, deliveries: Sequence[NewDelivery], now: datetime
 ) -> list[dict[str, Any]]:
-    """New deliveries (state pending); a first delivery leaves the escalation level to the table."""
-    return [_delivery_row(notice_id, d, now) for d in deliveries]
+    """New deliveries (state pending); a first delivery leaves the escalation level to the table.
+    The deliveries of a notice mostly share their policies: each list is encoded once."""
+    encoded: dict[tuple[str, ...], str] = {}
+    for d in deliveries:
+        ids = tuple(d.policy_ids)
+        if ids not in encoded:
+            encoded[ids] = json.dumps(list(ids))
+    return [_delivery_row(notice_id, d, now, encoded[tuple(d.policy_ids)]) for d in deliveries]
 
 
-def _delivery_row(notice_id: str, d: NewDelivery, now: datetime) -> dict[str, Any]:
+def _delivery_row(notice_id: str, d: NewDelivery, now: datetime, policy_ids: str) -> dict[str, Any]:
     row: dict[str, Any] = {
         "notice_id": notice_id,
         "contact_id": d.contact,
         "role_id": d.role,
         "jurisdiction_id": d.jurisdiction,
         "rule": d.rule,
-        "policy_ids": json.dumps(list(d.policy_ids)),
+        "policy_ids": policy_ids,
         "deputy": d.deputy,
         "state": "pending",
         "created_at": now,
