@@ -207,14 +207,16 @@ def recipient(data: Path, url: str, contact: str) -> Any:
     )
 
 
+def as_a_shell_starts_it() -> None:
+    """In a child before exec: SIGINT unblocked and at its default, as a shell leaves it."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_watch(argv: list[str]) -> subprocess.Popen[str]:
     """A ``liaison watch`` process, started as a shell starts it: SIGINT unblocked and at its
     default, whatever this test process's own signal state (a mask or disposition inherited
     across fork and exec would otherwise make Ctrl-C reach nothing)."""
-
-    def _as_a_shell_starts_it() -> None:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     return subprocess.Popen(
         argv,
@@ -222,7 +224,7 @@ def start_watch(argv: list[str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=_as_a_shell_starts_it,
+        preexec_fn=as_a_shell_starts_it,
     )
 
 
