@@ -9,6 +9,7 @@ in the page. Screenshots of every page go to tests/_artifacts/web/.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -193,6 +194,41 @@ async def test_an_altered_notice_is_refused_in_red(
     await expect(page.locator("#ack")).to_have_count(0)  # nothing to acknowledge
     await expect(page.locator("#subject")).to_have_count(0)
     await shot(page, "5-altered-refused")
+
+
+# Every view the page puts in <main>, by its heading, in the order drawn.
+COUNT_DRAWS = """
+window.__draws = [];
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.id !== "main") continue;
+    for (const n of r.addedNodes) {
+      const heading = n.querySelector && n.querySelector("h2");
+      if (heading) window.__draws.push(heading.textContent);
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+async def test_each_view_is_drawn_once_so_what_the_official_types_at_once_is_kept(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    # A sign-in both sets the address and draws it: drawn twice, the inbox (or a notice opened
+    # straight away) was replaced under the official's first click or the reply being typed.
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+    page = await browser.new_page()
+    await page.add_init_script(COUNT_DRAWS)
+    errors = watch_errors(page)
+    await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-pcve")
+    await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")  # at once, as from an e-mail link
+    await page.fill("#reply", "Two places kept.")
+    await page.click("#ack")
+    await expect(page.locator("#acked")).to_be_visible()
+    draws = await page.evaluate("window.__draws")
+    assert all(a != b for a, b in itertools.pairwise(draws)), draws
+    assert errors == []
 
 
 async def test_sarajevo_sees_nothing_the_ministry_follows_and_an_auditor_verifies(

@@ -21,16 +21,7 @@ AUDITOR = "mk-ombudsman-auditor"
 
 
 async def verified(page: Page) -> str:
-    # A click while the view is still being re-drawn (the contact's language arriving after
-    # sign-in) lands on a button that is then replaced: click again, a bounded number of times.
-    for attempt in range(3):
-        await page.click("#verify")
-        try:
-            await expect(page.locator("#verify-report li").first).to_be_visible(timeout=10_000)
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
+    await page.click("#verify")
     report = page.locator("#verify-report")
     await expect(report.locator("li")).not_to_have_count(0)
     await page.wait_for_function(

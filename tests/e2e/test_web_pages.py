@@ -328,6 +328,8 @@ async def test_exercise_and_test_notices_are_labelled_in_the_sent_list_status_an
     errors += watch_errors(auditor)
     await sign_in(auditor, broker.url, keys, "mk-ombudsman-auditor")
     await auditor.select_option("#language", "en")
+    # The view is drawn again in English: filter on the new one, not on the one it replaces.
+    await expect(auditor.locator(".filters button[type=submit]")).to_have_text("Search")
     await auditor.select_option("#audit-exercise", "test")
     await auditor.click(".filters button[type=submit]")
     rows = auditor.locator("table.events tbody tr")

@@ -900,10 +900,27 @@ function renderHeader() {
 }
 
 /** Views are drawn one after another, each for the address at its turn: a view still loading
- *  (a notice re-drawn for the language switch) cannot finish after, and over, the next one. */
+ *  (a notice re-drawn for the language switch) cannot finish after, and over, the next one.
+ *  One draw waits at most, and one for an address change is dropped when that address's view is
+ *  already there: a sign-in both sets the address and draws it, and a second draw of the same view
+ *  would replace the one the reader has started typing in or clicking on. A language switch, a
+ *  sign-out or a forgotten key (force) always draws again. */
 let drawing = Promise.resolve();
-function route() {
-  drawing = drawing.then(drawOnce);
+let drawn = null; // the address of the view drawn last, or being drawn
+let waiting = null; // the draw queued and not yet started
+function route(force = true) {
+  if (waiting) {
+    waiting.force ||= force;
+    return drawing;
+  }
+  const turn = { force };
+  waiting = turn;
+  drawing = drawing.then(() => {
+    waiting = null;
+    if (!turn.force && location.hash === drawn) return undefined;
+    drawn = location.hash;
+    return drawOnce();
+  });
   return drawing;
 }
 
@@ -930,5 +947,5 @@ async function draw() {
 
 await initLanguage();
 renderHeader();
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => route(false));
 route();
