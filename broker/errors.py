@@ -184,14 +184,15 @@ class AuthenticationFailed(LiaisonError):
 
 
 class TokenRequestInvalid(AuthenticationFailed):
-    """A token request that is not a well-formed jwt-bearer grant: RFC 6749 §5.2
-    ``invalid_request`` at the token endpoint (counted like any unauthenticated refusal)."""
+    """A token request that is not a well-formed jwt-bearer or client-credentials grant: RFC 6749
+    §5.2 ``invalid_request`` at the token endpoint (counted like any unauthenticated refusal)."""
 
     code = "invalid_request"
 
 
 class GrantTypeUnsupported(TokenRequestInvalid):
-    """A token request for another grant than jwt-bearer: RFC 6749 §5.2 ``unsupported_grant_type``."""
+    """A token request for another grant than jwt-bearer or client credentials: RFC 6749 §5.2
+    ``unsupported_grant_type``."""
 
     code = "unsupported_grant_type"
 

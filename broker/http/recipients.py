@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,7 @@ from broker.http.notices import source
 from broker.input import check_integer, check_json_depth
 from broker.policy.payload import Violation
 from broker.service import stream
-from broker.service.tokens import GRANT_TYPE
+from broker.service.tokens import CLIENT_ASSERTION_TYPE, CLIENT_CREDENTIALS, GRANT_TYPE
 
 
 def _contact(request: web.Request) -> str:
@@ -35,44 +36,66 @@ def _contact(request: web.Request) -> str:
 
 
 async def post_token(request: web.Request) -> web.Response:
-    """RFC 7523 jwt-bearer grant; refusals are RFC 6749 §5.2 errors (broker/http/oauth.py)."""
+    """RFC 7523 jwt-bearer grant, or the client-credentials grant with the same signed assertion
+    as RFC 7523 §2.2 client authentication (OpenID Connect's ``private_key_jwt``); refusals are
+    RFC 6749 §5.2 errors (broker/http/oauth.py)."""
+    as_client = False
     try:
-        assertion = await _assertion(request)
+        token_request = await _token_request(request)
+        as_client = token_request.as_client
         view = request.app[STATE].view
         answer = await request.app[TOKENS].exchange(
             view.directory,
-            assertion,
+            token_request.assertion,
             request.app[CLOCK].now(),
             source=source(request),
             request_id=request[REQUEST_ID],
+            as_client=as_client,
+            client_id=token_request.client_id,
         )
     except AuthenticationFailed as e:
         if not e.recorded:
             await count_refusal(request, e)
-        return oauth.token_error(e)
+        return oauth.token_error(e, as_client=as_client)
     return web.json_response(answer, headers=oauth.NO_STORE)
 
 
-async def _assertion(request: web.Request) -> str:
+@dataclass(frozen=True)
+class TokenRequest:
+    assertion: str
+    as_client: bool  # the assertion authenticates the client (client_credentials grant)
+    client_id: str | None  # as the client named itself, if it did
+
+
+async def _token_request(request: web.Request) -> TokenRequest:
+    fields: Any
     if request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        grant, assertion = form.get("grant_type"), form.get("assertion")
+        fields = await request.post()
     elif request.content_type == "application/json":
         raw = await request.read()
         try:
             check_json_depth(raw, request.app[SETTINGS].limits.max_json_depth)
-            body: Any = json.loads(raw)
+            fields = json.loads(raw)
         except (NestingTooDeep, ValueError) as e:
             raise TokenRequestInvalid(detail="token request is not JSON within limits") from e
-        body = body if isinstance(body, dict) else {}
-        grant, assertion = body.get("grant_type"), body.get("assertion")
+        fields = fields if isinstance(fields, dict) else {}
     else:
         raise TokenRequestInvalid(detail="unsupported token request type")
-    if grant not in (None, GRANT_TYPE):
-        raise GrantTypeUnsupported(detail="not a jwt-bearer grant")
+    grant = fields.get("grant_type")
+    if grant == CLIENT_CREDENTIALS:
+        if fields.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise TokenRequestInvalid(detail="client credentials without a jwt-bearer assertion")
+        assertion, client_id = fields.get("client_assertion"), fields.get("client_id")
+        if client_id is not None and not isinstance(client_id, str):
+            raise TokenRequestInvalid(detail="client_id is not a string")
+        as_client = True
+    elif grant in (None, GRANT_TYPE):
+        assertion, client_id, as_client = fields.get("assertion"), None, False
+    else:
+        raise GrantTypeUnsupported(detail="neither a jwt-bearer nor a client-credentials grant")
     if not isinstance(assertion, str) or not assertion:
         raise TokenRequestInvalid(detail="no assertion")
-    return assertion
+    return TokenRequest(assertion, as_client, client_id)
 
 
 INBOX_STATES = ("pending", "delivered", "read", "acknowledged", "escalated")

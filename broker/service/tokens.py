@@ -40,6 +40,10 @@ from broker.store import Database, audit_repo
 from broker.store import intake_repo as repo
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# The same assertion as client authentication (RFC 7523 §2.2, OpenID Connect private_key_jwt),
+# with the client-credentials grant: what OpenID-certified client libraries send.
+CLIENT_CREDENTIALS = "client_credentials"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 log = get_logger("liaison.tokens")
 
 
@@ -135,14 +139,21 @@ class TokenService:
         *,
         source: str = "-",
         request_id: str | None = None,
+        as_client: bool = False,
+        client_id: str | None = None,
     ) -> dict[str, Any]:
         """An access token for the contact the assertion proves, or AuthenticationFailed.
+        ``as_client``: the assertion authenticates the client (RFC 7523 §2.2), so only a contact's
+        own key counts, never an external issuer's token; ``client_id``, when the client named
+        itself beside its assertion, must be that contact.
 
         The assertion's audience must be the broker's public URL (or its token endpoint), never
         a URL taken from the request. ``source`` (the peer) is for counting refusals.
         """
         try:
-            contact, proof = await self._contact_from(directory, assertion, now, request_id)
+            contact, proof = await self._contact_from(
+                directory, assertion, now, request_id, as_client=as_client, client_id=client_id
+            )
         except TokenInvalid as e:
             refused = AuditEvent(
                 at=now,
@@ -183,11 +194,22 @@ class TokenService:
         }
 
     async def _contact_from(
-        self, directory: Directory, assertion: str, now: datetime, request_id: str | None
+        self,
+        directory: Directory,
+        assertion: str,
+        now: datetime,
+        request_id: str | None,
+        *,
+        as_client: bool = False,
+        client_id: str | None = None,
     ) -> tuple[str, str]:
         """The contact the assertion proves, and the proof (``key:<id>`` or ``oidc``)."""
         oidc = self.settings.oidc
-        if self.oidc_jwks is not None and unverified_claims(assertion).get("iss") == oidc.issuer:
+        if (
+            not as_client
+            and self.oidc_jwks is not None
+            and unverified_claims(assertion).get("iss") == oidc.issuer
+        ):
             claims = verify_external(
                 assertion,
                 self.oidc_jwks,
@@ -212,6 +234,8 @@ class TokenService:
         claims = self._verify_assertion(assertion, key.public, now)
         if claims["sub"] != key.owner:
             raise TokenInvalid("the assertion names another contact than the key's owner")
+        if client_id is not None and client_id != key.owner:
+            raise TokenInvalid("client_id names another contact than the assertion")
         try:
             expires = datetime.fromtimestamp(float(claims["exp"]), tz=now.tzinfo) + timedelta(
                 seconds=60

@@ -44,15 +44,20 @@ def _schemathesis(
     phases: str = "examples,coverage,fuzzing",
 ) -> tuple[int, str]:
     code, output = _schemathesis_once(url, *extra, workdir=workdir, env=env, phases=phases)
-    if (
-        code != 0 and INTERPRETER_BUG in output
-    ):  # schemathesis's own crash, not a finding: once more
-        code, output = _schemathesis_once(url, *extra, workdir=workdir, env=env, phases=phases)
+    for _ in range(2):
+        if code == 0 or INTERPRETER_BUG not in output:
+            break
+        # The tool's own crash, not a finding: again, in one worker thread.
+        code, output = _schemathesis_once(
+            url, *extra, workdir=workdir, env=env, phases=phases, workers=1
+        )
     return code, output
 
 
-# CPython 3.11's compiler sometimes fails this way inside schemathesis's coverage phase (a
-# "Runtime Error" of the tool, seen once in a full suite run); it says nothing about the broker.
+# CPython 3.11.7's ast.parse sometimes fails this way inside schemathesis's coverage phase, where
+# hypothesis describes a filter's lambda from its source (CPython gh-106905: an error path leaves
+# the AST recursion depth unbalanced, reported from threaded programs; fixed in later releases).
+# It says nothing about the broker. Seen in one of three runs of this test here.
 INTERPRETER_BUG = "SystemError: AST constructor recursion depth mismatch"
 
 
@@ -62,6 +67,7 @@ def _schemathesis_once(
     workdir: Path,
     env: dict[str, str] | None,
     phases: str,
+    workers: int = 2,
 ) -> tuple[int, str]:
     result = subprocess.run(
         [
@@ -77,7 +83,7 @@ def _schemathesis_once(
             "--max-time",
             str(MAX_SECONDS),
             "--workers",
-            "2",
+            str(workers),
             "--request-timeout",
             "10",
             "--phases",

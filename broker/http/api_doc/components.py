@@ -10,6 +10,7 @@ from broker.http.api_doc.examples import NOTICE_EXAMPLES
 from broker.http.api_doc.pages import INBOX_NAMES, NAMES, SENT_SCHEMAS
 from broker.http.api_doc.release import RELEASE_STATE
 from broker.service.notices import NOTICE_SCHEMA
+from broker.service.tokens import CLIENT_ASSERTION_TYPE, CLIENT_CREDENTIALS
 from broker.service.tokens import GRANT_TYPE as GRANT
 
 
@@ -49,6 +50,17 @@ DELIVERY_PROPERTIES: dict[str, Any] = {
     "acknowledged_at": NULLABLE_TIME,
 }
 DELIVERY_FIELDS = tuple(DELIVERY_PROPERTIES)
+ASSERTION: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 4096}
+# A token request: the jwt-bearer grant's assertion, or the client-credentials grant's
+# client_assertion (RFC 7523 §2.2) with its type and, optionally, the client's own id.
+TOKEN_FIELDS: dict[str, Any] = {
+    "grant_type": {"type": "string", "enum": [GRANT, CLIENT_CREDENTIALS]},
+    "assertion": ASSERTION,
+    "client_assertion_type": {"type": "string", "enum": [CLIENT_ASSERTION_TYPE]},
+    "client_assertion": ASSERTION,
+    "client_id": {"type": "string", "description": "the contact the client assertion names"},
+    "scope": {"type": "string", "description": "accepted and ignored: a token names a contact"},
+}
 
 COMPONENTS: dict[str, Any] = {
     "securitySchemes": {
@@ -197,21 +209,17 @@ COMPONENTS: dict[str, Any] = {
         },
         "TokenForm": {
             "type": "object",
-            "description": "RFC 7523 jwt-bearer grant, form-encoded as RFC 6749 has it",
-            "required": ["assertion"],
-            "properties": {
-                "grant_type": {"type": "string", "enum": [GRANT]},
-                "assertion": {"type": "string", "minLength": 1, "maxLength": 4096},
-            },
+            "description": (
+                "RFC 7523 jwt-bearer grant (assertion), or the client-credentials grant with the"
+                " same signed assertion as RFC 7523 §2.2 client authentication (client_assertion,"
+                " OpenID Connect private_key_jwt); form-encoded as RFC 6749 has it"
+            ),
+            "properties": TOKEN_FIELDS,
         },
         "TokenRequest": {
             "type": "object",
-            "description": "The same grant as a JSON object",
-            "required": ["assertion"],
-            "properties": {
-                "grant_type": {"type": "string", "enum": [GRANT]},
-                "assertion": {"type": "string", "minLength": 1, "maxLength": 4096},
-            },
+            "description": "The same grants as a JSON object",
+            "properties": TOKEN_FIELDS,
         },
         "Token": {
             "type": "object",
@@ -234,7 +242,10 @@ COMPONENTS: dict[str, Any] = {
         },
         "TokenError": {
             "type": "object",
-            "description": "RFC 6749 §5.2: the same invalid_grant for every refused assertion",
+            "description": (
+                "RFC 6749 §5.2: the same invalid_grant for every refused assertion (invalid_client"
+                " when it was a client assertion)"
+            ),
             "required": ["error"],
             "properties": {
                 "error": {
