@@ -80,7 +80,16 @@ def _same(check: CompiledSchema, reference: jsonschema.Draft202012Validator, doc
             ((list(map(str, e.absolute_path)), e.validator, e.message) for e in errors), key=str
         )
 
-    assert seen(check.errors(doc)) == seen(reference.iter_errors(doc))
+    def outcome(errors: Any) -> Any:
+        # jsonschema's multipleOf cannot divide an infinity (OverflowError); a keyword left to it
+        # fails the same way here. The broker never hands the check one: its JSON reader
+        # refuses NaN and Infinity (broker/http/json_body.py).
+        try:
+            return seen(errors())
+        except OverflowError:
+            return OverflowError
+
+    assert outcome(lambda: check.errors(doc)) == outcome(lambda: reference.iter_errors(doc))
 
 
 ENVELOPE_REF = jsonschema.Draft202012Validator(NOTICE_SCHEMA, format_checker=FORMATS)
