@@ -95,29 +95,19 @@ def command(
 ) -> argparse.ArgumentParser:
     """Add the command ``name`` under ``parent`` (a subparsers action); ``help`` is its description.
 
-    ``person``: a command an official runs, whose ``--help`` is in the CLI's language (the caller
-    passes its texts through ``_``; argparse's ``usage:`` and ``-h`` line are translated here).
+    ``person``: a command an official runs, whose ``--help`` and argument errors are in the CLI's
+    language: the caller passes its texts through ``_``, and argparse's own (``usage:``, the
+    headings, ``-h``, its error lines) are translated while ``main`` builds and parses it
+    (``broker.cli.argparse_texts``); it must be named in ``broker.cli.main.PERSON_COMMANDS``.
     """
-    if not person:
-        p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
-    else:
-        from broker.cli.i18n import _
-
-        p = parent.add_parser(
-            name, help=help, description=help, add_help=False, formatter_class=HelpFormatter
-        )
-        p.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))
+    p: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
     p.set_defaults(run=run)
+    if person:
+        PERSON.add(name)
     return p
 
 
-class HelpFormatter(argparse.HelpFormatter):
-    """argparse's help with its ``usage:`` prefix in the CLI's language."""
-
-    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
-        from broker.cli.i18n import _
-
-        super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
+PERSON: set[str] = set()  # the commands registered with person=True (a test compares the list)
 
 
 def group(sub: Any, name: str, help: str, *, usage_on_stdout: bool = False) -> Any:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from broker.cli import agency, auditor, recipient, release, witness
+from broker.cli.argparse_texts import speaking
 from broker.cli.common import EXIT_USAGE, run_command
 from broker.cli.i18n import CODES, _, choose, use
 from broker.cli.operator import directory, escrow, keys, outbox, policy, setup, store, trust
@@ -18,13 +20,32 @@ from broker.cli.operator import directory, escrow, keys, outbox, policy, setup, 
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     use(choose(_lang_flag(given)))  # before the parser: its --help speaks that language
-    parser = build_parser()
-    args = parser.parse_args(given)
+    # An official's command: argparse's own texts too (headings are fixed as the parser is built).
+    person = _command_name(given) in PERSON_COMMANDS
+    with speaking() if person else nullcontext():
+        parser = build_parser()
+        args = parser.parse_args(given)
     use(choose(args.lang))  # the same choice, as argparse read it
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE
     return run_command(args)
+
+
+# The commands an official runs (``command(..., person=True)``): inbox, read, ack, watch, send,
+# status. Known before the parser is built, since argparse fixes its headings as it builds.
+PERSON_COMMANDS = frozenset({"inbox", "read", "ack", "watch", "send", "status"})
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command ``argv`` names (its first word after the options before it), if any."""
+    words = iter(argv)
+    for arg in words:
+        if arg == "--lang":
+            next(words, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _lang_flag(argv: list[str]) -> str | None:

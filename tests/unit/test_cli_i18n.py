@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
@@ -16,13 +17,20 @@ TEMPLATE = locale.HERE / "liaison.pot"
 CLI_SOURCES = tuple(sorted(p.name for p in (locale.HERE.parent / "cli").glob("*.py")))
 
 
+PLACEHOLDER = r"\{\w+\}|%\(\w+\)[sr]|%[sr]"
+# Words that read the same in some of the languages.
+SAME_IN_SOME_LANGUAGES = ("(as {role})",)
+
+
 def cli_msgids() -> set[str]:
     """Every message the CLI sources pass to ``_`` or mark with ``N_`` (literal first argument)."""
     found: set[str] = set()
     for name in CLI_SOURCES:
         text = (locale.HERE.parent / "cli" / name).read_text()
         for match in re.finditer(r'\bN?_\(\s*"((?:[^"\\]|\\.)*)"', text):
-            found.add(match.group(1).replace("\\'", "'"))
+            found.add(
+                ast.literal_eval(f'"{match.group(1)}"')
+            )  # its escapes (\\n) read as Python does
     return found
 
 
@@ -42,9 +50,11 @@ def test_every_cli_message_is_translated_in_every_catalog(code: str) -> None:
         message = catalog.get(msgid)
         assert message is not None and message.string, (code, msgid)
         assert "fuzzy" not in message.flags, (code, msgid)
-        placeholders = set(re.findall(r"\{\w+\}", msgid))
-        assert set(re.findall(r"\{\w+\}", message.string)) == placeholders, (code, msgid)
-        if code not in ("en",) and msgid not in ("(as {role})",):
+        # {fields} for ours, %-placeholders for argparse's own (broker/cli/argparse_texts.py).
+        placeholders = sorted(re.findall(PLACEHOLDER, msgid))
+        assert sorted(re.findall(PLACEHOLDER, message.string)) == placeholders, (code, msgid)
+        assert message.string.endswith("\n") == msgid.endswith("\n"), (code, msgid)
+        if code not in ("en",) and msgid not in SAME_IN_SOME_LANGUAGES:
             assert message.string != msgid, (code, msgid)  # a translation, not a copy
 
 
@@ -56,7 +66,7 @@ def test_serbian_cyrillic_has_no_latin_words_but_the_untranslatable() -> None:
         # what --help names as typed ($VARIABLES, %(default)s, paths, media types, Ctrl-C).
         left = re.sub(
             r"\{\w+\}|--\S+|[A-Z]+\.(json|xml)|X25519|Ed25519|liaison|[A-Z]{2,}"
-            r"|\$\w+|%\(\w+\)s|[\w$.+-]*[./_][\w$.+/-]+|Ctrl-C",
+            r"|\$\w+|%\(\w+\)[sr]|%[sr]|[\w$.+-]*[./_][\w$.+/-]+|Ctrl-C",
             "",
             catalog[msgid].string,
         )
@@ -134,3 +144,49 @@ def test_an_officials_help_is_in_the_cli_language_and_an_operators_stays_english
     with pytest.raises(SystemExit):
         main(["--lang=sr-Cyrl", "directory", "apply", "--help"])
     assert "usage: liaison directory apply" in capsys.readouterr().out  # admin: English
+
+
+def test_argparse_speaks_the_officials_language_in_help_and_errors(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import gettext
+
+    from broker.cli.main import main
+
+    monkeypatch.setenv("LIAISON_LANG", "mk")
+    monkeypatch.setattr(i18n, "_current", i18n.DEFAULT)
+    with pytest.raises(SystemExit):
+        main(["read", "--help"])
+    shown = capsys.readouterr().out
+    assert "позициони аргументи:" in shown and "опции:" in shown
+    assert "positional arguments" not in shown and "options:" not in shown
+    with pytest.raises(SystemExit) as exited:
+        main(["read"])  # the notice id missing
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("употреба: liaison read ")
+    assert error.endswith("liaison read: грешка: потребни се следниве аргументи: NOTICE_ID\n")
+    with pytest.raises(SystemExit):
+        main(["--lang", "hr", "inbox", "--status", "lost"])
+    assert "parametar --status: nevažeći izbor: 'lost' (odaberite između" in capsys.readouterr().err
+    # An operator's command stays English, and argparse is itself again after an official's.
+    with pytest.raises(SystemExit):
+        main(["directory", "apply"])
+    assert "error: the following arguments are required" in capsys.readouterr().err
+    assert getattr(argparse, "_") is gettext.gettext  # noqa: B009
+
+
+def test_an_unknown_option_is_refused_in_the_officials_language_by_the_command() -> None:
+    import subprocess
+    import sys
+
+    ran = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "--lang", "sq", "inbox", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert ran.stderr.splitlines()[-1] == "liaison: gabim: argumente të panjohura: --bogus"
