@@ -190,3 +190,11 @@ def test_an_unknown_option_is_refused_in_the_officials_language_by_the_command()
     )
     assert ran.returncode == 2 and ran.stdout == ""
     assert ran.stderr.splitlines()[-1] == "liaison: gabim: argumente të panjohura: --bogus"
+
+
+def test_the_officials_commands_known_before_parsing_are_those_registered_as_such() -> None:
+    from broker.cli.common import PERSON
+    from broker.cli.main import PERSON_COMMANDS
+
+    build_parser()
+    assert PERSON == PERSON_COMMANDS
