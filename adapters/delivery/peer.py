@@ -1,15 +1,23 @@
 """The driver that POSTs a forwarded notice to a peer broker (``broker/federation/forward.py``).
 
-The request is signed before it gets here; this only sends it, never follows a redirect, reads
-no answer body, and turns every failure into a result the outbox retries."""
+The request is signed before it gets here; this only sends it, never follows a redirect, and
+turns every failure into a result for the outbox: a refusal carries the peer's reason (its
+problem's ``reason`` or ``detail``: at most 4 KiB read, 200 characters kept, control characters
+escaped) and a pause asks for its Retry-After."""
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import aiohttp
 
+from adapters.delivery.webhook import retry_after
 from broker.domain.delivery import WebhookResult
+from broker.terminal import safe
+
+READ_AT_MOST = 4096  # bytes of a refusal's body
+REASON_AT_MOST = 200  # characters of the peer's reason kept (the outbox row holds 300)
 
 
 class PeerDriver:
@@ -31,8 +39,13 @@ class PeerDriver:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
+                if response.status < 300:
+                    return WebhookResult(response.status)
+                reason = await _reason(response)
                 return WebhookResult(
-                    response.status, None if response.status < 300 else f"HTTP {response.status}"
+                    response.status,
+                    f"HTTP {response.status}" + (f": {reason}" if reason else ""),
+                    retry_after(response.headers.get("Retry-After")),
                 )
         except TimeoutError:
             return WebhookResult(None, "timed out")
@@ -44,6 +57,21 @@ class PeerDriver:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _reason(response: aiohttp.ClientResponse) -> str:
+    """The peer's words for a refusal (a problem+json ``reason``, else its ``detail``), or ""."""
+    try:
+        body = await response.content.read(READ_AT_MOST)
+        problem = json.loads(body)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return ""
+    if not isinstance(problem, dict):
+        return ""
+    words = next(
+        (v for k in ("reason", "detail") if isinstance(v := problem.get(k), str) and v), ""
+    )
+    return safe(words)[:REASON_AT_MOST]
 
 
 def certificate_error(error: Exception) -> str:

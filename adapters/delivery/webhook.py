@@ -107,7 +107,7 @@ async def send(
             return WebhookResult(
                 response.status,
                 None if response.status < 300 else f"HTTP {response.status}",
-                _retry_after(response.headers.get("Retry-After")),
+                retry_after(response.headers.get("Retry-After")),
             )
     except TimeoutError:
         return WebhookResult(None, "timed out")
@@ -115,7 +115,8 @@ async def send(
         return WebhookResult(None, type(e).__name__)
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (delay-seconds or an HTTP date), if it says."""
     if not value:
         return None
     if value.strip().isdigit():

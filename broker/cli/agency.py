@@ -100,6 +100,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 state=safe(abroad["forward"]),
             )
         )
+        if abroad.get("forward_error"):
+            print(_("  the forward failed: {error}", error=safe(abroad["forward_error"])))
     for role in body["roles"]:
         when = _state_time(role)
         where = ""

@@ -15,6 +15,17 @@ class WebhookResult:
     def delivered(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
+    @property
+    def refused(self) -> bool:
+        """An answer no retry changes (for a peer broker's: the crossing itself is refused)."""
+        return self.status in REFUSED_FOR_GOOD
+
+
+# The request itself is refused: malformed, forbidden by the receiver's agreement or policy,
+# unknown there, in conflict, too large. 401 is not among them (a peer that does not know this
+# broker's key yet may be given it), nor 408, 425 and 429 (they ask for later).
+REFUSED_FOR_GOOD = frozenset({400, 403, 404, 405, 409, 410, 413, 415, 422})
+
 
 @dataclass(frozen=True)
 class WitnessAnswer:

@@ -4,7 +4,9 @@ Invariants:
 - an announcement row is written in the transaction of the delivery it announces, so a 201
   means it will be attempted; it is retried with exponential backoff and jitter, Retry-After is
   honoured, and after ``max_attempts`` it is dead-lettered with an alert in the audit log;
-- a 410 from an endpoint disables it (until the directory declares it anew);
+- a 410 from an endpoint disables it (until the directory declares it anew); a peer broker's
+  refusal of a crossing (``WebhookResult.refused``: 400, 403, 404, 409, 413, 422, …) is settled
+  dead at once with its reason (``peer.refused``), since a retry would only repeat it;
 - e-mail never carries content; a webhook carries metadata, or ciphertext with the contact's own
   wrap only where both the channel (TLP permitting) and the endpoint ask for it;
 - sends run concurrently with a timeout each, so one slow receiver holds up no one else.
@@ -168,7 +170,13 @@ class Outbox:
         if item.kind == "peer" and self.peers is not None:
             result = await self.peers(item, now)
             await self._record(
-                item, now, meta["channel"], result.delivered, result.error, result.retry_after
+                item,
+                now,
+                meta["channel"],
+                result.delivered,
+                result.error,
+                result.retry_after,
+                refused=result.refused,  # the peer said no: retrying would only repeat it
             )
         elif item.kind == "webhook":
             await self._attempt_webhook(item, meta, view, now, disabled)
@@ -344,6 +352,7 @@ class Outbox:
         retry_after: float | None,
         *,
         gone: bool = False,
+        refused: bool = False,
         url: str = "",
     ) -> None:
         attempts = item.attempts + 1
@@ -369,6 +378,9 @@ class Outbox:
                 channel,
                 disable=(item.target, url),
             )
+        elif refused:
+            await self._settle(item, now, "dead", attempts, error, f"{kind}.refused", channel)
+            log.warning("outbox_refused", outbox_id=item.id, kind=kind, target=item.target)
         elif attempts >= self.settings.webhooks.max_attempts:
             await self._settle(item, now, "dead", attempts, error, f"{kind}.dead_lettered", channel)
             log.warning("outbox_dead_lettered", outbox_id=item.id, kind=kind, target=item.target)

@@ -147,6 +147,8 @@ async def _abroad(
         "peer_title": peer.title if peer else crossing.peer,
         "agreement": crossing.agreement,
         "forward": rows[0]["state"] if rows else "unknown",  # pending | sent | dead
+        # Why a forward went dead: the peer's refusal with its reason, or the last failure.
+        "forward_error": rows[0]["last_error"] if rows and rows[0]["state"] == "dead" else None,
         "peer_notice_id": report.get("reporter_notice_id"),
         "reported_at": report.get("as_of"),
         "status": report.get("status"),

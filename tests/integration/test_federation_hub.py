@@ -130,12 +130,10 @@ async def region(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trio
             roots=f"member_roots:\n  xk: {xk_root}\n",
         )
     )
-    # Kosovo gives up on a refused forward after three attempts (a 4xx is retried as an outage).
-    xk_env = {**ENV, "LIAISON_WEBHOOKS_MAX_ATTEMPTS": "3"}
     with (
         serve_process(mk.data, env=ENV, port=ports["mk"]) as (mp, _),
         serve_process(hub.data, env=ENV, port=ports["hub"]) as (hp, _),
-        serve_process(xk.data, env=xk_env, port=ports["xk"]) as (xp, _),
+        serve_process(xk.data, env=ENV, port=ports["xk"]) as (xp, _),
     ):
         yield Trio(xk, hub, mk, (xp, hp, mp))
 
@@ -263,8 +261,15 @@ async def test_a_relay_the_hubs_agreement_with_mk_refuses_is_explained_there(
         return [json.loads(r[0])["details"]["why"] for r in hub.db().execute(refused)]
 
     await until(lambda: reason in refusals())
+    # A refusal is not an outage: Kosovo gives up at the first answer (no retry would change
+    # it) and its agency reads why in the status, in the hub's words.
     state = "SELECT state FROM outbox WHERE kind = 'peer' AND notice_id = ?"
     await until(lambda: xk.scalar(state, notice_id) == "dead")
+    assert xk.scalar("SELECT attempts FROM outbox WHERE notice_id = ?", notice_id) == 1
+    assert details(xk, notice_id, "peer.refused")["error"] == f"HTTP 403: {reason}"
+    async with xk.sender("xk-kp") as client:
+        abroad = (await client.status(notice_id)).body["abroad"]
+    assert (abroad["forward"], abroad["forward_error"]) == ("dead", f"HTTP 403: {reason}")
     assert not delivered(hub, notice_id) and not delivered(mk, notice_id)
     # The hub's operator asks why: the same pure decision, the same words.
     path = hub.data / "threat.json"

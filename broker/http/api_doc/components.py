@@ -154,6 +154,13 @@ COMPONENTS: dict[str, Any] = {
                         "peer_title": STRING,
                         "agreement": STRING,
                         "forward": {"enum": ["pending", "sent", "dead", "unknown"]},
+                        "forward_error": {
+                            "type": ["string", "null"],
+                            "description": (
+                                "Why the forward is dead: the peer's refusal (`HTTP 403: "
+                                "<its reason>`) or the last failure; null otherwise"
+                            ),
+                        },
                         "peer_notice_id": NULLABLE_STRING,
                         "reported_at": NULLABLE_TIME,
                         "status": NULLABLE_STRING,
