@@ -93,13 +93,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  release: {_release_line(body['release'])}")
     abroad = body.get("abroad")
     if abroad:
-        print(
-            _(
-                "  forwarded to {peer}: {state}",
-                peer=safe(abroad["peer_title"]),
-                state=safe(abroad["forward"]),
-            )
-        )
+        peer = safe(abroad["peer_title"])
+        if abroad.get("country") and abroad["country"] not in (abroad["peer"], None):
+            # Through the hub: the country behind it too.
+            peer = _("{peer}, for {country}", peer=peer, country=safe(abroad["country"]))
+        print(_("  forwarded to {peer}: {state}", peer=peer, state=safe(abroad["forward"])))
         if abroad.get("forward_error"):
             print(_("  the forward failed: {error}", error=safe(abroad["forward_error"])))
     for role in body["roles"]:

@@ -15,6 +15,7 @@ from typing import Any
 from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState
 from broker.errors import AuthenticationFailed, NotFound
+from broker.federation.agreements import PeerKind
 from broker.federation.report import TIMES
 from broker.service.auth import Agency, authenticate_agency
 from broker.service.names import ack_deadline, names
@@ -116,7 +117,7 @@ async def notice_status(
         **names(view, channel=notice.channel, jurisdiction=notice.jurisdiction, language=language),
         "ack_deadline": ack_deadline(view, notice.channel, notice.created_at),
         "roles": _by_role(view, deliveries, language) + _abroad_roles(view, crossing),
-        "abroad": await _abroad(db, view, crossing),
+        "abroad": await _abroad(db, view, crossing, notice.jurisdiction),
         "release": await release_status(db, notice_id),  # two-person release, if required
         # Replies are encrypted to the agency's X25519 key: the broker passes them on unread.
         "replies": [
@@ -134,18 +135,26 @@ async def notice_status(
 
 
 async def _abroad(
-    db: Database, view: View, crossing: federation_repo.CrossingRecord | None
+    db: Database, view: View, crossing: federation_repo.CrossingRecord | None, jurisdiction: str
 ) -> dict[str, Any] | None:
-    """A forwarded notice: the peer, whether it has it yet, and its latest report."""
+    """A forwarded notice: the peer, the country it is for (through the hub: the one behind it),
+    whether the peer has it yet, and its latest report."""
     if crossing is None:
         return None
     peer = view.policies.peers.get(crossing.peer)
+    directory = view.directory
+    country = (
+        directory.country_of(jurisdiction) if jurisdiction in directory.jurisdictions else None
+    )
+    if country is None and peer is not None and peer.kind is PeerKind.NATIONAL:
+        country = peer.countries[0]
     rows = [r for r in await outbox_repo.items(db, crossing.notice_id) if r["kind"] == "peer"]
     report = crossing.foreign_status or {}
     return {
         "peer": crossing.peer,
         "peer_title": peer.title if peer else crossing.peer,
         "agreement": crossing.agreement,
+        "country": country,
         "forward": rows[0]["state"] if rows else "unknown",  # pending | sent | dead
         # Why a forward went dead: the peer's refusal with its reason, or the last failure.
         "forward_error": rows[0]["last_error"] if rows and rows[0]["state"] == "dead" else None,

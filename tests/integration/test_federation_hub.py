@@ -270,6 +270,22 @@ async def test_a_relay_the_hubs_agreement_with_mk_refuses_is_explained_there(
     async with xk.sender("xk-kp") as client:
         abroad = (await client.status(notice_id)).body["abroad"]
     assert (abroad["forward"], abroad["forward_error"]) == ("dead", f"HTTP 403: {reason}")
+    assert (abroad["peer"], abroad["country"]) == ("hub", "mk")  # the country behind the hub
+    shown = await asyncio.to_thread(
+        run_cli,
+        "--lang",
+        "sq",
+        "status",
+        notice_id,
+        "--url",
+        xk.url,
+        "--data",
+        xk.data,
+        "--as",
+        "xk-kp",
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f", për mk: dead\n  përcjellja dështoi: HTTP 403: {reason}\n" in shown.stdout
     assert not delivered(hub, notice_id) and not delivered(mk, notice_id)
     # The hub's operator asks why: the same pure decision, the same words.
     path = hub.data / "threat.json"

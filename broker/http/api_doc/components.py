@@ -153,6 +153,13 @@ COMPONENTS: dict[str, Any] = {
                         "peer": STRING,
                         "peer_title": STRING,
                         "agreement": STRING,
+                        "country": {
+                            "type": ["string", "null"],
+                            "description": (
+                                "The country the notice is for (through the hub: the one behind "
+                                "it), when this broker's directory or the peer names it"
+                            ),
+                        },
                         "forward": {"enum": ["pending", "sent", "dead", "unknown"]},
                         "forward_error": {
                             "type": ["string", "null"],
