@@ -18,7 +18,8 @@ from typing import Any
 from broker.cli.common import data_dir, data_option
 from broker.cli.refusals import refusal_line
 from broker.config import load_settings
-from broker.errors import ConfigError
+from broker.errors import ConfigError, TrustRefused
+from broker.terminal import safe
 
 Call = Callable[[Any], Coroutine[Any, Any, Any]]
 
@@ -63,6 +64,13 @@ def recipient_options(p: argparse.ArgumentParser) -> None:
         "--root",
         metavar="FILE",
         help=_("the directory root pinned at enrolment (default with --data: DIR/trust/root.json)"),
+    )
+    p.add_argument(
+        "--peer-root",
+        action="append",
+        default=[],
+        metavar="PEER=PIN",
+        help=_("another country's root, for notices from there: PEER=sha256:HEX or PEER=FILE"),
     )
 
 
@@ -149,7 +157,14 @@ def _recipient(args: argparse.Namespace) -> Any:
         demo = read_private_key(x25519, expected="x25519") if x25519.exists() else None
         trust = _pinned_root(args, data / "trust" / "root.json")
         return RecipientClient(
-            url, args.as_, signing, demo, ssl=tls, trust=trust, language=_names_language(args)
+            url,
+            args.as_,
+            signing,
+            demo,
+            ssl=tls,
+            trust=trust,
+            language=_names_language(args),
+            peer_roots={**_peer_files_pins(data), **_peer_roots(args)},
         )
     contact = args.contact or args.as_
     if not (args.url and args.key and contact):
@@ -161,8 +176,53 @@ def _recipient(args: argparse.Namespace) -> Any:
     own = read_private_key(Path(args.enc_key), expected="x25519") if args.enc_key else None
     trust = _pinned_root(args, None)
     return RecipientClient(
-        args.url, contact, signing, own, ssl=tls, trust=trust, language=_names_language(args)
+        args.url,
+        contact,
+        signing,
+        own,
+        ssl=tls,
+        trust=trust,
+        language=_names_language(args),
+        peer_roots=_peer_roots(args),
     )
+
+
+def _peer_roots(args: argparse.Namespace) -> dict[str, str]:
+    """--peer-root PEER=PIN: a peer (a country, or the hub) and the pin of its directory root,
+    given as ``sha256:<hex>`` or as the root file, whose pin is computed here."""
+    import re
+
+    from broker.federation.origin import root_pin
+
+    roots: dict[str, str] = {}
+    for given in getattr(args, "peer_root", None) or []:
+        peer, _sep, value = given.partition("=")
+        if not peer or not value:
+            raise ConfigError(f"--peer-root {safe(given)}: give PEER=sha256:HEX or PEER=FILE")
+        if re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):
+            roots[peer] = value.lower()
+            continue
+        try:
+            roots[peer] = root_pin(Path(value).read_bytes())
+        except OSError as e:
+            raise ConfigError(
+                f"--peer-root {safe(peer)}: cannot read {safe(value)}: {e.strerror}"
+            ) from e
+        except (TrustRefused, ValueError) as e:
+            raise ConfigError(
+                f"--peer-root {safe(peer)}: {safe(value)} is not a directory root file"
+            ) from e
+    return roots
+
+
+def _peer_files_pins(data: Path) -> dict[str, str]:
+    """The demo's pins: each peer file's directory root, and a hub's member countries' roots."""
+    from broker.policy.load import load_policies
+
+    pins: dict[str, str] = {}
+    for peer in load_policies(data / "policies").peers.values():
+        pins.update({peer.id: peer.directory_root, **peer.member_roots})
+    return pins
 
 
 def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:

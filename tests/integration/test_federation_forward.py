@@ -235,6 +235,25 @@ async def test_a_kosovo_notice_reaches_kumanovo_and_verifies_against_kosovo(
     async with b.recipient(contacts[0], None) as reader:
         with pytest.raises(VerificationFailed, match="has not pinned"):
             await reader.read(notice_id)
+    # The CLI as the official runs it: the pin given as Kosovo's root file (from --data, the
+    # peer file's pin is the default); Kumanovo's own root passed off as Kosovo's is refused.
+    options = ["--url", b.url, "--data", b.data, "--as", contacts[0]]
+    for pinned in (
+        [],
+        ["--peer-root", f"xk={a.data / 'trust' / 'root.json'}"],
+        ["--peer-root", f"xk={pin}"],
+    ):
+        shown = await asyncio.to_thread(run_cli, "read", notice_id, *options, *pinned)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert document["subject"] in shown.stdout and "REFUSED" not in shown.stderr
+    wrong = await asyncio.to_thread(
+        run_cli, "read", notice_id, *options, "--peer-root", f"xk={b.data / 'trust' / 'root.json'}"
+    )
+    assert wrong.returncode == 1 and wrong.stderr.startswith("liaison: REFUSED"), wrong.stderr
+    assert document["subject"] not in wrong.stdout
+    unreadable = await asyncio.to_thread(run_cli, "read", notice_id, *options, "--peer-root", "xk")
+    assert unreadable.returncode == 1
+    assert unreadable.stderr == "liaison: --peer-root xk: give PEER=sha256:HEX or PEER=FILE\n"
     events = [
         r[0]
         for r in b.db().execute(

@@ -29,7 +29,7 @@ NOT_WORDS = re.compile(
     r"\{\w+\}|Liaison|liaison|ISO|TLP|Ed25519|X25519|\.pem|root\.json|\w+\.(?:json|xml)|--[\w-]+|[A-Z]{2,}"
     # what --help names as it is typed: $VARIABLES, %(default)s (and argparse's %s, %r), paths
     # and dotted settings, media types, a CAP msgType pair and a key chord
-    r"|\$\w+|%\(\w+\)[sr]|%[sr]|[\w$.+-]*[./_][\w$.+/-]+|Ctrl-C"
+    r"|\$\w+|%\(\w+\)[sr]|%[sr]|sha256|[\w$.+-]*[./_][\w$.+/-]+|Ctrl-C"
 )
 LATIN = re.compile(r"[A-Za-zčćđšžČĆĐŠŽ]")
 CYRILLIC = re.compile(r"[\u0400-\u04FF]")
