@@ -24,8 +24,8 @@ import yaml
 
 from broker.config import load_settings
 from broker.crypto import purpose_keys
+from broker.federation.card import broker_card
 from broker.federation.origin import root_pin
-from broker.service.custody import load_escrow_key
 
 CHANNEL = "returnee-repatriation"
 SENDERS = ("security-service", "ministry-interior")
@@ -98,18 +98,9 @@ class Member:
     def root_pin(self) -> str:
         return root_pin((self.data / "trust" / "root.json").read_bytes())
 
-    def card(self) -> dict[str, str]:
-        """What the other side pins of this broker in its peer file (exchanged in person)."""
-        settings = load_settings(self.data, {})
-        origin, log_key = self.log()
-        return {
-            "url": self.url,
-            "broker_key": _b64(purpose_keys.broker_key(settings, {}).public_raw),
-            "escrow_key": _b64(load_escrow_key(settings, {}).public_raw),
-            "directory_root": self.root_pin(),
-            "log_origin": origin,
-            "log_key": _b64(log_key),
-        }
+    def card(self) -> dict[str, Any]:
+        """What the other side pins of this broker in its peer file (``liaison keys card``)."""
+        return broker_card(self.data, load_settings(self.data, {}), {}, url=self.url)
 
 
 def peer_file(

@@ -1,7 +1,8 @@
 """X.509 certificates carried by others' documents (an XML signature's KeyInfo): read, not trusted.
 
 Nothing here decides trust: it names a certificate (subject, SHA-256 fingerprint of its DER) and
-gives it as PEM for a verifier that pins it.
+gives it as PEM for a verifier that pins it; ``read_pem_certificate`` names this broker's own
+(its federation client certificate, for the card a peer pins).
 """
 
 from __future__ import annotations
@@ -29,3 +30,8 @@ def read_certificate(der: bytes) -> Certificate:
         hashlib.sha256(encoded).hexdigest(),
         cert.public_bytes(Encoding.PEM).decode(),
     )
+
+
+def read_pem_certificate(pem: bytes) -> Certificate:
+    """The first certificate of a PEM chain; ValueError when there is none."""
+    return read_certificate(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER))

@@ -86,10 +86,36 @@ def _purpose(p: argparse.ArgumentParser) -> None:
     p.add_argument("purpose", choices=PURPOSES, help="tokens, log (checkpoints) or webhooks (v1a)")
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    """The broker's card as peer-file lines (YAML), or as JSON."""
+    import json
+
+    import yaml
+
+    from broker.federation.card import broker_card
+
+    data = data_dir(args)
+    card = broker_card(data, _settings(args), os.environ, url=args.url)
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    print("# This broker's card: the other country's operator pastes these lines into the peer")
+    print("# file kept of this broker (policies/peers/<id>.yaml), beside its id, kind, title,")
+    print("# country and the agreement. Exchange it over a channel you trust: it pins this broker.")
+    print(yaml.safe_dump(card, sort_keys=False), end="")
+    return 0
+
+
 def add_purpose_key_commands(ksub: Any) -> None:
-    """``keys list``, ``keys rotate PURPOSE`` and ``keys remove PURPOSE KID`` in ``ksub``."""
+    """``keys list``, ``keys rotate PURPOSE``, ``keys remove PURPOSE KID`` and ``keys card``."""
     p = command(ksub, "list", cmd_list, "the broker's keys per purpose, with their public forms")
     data_option(p)
+    p = command(
+        ksub, "card", cmd_card, "what a peer broker pins of this one, as lines of its peer file"
+    )
+    data_option(p)
+    p.add_argument("--url", help="the URL the peer reaches this broker at (default: public_url)")
+    p.add_argument("--json", action="store_true")
     p = command(
         ksub, "rotate", cmd_rotate, "a new signing key for a purpose; the old one verifies on"
     )
