@@ -199,10 +199,14 @@ def foreign_reply_key(
     that offers a key of its own to read the reply is caught here."""
     origin = fetched["origin"]
     peer = str(origin.get("peer"))
-    pin = peer_roots.get(peer)
+    # Relayed by the hub: the sending country's root, as this client pinned it, decides.
+    country = origin.get("country")
+    source = str(country) if country else peer
+    pin = peer_roots.get(source)
     if pin is None:
+        via = f" (relayed by {peer})" if source != peer else ""
         raise VerificationFailed(
-            f"the notice crossed from peer {peer}, whose directory root this client has not pinned"
+            f"the notice crossed from {source}{via}, whose directory root this client has not pinned"
         )
     try:
         keys = origin_reply_keys(

@@ -42,16 +42,22 @@ MAX_REPLIES_CHARS = 160_000
 
 
 def reply_keys(
-    view: View, peer: str, origin: tuple[bytes, bytes], sender: str, now: datetime
+    view: View,
+    peer: str,
+    origin: tuple[bytes, bytes],
+    sender: str,
+    now: datetime,
+    country: str | None = None,
 ) -> list[Binding]:
-    """The keys a reply to a notice received from ``peer`` may be encrypted to (none: refused)."""
+    """The keys a reply to a notice received from ``peer`` may be encrypted to (none: refused).
+    ``country``: the notice came relayed by the hub from that member country, whose root the
+    hub's peer file pins (``Peer.origin_pin``); None: the peer's own."""
     declared = view.policies.peers.get(peer)
-    if declared is None:
+    pin = None if declared is None else declared.origin_pin(country)
+    if pin is None:
         return []
     try:
-        return origin_reply_keys(
-            origin[0], origin[1], pin=declared.directory_root, sender=sender, now=now
-        )
+        return origin_reply_keys(origin[0], origin[1], pin=pin, sender=sender, now=now)
     except (TrustRefused, ValueError, KeyError, TypeError):
         return []
 

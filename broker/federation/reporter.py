@@ -16,7 +16,8 @@ that raced a send is caught by the next sweep. A dead-lettered row is queued aga
 new change.
 
 A notice the hub relayed has no deliveries here: its report is the one the next peer sent
-(``relayed``), merged here as the sender of the relay, and the sweep passes each change back.
+(``relayed``), merged here as the sender of the relay, and the sweep passes each change back,
+the replies it brought too (stored here sealed, as they came: the hub cannot open them).
 
 A report carries role ids, jurisdiction ids, states, counts and times: no contact, no person,
 no key, no content (``report.py``; the sender refuses anything more) — and the recipients'
@@ -27,12 +28,14 @@ snapshot, so it travels as an acknowledgement does, through the same row, exactl
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from broker.crypto.keys import KeyPair
 from broker.domain.delivery import WebhookResult
 from broker.federation.forward import PeerPoster, signed_headers
+from broker.federation.replies import crossing_replies
 from broker.federation.report import digest, snapshot
 from broker.logs import get_logger
 from broker.state import BrokerState
@@ -61,12 +64,19 @@ def status_row(notice_id: str, peer: str, peer_notice_id: str, now: datetime) ->
     }
 
 
-def relayed(foreign: dict[str, Any] | None, status: str) -> dict[str, Any]:
+def relayed(
+    foreign: dict[str, Any] | None, status: str, replies: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     """A relayed notice's report: what the next peer reported (this broker has no roles in it),
-    passed back as it was merged here, fields for fields."""
+    passed back as it was merged here, fields for fields, with the replies it brought (sealed
+    for the sending agency, passed on as they came)."""
     if foreign is None:
-        return {"status": status, "roles": []}
-    return {"status": foreign["status"], "roles": [dict(r) for r in foreign["roles"]]}
+        state: dict[str, Any] = {"status": status, "roles": []}
+    else:
+        state = {"status": foreign["status"], "roles": [dict(r) for r in foreign["roles"]]}
+    if replies:
+        state["replies"] = crossing_replies(replies)
+    return state
 
 
 def is_status(item: OutboxItem) -> bool:
@@ -90,7 +100,8 @@ class StatusReporter:
             return None
         crossing = await federation_repo.crossing_of(engine, notice_id)
         if crossing is not None and crossing.relay_to is not None:
-            return relayed(crossing.foreign_status, notice.status)
+            replies = await deliveries_repo.replies_of(engine, notice_id)
+            return relayed(crossing.foreign_status, notice.status, replies)
         return snapshot(
             await deliveries_repo.deliveries_of(engine, notice_id),
             notice.status,

@@ -15,7 +15,8 @@ transaction with the nonce and one audit event per role that moved forward
 notice id, the role and its jurisdiction. The agency reads it in its notice's status.
 
 A report's ``replies`` (``federation/replies.py``) must each be sealed to an X25519 key this
-directory gives the notice's sending agency (400 otherwise); each reply id not seen before for
+directory gives the notice's sending agency — on the hub, for a notice it relayed, one the
+agency's own country binds in the origin it came with — (400 otherwise); each reply id not seen before for
 the notice becomes one reply row (contact ``peer:<id>``, the role it came from), in the same
 transaction, audited ``reply.received_from_peer`` (peer, peer's notice id, its reply id, role).
 The agency reads it where it reads a local reply: ``GET /v1/notices/{id}/status`` and
@@ -34,7 +35,7 @@ from broker.domain.directory import KeyType
 from broker.errors import AuthenticationFailed, BadRequest, Forbidden, LiaisonError
 from broker.federation.agreements import Peer
 from broker.federation.peer_auth import authenticated_peer
-from broker.federation.replies import new_replies, reply_row, reply_time
+from broker.federation.replies import new_replies, reply_keys, reply_row, reply_time
 from broker.federation.report import merge, parse_report
 from broker.input import parse_json
 from broker.logs import get_logger
@@ -64,7 +65,7 @@ class ReportIntake:
         if not str(request.headers.get("idempotency-key", "")).startswith(report["notice_id"]):
             raise BadRequest("Idempotency-Key must begin with the notice id")
         await self._check_forwarded(peer, report, request, now)
-        await self._check_reply_keys(report)
+        await self._check_reply_keys(report, now)
         nonce = {
             "key_id": f"peer:{peer.id}",
             "nonce": signature.nonce,
@@ -83,11 +84,28 @@ class ReportIntake:
         log.info("notice_status_received", notice_id=report["notice_id"], peer=peer.id)
         return {"notice_id": report["notice_id"], "changes": len(events)}
 
-    async def _check_reply_keys(self, report: dict[str, Any]) -> None:
-        """Each reply is sealed to an X25519 key of the agency that sent the notice, here."""
+    async def _check_reply_keys(self, report: dict[str, Any], now: datetime) -> None:
+        """Each reply is sealed to an X25519 key of the agency that sent the notice: one of this
+        directory's; on the hub, for a notice it relayed, one the agency's own country binds
+        in the origin the notice came with (the hub passes the sealed bytes on, unopened)."""
         if not report.get("replies"):
             return
         notice = await intake_repo.get_notice(self.state.engine, report["notice_id"])
+        crossing = await federation_repo.crossing_of(self.state.engine, report["notice_id"])
+        if notice is not None and crossing is not None and crossing.relay_to is not None:
+            origin = (crossing.origin_root or b"", crossing.origin_bindings or b"")
+            bound = reply_keys(
+                self.state.view,
+                crossing.peer,
+                origin,
+                notice.sender,
+                now,
+                country=crossing.origin_country,
+            )
+            allowed = {k.key_id for k in bound}
+            if any(reply["key_id"] not in allowed for reply in report["replies"]):
+                raise BadRequest("a reply is sealed to an X25519 key of the sending agency")
+            return
         keys = self.state.view.directory.keys
         for reply in report["replies"]:
             key = keys.get(reply["key_id"])

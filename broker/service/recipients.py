@@ -138,7 +138,8 @@ class Recipients:
         crossing = await federation_repo.crossing_of(self.state.engine, notice_id)
         if crossing is None or crossing.direction != "receive":
             return answer
-        if answer["reply_key"] is not None:  # the agency's key as its own country bound it
+        channel = view.policies.channels.get(row["channel"])
+        if channel is not None and channel.replies:  # the key its own country bound to it
             answer["reply_key"] = reply_key(_reply_keys(view, crossing, row, now))
         return answer | origin_of(crossing)
 
@@ -300,7 +301,9 @@ def _reply_keys(
     view: View, crossing: federation_repo.CrossingRecord, row: dict[str, Any], now: datetime
 ) -> list[Binding]:
     origin = (crossing.origin_root or b"", crossing.origin_bindings or b"")
-    return reply_keys(view, crossing.peer, origin, row["sender_id"], now)
+    return reply_keys(
+        view, crossing.peer, origin, row["sender_id"], now, country=crossing.origin_country
+    )
 
 
 def origin_of(crossing: federation_repo.CrossingRecord) -> dict[str, Any]:

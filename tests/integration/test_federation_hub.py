@@ -27,6 +27,7 @@ import pytest
 import pytest_asyncio
 
 from adapters.client.errors import VerificationFailed
+from adapters.client.sender import decrypt_reply
 from broker.config import load_settings
 from broker.crypto.envelope import unwrap, wrap_many
 from broker.crypto.httpsig import parse_signatures, signature_base
@@ -35,7 +36,18 @@ from broker.federation.forward import PATH, crossing_payload, signed_headers
 from broker.service.custody import load_escrow_key
 from broker.service.setup import init_data_dir
 from tests.conftest import POLICIES
-from tests.integration.test_federation_forward import ENV, Side, actions, delivered, foreign, until
+from tests.integration.test_federation_forward import (
+    ENV,
+    Side,
+    actions,
+    delivered,
+    foreign,
+    post_report,
+    reply_rows,
+    report_on,
+    sealed_reply,
+    until,
+)
 from tests.support import free_port, output, run_cli, serve_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -91,6 +103,9 @@ async def region(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trio
         ports[side.data.name] = free_port()
         side.url = f"http://127.0.0.1:{ports[side.data.name]}"
         (side.data / "policies" / "peers").mkdir()
+    # Kumanovo's channel takes replies to a hate incident (they go back mk → hub → xk).
+    with (mk.data / "policies" / "channels" / "hate-incident.yaml").open("a") as channel:
+        channel.write("replies: true\n")
     xk_root = xk.card()["directory_root"]
     (xk.data / "policies" / "peers" / "hub.yaml").write_text(
         hub_file(
@@ -217,9 +232,10 @@ async def test_a_kosovo_notice_is_relayed_by_the_hub_and_verifies_in_kumanovo(
     assert received["peer"] == "hub" and received["agreement"] == "mk-hub-2026"
     assert details(xk, notice_id, "notice.forward_queued")["peer"] == "hub"
 
-    # The acknowledgement goes back mk → hub → xk.
+    # The acknowledgement and its reply go back mk → hub → xk, the reply sealed to the key
+    # Kosovo's own directory binds to the agency: the hub passes it on, unable to open it.
     async with mk.recipient(contact, {"xk": xk_root}) as reader:
-        await reader.ack(notice_id)
+        await reader.ack(notice_id, reply="Two officers visit the school today.")
     role = mk.scalar("SELECT role_id FROM delivery WHERE contact_id = ?", contact)
 
     def acked(side: Side) -> bool:
@@ -243,6 +259,18 @@ async def test_a_kosovo_notice_is_relayed_by_the_hub_and_verifies_in_kumanovo(
     )
     assert shown.returncode == 0, shown.stderr
     assert f"[{role}] (abroad, hub): acknowledged" in shown.stdout
+    async with xk.sender("xk-kp") as client:
+        replies = (await client.status(notice_id)).body["replies"]
+    assert [r["role"] for r in replies] == [role]
+    agency = read_private_key(xk.data / "keys" / "xk-kp.x25519.pem", expected="x25519")
+    assert decrypt_reply(replies[0], notice_id, agency.private_raw) == (
+        "Two officers visit the school today."
+    )
+    sealed = "SELECT ciphertext FROM reply WHERE notice_id = ?"
+    assert hub.scalar(sealed, notice_id) == mk.scalar(sealed, notice_id)  # passed on unopened
+    assert b"school" not in hub.scalar(sealed, notice_id)
+    assert details(xk, notice_id, "reply.received_from_peer")["peer"] == "hub"
+    assert details(hub, notice_id, "reply.received_from_peer")["peer"] == "mk"
     assert "notice.acknowledged_abroad" in actions(hub, notice_id)
     assert "notice.acknowledged_abroad" in actions(xk, notice_id)
     assert "notice.status_reported" in actions(hub, notice_id)
@@ -455,3 +483,24 @@ async def test_a_directory_vouches_only_for_its_own_countrys_agencies(region: Tr
         "the sender mk-bjb is not of xk, whose directory the notice carries"
     )
     assert not delivered(hub, notice_id)
+
+
+async def test_the_hub_passes_on_only_replies_sealed_to_the_agency_as_its_country_binds_it(
+    region: Trio,
+) -> None:
+    # Kumanovo's broker host (the attacker: it holds mk's broker key) reports on a relayed
+    # notice with a reply sealed to a key it chose: the hub refuses it, whoever's key it is.
+    xk, hub, mk = region.xk, region.hub, region.mk
+    notice_id = await post(region, hate_incident())
+    await reached_mk(region, notice_id)
+    kp = read_private_key(xk.data / "keys" / "xk-kp.x25519.pem", expected="x25519")
+    other_agency = read_private_key(xk.data / "keys" / "xk-aki.x25519.pem", expected="x25519")
+    for key_id in (other_agency.key_id("xk-aki"), "mk-mvr.x25519", kp.key_id("xk-kp") + "x"):
+        forged = {**report_on(notice_id), "replies": [sealed_reply(key_id)]}
+        status, _, _ = await post_report(hub, forged, mk.broker_key())
+        assert status == 400, key_id
+    assert reply_rows(hub, notice_id) == 0
+    fair = {**report_on(notice_id), "replies": [sealed_reply(kp.key_id("xk-kp"))]}
+    status, _, _ = await post_report(hub, fair, mk.broker_key())
+    assert status == 200 and reply_rows(hub, notice_id) == 1
+    await until(lambda: reply_rows(xk, notice_id) == 1)  # and on to Kosovo, once
