@@ -231,6 +231,39 @@ async def test_each_view_is_drawn_once_so_what_the_official_types_at_once_is_kep
     assert errors == []
 
 
+async def test_a_burst_of_notices_costs_one_or_two_inbox_look_ups_not_one_each(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    # Each live event carries ids only; the page looks the names up on the inbox's first page.
+    # Held back 1.5 s, as on a slow line, every event of a burst waits for the same look-up.
+    import asyncio
+
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    look_ups: list[str] = []
+
+    async def slow(route: Any) -> None:
+        look_ups.append(route.request.url)
+        await asyncio.sleep(1.5)
+        await route.continue_()
+
+    await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-pcve")
+    await expect(page.locator("#live")).to_have_class("live on")
+    await page.route(re.compile(r"/v1/inbox\?limit=20$"), slow)
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        posted = await asyncio.gather(
+            *(ministry.post_notice(json.loads(EXAMPLE.read_text())) for _ in range(5))
+        )
+    ids = [p.body["id"] for p in posted]
+    for notice_id in ids:
+        await expect(page.locator(f'#notices li.fresh[data-id="{notice_id}"]')).to_be_visible(
+            timeout=15_000
+        )
+    # One look-up for the burst, a second only for events that came after it left; five before.
+    assert 1 <= len(look_ups) <= 3, look_ups
+    assert errors == []
+
+
 async def test_sarajevo_sees_nothing_the_ministry_follows_and_an_auditor_verifies(
     browser: Browser, broker: BrokerProcess, demo_dir: Path
 ) -> None:

@@ -371,14 +371,27 @@ async function inboxView() {
   /** A row the filters shown would list (the broker filters the same way on load). */
   const listed = (n) => (!state.value || n.state === state.value) && (!channel.value.trim() || n.channel === channel.value.trim());
   const isListed = (id) => list.querySelector(`[data-id="${CSS.escape(id)}"]`);
+  /** The inbox's first page, fetched once for every event that arrives while it is on its way:
+   *  a burst of notices (a broadcast, a drill) costs one or two look-ups, not one each. */
+  let onItsWay = null;
+  const firstPage = () => {
+    onItsWay ||= api("GET", "/v1/inbox?limit=20").catch(() => ({ items: [] })).finally(() => { onItsWay = null; });
+    return onItsWay;
+  };
+  /** A page fetched before this notice was delivered cannot list it: then one more, shared too. */
+  const lookUp = async (id) => {
+    const find = (page) => page.items.find((n) => n.notice_id === id);
+    return find(await firstPage()) || find(await firstPage());
+  };
   /** A live event carries ids only: the inbox's first page gives the names (in the switch's
    *  language) for the toast and the row; the row joins the list only if the filters allow. */
+  const announced = new Set();
   const arrived = async (event) => {
-    if (isListed(event.notice_id)) return; // the same notice through another role
+    // The same notice through another role: one toast and one row.
+    if (isListed(event.notice_id) || announced.has(event.notice_id)) return;
+    announced.add(event.notice_id);
     chime();
-    const found = (await api("GET", "/v1/inbox?limit=20").catch(() => ({ items: [] }))).items
-      .find((n) => n.notice_id === event.notice_id);
-    const n = found || event;
+    const n = (await lookUp(event.notice_id)) || event;
     const tag = EXERCISES.includes(n.exercise) ? `${t(`exercise_tag_${n.exercise}`)} · ` : "";
     notify(`${tag}${t("new_notice")}: ${named(n.channel_title, n.channel)} · ${named(n.jurisdiction_name, n.jurisdiction)}`);
     if (!listed(n) || isListed(n.notice_id)) return;
