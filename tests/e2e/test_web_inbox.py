@@ -264,6 +264,32 @@ async def test_a_burst_of_notices_costs_one_or_two_inbox_look_ups_not_one_each(
     assert errors == []
 
 
+async def test_switching_the_language_keeps_a_half_written_reply_and_sign_in(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    keys = demo_dir / "keys"
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    await page.goto(f"{broker.url}/")
+    await page.fill("#principal", "mk-kumanovo-pcve")
+    await page.select_option("#language", "sq")
+    await expect(page.locator("#signin-button")).not_to_have_text("Sign in")
+    await expect(page.locator("#principal")).to_have_value("mk-kumanovo-pcve")
+
+    await sign_in(page, broker.url, keys, "mk-kumanovo-pcve")
+    await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")
+    await expect(page.locator("#verdict")).to_have_class("verdict ok")
+    ack = await page.locator("#ack").inner_text()
+    await page.fill("#reply", "Half a reply, then the switch")
+    await page.select_option("#language", "en")
+    await expect(page.locator("#ack")).not_to_have_text(ack)  # drawn again, in English
+    await expect(page.locator("#verdict")).to_have_class("verdict ok")
+    await expect(page.locator("#reply")).to_have_value("Half a reply, then the switch")
+    assert errors == []
+
+
 async def test_sarajevo_sees_nothing_the_ministry_follows_and_an_auditor_verifies(
     browser: Browser, broker: BrokerProcess, demo_dir: Path
 ) -> None:

@@ -18,7 +18,28 @@ const main = () => document.getElementById("main");
 
 // -- the page's view: built with dom.js's h(), no innerHTML anywhere --------------------------------
 
-function show(...nodes) { main().replaceChildren(...nodes); }
+let keepTyped = false; // set by the language switch: the next view keeps what the reader typed
+
+function show(...nodes) {
+  const kept = keepTyped ? typed() : [];
+  keepTyped = false;
+  main().replaceChildren(...nodes);
+  for (const [id, value] of kept) {
+    const field = document.getElementById(id);
+    if (!field || !main().contains(field)) continue;
+    if (typeof value === "boolean") field.checked = value;
+    else field.value = value;
+  }
+}
+
+/** What the reader has typed or ticked in the view, by field id: a reply half written, a
+ *  sign-in half filled. Not key files or passphrases, and not the filters (the list shown was
+ *  loaded without them, so they start empty again with it). */
+function typed() {
+  return [...main().querySelectorAll("input[id], textarea[id]")]
+    .filter((f) => !["file", "password", "hidden"].includes(f.type) && !f.closest(".filters"))
+    .map((f) => [f.id, f.type === "checkbox" || f.type === "radio" ? f.checked : f.value]);
+}
 
 function notify(message, kind = "info") {
   if (kind === "error") keepError(message);
@@ -906,7 +927,7 @@ function renderHeader() {
     links.push(h("span", { class: "who", id: "who" }, session.id));
     links.push(h("button", { class: "secondary", onclick: () => { stop(); Object.assign(session, { kind: null, id: null, signing: null, encryption: null, root: null, token: null, auditor: false }); renderHeader(); location.hash = "#/"; route(); } }, t("signout")));
   }
-  const select = h("select", { id: "language", "aria-label": t("language"), onchange: async (e) => { await setLanguage(e.target.value); renderHeader(); route(); } },
+  const select = h("select", { id: "language", "aria-label": t("language"), onchange: async (e) => { await setLanguage(e.target.value); renderHeader(); keepTyped = true; route(); } },
     Object.entries(LANGUAGES).map(([code, name]) => h("option", { value: code, selected: code === currentLanguage() }, name)));
   nav.replaceChildren(...links, select);
   document.getElementById("tagline").textContent = t("tagline");
