@@ -158,7 +158,7 @@ class FederationDemo:
         await self._read(origin, destination, hub, returnee, relayed)
         await self._acknowledge(origin, destination, [returnee, relayed], roles)
         verified = await self._verify()
-        followed = await self._follow(origin, destination, returnee)
+        followed = await self._follow(origin, destination, hub, returnee, relayed)
         ok = verified and followed
         _step(
             self.say,
@@ -348,22 +348,22 @@ class FederationDemo:
             ok = await self._run(args) and ok
         return ok
 
-    async def _follow(self, origin: Member, destination: Member, notice_id: str) -> bool:
+    async def _follow(
+        self, origin: Member, destination: Member, hub: Member, returnee: str, relayed: str
+    ) -> bool:
         _step(
             self.say,
-            "8. Following the returnee notice through both logs",
+            "8. Following both notices through the logs",
             "each side's events with the other's ids, every one proved included in a checkpoint "
-            "the other side cosigned",
+            "its neighbour on the way cosigned; the police notice through three logs, the hub's "
+            "in the middle",
         )
-        await self._until_witnessed(origin, [destination])
-        await self._until_witnessed(destination, [origin])
-        args = [
-            "audit", "verify", *_auditor(origin), "--checkpoint-key", _b64(origin.log()[1]),
-            "--peer", destination.url, "--follow", notice_id,
-            "--peer-data", str(destination.data), "--peer-as", destination.spec.auditor,
-            "--peer-checkpoint-key", _b64(destination.log()[1]),
-        ]  # fmt: skip
-        return await self._run(args)
+        await self._until_witnessed(origin, [destination, hub])
+        await self._until_witnessed(hub, [origin])
+        await self._until_witnessed(destination, [origin, hub])
+        direct = await self._run(_follow_args(origin, returnee, [destination]))
+        through = await self._run(_follow_args(origin, relayed, [hub, destination]))
+        return direct and through
 
     def peers_of(self, broker: str) -> list[str]:
         found = []
@@ -440,6 +440,16 @@ def _shown(arg: str, root: Path) -> str:
 
 def _auditor(member: Member) -> list[str]:
     return ["--data", str(member.data), "--url", member.url, "--as", member.spec.auditor]
+
+
+def _follow_args(origin: Member, notice_id: str, way: list[Member]) -> list[str]:
+    """``audit verify --follow`` from the origin's log through each broker on the notice's way."""
+    args = ["audit", "verify", *_auditor(origin), "--checkpoint-key", _b64(origin.log()[1])]
+    args += ["--follow", notice_id]
+    for member in way:
+        args += ["--peer", member.url, "--peer-data", str(member.data)]
+        args += ["--peer-as", member.spec.auditor, "--peer-checkpoint-key", _b64(member.log()[1])]
+    return args
 
 
 def _step(say: Callable[[str], None], title: str, text: str) -> None:

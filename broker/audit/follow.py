@@ -1,4 +1,5 @@
-"""Following a notice across a border through two logs: the checks, with no I/O.
+"""Following a notice across a border through two logs (or three, through the hub): the checks,
+with no I/O.
 
 Each broker logs its half of a crossing with the other's ids (the sender ``peer`` and
 ``peer_notice_id`` on ``notice.routed_abroad`` and the other ``*_abroad`` events; the receiver
@@ -10,7 +11,10 @@ on ``notice.received_from_peer``). An auditor holds each side's events to a chec
 - a checkpoint counts only with the pinned log key's signature and the other side's
   cosignature, so neither broker alone can show an auditor a history the other did not witness;
 - the two halves are matched by the ids each side recorded of the other, both ways: the
-  receiver's ``notice.received_from_peer`` must name the sender's notice id.
+  receiver's ``notice.received_from_peer`` must name the sender's notice id;
+- through a relay (the hub), its log is a receiver's half and a sender's half at once: the one
+  peer it names besides the broker it received from is the next log to follow, never a guess
+  among several.
 """
 
 from __future__ import annotations
@@ -124,3 +128,16 @@ def received_as(events: Sequence[Proved], notice_id: str) -> Proved:
                 f"not {notice_id}"
             )
     raise FollowFailed("the peer's log shows no notice.received_from_peer for it")
+
+
+def next_hop(events: Sequence[Proved], received: Proved) -> tuple[str, str] | None:
+    """Where a relay sent the notice on: (peer, that peer's notice id) named by the relay's
+    events besides the peer it ``received`` the notice from; None when it went no further."""
+    came_from = (received.event.get("details") or {}).get("peer")
+    onward = {peer: theirs for peer, theirs in peer_notice_ids(events).items() if peer != came_from}
+    if len(onward) > 1:
+        raise FollowFailed(
+            f"the relay's events name {len(onward)} peers it sent the notice on to "
+            f"({', '.join(sorted(onward))}), not one"
+        )
+    return next(iter(onward.items()), None)

@@ -85,7 +85,11 @@ def _cosigned(args: argparse.Namespace) -> tuple[str | None, list[tuple[str, byt
     from broker.crypto.cosignature import parse_vkey
 
     texts = [("--witness-key", t) for t in args.witness_key or ()]
-    texts += [(f"--peer {url}", _peer_vkey(url)) for url in args.peer or ()]
+    # With --follow the peers are the notice's way, not this log's witnesses: through the hub,
+    # only the first (the hub) is this log's neighbour; the later logs' witnesses are checked
+    # by the follow, each by the broker before it.
+    peers = (args.peer or [])[:1] if args.follow else args.peer or []
+    texts += [(f"--peer {url}", _peer_vkey(url)) for url in peers]
     witnesses = []
     for option, text in texts:
         try:
@@ -351,7 +355,7 @@ def add_audit_commands(sub: Any) -> None:
         action="append",
         metavar="URL",
         help="a peer broker: its witness key (asked of it) must have cosigned a checkpoint "
-        "the broker serves (repeat)",
+        "the broker serves (repeat; with --follow, the logs on the notice's way, in order)",
     )
     p.add_argument(
         "--cosigned",

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,7 +49,7 @@ STORY = (
     "[mk-kumanovo.pcve-focal-point] (abroad, hub): acknowledged",
     "== 7. Each side's auditor verifies",
     "Regional hub's auditor (mk-ombudsman-auditor):",
-    "== 8. Following the returnee notice through both logs",
+    "== 8. Following both notices through the logs",
     "notice.forward_queued  peer=mk",
     "peer:mk  notice.acknowledged_abroad  peer=mk",
     "peer:xk  notice.received_from_peer  peer=xk",
@@ -64,13 +64,19 @@ def test_the_federation_demo_tells_the_crossing_and_exits(tmp_path: Path) -> Non
     assert result.returncode == 0, out + result.stderr
     for expected in STORY:
         assert expected in out, expected
-    # Three auditors' `audit verify --peer` (each log cosigned by both its peers) and the follow.
-    assert len(re.findall(r"^   OK: verified \d+ events", out, re.MULTILINE)) == 4
+    # Three auditors' `audit verify --peer` (each log cosigned by both its peers) and the two
+    # follows (this log cosigned by the first log on the way).
+    assert len(re.findall(r"^   OK: verified \d+ events", out, re.MULTILINE)) == 5
     cosigned = (
         r"^   OK: verified \d+ events .*; witnessed: size \d+ cosigned by .*; size \d+ cosigned by "
     )
     assert len(re.findall(cosigned, out, re.MULTILINE)) == 3
     assert "OK: followed " in out and "each included in a checkpoint the other side cosigned" in out
+    # The police notice through the hub: Kosovo's log, the hub's (both halves), Kumanovo's.
+    assert re.search(
+        r"OK: followed [0-9a-f]{32} through 3 logs: \d+ events here, \d+ at hub, \d+ at mk,", out
+    ), out
+    assert "notice.relayed" in out.split("== 8.")[1]
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out)  # no raw control characters
     pairs = (("xk", "mk"), ("mk", "xk"), ("xk", "hub"), ("hub", "xk"), ("hub", "mk"), ("mk", "hub"))
     for peer, other in pairs:
@@ -119,6 +125,28 @@ def _follow(
     )  # fmt: skip
 
 
+def _until_cosigned(
+    run: Callable[[], subprocess.CompletedProcess[str]],
+) -> subprocess.CompletedProcess[str]:
+    """A late status report may be newer than the last cosigned checkpoint: run again then."""
+    deadline = time.monotonic() + 60
+    while "try again after the next checkpoint" in (done := run()).stderr:
+        assert time.monotonic() < deadline, done.stderr
+        time.sleep(1)
+    return done
+
+
+def _follow_way(
+    xk: Member, notice_id: str, way: list[Member], keys: list[bytes] | None = None
+) -> subprocess.CompletedProcess[str]:
+    args = ["audit", "verify", "--data", xk.data, "--url", xk.url, "--as", xk.spec.auditor]
+    args += ["--checkpoint-key", base64.b64encode(xk.log()[1]).decode(), "--follow", notice_id]
+    for member, key in zip(way, keys or [m.log()[1] for m in way], strict=True):
+        args += ["--peer", member.url, "--peer-data", member.data, "--peer-as", member.spec.auditor]
+        args += ["--peer-checkpoint-key", base64.b64encode(key).decode()]
+    return run_cli(*args)
+
+
 def test_an_auditor_follows_the_crossing_through_both_logs_and_ctrl_c_stops_it(
     tmp_path: Path,
 ) -> None:
@@ -155,6 +183,27 @@ def test_an_auditor_follows_the_crossing_through_both_logs_and_ctrl_c_stops_it(
             "--peer-checkpoint-key", base64.b64encode(mk.log()[1]).decode(),
         )  # fmt: skip
         assert foreign.returncode == 1 and "NOT followed: no event of notice" in foreign.stderr
+        # The police notice went through the hub: three logs, in the order it went.
+        relayed = re.findall(r"accepted: notice ([0-9a-f]{32})", text)[1]
+        hub = members["hub"]
+        through = _until_cosigned(lambda: _follow_way(xk, relayed, [hub, mk]))
+        assert through.returncode == 0, through.stderr
+        assert f"The peer's log (hub, {hub.url}): notice " in through.stdout
+        assert f"received as {relayed}" in through.stdout
+        assert re.search(
+            r"The peer's log \(mk, .*\): notice [0-9a-f]{32}, received as ", through.stdout
+        )
+        # Stopped at the hub, the follow says where the notice went on.
+        at_hub = _until_cosigned(lambda: _follow_way(xk, relayed, [hub]))
+        assert at_hub.returncode == 0, at_hub.stderr
+        assert "note: hub relayed it on to mk as notice " in at_hub.stdout
+        # The way in the wrong order: Kumanovo never received it from Kosovo's log.
+        wrong_way = _follow_way(xk, relayed, [mk, hub])
+        assert wrong_way.returncode == 1 and wrong_way.stderr.startswith("liaison: NOT followed")
+        # The hub's log held to North Macedonia's log key: the middle log does not count.
+        forged = _follow_way(xk, relayed, [hub, mk], keys=[mk.log()[1], mk.log()[1]])
+        assert forged.returncode == 1
+        assert "no checkpoint signed with the pinned log key" in forged.stderr
         # A notice that never crossed has no half abroad to follow.
         local = _follow(xk, mk, "0" * 32, mk.log()[1])
         assert local.returncode == 1 and "NOT followed: no event of notice" in local.stderr

@@ -18,6 +18,7 @@ from broker.audit.checkpoint import Checkpoint
 from broker.audit.follow import (
     FollowFailed,
     Proved,
+    next_hop,
     peer_notice_ids,
     proved,
     received_as,
@@ -113,3 +114,16 @@ def test_the_peers_half_must_name_this_notice() -> None:
         received_as([received("n-other")], "n-xk")
     with pytest.raises(FollowFailed, match=r"no notice\.received_from_peer"):
         received_as([Proved(1, {"action": "notice.routed"})], "n-xk")
+
+
+def test_a_relays_log_names_the_one_peer_it_sent_the_notice_on_to() -> None:
+    def event(seq: int, action: str, peer: str, theirs: str) -> Proved:
+        return Proved(seq, {"action": action, "details": {"peer": peer, "peer_notice_id": theirs}})
+
+    received = event(1, "notice.received_from_peer", "xk", "n-xk")
+    relay = [received, event(2, "notice.routed_abroad", "mk", "n-mk")]
+    assert next_hop(relay, received) == ("mk", "n-mk")
+    assert next_hop([received], received) is None  # it went no further: the end of the way
+    # Two onward peers: never a guess between them.
+    with pytest.raises(FollowFailed, match="name 2 peers it sent the notice on to"):
+        next_hop([*relay, event(3, "notice.routed_abroad", "ba", "n-ba")], received)
