@@ -43,3 +43,21 @@ def test_fresh_key_and_nonce_every_time() -> None:
     a, b = seal(b"same", b"aad"), seal(b"same", b"aad")
     assert a.data_key != b.data_key and a.nonce != b.nonce and a.ciphertext != b.ciphertext
     assert b"same" not in a.ciphertext
+
+
+def test_a_wrap_is_a_standard_sealed_box_and_a_bad_key_is_refused_as_before() -> None:
+    # The wrap calls libsodium's crypto_box_seal directly: what any sealed-box client opens
+    # (the SDK, the web page's noble code), and the same refusals as PyNaCl's SealedBox.
+    from nacl.public import SealedBox
+
+    from broker.crypto.envelope import wrap
+
+    recipient = PrivateKey.generate()
+    data_key = bytes(range(32))
+    wrapped = wrap(data_key, bytes(recipient.public_key))
+    assert len(wrapped) == 48 + 32
+    assert SealedBox(recipient).decrypt(wrapped) == data_key
+    assert wrap(data_key, bytes(recipient.public_key)) != wrapped  # a fresh ephemeral key
+    for bad in (b"", b"\x01" * 31, b"\x01" * 33):
+        with pytest.raises(ValueError, match="public key"):
+            wrap(data_key, bad)
