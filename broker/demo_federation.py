@@ -49,7 +49,8 @@ from broker.demo_region import (
     Peering,
     write_peer_files,
 )
-from broker.service.setup import SHIPPED_POLICIES, init_data_dir
+from broker.service.setup import DIRECTORY_FILE, SHIPPED_POLICIES, init_data_dir
+from broker.trust.files import resign_demo_bindings
 
 EXAMPLE = SHIPPED_POLICIES / "examples" / "returnee-repatriation.json"
 RELAYED_EXAMPLE = SHIPPED_POLICIES / "examples" / f"{RELAYED}.json"
@@ -109,6 +110,10 @@ class FederationDemo:
             )
             self.members[spec.id] = member
         files = write_peer_files(self.members, self.peerings)
+        for member in self.members.values():
+            # Each country's administrators sign its peers' roots with its key bindings: its
+            # officials then verify a notice from abroad with only their own country's root.
+            resign_demo_bindings(member.data, member.data / DIRECTORY_FILE, now=now)
         for member in self.members.values():
             self.say(
                 f"   {member.spec.title} ({member.spec.id}): {member.url}, data {member.data}, "
@@ -273,11 +278,12 @@ class FederationDemo:
         _step(
             self.say,
             "5. Kumanovo's focal point reads them",
-            "on their own device: decrypted, and each agency's signature verified with the key "
-            "Kosovo's administrators bound, under the Kosovo root the device pinned for xk "
-            f"({pin[:23]}…), whichever way the notice came",
+            "on their own device, with only North Macedonia's root pinned: decrypted, and each "
+            "agency's signature verified with the key Kosovo's administrators bound, under the "
+            f"Kosovo root ({pin[:23]}…) North Macedonia's administrators signed with their key "
+            "bindings, whichever way the notice came",
         )
-        async with _recipient(destination, READER, {origin.spec.id: pin}) as reader:
+        async with _recipient(destination, READER, None) as reader:
             inbox = await reader.inbox()
             self.say(f"   {READER}: {len(inbox['items'])} notices in the inbox")
             for notice_id in (returnee, relayed):
@@ -286,11 +292,9 @@ class FederationDemo:
                     f"   {notice_id}: signed by {verified.sender_name} "
                     f'(key {verified.sender_key_id}), verified; "{verified.notice["subject"]}"'
                 )
-        async with _recipient(destination, READER, None) as unpinned:
-            await self._refused(unpinned, returnee, "without the Kosovo pin")
-        hub_pin = {hub.spec.id: hub.root_pin()}
-        async with _recipient(destination, READER, hub_pin) as wrong:
-            await self._refused(wrong, relayed, "pinning the hub's root instead")
+        # A root the device pins itself for xk decides over the signed one: the hub's is not it.
+        async with _recipient(destination, READER, {origin.spec.id: hub.root_pin()}) as wrong:
+            await self._refused(wrong, relayed, "pinning the hub's root for xk instead")
 
     async def _refused(self, reader: RecipientClient, notice_id: str, how: str) -> None:
         try:
@@ -311,7 +315,7 @@ class FederationDemo:
             "reports each role's state back (roles and times, never persons), the relayed one "
             "through the hub",
         )
-        async with _recipient(destination, READER, {origin.spec.id: origin.root_pin()}) as reader:
+        async with _recipient(destination, READER, None) as reader:
             for notice_id in notices:
                 acked = await reader.ack(notice_id)
                 self.say(f"   {notice_id}: acknowledged in Kumanovo at {acked['acknowledged_at']}")

@@ -194,11 +194,12 @@ class RecipientClient:
 
         For a notice that crossed a border the key is the one the sending country bound to the
         agency (``agency_key`` may be omitted; if given, it must be that one)."""
-        verified = await self.read(notice_id)
+        fetched = await self._request("GET", f"/v1/notices/{notice_id}")
+        bindings = await self.key_bindings() if self.trust else None
+        verified = self.verify(fetched, bindings)
         if reply is not None and "origin" in verified.metadata:
-            agency_key = foreign_reply_key(
-                verified.metadata, self.peer_roots, agency_key, self.clock()
-            )
+            pins = {**(bindings.peer_roots if bindings else {}), **self.peer_roots}
+            agency_key = foreign_reply_key(verified.metadata, pins, agency_key, self.clock())
         statement = ack_statement(notice_id, self.contact, verified.content_digest)
         body: dict[str, Any] = {
             "key_id": self.signing.key_id(self.contact),

@@ -71,7 +71,10 @@ def verify_notice(
         raise VerificationFailed("the content digest does not match the decrypted notice")
     binding: Binding | None
     if "origin" in fetched:  # received from a peer broker: the sending country's directory
-        public, binding = foreign_agency_key(fetched, peer_roots or {}, now)
+        # Its root as this country's administrators signed it with the bindings, unless this
+        # client pinned one itself.
+        pins = {**(bindings.peer_roots if bindings else {}), **(peer_roots or {})}
+        public, binding = foreign_agency_key(fetched, pins, now)
     else:
         public, binding = agency_key(fetched, pinned, bindings)
     _check_signature(sig, values, public)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
@@ -19,7 +19,7 @@ from broker.crypto.keys import KeyPair
 from broker.domain.directory import Directory, KeyType
 from broker.errors import TrustRefused
 from broker.titles import Translations
-from broker.trust.core import BINDINGS_FIELD
+from broker.trust.core import BINDINGS_FIELD, PEER_ROOTS_FIELD
 
 SPEC_VERSION = "1.0.31"
 
@@ -59,7 +59,11 @@ def next_root(
 
 
 def bindings_metadata(
-    directory: Directory, *, version: int, expires: datetime
+    directory: Directory,
+    *,
+    version: int,
+    expires: datetime,
+    peer_roots: Mapping[str, str] | None = None,
 ) -> Metadata[Targets]:
     """Unsigned key bindings: every key of the directory, with its owner, type and status.
 
@@ -67,7 +71,9 @@ def bindings_metadata(
     ``owner_names`` (signed with the rest), so a client shows the sender's name in its reader's
     language from what the administrators signed (on its Ed25519 keys, which sign notices); a
     plain name adds nothing, and bindings of a directory without translations are what they were
-    before."""
+    before. ``peer_roots`` (peer or member country → the pin of its directory root, from the
+    peer files) are signed with the keys, so this country's clients check a notice that crossed
+    a border against the sending country's root; none: the file is as before federation."""
     names: dict[str, tuple[str, str, Translations]] = {
         o.id: ("organisation", o.name, o.names) for o in directory.organisations.values()
     }
@@ -94,7 +100,10 @@ def bindings_metadata(
         version=version,
         spec_version=SPEC_VERSION,
         expires=expires,
-        unrecognized_fields={BINDINGS_FIELD: entries},
+        unrecognized_fields={
+            BINDINGS_FIELD: entries,
+            **({PEER_ROOTS_FIELD: dict(sorted(peer_roots.items()))} if peer_roots else {}),
+        },
     )
     return Metadata(targets)
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,11 @@ from broker.errors import KeyNotBound, KeyRevoked, TrustRefused
 from broker.titles import CODES, Translations
 
 BINDINGS_FIELD = "liaison_key_bindings"
+# The directory roots of the peers this country agreed with (``sha256:<hex>`` by peer or member
+# country id, from the peer files), signed with the keys: a client that pinned this country's
+# root checks a notice that crossed a border against the sending country's root without a pin
+# of its own (broker/federation/origin.py). Absent in bindings signed before federation.
+PEER_ROOTS_FIELD = "liaison_peer_roots"
 BINDINGS_ROLE = Targets.type  # the bindings are signed by the root's "targets" keys
 MAX_ROOT_ROTATIONS = 32  # root versions a client walks in one update (TUF max_root_rotations)
 MAX_METADATA_BYTES = 4_000_000  # bytes: a bindings file for ~10,000 keys fits well inside
@@ -59,6 +65,7 @@ class KeyBindings:
     version: int
     expires: datetime
     keys: Mapping[str, Binding]
+    peer_roots: Mapping[str, str] = field(default_factory=dict)  # peer or country → pin
 
 
 def parse_root(data: bytes) -> Metadata[Root]:
@@ -114,7 +121,20 @@ def verify_bindings(
     if not isinstance(entries, dict):
         raise TrustRefused(f"the signed key bindings have no {BINDINGS_FIELD}")
     keys = {key_id: _binding(key_id, entry) for key_id, entry in entries.items()}
-    return KeyBindings(targets.version, targets.expires, keys)
+    peers = _peer_roots(targets.unrecognized_fields.get(PEER_ROOTS_FIELD, {}))
+    return KeyBindings(targets.version, targets.expires, keys, peers)
+
+
+_PIN = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _peer_roots(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and _PIN.fullmatch(v)
+        for k, v in value.items()
+    ):
+        raise TrustRefused(f"the signed key bindings' {PEER_ROOTS_FIELD} are malformed")
+    return dict(value)
 
 
 def sender_binding(

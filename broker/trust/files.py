@@ -45,10 +45,33 @@ def read_metadata_version(path: Path) -> int:
 
 
 def bindings_for(
-    directory_file: Path, *, version: int, expires: datetime, max_bytes: int = 50_000_000
+    directory_file: Path,
+    *,
+    version: int,
+    expires: datetime,
+    max_bytes: int = 50_000_000,
+    policies: Path | None = None,
 ) -> Metadata[Targets]:
+    """The bindings of a directory file; with ``policies`` (a policy set's directory), the
+    directory roots its peer files pin, signed with them."""
     directory, _ = load_directory_file(directory_file, max_bytes=max_bytes)
-    return build.bindings_metadata(directory, version=version, expires=expires)
+    peers = peer_roots(policies) if policies is not None else {}
+    return build.bindings_metadata(directory, version=version, expires=expires, peer_roots=peers)
+
+
+def peer_roots(policies: Path) -> dict[str, str]:
+    """Each peer file's ``directory_root`` by peer id, and a hub's ``member_roots`` by country
+    (a country pinned twice must be pinned alike)."""
+    from broker.policy.load import load_policies
+
+    pins: dict[str, str] = {}
+    for peer in load_policies(policies).peers.values():
+        for name, pin in {peer.id: peer.directory_root, **peer.member_roots}.items():
+            if pins.setdefault(name, pin) != pin:
+                raise ConfigError(
+                    f"{policies}: two peer files pin different directory roots for {name}"
+                )
+    return pins
 
 
 def _names_only(signed: object, wanted: dict[str, object]) -> bool:
@@ -81,6 +104,24 @@ def init_demo_trust(data_dir: Path, directory_file: Path, *, now: datetime) -> i
     return len(admins)
 
 
+def resign_demo_bindings(data_dir: Path, directory_file: Path, *, now: datetime) -> int:
+    """The demo's administrators sign the bindings again, now with the directory roots its
+    peer files pin (``liaison demo --federation`` writes them after ``init``); the version."""
+    from broker.crypto.keys import read_private_key
+
+    path = data_dir / TRUST_DIR / "bindings.json"
+    version = read_metadata_version(path) + 1
+    bindings = bindings_for(
+        directory_file, version=version, expires=now + DEMO_VALIDITY, policies=data_dir / "policies"
+    )
+    admins = [
+        read_private_key(data_dir / "keys" / f"{n}.pem", expected="ed25519") for n in DEMO_ADMINS
+    ]
+    build.sign(bindings, [build.signer(p) for p in admins])
+    path.write_bytes(build.to_bytes(bindings))
+    return version
+
+
 def stale_bindings(data_dir: Path, directory_file: Path, *, max_bytes: int) -> str | None:
     """Why ``DIR/trust/bindings.json`` does not bind the keys of ``directory_file``, or None.
 
@@ -97,7 +138,7 @@ def stale_bindings(data_dir: Path, directory_file: Path, *, max_bytes: int) -> s
     entries = wanted.signed.unrecognized_fields[core.BINDINGS_FIELD]
     changed = sorted(k for k, v in entries.items() if signed.get(k) != v)
     if not changed:
-        return None
+        return _stale_peer_roots(path, data_dir / "policies")
     if all(_names_only(signed.get(k), entries[k]) for k in changed):
         return (
             f"the names of {len(changed)} key owner(s) (e.g. {changed[0]}) are not in {path} as "
@@ -108,4 +149,23 @@ def stale_bindings(data_dir: Path, directory_file: Path, *, max_bytes: int) -> s
         f"{len(changed)} key(s) of this directory are not in {path} as they are here "
         f"(e.g. {changed[0]}): clients refuse them until administrators sign new bindings "
         "(liaison trust sign-bindings)"
+    )
+
+
+def _stale_peer_roots(path: Path, policies: Path) -> str | None:
+    """Why the signed peer roots are not those the peer files pin, or None (also without
+    peer files, or when the policies do not load: ``policy check`` says why)."""
+    from broker.errors import SourceError
+
+    try:
+        wanted = peer_roots(policies) if (policies / "peers").is_dir() else {}
+        signed = json.loads(path.read_bytes())["signed"].get(core.PEER_ROOTS_FIELD, {})
+    except (SourceError, ConfigError, OSError, ValueError, KeyError, TypeError):
+        return None
+    if signed == wanted:
+        return None
+    return (
+        f"the peers' directory roots signed in {path} are not those the peer files pin: clients "
+        "refuse notices from a peer whose root is not signed there until administrators sign "
+        "new bindings (liaison trust sign-bindings --policies)"
     )

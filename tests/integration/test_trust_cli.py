@@ -110,3 +110,46 @@ def test_a_bad_expiry_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert (
         result.stderr.strip() == "liaison: --expires: give a number of days, e.g. 365d (not 'soon')"
     )
+
+
+def test_sign_bindings_with_policies_signs_the_peers_roots_and_a_stale_file_is_noted(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+    from datetime import UTC, datetime
+
+    import yaml
+
+    from broker.trust import core
+    from broker.trust.files import stale_bindings
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "federation" / "peer-agreement.yaml"
+    peer = yaml.safe_load(example.read_text())
+    (demo_dir / "policies" / "peers").mkdir()
+    shutil.copy(example, demo_dir / "policies" / "peers" / f"{peer['id']}.yaml")
+    directory = demo_dir / "directory.yaml"
+    # The demo's bindings were signed before the agreement: the operator is told, once.
+    note = stale_bindings(demo_dir, directory, max_bytes=50_000_000)
+    assert note is not None and "peers' directory roots signed in" in note
+    out = tmp_path / "bindings.json"
+    keys = demo_dir / "keys"
+    signed = run_cli(
+        "trust", "sign-bindings", directory, "--root", demo_dir / "trust" / "root.json",
+        "--key", keys / "trust-admin-1.pem", "--key", keys / "trust-admin-2.pem",
+        "--policies", demo_dir / "policies", "--out", out,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    root = core.parse_root((demo_dir / "trust" / "root.json").read_bytes())
+    bindings = core.verify_bindings(root, out.read_bytes(), now=datetime.now(UTC))
+    assert bindings.peer_roots == {peer["id"]: peer["directory_root"]}
+    shutil.copy(out, demo_dir / "trust" / "bindings.json")
+    assert stale_bindings(demo_dir, directory, max_bytes=50_000_000) is None
+    # A policy directory that does not load is said as `policy check` says it; nothing written.
+    broken = run_cli(
+        "trust", "sign-bindings", directory, "--root", demo_dir / "trust" / "root.json",
+        "--key", keys / "trust-admin-1.pem", "--policies", tmp_path / "nowhere",
+        "--out", tmp_path / "not-written.json",
+    )  # fmt: skip
+    assert broken.returncode == 1 and "policy directory not found" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    assert not (tmp_path / "not-written.json").exists()

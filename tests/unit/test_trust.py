@@ -211,3 +211,43 @@ def mvr_key_id(data: Path) -> str:
     from broker.crypto.keys import read_private_key
 
     return read_private_key(data / "keys" / "mk-mvr.pem").key_id("mk-mvr")
+
+
+PIN_XK = "sha256:" + "a1" * 32
+PIN_HUB = "sha256:" + "b2" * 32
+
+
+def test_the_peers_roots_are_signed_with_the_keys_and_an_edit_breaks_the_signature(
+    admins: list[KeyPair],
+) -> None:
+    # Attacker: the broker's host, adding a pin of a root of its own making to the bindings it
+    # relays, so that its own "foreign agency" verifies in this country's clients.
+    root = core.final_root(root_of(admins[:2], 2), [], NOW)
+    metadata = build.bindings_metadata(
+        _directory(), version=1, expires=LATER, peer_roots={"xk": PIN_XK, "hub": PIN_HUB}
+    )
+    build.sign(metadata, [build.signer(k) for k in admins[:2]])
+    data = build.to_bytes(metadata)
+    assert core.verify_bindings(root, data, now=NOW).peer_roots == {"hub": PIN_HUB, "xk": PIN_XK}
+    document = json.loads(data)
+    document["signed"][core.PEER_ROOTS_FIELD]["xk"] = "sha256:" + "c3" * 32
+    with pytest.raises(TrustRefused, match="not signed by the root's threshold"):
+        core.verify_bindings(root, json.dumps(document).encode(), now=NOW)
+    # Bindings signed before federation carry none, and are what they were.
+    plain = core.verify_bindings(root, bindings_of(admins[:2]), now=NOW)
+    assert plain.peer_roots == {}
+    assert core.PEER_ROOTS_FIELD not in json.loads(bindings_of(admins[:2]))["signed"]
+
+
+@pytest.mark.parametrize(
+    "value", [["xk"], {"xk": "a1" * 32}, {"xk": "sha256:" + "A1" * 32}, {"": PIN_XK}, {"xk": 1}]
+)
+def test_malformed_peer_roots_are_refused_even_when_signed(
+    admins: list[KeyPair], value: object
+) -> None:
+    root = core.final_root(root_of(admins[:2], 2), [], NOW)
+    metadata = build.bindings_metadata(_directory(), version=1, expires=LATER)
+    metadata.signed.unrecognized_fields[core.PEER_ROOTS_FIELD] = value
+    build.sign(metadata, [build.signer(k) for k in admins[:2]])
+    with pytest.raises(TrustRefused, match="liaison_peer_roots are malformed"):
+        core.verify_bindings(root, build.to_bytes(metadata), now=NOW)

@@ -107,7 +107,10 @@ def cmd_sign_bindings(args: argparse.Namespace) -> int:
     out = Path(args.out)
     version = args.version or read_metadata_version(out) + 1
     bindings = bindings_for(
-        Path(args.directory), version=version, expires=_expires(args.expires, datetime.now(UTC))
+        Path(args.directory),
+        version=version,
+        expires=_expires(args.expires, datetime.now(UTC)),
+        policies=Path(args.policies) if args.policies else None,
     )
     pairs = _keys(args.key)
     build.sign(bindings, [build.signer(p) for p in pairs])
@@ -206,6 +209,12 @@ def _add_binding_commands(tsub: Any) -> None:
     _signing_keys(p, "an administrator's key named by the root for targets")
     p.add_argument("--expires", default="90d", help="validity in days (default 90d)")
     p.add_argument("--version", type=int, help="default: the version in --out plus one")
+    p.add_argument(
+        "--policies",
+        metavar="DIR",
+        help="the broker's policy directory: sign the directory roots its peer files pin too, "
+        "so this country's clients verify notices that crossed a border without a pin of their own",
+    )
     p.add_argument("--out", required=True, metavar="FILE")
     p = command(tsub, "sign", cmd_sign, "add your signature to a root or bindings file")
     p.add_argument("file", metavar="FILE")

@@ -477,7 +477,9 @@ function openNotice(fetched, bindings) {
   if (parsed.keyid !== sig.sender_key_id || !parsed.components.includes("content-digest")) {
     throw new Error("the signature does not cover this notice");
   }
-  const bound = trust.senderBinding(bindings, sig.sender_key_id, fetched.sender);
+  // From abroad: the key as the sending country bound it, under the root this country signed.
+  const foreign = fetched.origin ? trust.originBindings(fetched, bindings, new Date()) : null;
+  const bound = trust.senderBinding(foreign || bindings, sig.sender_key_id, fetched.sender);
   const base = c.signatureBase(values, parsed.components, parsed.params);
   if (!c.verify(bound.public, base, c.signatureValue(sig.signature, parsed.label))) {
     throw new Error("the agency's signature does not verify");
@@ -491,7 +493,18 @@ function openNotice(fetched, bindings) {
   const posted = mediaType(values) === cap.CAP_MEDIA_TYPE;
   // The sender's name as the administrators signed it, in the reader's language when they did.
   const sender = (bound.names || {})[currentLanguage()] || bound.name;
-  return { notice, digest: values["content-digest"], sender, posted };
+  return { notice, digest: values["content-digest"], sender, posted, foreign };
+}
+
+/** The key a reply is sealed to. From abroad, the receiving broker's offer counts only when the
+ *  sending country bound it to the agency: a broker that offers a key of its own reads nothing. */
+function replyKey(fetched, opened) {
+  const offered = fetched.reply_key;
+  if (!opened.foreign) return offered;
+  const bound = trust.originReplyKeys(opened.foreign, fetched.sender)
+    .find((k) => k.keyId === offered.key_id && c.b64encode(k.public) === offered.public);
+  if (!bound) throw new Error(t("reply_key_not_bound", { key: offered.key_id }));
+  return offered;
 }
 
 const mediaType = (values) => (values["content-type"] || "").split(";")[0].trim().toLowerCase();
@@ -593,8 +606,11 @@ async function noticeView(id) {
   let opened = null;
   let failure = null;
   try { opened = openNotice(fetched, await keyBindings()); } catch (e) { failure = e; }
+  const signer = opened && { who: opened.sender, key: fetched.signature.sender_key_id };
   const verdict = opened
-    ? h("p", { class: "verdict ok", id: "verdict" }, t("verified", { who: opened.sender, key: fetched.signature.sender_key_id }))
+    ? h("p", { class: "verdict ok", id: "verdict" }, opened.foreign
+      ? t("verified_abroad", { ...signer, country: String(fetched.origin.country || fetched.origin.peer).toUpperCase() })
+      : t("verified", signer))
     : failure.previousKey
       ? h("p", { class: "verdict note", id: "verdict", role: "status" }, t("previous_key"))
       : h("p", { class: "verdict bad", id: "verdict", role: "alert" }, t("refused"), " (", failure.message, ")");
@@ -607,10 +623,11 @@ async function noticeView(id) {
       signature: c.b64encode(c.sign(session.signing, statement)),
     };
     if (fetched.reply_key && reply.value.trim()) {
+      const to = replyKey(fetched, opened);
       const sealed = c.sealBody(c.utf8(reply.value.trim()), c.utf8(`liaison-reply-v1\n${fetched.id}`));
       body.reply = {
-        key_id: fetched.reply_key.key_id,
-        wrap: c.b64encode(c.wrap(sealed.key, c.b64decode(fetched.reply_key.public))),
+        key_id: to.key_id,
+        wrap: c.b64encode(c.wrap(sealed.key, c.b64decode(to.public))),
         nonce: c.b64encode(sealed.nonce), ciphertext: c.b64encode(sealed.ciphertext),
       };
     }

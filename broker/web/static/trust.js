@@ -89,7 +89,42 @@ export function verifyBindings(root, text, now, minVersion) {
   if (version < minVersion) throw new Error(`the signed key bindings went back from version ${minVersion} to ${version}`);
   const keys = md.signed.liaison_key_bindings;
   if (!keys || typeof keys !== "object") throw new Error("the signed key bindings have no liaison_key_bindings");
-  return { version, keys };
+  // The peers' directory roots, signed with the keys (absent before federation): as core.py.
+  const peerRoots = md.signed.liaison_peer_roots ?? {};
+  if (typeof peerRoots !== "object" || Array.isArray(peerRoots)
+      || !Object.entries(peerRoots).every(([k, v]) => k && typeof v === "string" && /^sha256:[0-9a-f]{64}$/.test(v))) {
+    throw new Error("the signed key bindings' liaison_peer_roots are malformed");
+  }
+  return { version, keys, peerRoots };
+}
+
+/** A notice that crossed a border: the sending country's root and key bindings it carries,
+ *  held to the pin of that root this country's administrators signed (broker/federation/
+ *  origin.py, the same checks): the root's fingerprint is the pin, its threshold signed the
+ *  bindings, and they are current. Relayed by the hub, the sending country's pin decides. */
+export function originBindings(fetched, bindings, now) {
+  const origin = fetched.origin || {};
+  const source = String(origin.country || origin.peer);
+  const via = origin.country && origin.country !== origin.peer ? ` (relayed by ${origin.peer})` : "";
+  const pin = Object.prototype.hasOwnProperty.call(bindings.peerRoots, source) ? bindings.peerRoots[source] : null;
+  if (!pin) throw new Error(`the notice crossed from ${source}${via}, whose directory root your administrators have not signed`);
+  const decode = (b64) => new TextDecoder("utf-8", { fatal: true }).decode(b64decode(b64 || ""));
+  let rootText, bindingsText;
+  try { rootText = decode(origin.root); bindingsText = decode(origin.bindings); } catch { throw new Error("the notice's origin files are malformed"); }
+  const root = parseRoot(rootText);
+  const found = `sha256:${fingerprint(rootText)}`;
+  if (found !== pin) {
+    throw new Error(`the notice's origin root ${found.slice(0, 19)}… is not the pinned ${pin.slice(0, 19)}…: it is not the sending country's directory`);
+  }
+  return verifyBindings(root, bindingsText, now, 0);
+}
+
+/** The sending agency's active X25519 keys in its own country's bindings (newest last): the
+ *  only keys a reply to a notice from abroad is sealed to. */
+export function originReplyKeys(foreign, sender) {
+  return Object.entries(foreign.keys)
+    .filter(([, b]) => b.owner === sender && b.owner_kind === "organisation" && b.type === "x25519" && b.status === "active")
+    .map(([keyId, b]) => ({ keyId, public: b64decode(b.public) }));
 }
 
 /** Walk root rotations from the pinned root, then fetch and verify the key bindings. */
