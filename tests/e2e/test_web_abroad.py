@@ -4,25 +4,36 @@ On ``liaison demo --federation``'s running brokers, Kumanovo's focal point signs
 Macedonia's broker with only North Macedonia's root (as enrolment gives it) and opens the two
 notices from Kosovo — one direct, one relayed by the hub. The page checks each agency's
 signature with the key Kosovo's administrators bound, under the Kosovo root that North
-Macedonia's administrators signed with their key bindings (``liaison_peer_roots``).
+Macedonia's administrators signed with their key bindings (``liaison_peer_roots``). A fresh
+notice is acknowledged with a reply sealed to the key Kosovo bound to the ministry.
 
 Attacker: North Macedonia's broker host (or the hub's, relaying), which edits its store so that
 a notice from Kosovo carries another country's root and bindings — real, signed ones (the
 hub's), or names another country as its origin. The page must refuse it in red: neither broker
 holds Kosovo's administrators' keys, and the pin the page holds to is signed by North
-Macedonia's.
+Macedonia's. And a host that serves its own X25519 key as the reply key, to read the reply: the
+page seals nothing to a key the sending country did not bind.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+from nacl.public import PrivateKey
 from playwright.async_api import Browser, expect
 
-from tests.e2e.test_web_inbox import browser, shot, sign_in, watch_errors  # noqa: F401 - fixtures
+from tests.e2e.test_web_inbox import EXAMPLE, browser, shot, sign_in, watch_errors  # noqa: F401 - fixtures
+from tests.fault.harness import sender
 from tests.integration.test_federation_demo import _members, interactive
+
+
+def c25519_public() -> str:
+    return base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
 
 
 async def test_a_notice_from_kosovo_verifies_in_kumanovos_page_and_a_swapped_origin_is_refused(
@@ -47,6 +58,42 @@ async def test_a_notice_from_kosovo_verifies_in_kumanovos_page_and_a_swapped_ori
             await expect(verdict).to_contain_text("in XK: verified against that country's signed")
             await expect(page.locator("#subject")).not_to_be_empty()
         await shot(page, "abroad-verified")
+
+        # A fresh notice from Kosovo, acknowledged with a reply. The host first serves its own
+        # X25519 key as the reply key (a broker that would read the reply): the page seals
+        # nothing to it and says so; with the key Kosovo bound, the reply goes.
+        notice = json.loads(EXAMPLE.read_text())
+        notice["jurisdiction"] = "mk-kumanovo"
+        async with sender(members["xk"].data, members["xk"].url, "xk-mpb") as ministry:
+            fresh = (await ministry.post_notice(notice)).body["id"]
+        row = page.locator(f'#notices li[data-id="{fresh}"]')
+        for _ in range(30):  # forwarded by Kosovo's outbox worker, then routed here
+            await page.goto(f"{mk.url}/ui/#/inbox")
+            if await row.count():
+                break
+            await page.wait_for_timeout(1000)
+        hosts_key = c25519_public()
+
+        async def offer_own_key(route: Any) -> None:
+            response = await route.fetch()
+            body = await response.json()
+            assert body["reply_key"], "the notice offers a reply key"
+            body["reply_key"] = {"key_id": body["reply_key"]["key_id"], "public": hosts_key}
+            await route.fulfill(response=response, json=body)
+
+        await page.route(re.compile(rf"/v1/notices/{fresh}$"), offer_own_key)
+        await page.goto(f"{mk.url}/ui/#/notice/{fresh}")
+        await expect(page.locator("#verdict")).to_have_class("verdict ok")
+        await page.fill("#reply", "Two places at the school.")
+        await page.click("#ack")
+        await expect(page.locator(".toast.error")).to_contain_text("The reply was not sent")
+        await expect(page.locator("#acked")).to_have_count(0)
+        await page.unroute(re.compile(rf"/v1/notices/{fresh}$"))
+        await page.goto(f"{mk.url}/ui/#/inbox")
+        await page.goto(f"{mk.url}/ui/#/notice/{fresh}")
+        await page.fill("#reply", "Two places at the school.")
+        await page.click("#ack")
+        await expect(page.locator("#acked")).to_be_visible()
 
         # North Macedonia's host gives the direct notice the hub's root and bindings (signed,
         # but not Kosovo's), and names the hub as the relayed notice's origin country.
