@@ -181,6 +181,13 @@ async def test_a_peer_key_without_its_pinned_certificate_is_the_one_401(brokers:
     assert b.scalar("SELECT count(*) FROM notice") == before
     refused = "SELECT count(*) FROM audit_event WHERE action = 'federation.refused'"
     assert b.scalar(refused) >= 1
+    # The connection without a certificate is in the log too, with its reason and route.
+    no_certificate = (
+        "SELECT count(*) FROM audit_event WHERE action = 'auth.refused' "
+        "AND object = 'route:/v1/federation/notices' "
+        "AND body LIKE '%no verified client certificate%'"
+    )
+    assert b.scalar(no_certificate) == 1
 
 
 async def test_the_sender_refuses_a_peer_certificate_not_of_the_configured_ca(

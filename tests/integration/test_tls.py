@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import ssl
 import urllib.request
 from pathlib import Path
@@ -78,6 +79,19 @@ def test_agency_endpoints_require_a_client_certificate_when_a_client_ca_is_set(
         refused = run_cli("send", example, *common)
         assert refused.returncode == 1
         assert refused.stderr.strip() == "liaison: 401 authentication_failed: authentication failed"
+        # The refusal is in the audit log with its reason, as a bad signature's is.
+        with sqlite3.connect(demo_dir / "liaison.db") as db:
+            bodies = [
+                json.loads(body)
+                for (body,) in db.execute(
+                    "SELECT body FROM audit_event WHERE action = 'auth.refused'"
+                )
+            ]
+        assert any(
+            b["details"].get("detail") == "no verified client certificate"
+            and b["object"] == "route:/v1/notices"
+            for b in bodies
+        ), bodies
         sent = run_cli(
             "send",
             example,
