@@ -17,7 +17,10 @@ new change.
 
 A notice the hub relayed has no deliveries here: its report is the one the next peer sent
 (``relayed``), merged here as the sender of the relay, and the sweep passes each change back,
-the replies it brought too (stored here sealed, as they came: the hub cannot open them).
+the replies it brought too (stored here sealed, as they came: the hub cannot open them). Once
+the sending side has accepted a report carrying them, their sealed bytes are emptied here
+(``reply.relay_body_dropped``, with a SHA-256 over them): the hub keeps that they passed, not
+what it could never read, as it drops a relayed notice's body once the next peer holds it.
 
 A report carries role ids, jurisdiction ids, states, counts and times: no contact, no person,
 no key, no content (``report.py``; the sender refuses anything more) — and the recipients'
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from broker.audit.events import AuditEvent
 from broker.crypto.keys import KeyPair
 from broker.domain.delivery import WebhookResult
 from broker.federation.forward import PeerPoster, signed_headers
@@ -100,7 +104,10 @@ class StatusReporter:
             return None
         crossing = await federation_repo.crossing_of(engine, notice_id)
         if crossing is not None and crossing.relay_to is not None:
-            replies = await deliveries_repo.replies_of(engine, notice_id)
+            # A reply the sending side already holds was emptied here: never sent again.
+            replies = [
+                r for r in await deliveries_repo.replies_of(engine, notice_id) if r["ciphertext"]
+            ]
             return relayed(crossing.foreign_status, notice.status, replies)
         return snapshot(
             await deliveries_repo.deliveries_of(engine, notice_id),
@@ -150,4 +157,28 @@ class StatusReporter:
         if result.delivered:
             await federation_repo.report_accepted(self.state.engine, item.notice_id, changed)
             log.info("notice_status_reported", notice_id=item.notice_id, peer=peer.id)
+            if state.get("replies") and await self._relaying(item.notice_id):
+                await self._drop_replies(item, state, peer.id, now)
         return result
+
+    async def _relaying(self, notice_id: str) -> bool:
+        crossing = await federation_repo.crossing_of(self.state.engine, notice_id)
+        return crossing is not None and crossing.relay_to is not None
+
+    async def _drop_replies(
+        self, item: OutboxItem, state: dict[str, Any], to_peer: str, now: datetime
+    ) -> None:
+        """The hub passed replies on and the sending side accepted them: it keeps no sealed
+        reply it cannot open (as it keeps no relayed notice body), only that they passed."""
+        ids = [int(r["id"]) for r in state["replies"]]
+
+        def event(count: int, digest: str) -> AuditEvent:
+            return AuditEvent(
+                now,
+                "broker",
+                "reply.relay_body_dropped",
+                f"notice:{item.notice_id}",
+                details={"to_peer": to_peer, "replies": count, "ciphertext_sha256": digest},
+            )
+
+        await federation_repo.drop_relayed_replies(self.state.engine, item.notice_id, ids, event)

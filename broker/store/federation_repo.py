@@ -186,6 +186,37 @@ async def drop_relayed_body(
     return True
 
 
+async def drop_relayed_replies(
+    db: Database, notice_id: str, reply_ids: list[int], make_event: Callable[[int, str], AuditEvent]
+) -> int:
+    """Replies to a relayed notice that the sending side now holds: their sealed bytes emptied
+    here (the row stays, with its role, time and key id, so a report never sends it as new),
+    audited once with how many and a SHA-256 over their ciphertexts (``make_event``). The
+    number dropped; 0 when they already were."""
+    if not reply_ids:
+        return 0
+    async with transaction(db) as conn:
+        await audit_repo.lock_head(conn)
+        rows = (
+            await conn.execute(
+                select(reply_t.c.id, reply_t.c.ciphertext)
+                .where(reply_t.c.notice_id == notice_id, reply_t.c.id.in_(reply_ids))
+                .order_by(reply_t.c.id)
+            )
+        ).all()
+        held = [r for r in rows if r.ciphertext]
+        if not held:
+            return 0
+        digest = hashlib.sha256(b"".join(bytes(r.ciphertext) for r in held)).hexdigest()
+        await conn.execute(
+            update(reply_t)
+            .where(reply_t.c.id.in_([r.id for r in held]))
+            .values(wrap=b"", nonce=b"", ciphertext=b"")
+        )
+        await audit_repo.append(conn, [make_event(len(held), digest)])
+    return len(held)
+
+
 async def count_crossings(db: Database, direction: str) -> int:
     async with connection(db) as conn:
         return int(

@@ -267,8 +267,10 @@ async def test_a_kosovo_notice_is_relayed_by_the_hub_and_verifies_in_kumanovo(
         "Two officers visit the school today."
     )
     sealed = "SELECT ciphertext FROM reply WHERE notice_id = ?"
-    assert hub.scalar(sealed, notice_id) == mk.scalar(sealed, notice_id)  # passed on unopened
-    assert b"school" not in hub.scalar(sealed, notice_id)
+    assert xk.scalar(sealed, notice_id) == mk.scalar(sealed, notice_id)  # passed on unopened
+    assert b"school" not in xk.scalar(sealed, notice_id)
+    # Once Kosovo accepted the report carrying it, the hub keeps no sealed bytes of it.
+    await until(lambda: hub.scalar(sealed, notice_id) == b"")
     assert details(xk, notice_id, "reply.received_from_peer")["peer"] == "hub"
     assert details(hub, notice_id, "reply.received_from_peer")["peer"] == "mk"
     assert "notice.acknowledged_abroad" in actions(hub, notice_id)
@@ -504,3 +506,14 @@ async def test_the_hub_passes_on_only_replies_sealed_to_the_agency_as_its_countr
     status, _, _ = await post_report(hub, fair, mk.broker_key())
     assert status == 200 and reply_rows(hub, notice_id) == 1
     await until(lambda: reply_rows(xk, notice_id) == 1)  # and on to Kosovo, once
+    # Kosovo holds it: the hub keeps that it passed (role, time, key id), not its sealed bytes.
+    emptied = "SELECT count(*) FROM reply WHERE notice_id = ? AND length(ciphertext) = 0"
+    await until(lambda: hub.scalar(emptied, notice_id) == 1)
+    dropped = hub.scalar(
+        "SELECT body FROM audit_event WHERE action = 'reply.relay_body_dropped' AND object = ?",
+        f"notice:{notice_id}",
+    )
+    assert json.loads(dropped)["details"]["replies"] == 1
+    assert json.loads(dropped)["details"]["to_peer"] == "xk"
+    kept = "SELECT count(*) FROM reply WHERE notice_id = ? AND length(ciphertext) > 0"
+    assert xk.scalar(kept, notice_id) == 1 and reply_rows(xk, notice_id) == 1
