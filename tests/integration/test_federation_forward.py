@@ -91,7 +91,13 @@ class Side:
 
 
 def peer_file(
-    peer: str, title: str, url: str, card: dict[str, str], direction: str, places: str
+    peer: str,
+    title: str,
+    url: str,
+    card: dict[str, str],
+    direction: str,
+    places: str,
+    extra: str = "",
 ) -> str:
     return f"""id: {peer}
 kind: national
@@ -112,7 +118,7 @@ agreement:
       organisation_kinds: [security-service, ministry-interior]
       jurisdictions: [{places}]
       markings: [AMBER+STRICT]
-"""
+{extra}"""
 
 
 @dataclass
@@ -142,7 +148,17 @@ async def brokers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pai
     (a.data / "policies" / "peers").mkdir()
     (b.data / "policies" / "peers").mkdir()
     (a.data / "policies" / "peers" / "mk.yaml").write_text(
-        peer_file("mk", "Broker of North Macedonia", b.url, b.card(), "send", "mk-kumanovo")
+        peer_file(
+            "mk",
+            "Broker of North Macedonia",
+            b.url,
+            b.card(),
+            "send",
+            "mk-kumanovo",
+            # Allowed by the agreement, refused for its form: a CAP alert does not cross yet.
+            "    - {channel: public-safety-alert, direction: send, organisation_kinds: [police],"
+            " jurisdictions: [mk-kumanovo], markings: [AMBER]}\n",
+        )
     )
     # A third peer A declares (Bosnia and Herzegovina), whose key the test holds: it plays a
     # declared peer reporting on a notice that was forwarded to another.
@@ -279,6 +295,26 @@ async def test_a_crossing_the_agreement_refuses_is_403_with_the_reason(brokers: 
             await client.post_notice(hate)
     assert refused.value.status == 403
     assert refused.value.problem["reason"] == "no agreement with mk for hate-incident (to send)"
+    assert brokers.a.scalar("SELECT count(*) FROM federation_crossing") == crossings
+
+
+CAP_ALERT = Path(__file__).resolve().parents[1] / "data" / "cap" / "restricted-security.xml"
+
+
+async def test_a_cap_alert_the_agreement_allows_is_refused_at_once_not_after_a_201(
+    brokers: Pair,
+) -> None:
+    # The receiving broker routes by the JSON document it opens and refuses a CAP alert: the
+    # sending agency hears it now, with the way out, and nothing is kept or queued.
+    data = CAP_ALERT.read_bytes().replace(b"2026-12-31", b"2099-12-31")
+    crossings = brokers.a.scalar("SELECT count(*) FROM federation_crossing")
+    async with brokers.a.sender("xk-kp") as client:
+        with pytest.raises(SenderError) as refused:
+            await client.post_cap(data)
+    assert refused.value.status == 403
+    assert refused.value.problem["reason"] == (
+        "CAP alerts do not cross a border yet: post it as a JSON notice"
+    )
     assert brokers.a.scalar("SELECT count(*) FROM federation_crossing") == crossings
 
 
