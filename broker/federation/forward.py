@@ -29,9 +29,13 @@ with this broker's own key under ``Idempotency-Key: <notice id>``. The peer answ
 An update or cancel crosses the same way, under the same decision, when the notice it names is
 this agency's, active, on the same channel and was forwarded to the same peer (``_earlier``);
 its kind and ``supersedes`` travel with it, and a cancel marks the notice cancelled here too.
-A notice *in reply to* a request (``in_reply_to``) for another country is refused; a
-recipient's reply (with an acknowledgement) to a notice received from a peer flows back with
-the status report, sealed for the sending agency (``replies.py``).
+A request (``requesting_role``) and an answer to one (``in_reply_to``) cross with the checks
+intake's plan makes locally (``_asking_and_answering``): the role that asks is the sender's,
+and an answer names a request received from the peer it goes back to, addressed to the
+answering agency (the receiving broker checks it against the request it sent,
+``receive._answering``); not through the hub yet. A recipient's reply (with an
+acknowledgement) to a notice received from a peer flows back with the status report, sealed for
+the sending agency (``replies.py``).
 """
 
 from __future__ import annotations
@@ -53,11 +57,11 @@ from broker.domain.delivery import WebhookResult
 from broker.domain.notice import new_notice_id
 from broker.domain.writes import KeyWrap
 from broker.errors import Forbidden, NoticeInvalid, SupersedesInvalid
-from broker.federation.agreements import Peer
+from broker.federation.agreements import Peer, PeerKind
 from broker.federation.crossing import CrossingDecision, decide_crossing
 from broker.federation.explain import outbound_crossing
 from broker.logs import get_logger
-from broker.policy.payload import payload_violations
+from broker.policy.payload import Violation, payload_violations
 from broker.service.auth import Agency
 from broker.service.intake import ESCROW, Accepted, IncomingRequest
 from broker.service.intake_plan import Draft, Plan, _expiry, media_type
@@ -121,6 +125,7 @@ class Forwarding:
             if previous is not None and previous.request_hash == draft.request_hash:
                 return Accepted(previous.response, replayed=True)
         peer = view.policies.peers[str(decision.peer)]
+        await self._asking_and_answering(view, agency, draft, decision)
         earlier = await self._earlier(agency, draft, decision)
         write, crossing = self._write(view, agency, request, draft, decision, peer, now, earlier)
         try:
@@ -155,12 +160,51 @@ class Forwarding:
                 reason=f"peer {peer.id} declares no url and escrow_key: nothing is forwarded to it",
             )
         document = draft.document
-        if "in_reply_to" in document or (document.get("cancel") and not document.get("supersedes")):
+        if document.get("cancel") and not document.get("supersedes"):
+            raise Forbidden(
+                "this notice may not cross the border", reason="a cancel names what it cancels"
+            )
+        if "in_reply_to" in document and peer.kind is PeerKind.HUB:
             raise Forbidden(
                 "this notice may not cross the border",
-                reason="replies do not cross a border yet; a cancel names what it cancels",
+                reason="answers to a request do not cross the hub yet",
             )
         return decision
+
+    async def _asking_and_answering(
+        self, view: View, agency: Agency, draft: Draft, decision: CrossingDecision
+    ) -> None:
+        """What intake's plan checks for a local request or answer, for one that crosses: the
+        role that asks is the sender's own (its answer will reach that role over there), and an
+        answer names a request received here from the peer it goes back to, addressed to this
+        agency, on the same channel — as ``intake_plan._with_reply_role`` requires locally."""
+        document = draft.document
+        role_id = document.get("requesting_role")
+        if role_id is not None:
+            role = view.directory.roles.get(role_id)
+            if role is None or role.organisation != agency.organisation:
+                raise NoticeInvalid(
+                    [Violation("/requesting_role", "must be a role of the sending organisation")]
+                )
+        named = document.get("in_reply_to")
+        if named is None:
+            return
+        engine = self.state.engine
+        crossing = await federation_repo.crossing_of(engine, str(named))
+        request = await repo.get_notice(engine, str(named)) if crossing is not None else None
+        if (
+            crossing is None
+            or request is None
+            or crossing.direction != "receive"
+            or crossing.relay_to is not None
+            or crossing.peer != decision.peer
+            or agency.organisation not in request.addressees
+            or request.channel != draft.facts.channel
+            or request.requesting_role is None
+        ):
+            raise SupersedesInvalid(
+                "'in_reply_to' does not name a request addressed to this agency"
+            )
 
     async def _earlier(
         self, agency: Agency, draft: Draft, decision: CrossingDecision

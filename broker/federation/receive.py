@@ -158,6 +158,8 @@ class Receiver:
         data_key, facts, document = self._open(payload, peer, now)
         asked = self._request(view, facts, payload, peer)
         if relays(asked, view.policies.peers):  # the hub: on to the peer of its country
+            if "in_reply_to" in document:
+                raise Forbidden(REFUSED, reason="answers to a request do not cross the hub yet")
             relay = decide_relay(asked, view.policies.peers, now)
             if not relay.allowed:
                 raise Forbidden(REFUSED, reason=relay.refusal.reason)
@@ -170,6 +172,7 @@ class Receiver:
             if not decision.allowed:
                 raise Forbidden(REFUSED, reason=decision.reason)
             superseded = await self._superseded(peer, facts, document, payload)
+            facts = await self._answering(peer, facts, document)
             routed = _route(view, facts, superseded, now)
             if not routed.recipients:
                 raise Forbidden(REFUSED, reason="this broker's policy routes it to no role")
@@ -200,6 +203,37 @@ class Receiver:
             except LiaisonError:
                 log.warning("notice_push_failed", notice_id=facts.id)
         return Accepted(json.loads(crossing["answer"]))
+
+    async def _answering(
+        self, peer: Peer, facts: NoticeFacts, document: dict[str, Any]
+    ) -> NoticeFacts:
+        """An answer (``in_reply_to``): it goes to the role that asked, so the request it names
+        must be one this broker forwarded to this very peer, on the same channel, addressed to
+        the answering agency, naming the role that asked. Attacker: a peer (or its host) that
+        would reach a role of its choosing here by naming another request, or none."""
+        named = document.get("in_reply_to")
+        if named is None:
+            return facts
+        engine = self.state.engine
+        crossing = await federation_repo.crossing_of(engine, str(named))
+        request = (
+            None if crossing is None else await intake_repo.get_notice(engine, crossing.notice_id)
+        )
+        if (
+            crossing is None
+            or request is None
+            or crossing.direction != "send"
+            or crossing.peer != peer.id
+            or request.channel != facts.channel
+            or facts.sender not in request.addressees
+            or request.requesting_role is None
+        ):
+            raise Forbidden(
+                REFUSED,
+                reason=f"'in_reply_to' names no request this broker sent to {peer.id}, "
+                "addressed to the answering agency",
+            )
+        return replace(facts, reply_to_role=request.requesting_role)
 
     async def _superseded(
         self, peer: Peer, facts: NoticeFacts, document: dict[str, Any], payload: dict[str, Any]
@@ -364,7 +398,9 @@ class Receiver:
             for (c, k), w in zip(contacts.items(), wrap_many(data_key, publics), strict=True)
         ]
         wraps.append(KeyWrap(ESCROW, self.escrow_key_id, _b64(payload["wrap"]["sealed"])))
-        notice = self._notice(view, payload, facts, (kind, supersedes), len(contacts), now)
+        notice = self._notice(
+            view, payload, facts, (kind, supersedes), len(contacts), now, document
+        )
         answer = {
             "id": facts.id,
             "peer_notice_id": payload["notice_id"],
@@ -417,6 +453,7 @@ class Receiver:
         kind_of: tuple[str, str | None],
         recipient_count: int,
         now: datetime,
+        document: dict[str, Any] | None = None,
     ) -> NewNotice:
         """The notice as stored here: the sender's metadata, ciphertext and evidence as they came."""
         channel = view.policies.channels[facts.channel]
@@ -433,8 +470,10 @@ class Receiver:
             kind=kind,
             supersedes=supersedes,
             addressees=facts.addressees,
-            requesting_role=None,
-            in_reply_to=None,
+            # A request keeps the role that asked, so that its answer can go back to it; an answer
+            # keeps the request it answers (checked by ``_answering``). None when relayed.
+            requesting_role=(document or {}).get("requesting_role"),
+            in_reply_to=(document or {}).get("in_reply_to"),
             created_at=now,
             expires_at=_parse_time(payload.get("expires_at")),
             retain_until=now + timedelta(days=channel.retention_days),

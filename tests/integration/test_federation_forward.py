@@ -121,6 +121,22 @@ agreement:
 {extra}"""
 
 
+# A Kumanovo request to Kosovo Police and its answer, each way under the agreement.
+REQUESTS_AT_XK = (
+    "    - {channel: information-request, direction: send,"
+    " organisation_kinds: [police, security-service], jurisdictions: [mk-kumanovo],"
+    " markings: [AMBER]}\n"
+    "    - {channel: information-request, direction: receive, organisation_kinds: [municipality],"
+    " jurisdictions: [xk], markings: [AMBER]}\n"
+)
+REQUESTS_AT_MK = (
+    "    - {channel: information-request, direction: receive,"
+    " organisation_kinds: [police, security-service], jurisdictions: [mk], markings: [AMBER]}\n"
+    "    - {channel: information-request, direction: send, organisation_kinds: [municipality],"
+    " jurisdictions: [xk], markings: [AMBER]}\n"
+)
+
+
 @dataclass
 class Pair:
     a: Side  # Kosovo
@@ -157,7 +173,7 @@ async def brokers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pai
             "mk-kumanovo",
             # Allowed by the agreement, refused for its form: a CAP alert does not cross yet.
             "    - {channel: public-safety-alert, direction: send, organisation_kinds: [police],"
-            " jurisdictions: [mk-kumanovo], markings: [AMBER]}\n",
+            " jurisdictions: [mk-kumanovo], markings: [AMBER]}\n" + REQUESTS_AT_XK,
         )
     )
     # A third peer A declares (Bosnia and Herzegovina), whose key the test holds: it plays a
@@ -174,7 +190,7 @@ async def brokers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pai
         )
     )
     (b.data / "policies" / "peers" / "xk.yaml").write_text(
-        peer_file("xk", "Broker of Kosovo", a.url, a.card(), "receive", "mk")
+        peer_file("xk", "Broker of Kosovo", a.url, a.card(), "receive", "mk", REQUESTS_AT_MK)
     )
     with serve_process(b.data, env={**ENV, "LIAISON_SERVER_PUBLIC_URL": b.url}) as (bp, b_real):
         proxy.upstream = ("127.0.0.1", int(b_real.rsplit(":", 1)[1]))
@@ -875,3 +891,69 @@ async def test_an_escalation_in_kumanovo_shows_the_kosovo_agency_escalated_abroa
     ]
     assert {d["role"] for d in details} == first
     assert all(d["peer"] == "mk" and d["peer_notice_id"] == notice_id for d in details)
+
+
+def kumanovo_request(**changes: Any) -> dict[str, Any]:
+    return {
+        "channel": "information-request",
+        "jurisdiction": "xk",
+        "severity": "low",
+        "subject": "Support for a returning family",
+        "to": ["xk-kp"],
+        "requesting_role": "mk-kumanovo.mayor",
+        "body": {"topic": "returnee-support", "question": "Is a follow-up planned in Kosovo?"},
+        **changes,
+    }
+
+
+def kosovo_answer(request_id: str) -> dict[str, Any]:
+    return {
+        "channel": "information-request",
+        "jurisdiction": "mk-kumanovo",
+        "severity": "low",
+        "subject": "Re: support for a returning family",
+        "in_reply_to": request_id,
+        "body": {"topic": "returnee-support", "answer": "Yes: the police liaison calls Monday."},
+    }
+
+
+async def test_a_request_crosses_and_its_answer_comes_back_to_the_role_that_asked(
+    brokers: Pair,
+) -> None:
+    a, b = brokers.a, brokers.b
+    # The role that asks is the asking municipality's own: another's is refused before it crosses.
+    async with b.sender("mk-kumanovo.municipality") as municipality:
+        with pytest.raises(SenderError) as wrong_role:
+            await municipality.post_notice(
+                kumanovo_request(requesting_role="mk-mvr.liaison-officer")
+            )
+        assert wrong_role.value.status == 422
+        request_id = (await municipality.post_notice(kumanovo_request())).body["id"]
+    await until(lambda: roles_on(a, request_id) == {"xk-kp.liaison-officer"})
+    # Only the agency asked may answer; the answer goes to the mayor who asked, and no one else.
+    async with a.sender("xk-aki") as not_asked:
+        with pytest.raises(SenderError) as refused:
+            await not_asked.post_notice(kosovo_answer(request_id))
+        assert refused.value.status == 422
+    async with a.sender("xk-kp") as police:
+        answer_id = (await police.post_notice(kosovo_answer(request_id))).body["id"]
+    await until(lambda: roles_on(b, answer_id) == {"mk-kumanovo.mayor"})
+    assert b.scalar("SELECT in_reply_to FROM notice WHERE id = ?", answer_id) == request_id
+
+    # Kosovo's broker host edits its own store so that another agency looks addressed, and
+    # forwards that agency's answer: Kumanovo's broker holds the request it sent, and refuses.
+    with a.db() as conn:
+        conn.execute(
+            "UPDATE notice SET addressees = ? WHERE id = ?", ('["xk-kp", "xk-aki"]', request_id)
+        )
+    async with a.sender("xk-aki") as intruder:
+        forged_id = (await intruder.post_notice(kosovo_answer(request_id))).body["id"]
+    dead = "SELECT last_error FROM outbox WHERE kind = 'peer' AND notice_id = ? AND state = 'dead'"
+
+    def dead_reason() -> str | None:
+        row = a.db().execute(dead, (forged_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    await until(lambda: dead_reason() is not None)
+    assert "names no request this broker sent to xk" in str(dead_reason())
+    assert b.scalar("SELECT count(*) FROM notice WHERE id = ?", forged_id) == 0

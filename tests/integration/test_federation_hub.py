@@ -27,7 +27,7 @@ import pytest
 import pytest_asyncio
 
 from adapters.client.errors import VerificationFailed
-from adapters.client.sender import decrypt_reply
+from adapters.client.sender import SenderError, decrypt_reply
 from broker.config import load_settings
 from broker.crypto.envelope import unwrap, wrap_many
 from broker.crypto.httpsig import parse_signatures, signature_base
@@ -517,3 +517,17 @@ async def test_the_hub_passes_on_only_replies_sealed_to_the_agency_as_its_countr
     assert json.loads(dropped)["details"]["to_peer"] == "xk"
     kept = "SELECT count(*) FROM reply WHERE notice_id = ? AND length(ciphertext) > 0"
     assert xk.scalar(kept, notice_id) == 1 and reply_rows(xk, notice_id) == 1
+
+
+async def test_an_answer_to_a_request_is_refused_at_the_hub_s_door_with_the_reason(
+    region: Trio,
+) -> None:
+    # Answers go to the role that asked, which only the broker that sent the request can check;
+    # through the hub that is not built: said at intake, before anything is kept.
+    crossings = region.xk.scalar("SELECT count(*) FROM federation_crossing")
+    async with region.xk.sender("xk-kp") as client:
+        with pytest.raises(SenderError) as refused:
+            await client.post_notice({**hate_incident(), "in_reply_to": "0" * 32})
+    assert refused.value.status == 403
+    assert refused.value.problem["reason"] == "answers to a request do not cross the hub yet"
+    assert region.xk.scalar("SELECT count(*) FROM federation_crossing") == crossings
