@@ -26,7 +26,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.bounded import MAX_ANSWER_BYTES, read_at_most
 from adapters.client.errors import RecipientError, VerificationFailed
 from adapters.client.trust import PinnedRoot
-from adapters.client.verify import VerifiedNotice, foreign_reply_key, verify_notice
+from adapters.client.verify import (
+    VerifiedNotice,
+    foreign_reply_key,
+    local_reply_key,
+    verify_notice,
+)
 from broker.audit.events import recanonical
 from broker.audit.verify import hidden_line
 from broker.crypto.envelope import (
@@ -200,6 +205,10 @@ class RecipientClient:
         if reply is not None and "origin" in verified.metadata:
             pins = {**(bindings.peer_roots if bindings else {}), **self.peer_roots}
             agency_key = foreign_reply_key(verified.metadata, pins, agency_key, self.clock())
+        elif reply is not None and agency_key is not None and bindings is not None:
+            # The broker offers the key; the administrators' bindings decide: a broker that
+            # offers a key of its own reads nothing.
+            local_reply_key(bindings, str(verified.metadata.get("sender")), agency_key)
         statement = ack_statement(notice_id, self.contact, verified.content_digest)
         body: dict[str, Any] = {
             "key_id": self.signing.key_id(self.contact),

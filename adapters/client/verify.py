@@ -229,3 +229,21 @@ def foreign_reply_key(
     if not keys:
         raise VerificationFailed("the sending country's directory gives the agency no reply key")
     return offered or (keys[-1].key_id, keys[-1].public)
+
+
+def local_reply_key(bindings: KeyBindings, sender: str, offered: tuple[str, bytes]) -> None:
+    """A reply to a notice of this country is sealed only to an X25519 key the administrators
+    bound to the sending agency, active: ``VerificationFailed`` for any other the broker offers."""
+    key_id, public = offered
+    bound = bindings.keys.get(key_id)
+    if (
+        bound is None
+        or bound.owner != sender
+        or bound.owner_kind != "organisation"
+        or bound.type != "x25519"
+        or bound.status != "active"
+        or bound.public != public
+    ):
+        raise VerificationFailed(
+            f"reply key {key_id} is not the sending agency's in the signed directory"
+        )

@@ -216,13 +216,11 @@ def _peer_roots(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _peer_files_pins(data: Path) -> dict[str, str]:
-    """The demo's pins: each peer file's directory root, and a hub's member countries' roots."""
-    from broker.policy.load import load_policies
+    """The demo's pins, as its administrators sign them (``trust.files.peer_roots``): a national
+    peer's root by id and country, a hub's member countries' roots, never the hub's own."""
+    from broker.trust.files import peer_roots
 
-    pins: dict[str, str] = {}
-    for peer in load_policies(data / "policies").peers.values():
-        pins.update({peer.id: peer.directory_root, **peer.member_roots})
-    return pins
+    return peer_roots(data / "policies")
 
 
 def _pinned_root(args: argparse.Namespace, demo_root: Path | None) -> Any:

@@ -319,12 +319,19 @@ def _with_reply_role(
             )
     if "in_reply_to" not in document:
         return facts
-    # A request this agency was not asked looks exactly like one that does not exist.
+    # A request this agency was not asked looks exactly like one that does not exist. The role
+    # that asked must be a role of the requesting organisation in this directory: a request
+    # received from a peer names the asking role as the peer's agency wrote it, and a peer that
+    # skipped its own check must not pick a local role for the answer this way (an answer to a
+    # received request crosses back, ``federation/forward.py``).
+    asking = None if request is None else view.directory.roles.get(str(request.requesting_role))
     if (
         request is None
         or facts.sender not in request.addressees
         or request.channel != facts.channel
         or request.requesting_role is None
+        or asking is None
+        or asking.organisation != request.sender
     ):
         raise SupersedesInvalid("'in_reply_to' does not name a request addressed to this agency")
     return replace(facts, reply_to_role=request.requesting_role)

@@ -60,13 +60,21 @@ def bindings_for(
 
 
 def peer_roots(policies: Path) -> dict[str, str]:
-    """Each peer file's ``directory_root`` by peer id, and a hub's ``member_roots`` by country
-    (a country pinned twice must be pinned alike)."""
+    """The roots a notice from abroad is held to, by the name its ``origin`` gives: a national
+    peer's ``directory_root`` under its id and each of its countries; a hub's ``member_roots``
+    under each member country — never the hub's own root, whose directory vouches for no agency
+    (it only relays; ``Peer.origin_pin``), so a host that serves a relayed notice with the hub's
+    root and no country gets no pin. A name pinned twice must be pinned alike."""
+    from broker.federation.agreements import PeerKind
     from broker.policy.load import load_policies
 
     pins: dict[str, str] = {}
     for peer in load_policies(policies).peers.values():
-        for name, pin in {peer.id: peer.directory_root, **peer.member_roots}.items():
+        if peer.kind is PeerKind.HUB:
+            named = dict(peer.member_roots)
+        else:
+            named = {name: peer.directory_root for name in (peer.id, *peer.countries)}
+        for name, pin in named.items():
             if pins.setdefault(name, pin) != pin:
                 raise ConfigError(
                     f"{policies}: two peer files pin different directory roots for {name}"

@@ -9,7 +9,7 @@ notice is acknowledged with a reply sealed to the key Kosovo bound to the minist
 
 Attacker: North Macedonia's broker host (or the hub's, relaying), which edits its store so that
 a notice from Kosovo carries another country's root and bindings — real, signed ones (the
-hub's), or names another country as its origin. The page must refuse it in red: neither broker
+hub's), or passes a relayed notice off as the hub's own. The page must refuse it in red: neither broker
 holds Kosovo's administrators' keys, and the pin the page holds to is signed by North
 Macedonia's. And a host that serves its own X25519 key as the reply key, to read the reply: the
 page seals nothing to a key the sending country did not bind.
@@ -106,9 +106,12 @@ async def test_a_notice_from_kosovo_verifies_in_kumanovos_page_and_a_swapped_ori
                 "WHERE notice_id = ?",
                 (hub_root, hub_bindings, returnee),
             )
+            # The relayed one as if the hub itself had sent it: the hub's own signed root and
+            # bindings (its demo directory binds Kosovo's agencies' keys too), no country.
             db.execute(
-                "UPDATE federation_crossing SET origin_country = 'hub' WHERE notice_id = ?",
-                (relayed,),
+                "UPDATE federation_crossing SET origin_country = NULL, origin_root = ?, "
+                "origin_bindings = ? WHERE notice_id = ?",
+                (hub_root, hub_bindings, relayed),
             )
         await page.goto(f"{mk.url}/ui/#/inbox")
         await page.goto(f"{mk.url}/ui/#/notice/{returnee}")
@@ -119,7 +122,9 @@ async def test_a_notice_from_kosovo_verifies_in_kumanovos_page_and_a_swapped_ori
         await page.goto(f"{mk.url}/ui/#/inbox")
         await page.goto(f"{mk.url}/ui/#/notice/{relayed}")
         await expect(page.locator("#verdict")).to_have_class("verdict bad")
-        # Held to the hub's pin, Kosovo's root is not it: the host cannot pick whose pin counts.
-        await expect(page.locator("#verdict")).to_contain_text("is not the pinned")
+        # The hub's own root is never among the pins: its directory vouches for no agency.
+        await expect(page.locator("#verdict")).to_contain_text(
+            "whose directory root your administrators have not signed"
+        )
         await expect(page.locator("#subject")).to_have_count(0)
         assert errors == [], errors

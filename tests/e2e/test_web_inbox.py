@@ -290,6 +290,38 @@ async def test_switching_the_language_keeps_a_half_written_reply_and_sign_in(
     assert errors == []
 
 
+async def test_a_reply_is_sealed_only_to_the_key_the_administrators_bound_to_the_agency(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    # Attacker: the broker's own host, serving a key of its own as the ministry's reply key.
+    import base64
+
+    from nacl.public import PrivateKey
+
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+    page = await browser.new_page()
+    await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-pcve")
+    hosts_key = base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
+
+    async def offer_own_key(route: Any) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body["reply_key"] = {**body["reply_key"], "public": hosts_key}
+        await route.fulfill(response=response, json=body)
+
+    await page.route(re.compile(rf"/v1/notices/{notice_id}$"), offer_own_key)
+    await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")
+    await expect(page.locator("#verdict")).to_have_class("verdict ok")
+    await page.fill("#reply", "For the ministry only.")
+    await page.click("#ack")
+    await expect(page.locator(".toast.error").last).to_be_visible()
+    await expect(page.locator("#acked")).to_have_count(0)
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        status = (await ministry.status(notice_id)).body
+    assert status["replies"] == []  # nothing sealed to the host's key reached the broker
+
+
 async def test_sarajevo_sees_nothing_the_ministry_follows_and_an_auditor_verifies(
     browser: Browser, broker: BrokerProcess, demo_dir: Path
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -230,6 +231,15 @@ def test_an_answer_to_a_request_not_addressed_to_the_agency_is_refused(view: Vie
     planned = accepted(view, draft(answer, sender="al-mb"), Context(request=request))
     assert planned.facts.reply_to_role == "al-shkoder.pcve-focal-point"
     assert [r.role for r in planned.recipients] == ["al-shkoder.pcve-focal-point"]
+    # A request received from a peer keeps the asking role as the peer's agency wrote it. One
+    # naming a role of another organisation here (a peer that skipped its own check): the answer
+    # is never sent to it.
+    foreign = replace(request, sender="xk-kp", requesting_role="al-shkoder.pcve-focal-point")
+    with pytest.raises(SupersedesInvalid, match="in_reply_to"):
+        decide(view, draft(answer, sender="al-mb"), Context(request=foreign))
+    unknown = replace(request, requesting_role="nowhere.mayor")
+    with pytest.raises(SupersedesInvalid, match="in_reply_to"):
+        decide(view, draft(answer, sender="al-mb"), Context(request=unknown))
 
 
 # -- routing -------------------------------------------------------------------------------------

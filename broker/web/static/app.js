@@ -493,15 +493,15 @@ function openNotice(fetched, bindings) {
   const posted = mediaType(values) === cap.CAP_MEDIA_TYPE;
   // The sender's name as the administrators signed it, in the reader's language when they did.
   const sender = (bound.names || {})[currentLanguage()] || bound.name;
-  return { notice, digest: values["content-digest"], sender, posted, foreign };
+  return { notice, digest: values["content-digest"], sender, posted, foreign, bindings };
 }
 
-/** The key a reply is sealed to. From abroad, the receiving broker's offer counts only when the
- *  sending country bound it to the agency: a broker that offers a key of its own reads nothing. */
+/** The key a reply is sealed to: the broker's offer counts only when the administrators bound it
+ *  to the sending agency (from abroad, the sending country's): a broker that offers a key of its
+ *  own reads nothing. */
 function replyKey(fetched, opened) {
   const offered = fetched.reply_key;
-  if (!opened.foreign) return offered;
-  const bound = trust.originReplyKeys(opened.foreign, fetched.sender)
+  const bound = trust.originReplyKeys(opened.foreign || opened.bindings, fetched.sender)
     .find((k) => k.keyId === offered.key_id && c.b64encode(k.public) === offered.public);
   if (!bound) throw new Error(t("reply_key_not_bound", { key: offered.key_id }));
   return offered;

@@ -119,8 +119,8 @@ export function originBindings(fetched, bindings, now) {
   return verifyBindings(root, bindingsText, now, 0);
 }
 
-/** The sending agency's active X25519 keys in its own country's bindings (newest last): the
- *  only keys a reply to a notice from abroad is sealed to. */
+/** The sending agency's active X25519 keys in verified bindings (its own country's, for a notice
+ *  from abroad; newest last): the only keys a reply is sealed to. */
 export function originReplyKeys(foreign, sender) {
   return Object.entries(foreign.keys)
     .filter(([, b]) => b.owner === sender && b.owner_kind === "organisation" && b.type === "x25519" && b.status === "active")
