@@ -82,7 +82,10 @@ class Broker:
             return conn.execute(sql, params).fetchall()
 
     def latest_note(self) -> str:
-        return str(self.rows("select note from audit_checkpoint order by size desc limit 1")[0][0])
+        """The largest checkpoint's note; empty before the broker has signed its first (a
+        loaded machine can be polled before then: waiting goes on)."""
+        found = self.rows("select note from audit_checkpoint order by size desc limit 1")
+        return str(found[0][0]) if found else ""
 
 
 def peer_file(peer: str, url: str | None, card: dict[str, str]) -> str:
