@@ -61,10 +61,10 @@ from broker.federation.agreements import Peer, PeerKind
 from broker.federation.crossing import CrossingDecision, decide_crossing
 from broker.federation.explain import outbound_crossing
 from broker.logs import get_logger
-from broker.policy.payload import Violation, payload_violations
+from broker.policy.payload import payload_violations
 from broker.service.auth import Agency
 from broker.service.intake import ESCROW, Accepted, IncomingRequest
-from broker.service.intake_plan import Draft, Plan, _expiry, media_type
+from broker.service.intake_plan import Draft, Plan, _expiry, check_requesting_role, media_type
 from broker.service.intake_write import Sealed, notice_write
 from broker.state import BrokerState, View
 from broker.store import federation_repo
@@ -179,13 +179,7 @@ class Forwarding:
         answer names a request received here from the peer it goes back to, addressed to this
         agency, on the same channel — as ``intake_plan._with_reply_role`` requires locally."""
         document = draft.document
-        role_id = document.get("requesting_role")
-        if role_id is not None:
-            role = view.directory.roles.get(role_id)
-            if role is None or role.organisation != agency.organisation:
-                raise NoticeInvalid(
-                    [Violation("/requesting_role", "must be a role of the sending organisation")]
-                )
+        check_requesting_role(view, document, agency.organisation)
         named = document.get("in_reply_to")
         if named is None:
             return

@@ -306,17 +306,23 @@ def _superseded(
     return earlier
 
 
+def check_requesting_role(view: View, document: dict[str, Any], sender: str) -> None:
+    """A request's ``requesting_role`` is a role of the sending organisation: its answer will
+    reach that role (here, or across a border)."""
+    role_id = document.get("requesting_role")
+    if role_id is not None:
+        role = view.directory.roles.get(role_id)
+        if role is None or role.organisation != sender:
+            raise NoticeInvalid(
+                [Violation("/requesting_role", "must be a role of the sending organisation")]
+            )
+
+
 def _with_reply_role(
     view: View, document: dict[str, Any], facts: NoticeFacts, request: StoredNotice | None
 ) -> NoticeFacts:
     """Check a request's ``requesting_role``; route an answer to the role that asked."""
-    role_id = document.get("requesting_role")
-    if role_id is not None:
-        role = view.directory.roles.get(role_id)
-        if role is None or role.organisation != facts.sender:
-            raise NoticeInvalid(
-                [Violation("/requesting_role", "must be a role of the sending organisation")]
-            )
+    check_requesting_role(view, document, facts.sender)
     if "in_reply_to" not in document:
         return facts
     # A request this agency was not asked looks exactly like one that does not exist. The role
