@@ -248,6 +248,9 @@ async def test_the_auditor_pages_past_200_events_and_sees_the_rule_behind_routin
     errors = watch_errors(page)
     await sign_in(page, broker.url, demo_dir / "keys", "mk-ombudsman-auditor")
     await page.select_option("#language", "en")
+    # The switch draws the view again: wait for the English one before paging it (clicking the
+    # Macedonian one's "next" while the English draw lands read page 1's rows as page 2's).
+    await expect(page.locator("#audit-page")).to_contain_text("Page 1")
     rows = page.locator("table.events tbody tr")
     await expect(rows).to_have_count(200)
     await expect(page.locator("#audit-previous")).to_be_disabled()
