@@ -17,23 +17,23 @@ page seals nothing to a key the sending country did not bind.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any
 
-from nacl.public import PrivateKey
 from playwright.async_api import Browser, expect
 
-from tests.e2e.test_web_inbox import EXAMPLE, browser, shot, sign_in, watch_errors  # noqa: F401 - fixtures
+from tests.e2e.test_web_inbox import (
+    EXAMPLE,
+    browser,  # noqa: F401 - the fixture
+    offer_hosts_reply_key,
+    shot,
+    sign_in,
+    watch_errors,
+)
 from tests.fault.harness import sender
 from tests.integration.test_federation_demo import _members, interactive
-
-
-def c25519_public() -> str:
-    return base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
 
 
 async def test_a_notice_from_kosovo_verifies_in_kumanovos_page_and_a_swapped_origin_is_refused(
@@ -72,23 +72,14 @@ async def test_a_notice_from_kosovo_verifies_in_kumanovos_page_and_a_swapped_ori
             if await row.count():
                 break
             await page.wait_for_timeout(1000)
-        hosts_key = c25519_public()
-
-        async def offer_own_key(route: Any) -> None:
-            response = await route.fetch()
-            body = await response.json()
-            assert body["reply_key"], "the notice offers a reply key"
-            body["reply_key"] = {"key_id": body["reply_key"]["key_id"], "public": hosts_key}
-            await route.fulfill(response=response, json=body)
-
-        await page.route(re.compile(rf"/v1/notices/{fresh}$"), offer_own_key)
+        pattern = await offer_hosts_reply_key(page, fresh)
         await page.goto(f"{mk.url}/ui/#/notice/{fresh}")
         await expect(page.locator("#verdict")).to_have_class("verdict ok")
         await page.fill("#reply", "Two places at the school.")
         await page.click("#ack")
         await expect(page.locator(".toast.error")).to_contain_text("The reply was not sent")
         await expect(page.locator("#acked")).to_have_count(0)
-        await page.unroute(re.compile(rf"/v1/notices/{fresh}$"))
+        await page.unroute(re.compile(pattern))
         await page.goto(f"{mk.url}/ui/#/inbox")
         await page.goto(f"{mk.url}/ui/#/notice/{fresh}")
         await page.fill("#reply", "Two places at the school.")

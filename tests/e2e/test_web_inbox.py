@@ -290,27 +290,36 @@ async def test_switching_the_language_keeps_a_half_written_reply_and_sign_in(
     assert errors == []
 
 
-async def test_a_reply_is_sealed_only_to_the_key_the_administrators_bound_to_the_agency(
-    browser: Browser, broker: BrokerProcess, demo_dir: Path
-) -> None:
-    # Attacker: the broker's own host, serving a key of its own as the ministry's reply key.
+async def offer_hosts_reply_key(page: Page, notice_id: str) -> str:
+    """Play the broker's host serving an X25519 key of its own as the notice's reply key (under
+    the agency key's id), as the page fetches the notice; the route pattern, for ``unroute``."""
     import base64
 
     from nacl.public import PrivateKey
 
-    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
-        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
-    page = await browser.new_page()
-    await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-pcve")
     hosts_key = base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
+    pattern = rf"/v1/notices/{notice_id}$"
 
     async def offer_own_key(route: Any) -> None:
         response = await route.fetch()
         body = await response.json()
+        assert body["reply_key"], "the notice offers a reply key"
         body["reply_key"] = {**body["reply_key"], "public": hosts_key}
         await route.fulfill(response=response, json=body)
 
-    await page.route(re.compile(rf"/v1/notices/{notice_id}$"), offer_own_key)
+    await page.route(re.compile(pattern), offer_own_key)
+    return pattern
+
+
+async def test_a_reply_is_sealed_only_to_the_key_the_administrators_bound_to_the_agency(
+    browser: Browser, broker: BrokerProcess, demo_dir: Path
+) -> None:
+    # Attacker: the broker's own host, serving a key of its own as the ministry's reply key.
+    async with sender(demo_dir, broker.url, "mk-mvr") as ministry:
+        notice_id = (await ministry.post_notice(json.loads(EXAMPLE.read_text()))).body["id"]
+    page = await browser.new_page()
+    await sign_in(page, broker.url, demo_dir / "keys", "mk-kumanovo-pcve")
+    await offer_hosts_reply_key(page, notice_id)
     await page.goto(f"{broker.url}/ui/#/notice/{notice_id}")
     await expect(page.locator("#verdict")).to_have_class("verdict ok")
     await page.fill("#reply", "For the ministry only.")
