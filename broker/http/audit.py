@@ -17,6 +17,10 @@ from broker.policy.payload import Violation
 from broker.service.notices import QUERY_INVALID
 
 CURSOR = re.compile(r"[0-9]{1,64}")  # beyond 64 bits: 400 number_out_of_range
+# A log's seq never passes 2**53 - 1 (its events are RFC 8785 JSON, whose integers stop there),
+# so a larger cursor is none this broker issued, and could not be written into the audit.read
+# event that records the request either.
+MAX_SEQ = 2**53 - 1
 
 
 def _contact(request: web.Request) -> str:
@@ -38,6 +42,16 @@ def _int(request: web.Request, name: str, default: int | None = None, minimum: i
     if number < minimum:
         raise NoticeInvalid([Violation(f"/{name}", f"must be at least {minimum}")], QUERY_INVALID)
     return check_integer(number, f"/{name}")
+
+
+def _cursor(request: web.Request) -> int:
+    """The seq a page ended at (``cursor``), 0 when absent."""
+    after = _int(request, "cursor", 0)
+    if after > MAX_SEQ:
+        raise NoticeInvalid(
+            [Violation("/cursor", "not a cursor this broker issued")], QUERY_INVALID
+        )
+    return after
 
 
 def _time(request: web.Request, name: str) -> datetime | None:
@@ -85,7 +99,7 @@ async def get_events(request: web.Request) -> web.Response:
     page = await request.app[AUDIT].events(
         contact,
         where,
-        after=_int(request, "cursor", 0),
+        after=_cursor(request),
         limit=_int(request, "limit", 200, minimum=1),
         now=request.app[CLOCK].now(),
         hidden_leaves=hidden == "leaves",
@@ -136,7 +150,7 @@ async def get_checkpoints(request: web.Request) -> web.Response:
         await request.app[AUDIT].checkpoint_list(
             contact,
             request.app[CLOCK].now(),
-            after=_int(request, "cursor", 0),
+            after=_cursor(request),
             limit=_int(request, "limit", 200, minimum=1),
             request_id=request[REQUEST_ID],
         )

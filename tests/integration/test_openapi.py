@@ -80,7 +80,9 @@ async def test_inbox_stream_and_audit_refuse_parameters_outside_the_document(
     demo_dir: Path, tmp_path: Path
 ) -> None:
     """``status=bogus`` and ``limit=0`` were listed as if valid; a Last-Event-ID or an audit
-    cursor that is not a number was read as 0. Each is now the documented problem+json 422."""
+    cursor that is not a number was read as 0. Each is now the documented problem+json 422. So is
+    a cursor past 2**53 - 1, which no log reaches: it was a 500, as the audit.read event that
+    records the request could not be written as RFC 8785 JSON (schemathesis found it)."""
     database = f"sqlite+aiosqlite:///{tmp_path / 'liaison.db'}"
     async with (
         running_broker(demo_dir, database) as broker,
@@ -97,6 +99,9 @@ async def test_inbox_stream_and_audit_refuse_parameters_outside_the_document(
             ("/v1/stream?last_event_id=-1", bearer, "/Last-Event-ID"),
             ("/v1/stream?last_event_id=%2B5", bearer, "/Last-Event-ID"),
             ("/v1/audit/events?cursor=%2B5", audit, "/cursor"),
+            (f"/v1/audit/events?cursor={2**53}", audit, "/cursor"),
+            (f"/v1/audit/events?cursor={2**53}&notice=x&to=2026-12-03T14:25:34Z", audit, "/cursor"),
+            (f"/v1/audit/checkpoints?cursor={2**53}", audit, "/cursor"),
         ]
         for path, headers, pointer in refused:
             async with http.get(broker.url + path, headers=headers) as response:
@@ -105,6 +110,12 @@ async def test_inbox_stream_and_audit_refuse_parameters_outside_the_document(
                 assert response.content_type == "application/problem+json"
                 _validate(document, "Problem")
                 assert [v["pointer"] for v in document["violations"]] == [pointer], path
+        for path in (
+            f"/v1/audit/events?cursor={2**53 - 1}",
+            f"/v1/audit/checkpoints?cursor={2**53 - 1}",
+        ):
+            async with http.get(broker.url + path, headers=audit) as response:
+                assert response.status == 200, path  # the last seq a log could reach: an empty page
         for status in ("pending", "delivered", "read", "acknowledged", "escalated"):
             async with http.get(f"{broker.url}/v1/inbox?status={status}", headers=bearer) as r:
                 assert r.status == 200, status
