@@ -45,7 +45,12 @@ def _int(request: web.Request, name: str, default: int | None = None, minimum: i
 
 
 def _cursor(request: web.Request) -> int:
-    """The seq a page ended at (``cursor``), 0 when absent."""
+    """The seq (or tree size) a page ended at (``cursor``), 0 when absent: digits only, as
+    documented, and no larger than a log can reach."""
+    if not CURSOR.fullmatch(request.query.get("cursor", "0")):
+        raise NoticeInvalid(
+            [Violation("/cursor", "not a cursor this broker issued")], QUERY_INVALID
+        )
     after = _int(request, "cursor", 0)
     if after > MAX_SEQ:
         raise NoticeInvalid(
@@ -85,10 +90,6 @@ async def get_events(request: web.Request) -> web.Response:
         raise NoticeInvalid(
             [Violation("/exercise", f"must be one of {', '.join(EXERCISE_FILTERS)}")],
             QUERY_INVALID,
-        )
-    if not CURSOR.fullmatch(q.get("cursor", "0")):  # as documented: the seq a page ended at
-        raise NoticeInvalid(
-            [Violation("/cursor", "not a cursor this broker issued")], QUERY_INVALID
         )
     hidden = q.get("hidden")
     if hidden not in (None, "leaves"):

@@ -102,6 +102,8 @@ async def test_inbox_stream_and_audit_refuse_parameters_outside_the_document(
             (f"/v1/audit/events?cursor={2**53}", audit, "/cursor"),
             (f"/v1/audit/events?cursor={2**53}&notice=x&to=2026-12-03T14:25:34Z", audit, "/cursor"),
             (f"/v1/audit/checkpoints?cursor={2**53}", audit, "/cursor"),
+            ("/v1/audit/checkpoints?cursor=%2B5", audit, "/cursor"),
+            ("/v1/audit/checkpoints?cursor=%D9%A5", audit, "/cursor"),  # Arabic-Indic five
         ]
         for path, headers, pointer in refused:
             async with http.get(broker.url + path, headers=headers) as response:

@@ -80,7 +80,12 @@ AUDIT_PATHS: dict[str, Any] = {
             "summary": "Every signed checkpoint, by tree size (paged: cursor is the last size seen)",
             "security": BEARER,
             "parameters": [
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "next_cursor of the page before: the tree size to continue after",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,64}$"},
+                },
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
             ],
             "responses": {
