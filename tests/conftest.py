@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +111,14 @@ def demo_dir(demo_template: Path, tmp_path: Path) -> Path:
 
 
 _FAULT_FIGURES: list[dict[str, Any]] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the PostgreSQL template stores this test process made (intake_support.py)."""
+    support = sys.modules.get("tests.integration.intake_support")
+    for name in getattr(support, "PG_TEMPLATES", []):
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import sqlite3
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from adapters.client.recipient import RecipientClient
 from adapters.client.sender import SenderClient
@@ -28,7 +34,7 @@ from broker.http.keys import STATE
 from broker.service.directory import apply_directory_file
 from broker.state import BrokerState
 from broker.store.engine import create_engine, migrate
-from tests.conftest import NOW
+from tests.conftest import NOW, PG_URL
 from tests.support import LoopbackServer, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
@@ -102,17 +108,92 @@ async def running_broker(
         **(env or {}),
     }
     settings = load_settings(data, env)
-    engine = create_engine(
-        resolved_database_url(settings, env)
-    )  # a fresh database: give it the directory
-    await migrate(engine)
-    await apply_directory_file(
-        engine, data / "directory.yaml", actor="test", now=NOW, max_bytes=10**7
-    )
-    await engine.dispose()
+    await _prepare_store(data, resolved_database_url(settings, env))
     app = create_app(settings, env, clock=clock, run_workers=clock is None)
     async with LoopbackServer(app, port) as server:
         yield Broker(server.url, data, app[STATE], app)
+
+
+async def _migrate_and_apply(data: Path, url: str) -> None:
+    engine = create_engine(url)  # a fresh database: give it the directory
+    try:
+        await migrate(engine)
+        await apply_directory_file(
+            engine, data / "directory.yaml", actor="test", now=NOW, max_bytes=10**7
+        )
+    finally:
+        await engine.dispose()
+
+
+# A new store is a copy of one migrated and given the same directory file before (per test
+# process): migrating and applying the 700-entry demo directory took 2-3 s a broker, the largest
+# part of most integration tests. A SQLite file is copied with SQLite's backup; an empty
+# PostgreSQL database is made again from a template database (``TEMPLATE``, dropped when the
+# test process ends). A store that holds a schema already (a restart) is migrated and applied as
+# before, which changes nothing.
+_PREPARED: dict[str, Path] = {}
+PG_TEMPLATES: list[str] = []  # tests/conftest.py drops them at the end of the session
+
+
+async def _prepare_store(data: Path, url: str) -> None:
+    if url.startswith("postgresql"):
+        await _prepare_postgres(data, url)
+        return
+    database, digest = _fresh_sqlite(data, url)
+    if database is None:
+        await _migrate_and_apply(data, url)
+        return
+    template = _PREPARED.get(digest)
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="liaison-store-")) / "prepared.db"
+        await _migrate_and_apply(data, f"sqlite+aiosqlite:///{template}")
+        _PREPARED[digest] = template
+    _copy_store(template, database)
+
+
+async def _prepare_postgres(data: Path, url: str) -> None:
+    target = make_url(url)
+    admin = await asyncpg.connect(PG_URL, timeout=10)
+    try:
+        probe = await asyncpg.connect(
+            target.set(drivername="postgresql").render_as_string(hide_password=False), timeout=10
+        )
+        try:
+            schema = await probe.fetchval("SELECT to_regclass('public.alembic_version')")
+        finally:
+            await probe.close()
+        if schema is not None:
+            await _migrate_and_apply(data, url)
+            return
+        digest = hashlib.sha256((data / "directory.yaml").read_bytes()).hexdigest()
+        template = f"liaison_tpl_{digest[:12]}_{os.getpid()}"
+        if template not in PG_TEMPLATES:
+            await admin.execute(f'CREATE DATABASE "{template}"')
+            PG_TEMPLATES.append(template)
+            await _migrate_and_apply(
+                data, target.set(database=template).render_as_string(hide_password=False)
+            )
+        await admin.execute(f'DROP DATABASE "{target.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{target.database}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+
+
+def _fresh_sqlite(data: Path, url: str) -> tuple[Path | None, str]:
+    """A SQLite file that does not exist yet, and the hash of the directory it is to hold."""
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:" or Path(database).exists():
+        return None, ""
+    return Path(database), hashlib.sha256((data / "directory.yaml").read_bytes()).hexdigest()
+
+
+def _copy_store(template: Path, database: Path) -> None:
+    with (
+        contextlib.closing(sqlite3.connect(template)) as source,
+        contextlib.closing(sqlite3.connect(database)) as target,
+    ):
+        source.backup(target)
+    database.chmod(0o600)
 
 
 def signed_headers(
