@@ -93,11 +93,14 @@ async def running_broker(
     clock: Clock | None = None,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    prepared: bool = True,
 ) -> AsyncIterator[Broker]:
     """Serve ``data`` (a demo data directory) on loopback, its store at ``database_url``.
 
     With a ``clock``, the escalation worker is not scheduled: the test calls ``tick`` itself.
     A ``port`` given serves at that URL again (a restart: tokens name the URL as issuer).
+    ``prepared=False``: a new store is migrated and given the directory by this test's own code
+    (one that changes how the store is written), not copied from a prepared one.
     """
     port = (
         port or free_port()
@@ -108,7 +111,8 @@ async def running_broker(
         **(env or {}),
     }
     settings = load_settings(data, env)
-    await _prepare_store(data, resolved_database_url(settings, env))
+    url = resolved_database_url(settings, env)
+    await (_prepare_store(data, url) if prepared else _migrate_and_apply(data, url))
     app = create_app(settings, env, clock=clock, run_workers=clock is None)
     async with LoopbackServer(app, port) as server:
         yield Broker(server.url, data, app[STATE], app)

@@ -64,7 +64,8 @@ async def upgraded(
     """A store written by a broker from before v2 (its directory, a notice, a checkpoint), then
     by this one (another notice, a checkpoint): what an upgrade in place leaves."""
     monkeypatch.setattr(audit_repo, "canonical", canonical_v1)  # the old broker's leaves
-    async with running_broker(demo_dir, database_url) as broker:
+    # Not a prepared store: the old broker writes the directory's events too.
+    async with running_broker(demo_dir, database_url, prepared=False) as broker:
         service = broker.app[AUDIT]
         await _post_and_read(broker)
         last_v1, _ = await service.checkpoint(broker.state.clock.now())
