@@ -114,8 +114,10 @@ _FAULT_FIGURES: list[dict[str, Any]] = []
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Drop the PostgreSQL template stores this test process made (intake_support.py)."""
+    """Remove the template stores this test process made (intake_support.py)."""
     support = sys.modules.get("tests.integration.intake_support")
+    for path in getattr(support, "SQLITE_TEMPLATES", {}).values():
+        shutil.rmtree(path.parent, ignore_errors=True)
     for name in getattr(support, "PG_TEMPLATES", []):
         with contextlib.suppress(OSError, asyncpg.PostgresError):
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

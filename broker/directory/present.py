@@ -236,9 +236,10 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# libyaml's emitter where PyYAML has it (its wheels do): the same bytes as the pure-Python
-# SafeDumper for every document (tests/unit/test_directory_yaml.py), about 3.6 times faster —
-# `liaison init --demo` spent 2.5 s writing the demo directory's 700 entries.
+# libyaml's emitter where PyYAML has it (its wheels do), about 3.6 times faster — `liaison init
+# --demo` spent 2.5 s writing the demo directory's 700 entries. The same bytes as the pure-Python
+# SafeDumper for printable text; for an emoji, a control or a line-break character the two write
+# different escapes of one value, which reads back the same (tests/unit/test_directory_yaml.py).
 _SafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 

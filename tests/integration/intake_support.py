@@ -135,8 +135,8 @@ async def _migrate_and_apply(data: Path, url: str) -> None:
 # PostgreSQL database is made again from a template database (``TEMPLATE``, dropped when the
 # test process ends). A store that holds a schema already (a restart) is migrated and applied as
 # before, which changes nothing.
-_PREPARED: dict[str, Path] = {}
-PG_TEMPLATES: list[str] = []  # tests/conftest.py drops them at the end of the session
+SQLITE_TEMPLATES: dict[str, Path] = {}  # tests/conftest.py removes both at the session's end
+PG_TEMPLATES: list[str] = []
 
 
 async def _prepare_store(data: Path, url: str) -> None:
@@ -147,11 +147,11 @@ async def _prepare_store(data: Path, url: str) -> None:
     if database is None:
         await _migrate_and_apply(data, url)
         return
-    template = _PREPARED.get(digest)
+    template = SQLITE_TEMPLATES.get(digest)
     if template is None:
         template = Path(tempfile.mkdtemp(prefix="liaison-store-")) / "prepared.db"
         await _migrate_and_apply(data, f"sqlite+aiosqlite:///{template}")
-        _PREPARED[digest] = template
+        SQLITE_TEMPLATES[digest] = template
     _copy_store(template, database)
 
 
@@ -169,8 +169,7 @@ async def _prepare_postgres(data: Path, url: str) -> None:
         if schema is not None:
             await _migrate_and_apply(data, url)
             return
-        digest = hashlib.sha256((data / "directory.yaml").read_bytes()).hexdigest()
-        template = f"liaison_tpl_{digest[:12]}_{os.getpid()}"
+        template = f"liaison_tpl_{_directory_digest(data)[:12]}_{os.getpid()}"
         if template not in PG_TEMPLATES:
             await admin.execute(f'CREATE DATABASE "{template}"')
             PG_TEMPLATES.append(template)
@@ -188,7 +187,11 @@ def _fresh_sqlite(data: Path, url: str) -> tuple[Path | None, str]:
     database = make_url(url).database if url.startswith("sqlite") else None
     if not database or database == ":memory:" or Path(database).exists():
         return None, ""
-    return Path(database), hashlib.sha256((data / "directory.yaml").read_bytes()).hexdigest()
+    return Path(database), _directory_digest(data)
+
+
+def _directory_digest(data: Path) -> str:
+    return hashlib.sha256((data / "directory.yaml").read_bytes()).hexdigest()
 
 
 def _copy_store(template: Path, database: Path) -> None:
