@@ -12,6 +12,7 @@ most specific class in the table wins), not here; ``tests/unit/test_errors.py`` 
     │   └── PolicyFileError
     ├── StoreError             the database cannot be reached or refused the operation
     │   └── StoreUnavailable
+    │       └── CommitInDoubt  the connection was lost during COMMIT: stored or not, unknown
     ├── BadRequest             the request cannot be read at all (a body that is not JSON)
     │   └── CheckpointRequestInvalid  not an add-checkpoint body (c2sp.org/tlog-witness)
     ├── UnsupportedMediaType   a body of a type the endpoint does not take
@@ -131,6 +132,13 @@ class StoreError(LiaisonError):
 
 class StoreUnavailable(StoreError):
     code = "store_unavailable"
+
+
+class CommitInDoubt(StoreUnavailable):
+    """The connection was lost after COMMIT was sent and before the database answered: the
+    write may be stored or not. A retry under the same idempotency key tells which."""
+
+    code = "commit_in_doubt"
 
 
 class BadRequest(LiaisonError):

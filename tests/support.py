@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -9,8 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,20 @@ def serve_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@asynccontextmanager
+async def serve_off_loop(
+    data: Path, *, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
+    """``serve_process`` started and stopped from a thread, for a test whose own event loop
+    serves something the broker needs (a ``TcpProxy`` to its database): waiting on the loop
+    would stall what the broker's start-up or shutdown waits for, until the 15 s kill."""
+    stack = ExitStack()
+    try:
+        yield await asyncio.to_thread(stack.enter_context, serve_process(data, env=env))
+    finally:
+        await asyncio.to_thread(stack.close)
 
 
 def output(proc: subprocess.Popen[Any]) -> str:

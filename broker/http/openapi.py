@@ -185,7 +185,11 @@ SPEC: dict[str, Any] = {
                     "422": _problem(
                         "Unknown channel or jurisdiction, schema violations, no recipients"
                     ),
-                    "503": _problem("The store is unavailable; nothing was committed"),
+                    "503": _problem(
+                        "store_unavailable: nothing was committed. commit_in_doubt: the "
+                        "database went during COMMIT, the notice may be stored; post it again "
+                        "under the same Idempotency-Key"
+                    ),
                 },
             },
         },

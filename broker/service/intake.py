@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from broker.audit.notice_events import refusal
 from broker.cap.mapping import CAP_MEDIA_TYPE
 from broker.config import Limits
 from broker.domain.notice import new_notice_id
-from broker.errors import AuthenticationFailed, LiaisonError
+from broker.errors import AuthenticationFailed, CommitInDoubt, LiaisonError, StoreUnavailable
 from broker.logs import get_logger
 from broker.policy.channel import Channel
 from broker.service import release
@@ -145,7 +146,8 @@ class Intake:
         except LiaisonError as e:
             # Refused after authentication: remember the nonce so the same request cannot be
             # replayed into a later, different answer (e.g. after a policy change).
-            await self._burn_nonce(agency, self._refusal(now, actor, e, request))
+            with _still_in_doubt(e):
+                await self._burn_nonce(agency, self._refusal(now, actor, e, request))
             raise
 
     @staticmethod
@@ -195,17 +197,23 @@ class Intake:
                 return forwarded
         # A retry may be refused by state its original changed (a cancel finds its target
         # cancelled): an answer already given for this key wins. A retry that would succeed
-        # is caught at commit, where the key's record already exists.
+        # is caught at commit, where the key's record already exists. A commit in doubt (the
+        # connection lost during COMMIT) is resolved the same way when the store answers: its
+        # own record, found, is the 201 it earned; not found or unreadable, it stays in doubt.
         try:
             context = await self._load(draft)
             planned, sealed = await asyncio.get_running_loop().run_in_executor(
                 self.pool, self._decide_and_seal, view, draft, context, request.body, now
             )
             return await self._commit(view, agency, request, draft, now, planned, sealed)
-        except LiaisonError:
-            answered = await self._answered(agency, draft.idempotency_key, draft.request_hash)
+        except LiaisonError as e:
+            with _still_in_doubt(e):
+                answered = await self._answered(agency, draft.idempotency_key, draft.request_hash)
             if answered is None:
                 raise
+            if isinstance(e, CommitInDoubt):  # it committed: this is its first answer, not a replay
+                log.info("commit_resolved", notice_id=answered.body.get("id"), by="idempotency")
+                return replace(answered, replayed=False)
             return answered
 
     async def _load(self, draft: Draft) -> Context:
@@ -321,3 +329,16 @@ class Intake:
             [(r.contact, r.role) for r in planned.recipients],
             now,
         )
+
+
+@contextmanager
+def _still_in_doubt(error: LiaisonError) -> Iterator[None]:
+    """Around a store call made while answering ``error``: when ``error`` is a commit in doubt
+    and the store is still unreachable, the answer stays "in doubt", never a plain outage (which
+    would tell the client that nothing was stored)."""
+    try:
+        yield
+    except StoreUnavailable:
+        if isinstance(error, CommitInDoubt):
+            raise error from None
+        raise

@@ -24,6 +24,11 @@ Each outage is also recorded in ``store.health`` (its cause, one WARNING per cha
 ``StoreUnavailable`` carries the cause as its detail (``disk_full: OperationalError``), which
 the request's log line shows; a committed write (or, for the causes a read can disprove, a
 read) records the recovery.
+
+A PostgreSQL connection lost once COMMIT has been sent is not an outage the caller may report
+as "nothing stored": the server may have made the transaction durable before it went. That is
+``CommitInDoubt`` (a ``StoreUnavailable``, 503 ``commit_in_doubt``), and intake resolves it by
+reading the request's idempotency record before it answers (tests/integration/test_commit_in_doubt.py).
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broker.errors import StoreUnavailable
+from broker.errors import CommitInDoubt, StoreUnavailable
 from broker.store import Database
-from broker.store.health import health_of
+from broker.store.health import error_chain, health_of
 
 UNAVAILABLE = "database unavailable"
 
@@ -54,18 +59,47 @@ async def transaction(
     """A connection in a transaction that commits when the block ends without an exception.
 
     A driver error inside (or on commit) rolls back and raises ``StoreUnavailable(message)``; with
-    ``conflict``, an ``IntegrityError`` that reaches here raises ``conflict()`` instead.
+    ``conflict``, an ``IntegrityError`` that reaches here raises ``conflict()`` instead. A
+    PostgreSQL connection lost during COMMIT raises ``CommitInDoubt``: the server may have
+    committed before it went (``in_doubt``).
     """
+    committing = False
     try:
         async with db.begin() as conn:
             yield conn
+            committing = True  # the block is done: what fails from here fails in COMMIT
     except IntegrityError as e:
         if conflict is not None:
             raise conflict() from e
         raise _unavailable(db, message, e) from e
     except DRIVER_ERRORS as e:
+        if committing and in_doubt(db, e):
+            cause = health_of(db).failed(e)
+            raise CommitInDoubt(IN_DOUBT, detail=f"in doubt, {cause}: {type(e).__name__}") from e
         raise _unavailable(db, message, e) from e
     health_of(db).succeeded(wrote=True)
+
+
+IN_DOUBT = (
+    "the connection to the database was lost while committing: the change may have been stored; "
+    "send the same request again (a notice under the same Idempotency-Key) to learn which"
+)
+
+
+def in_doubt(db: Database, error: BaseException) -> bool:
+    """Whether a COMMIT that raised ``error`` may still have committed.
+
+    A SQLite commit that raises did not commit (the file is this process's own). On PostgreSQL
+    only an answer from the server (an ``ERROR``: a conflict, a serialization failure) proves
+    the transaction was rolled back; a lost connection, a timeout or a ``FATAL`` shutdown
+    message can come after the commit record is durable.
+    """
+    if db.dialect.name == "sqlite":
+        return False
+    return not any(
+        isinstance(e, asyncpg.PostgresError) and getattr(e, "severity_en", None) == "ERROR"
+        for e in error_chain(error)
+    )
 
 
 # What the raw drivers of the group writers raise (``store.sqlite_writer``, ``store.pg_writer``).

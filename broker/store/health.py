@@ -48,7 +48,8 @@ _TEXTS = (
 )
 
 
-def _chain(error: BaseException) -> list[BaseException]:
+def error_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps (a driver's ``orig``, a cause, a context), outermost first."""
     seen: list[BaseException] = []
     current: BaseException | None = error
     while current is not None and current not in seen and len(seen) < 8:
@@ -59,7 +60,7 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 def cause_of(error: BaseException) -> str:
     """The cause an operator acts on, from a driver error and what it wraps."""
-    chain = _chain(error)
+    chain = error_chain(error)
     for e in chain:
         state = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
         if isinstance(state, str) and (state in _SQLSTATES or state.startswith("08")):
@@ -89,7 +90,9 @@ class StoreHealth:
         cause = cause_of(error)
         self.failed_at = time.monotonic()
         if cause != self.cause:
-            log.warning("store_unavailable", cause=cause, error=type(_chain(error)[-1]).__name__)
+            log.warning(
+                "store_unavailable", cause=cause, error=type(error_chain(error)[-1]).__name__
+            )
             self.cause = cause
         return cause
 

@@ -5,13 +5,14 @@ bounded count and time, loopback only), records every operation's outcome, injec
 heals, drains, and then checks what must hold whatever happened:
 
 - nothing lost: every notice answered 201 is stored once, with a delivery for each recipient
-  that policy names; an operation whose outcome is unknown (reset, timeout) is stored completely
-  once or not at all, and its retry under the same idempotency key settles it;
+  that policy names; an operation whose outcome is unknown (reset, timeout, or a 503
+  ``commit_in_doubt``: the database went during COMMIT) is stored completely once or not at all,
+  and its retry under the same idempotency key settles it;
 - nothing doubled: one notice per idempotency key, one delivery per (notice, contact, role);
 - no one let in: no delivery or wrap for anyone policy does not name; no plaintext in the
   database files or the broker's log;
 - fail closed: a refusal during a fault is problem+json without a trace, and what was refused
-  is not stored;
+  (any other answer than 201 or ``commit_in_doubt``) is not stored;
 - the audit log verifies, every checkpoint consistent with every later one.
 """
 
@@ -296,6 +297,8 @@ async def post_one(
     except SenderError as e:
         if e.status is None:
             return Op(key, agency, "unknown")
+        if (e.problem or {}).get("code") == "commit_in_doubt":  # the broker says it cannot know
+            return Op(key, agency, "unknown", e.status, problem=e.problem)
         return Op(key, agency, "failed", e.status, problem=e.problem)
     return Op(key, agency, "ok", response.status, response.body["id"])
 

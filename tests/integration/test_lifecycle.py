@@ -25,7 +25,7 @@ import structlog
 
 from adapters.client.sender import SenderClient, SenderError
 from broker.crypto.keys import read_private_key
-from tests.support import TcpProxy, free_port, output, run_cli, serve_process
+from tests.support import TcpProxy, free_port, output, run_cli, serve_off_loop, serve_process
 
 EXAMPLE = json.loads(
     (
@@ -137,28 +137,28 @@ async def test_a_broker_started_with_postgresql_down_answers_503_then_becomes_re
         proxy = TcpProxy(parts.port or 5432)  # not started: nothing listens on its port yet
         via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
         env = {"LIAISON_DATABASE_URL": via_proxy}
-        with ExitStack() as stack:
-            proc, url = await asyncio.to_thread(
-                stack.enter_context, serve_process(demo_dir, env=env)
-            )
-            async with aiohttp.ClientSession() as http, _sender(demo_dir, url) as ministry:
-                await asyncio.sleep(2)  # a few failed attempts, each one retried
-                status, body = await _ready(http, url)
-                assert status == 503 and any("database_down" in r for r in body["reasons"])
-                with pytest.raises(SenderError) as caught:
-                    await ministry.post_notice(EXAMPLE)
-                assert caught.value.status == 503
-                assert caught.value.problem["code"] == "store_unavailable"
-                assert proc.poll() is None and "listening" not in output(proc)
-                await proxy.start()
-                opened = time.monotonic()
-                while (await _ready(http, url))[0] != 200:
-                    assert time.monotonic() - opened < 30, output(proc)[-2000:]
-                    await asyncio.sleep(0.1)
-                ready_after = time.monotonic() - opened
-                assert (await ministry.post_notice(EXAMPLE)).status == 201
-                assert "listening" in output(proc)
-            await proxy.cut()
+        async with (
+            serve_off_loop(demo_dir, env=env) as (proc, url),
+            aiohttp.ClientSession() as http,
+            _sender(demo_dir, url) as ministry,
+        ):
+            await asyncio.sleep(2)  # a few failed attempts, each one retried
+            status, body = await _ready(http, url)
+            assert status == 503 and any("database_down" in r for r in body["reasons"])
+            with pytest.raises(SenderError) as caught:
+                await ministry.post_notice(EXAMPLE)
+            assert caught.value.status == 503
+            assert caught.value.problem["code"] == "store_unavailable"
+            assert proc.poll() is None and "listening" not in output(proc)
+            await proxy.start()
+            opened = time.monotonic()
+            while (await _ready(http, url))[0] != 200:
+                assert time.monotonic() - opened < 30, output(proc)[-2000:]
+                await asyncio.sleep(0.1)
+            ready_after = time.monotonic() - opened
+            assert (await ministry.post_notice(EXAMPLE)).status == 201
+            assert "listening" in output(proc)
+        await proxy.cut()
     events = _events(output(proc))
     waiting = [e for e in events if e["event"] == "store_unavailable"]
     assert waiting and all(e["level"] == "warning" for e in waiting)

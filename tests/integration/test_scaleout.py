@@ -239,40 +239,37 @@ async def test_a_database_outage_answers_503_never_201_and_heals_by_itself(
 ) -> None:
     from urllib.parse import urlsplit, urlunsplit
 
-    from tests.support import TcpProxy
+    from tests.support import TcpProxy, serve_off_loop
 
     parts = urlsplit(shared_db)
     proxy = TcpProxy(parts.port or 5432)
     await proxy.start()
     via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    with ExitStack() as stack:
-        # Started from a thread: waiting for it must not block the loop the proxy runs on.
-        _, url = await asyncio.to_thread(
-            stack.enter_context, serve_process(demo_dir, env={"LIAISON_DATABASE_URL": via_proxy})
-        )
-        async with sender(demo_dir, url) as ministry, aiohttp.ClientSession() as http:
-            before = (await ministry.post_notice(EXAMPLE)).body["id"]
-            await proxy.cut()
-            with pytest.raises(SenderError) as caught:
-                await ministry.post_notice(EXAMPLE, idempotency_key="during-outage")
-            assert (
-                caught.value.status == 503 and caught.value.problem["code"] == "store_unavailable"
-            )
-            async with http.get(f"{url}/readyz") as response:
-                assert response.status == 503
-            await proxy.restore()
-            after = None
-            for _ in range(50):  # the pool reconnects by itself
-                try:
-                    after = (
-                        await ministry.post_notice(EXAMPLE, idempotency_key="after-outage")
-                    ).body["id"]
-                    break
-                except SenderError:
-                    await asyncio.sleep(0.2)
-            assert after is not None
-            async with http.get(f"{url}/readyz") as response:
-                assert response.status == 200
+    async with (
+        serve_off_loop(demo_dir, env={"LIAISON_DATABASE_URL": via_proxy}) as (_, url),
+        sender(demo_dir, url) as ministry,
+        aiohttp.ClientSession() as http,
+    ):
+        before = (await ministry.post_notice(EXAMPLE)).body["id"]
+        await proxy.cut()
+        with pytest.raises(SenderError) as caught:
+            await ministry.post_notice(EXAMPLE, idempotency_key="during-outage")
+        assert caught.value.status == 503 and caught.value.problem["code"] == "store_unavailable"
+        async with http.get(f"{url}/readyz") as response:
+            assert response.status == 503
+        await proxy.restore()
+        after = None
+        for _ in range(50):  # the pool reconnects by itself
+            try:
+                after = (await ministry.post_notice(EXAMPLE, idempotency_key="after-outage")).body[
+                    "id"
+                ]
+                break
+            except SenderError:
+                await asyncio.sleep(0.2)
+        assert after is not None
+        async with http.get(f"{url}/readyz") as response:
+            assert response.status == 200
     await proxy.cut()
     engine = create_engine(shared_db)
     async with engine.connect() as conn:

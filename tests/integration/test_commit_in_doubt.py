@@ -1,0 +1,206 @@
+"""A commit whose answer is lost: the broker never says "not stored" about a notice it may have
+stored.
+
+When the connection to PostgreSQL drops after COMMIT was sent, the server may have made the
+transaction durable before it went (a ``kill -9`` of the server, a network cut, a failover). A
+503 ``store_unavailable`` then would be a lie a client acts on. The broker reads the request's
+idempotency record instead: found, the 201 it earned; unreadable, 503 ``commit_in_doubt``, which
+tells the client to send it again under the same key — and that retry gets the stored notice,
+never a second one.
+
+A real `liaison serve` on loopback talks to this machine's PostgreSQL through a proxy that reads
+the wire protocol: on the connection that inserted a notice it forwards COMMIT, lets the server
+answer, and drops the connection instead of passing the answer on — exactly what the broker sees
+when the server dies between writing its commit record and replying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from sqlalchemy import text
+
+from adapters.client.sender import SenderError
+from broker.store.engine import create_engine
+from tests.integration.test_scaleout import EXAMPLE, sender, shared_db  # noqa: F401 - fixture
+from tests.support import TcpProxy, output, serve_off_loop
+
+pytestmark = pytest.mark.postgres
+
+SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
+
+
+class CommitEatingProxy(TcpProxy):
+    """A PostgreSQL proxy that loses the answer to the COMMIT of a transaction that inserted a
+    notice: the server commits, the client's connection drops before it hears so.
+
+    It speaks just enough of the protocol: the start-up packet (an SSL or GSS request is
+    answered "no" here, so the rest is plain), then typed messages. Parse names which statement
+    inserts into ``notice``; a Bind or simple Query that runs one marks the connection; its next
+    COMMIT is forwarded, its answer read and discarded, and both sides closed. ``then_cut``: the
+    proxy also stops accepting connections at that moment, as a database that went down does.
+    """
+
+    def __init__(self, upstream_port: int, *, then_cut: bool = False) -> None:
+        super().__init__(upstream_port)
+        self.then_cut = then_cut
+        self.armed = False
+        self.eaten = asyncio.Event()
+
+    async def _handle(self, reader: Any, writer: Any) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+        lose_answer = asyncio.Event()
+
+        async def client_to_server() -> None:
+            inserts: set[bytes] = set()  # names of prepared statements that insert a notice
+            wrote_notice = False
+            try:
+                while True:  # the start-up packet: untyped
+                    head = await reader.readexactly(8)
+                    length, code = struct.unpack("!ii", head)
+                    rest = await reader.readexactly(length - 8)
+                    if code in (SSL_REQUEST, GSSENC_REQUEST):
+                        writer.write(b"N")
+                        await writer.drain()
+                        continue
+                    up_writer.write(head + rest)
+                    break
+                while True:
+                    kind = await reader.readexactly(1)
+                    (length,) = struct.unpack("!i", await reader.readexactly(4))
+                    body = await reader.readexactly(length - 4)
+                    if kind == b"P":  # Parse: statement name, query
+                        name, query = body.split(b"\0")[:2]
+                        if _inserts_notice(query):
+                            inserts.add(name)
+                    elif kind == b"B":  # Bind: portal, statement name
+                        if body.split(b"\0")[1] in inserts:
+                            wrote_notice = True
+                    elif kind == b"Q":
+                        query = body.rstrip(b"\0")
+                        if _inserts_notice(query):
+                            wrote_notice = True
+                        elif self.armed and wrote_notice and query.upper().startswith(b"COMMIT"):
+                            self.armed = False
+                            lose_answer.set()
+                        elif query.upper().startswith((b"COMMIT", b"ROLLBACK")):
+                            wrote_notice = False
+                    up_writer.write(kind + struct.pack("!i", length) + body)
+                    await up_writer.drain()
+            except (OSError, ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                up_writer.close()
+
+        async def server_to_client() -> None:
+            try:
+                while data := await up_reader.read(65536):
+                    if lose_answer.is_set():  # the server's answer to COMMIT: read, not passed on
+                        break
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                if lose_answer.is_set():
+                    if self.then_cut:
+                        await self.cut()
+                    writer.transport.abort()  # a reset, as from a server that died
+                    up_writer.close()
+                    self.eaten.set()
+                writer.close()
+
+        await asyncio.gather(client_to_server(), server_to_client())
+
+
+def _inserts_notice(query: bytes) -> bool:
+    return query.lstrip().upper().startswith((b'INSERT INTO "NOTICE" ', b"INSERT INTO NOTICE "))
+
+
+async def _stored(db_url: str, key: str) -> list[str]:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                text("select notice_id from idempotency where key = :key"), {"key": key}
+            )
+            ids = [r[0] for r in result]
+            notices = await conn.execute(
+                text("select count(*) from notice where id = any(:ids)"), {"ids": ids}
+            )
+            assert notices.scalar() == len(ids)
+            return ids
+    finally:
+        await engine.dispose()
+
+
+def _via(proxy: CommitEatingProxy, db_url: str) -> dict[str, str]:
+    parts = urlsplit(db_url)
+    netloc = f"{parts.username}@127.0.0.1:{proxy.port}"
+    return {"LIAISON_DATABASE_URL": urlunsplit(parts._replace(netloc=netloc))}
+
+
+async def test_a_lost_commit_answer_is_resolved_to_the_201_it_earned(
+    demo_dir: Path,
+    shared_db: str,  # noqa: F811 - the fixture
+) -> None:
+    proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432)
+    await proxy.start()
+    async with serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (proc, url):
+        async with sender(demo_dir, url) as ministry:
+            proxy.armed = True
+            first = await ministry.post_notice(EXAMPLE, idempotency_key="answer-lost")
+            assert proxy.eaten.is_set(), "the proxy never saw the notice's COMMIT"
+            assert first.status == 201
+            assert not first.replayed  # its first answer, not a replay
+            again = await ministry.post_notice(EXAMPLE, idempotency_key="answer-lost")
+            assert again.body["id"] == first.body["id"]
+            assert again.replayed
+        log = [json.loads(line) for line in output(proc).splitlines() if line.startswith("{")]
+    await proxy.cut()
+    assert await _stored(shared_db, "answer-lost") == [first.body["id"]]
+    resolved = [e for e in log if e.get("event") == "commit_resolved"]
+    assert [e["notice_id"] for e in resolved] == [first.body["id"]]
+
+
+async def test_a_commit_in_doubt_is_a_503_that_says_so_and_the_retry_settles_it(
+    demo_dir: Path,
+    shared_db: str,  # noqa: F811 - the fixture
+) -> None:
+    proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432, then_cut=True)
+    await proxy.start()
+    async with (
+        serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url),
+        sender(demo_dir, url) as ministry,
+    ):
+        proxy.armed = True
+        with pytest.raises(SenderError) as caught:
+            await ministry.post_notice(EXAMPLE, idempotency_key="in-doubt")
+        assert proxy.eaten.is_set(), "the proxy never saw the notice's COMMIT"
+        problem = caught.value.problem
+        assert caught.value.status == 503 and problem["code"] == "commit_in_doubt", problem
+        assert "same Idempotency-Key" in problem["detail"]
+        # The server did commit: the store holds it, once, whatever the broker could say.
+        assert len(await _stored(shared_db, "in-doubt")) == 1
+        await proxy.restore()
+        retry = None
+        for _ in range(50):  # the pool reconnects by itself
+            try:
+                retry = await ministry.post_notice(EXAMPLE, idempotency_key="in-doubt")
+                break
+            except SenderError:
+                await asyncio.sleep(0.2)
+        assert retry is not None and retry.status == 201
+    await proxy.cut()
+    assert await _stored(shared_db, "in-doubt") == [retry.body["id"]]
