@@ -34,7 +34,16 @@ CAP_XML = "application/cap+xml"
 
 
 class SenderError(BrokerError):
-    """The broker refused the request (``status`` and the problem document), or was unreachable."""
+    """The broker refused the request (``status`` and the problem document), or was unreachable.
+
+    ``may_be_stored``: a notice whose outcome is unknown — an attempt was cut off after it was
+    sent, or answered 503 ``commit_in_doubt`` (the broker's database went during the commit),
+    and no later attempt settled it. Post it again under ``idempotency_key`` to learn which: the
+    broker answers the stored notice, never a second one.
+    """
+
+    may_be_stored: bool = False
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,12 @@ class SenderClient:
     ) -> Response:
         """Post a notice; retried on network errors and 502/503/504 under the same idempotency key."""
         body = json.dumps(notice, ensure_ascii=False).encode()
-        key = idempotency_key or notice.get("idempotency_key") or secrets.token_urlsafe(18)
-        return await self._with_retries("POST", "/v1/notices", body, {"Idempotency-Key": str(key)})
+        key = str(idempotency_key or notice.get("idempotency_key") or secrets.token_urlsafe(18))
+        try:
+            return await self._with_retries("POST", "/v1/notices", body, {"Idempotency-Key": key})
+        except SenderError as e:
+            e.idempotency_key = key
+            raise
 
     async def post_cap(self, alert: bytes, *, supersedes: str | None = None) -> Response:
         """Post a CAP 1.2 alert as it is (``application/cap+xml``): the broker maps it and
@@ -133,17 +146,25 @@ class SenderClient:
         content_type: str = "application/json",
     ) -> Response:
         attempt = 0
+        unknown = False  # an attempt's outcome is unknown: it may have been stored
         while True:
             try:
                 response = await self._send(method, path, body, extra, content_type)
             except (aiohttp.ClientConnectionError, TimeoutError) as e:
+                # Refused at connect: it never left. Cut off or timed out: it may have arrived.
+                unknown |= not isinstance(e, aiohttp.ClientConnectorError)
                 if attempt >= self.retries:
-                    raise SenderError(
-                        f"broker unreachable after {attempt + 1} attempts: {e!r}"
-                    ) from e
+                    error = SenderError(f"broker unreachable after {attempt + 1} attempts: {e!r}")
+                    error.may_be_stored = unknown and method == "POST"
+                    raise error from e
             else:
+                unknown |= response.body.get("code") == "commit_in_doubt"
                 if response.status not in RETRY_STATUSES or attempt >= self.retries:
-                    return _checked(response)
+                    try:
+                        return _checked(response)
+                    except SenderError as e:  # a stored notice answers 201 to a retry, never 4xx
+                        e.may_be_stored = unknown and response.status in RETRY_STATUSES
+                        raise
             attempt += 1
             await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random()))  # noqa: S311 - jitter
 

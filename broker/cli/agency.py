@@ -30,9 +30,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         alert = Path(args.cap).read_bytes()
         response = sender_call(args, lambda c: c.post_cap(alert, supersedes=args.supersedes))
     else:
-        response = sender_call(
-            args, lambda c: c.post_notice(notice, idempotency_key=args.idempotency_key)
-        )
+        try:
+            response = sender_call(
+                args, lambda c: c.post_notice(notice, idempotency_key=args.idempotency_key)
+            )
+        except ConfigError as e:
+            raise _said_how_to_settle(e) from e.__cause__
     body = response.body
     if args.json:
         print(json.dumps(body, indent=2))
@@ -71,6 +74,21 @@ def _read_cap(args: argparse.Namespace) -> dict[str, Any]:
         return cap_to_notice(data, channel=args.channel, supersedes=args.supersedes)
     except CapError as e:
         raise ConfigError(f"{args.cap}: {e}") from e
+
+
+def _said_how_to_settle(error: ConfigError) -> ConfigError:
+    """A notice that may be stored (cut off, or the broker's commit in doubt): the refusal line
+    says so, with the key that settles it — the client's own key if none was given."""
+    from adapters.client.sender import SenderError
+
+    cause = error.__cause__
+    if not isinstance(cause, SenderError) or not cause.may_be_stored or not cause.idempotency_key:
+        return error
+    hint = _(
+        "it may have been stored: send it again with --idempotency-key {key} to learn which",
+        key=safe(cause.idempotency_key),
+    )
+    return ConfigError(f"{error.message}; {hint}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

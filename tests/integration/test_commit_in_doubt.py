@@ -12,12 +12,20 @@ A real `liaison serve` on loopback talks to this machine's PostgreSQL through a 
 the wire protocol: on the connection that inserted a notice it forwards COMMIT, lets the server
 answer, and drops the connection instead of passing the answer on — exactly what the broker sees
 when the server dies between writing its commit record and replying.
+
+The client's side of it: ``SenderClient`` marks an error ``may_be_stored`` when an attempt was
+cut off after it was sent (a broker stopped with SIGSTOP, so the request sits in its socket) or
+answered ``commit_in_doubt``, never when the connection was refused; ``liaison send`` then
+prints the key to send it again with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
 import struct
 from pathlib import Path
 from typing import Any
@@ -26,14 +34,14 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from sqlalchemy import text
 
-from adapters.client.sender import SenderError
+from adapters.client.sender import SenderClient, SenderError
+from broker.crypto.keys import read_private_key
 from broker.store.engine import create_engine
 from tests.integration.test_scaleout import EXAMPLE, sender, shared_db  # noqa: F401 - fixture
-from tests.support import TcpProxy, output, serve_off_loop
-
-pytestmark = pytest.mark.postgres
+from tests.support import TcpProxy, free_port, output, run_cli, serve_off_loop, serve_process
 
 SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
+NOTICE = Path(__file__).resolve().parents[2] / "policies/examples/returnee-repatriation.json"
 
 
 class CommitEatingProxy(TcpProxy):
@@ -151,6 +159,7 @@ def _via(proxy: CommitEatingProxy, db_url: str) -> dict[str, str]:
     return {"LIAISON_DATABASE_URL": urlunsplit(parts._replace(netloc=netloc))}
 
 
+@pytest.mark.postgres
 async def test_a_lost_commit_answer_is_resolved_to_the_201_it_earned(
     demo_dir: Path,
     shared_db: str,  # noqa: F811 - the fixture
@@ -174,6 +183,7 @@ async def test_a_lost_commit_answer_is_resolved_to_the_201_it_earned(
     assert [e["notice_id"] for e in resolved] == [first.body["id"]]
 
 
+@pytest.mark.postgres
 async def test_a_commit_in_doubt_is_a_503_that_says_so_and_the_retry_settles_it(
     demo_dir: Path,
     shared_db: str,  # noqa: F811 - the fixture
@@ -204,3 +214,64 @@ async def test_a_commit_in_doubt_is_a_503_that_says_so_and_the_retry_settles_it(
         assert retry is not None and retry.status == 201
     await proxy.cut()
     assert await _stored(shared_db, "in-doubt") == [retry.body["id"]]
+
+
+@pytest.mark.postgres
+async def test_liaison_send_says_a_notice_may_be_stored_and_names_the_key_that_settles_it(
+    demo_dir: Path,
+    shared_db: str,  # noqa: F811 - the fixture
+) -> None:
+    proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432, then_cut=True)
+    await proxy.start()
+    common = ("--data", demo_dir, "--as", "mk-mvr")
+    async with serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url):
+        proxy.armed = True
+        # The client's own retries meet a store that is down: their 503s settle nothing.
+        sent = await asyncio.to_thread(
+            run_cli, "send", NOTICE, *common, "--url", url, env={"LIAISON_LANG": "mk"}
+        )
+        assert proxy.eaten.is_set(), "the proxy never saw the notice's COMMIT"
+        assert sent.returncode != 0 and sent.stdout == ""
+        line = sent.stderr.strip()
+        assert len(line.splitlines()) == 1, line
+        assert "можеби е зачувано" in line, line  # the official's language
+        key = re.search(r"--idempotency-key (\S+)", line)
+        assert key is not None, line
+        assert len(await _stored(shared_db, key[1])) == 1  # it was: the server committed it
+        await proxy.restore()
+        again = await asyncio.to_thread(
+            run_cli, "send", NOTICE, *common, "--url", url, "--idempotency-key", key[1]
+        )
+    await proxy.cut()
+    assert again.returncode == 0, again.stderr
+    assert "the earlier answer to the same idempotency key" in again.stdout
+    assert len(await _stored(shared_db, key[1])) == 1
+
+
+async def test_a_post_cut_off_after_it_was_sent_may_be_stored_and_one_never_sent_is_not(
+    demo_dir: Path,
+) -> None:
+    pair = read_private_key(demo_dir / "keys" / "mk-mvr.pem")
+
+    def client(url: str) -> SenderClient:
+        return SenderClient.from_pem(url, pair.pem(), pair.key_id("mk-mvr"), retries=0, timeout=1)
+
+    async with client(f"http://127.0.0.1:{free_port()}") as nowhere:  # nothing listens there
+        with pytest.raises(SenderError) as refused:
+            await nowhere.post_notice(EXAMPLE, idempotency_key="never-sent")
+    assert refused.value.status is None and not refused.value.may_be_stored
+
+    with serve_process(demo_dir) as (proc, url):
+        os.kill(proc.pid, signal.SIGSTOP)  # the request reaches its socket; no answer comes
+        try:
+            async with client(url) as ministry:
+                with pytest.raises(SenderError) as cut_off:
+                    await ministry.post_notice(EXAMPLE, idempotency_key="cut-off")
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        assert cut_off.value.may_be_stored and cut_off.value.idempotency_key == "cut-off"
+        async with sender(demo_dir, url) as ministry:  # the broker runs again: settle it
+            first = await ministry.post_notice(EXAMPLE, idempotency_key="cut-off")
+            again = await ministry.post_notice(EXAMPLE, idempotency_key="cut-off")
+    assert first.status == again.status == 201 and again.replayed
+    assert first.body["id"] == again.body["id"]  # one notice, whichever request stored it
