@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.audit.checkpoint import Checkpoint
-from broker.audit.events import GENESIS, LEAF_FORMAT, jcs, leaf_version, loads_leaf
+from broker.audit.events import GENESIS, LEAF_FORMAT, canonical_leaf, leaf_version
 from broker.audit.merkle import CompactRange, leaf_hash
 from broker.crypto.note import open_note_any
 
@@ -221,11 +221,8 @@ def _check_v2(line: bytes, position: int, previous: bytes) -> tuple[int, str] | 
     """A JCS leaf: parsed, it must re-encode to exactly its bytes (so every language's parser
     reads the one meaning that was hashed), then carry its place and chain link."""
     not_canonical = position, f"event {position}: not a canonical audit event"
-    try:
-        record = loads_leaf(line)
-        if not isinstance(record, dict) or jcs(record) != line:
-            return not_canonical
-    except ValueError:  # not JSON, or a value JCS cannot carry
+    record = canonical_leaf(line)
+    if record is None:
         return not_canonical
     version = leaf_version(record)
     if version != LEAF_FORMAT:

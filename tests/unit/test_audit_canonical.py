@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from broker.audit.events import (
     FIELDS,
     AuditEvent,
     canonical,
+    canonical_leaf,
     canonical_v1,
     jcs,
     loads_leaf,
@@ -251,3 +253,82 @@ def test_recanonical_gives_back_the_stored_v2_bytes(event: AuditEvent, seq: int)
     except rfc8785.CanonicalizationError:
         return
     assert recanonical(loads_leaf(body)) == body
+
+
+def _canonical_leaf_reference(data: bytes) -> dict[str, Any] | None:
+    """The verifier's check as it was written first (broker/audit/verify.py at 98177bf)."""
+    try:
+        record = loads_leaf(data)
+        return record if isinstance(record, dict) and jcs(record) == data else None
+    except ValueError:
+        return None
+
+
+def _renderings(value: Any) -> list[bytes]:
+    """Bytes a leaf line could hold for ``value``: its JCS form, and near misses of it (other
+    encoders, key orders, spacing, escapes, numbers, UTF-16) that must be told apart from it."""
+    found: list[bytes] = []
+    for render in (
+        lambda: jcs(value),
+        lambda: rfc8785.dumps(value),
+        lambda: orjson.dumps(value),
+        lambda: orjson.dumps(value, option=orjson.OPT_SORT_KEYS),
+        lambda: json.dumps(value, sort_keys=True, separators=(",", ":")).encode(),
+        lambda: json.dumps(value, sort_keys=True, ensure_ascii=False).encode(),
+        lambda: json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-16"),
+    ):
+        try:
+            found.append(render())
+        except (ValueError, TypeError, UnicodeEncodeError, OverflowError):
+            continue
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.dictionaries(ANY_TEXT, VALUES, max_size=6))
+def test_the_verifiers_fast_check_answers_as_the_definition(value: dict[str, Any]) -> None:
+    for data in _renderings(value):
+        assert canonical_leaf(data) == _canonical_leaf_reference(data), data
+
+
+@settings(max_examples=300, deadline=None)
+@given(event=events, seq=INTS, prev=ANY_TEXT, cut=st.integers(min_value=0, max_value=400))
+def test_the_verifiers_fast_check_answers_as_the_definition_for_leaves_and_their_edits(
+    event: AuditEvent, seq: int, prev: str, cut: int
+) -> None:
+    try:
+        body = canonical(event, seq, prev)
+    except rfc8785.CanonicalizationError:
+        return
+    edits = [
+        body,
+        body[:cut] + body[cut + 1 :],  # a byte gone
+        body[:cut] + b" " + body[cut:],  # a space added
+        body.replace(b'"seq":', b'"seq":-', 1),
+        body.replace(b'"seq":', b'"seq":1e', 1),
+        body.replace(b'"seq":', b'"seq":9007199254740993', 1),
+        body.replace(b'{"', b'{"\\u0061":1,"', 1),
+    ]
+    for data in edits:
+        assert canonical_leaf(data) == _canonical_leaf_reference(data), data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"n":1e16}',  # orjson reads a float; JCS writes 10000000000000000
+        b'{"n":10000000000000000}',
+        b'{"n":9007199254740993}',  # beyond 2**53: JCS means the double, 9007199254740992
+        b'{"n":1.0}',
+        b'{"s":"\\ud800"}',  # a lone surrogate
+        b'{"\\u00e9":1}',
+        b'{"\xc3\xa9":1}',
+        b'{"a":1,"a":1}',
+        b'{"a":NaN}',
+        b"[1]",
+        b"null",
+        b"",
+    ],
+)
+def test_the_verifiers_fast_check_on_the_edges_of_the_fast_path(data: bytes) -> None:
+    assert canonical_leaf(data) == _canonical_leaf_reference(data)
