@@ -146,7 +146,7 @@ def _jcs_fast(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_JCS_INT <= value <= _JCS_INT
+        return bool(-_JCS_INT <= value <= _JCS_INT)
     if kind is list or kind is tuple:
         for v in value:  # noqa: SIM110 - a loop: no generator object per list, on the hot path
             if type(v) is not str and not _jcs_fast(v):
