@@ -30,6 +30,10 @@ from broker.crypto.httpsig import content_digest, sign_request
 from broker.crypto.keys import load_private_key
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+# Refusals the broker gives only after reading the notice's key (it would have answered the
+# stored notice instead): they prove an earlier attempt stored nothing. A 401, 413, 415, 429 or
+# 5xx comes before or without that read.
+SETTLED = frozenset({400, 403, 409, 422})
 CAP_XML = "application/cap+xml"
 
 
@@ -162,8 +166,8 @@ class SenderClient:
                 if response.status not in RETRY_STATUSES or attempt >= self.retries:
                     try:
                         return _checked(response)
-                    except SenderError as e:  # a stored notice answers 201 to a retry, never 4xx
-                        e.may_be_stored = unknown and response.status in RETRY_STATUSES
+                    except SenderError as e:
+                        e.may_be_stored = unknown and response.status not in SETTLED
                         raise
             attempt += 1
             await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random()))  # noqa: S311 - jitter

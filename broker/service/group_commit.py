@@ -45,13 +45,17 @@ class CommitBatcher:
         try:
             await self.writer.commit_notices([w for w, _ in batch])
         except repo.BatchConflict:
-            for write, done in batch:
-                await self._one(write, done)
-            return
+            pass  # notice by notice, below
         except Exception as e:  # the store failed: every waiter hears it, none is left hanging
             settle((done for _, done in batch), e)
             return
-        settle(done for _, done in batch)
+        else:
+            settle(done for _, done in batch)
+            return
+        # Outside the handler, so that each notice's error is its own and not raised in the
+        # conflict's context (boundary.in_doubt judges a lost COMMIT by its own cause only).
+        for write, done in batch:
+            await self._one(write, done)
 
     async def _one(self, write: repo.NoticeWrite, done: asyncio.Future[None]) -> None:
         try:

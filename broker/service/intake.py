@@ -143,11 +143,14 @@ class Intake:
                 self.state.engine, [self._refusal(now, actor, failure, request)]
             )
             raise failure from e
+        except CommitInDoubt:
+            # Not a refusal: the nonce is stored with the notice if it committed, and nothing
+            # may say "refused" of a notice that may be stored. Its retry settles it.
+            raise
         except LiaisonError as e:
             # Refused after authentication: remember the nonce so the same request cannot be
             # replayed into a later, different answer (e.g. after a policy change).
-            with _still_in_doubt(e):
-                await self._burn_nonce(agency, self._refusal(now, actor, e, request))
+            await self._burn_nonce(agency, self._refusal(now, actor, e, request))
             raise
 
     @staticmethod
@@ -333,12 +336,12 @@ class Intake:
 
 @contextmanager
 def _still_in_doubt(error: LiaisonError) -> Iterator[None]:
-    """Around a store call made while answering ``error``: when ``error`` is a commit in doubt
-    and the store is still unreachable, the answer stays "in doubt", never a plain outage (which
-    would tell the client that nothing was stored)."""
+    """Around the read that settles ``error``: when ``error`` is a commit in doubt and the store
+    is still unreachable, the answer stays "in doubt", never a plain outage (which would tell
+    the client that nothing was stored)."""
     try:
         yield
-    except StoreUnavailable:
-        if isinstance(error, CommitInDoubt):
-            raise error from None
+    except StoreUnavailable as e:
+        if isinstance(error, CommitInDoubt):  # a new one: the batch's waiters share ``error``
+            raise CommitInDoubt(error.message, detail=error.detail) from e
         raise

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.errors import CommitInDoubt, StoreUnavailable
 from broker.store import Database
-from broker.store.health import error_chain, health_of
+from broker.store.health import health_of
 
 UNAVAILABLE = "database unavailable"
 
@@ -58,10 +58,11 @@ async def transaction(
 ) -> AsyncIterator[AsyncConnection]:
     """A connection in a transaction that commits when the block ends without an exception.
 
-    A driver error inside (or on commit) rolls back and raises ``StoreUnavailable(message)``; with
-    ``conflict``, an ``IntegrityError`` that reaches here raises ``conflict()`` instead. A
-    PostgreSQL connection lost during COMMIT raises ``CommitInDoubt``: the server may have
-    committed before it went (``in_doubt``).
+    A driver error inside rolls back and raises ``StoreUnavailable(message)``, and so does one on
+    commit that proves the rollback (SQLite's, or a PostgreSQL server ``ERROR``); with
+    ``conflict``, an ``IntegrityError`` that reaches here raises ``conflict()`` instead. Any
+    other failure on a PostgreSQL COMMIT raises ``CommitInDoubt``: the server may have
+    committed before the connection went (``in_doubt``).
     """
     committing = False
     try:
@@ -82,7 +83,7 @@ async def transaction(
 
 IN_DOUBT = (
     "the connection to the database was lost while committing: the change may have been stored; "
-    "send the same request again (a notice under the same Idempotency-Key) to learn which"
+    "a notice: post it again under the same Idempotency-Key to learn which"
 )
 
 
@@ -98,8 +99,20 @@ def in_doubt(db: Database, error: BaseException) -> bool:
         return False
     return not any(
         isinstance(e, asyncpg.PostgresError) and getattr(e, "severity_en", None) == "ERROR"
-        for e in error_chain(error)
+        for e in _wrapped(error)
     )
+
+
+def _wrapped(error: BaseException) -> list[BaseException]:
+    """``error`` and the driver errors it wraps (``orig``, ``__cause__``) — never its
+    ``__context__``: an error raised while another was being handled (a notice committed alone
+    after its batch's conflict) must not be judged by that other one's server ERROR."""
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return seen
 
 
 # What the raw drivers of the group writers raise (``store.sqlite_writer``, ``store.pg_writer``).

@@ -48,16 +48,18 @@ class CommitEatingProxy(TcpProxy):
     """A PostgreSQL proxy that loses the answer to the COMMIT of a transaction that inserted a
     notice: the server commits, the client's connection drops before it hears so.
 
-    It speaks just enough of the protocol: the start-up packet (an SSL or GSS request is
+    ``deliver=False``: the COMMIT itself is lost instead (the server rolls back), which the
+    broker cannot tell from the above. It speaks just enough of the protocol: the start-up packet (an SSL or GSS request is
     answered "no" here, so the rest is plain), then typed messages. Parse names which statement
     inserts into ``notice``; a Bind or simple Query that runs one marks the connection; its next
     COMMIT is forwarded, its answer read and discarded, and both sides closed. ``then_cut``: the
     proxy also stops accepting connections at that moment, as a database that went down does.
     """
 
-    def __init__(self, upstream_port: int, *, then_cut: bool = False) -> None:
+    def __init__(self, upstream_port: int, *, then_cut: bool = False, deliver: bool = True) -> None:
         super().__init__(upstream_port)
         self.then_cut = then_cut
+        self.deliver = deliver  # False: the COMMIT itself is lost, so nothing is committed
         self.armed = False
         self.eaten = asyncio.Event()
 
@@ -102,6 +104,11 @@ class CommitEatingProxy(TcpProxy):
                         elif self.armed and wrote_notice and query.upper().startswith(b"COMMIT"):
                             self.armed = False
                             lose_answer.set()
+                            if not self.deliver:  # the server never sees it: it rolls back
+                                up_writer.transport.abort()
+                                writer.transport.abort()
+                                self.eaten.set()
+                                return
                         elif query.upper().startswith((b"COMMIT", b"ROLLBACK")):
                             wrote_notice = False
                     up_writer.write(kind + struct.pack("!i", length) + body)
@@ -275,3 +282,38 @@ async def test_a_post_cut_off_after_it_was_sent_may_be_stored_and_one_never_sent
             again = await ministry.post_notice(EXAMPLE, idempotency_key="cut-off")
     assert first.status == again.status == 201 and again.replayed
     assert first.body["id"] == again.body["id"]  # one notice, whichever request stored it
+
+
+@pytest.mark.postgres
+async def test_a_commit_in_doubt_that_did_not_commit_is_no_refusal_and_its_retry_stores_it(
+    demo_dir: Path,
+    shared_db: str,  # noqa: F811 - the fixture
+) -> None:
+    proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432, deliver=False)
+    await proxy.start()
+    async with (
+        serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url),
+        sender(demo_dir, url) as ministry,
+    ):
+        proxy.armed = True
+        with pytest.raises(SenderError) as caught:
+            await ministry.post_notice(EXAMPLE, idempotency_key="never-committed")
+        assert proxy.eaten.is_set(), "the proxy never saw the notice's COMMIT"
+        # The store answers and holds no record: still in doubt, for the broker cannot know
+        # whether the server committed before the connection went.
+        assert caught.value.problem["code"] == "commit_in_doubt"
+        assert await _stored(shared_db, "never-committed") == []
+        retry = await ministry.post_notice(EXAMPLE, idempotency_key="never-committed")
+        assert retry.status == 201 and not retry.replayed
+    await proxy.cut()
+    assert await _stored(shared_db, "never-committed") == [retry.body["id"]]
+    engine = create_engine(shared_db)
+    try:
+        async with engine.connect() as conn:
+            refused = await conn.execute(
+                text("select count(*) from audit_event where action = 'notice.refused'")
+            )
+            # Nothing says "refused" of a notice that may have been stored.
+            assert refused.scalar() == 0
+    finally:
+        await engine.dispose()

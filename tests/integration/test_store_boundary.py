@@ -286,3 +286,71 @@ async def test_a_recipient_who_already_has_the_notice_is_skipped_not_refused(
         "c-ana",
         "c-boris",
     ]
+
+
+# -- a COMMIT whose connection is lost: in doubt, judged by its own cause ---------------------
+
+
+async def _lose_the_session(engine: AsyncEngine, conn: Any) -> None:
+    """End this transaction's server session from another connection (a server that goes away,
+    a failover); the block then goes on to COMMIT on a dead connection."""
+    import asyncpg
+
+    pid = (await conn.execute(select(func.pg_backend_pid()))).scalar()
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
+async def _lose_before_the_end(engine: AsyncEngine) -> None:
+    async with transaction(engine) as conn:
+        await _lose_the_session(engine, conn)
+        await conn.execute(insert(nonce_t), [_nonce("after")])
+
+
+class _LosesTheCommit:
+    """A group writer on a real PostgreSQL: the batch meets a real uniqueness conflict; each
+    notice alone then writes its nonce and loses its connection before COMMIT."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def commit_notices(self, writes: list[str]) -> None:
+        await _insert_nonces(self.engine, "twice", "twice", conflict=BatchConflict)
+
+    async def commit_notice(self, write: str) -> None:
+        async with transaction(self.engine) as conn:
+            await conn.execute(insert(nonce_t), [_nonce(write)])
+            await _lose_the_session(self.engine, conn)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.postgres
+async def test_a_lost_commit_is_in_doubt_even_right_after_its_batchs_conflict() -> None:
+    from broker.errors import CommitInDoubt
+    from broker.service.group_commit import CommitBatcher
+    from tests.conftest import fresh_pg_database
+
+    async with fresh_pg_database("postgresql+asyncpg") as url:
+        engine = create_engine(url)
+        await migrate(engine)
+        batcher = CommitBatcher(engine)
+        batcher.writer = _LosesTheCommit(engine)  # type: ignore[assignment]
+        answers = await asyncio.gather(
+            batcher.commit("n1"),  # type: ignore[arg-type]
+            batcher.commit("n2"),  # type: ignore[arg-type]
+            return_exceptions=True,
+        )
+        # The server ERROR of the batch's conflict says nothing of these COMMITs.
+        assert [type(a) for a in answers] == [CommitInDoubt, CommitInDoubt], answers
+        # Lost before the block ended: nothing was sent to commit, so that is a plain outage.
+        with pytest.raises(StoreUnavailable) as caught:
+            await _lose_before_the_end(engine)
+        assert not isinstance(caught.value, CommitInDoubt)
+        await batcher.close()
+        await engine.dispose()
