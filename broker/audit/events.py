@@ -173,17 +173,19 @@ def canonical_leaf(data: bytes) -> dict[str, Any] | None:
     only JCS-safe values came out (``_jcs_fast``), json.loads would have read the same values
     and ``jcs`` would write them with orjson, so orjson's bytes decide. Anything else — a
     float, a big integer, a non-ASCII key, bytes orjson refuses — takes the definition's path.
+    Nesting deeper than the interpreter's recursion limit is None however deep the caller's
+    stack (a worker process and this one give the same answer).
     """
     try:
         record = orjson.loads(data)
         if type(record) is dict and _jcs_fast(record):
             return record if orjson.dumps(record, option=orjson.OPT_SORT_KEYS) == data else None
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, RecursionError):
         pass  # the definition's path says what these are
     try:
         record = loads_leaf(data)
         return record if isinstance(record, dict) and jcs(record) == data else None
-    except ValueError:  # not JSON, or a value JCS cannot carry
+    except (ValueError, RecursionError):  # not JSON, a value JCS cannot carry, nested too deep
         return None
 
 

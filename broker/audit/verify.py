@@ -11,33 +11,20 @@ Verification streams the events once and stops at the first problem, naming the 
   (and, if every chain link held, the last one, or the chain itself was rewritten);
 - fewer events than the largest checkpoint: the tail was truncated.
 Each checkpoint's signature is checked; two checkpoints are consistent when both roots are
-prefixes of the same verified event sequence, which is what the single pass establishes. A long
-export (``WORKERS_FROM`` events or more) has its lines parsed, hashed and checked for their own
-place and link in worker processes, a chunk at a time; the pass itself — every chunk's first
-link, the tree, the checkpoints, and every line a worker did not find clean — stays here, so
-the verdict and the event it names are those of one process.
-
-An auditor's export holds the events outside their jurisdiction as hidden lines,
-``{"seq":N,"hidden":true,"leaf":"<hex>"}``: the leaf hash in its place, no content. The chain
-link of the next event and the Merkle root are checked over those hashes exactly as over the
-events, so every shown event is proven unaltered and in its place under the signed root (a
-wrong hidden hash breaks the root). What a hidden line cannot prove is that the broker hid only
-what policy hides; an export of the whole log (the operator's, or a supervisory auditor's) can.
+prefixes of the same verified event sequence, which is what the single pass establishes.
+Parsing and hashing the lines is ``prepare``'s part (``prepare_here`` in this process;
+``broker.service.audit_workers`` spreads it over worker processes for a long export,
+``prepare_chunk`` being a worker's part); the pass itself stays here, so the verdict and the
+event it names do not depend on it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import multiprocessing
-import os
 import re
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
 from typing import Any
 
 from broker.audit.checkpoint import Checkpoint
@@ -51,11 +38,6 @@ _SEQ = b'{"seq":'
 _PREV = b'"prev":"'
 _HIDDEN_KEYS = {"seq", "hidden", "leaf"}
 _LEAF_HEX = re.compile(r"[0-9a-f]{64}")
-# From this many events on, the lines are parsed and hashed in worker processes, in chunks; the
-# walk over them (chain, places, tree, checkpoints) stays one pass here, in order, with the same
-# verdict and message as one process gives (tests/unit/test_audit_verify_workers.py).
-WORKERS_FROM = 50_000
-_CHUNK = 8_192
 _NOT_CANONICAL = 0  # the facts of a v2 line that is not its own canonical encoding
 
 
@@ -106,12 +88,13 @@ def verify_export(
     *,
     trusted_key: bytes | None = None,
     trusted_keys: Sequence[bytes] = (),
-    workers_from: int = WORKERS_FROM,
+    prepare: Prepare | None = None,
 ) -> VerifyResult:
     """Check an export; ``trusted_key``/``trusted_keys`` pin the log's checkpoint keys (else the
     header's are used). Each checkpoint must carry a valid signature by one of them: a log whose
-    key was rotated is checked with its old and new keys. An export of ``workers_from`` events
-    or more is parsed and hashed on every core (the verdict is the same)."""
+    key was rotated is checked with its old and new keys. ``prepare`` parses and hashes the
+    lines (None: ``prepare_here``; on every core: ``broker.service.audit_workers``); the verdict
+    is the same."""
     if header.get("format") not in FORMATS:
         return VerifyResult(False, 0, 0, f"not a {' or '.join(FORMATS)} export")
     publics = [*trusted_keys, *([trusted_key] if trusted_key else [])] or [
@@ -119,7 +102,7 @@ def verify_export(
     ]
     try:
         expected = _signed_roots(header, publics)
-        size, seen, hidden = _walk(_prepared(lines, workers_from), expected)
+        size, seen, hidden = _walk((prepare or prepare_here)(lines), expected)
     except _Refused as e:
         return e.result
     return _conclusion(expected, size, seen, hidden)
@@ -149,101 +132,73 @@ def _signed_roots(header: dict[str, Any], publics: Sequence[bytes]) -> dict[int,
 
 
 Prepared = tuple[bytes, bytes, Any]  # (line, its leaf hash, the facts of its v2 record)
+Chunk = tuple[bytes, int, int, "str | None", list[Any]]  # what prepare_chunk gives back
+Prepare = Callable[[Iterable[bytes]], Iterable["Prepared | Clean"]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Clean:
-    """Consecutive v2 lines a worker found canonical, in place and chained one to the next:
-    their leaf hashes (32 bytes each), and the first one's ``prev``, which the walk checks
-    against the line before them."""
+class Clean:
+    """Consecutive lines a worker found in place and chained one to the next — v2 events,
+    canonical, and hidden placeholders: their leaf hashes (32 bytes each; a hidden line's is its
+    placeholder's), how many were hidden, and the first one's ``prev`` (None for a hidden line),
+    which the walk checks against the line before them."""
 
     leaves: bytes
-    first_prev: str
+    hidden: int
+    first_prev: str | None
 
 
-def _prepared(lines: Iterable[bytes], workers_from: int) -> Iterator[Prepared | _Clean]:
-    """Each line, without its newline, with what parsing and hashing it gives, in order: here
-    for a short export, in worker processes (one per core) for a long one."""
-    iterator = iter(lines)
-    head = list(islice(iterator, workers_from))
-    cores = os.cpu_count() or 1
-    if len(head) < workers_from or cores < 2:
-        for raw in chain(head, iterator):
-            line = raw.rstrip(b"\n")
-            yield line, leaf_hash(line), _facts(line)
-        return
-    yield from _prepared_by_workers(chain(head, iterator), cores)
-
-
-def _prepared_by_workers(lines: Iterator[bytes], workers: int) -> Iterator[Prepared | _Clean]:
-    """``_prepared`` with chunks of lines sent to worker processes, a few chunks ahead of the
-    walk (memory stays bounded); stopping early (a problem found) cancels what is queued. A
-    chunk comes back as its clean run (``_Clean``) and, from the first line that is not clean
-    (a v1 or hidden line, or a problem), line by line for the walk to judge. If the workers
-    cannot run (they import the caller's ``__main__``, which may not be a file), what they did
-    not do is done here, in order."""
-    # spawn, not fork: the caller may hold threads (a CLI's event loop, a test's pool).
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    pending: deque[tuple[list[bytes], Future[tuple[bytes, int, str | None]] | None]] = deque()
-    start, broken = 1, False
-    try:
-        while not broken:
-            chunk = [raw.rstrip(b"\n") for raw in islice(lines, _CHUNK)]
-            if chunk:
-                try:
-                    pending.append((chunk, pool.submit(_prepare_chunk, chunk, start)))
-                except BrokenProcessPool:
-                    pending.append((chunk, None))
-                    break
-                start += len(chunk)
-            elif not pending:
-                return
-            while pending and (not chunk or len(pending) > 2 * workers):
-                done, future = pending[0]
-                try:
-                    prepared = future.result() if future is not None else None
-                except BrokenProcessPool:
-                    prepared = None
-                if prepared is None:
-                    broken = True
-                    break
-                pending.popleft()
-                leaves, clean, first_prev = prepared
-                if clean:
-                    yield _Clean(leaves[: 32 * clean], str(first_prev))
-                for k in range(clean, len(done)):
-                    yield done[k], leaves[32 * k : 32 * k + 32], _facts(done[k])
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    for done, _ in pending:
-        for line in done:
-            yield line, leaf_hash(line), _facts(line)
+def prepare_here(lines: Iterable[bytes]) -> Iterator[Prepared]:
+    """Each line, without its newline, with its leaf hash and facts, in order, in this process
+    (``verify_export``'s default; ``broker.service.audit_workers`` spreads this on every core)."""
     for raw in lines:
         line = raw.rstrip(b"\n")
         yield line, leaf_hash(line), _facts(line)
 
 
-def _prepare_chunk(lines: list[bytes], start: int) -> tuple[bytes, int, str | None]:
-    """In a worker: every line's leaf hash (joined), how many lines from the first are clean —
-    v2, canonical, of this format, ``seq`` their place (the first is event ``start``), each
-    chained to the one before — and the first one's ``prev``."""
-    leaves = [leaf_hash(line) for line in lines]
-    clean, first_prev = 0, None
+def chunk_items(lines: list[bytes], prepared: Chunk) -> Iterator[Prepared | Clean]:
+    """What the walk takes of a chunk ``prepare_chunk`` prepared: its clean run, then line by
+    line from the first line that is not clean (a v1 line, a problem) for the walk to judge."""
+    leaves, clean, hidden, first_prev, rest = prepared
+    if clean:
+        yield Clean(leaves[: 32 * clean], hidden, first_prev)
+    for k, facts in enumerate(rest, clean):
+        yield lines[k], leaves[32 * k : 32 * k + 32], facts
+
+
+def prepare_chunk(lines: list[bytes], start: int) -> Chunk:
+    """Every line's leaf hash (joined; a worker process's part of the work); how many lines from the first are clean —
+    in their place (the first is event ``start``) and chained each to the one before, v2
+    events of this format in canonical form, or hidden placeholders — how many of those are
+    hidden, and the first one's ``prev``; then the facts of every line after them."""
+    leaves: list[bytes] = []
+    clean = hidden = 0
+    first_prev: str | None = None
     for k, line in enumerate(lines):
-        facts = _facts(line)
-        if facts is None or facts == _NOT_CANONICAL:
-            break
-        version, _, seq, prev = facts
-        if version != LEAF_FORMAT or type(seq) is not int or seq != start + k:
-            break
-        if not isinstance(prev, str) or (k > 0 and prev != leaves[k - 1].hex()):
-            break
-        first_prev = first_prev if k else prev
+        placeholder = _hidden_leaf(line)
+        if placeholder is not None:
+            if placeholder[0] != start + k:
+                break
+            leaves.append(placeholder[1])
+            hidden += 1
+        else:
+            facts = _facts(line)
+            if facts is None or facts == _NOT_CANONICAL:
+                break
+            version, _, seq, prev = facts
+            if version != LEAF_FORMAT or type(seq) is not int or seq != start + k:
+                break
+            if not isinstance(prev, str) or (k > 0 and prev != leaves[k - 1].hex()):
+                break
+            first_prev = first_prev if k else prev
+            leaves.append(leaf_hash(line))
         clean += 1
-    return b"".join(leaves), clean, first_prev
+    rest = lines[clean:]
+    leaves += [leaf_hash(line) for line in rest]
+    return b"".join(leaves), clean, hidden, first_prev, [_facts(line) for line in rest]
 
 
-def _walk(lines: Iterable[Prepared | _Clean], expected: dict[int, bytes]) -> tuple[int, int, int]:
+def _walk(lines: Iterable[Prepared | Clean], expected: dict[int, bytes]) -> tuple[int, int, int]:
     """Chain and tree over every line; (events, checkpoints matched, hidden placeholders)."""
     tree = CompactRange()
     previous = GENESIS.encode()
@@ -251,14 +206,15 @@ def _walk(lines: Iterable[Prepared | _Clean], expected: dict[int, bytes]) -> tup
     hidden = 0
     for item in lines:
         position = tree.size + 1
-        if isinstance(item, _Clean):  # judged in a worker but for its first link, checked here
-            if item.first_prev.encode() != previous:
+        if isinstance(item, Clean):  # judged in a worker but for its first link, checked here
+            if item.first_prev is not None and item.first_prev.encode() != previous:
                 at, message = _broken_link(position)
                 raise _Refused(VerifyResult(False, position - 1, seen_checkpoints, message, at))
             for k in range(0, len(item.leaves), 32):
                 tree.append(item.leaves[k : k + 32])
                 seen_checkpoints += _at_checkpoint(tree, expected, seen_checkpoints)
             previous = item.leaves[-32:].hex().encode()
+            hidden += item.hidden
             continue
         line, hashed, facts = item
         placeholder = _hidden_leaf(line)

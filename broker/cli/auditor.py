@@ -159,6 +159,7 @@ def _check_cosignatures(
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from broker.audit.verify import read_export, verify_export
+    from broker.service.audit_workers import on_every_core
 
     key = _checkpoint_keys(args.checkpoint_key)
     if args.follow and (args.file or args.cosigned or not (args.url or args.as_)):
@@ -177,7 +178,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             with open(args.file, "rb") as f:
                 header, lines = read_export(f)
                 witnessed = _witnessed(header, cosigned, witnesses, key)
-                result = verify_export(header, lines, trusted_keys=key)
+                result = verify_export(header, lines, trusted_keys=key, prepare=on_every_core())
         except (OSError, ValueError) as e:
             raise ConfigError(f"{args.file}: {e}") from e
     else:
@@ -192,7 +193,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         try:
             header, lines = read_export(exported)
             witnessed = _witnessed(header, cosigned, witnesses, key, served)
-            result = verify_export(header, lines, trusted_keys=key)
+            result = verify_export(header, lines, trusted_keys=key, prepare=on_every_core())
         except ValueError as e:
             raise ConfigError(f"the broker's audit export: {e}") from e
     if not key:
@@ -285,12 +286,13 @@ def _export(args: argparse.Namespace) -> list[bytes]:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from broker.audit.verify import read_export, verify_export
+    from broker.service.audit_workers import on_every_core
     from broker.trust.monitor import monitor
 
     try:
         header, lines = read_export(_export(args))
         lines = list(lines)
-        verdict = verify_export(header, lines)
+        verdict = verify_export(header, lines, prepare=on_every_core())
     except ValueError as e:
         raise ConfigError(f"not an audit export: {e}") from e
     if not verdict.ok:

@@ -41,6 +41,7 @@ from broker.crypto.envelope import seal, wrap_many
 from broker.crypto.httpsig import ed25519_verify
 from broker.crypto.keys import generate, read_private_key
 from broker.crypto.note import sign_note
+from broker.service.audit_workers import on_every_core
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale
@@ -335,7 +336,7 @@ def audit_figures(count: int) -> dict[str, float]:
         "checkpoints": [note],
     }
     started = time.perf_counter()
-    result = verify_export(header, lines)
+    result = verify_export(header, lines, prepare=on_every_core())
     verify_seconds = time.perf_counter() - started
     assert result.ok, result.message
     figures = {"events": count, "verify_seconds": verify_seconds}

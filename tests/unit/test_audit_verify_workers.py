@@ -1,7 +1,7 @@
 """``audit verify`` on every core gives the verdict one process gives, word for word.
 
 A long export is parsed and hashed in worker processes, in chunks, and walked here
-(``broker/audit/verify.py``). Each test builds a real signed export, edits it as a compromised
+(``broker/service/audit_workers.py``, ``broker/audit/verify.py``). Each test builds a real signed export, edits it as a compromised
 host or a careless copy would, and verifies it twice — in this process alone and with workers
 (the threshold at one event, chunks of 64 lines so that every edit lands at a chunk's start, in
 its middle and at its end) — and the two results must be equal: the same verdict, the same
@@ -11,11 +11,13 @@ event named, the same message.
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,8 @@ from broker.audit.events import GENESIS, AuditEvent, canonical, canonical_v1
 from broker.audit.merkle import CompactRange, leaf_hash
 from broker.audit.verify import hidden_line, verify_export
 from broker.crypto.note import sign_note
+from broker.service.audit_workers import WORKERS_FROM, on_every_core
+from tests.support import run_cli
 
 ORIGIN = "liaison.invalid/audit/workers"
 CHUNK = 64
@@ -74,14 +78,13 @@ def export(
 
 
 @pytest.fixture
-def both(monkeypatch: pytest.MonkeyPatch) -> Callable[..., verify.VerifyResult]:
+def both() -> Callable[..., verify.VerifyResult]:
     """Verify alone and with workers; assert the results are equal; return that result."""
-    monkeypatch.setattr(verify, "_CHUNK", CHUNK)
+    workers = on_every_core(workers_from=1, chunk=CHUNK)
 
     def run(header: dict[str, Any], lines: list[bytes]) -> verify.VerifyResult:
-        alone = verify_export(header, lines, workers_from=10**9)
-        workers = verify_export(header, lines, workers_from=1)
-        assert workers == alone
+        alone = verify_export(header, lines)
+        assert verify_export(header, lines, prepare=workers) == alone
         return alone
 
     return run
@@ -140,8 +143,21 @@ def test_hidden_lines_and_a_wrong_hidden_hash_are_judged_the_same(
         shown[at - 1] = hidden_line(at, leaf_hash(lines[at - 1].rstrip(b"\n")).hex()) + b"\n"
     result = both(header, shown)
     assert result.ok and result.hidden == 4
+    misplaced = [*shown]
+    misplaced[CHUNK] = hidden_line(CHUNK + 2, leaf_hash(lines[CHUNK].rstrip(b"\n")).hex()) + b"\n"
+    assert "found event" in both(header, misplaced).message
     shown[149] = hidden_line(150, "00" * 32) + b"\n"
     assert not both(header, shown).ok
+
+
+@pytest.mark.parametrize("depth", [50, 5000])
+def test_a_deeply_nested_line_is_judged_the_same_whatever_the_stack(
+    both: Callable[..., verify.VerifyResult], depth: int
+) -> None:
+    header, lines = export()
+    nested = b"[" * depth + b"1" + b"]" * depth
+    lines[CHUNK + 3] = lines[CHUNK + 3].replace(b'"n":', b'"n":' + nested + b',"m":', 1)
+    assert not both(header, lines).ok  # altered (depth 50) or not canonical (beyond the limit)
 
 
 def test_a_v1_prefix_then_v2_and_a_tampered_v1_event_are_judged_the_same(
@@ -168,16 +184,31 @@ def test_workers_that_cannot_start_leave_the_verdict_to_this_process() -> None:
     processes its main module: they fail to start and this process does their part."""
     script = textwrap.dedent(
         """
-        from broker.audit import verify
+        from broker.audit.verify import verify_export
+        from broker.service.audit_workers import on_every_core
         from tests.unit.test_audit_verify_workers import export
-        verify._CHUNK = 64
         header, lines = export()
         lines[100] = lines[100].replace(b'"n":', b'"n":1', 1)
-        alone = verify.verify_export(header, lines, workers_from=10**9)
-        print(verify.verify_export(header, lines, workers_from=1) == alone, alone.bad_seq)
+        alone = verify_export(header, lines)
+        workers = on_every_core(workers_from=1, chunk=64)
+        print(verify_export(header, lines, prepare=workers) == alone, alone.bad_seq)
         """
     )
     done = subprocess.run(
         [sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120
     )
     assert done.stdout.split() == ["True", "101"], done.stderr[-2000:]
+
+
+def test_liaison_audit_verify_of_a_long_export_names_the_altered_event_with_its_workers(
+    tmp_path: Path,
+) -> None:
+    header, lines = export(WORKERS_FROM + 3 * CHUNK)
+    lines[WORKERS_FROM + 10] = _altered(lines[WORKERS_FROM + 10])
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(json.dumps(header).encode() + b"\n" + b"".join(lines))
+    done = run_cli("audit", "verify", path, timeout=180)
+    assert done.returncode != 0
+    said = done.stdout + done.stderr
+    assert f"event {WORKERS_FROM + 11}: altered" in said, said[-2000:]
+    assert "Traceback" not in said  # the workers started (none fell back to this process)
