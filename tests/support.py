@@ -166,19 +166,19 @@ class TcpProxy:
         self.writers: set[Any] = set()
 
     async def start(self) -> None:
-        import asyncio
-
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def _handle(self, reader: Any, writer: Any) -> None:
-        import asyncio
-
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
             writer.close()
             return
         self.writers |= {writer, up_writer}
+        await self._relay(reader, writer, up_reader, up_writer)
+
+    async def _relay(self, reader: Any, writer: Any, up_reader: Any, up_writer: Any) -> None:
+        """Both directions as they are, until either side closes (a subclass may read them)."""
 
         async def pipe(src: Any, dst: Any) -> None:
             try:

@@ -63,13 +63,7 @@ class CommitEatingProxy(TcpProxy):
         self.armed = False
         self.eaten = asyncio.Event()
 
-    async def _handle(self, reader: Any, writer: Any) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
-            return
-        self.writers |= {writer, up_writer}
+    async def _relay(self, reader: Any, writer: Any, up_reader: Any, up_writer: Any) -> None:
         lose_answer = asyncio.Event()
 
         async def client_to_server() -> None:
@@ -166,6 +160,16 @@ def _via(proxy: CommitEatingProxy, db_url: str) -> dict[str, str]:
     return {"LIAISON_DATABASE_URL": urlunsplit(parts._replace(netloc=netloc))}
 
 
+async def _post_in_doubt(ministry: SenderClient, proxy: CommitEatingProxy, key: str) -> Any:
+    """Post a notice whose COMMIT the proxy loses; the problem document the broker answered."""
+    proxy.armed = True
+    with pytest.raises(SenderError) as caught:
+        await ministry.post_notice(EXAMPLE, idempotency_key=key)
+    assert proxy.eaten.is_set(), "the proxy never saw the notice's COMMIT"
+    assert caught.value.status == 503, caught.value.problem
+    return caught.value.problem
+
+
 @pytest.mark.postgres
 async def test_a_lost_commit_answer_is_resolved_to_the_201_it_earned(
     demo_dir: Path,
@@ -201,12 +205,8 @@ async def test_a_commit_in_doubt_is_a_503_that_says_so_and_the_retry_settles_it(
         serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url),
         sender(demo_dir, url) as ministry,
     ):
-        proxy.armed = True
-        with pytest.raises(SenderError) as caught:
-            await ministry.post_notice(EXAMPLE, idempotency_key="in-doubt")
-        assert proxy.eaten.is_set(), "the proxy never saw the notice's COMMIT"
-        problem = caught.value.problem
-        assert caught.value.status == 503 and problem["code"] == "commit_in_doubt", problem
+        problem = await _post_in_doubt(ministry, proxy, "in-doubt")
+        assert problem["code"] == "commit_in_doubt", problem
         assert "same Idempotency-Key" in problem["detail"]
         # The server did commit: the store holds it, once, whatever the broker could say.
         assert len(await _stored(shared_db, "in-doubt")) == 1
@@ -295,13 +295,10 @@ async def test_a_commit_in_doubt_that_did_not_commit_is_no_refusal_and_its_retry
         serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url),
         sender(demo_dir, url) as ministry,
     ):
-        proxy.armed = True
-        with pytest.raises(SenderError) as caught:
-            await ministry.post_notice(EXAMPLE, idempotency_key="never-committed")
-        assert proxy.eaten.is_set(), "the proxy never saw the notice's COMMIT"
+        problem = await _post_in_doubt(ministry, proxy, "never-committed")
         # The store answers and holds no record: still in doubt, for the broker cannot know
         # whether the server committed before the connection went.
-        assert caught.value.problem["code"] == "commit_in_doubt"
+        assert problem["code"] == "commit_in_doubt", problem
         assert await _stored(shared_db, "never-committed") == []
         retry = await ministry.post_notice(EXAMPLE, idempotency_key="never-committed")
         assert retry.status == 201 and not retry.replayed
