@@ -7,8 +7,10 @@ size) are read from the database at scrape time, so every process reports the sa
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+GCCollector(registry=REGISTRY)  # python_gc_collections_total{generation}: full ones pause all
 
 REQUEST_SECONDS = Histogram(
     "liaison_request_duration_seconds",

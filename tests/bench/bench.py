@@ -209,25 +209,29 @@ async def intake(
                 seconds,
             ),
         )
-        figures["decision_cache_hit_rate"] = await cache_hit_rate(metrics_port)
+        figures["decision_cache_hit_rate"], figures["full_gcs"] = await server_counts(metrics_port)
         return figures
     finally:
         stop(process)
 
 
-async def cache_hit_rate(port: int) -> float:
-    """The share of Cedar decisions the broker answered from its decision cache (/metrics)."""
+async def server_counts(port: int) -> tuple[float, float]:
+    """From the broker's /metrics: the share of Cedar decisions answered from its decision
+    cache, and the full garbage collections it ran (each pauses the event loop)."""
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"http://127.0.0.1:{port}/metrics") as response,
     ):
         text = await response.text()
     counts = {"hit": 0.0, "miss": 0.0}
+    full = 0.0
     for line in text.splitlines():
         if line.startswith("liaison_policy_decisions{"):
             source = line.split('source="', 1)[1].split('"', 1)[0]
             counts[source] = float(line.rsplit(" ", 1)[1])
-    return counts["hit"] / max(counts["hit"] + counts["miss"], 1)
+        elif line.startswith('python_gc_collections_total{generation="2"}'):
+            full = float(line.rsplit(" ", 1)[1])
+    return counts["hit"] / max(counts["hit"] + counts["miss"], 1), full
 
 
 async def ceiling(mode: str, data: Path, recipients: int, seconds: float) -> dict[str, float]:
@@ -582,6 +586,7 @@ def table(r: dict[str, Any]) -> str:
                     f"{f'  Liaison {label}':34} {x['rate']:>10,.0f} {x['p50_ms']:>8.1f} {x['p99_ms']:>8.1f} {x['cpu_ms_per_notice']:>7.2f}"
                     f"   {x['rate'] / bare['rate']:>6.1%}   {x['rate'] / crypto['rate']:>6.1%}"
                     + f"   cache hits {x.get('decision_cache_hit_rate', 0):.1%}"
+                    + f", {x.get('full_gcs', 0):.0f} full GCs"
                     + (f"   errors {x['errors']}" if x["errors"] else "")
                 )
     ten = r["intake_10_sqlite"]["rate"]

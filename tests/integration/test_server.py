@@ -158,3 +158,4 @@ async def test_metrics_count_requests_notices_and_state(demo_dir: Path) -> None:
         in text
     )
     assert "liaison_audit_events" in text and "mk-kumanovo" not in text  # counts, never names
+    assert 'python_gc_collections_total{generation="2"}' in text  # full collections pause all

@@ -110,8 +110,9 @@ def _serve_one(
                 flush=True,
             )
         )
-    from broker.http.server import serve
+    from broker.http.server import serve, tune_gc
 
+    tune_gc()
     asyncio.run(
         serve(
             app,
