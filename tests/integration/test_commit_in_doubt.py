@@ -27,6 +27,8 @@ import os
 import re
 import signal
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -154,10 +156,17 @@ async def _stored(db_url: str, key: str) -> list[str]:
         await engine.dispose()
 
 
-def _via(proxy: CommitEatingProxy, db_url: str) -> dict[str, str]:
+@asynccontextmanager
+async def _behind(
+    proxy: CommitEatingProxy, demo_dir: Path, db_url: str
+) -> AsyncIterator[tuple[Any, str]]:
+    """A real ``liaison serve`` whose database is reached through ``proxy`` (started here)."""
+    await proxy.start()
     parts = urlsplit(db_url)
     netloc = f"{parts.username}@127.0.0.1:{proxy.port}"
-    return {"LIAISON_DATABASE_URL": urlunsplit(parts._replace(netloc=netloc))}
+    env = {"LIAISON_DATABASE_URL": urlunsplit(parts._replace(netloc=netloc))}
+    async with serve_off_loop(demo_dir, env=env) as served:
+        yield served
 
 
 async def _post_in_doubt(ministry: SenderClient, proxy: CommitEatingProxy, key: str) -> Any:
@@ -176,8 +185,7 @@ async def test_a_lost_commit_answer_is_resolved_to_the_201_it_earned(
     shared_db: str,  # noqa: F811 - the fixture
 ) -> None:
     proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432)
-    await proxy.start()
-    async with serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (proc, url):
+    async with _behind(proxy, demo_dir, shared_db) as (proc, url):
         async with sender(demo_dir, url) as ministry:
             proxy.armed = True
             first = await ministry.post_notice(EXAMPLE, idempotency_key="answer-lost")
@@ -200,9 +208,8 @@ async def test_a_commit_in_doubt_is_a_503_that_says_so_and_the_retry_settles_it(
     shared_db: str,  # noqa: F811 - the fixture
 ) -> None:
     proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432, then_cut=True)
-    await proxy.start()
     async with (
-        serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url),
+        _behind(proxy, demo_dir, shared_db) as (_, url),
         sender(demo_dir, url) as ministry,
     ):
         problem = await _post_in_doubt(ministry, proxy, "in-doubt")
@@ -229,9 +236,8 @@ async def test_liaison_send_says_a_notice_may_be_stored_and_names_the_key_that_s
     shared_db: str,  # noqa: F811 - the fixture
 ) -> None:
     proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432, then_cut=True)
-    await proxy.start()
     common = ("--data", demo_dir, "--as", "mk-mvr")
-    async with serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url):
+    async with _behind(proxy, demo_dir, shared_db) as (_, url):
         proxy.armed = True
         # The client's own retries meet a store that is down: their 503s settle nothing.
         sent = await asyncio.to_thread(
@@ -290,9 +296,8 @@ async def test_a_commit_in_doubt_that_did_not_commit_is_no_refusal_and_its_retry
     shared_db: str,  # noqa: F811 - the fixture
 ) -> None:
     proxy = CommitEatingProxy(urlsplit(shared_db).port or 5432, deliver=False)
-    await proxy.start()
     async with (
-        serve_off_loop(demo_dir, env=_via(proxy, shared_db)) as (_, url),
+        _behind(proxy, demo_dir, shared_db) as (_, url),
         sender(demo_dir, url) as ministry,
     ):
         problem = await _post_in_doubt(ministry, proxy, "never-committed")
