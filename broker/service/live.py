@@ -34,6 +34,7 @@ from broker.state import BrokerState
 from broker.store import Database
 from broker.store import deliveries_repo as repo
 from broker.store.deliveries_repo import InboxItem
+from broker.store.group_writer import group_writer
 
 log = get_logger("liaison.live")
 STREAM_BACKLOG = 500  # deliveries replayed per read; a client far behind pages through the inbox
@@ -128,6 +129,9 @@ class DeliveredMarks:
 
     def __init__(self, state: BrokerState) -> None:
         self.state = state
+        # On a SQLite file, a raw writer thread of its own: the marks hold the write lock for
+        # the transaction's statements, not for the event loop's turns between them.
+        self.writer = group_writer(state.engine)
         self._rounds: Rounds[Mark] = Rounds("delivered-marks", self._round, 512)
 
     async def mark(self, ids: list[int], now: datetime, events_for: EventsFor) -> None:
@@ -139,6 +143,7 @@ class DeliveredMarks:
 
     async def close(self) -> None:
         await self._rounds.close()
+        await self.writer.close()
 
     async def _round(self, batch: list[Mark]) -> None:
         try:
@@ -159,8 +164,7 @@ class DeliveredMarks:
                 out += fn(mine)
             return out
 
-        await repo.mark_delivered(
-            self.state.engine,
+        await self.writer.mark_delivered(
             [i for ids, _, _, _ in batch for i in ids],
             max(now for _, _, now, _ in batch),
             events_for,

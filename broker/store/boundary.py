@@ -29,13 +29,22 @@ A PostgreSQL connection lost once COMMIT has been sent is not an outage the call
 as "nothing stored": the server may have made the transaction durable before it went. That is
 ``CommitInDoubt`` (a ``StoreUnavailable``, 503 ``commit_in_doubt``), and intake resolves it by
 reading the request's idempotency record before it answers (tests/integration/test_commit_in_doubt.py).
+
+The writers of the hot path to one SQLite file (the raw group commit of intake and the
+"delivered" marks of live push) take ``write_turn`` first: SQLite has one writer at a time, and
+a writer that finds the file locked sleeps in SQLite's busy handler in steps of 1, 2, 5, 10, 15,
+20, 25 … 100 ms, however soon the lock is free again (commits 30 to 80 ms late at 50 notices/s to
+5,000 live clients). Waiting in line in the event loop instead costs nothing. Other writers,
+and other processes, still meet the file lock and its busy handler as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import Any
 
 import asyncpg
@@ -47,6 +56,24 @@ from broker.store import Database
 from broker.store.health import health_of
 
 UNAVAILABLE = "database unavailable"
+
+_TURNS: weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[Any, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def write_turn(db: Database) -> AbstractAsyncContextManager[Any]:
+    """This process's turn to write to ``db``'s SQLite file (a no-op on PostgreSQL). One lock
+    per database and event loop; hold it around a whole write transaction, never nested."""
+    if db.dialect.name != "sqlite":
+        return nullcontext()
+    loop = asyncio.get_running_loop()
+    per_loop = _TURNS.setdefault(db.sync_engine, weakref.WeakKeyDictionary())
+    turn = per_loop.get(loop)
+    if turn is None:
+        turn = per_loop[loop] = asyncio.Lock()
+    return turn
+
 
 # What a driver raises when the database cannot do what was asked. TimeoutError is an OSError.
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError)

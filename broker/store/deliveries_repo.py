@@ -16,7 +16,7 @@ from sqlalchemy import and_, case, func, insert, or_, select, update
 from broker.audit.events import AuditEvent
 from broker.domain.notice import DeliveryState
 from broker.store import Database, audit_repo
-from broker.store.boundary import fetch_all, fetch_first, transaction
+from broker.store.boundary import fetch_all, fetch_first, transaction, write_turn
 from broker.store.tables import DeliveryRow, NoticeRow, ReplyRow, WrapRow
 
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
@@ -282,7 +282,7 @@ async def mark_delivered(
     """Mark deliveries delivered (once); ``events_for`` records the ones that changed."""
     if not ids:
         return []
-    async with transaction(db) as conn:
+    async with write_turn(db), transaction(db) as conn:
         pending = [
             r.id
             for r in (

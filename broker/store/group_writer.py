@@ -8,20 +8,28 @@ against) for anything else, such as an in-memory SQLite database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
-from broker.store import Database, intake_repo
+from broker.audit.events import AuditEvent
+from broker.store import Database, deliveries_repo, intake_repo
 from broker.store.intake_repo import NoticeWrite
 from broker.store.pg_writer import AsyncpgGroupWriter
 from broker.store.sqlite_writer import SqliteGroupWriter
 
+EventsFor = Callable[[list[int]], Sequence[AuditEvent]]
+
 
 class GroupWriter(Protocol):
-    """What the group commit writes through (``service.group_commit.CommitBatcher``)."""
+    """What the group commits write through: intake's (``service.group_commit.CommitBatcher``)
+    and live push's "delivered" marks (``service.live.DeliveredMarks``), each its own writer."""
 
     async def commit_notices(self, writes: Sequence[NoticeWrite]) -> None: ...
     async def commit_notice(self, write: NoticeWrite) -> None: ...
+    async def mark_delivered(
+        self, ids: Sequence[int], now: datetime, events_for: EventsFor
+    ) -> list[int]: ...
     async def close(self) -> None: ...
 
 
@@ -36,6 +44,11 @@ class EngineWriter:
 
     async def commit_notice(self, write: NoticeWrite) -> None:
         await intake_repo.commit_notice(self.db, write)
+
+    async def mark_delivered(
+        self, ids: Sequence[int], now: datetime, events_for: EventsFor
+    ) -> list[int]:
+        return await deliveries_repo.mark_delivered(self.db, ids, now, events_for)
 
     async def close(self) -> None:
         return None

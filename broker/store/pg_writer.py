@@ -18,13 +18,14 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from broker.audit.events import AuditEvent
-from broker.store import Database, audit_repo, intake_repo, outbox_repo
+from broker.store import Database, audit_repo, deliveries_repo, intake_repo, outbox_repo
 from broker.store.boundary import raw_errors, transaction
 from broker.store.intake_repo import BatchConflict, IdempotencyRace, NonceReplayed, NoticeWrite
 from broker.store.listener import CHANNEL
@@ -54,6 +55,15 @@ class AsyncpgGroupWriter:
     async def commit_notice(self, write: NoticeWrite) -> None:
         """One notice alone: ``NonceReplayed`` / ``IdempotencyRace`` name a conflict."""
         await self._commit([write], single=True)
+
+    async def mark_delivered(
+        self,
+        ids: Sequence[int],
+        now: datetime,
+        events_for: Callable[[list[int]], Sequence[AuditEvent]],
+    ) -> list[int]:
+        """The engine's statements: row locks, no busy handler to keep out of."""
+        return await deliveries_repo.mark_delivered(self.db, ids, now, events_for)
 
     async def close(self) -> None:
         return None  # the connections are the engine's

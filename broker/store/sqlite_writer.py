@@ -8,6 +8,8 @@ Invariants:
   come from ``audit_repo.chain`` (tests/integration/test_raw_commit.py compares every row);
 - a call returns only after ``COMMIT`` did, on a connection with the engine's pragmas (WAL,
   ``synchronous=FULL``): a waiter answered is a notice on disk;
+- a round waits for this process's ``write_turn`` before it starts (the other writers of the
+  hot path wait for it too, instead of sleeping in SQLite's busy handler);
 - ``BEGIN IMMEDIATE`` takes SQLite's write lock before the first read of the audit head, as
   ``lock_head`` does for the SQLAlchemy writers, so delivery ids and audit sequence numbers are
   given out in commit order whoever else writes to the file;
@@ -20,14 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 
+from broker.audit.events import AuditEvent
 from broker.store import Database, audit_repo, intake_repo, outbox_repo
-from broker.store.boundary import raw_errors
+from broker.store.boundary import raw_errors, write_turn
 from broker.store.engine import sqlite_pragmas
 from broker.store.intake_repo import BatchConflict, IdempotencyRace, NonceReplayed, NoticeWrite
 from broker.store.raw_rows import RawTable
@@ -51,6 +56,8 @@ class SqliteGroupWriter:
         # The outbox skips a message that exists already, as ``outbox_repo.add`` does.
         self._outbox = RawTable(outbox_repo.outbox_t, dialect, or_ignore=True)
         self._event = RawTable(audit_repo.event_t, dialect)
+        process = intake_repo.delivery_t.c.delivered_at.type.bind_processor(dialect)
+        self._delivered_at: Callable[[datetime], Any] = process or (lambda at: at)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None  # opened and used on the pool's thread only
 
@@ -62,13 +69,72 @@ class SqliteGroupWriter:
         """One notice alone: ``NonceReplayed`` / ``IdempotencyRace`` name a conflict."""
         await self._run([write], single=True)
 
+    async def mark_delivered(
+        self,
+        ids: Sequence[int],
+        now: datetime,
+        events_for: Callable[[list[int]], Sequence[AuditEvent]],
+    ) -> list[int]:
+        """``deliveries_repo.mark_delivered`` on this thread, in one transaction that holds the
+        write lock for a millisecond, not for the event loop's hops between its statements."""
+        if not ids:
+            return []
+        loop = asyncio.get_running_loop()
+        async with write_turn(self.db) if self.db is not None else nullcontext():
+            return await loop.run_in_executor(self._pool, self._mark, list(ids), now, events_for)
+
+    def _mark(
+        self,
+        ids: list[int],
+        now: datetime,
+        events_for: Callable[[list[int]], Sequence[AuditEvent]],
+    ) -> list[int]:
+        with raw_errors(self.db):
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                pending = self._undelivered(conn, ids)
+                if pending:
+                    at = self._delivered_at(now)
+                    # deliveries_repo._advance("delivered"): only a pending one moves forward.
+                    conn.executemany(
+                        'UPDATE "delivery" SET delivered_at = ?, state = CASE WHEN state IN '
+                        "('pending') THEN 'delivered' ELSE state END "
+                        "WHERE id = ? AND delivered_at IS NULL",
+                        [(at, i) for i in pending],
+                    )
+                    self._append(conn, events_for(pending), None)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
+        return pending
+
+    @staticmethod
+    def _undelivered(conn: sqlite3.Connection, ids: list[int]) -> list[int]:
+        pending: list[int] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            pending += [
+                r[0]
+                for r in conn.execute(
+                    # Only placeholders are formatted in; the ids are parameters.
+                    f'SELECT id FROM "delivery" WHERE id IN ({marks}) '  # noqa: S608
+                    "AND delivered_at IS NULL ORDER BY id",
+                    chunk,
+                )
+            ]
+        return sorted(pending)  # as the engine's one IN reads them, whatever the chunks
+
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
         self._pool.shutdown(wait=True)
 
     async def _run(self, writes: Sequence[NoticeWrite], *, single: bool) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self._commit, writes, single)
+        async with write_turn(self.db) if self.db is not None else nullcontext():
+            await loop.run_in_executor(self._pool, self._commit, writes, single)
 
     def _commit(self, writes: Sequence[NoticeWrite], single: bool) -> None:
         with raw_errors(self.db):

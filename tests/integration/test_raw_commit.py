@@ -26,7 +26,7 @@ from broker.audit.events import GENESIS, AuditEvent
 from broker.audit.merkle import CompactRange, leaf_hash
 from broker.domain.writes import IdempotentAnswer, KeyWrap, NewDelivery, NewNotice, NonceUse
 from broker.errors import StoreUnavailable
-from broker.store import intake_repo
+from broker.store import deliveries_repo, intake_repo
 from broker.store.engine import create_engine, migrate
 from broker.store.group_writer import EngineWriter, GroupWriter, group_writer
 from broker.store.intake_repo import BatchConflict, IdempotencyRace, NonceReplayed, NoticeWrite
@@ -279,3 +279,38 @@ async def test_a_locked_sqlite_file_is_store_unavailable_and_the_writer_recovers
         await writer.close()
         await engine.dispose()
     assert len((await _sqlite_dump(engine))["notice"]) == 1
+
+
+async def test_delivered_marks_store_what_the_engine_s_marks_store(two: Pair) -> None:
+    """Live push's "delivered" marks through the raw writer: the same rows and audit events as
+    ``deliveries_repo.mark_delivered``, a delivery marked once, a read or acknowledged one
+    keeping its state, and the events in the engine's order whatever order the ids came in."""
+    writes = [_write(n) for n in range(1, 9)]
+    await _both(two.reference, two.writer, writes, batch=True)
+    for engine in (two.reference, two.raw):
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE delivery SET state = 'acknowledged' WHERE id = 3"))
+            await conn.execute(text("UPDATE delivery SET state = 'read' WHERE id = 4"))
+
+    def events_for(changed: list[int]) -> list[AuditEvent]:
+        return [
+            AuditEvent(NOW, "broker", "notice.delivered", f"delivery:{i}", channel="push")
+            for i in changed
+        ]
+
+    rounds = [[5, 1, 3, 4, 99], [1, 2, 5], list(range(16, 0, -1))]
+    for ids in rounds:
+        expected = await deliveries_repo.mark_delivered(two.reference, ids, NOW, events_for)
+        got = await two.writer.mark_delivered(ids, NOW, events_for)
+        assert got == expected
+    assert await two.dump(two.raw) == await two.dump(two.reference)
+    async with two.raw.connect() as conn:
+        states = dict((await conn.execute(text("SELECT id, state FROM delivery"))).all())
+        marked = (
+            await conn.execute(
+                text("SELECT count(*) FROM audit_event WHERE action = 'notice.delivered'")
+            )
+        ).scalar()
+    assert (states[1], states[3], states[4]) == ("delivered", "acknowledged", "read")
+    assert marked == 16  # each delivery once
+    assert await two.writer.mark_delivered([], NOW, events_for) == []
