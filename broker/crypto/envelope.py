@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ def wrap(data_key: bytes, recipient_public: bytes) -> bytes:
     return nacl.bindings.crypto_box_seal(bytes(data_key), bytes(recipient_public))
 
 
-SPLIT_AT = 512  # wraps: from here on a notice's wraps are shared among the cores
+SPLIT_AT = 512  # wraps per chunk at least: from 1,024 wraps on they are shared among the cores
 
 
 def wrap_many(data_key: bytes, recipient_publics: list[bytes]) -> list[bytes]:
@@ -91,15 +92,17 @@ def _cores() -> int:
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _wrappers() -> ThreadPoolExecutor:
     """Threads for the other chunks, started on first use in this process (a worker process
     of ``liaison serve --workers`` starts its own: threads do not survive a fork)."""
     global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=3, thread_name_prefix="wrap"))
-    return _POOL[1]
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=3, thread_name_prefix="wrap"))
+        return _POOL[1]
 
 
 def unwrap(wrapped: bytes, recipient_private: bytes) -> bytes:

@@ -39,7 +39,8 @@ from broker.policy.cedar import NS, directory_entities, ref, uid
 from broker.policy.load import PolicySet
 
 CACHE_LIMIT = 20_000  # cached decisions per authorizer; the cache starts over beyond it
-PART_LIMIT = 1_024  # cached entity subsets per authorizer; the cache starts over beyond it
+PART_LIMIT = 1_024  # cached entity subsets per authorizer (and at most four directories' worth
+# of entities, or 20,000, in them all): the cache starts over beyond it
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class Authorizer:
         self._edges = {k: tuple(_references(e)) for k, e in self._static.items()}
         self._named = tuple(k for k in named_entities(policies) if k in self._static)
         self._parts: dict[frozenset[str], cedarpy.Entities] = {}
+        self._parted = 0  # entities held in the cached subsets (the whole set not counted)
+        self._parted_limit = max(20_000, 4 * len(base))
         self._ids_matter = policies_name_notices(policies)
         self._cache: dict[tuple[str, str, bytes], Decision] = {}
         self._counts = threading.Lock()
@@ -93,9 +96,12 @@ class Authorizer:
         part = self._parts.get(key)
         if part is None:
             part = self._part(key)
-            if len(self._parts) >= PART_LIMIT:
+            size = len(part) if part is not self._entities else 0
+            if len(self._parts) >= PART_LIMIT or self._parted + size > self._parted_limit:
                 self._parts.clear()
+                self._parted = 0
             self._parts[key] = part
+            self._parted += size
         return part.with_added_json_str(_json(extra)) if extra else part
 
     def _part(self, roots: frozenset[str]) -> cedarpy.Entities:

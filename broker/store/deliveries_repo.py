@@ -287,9 +287,11 @@ async def mark_delivered(
             r.id
             for r in (
                 await conn.execute(
-                    select(delivery_t.c.id).where(
+                    select(delivery_t.c.id)
+                    .where(
                         and_(delivery_t.c.id.in_(list(ids)), delivery_t.c.delivered_at.is_(None))
                     )
+                    .order_by(delivery_t.c.id)  # the events' order, on every backend
                 )
             ).all()
         ]

@@ -1,4 +1,5 @@
-"""Which writer the group commit goes through: a raw one where there is one, else the engine's.
+"""Which writer a group commit goes through (intake's notices, live push's "delivered" marks):
+a raw one where there is one, else the engine's.
 
 ``SqliteGroupWriter`` (a thread owning a raw ``sqlite3`` connection) for a SQLite file,
 ``AsyncpgGroupWriter`` (asyncpg ``executemany`` inside the engine's transaction) for PostgreSQL,
@@ -34,7 +35,8 @@ class GroupWriter(Protocol):
 
 
 class EngineWriter:
-    """The group commit through the engine (PostgreSQL, in-memory SQLite): ``intake_repo``'s."""
+    """The group commits through the engine (in-memory SQLite and the like): ``intake_repo``'s
+    and ``deliveries_repo``'s statements."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

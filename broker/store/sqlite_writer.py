@@ -1,8 +1,10 @@
 """The group commit on SQLite without SQLAlchemy's statement building: one thread, one raw
-``sqlite3`` connection, ``executemany`` per table, one transaction per round.
+``sqlite3`` connection, ``executemany`` per table, one transaction per round. Live push's
+"delivered" marks use a writer of their own (``mark_delivered``), for the same reason.
 
 Invariants:
-- the rows are those ``intake_repo.commit_notices`` writes, byte for byte: the columns, their
+- the rows are those ``intake_repo.commit_notices`` (and ``deliveries_repo.mark_delivered``)
+  write, byte for byte: the columns, their
   Python-side defaults and their bind processors (UTC datetimes as SQLite text, booleans,
   blobs) are taken from the SQLAlchemy tables and dialect once, at start, and the audit rows
   come from ``audit_repo.chain`` (tests/integration/test_raw_commit.py compares every row);
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
 
@@ -36,6 +38,8 @@ from broker.store.boundary import raw_errors, write_turn
 from broker.store.engine import sqlite_pragmas
 from broker.store.intake_repo import BatchConflict, IdempotencyRace, NonceReplayed, NoticeWrite
 from broker.store.raw_rows import RawTable
+
+T = TypeVar("T")
 
 
 class SqliteGroupWriter:
@@ -56,7 +60,9 @@ class SqliteGroupWriter:
         # The outbox skips a message that exists already, as ``outbox_repo.add`` does.
         self._outbox = RawTable(outbox_repo.outbox_t, dialect, or_ignore=True)
         self._event = RawTable(audit_repo.event_t, dialect)
-        process = intake_repo.delivery_t.c.delivered_at.type.bind_processor(dialect)
+        # As raw_rows binds: the dialect's implementation of the type (SQLite's DATETIME text).
+        delivered_at = intake_repo.delivery_t.c.delivered_at.type
+        process = delivered_at.dialect_impl(dialect).bind_processor(dialect)
         self._delivered_at: Callable[[datetime], Any] = process or (lambda at: at)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None  # opened and used on the pool's thread only
@@ -79,9 +85,8 @@ class SqliteGroupWriter:
         write lock for a millisecond, not for the event loop's hops between its statements."""
         if not ids:
             return []
-        loop = asyncio.get_running_loop()
-        async with write_turn(self.db) if self.db is not None else nullcontext():
-            return await loop.run_in_executor(self._pool, self._mark, list(ids), now, events_for)
+        unique = list(dict.fromkeys(ids))  # two streams of one contact may name one delivery
+        return await self._in_turn(self._mark, unique, now, events_for)
 
     def _mark(
         self,
@@ -125,16 +130,29 @@ class SqliteGroupWriter:
                     chunk,
                 )
             ]
-        return sorted(pending)  # as the engine's one IN reads them, whatever the chunks
+        return sorted(pending)  # in id order, as deliveries_repo.mark_delivered reads them
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._close)
         self._pool.shutdown(wait=True)
 
     async def _run(self, writes: Sequence[NoticeWrite], *, single: bool) -> None:
+        await self._in_turn(self._commit, writes, single)
+
+    async def _in_turn(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the writer's thread, in this process's write turn. The turn is held
+        until the thread is done, even if the caller is cancelled meanwhile: the transaction
+        runs on, and the next writer would meet its lock in SQLite's busy handler."""
         loop = asyncio.get_running_loop()
         async with write_turn(self.db) if self.db is not None else nullcontext():
-            await loop.run_in_executor(self._pool, self._commit, writes, single)
+            done = loop.run_in_executor(self._pool, fn, *args)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                await asyncio.wait([done])
+                if not done.cancelled():
+                    done.exception()  # retrieved: the caller is gone, the error is the store's
+                raise
 
     def _commit(self, writes: Sequence[NoticeWrite], single: bool) -> None:
         with raw_errors(self.db):

@@ -298,10 +298,17 @@ async def test_delivered_marks_store_what_the_engine_s_marks_store(two: Pair) ->
             for i in changed
         ]
 
-    rounds = [[5, 1, 3, 4, 99], [1, 2, 5], list(range(16, 0, -1))]
-    for ids in rounds:
-        expected = await deliveries_repo.mark_delivered(two.reference, ids, NOW, events_for)
-        got = await two.writer.mark_delivered(ids, NOW, events_for)
+    on_the_second = NOW.replace(microsecond=0)  # SQLite's text keeps the .000000 all the same
+    rounds = [
+        ([5, 1, 3, 4, 99], NOW),
+        ([1, 2, 5], NOW),
+        # Past one query's 500 ids, and an id twice in two of them (two streams of a contact).
+        ([*range(12, 6, -1), *range(1000, 1600), 8, 12, 6], on_the_second),
+        (list(range(16, 0, -1)), NOW),
+    ]
+    for ids, at in rounds:
+        expected = await deliveries_repo.mark_delivered(two.reference, ids, at, events_for)
+        got = await two.writer.mark_delivered(ids, at, events_for)
         assert got == expected
     assert await two.dump(two.raw) == await two.dump(two.reference)
     async with two.raw.connect() as conn:
@@ -314,3 +321,43 @@ async def test_delivered_marks_store_what_the_engine_s_marks_store(two: Pair) ->
     assert (states[1], states[3], states[4]) == ("delivered", "acknowledged", "read")
     assert marked == 16  # each delivery once
     assert await two.writer.mark_delivered([], NOW, events_for) == []
+
+
+async def test_a_cancelled_caller_keeps_the_write_turn_until_its_transaction_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's thread runs on when its caller is cancelled (a request dropped, shutdown):
+    the turn stays taken until the transaction ends, so no other writer of this process meets
+    the file's lock in SQLite's busy handler meanwhile."""
+    import asyncio
+    import threading
+
+    from broker.store.boundary import write_turn
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turn.db'}")
+    await migrate(engine)
+    writer = group_writer(engine)
+    assert isinstance(writer, SqliteGroupWriter)
+    release, entered = threading.Event(), threading.Event()
+    real = writer._mark
+
+    def slow(*args: Any) -> list[int]:
+        entered.set()
+        release.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(writer, "_mark", slow)
+    try:
+        task = asyncio.create_task(writer.mark_delivered([1], NOW, lambda _: []))
+        await asyncio.to_thread(entered.wait, 10)  # the transaction is running on its thread
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert write_turn(engine).locked()  # type: ignore[attr-defined]
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not write_turn(engine).locked()  # type: ignore[attr-defined]
+    finally:
+        release.set()
+        await writer.close()
+        await engine.dispose()

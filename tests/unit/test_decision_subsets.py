@@ -193,3 +193,17 @@ def test_a_subset_reaches_what_a_named_entity_points_at(
     got = Parts(chosen, directory).read_notices(outsider, [(notice, [])], NOW)
     assert got == [Decision(True, ("test/0",))]
     assert got == Whole(chosen, directory).read_notices(outsider, [(notice, [])], NOW)
+
+
+def test_the_subsets_kept_are_bounded_in_entities(
+    directory: Directory, policies: PolicySet
+) -> None:
+    authorizer = Authorizer(policies, directory)
+    notice = NoticeFacts("returnee-repatriation", "mk-kumanovo", "high", "mk-mvr", id="n1")
+    authorizer.receive(notice, [r for r in sorted(directory.roles) if r.startswith("mk-kumanovo.")])
+    (first,) = authorizer._parts.values()
+    authorizer._parted_limit = len(first)  # full: the next subset starts the cache over
+    other = NoticeFacts("returnee-repatriation", "mk-kumanovo", "high", "mk-mvr", id="n2")
+    authorizer.receive(other, [r for r in sorted(directory.roles) if r.startswith("mk-skopje")])
+    assert first not in authorizer._parts.values() and len(authorizer._parts) == 1
+    assert authorizer._parted == len(next(iter(authorizer._parts.values())))
