@@ -102,7 +102,7 @@ def test_subsets_decide_as_the_whole_directory(directory: Directory, policies: P
         max_size=3,
     )
 
-    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         extra=extra,
         notice=notices(directory, policies),
