@@ -81,7 +81,9 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # One write per line (the line and its newline together): the workers of `serve
+        # --workers N` share one stderr, and print's two writes let their lines splice.
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
     # Libraries (aiohttp) log through the standard library: route them through the same

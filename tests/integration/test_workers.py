@@ -72,14 +72,21 @@ def workers(proc: Any) -> dict[int, int]:
     return pids | {e["worker"]: e["pid"] for e in log_events(proc, "worker_started")}
 
 
-async def until(condition: Callable[[], bool], seconds: float = 30) -> None:
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 - filled by another process or task
-            await asyncio.sleep(0.05)
+async def until(condition: Callable[[], bool], seconds: float = 30, proc: Any = None) -> None:
+    """Wait for ``condition``; past ``seconds`` fail, with the tail of ``proc``'s log if given."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not condition():  # noqa: ASYNC110 - filled by another process or task
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        if proc is None:
+            raise
+        tail = "\n".join(output(proc).splitlines()[-40:])
+        raise AssertionError(f"not within {seconds} s; the broker's log ends:\n{tail}") from None
 
 
 async def started(proc: Any) -> dict[int, int]:
-    await until(lambda: "with 2 workers" in output(proc), 60)
+    await until(lambda: "with 2 workers" in output(proc), 60, proc)
     return workers(proc)
 
 
@@ -152,14 +159,16 @@ async def test_two_workers_share_intake_the_audit_chain_push_and_policy_reload(
             reader = asyncio.create_task(read_stream(response, events))
             with paused(pids[1]):  # committed by worker 0 while worker 1 cannot even run
                 by_0 = await post(demo_dir, url)
-            await until(lambda: len(events) == 1)  # ... and pushed by worker 1 once it runs
+            await until(
+                lambda: len(events) == 1, proc=proc
+            )  # ... and pushed by worker 1 once it runs
             assert [n for _, n in events] == by_0
             with paused(pids[0]):
                 by_1 = await post(demo_dir, url)  # committed by worker 1, its own stream
             # Both at once: two processes appending to one audit chain, one SQLite file.
             together = await asyncio.gather(*(post(demo_dir, url, 5) for _ in range(4)))
             posted = by_0 + by_1 + [n for batch in together for n in batch]
-            await until(lambda: len(events) == len(posted))
+            await until(lambda: len(events) == len(posted), proc=proc)
             assert not reader.done(), "one connection throughout"
             reader.cancel()
             response.close()
@@ -167,7 +176,8 @@ async def test_two_workers_share_intake_the_audit_chain_push_and_policy_reload(
         assert sorted(n for _, n in events) == sorted(posted) and ids == sorted(set(ids))
         os.kill(proc.pid, signal.SIGHUP)  # what a service manager's reload sends
         await until(
-            lambda: {e.get("worker") for e in log_events(proc, "policy_reloaded")} == {0, 1}
+            lambda: {e.get("worker") for e in log_events(proc, "policy_reloaded")} == {0, 1},
+            proc=proc,
         )
         # `liaison policy reload` reaches worker 0 over its control socket, and every worker
         # through it: worker 0 asks the supervisor to pass SIGHUP on.
@@ -179,7 +189,8 @@ async def test_two_workers_share_intake_the_audit_chain_push_and_policy_reload(
         await until(
             lambda: (
                 {e.get("worker") for e in log_events(proc, "policy_reloaded")[before:]} == {0, 1}
-            )
+            ),
+            proc=proc,
         )
         handled = {
             e.get("worker")
@@ -209,14 +220,14 @@ async def test_a_killed_worker_is_replaced_and_broker_wide_jobs_run_once(
         with serve_process(demo_dir, env=store, workers=2) as (proc, url):
             pids = await started(proc)
             os.kill(pids[0], signal.SIGKILL)  # the one that runs the outbox, among others
-            await until(lambda: workers(proc)[0] != pids[0])
+            await until(lambda: workers(proc)[0] != pids[0], proc=proc)
             [gone] = log_events(proc, "worker_exited")
             assert gone["worker"] == 0 and gone["status"] == -signal.SIGKILL
             with paused(pids[1]):  # only the new worker 0 can take it
                 posted = await post(demo_dir, url)
             together = await asyncio.gather(*(post(demo_dir, url, 3) for _ in range(3)))
             posted += [n for batch in together for n in batch]
-            await until(lambda: len(receiver.received) >= len(posted))
+            await until(lambda: len(receiver.received) >= len(posted), proc=proc)
             await asyncio.sleep(3)  # three more outbox rounds: a second sender would send again
     finally:
         await receiver.stop()
