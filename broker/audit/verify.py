@@ -50,7 +50,7 @@ def hidden_line(seq: int, leaf_hex: str) -> bytes:
 
 def _hidden_leaf(line: bytes) -> tuple[int, bytes] | None:
     """(seq, leaf hash) of a hidden line; None for anything else (an event, or garbage)."""
-    if b'"hidden":true' not in line or len(line) > 200:
+    if len(line) > 200 or b'"hidden":true' not in line:  # the length first: events are longer
         return None
     try:
         record = json.loads(line)
