@@ -82,8 +82,13 @@ class EscalationWorker:
             for c in view.policies.channels.values()
             if c.escalation and c.ack_deadline_hours
         }
+        # Only what is past its deadline with a level left is read (the check below stays).
+        cutoffs = {
+            c.id: (now - timedelta(hours=c.ack_deadline_hours or 0), len(c.escalation))
+            for c in chains.values()
+        }
         due: dict[str, list[repo.OpenDelivery]] = defaultdict(list)
-        for d in await repo.open_deliveries(self.state.engine, list(chains)):
+        for d in await repo.open_deliveries(self.state.engine, list(chains), cutoffs):
             channel = chains[d.channel]
             deadline = d.created_at + timedelta(hours=channel.ack_deadline_hours or 0)
             if not d.acked_role and d.level < len(channel.escalation) and deadline <= now:

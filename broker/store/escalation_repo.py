@@ -7,12 +7,12 @@ another, already did it or someone acknowledged).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, exists, false, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,18 +40,28 @@ class OpenDelivery:
     acked_role: bool  # someone acknowledged this notice through this role
 
 
-async def open_deliveries(db: Database, channels: Sequence[str]) -> list[OpenDelivery]:
+def _acked_sibling() -> Any:
+    """Someone acknowledged the outer delivery's notice through the outer delivery's role (an
+    index probe per row on ``notice_id``, where a join to every acknowledged pair read them all
+    each tick: 0.66 s for 200,000 acknowledged notices on SQLite, for no open work)."""
+    sibling = delivery_t.alias("acked")
+    return exists().where(
+        sibling.c.notice_id == delivery_t.c.notice_id,
+        sibling.c.role_id == delivery_t.c.role_id,
+        sibling.c.acked_at.is_not(None),
+    )
+
+
+async def open_deliveries(
+    db: Database, channels: Sequence[str], due: Mapping[str, tuple[datetime, int]] | None = None
+) -> list[OpenDelivery]:
     """Deliveries of active notices on ``channels`` not yet acknowledged or escalated. An
     exercise or test notice is never among them: it does not escalate beyond the roles it was
-    routed to (the continuity report counts it overdue apart)."""
+    routed to (the continuity report counts it overdue apart). ``due``: channel -> (created at
+    or before, level below) — only deliveries past their channel's deadline with a level left
+    in its chain, whose role no one acknowledged (what the escalation tick acts on)."""
     if not channels:
         return []
-    acked = (
-        select(delivery_t.c.notice_id, delivery_t.c.role_id)
-        .where(delivery_t.c.acked_at.is_not(None))
-        .distinct()
-        .subquery()
-    )
     query = (
         select(
             delivery_t.c.id,
@@ -62,17 +72,9 @@ async def open_deliveries(db: Database, channels: Sequence[str]) -> list[OpenDel
             delivery_t.c.escalation_level,
             delivery_t.c.created_at,
             notice_t.c.channel,
-            acked.c.role_id.label("acked_role"),
+            _acked_sibling().label("acked_role"),
         )
-        .select_from(
-            delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id).outerjoin(
-                acked,
-                and_(
-                    acked.c.notice_id == delivery_t.c.notice_id,
-                    acked.c.role_id == delivery_t.c.role_id,
-                ),
-            )
-        )
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
         .where(
             and_(
                 notice_t.c.status == "active",
@@ -84,6 +86,22 @@ async def open_deliveries(db: Database, channels: Sequence[str]) -> list[OpenDel
         )
         .order_by(delivery_t.c.id)
     )
+    if due is not None:
+        query = query.where(
+            or_(
+                *(
+                    and_(
+                        notice_t.c.channel == channel,
+                        delivery_t.c.created_at <= before,
+                        delivery_t.c.escalation_level < levels,
+                    )
+                    for channel, (before, levels) in due.items()
+                    if channel in channels
+                ),
+                false(),
+            ),
+            ~_acked_sibling(),
+        )
     return [
         OpenDelivery(
             r.id,
@@ -94,32 +112,23 @@ async def open_deliveries(db: Database, channels: Sequence[str]) -> list[OpenDel
             r.escalation_level,
             r.created_at,
             r.channel,
-            r.acked_role is not None,
+            bool(r.acked_role),
         )
         for r in await fetch_all(db, query)
     ]
 
 
 async def role_holders_of_open_notices(db: Database) -> dict[tuple[str, str], set[str]]:
-    """(notice, role) -> contacts with a delivery, for active notices no one acknowledged via that role."""
-    acked = (
-        select(delivery_t.c.notice_id, delivery_t.c.role_id)
-        .where(delivery_t.c.acked_at.is_not(None))
-        .distinct()
-        .subquery()
-    )
+    """(notice, role) -> contacts with a delivery, for active notices no one acknowledged via
+    that role. Every delivery of such a pair is unacknowledged, so only those are read."""
     query = (
         select(delivery_t.c.notice_id, delivery_t.c.role_id, delivery_t.c.contact_id)
-        .select_from(
-            delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id).outerjoin(
-                acked,
-                and_(
-                    acked.c.notice_id == delivery_t.c.notice_id,
-                    acked.c.role_id == delivery_t.c.role_id,
-                ),
-            )
+        .select_from(delivery_t.join(notice_t, notice_t.c.id == delivery_t.c.notice_id))
+        .where(
+            notice_t.c.status == "active",
+            delivery_t.c.acked_at.is_(None),
+            ~_acked_sibling(),
         )
-        .where(and_(notice_t.c.status == "active", acked.c.role_id.is_(None)))
     )
     result: dict[tuple[str, str], set[str]] = {}
     for r in await fetch_all(db, query):
