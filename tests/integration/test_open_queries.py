@@ -168,6 +168,11 @@ async def test_what_is_due_for_escalation_is_what_the_rows_say(
     everything = await escalation_repo.open_deliveries(engine, list(due))
     assert len(everything) > len(found)  # the cut-offs left some open deliveries unread
     # A delivery created exactly at the cut-off is due (the tick's ``deadline <= now``).
-    exact = next(d for d in everything if d.id not in set(expected) and not d.acked_role)
+    exact = next((d for d in everything if d.id not in set(expected) and not d.acked_role), None)
+    assert exact is not None
     at = {channel: (exact.created_at, 9) for channel in due}
     assert exact.id in {d.id for d in await escalation_repo.open_deliveries(engine, list(at), at)}
+    # No channel due, or one due that is not asked about: nothing is read.
+    assert await escalation_repo.open_deliveries(engine, list(due), {}) == []
+    late = {"returnee-repatriation": (NOW, 9)}
+    assert await escalation_repo.open_deliveries(engine, ["public-safety"], late) == []

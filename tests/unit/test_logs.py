@@ -48,8 +48,12 @@ def test_processes_sharing_one_pipe_write_whole_lines() -> None:
         "    log.info('policy_reloaded', n=n, policy_hash='sha256:' + 'ab' * 32)\n"
     )
     read, write = os.pipe()
+    # Unbuffered, as the container image runs the broker (PYTHONUNBUFFERED=1): print then
+    # writes the line and its newline apart; a line-buffered stderr joins them itself.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     children = [
-        subprocess.Popen([sys.executable, "-c", script, str(k)], stderr=write) for k in (0, 1)
+        subprocess.Popen([sys.executable, "-c", script, str(k)], stderr=write, env=env)
+        for k in (0, 1)
     ]
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
