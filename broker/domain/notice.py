@@ -48,8 +48,10 @@ class StoredNotice:
     addressees: tuple[str, ...] = ()
     requesting_role: str | None = None
     exercise: str | None = None
+    reply_to_role: str | None = None  # an answer: the role that asked (its request's)
 
     def facts(self) -> NoticeFacts:
+        """What policy sees of the notice: the facts intake decided on, every one of them."""
         return NoticeFacts(
             self.channel,
             self.jurisdiction,
@@ -57,6 +59,7 @@ class StoredNotice:
             self.sender,
             id=self.id,
             addressees=self.addressees,
+            reply_to_role=self.reply_to_role,
             exercise=self.exercise,
         )
 

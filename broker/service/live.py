@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import Any
 
 from broker.audit.events import AuditEvent
-from broker.domain.notice import NoticeFacts
 from broker.errors import LiaisonError
 from broker.logs import get_logger
 from broker.service.push import Hub, PushEvent
@@ -64,17 +63,6 @@ def event_data(item: InboxItem) -> dict[str, Any]:
     }
 
 
-def facts_of(item: InboxItem) -> NoticeFacts:
-    return NoticeFacts(
-        item.channel,
-        item.jurisdiction,
-        item.severity,
-        item.sender,
-        id=item.notice_id,
-        exercise=item.exercise,
-    )
-
-
 class Publisher:
     """Takes announcements (a committed notice, or delivery ids) in order; pushes to the hub."""
 
@@ -109,7 +97,7 @@ class Publisher:
             return 0
         view = self.state.view
         decisions = view.authorizer.read_notices_for(
-            [(i.contact, facts_of(i), [i.role]) for i in items], self.state.clock.now()
+            [(i.contact, i.facts(), [i.role]) for i in items], self.state.clock.now()
         )
         return self.hub.publish(
             [

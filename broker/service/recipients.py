@@ -70,9 +70,7 @@ class Recipients:
         facts: dict[str, NoticeFacts] = {}
         for item in items:
             roles[item.notice_id].append(item.role)
-            facts[item.notice_id] = NoticeFacts(
-                item.channel, item.jurisdiction, item.severity, item.sender, id=item.notice_id
-            )
+            facts[item.notice_id] = item.facts()
         ids = list(facts)
         decisions = view.authorizer.read_notices(contact, [(facts[i], roles[i]) for i in ids], now)
         allowed = {i for i, d in zip(ids, decisions, strict=True) if d.allowed}

@@ -6,6 +6,7 @@ escalated), and each step is recorded once, with its audit events in the same tr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +15,10 @@ from typing import Any
 from sqlalchemy import and_, case, func, insert, or_, select, update
 
 from broker.audit.events import AuditEvent
-from broker.domain.notice import DeliveryState
+from broker.domain.notice import DeliveryState, NoticeFacts
 from broker.store import Database, audit_repo
 from broker.store.boundary import fetch_all, fetch_first, transaction, write_turn
+from broker.store.intake_repo import reply_to_role_of
 from broker.store.tables import DeliveryRow, NoticeRow, ReplyRow, WrapRow
 
 notice_t = NoticeRow.__table__  # type: ignore[attr-defined]
@@ -66,6 +68,22 @@ class InboxItem:
     sender: str
     created_at: datetime
     exercise: str | None = None
+    addressees: tuple[str, ...] = ()
+    reply_to_role: str | None = None
+
+    def facts(self) -> NoticeFacts:
+        """What policy sees of the notice: every fact intake decided on (a read decided on
+        fewer would let a policy on addressees or the asking role hold at routing only)."""
+        return NoticeFacts(
+            self.channel,
+            self.jurisdiction,
+            self.severity,
+            self.sender,
+            id=self.notice_id,
+            addressees=self.addressees,
+            reply_to_role=self.reply_to_role,
+            exercise=self.exercise,
+        )
 
 
 _INBOX_COLUMNS = [
@@ -86,6 +104,8 @@ _INBOX_COLUMNS = [
     notice_t.c.sender_id,
     notice_t.c.created_at,
     notice_t.c.exercise,
+    notice_t.c.addressees,
+    reply_to_role_of(notice_t),
 ]
 
 
@@ -108,6 +128,8 @@ def _inbox_item(r: Any) -> InboxItem:
         r.sender_id,
         r.created_at,
         r.exercise,
+        tuple(json.loads(r.addressees)),
+        r.reply_to_role,
     )
 
 

@@ -179,6 +179,19 @@ async def get_notice(db: Database, notice_id: str) -> StoredNotice | None:
     return None if row is None else _stored(row)
 
 
+def reply_to_role_of(notice: Any) -> Any:
+    """The role that asked the request ``notice`` (a notice table or alias) answers, as a
+    column: intake decided an answer's routing with it (``NoticeFacts.reply_to_role``), so
+    every later decision about the answer sees it too."""
+    request = notice_t.alias("answered")
+    return (
+        select(request.c.requesting_role)
+        .where(request.c.id == notice.c.in_reply_to)
+        .scalar_subquery()
+        .label("reply_to_role")
+    )
+
+
 _META = [
     notice_t.c[name]
     for name in (
@@ -199,7 +212,7 @@ _META = [
         "requesting_role",
         "exercise",
     )
-]
+] + [reply_to_role_of(notice_t)]
 
 
 def _stored(row: Any) -> StoredNotice:
@@ -220,6 +233,7 @@ def _stored(row: Any) -> StoredNotice:
         tuple(json.loads(row.addressees)),
         row.requesting_role,
         row.exercise,
+        row.reply_to_role,
     )
 
 
