@@ -97,6 +97,15 @@ def _assert_equal(authorizer: Authorizer, triples: list[tuple[str, NoticeFacts, 
     together = authorizer.read_notices_for(triples, NOW)
     alone = [authorizer.read_notices(c, [(n, roles)], NOW)[0] for c, n, roles in triples]
     assert together == alone
+    # Again, and for notices like these but new (fresh ids, as each broadcast has): answered
+    # from the cache where no policy names a contact or a notice, and the same answers.
+    hits = authorizer.read_hits
+    assert authorizer.read_notices_for(triples, NOW) == alone
+    fresh = [(c, dataclasses.replace(n, id=f"{n.id}-again"), r) for c, n, r in triples]
+    assert authorizer.read_notices_for(fresh, NOW) == [
+        authorizer.read_notices(c, [(n, roles)], NOW)[0] for c, n, roles in fresh
+    ]
+    assert (authorizer.read_hits > hits) == (authorizer.read_misses > 0)
     return together
 
 
@@ -118,7 +127,9 @@ def test_batched_live_decisions_equal_the_one_contact_decisions(
         "forbid": (FORBID_MAYORS_LOW,),
         "named": (FORBID_MAYORS_LOW, _named("mk-kumanovo-pcve", "n3")),
     }[extra]
-    decisions = _assert_equal(Authorizer(_with(policies, *statements), snapshot), triples)
+    authorizer = Authorizer(_with(policies, *statements), snapshot)
+    decisions = _assert_equal(authorizer, triples)
+    assert (authorizer.read_hits > 0) == (extra != "named")  # a named entity: never cached
     allowed = sum(d.allowed for d in decisions)
     assert 0 < allowed < len(decisions)  # both answers occur: the comparison means something
     if not ended:
