@@ -6,6 +6,7 @@ whole directory, whatever the policies read, however deep, and whichever entitie
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import cedarpy
@@ -18,6 +19,7 @@ from broker.policy.cedar import Statement, directory_entities, uid
 from broker.policy.decide import Authorizer, Decision, named_entities
 from broker.policy.load import PolicySet
 from tests.conftest import NOW
+from tests.unit.test_decision_cache import notices as cache_notices
 
 
 class Whole(Authorizer):
@@ -72,16 +74,10 @@ def with_statements(policies: PolicySet, extra: list[Statement]) -> PolicySet:
 
 
 def notices(directory: Directory, policies: PolicySet) -> st.SearchStrategy[NoticeFacts]:
-    return st.builds(
-        NoticeFacts,
-        channel=st.sampled_from(sorted(policies.channels)),
-        jurisdiction=st.sampled_from(sorted(directory.jurisdictions)),
-        severity=st.sampled_from(["low", "medium", "high", "critical"]),
-        sender=st.sampled_from(sorted(directory.organisations)),
-        id=st.text("0123456789abcdef", min_size=8, max_size=8),
-        addressees=st.lists(st.sampled_from(sorted(directory.organisations)), max_size=2).map(
-            tuple
-        ),
+    """test_decision_cache's notices, some addressed (a subset root the cache's never has)."""
+    addressees = st.lists(st.sampled_from(sorted(directory.organisations)), max_size=2)
+    return st.tuples(cache_notices(directory, policies), addressees).map(
+        lambda pair: replace(pair[0], addressees=tuple(pair[1]))
     )
 
 
