@@ -57,6 +57,13 @@ POLICY_DECISIONS = Gauge(
     ["source"],
     registry=REGISTRY,
 )
+PUSH_DECISIONS = Gauge(
+    "liaison_push_decisions",
+    "Live push's read decisions under the policy set and directory revision in force on this "
+    "process, answered from its cache (hit: a broadcast like an earlier one) or by Cedar (miss)",
+    ["source"],
+    registry=REGISTRY,
+)
 WORKER_STATE = Enum(
     "liaison_worker_state",
     "Each background worker: starting, running, or failing (restarting with backoff)",

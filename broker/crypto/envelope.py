@@ -87,8 +87,18 @@ def _wrap_all(data_key: bytes, publics: list[bytes]) -> list[bytes]:
     return [wrap(data_key, p) for p in publics]
 
 
+_CORES: list[int] = []  # asked once per process (a forked worker asks again), not per notice
+
+
 def _cores() -> int:
-    return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if not _CORES:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        _CORES.append(min(4, cores))
+    return _CORES[0]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_CORES.clear)
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None

@@ -50,6 +50,8 @@ async def serve(request: web.Request) -> web.Response:
     authorizer = broker[STATE].view.authorizer
     metrics.POLICY_DECISIONS.labels("hit").set(authorizer.cache_hits)
     metrics.POLICY_DECISIONS.labels("miss").set(authorizer.cache_misses)
+    metrics.PUSH_DECISIONS.labels("hit").set(authorizer.read_hits)
+    metrics.PUSH_DECISIONS.labels("miss").set(authorizer.read_misses)
     response = web.Response(body=generate_latest(metrics.REGISTRY))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

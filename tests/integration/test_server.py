@@ -158,4 +158,5 @@ async def test_metrics_count_requests_notices_and_state(demo_dir: Path) -> None:
         in text
     )
     assert "liaison_audit_events" in text and "mk-kumanovo" not in text  # counts, never names
+    assert 'liaison_push_decisions{source="hit"}' in text  # live push's kept decisions
     assert 'python_gc_collections_total{generation="2"}' in text  # full collections pause all
