@@ -67,6 +67,7 @@ class Authorizer:
         self._parted = 0  # entities held in the cached subsets (the whole set not counted)
         self._parted_limit = max(20_000, 4 * len(base))
         self._ids_matter = policies_name_notices(policies)
+        self._literals = _named_literals(policies)  # (names a contact, names a notice)
         self._cache: dict[tuple[str, str, bytes], Decision] = {}
         self._counts = threading.Lock()
         self.cache_hits = 0
@@ -227,7 +228,7 @@ class Authorizer:
         the notice's own id, one batch per set of roles (``_Plan``). Where neither is named,
         each answer is kept by what it was decided on (``_Plan.cache_key``), so a broadcast
         like an earlier one asks Cedar nothing (2,000 decisions: about 85 ms)."""
-        plan = _Plan(*_named_literals(self.policies))
+        plan = _Plan(*self._literals)
         for contact in dict.fromkeys(c for c, _, _ in pairs):
             plan.add_contact(contact, self.contact_entity(contact, now))
         keys = [plan.add_pair(c, n, tuple(roles)) for c, n, roles in pairs]
@@ -398,17 +399,16 @@ def _decision(result: cedarpy.AuthzResult) -> Decision:
 
 
 _LITERAL = r"\b{}(?:\s|//[^\n]*)*::"  # `Contact::"x"`, spaced or commented: a named entity
-_NAMED: dict[str, tuple[bool, bool]] = {}
 
 
 def _named_literals(policies: PolicySet) -> tuple[bool, bool]:
     """Does any policy name a contact, a notice? (Conservative: a comment that looks like a
-    name counts.) Types alone (``is Liaison::Contact``) are never followed by ``::``."""
-    if policies.hash not in _NAMED:
-        text = "\n".join(s.text for s in policies.statements)
-        contact, notice = (re.search(_LITERAL.format(k), text) for k in ("Contact", "Notice"))
-        _NAMED[policies.hash] = (contact is not None, notice is not None)
-    return _NAMED[policies.hash]
+    name counts.) Types alone (``is Liaison::Contact``) are never followed by ``::``. Read
+    once per authorizer from its own statements (never memoised by a hash another policy set
+    could share: the push decision cache trusts this answer)."""
+    text = "\n".join(s.text for s in policies.statements)
+    contact, notice = (re.search(_LITERAL.format(k), text) for k in ("Contact", "Notice"))
+    return contact is not None, notice is not None
 
 
 class _Plan:

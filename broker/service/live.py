@@ -96,8 +96,15 @@ class Publisher:
         if not items:
             return 0
         view = self.state.view
+        # Each delivery decided with every role the contact got the notice through here, as
+        # the inbox decides (``Recipients.visible``): a policy on ``recipient_roles`` must not
+        # let push show what a fetch then refuses.
+        roles: dict[tuple[str, str], list[str]] = {}
+        for i in items:
+            roles.setdefault((i.contact, i.notice_id), []).append(i.role)
         decisions = view.authorizer.read_notices_for(
-            [(i.contact, i.facts(), [i.role]) for i in items], self.state.clock.now()
+            [(i.contact, i.facts(), roles[(i.contact, i.notice_id)]) for i in items],
+            self.state.clock.now(),
         )
         return self.hub.publish(
             [

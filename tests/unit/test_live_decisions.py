@@ -158,3 +158,51 @@ def test_a_forbid_refuses_the_live_push_as_it_refuses_the_inbox(
         [(mayor, dataclasses.replace(low, severity="high"), [role])], NOW
     )
     assert high.allowed
+
+
+def test_push_decides_a_notice_with_every_role_it_reached_the_contact_through(
+    directory: Directory, policies: PolicySet
+) -> None:
+    """A contact who got one notice through two roles: the inbox decides it with both
+    (``Recipients.visible``), so live push must too, or a forbid on one of the roles lets push
+    show the notice the inbox then refuses."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from broker.service.live import Publisher
+    from broker.store.deliveries_repo import InboxItem
+
+    mayor = next(
+        c
+        for c in sorted(directory.contacts)
+        if any(directory.roles[r].kind == "mayor" for r in directory.roles_held(c, NOW))
+    )
+    [held] = [r for r in directory.roles_held(mayor, NOW) if directory.roles[r].kind == "mayor"]
+    other = next(r for r in sorted(directory.roles) if r != held)
+    forbid = Statement(
+        '@id("test/forbid-other-role")\n'
+        'forbid (principal, action == Liaison::Action::"read_notice", resource)\n'
+        f'when {{ resource.recipient_roles.contains(Liaison::Role::"{other}") }};',
+        1,
+        "test/forbid-other-role",
+    )
+    authorizer = Authorizer(_with(policies, forbid), directory)
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    jurisdiction = directory.jurisdiction_of_role(held)
+    items = [
+        InboxItem(k, mayor, "n-two-roles", role, "pending", None, None, "threat-assessment",
+                  jurisdiction, "high", "AMBER", "notice", "active", None, "mk-bjb", at)
+        for k, role in ((1, held), (2, other))
+    ]  # fmt: skip
+    pushed: list[object] = []
+    hub = SimpleNamespace(
+        streams_of=lambda contact: 1, publish=lambda events: pushed.extend(events)
+    )
+    state = SimpleNamespace(
+        view=SimpleNamespace(authorizer=authorizer), clock=SimpleNamespace(now=lambda: NOW)
+    )
+    Publisher(state, hub).publish(items)  # type: ignore[arg-type]
+    inbox = authorizer.read_notices(mayor, [(items[0].facts(), [held, other])], NOW)
+    assert not inbox[0].allowed and pushed == []
+    Publisher(state, hub).publish(items[:1])  # type: ignore[arg-type]  # one role only: allowed
+    assert [e.id for e in pushed] == [1]  # type: ignore[attr-defined]
