@@ -9,7 +9,6 @@ answers are held to what the rows say, for a store with every mix of states).
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,21 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker.store import escalation_repo
 from broker.store.boundary import transaction
-from broker.store.engine import create_engine, migrate
 from broker.store.tables import DeliveryRow, NoticeRow
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 CHANNELS = ("public-safety", "returnee-repatriation", "threat-assessment")
 ROLES = ("r-pcve", "r-mayor", "r-social")
 CONTACTS = ("c-1", "c-2", "c-3", "c-4")
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 def _notice(k: int, rng: random.Random) -> dict[str, Any]:

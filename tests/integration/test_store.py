@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,6 @@ from broker.service.directory import apply_directory_file
 from broker.store.directory_repo import load_directory
 from broker.store.engine import create_engine, migrate, schema_state
 from tests.conftest import DEMO_DIRECTORY, NOW
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_migrations_reach_head_and_match_the_models(engine: AsyncEngine) -> None:

@@ -39,14 +39,6 @@ LATER = NOW + timedelta(minutes=5)
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 async def unmigrated(database_url: str) -> AsyncIterator[AsyncEngine]:
     """A reachable database without Liaison's tables: every statement on them is refused."""
     engine = create_engine(database_url)
